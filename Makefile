@@ -1,0 +1,95 @@
+# attnd — one entry point.  `make` builds the library and tools; `make test`
+# and `make run` install the Debian packages they need first (make deps).
+CC      ?= cc
+BUILD   ?= build
+PKGS     = openblas jansson
+SERVER_PKGS = libmicrohttpd libuv
+TEST_PKGS = cmocka
+
+OPT     ?= -O2 -march=native
+ifdef PORTABLE
+OPT      = -O2
+endif
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -g $(OPT) $(WARN) -Icore/include -Icore \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
+LDFLAGS += $(SAN)
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifdef ASAN
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BUILD    = build/asan
+endif
+
+CORE_SRC   = $(sort $(wildcard core/*.c core/kernels/*.c core/mech/*.c))
+CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_SRC = $(sort $(wildcard server/*.c))
+SERVER_OBJ = $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+TOOLS = $(BUILD)/attn $(BUILD)/golden
+ifneq ($(SERVER_SRC),)
+TOOLS += $(BUILD)/attnd
+endif
+
+.PHONY: all deps test unit golden run asan clean bench fuzz install
+all: $(BUILD)/libattn.a $(BUILD)/libattn.so $(TOOLS)
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"; $(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libattn.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libattn.so: $(CORE_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Tools link the whole archive so that every mechanism object is present.
+WHOLE = -Wl,--whole-archive $(BUILD)/libattn.a -Wl,--no-whole-archive
+
+$(BUILD)/attn: $(BUILD)/obj/tools/attn.o $(BUILD)/libattn.a
+	$(CC) $(LDFLAGS) -o $@ $< $(WHOLE) $(LIBS)
+
+$(BUILD)/golden: $(BUILD)/obj/tests/golden/golden.o $(BUILD)/libattn.a
+	$(CC) $(LDFLAGS) -o $@ $< $(WHOLE) $(LIBS)
+
+$(BUILD)/attnd: $(SERVER_OBJ) $(BUILD)/libattn.a
+	$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(WHOLE) $(LIBS) \
+	    $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
+
+$(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(WHOLE) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+golden: $(BUILD)/attn $(BUILD)/golden
+	@bash tests/golden/run.sh $(BUILD)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit golden
+	@if [ -x tests/integration/run.sh ]; then bash tests/integration/run.sh $(BUILD); fi
+
+asan: deps
+	@$(MAKE) --no-print-directory ASAN=1 OPT=-O1 all unit golden
+	@if [ -x tests/integration/run.sh ]; then ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh build/asan; fi
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/run.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

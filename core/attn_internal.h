@@ -1,0 +1,160 @@
+/*
+ * attn_internal.h — what the pieces of libattn share and nobody else sees:
+ * error formatting, the mechanism vtable, config readers, weight binding,
+ * the (queries, keys, values) argument block of the fast-transformers family,
+ * the parallel-for, and model-owned allocations.
+ */
+#ifndef ATTN_INTERNAL_H
+#define ATTN_INTERNAL_H
+
+#include "attn.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* ---- errors ---- */
+
+/* Sets err->code / err->msg (printf format) when err != NULL; returns code. */
+attn_status attn__err(attn_error *err, attn_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Checked size arithmetic: false on overflow. */
+static inline bool attn__mul(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool attn__add(size_t a, size_t b, size_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* ---- model-owned memory ----
+ * Everything a mechanism allocates while building a model (its weights,
+ * tables, nested models) is registered with the model and freed with it. */
+typedef struct attn_model attn_model;
+void *attn__model_alloc(attn_model *m, size_t bytes, attn_error *err); /* zeroed */
+/* Hands a nested model to `m`, which frees it with itself. */
+attn_status attn__model_adopt(attn_model *m, attn_model *child, attn_error *err);
+
+/* ---- config reading ----
+ * A config is a JSON object checked against the mechanism's param table:
+ * unknown keys are an error naming the key; getters apply the table's
+ * default and bounds, so the table is the single source of both. */
+typedef struct attn_cfg {
+    const json_t *obj;             /* borrowed */
+    const attn_param *params;      /* the mechanism's table */
+    const char *mech;              /* for messages */
+    attn_error *err;
+} attn_cfg;
+
+attn_status attn__cfg_check_keys(const attn_cfg *c);
+/* *is_null (may be NULL) reports an explicit or default null. */
+attn_status attn__cfg_int(const attn_cfg *c, const char *key, int64_t *out, bool *is_null);
+attn_status attn__cfg_float(const attn_cfg *c, const char *key, double *out, bool *is_null);
+attn_status attn__cfg_bool(const attn_cfg *c, const char *key, bool *out);
+/* Borrowed from the config or the table; *out NULL when null. */
+attn_status attn__cfg_string(const attn_cfg *c, const char *key, const char **out);
+/* Up to `cap` ints; *n the count; *n = -1 when null. */
+attn_status attn__cfg_int_list(const attn_cfg *c, const char *key, int64_t *out, int cap, int *n);
+/* Borrowed JSON value (object or null) for ATTN_P_OBJECT keys. */
+attn_status attn__cfg_object(const attn_cfg *c, const char *key, const json_t **out);
+
+/* ---- weights ----
+ * A binder hands out the weights of a state_dict by name, checks shapes,
+ * copies them into model-owned memory, and remembers which were used so
+ * that leftovers can be reported. */
+typedef struct attn_binder {
+    const attn_tensor_set *w; /* borrowed, may be NULL */
+    unsigned char *used;      /* one flag per tensor of w */
+    char prefix[96];          /* e.g. "inner_attention." */
+    attn_model *m;
+    attn_error *err;
+} attn_binder;
+
+/* Copies weight prefix+name of exactly `shape` (F32) into *out. */
+attn_status attn__bind(attn_binder *b, const char *name, int rank, const int64_t *shape,
+                       float **out);
+/* True when prefix+name exists. */
+bool attn__bind_has(const attn_binder *b, const char *name);
+
+/* ---- mechanisms ---- */
+
+/* The argument block of every fast-transformers inner attention.
+ * Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D), out (N,L,H,D), all
+ * contiguous row-major.  Masks: attn_mask (L,S) bytes 0/1 or NULL (all
+ * visible); query_lengths / key_lengths (N) or NULL (full).  The flags are
+ * derived once by attn__qkv_prepare, as fast_transformers.masking derives
+ * them. */
+typedef struct attn_qkv {
+    int64_t N, L, S, H, E, D;
+    const float *q, *k, *v;
+    const uint8_t *attn_mask;
+    const int64_t *query_lengths;
+    const int64_t *key_lengths;
+    bool mask_all_ones;         /* attn_mask absent or all true */
+    bool mask_lower_triangular; /* row i = i+1 leading ones then zeros */
+    bool keys_all_ones;         /* key_lengths absent or all == S */
+    bool queries_all_ones;      /* query_lengths absent or all == L */
+} attn_qkv;
+
+/* Computes the derived mask flags of `a`. */
+void attn__qkv_prepare(attn_qkv *a);
+
+typedef struct attn_mech {
+    attn_mech_info info;
+    size_t state_size; /* bytes of per-model state, zeroed before init */
+    /* Parse the config, bind weights, declare inputs and output. */
+    attn_status (*init)(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b);
+    /* Whole-model forward over named inputs; NULL for qkv mechanisms, which
+     * get the shared one (queries/keys/values + masks). */
+    attn_status (*forward)(const attn_model *m, const void *state, attn_ctx *ctx,
+                           const attn_tensor_set *in, attn_tensor **out, attn_error *err);
+    /* Inner-attention forward for the fast-transformers family. */
+    attn_status (*forward_qkv)(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               attn_error *err);
+} attn_mech;
+
+const attn_mech *attn__mech_find(const char *name);
+
+/* Declares an input / the output of the model being built. */
+attn_status attn__model_add_input(attn_model *m, const char *name, attn_dtype dtype, bool required,
+                                  const char *dims, int rank, const int64_t *shape);
+void attn__model_set_output(attn_model *m, const char *dims, int rank, const int64_t *shape);
+/* Declares the standard fast-transformers inputs. `E`/`D` fix the last dims
+ * when > 0.  Used by every qkv mechanism. */
+attn_status attn__qkv_declare(attn_model *m, int64_t E, int64_t D);
+
+/* Builds a nested model (the inner attention of attention_layer, the other
+ * attention of conditional_full) from a JSON object {"type": ..., ...rest is
+ * config}, binding its weights under `prefix`.  The child is adopted by m. */
+attn_status attn__model_new_nested(attn_model *m, const json_t *spec, attn_binder *parent,
+                                   const char *prefix, attn_model **child, attn_error *err);
+/* Reads and checks the optional attn_mask / query_lengths / key_lengths
+ * inputs for a block whose N, L, S are set, then derives the flags. */
+attn_status attn__qkv_read_masks(const attn_model *m, const attn_tensor_set *in, attn_qkv *a,
+                                 attn_error *err);
+/* Runs a qkv model's inner forward directly on an argument block. */
+attn_status attn__model_forward_qkv(const attn_model *m, attn_ctx *ctx, const attn_qkv *a,
+                                    float *out, attn_error *err);
+const void *attn__model_state(const attn_model *m);
+
+/* Looks up and validates an input by its spec (dtype, rank, fixed dims);
+ * INT32 lengths become INT64 in *tmp (owned by the caller). */
+attn_status attn__input(const attn_model *m, const attn_tensor_set *in, const char *name,
+                        const attn_tensor **out, attn_error *err);
+
+/* ---- parallel for ----
+ * Runs fn(arg, task, worker) for task in [0, n) on up to ctx threads
+ * (worker in [0, threads)).  Stops early and returns ATTN_E_CANCELLED when
+ * the context's flag is raised; returns the first non-OK status of fn. */
+typedef attn_status (*attn_task_fn)(void *arg, size_t task, int worker);
+attn_status attn__parallel_for(attn_ctx *ctx, size_t n, attn_task_fn fn, void *arg);
+/* Number of workers attn__parallel_for would use for n tasks. */
+int attn__workers(const attn_ctx *ctx, size_t n);
+bool attn__cancelled(const attn_ctx *ctx);
+
+/* Gives a tensor set ownership of the buffer its views point into. */
+void attn__tensor_set_own_backing(attn_tensor_set *s, void *p, size_t len, int is_mmap);
+
+/* Allocates n*size bytes (zeroed) with overflow check; NULL + err. */
+void *attn__calloc(size_t n, size_t size, attn_error *err);
+
+#endif

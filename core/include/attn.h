@@ -1,0 +1,237 @@
+/*
+ * attn.h — the public API of libattn, the attention core of attnd.
+ *
+ * libattn computes the attention mechanisms of five public PyTorch libraries
+ * (fast-transformers, area-attention, axial-attention, compositional-attention,
+ * linear-attention-transformer) in float32 on the CPU, exactly as the reference
+ * modules do in eval() mode.  It does no networking and no wire protocol; it
+ * parses JSON text only for mechanism configs and safetensors headers.
+ *
+ * Conventions
+ *   - Every fallible function returns attn_status (ATTN_OK == 0, errors < 0)
+ *     and, when `err` is not NULL, fills err->msg with one human-readable line.
+ *   - Ownership is stated on every function: "owned" = caller frees with the
+ *     matching _free, "borrowed" = valid while its owner lives, "steals" = the
+ *     callee takes ownership even on failure.
+ *   - Tensors are dense, row-major (last dimension fastest), at most
+ *     ATTN_MAX_RANK dimensions, every size product overflow-checked.
+ *   - Models are immutable after creation: attn_model_forward may be called
+ *     concurrently from many threads on the same model.
+ */
+#ifndef ATTN_H
+#define ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATTN_VERSION "0.1.0"
+#define ATTN_MAX_RANK 8
+#define ATTN_NAME_MAX 128
+
+/* ---- status codes ---------------------------------------------------------
+ * One X-macro list yields the enum and attn_status_str(). */
+#define ATTN_STATUS_MAP(X)                                                   \
+    X(OK, 0, "ok")                                                           \
+    X(E_INVALID, -1, "invalid argument")                                     \
+    X(E_SHAPE, -2, "bad shape")                                              \
+    X(E_DTYPE, -3, "bad dtype")                                              \
+    X(E_CONFIG, -4, "bad config")                                            \
+    X(E_WEIGHTS, -5, "bad weights")                                          \
+    X(E_INPUT, -6, "bad input")                                              \
+    X(E_UNSUPPORTED, -7, "unsupported by the reference")                     \
+    X(E_OVERFLOW, -8, "size overflow")                                       \
+    X(E_NOMEM, -9, "out of memory")                                          \
+    X(E_IO, -10, "i/o error")                                                \
+    X(E_FORMAT, -11, "bad file format")                                      \
+    X(E_NOTFOUND, -12, "not found")                                          \
+    X(E_CANCELLED, -13, "cancelled")                                         \
+    X(E_INTERNAL, -14, "internal error")
+
+typedef enum {
+#define ATTN_X_ENUM(name, val, str) ATTN_##name = val,
+    ATTN_STATUS_MAP(ATTN_X_ENUM)
+#undef ATTN_X_ENUM
+} attn_status;
+
+/* Static string for a status code ("unknown status" for others). */
+const char *attn_status_str(attn_status s);
+
+/* Caller-provided error detail (jansson style).  May be NULL everywhere. */
+typedef struct attn_error {
+    attn_status code;
+    char msg[256];
+} attn_error;
+
+/* ---- tensors -------------------------------------------------------------- */
+
+typedef enum { ATTN_F32 = 0, ATTN_BOOL = 1, ATTN_I32 = 2, ATTN_I64 = 3 } attn_dtype;
+
+/* Bytes per element (F32 4, BOOL 1 (0 or 1), I32 4, I64 8). */
+size_t attn_dtype_size(attn_dtype t);
+/* safetensors names: "F32", "BOOL", "I32", "I64". */
+const char *attn_dtype_name(attn_dtype t);
+/* Parse a safetensors dtype name; ATTN_E_DTYPE for any other. */
+attn_status attn_dtype_parse(const char *name, attn_dtype *out);
+
+/* A dense tensor.  `data` is owned by the tensor when owns_data != 0
+ * (allocated by attn_tensor_new), otherwise borrowed from someone else
+ * (a view, e.g. into an mmapped safetensors file). */
+typedef struct attn_tensor {
+    attn_dtype dtype;
+    int rank;
+    int64_t shape[ATTN_MAX_RANK];
+    size_t numel;
+    size_t nbytes;
+    void *data;
+    int owns_data;
+} attn_tensor;
+
+/* numel = product of shape[0..rank); rejects rank outside [0, ATTN_MAX_RANK],
+ * negative dims, and products (also in bytes of `elem` each) over SIZE_MAX
+ * or INT64_MAX.  `elem` may be 0 to skip the byte check. */
+attn_status attn_shape_numel(int rank, const int64_t *shape, size_t elem, size_t *numel,
+                             attn_error *err);
+
+/* New zero-filled tensor; *out owned (attn_tensor_free). */
+attn_status attn_tensor_new(attn_dtype dtype, int rank, const int64_t *shape, attn_tensor **out,
+                            attn_error *err);
+/* New tensor header over borrowed `data` (nbytes must match); *out owned,
+ * data not. */
+attn_status attn_tensor_view(attn_dtype dtype, int rank, const int64_t *shape, void *data,
+                             size_t nbytes, attn_tensor **out, attn_error *err);
+void attn_tensor_free(attn_tensor *t);
+/* "(2,3,4)" into buf. */
+const char *attn_shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
+
+/* ---- named tensor sets (inputs, weights, safetensors files) ----------------
+ * A set owns the tensors added to it and, optionally, a backing buffer
+ * (mmap or heap) that views point into. */
+typedef struct attn_tensor_set attn_tensor_set;
+
+attn_tensor_set *attn_tensor_set_new(void); /* owned; NULL when out of memory */
+void attn_tensor_set_free(attn_tensor_set *s);
+/* Adds `t` under a copy of `name`; steals t.  Duplicate names: ATTN_E_INVALID. */
+attn_status attn_tensor_set_add(attn_tensor_set *s, const char *name, attn_tensor *t,
+                                attn_error *err);
+/* Borrowed; NULL when absent. */
+const attn_tensor *attn_tensor_set_get(const attn_tensor_set *s, const char *name);
+size_t attn_tensor_set_count(const attn_tensor_set *s);
+const char *attn_tensor_set_name(const attn_tensor_set *s, size_t i);  /* borrowed */
+const attn_tensor *attn_tensor_set_at(const attn_tensor_set *s, size_t i); /* borrowed */
+
+/* ---- safetensors ----------------------------------------------------------
+ * Readers validate everything: header length, header JSON (depth and size
+ * bounded), dtypes, shapes, that data_offsets match shape*dtype, lie inside
+ * the data section, and do not overlap.  Unknown dtypes (F16, ...) are
+ * rejected with a message naming the tensor. */
+
+/* mmap `path`; tensors are views into the mapping, which the set owns. */
+attn_status attn_safetensors_read_file(const char *path, attn_tensor_set **out, attn_error *err);
+/* Parse `len` bytes at `buf`; the data is copied, buf stays the caller's. */
+attn_status attn_safetensors_read_mem(const void *buf, size_t len, attn_tensor_set **out,
+                                      attn_error *err);
+/* Serialise a set (names sorted, 8-byte aligned data) to heap memory;
+ * *out owned (free()). */
+attn_status attn_safetensors_write_mem(const attn_tensor_set *s, void **out, size_t *len,
+                                       attn_error *err);
+/* Write to `path` atomically (temp file in the same directory + rename). */
+attn_status attn_safetensors_write_file(const attn_tensor_set *s, const char *path,
+                                        attn_error *err);
+
+/* ---- mechanisms (the registry) --------------------------------------------- */
+
+typedef enum {
+    ATTN_P_INT,
+    ATTN_P_FLOAT,
+    ATTN_P_BOOL,
+    ATTN_P_STRING,
+    ATTN_P_INT_LIST,
+    ATTN_P_OBJECT /* a nested mechanism or feature-map config */
+} attn_param_type;
+
+/* One config key of a mechanism.  `def` is the default as JSON text
+ * ("null" where the reference default is None), or NULL when required;
+ * for ATTN_P_STRING keys it is the bare string ("mean") or "null". */
+typedef struct attn_param {
+    const char *key;
+    attn_param_type type;
+    const char *def;
+    double min, max; /* inclusive bounds for INT/FLOAT/INT_LIST items */
+    const char *choices; /* "a|b|c" for STRING, else NULL */
+    const char *doc;
+} attn_param;
+
+/* What one input or output of a model looks like.  shape[i] == -1: free. */
+typedef struct attn_io_spec {
+    char name[32];
+    attn_dtype dtype;
+    int required;
+    int rank;
+    int64_t shape[ATTN_MAX_RANK];
+    char dims[64]; /* symbolic, e.g. "N,L,H,E" */
+} attn_io_spec;
+
+/* Public description of a registered mechanism (borrowed, static). */
+typedef struct attn_mech_info {
+    const char *name;            /* canonical type name */
+    const char *const *aliases;  /* NULL-terminated; the reference's hyphenated names */
+    const char *reference;       /* the reference class */
+    const char *summary;
+    const attn_param *params;    /* terminated by key == NULL */
+    int has_weights;             /* 0: parameter-free, served as a built-in model */
+    int is_inner;                /* 1: usable as attention_layer's inner attention */
+} attn_mech_info;
+
+size_t attn_mech_count(void);
+const attn_mech_info *attn_mech_at(size_t i);
+/* By canonical name or alias; NULL when unknown. */
+const attn_mech_info *attn_mech_find(const char *name);
+
+/* ---- call context -------------------------------------------------------------
+ * Per-call settings: how many threads one forward may use, and an optional
+ * cancellation flag polled between work items (ATTN_E_CANCELLED). */
+typedef struct attn_ctx attn_ctx;
+attn_ctx *attn_ctx_new(int threads); /* owned; threads < 1 means 1 */
+void attn_ctx_free(attn_ctx *c);
+int attn_ctx_threads(const attn_ctx *c);
+void attn_ctx_set_threads(attn_ctx *c, int threads);
+/* `flag` is borrowed and read atomically; non-zero cancels.  NULL clears. */
+void attn_ctx_set_cancel(attn_ctx *c, const volatile int *flag);
+
+/* ---- models ---------------------------------------------------------------------
+ * A model is a mechanism with its config parsed and its weights bound.
+ * Weights are copied: the set passed in may be freed right after. */
+typedef struct attn_model attn_model;
+
+/* `config_json`: the mechanism's config object as JSON text (NULL = "{}").
+ * `weights`: borrowed, may be NULL for parameter-free types.  Every weight
+ * the reference state_dict has must be present with its exact shape; extra
+ * weights are an error.  *out owned. */
+attn_status attn_model_new(const char *type, const char *config_json,
+                           const attn_tensor_set *weights, attn_model **out, attn_error *err);
+/* Load a model folder: config.json = {"type": ..., "config": {...}} and an
+ * optional weights.safetensors.  *out owned. */
+attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *err);
+void attn_model_free(attn_model *m);
+
+const attn_mech_info *attn_model_mech(const attn_model *m);
+/* The config as given, normalised to compact JSON text (borrowed). */
+const char *attn_model_config_json(const attn_model *m);
+size_t attn_model_num_inputs(const attn_model *m);
+const attn_io_spec *attn_model_input(const attn_model *m, size_t i);
+const attn_io_spec *attn_model_output(const attn_model *m);
+
+/* Run the model.  Inputs are looked up by name in `inputs` (borrowed; extra
+ * tensors ignored); INT32 lengths are accepted where INT64 is specified.
+ * *output is owned by the caller (attn_tensor_free). */
+attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                               attn_tensor **output, attn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATTN_H */

@@ -1,0 +1,51 @@
+/*
+ * conv2d.h — torch.nn.functional.conv2d for one image, groups = 1, zero
+ * padding, any kernel size, stride and dilation, optional bias.
+ *
+ * Shapes (row-major):
+ *   x      (c_in,  h_in,  w_in)       one image of an NCHW batch
+ *   weight (c_out, c_in, k_h, k_w)    as nn.Conv2d stores it
+ *   bias   (c_out) or NULL
+ *   y      (c_out, h_out, w_out)      h_out = (h_in + 2 pad_h - dil_h (k_h-1) - 1) / stride_h + 1
+ *
+ * The work is split by output rows so that callers can spread one image over
+ * several threads: each call computes rows [row0, row1) of every output
+ * channel and touches nothing else of y.  It is an im2col of those rows
+ * followed by one sgemm; a 1x1, stride-1, unpadded convolution skips the
+ * im2col and needs no workspace.  The kernel never allocates and never fails:
+ * attn__conv2d_prepare and attn__conv2d_workspace do the checking.
+ */
+#ifndef ATTN_CONV2D_H
+#define ATTN_CONV2D_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct attn_conv2d {
+    /* set by the caller */
+    size_t c_in, c_out;
+    size_t h_in, w_in;
+    size_t k_h, k_w;
+    size_t stride_h, stride_w; /* >= 1 */
+    size_t pad_h, pad_w;       /* zeros on both sides */
+    size_t dil_h, dil_w;       /* >= 1 (nn.Conv2d's default is 1) */
+    /* set by attn__conv2d_prepare */
+    size_t h_out, w_out;
+} attn_conv2d;
+
+/* Fills h_out/w_out as torch computes them.  Returns false, with a static
+ * reason in *why (may be NULL), where torch refuses: a zero channel count,
+ * kernel, stride or dilation, or a kernel larger than the padded input. */
+bool attn__conv2d_prepare(attn_conv2d *c, const char **why);
+
+/* Floats of workspace one call over `rows` output rows needs (0 when no
+ * im2col is needed); false when that size overflows. */
+bool attn__conv2d_workspace(const attn_conv2d *c, size_t rows, size_t *floats);
+
+/* Output rows [row0, row1) of y = conv2d(x, weight) + bias; with accumulate
+ * the result is added to what y holds (a fused residual), otherwise y is
+ * overwritten.  `work` holds attn__conv2d_workspace(c, row1 - row0) floats. */
+void attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
+                  float *y, bool accumulate, float *work, size_t row0, size_t row1);
+
+#endif

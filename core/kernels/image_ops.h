@@ -1,0 +1,23 @@
+/*
+ * image_ops.h — elementwise and per-pixel pieces of channel-first (NCHW)
+ * image blocks: the channel layer norm of lucidrains' convolutional
+ * feed-forwards, and leaky ReLU.  None allocates; none fails.
+ */
+#ifndef ATTN_IMAGE_OPS_H
+#define ATTN_IMAGE_OPS_H
+
+#include <stddef.h>
+
+/* ChanLayerNorm of one image, as axial_attention 0.6.1 defines it:
+ *   y = (x - mean) / (std + eps) * g + b
+ * with mean and the biased std taken over the channels of each pixel; note
+ * eps is added to the std, not inside the square root as nn.LayerNorm does.
+ * Shapes: x, y (c, hw) (y may be x); g, b (c). */
+void attn__chan_layernorm(const float *x, size_t c, size_t hw, const float *g, const float *b,
+                          float eps, float *y);
+
+/* torch.nn.functional.leaky_relu in place: x > 0 ? x : x * slope
+ * (nn.LeakyReLU's default slope is 0.01). */
+void attn__leaky_relu(float *x, size_t n, float slope);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * kernels.h — numeric building blocks shared by the mechanisms: products
+ * (OpenBLAS, single-threaded per call; parallelism comes from
+ * attn__parallel_for), softmax, normalisation and activations.
+ * None of them allocates; none fails.  Row-major everywhere.
+ */
+#ifndef ATTN_KERNELS_H
+#define ATTN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* C (m,n) = alpha * op(A) op(B) + beta * C, op = transpose when ta/tb.
+ * lda/ldb/ldc are row strides in elements.  Plain cblas_sgemm underneath;
+ * m, n or k of 0 is fine. */
+void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
+/* torch.nn.Linear: y (rows,out) = x (rows,in) · W(out,in)ᵀ + b (b may be NULL).
+ * x and y are contiguous with row strides `in` and `out`. */
+void attn__linear(const float *x, size_t rows, size_t in, const float *W, const float *b,
+                  size_t out, float *y);
+
+/* In-place softmax of one row of n floats, computed as torch does:
+ * max-subtracted, exp, divided by the sum.  A row that is all -inf
+ * becomes NaN, as in torch. */
+void attn__softmax_row(float *x, size_t n);
+
+/* torch.nn.LayerNorm over the last dim of `rows` rows of width n:
+ * biased variance, eps inside the sqrt; gamma/beta may be NULL. */
+void attn__layernorm(const float *x, size_t rows, size_t n, const float *gamma, const float *beta,
+                     float eps, float *y);
+
+/* Elementwise activations, in place. */
+void attn__elu1(float *x, size_t n);   /* elu(x) + 1 (alpha 1) */
+void attn__relu(float *x, size_t n);
+void attn__gelu(float *x, size_t n);   /* exact erf form, torch default */
+void attn__sigmoid(float *x, size_t n);
+
+/* Deterministic random numbers for mechanisms whose reference is random:
+ * splitmix64 seeding a xoshiro256** stream; normal() by Box–Muller in
+ * double, rounded to float. */
+typedef struct attn_rng {
+    uint64_t s[4];
+    int has_spare;
+    double spare;
+} attn_rng;
+void attn__rng_seed(attn_rng *r, uint64_t seed);
+uint64_t attn__rng_u64(attn_rng *r);
+double attn__rng_uniform(attn_rng *r); /* [0, 1) */
+float attn__rng_normal(attn_rng *r);   /* N(0, 1) */
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * math.c — softmax, layer norm and activations, written to round as torch's
+ * CPU kernels do where it matters (max-subtracted softmax, biased variance).
+ */
+#include "kernels.h"
+
+#include <math.h>
+
+void attn__softmax_row(float *x, size_t n) {
+    if (n == 0) return;
+    float mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) {
+        for (size_t i = 0; i < n; i++) x[i] = NAN; /* torch: all -inf row -> NaN */
+        return;
+    }
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void attn__layernorm(const float *x, size_t rows, size_t n, const float *gamma, const float *beta,
+                     float eps, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *a = x + r * n;
+        float *o = y + r * n;
+        double mean = 0.0, var = 0.0;
+        for (size_t i = 0; i < n; i++) mean += a[i];
+        mean /= (double)n;
+        for (size_t i = 0; i < n; i++) {
+            double d = a[i] - mean;
+            var += d * d;
+        }
+        var /= (double)n;
+        float rstd = (float)(1.0 / sqrt(var + eps));
+        for (size_t i = 0; i < n; i++) {
+            float v = (float)(a[i] - mean) * rstd;
+            if (gamma) v *= gamma[i];
+            if (beta) v += beta[i];
+            o[i] = v;
+        }
+    }
+}
+
+void attn__elu1(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] + 1.0f : expm1f(x[i]) + 1.0f;
+}
+
+void attn__relu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void attn__gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+void attn__sigmoid(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+}

@@ -1,0 +1,217 @@
+/*
+ * aft.c — AFTFullAttention and AFTSimpleAttention (fast-transformers).
+ *
+ * Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) with E == D -> out (N,L,H,D).
+ *
+ * aft_full, as the reference code computes it (a product, not the paper's
+ * sum):  w[l,s] = (u[:L] v[:S]ᵀ)[l,s] + attn_mask(0/-inf)
+ *        logits[l,s] = (K[s,d] + key_mask(0/-inf)) · w[l,s]
+ *        out[l,d] = sigmoid(Q[l,d]) · Σ_s softmax_s(logits)[l,s] V[s,d]
+ * Masked entries turn into ±inf/NaN exactly as they do in torch.
+ *
+ * aft_simple: K' = K + key_mask.  With a lower-triangular attn_mask (L == S)
+ * out_t = σ(Q_t) ⊙ Σ_{s≤t} e_s/Σ_{r≤s} e_r ⊙ V_s with e = exp(K' − max_s K')
+ * (each term normalised by its own prefix sum, as the reference does);
+ * with an all-ones mask out_l = σ(Q_l) ⊙ Σ_s softmax_s(K')_s ⊙ V_s; any other
+ * mask is rejected.  query_lengths is ignored by both.
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct aft_state {
+    int64_t msl, ap;
+    float *u, *v; /* (msl, ap) */
+} aft_state;
+
+static const attn_param aft_full_params[] = {
+    {"max_sequence_length", ATTN_P_INT, "1024", 1, 1 << 24, NULL, "rows of u and v; L, S must not exceed it"},
+    {"aft_parameterization", ATTN_P_INT, "64", 1, 1 << 20, NULL, "columns of u and v"},
+    {0},
+};
+static const attn_param aft_simple_params[] = {{0}};
+
+static attn_status aft_full_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    aft_state *s = state;
+    attn_status st;
+    if ((st = attn__cfg_int(cfg, "max_sequence_length", &s->msl, NULL)) ||
+        (st = attn__cfg_int(cfg, "aft_parameterization", &s->ap, NULL)))
+        return st;
+    int64_t shape[2] = {s->msl, s->ap};
+    if ((st = attn__bind(b, "u", 2, shape, &s->u)) || (st = attn__bind(b, "v", 2, shape, &s->v))) return st;
+    return attn__qkv_declare(m, 0, 0);
+}
+
+static attn_status aft_simple_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    return attn__qkv_declare(m, 0, 0);
+}
+
+static attn_status check_ed(const attn_qkv *a, attn_error *err) {
+    if (a->E != a->D)
+        return attn__err(err, ATTN_E_SHAPE,
+                         "AFT requires that queries, keys and values have the same dimensionality (E=%lld, D=%lld)",
+                         (long long)a->E, (long long)a->D);
+    return ATTN_OK;
+}
+
+typedef struct aft_job {
+    const aft_state *s;
+    const attn_qkv *a;
+    const float *w; /* (L,S) */
+    float *out, *scratch;
+} aft_job;
+
+static attn_status aft_full_task(void *arg, size_t task, int worker) {
+    const aft_job *j = arg;
+    const attn_qkv *a = j->a;
+    const int64_t H = a->H, D = a->D, L = a->L, S = a->S;
+    const int64_t n = (int64_t)task / H, h = (int64_t)task % H;
+    const int64_t klen = a->key_lengths ? a->key_lengths[n] : S;
+    float *row = j->scratch + (size_t)worker * (size_t)S;
+    for (int64_t l = 0; l < L; l++) {
+        const float *wl = j->w + l * S;
+        float *o = j->out + ((n * L + l) * H + h) * D;
+        const float *q = a->q + ((n * L + l) * H + h) * D;
+        for (int64_t d = 0; d < D; d++) {
+            for (int64_t s = 0; s < S; s++) {
+                float kv = a->k[((n * S + s) * H + h) * D + d] + (s < klen ? 0.0f : -INFINITY);
+                row[s] = kv * wl[s];
+            }
+            attn__softmax_row(row, (size_t)S);
+            float acc = 0.0f;
+            for (int64_t s = 0; s < S; s++) acc += row[s] * a->v[((n * S + s) * H + h) * D + d];
+            o[d] = acc / (1.0f + expf(-q[d]));
+        }
+    }
+    return ATTN_OK;
+}
+
+static attn_status aft_full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                        attn_error *err) {
+    const aft_state *s = state;
+    attn_status st = check_ed(a, err);
+    if (st) return st;
+    if (a->L > s->msl || a->S > s->msl)
+        return attn__err(err, ATTN_E_SHAPE, "aft_full: L=%lld and S=%lld must be <= max_sequence_length=%lld",
+                         (long long)a->L, (long long)a->S, (long long)s->msl);
+    aft_job j = {.s = s, .a = a, .out = out};
+    float *w = attn__calloc((size_t)a->L * (size_t)a->S, sizeof *w, err);
+    if (!w) return err ? err->code : ATTN_E_NOMEM;
+    attn__gemm(0, 1, (size_t)a->L, (size_t)a->S, (size_t)s->ap, 1.0f, s->u, (size_t)s->ap, s->v,
+               (size_t)s->ap, 0.0f, w, (size_t)a->S);
+    if (a->attn_mask)
+        for (size_t i = 0; i < (size_t)a->L * (size_t)a->S; i++)
+            if (!a->attn_mask[i]) w[i] += -INFINITY;
+    j.w = w;
+    size_t tasks = (size_t)a->N * (size_t)a->H;
+    int workers = attn__workers(ctx, tasks);
+    j.scratch = attn__calloc((size_t)workers, (size_t)a->S * sizeof(float), err);
+    if (!j.scratch) {
+        free(w);
+        return err ? err->code : ATTN_E_NOMEM;
+    }
+    st = attn__parallel_for(ctx, tasks, aft_full_task, &j);
+    free(j.scratch);
+    free(w);
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    return st;
+}
+
+/* ---- aft_simple ---- */
+
+typedef struct simple_job {
+    const attn_qkv *a;
+    bool causal;
+    float *out, *scratch;
+} simple_job;
+
+static attn_status simple_task(void *arg, size_t task, int worker) {
+    const simple_job *j = arg;
+    const attn_qkv *a = j->a;
+    const int64_t H = a->H, D = a->D, L = a->L, S = a->S;
+    const int64_t n = (int64_t)task / H, h = (int64_t)task % H;
+    const int64_t klen = a->key_lengths ? a->key_lengths[n] : S;
+    float *col = j->scratch + (size_t)worker * (size_t)S;
+    for (int64_t d = 0; d < D; d++) {
+        for (int64_t s = 0; s < S; s++)
+            col[s] = a->k[((n * S + s) * H + h) * D + d] + (s < klen ? 0.0f : -INFINITY);
+        if (!j->causal) {
+            attn__softmax_row(col, (size_t)S);
+            float acc = 0.0f;
+            for (int64_t s = 0; s < S; s++) acc += col[s] * a->v[((n * S + s) * H + h) * D + d];
+            for (int64_t l = 0; l < L; l++) {
+                float q = a->q[((n * L + l) * H + h) * D + d];
+                j->out[((n * L + l) * H + h) * D + d] = acc / (1.0f + expf(-q));
+            }
+            continue;
+        }
+        float mx = -INFINITY;
+        for (int64_t s = 0; s < S; s++) mx = col[s] > mx ? col[s] : mx;
+        float prefix = 0.0f, acc = 0.0f;
+        for (int64_t t = 0; t < L; t++) { /* L == S here */
+            float e = expf(col[t] - mx);
+            prefix += e;
+            acc += (e / prefix) * a->v[((n * S + t) * H + h) * D + d];
+            float q = a->q[((n * L + t) * H + h) * D + d];
+            j->out[((n * L + t) * H + h) * D + d] = acc / (1.0f + expf(-q));
+        }
+    }
+    return ATTN_OK;
+}
+
+static attn_status aft_simple_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a,
+                                          float *out, attn_error *err) {
+    attn_status st = check_ed(a, err);
+    if (st) return st;
+    simple_job j = {.a = a, .out = out};
+    if (a->mask_lower_triangular) {
+        if (a->L != a->S)
+            return attn__err(err, ATTN_E_SHAPE, "aft_simple with a causal mask needs L == S (got %lld, %lld)",
+                             (long long)a->L, (long long)a->S);
+        j.causal = true;
+    } else if (!a->mask_all_ones) {
+        return attn__err(err, ATTN_E_UNSUPPORTED,
+                         "You cannot use general attention masks with AFTSimpleAttention because it would be "
+                         "quadratic in time. Use AFTFullAttention instead.");
+    }
+    size_t tasks = (size_t)a->N * (size_t)a->H;
+    int workers = attn__workers(ctx, tasks);
+    j.scratch = attn__calloc((size_t)workers, (size_t)a->S * sizeof(float), err);
+    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    st = attn__parallel_for(ctx, tasks, simple_task, &j);
+    free(j.scratch);
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    return st;
+}
+
+static const char *const full_aliases[] = {"aft-full", NULL};
+static const char *const simple_aliases[] = {"aft-simple", NULL};
+
+const attn_mech attn_mech_aft_full = {
+    .info = {.name = "aft_full",
+             .aliases = full_aliases,
+             .reference = "fast_transformers.attention.AFTFullAttention",
+             .summary = "attention-free transformer with learned position biases u·vᵀ",
+             .params = aft_full_params,
+             .has_weights = 1,
+             .is_inner = 1},
+    .state_size = sizeof(aft_state),
+    .init = aft_full_init,
+    .forward_qkv = aft_full_forward_qkv,
+};
+
+const attn_mech attn_mech_aft_simple = {
+    .info = {.name = "aft_simple",
+             .aliases = simple_aliases,
+             .reference = "fast_transformers.attention.AFTSimpleAttention",
+             .summary = "attention-free transformer without position biases",
+             .params = aft_simple_params,
+             .has_weights = 0,
+             .is_inner = 1},
+    .state_size = sizeof(int),
+    .init = aft_simple_init,
+    .forward_qkv = aft_simple_forward_qkv,
+};

@@ -1,0 +1,147 @@
+/*
+ * attention_layer.c — AttentionLayer (fast-transformers): the four
+ * projections around any inner attention.
+ *
+ * Shapes: queries (N,L,d_model), keys and values (N,S,d_model_keys)
+ *   Q = queries Wqᵀ + bq -> (N,L,H,d_keys)     (head h = features h*d_keys ...)
+ *   K = keys    Wkᵀ + bk -> (N,S,H,d_keys)
+ *   V = values  Wvᵀ + bv -> (N,S,H,d_values)
+ *   out = inner(Q,K,V, masks).view(N,L,H*d_values) Woᵀ + bo -> (N,L,d_model)
+ * Weights: query_/key_/value_/out_projection.{weight,bias}, and the inner
+ * attention's under "inner_attention.".
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+
+#include <stdlib.h>
+
+typedef struct layer_state {
+    int64_t d_model, H, dk, dv, dmk;
+    float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+    attn_model *inner;
+} layer_state;
+
+static const attn_param layer_params[] = {
+    {"attention", ATTN_P_OBJECT, NULL, 0, 0, NULL, "the inner attention: {\"type\": ..., ...its config}"},
+    {"d_model", ATTN_P_INT, NULL, 1, 1 << 20, NULL, "model width"},
+    {"n_heads", ATTN_P_INT, NULL, 1, 1 << 16, NULL, "number of heads H"},
+    {"d_keys", ATTN_P_INT, "null", 1, 1 << 20, NULL, "per-head query/key width; null = d_model/n_heads"},
+    {"d_values", ATTN_P_INT, "null", 1, 1 << 20, NULL, "per-head value width; null = d_model/n_heads"},
+    {"d_model_keys", ATTN_P_INT, "null", 1, 1 << 20, NULL, "width of keys/values inputs; null = d_model"},
+    {"event_dispatcher", ATTN_P_STRING, "", 0, 0, NULL, "accepted and ignored"},
+    {0},
+};
+
+static attn_status layer_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    layer_state *s = state;
+    const json_t *inner;
+    const char *ev;
+    bool dk_null, dv_null, dmk_null;
+    attn_status st;
+    if ((st = attn__cfg_int(cfg, "d_model", &s->d_model, NULL)) ||
+        (st = attn__cfg_int(cfg, "n_heads", &s->H, NULL)) ||
+        (st = attn__cfg_int(cfg, "d_keys", &s->dk, &dk_null)) ||
+        (st = attn__cfg_int(cfg, "d_values", &s->dv, &dv_null)) ||
+        (st = attn__cfg_int(cfg, "d_model_keys", &s->dmk, &dmk_null)) ||
+        (st = attn__cfg_string(cfg, "event_dispatcher", &ev)) ||
+        (st = attn__cfg_object(cfg, "attention", &inner)))
+        return st;
+    /* `d_keys or d_model//n_heads`: integer division, as the reference. */
+    if (dk_null) s->dk = s->d_model / s->H;
+    if (dv_null) s->dv = s->d_model / s->H;
+    if (dmk_null) s->dmk = s->d_model;
+    if (s->dk < 1 || s->dv < 1)
+        return attn__err(cfg->err, ATTN_E_CONFIG, "attention_layer: d_model=%lld / n_heads=%lld gives 0-wide heads",
+                         (long long)s->d_model, (long long)s->H);
+    int64_t hk = s->H * s->dk, hv = s->H * s->dv;
+    int64_t sq[2] = {hk, s->d_model}, sk[2] = {hk, s->dmk}, sv[2] = {hv, s->dmk}, so[2] = {s->d_model, hv};
+    if ((st = attn__bind(b, "query_projection.weight", 2, sq, &s->wq)) ||
+        (st = attn__bind(b, "query_projection.bias", 1, &hk, &s->bq)) ||
+        (st = attn__bind(b, "key_projection.weight", 2, sk, &s->wk)) ||
+        (st = attn__bind(b, "key_projection.bias", 1, &hk, &s->bk)) ||
+        (st = attn__bind(b, "value_projection.weight", 2, sv, &s->wv)) ||
+        (st = attn__bind(b, "value_projection.bias", 1, &hv, &s->bv)) ||
+        (st = attn__bind(b, "out_projection.weight", 2, so, &s->wo)) ||
+        (st = attn__bind(b, "out_projection.bias", 1, &s->d_model, &s->bo)))
+        return st;
+    if ((st = attn__model_new_nested(m, inner, b, "inner_attention.", &s->inner, cfg->err))) return st;
+    /* An inner attention that fixes E (linear's query_dimensions) must agree. */
+    const attn_io_spec *iq = attn_model_input(s->inner, 0), *iv = attn_model_input(s->inner, 2);
+    if (iq && iq->shape[3] >= 0 && iq->shape[3] != s->dk)
+        return attn__err(cfg->err, ATTN_E_CONFIG, "attention_layer: inner attention expects E=%lld but d_keys=%lld",
+                         (long long)iq->shape[3], (long long)s->dk);
+    if (iv && iv->shape[3] >= 0 && iv->shape[3] != s->dv)
+        return attn__err(cfg->err, ATTN_E_CONFIG, "attention_layer: inner attention expects D=%lld but d_values=%lld",
+                         (long long)iv->shape[3], (long long)s->dv);
+    int64_t q[3] = {-1, -1, s->d_model}, kv[3] = {-1, -1, s->dmk};
+    if ((st = attn__model_add_input(m, "queries", ATTN_F32, true, "N,L,d_model", 3, q)) ||
+        (st = attn__model_add_input(m, "keys", ATTN_F32, true, "N,S,d_model_keys", 3, kv)) ||
+        (st = attn__model_add_input(m, "values", ATTN_F32, true, "N,S,d_model_keys", 3, kv)) ||
+        (st = attn__model_add_input(m, "attn_mask", ATTN_BOOL, false, "L,S", 2, NULL)) ||
+        (st = attn__model_add_input(m, "query_lengths", ATTN_I64, false, "N", 1, NULL)) ||
+        (st = attn__model_add_input(m, "key_lengths", ATTN_I64, false, "N", 1, NULL)))
+        return st;
+    attn__model_set_output(m, "N,L,d_model", 3, q);
+    return ATTN_OK;
+}
+
+static attn_status layer_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                 const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+    const layer_state *s = state;
+    const attn_tensor *tq, *tk, *tv;
+    attn_status st;
+    if ((st = attn__input(m, in, "queries", &tq, err)) || (st = attn__input(m, in, "keys", &tk, err)) ||
+        (st = attn__input(m, in, "values", &tv, err)))
+        return st;
+    const int64_t N = tq->shape[0], L = tq->shape[1], S = tk->shape[1];
+    if (tk->shape[0] != N || tv->shape[0] != N || tv->shape[1] != S)
+        return attn__err(err, ATTN_E_SHAPE, "keys and values must be (N,S,d_model_keys) with the queries' N and a common S");
+    attn_qkv a = {.N = N, .L = L, .S = S, .H = s->H, .E = s->dk, .D = s->dv};
+    if ((st = attn__qkv_read_masks(m, in, &a, err))) return st;
+    size_t rq = (size_t)(N * L), rk = (size_t)(N * S);
+    size_t hk = (size_t)(s->H * s->dk), hv = (size_t)(s->H * s->dv);
+    float *Q = NULL, *K = NULL, *V = NULL, *O = NULL;
+    attn_tensor *res = NULL;
+    Q = attn__calloc(rq, hk * sizeof(float), err);
+    K = Q ? attn__calloc(rk, hk * sizeof(float), err) : NULL;
+    V = K ? attn__calloc(rk, hv * sizeof(float), err) : NULL;
+    O = V ? attn__calloc(rq, hv * sizeof(float), err) : NULL;
+    if (!O) {
+        st = err ? err->code : ATTN_E_NOMEM;
+        goto done;
+    }
+    /* Projections are plain sgemms over all rows; the inner attention
+     * parallelises over N×H with the call's threads. */
+    attn__linear(tq->data, rq, (size_t)s->d_model, s->wq, s->bq, hk, Q);
+    attn__linear(tk->data, rk, (size_t)s->dmk, s->wk, s->bk, hk, K);
+    attn__linear(tv->data, rk, (size_t)s->dmk, s->wv, s->bv, hv, V);
+    a.q = Q;
+    a.k = K;
+    a.v = V;
+    if ((st = attn__model_forward_qkv(s->inner, ctx, &a, O, err))) goto done;
+    int64_t oshape[3] = {N, L, s->d_model};
+    if ((st = attn_tensor_new(ATTN_F32, 3, oshape, &res, err))) goto done;
+    attn__linear(O, rq, hv, s->wo, s->bo, (size_t)s->d_model, res->data);
+    *out = res;
+done:
+    free(Q);
+    free(K);
+    free(V);
+    free(O);
+    return st;
+}
+
+static const char *const layer_aliases[] = {"attention-layer", NULL};
+
+const attn_mech attn_mech_attention_layer = {
+    .info = {.name = "attention_layer",
+             .aliases = layer_aliases,
+             .reference = "fast_transformers.attention.AttentionLayer",
+             .summary = "query/key/value/out projections around any inner attention",
+             .params = layer_params,
+             .has_weights = 1,
+             .is_inner = 0},
+    .state_size = sizeof(layer_state),
+    .init = layer_init,
+    .forward = layer_forward,
+};

@@ -1,0 +1,294 @@
+/*
+ * axial.c — AxialAttention (lucidrains/axial-attention 0.6.1): multi-head
+ * self-attention along each axial dimension of an N-D tensor, the outputs
+ * summed (sum_axial_out) or the axes applied one after another.  Also the
+ * per-axis SelfAttention that AxialImageTransformer reuses (axial_common.h).
+ *
+ * The reference permutes the tensor so that (rest..., axis, emb) is
+ * contiguous and folds `rest` into a batch.  Here the same rows are gathered
+ * straight from the strided input, a chunk of rows at a time, so no permuted
+ * copy of the whole tensor is made; the order in which rows are visited does
+ * not change any result.
+ */
+#include "mech/axial_common.h"
+
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the per-axis SelfAttention ---- */
+
+attn_status attn__axial_sa_bind(attn_binder *b, const char *prefix, const char *norm_prefix,
+                                int64_t dim, int64_t heads, int64_t dim_heads, axial_sa *sa) {
+    int64_t hid = heads * dim_heads;
+    int64_t s_q[2] = {hid, dim}, s_kv[2] = {2 * hid, dim}, s_o[2] = {dim, hid}, s_v[1] = {dim};
+    static const char *const names[6] = {"to_q.weight", "to_out.weight", "to_kv.weight",
+                                         "to_out.bias", "weight",        "bias"};
+    const char *pre[6] = {prefix, prefix, prefix, prefix, norm_prefix, norm_prefix};
+    const int64_t *shapes[6] = {s_q, s_o, s_kv, s_v, s_v, s_v};
+    float *p[6] = {0};
+    for (int i = 0; i < 6; i++) {
+        if (!pre[i]) continue;
+        char name[160];
+        snprintf(name, sizeof name, "%s%s", pre[i], names[i]);
+        attn_status st = attn__bind(b, name, i < 3 ? 2 : 1, shapes[i], &p[i]);
+        if (st) return st;
+    }
+    *sa = (axial_sa){.dim = dim, .heads = heads, .dim_heads = dim_heads, .wq = p[0], .wo = p[1],
+                     .wkv = p[2], .bo = p[3], .ln_w = p[4], .ln_b = p[5]};
+    return ATTN_OK;
+}
+
+int attn__axial_axes(int total, int64_t dim_index, int *emb, int axes[ATTN_MAX_RANK]) {
+    int64_t e = dim_index > 0 ? dim_index : dim_index + total;
+    if (e < 0 || e >= total) return -1;
+    int n = 0;
+    for (int i = 1; i < total; i++)
+        if (i != e) axes[n++] = i;
+    *emb = (int)e;
+    return n;
+}
+
+/* One parallel job: rows of the tensor along `axis`, split into chunks. */
+typedef struct sa_job {
+    const axial_sa *sa;
+    const float *x;
+    float *y;
+    bool acc;
+    int nrest;
+    int64_t rest_len[ATTN_MAX_RANK];
+    size_t rest_stride[ATTN_MAX_RANK];
+    size_t T, D, ax_stride, emb_stride;
+    size_t nrows, rows_per_task;
+    size_t per_worker; /* floats of scratch per worker */
+    float *scratch;
+    float scale;
+} sa_job;
+
+static size_t row_offset(const sa_job *j, size_t r) {
+    size_t off = 0;
+    for (int d = j->nrest - 1; d >= 0; d--) {
+        size_t len = (size_t)j->rest_len[d];
+        off += (r % len) * j->rest_stride[d];
+        r /= len;
+    }
+    return off;
+}
+
+/* Shapes for a chunk of R rows of T tokens (RT = R*T), hidden = heads*e:
+ *   X (RT, D)        gathered rows; later the to_out result
+ *   N (RT, D)        PreNorm output (only with a LayerNorm)
+ *   Q (RT, hidden)   queries; each head's slice is overwritten by its output
+ *   KV (RT, 2 hidden) keys then values, as to_kv's chunk(2) splits them
+ *   S (T, T)         one head's scores */
+static attn_status sa_task(void *arg, size_t task, int worker) {
+    const sa_job *j = arg;
+    const axial_sa *sa = j->sa;
+    size_t r0 = task * j->rows_per_task;
+    size_t R = j->nrows - r0 < j->rows_per_task ? j->nrows - r0 : j->rows_per_task;
+    size_t T = j->T, D = j->D, RT = R * T, e = (size_t)sa->dim_heads;
+    size_t hid = (size_t)sa->heads * e;
+    float *X = j->scratch + (size_t)worker * j->per_worker;
+    float *Q = X + RT * D, *KV = Q + RT * hid, *S = KV + RT * 2 * hid, *N = S + T * T;
+
+    for (size_t rr = 0; rr < R; rr++) {
+        const float *src = j->x + row_offset(j, r0 + rr);
+        float *dst = X + rr * T * D;
+        for (size_t t = 0; t < T; t++)
+            for (size_t c = 0; c < D; c++) dst[t * D + c] = src[t * j->ax_stride + c * j->emb_stride];
+    }
+    const float *in = X;
+    if (sa->ln_w) {
+        attn__layernorm(X, RT, D, sa->ln_w, sa->ln_b, 1e-5f, N);
+        in = N;
+    }
+    attn__linear(in, RT, D, sa->wq, NULL, hid, Q);
+    attn__linear(in, RT, D, sa->wkv, NULL, 2 * hid, KV);
+    for (size_t rr = 0; rr < R; rr++)
+        for (size_t h = 0; h < (size_t)sa->heads; h++) {
+            float *q = Q + rr * T * hid + h * e;
+            const float *k = KV + rr * T * 2 * hid + h * e, *v = k + hid;
+            attn__gemm(0, 1, T, T, e, j->scale, q, hid, k, 2 * hid, 0.0f, S, T);
+            for (size_t t = 0; t < T; t++) attn__softmax_row(S + t * T, T);
+            /* q's slice is no longer needed: the head's output takes its place */
+            attn__gemm(0, 0, T, e, T, 1.0f, S, T, v, 2 * hid, 0.0f, q, hid);
+        }
+    attn__linear(Q, RT, hid, sa->wo, sa->bo, D, X);
+    for (size_t rr = 0; rr < R; rr++) {
+        float *dst = j->y + row_offset(j, r0 + rr);
+        const float *src = X + rr * T * D;
+        for (size_t t = 0; t < T; t++)
+            for (size_t c = 0; c < D; c++) {
+                float *o = &dst[t * j->ax_stride + c * j->emb_stride];
+                *o = j->acc ? *o + src[t * D + c] : src[t * D + c];
+            }
+    }
+    return ATTN_OK;
+}
+
+attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const int64_t *shape,
+                              int emb, int axis, const float *x, float *y, bool accumulate,
+                              attn_error *err) {
+    sa_job j = {.sa = sa, .x = x, .y = y, .acc = accumulate};
+    size_t stride[ATTN_MAX_RANK], numel = 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        stride[d] = numel;
+        numel *= (size_t)shape[d]; /* the caller's tensor exists: no overflow */
+    }
+    j.T = (size_t)shape[axis];
+    j.D = (size_t)shape[emb];
+    j.ax_stride = stride[axis];
+    j.emb_stride = stride[emb];
+    if (j.D != (size_t)sa->dim)
+        return attn__err(err, ATTN_E_SHAPE, "axial: dimension %d must be dim=%lld, got %lld", emb,
+                         (long long)sa->dim, (long long)shape[emb]);
+    if (j.T == 0)
+        return attn__err(err, ATTN_E_SHAPE, "axial: cannot attend along empty dimension %d", axis);
+    if (numel == 0) return ATTN_OK;
+    for (int d = 0; d < rank; d++)
+        if (d != axis && d != emb) {
+            j.rest_len[j.nrest] = shape[d];
+            j.rest_stride[j.nrest++] = stride[d];
+        }
+    j.nrows = numel / (j.T * j.D);
+    j.scale = (float)pow((double)sa->dim_heads, -0.5);
+
+    /* Chunks of ~256 tokens keep the projections in few sgemm calls, but
+     * never so few chunks that a thread sits idle. */
+    size_t threads = (size_t)attn_ctx_threads(ctx);
+    size_t rpt = (256 + j.T - 1) / j.T, fair = (j.nrows + threads - 1) / threads;
+    if (rpt > fair) rpt = fair;
+    if (rpt == 0) rpt = 1;
+    j.rows_per_task = rpt;
+    size_t ntasks = (j.nrows + rpt - 1) / rpt;
+
+    size_t hid = (size_t)sa->heads * (size_t)sa->dim_heads, RT, a, b, c, per;
+    bool ok = attn__mul(rpt, j.T, &RT) && attn__mul(RT, j.D * (sa->ln_w ? 2 : 1), &a) &&
+              attn__mul(hid, 3, &b) && attn__mul(RT, b, &b) && attn__mul(j.T, j.T, &c) &&
+              attn__add(a, b, &per) && attn__add(per, c, &per);
+    int workers = attn__workers(ctx, ntasks);
+    size_t total;
+    if (!ok || !attn__mul(per, (size_t)workers, &total))
+        return attn__err(err, ATTN_E_OVERFLOW, "axial: scratch size overflows");
+    j.per_worker = per;
+    j.scratch = attn__calloc(total, sizeof(float), err);
+    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    attn_status st = attn__parallel_for(ctx, ntasks, sa_task, &j);
+    free(j.scratch);
+    if (st == ATTN_E_CANCELLED) return attn__err(err, st, "axial: cancelled");
+    return st;
+}
+
+/* ---- the mechanism ---- */
+
+typedef struct axial_state {
+    int64_t dim;
+    int total, emb, n_axes;
+    int axes[ATTN_MAX_RANK];
+    bool sum;
+    axial_sa sa[ATTN_MAX_RANK];
+} axial_state;
+
+static const attn_param axial_params[] = {
+    {"dim", ATTN_P_INT, NULL, 1, 1 << 24, NULL, "embedding dimension"},
+    {"num_dimensions", ATTN_P_INT, "2", 1, ATTN_MAX_RANK - 2, NULL,
+     "number of axial dimensions (2 for images, 3 for video)"},
+    {"heads", ATTN_P_INT, "8", 1, 1 << 24, NULL, "attention heads; must divide dim"},
+    {"dim_heads", ATTN_P_INT, "null", 1, 1 << 24, NULL, "dimension per head; null = dim // heads"},
+    {"dim_index", ATTN_P_INT, "-1", -ATTN_MAX_RANK, ATTN_MAX_RANK, NULL,
+     "index of the embedding dimension in x (negative counts from the end)"},
+    {"sum_axial_out", ATTN_P_BOOL, "true", 0, 0, NULL,
+     "sum the attention of every axis over x (true) or apply the axes one after another"},
+    {0},
+};
+
+static attn_status axial_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    axial_state *s = state;
+    attn_error *err = cfg->err;
+    int64_t nd, heads, dh, di;
+    bool dh_null;
+    attn_status st;
+    if ((st = attn__cfg_check_keys(cfg)) || (st = attn__cfg_int(cfg, "dim", &s->dim, NULL)) ||
+        (st = attn__cfg_int(cfg, "num_dimensions", &nd, NULL)) ||
+        (st = attn__cfg_int(cfg, "heads", &heads, NULL)) ||
+        (st = attn__cfg_int(cfg, "dim_heads", &dh, &dh_null)) ||
+        (st = attn__cfg_int(cfg, "dim_index", &di, NULL)) ||
+        (st = attn__cfg_bool(cfg, "sum_axial_out", &s->sum)))
+        return st;
+    /* The reference asserts this even when dim_heads is given. */
+    if (s->dim % heads != 0)
+        return attn__err(err, ATTN_E_CONFIG,
+                         "axial: dim (%lld) must be divisible by heads (%lld)", (long long)s->dim,
+                         (long long)heads);
+    if (dh_null) dh = s->dim / heads;
+    s->total = (int)nd + 2;
+    s->n_axes = attn__axial_axes(s->total, di, &s->emb, s->axes);
+    if (s->n_axes < 0)
+        return attn__err(err, ATTN_E_CONFIG,
+                         "axial: dim_index %lld is out of range for a %d-D input "
+                         "(num_dimensions %lld + 2): use 1..%d or -1..-%d",
+                         (long long)di, s->total, (long long)nd, s->total - 1, s->total);
+    for (int i = 0; i < s->n_axes; i++) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "axial_attentions.%d.fn.", i);
+        if ((st = attn__axial_sa_bind(b, pre, NULL, s->dim, heads, dh, &s->sa[i]))) return st;
+    }
+    int64_t shape[ATTN_MAX_RANK];
+    char dims[64] = "";
+    size_t n = 0;
+    for (int d = 0, a = 1; d < s->total; d++) {
+        shape[d] = d == s->emb ? s->dim : -1;
+        const char *sep = d ? "," : "";
+        if (d == s->emb)
+            n += (size_t)snprintf(dims + n, sizeof dims - n, "%sdim", sep);
+        else if (d == 0)
+            n += (size_t)snprintf(dims + n, sizeof dims - n, "%sB", sep);
+        else
+            n += (size_t)snprintf(dims + n, sizeof dims - n, "%sA%d", sep, a++);
+    }
+    if ((st = attn__model_add_input(m, "x", ATTN_F32, true, dims, s->total, shape))) return st;
+    attn__model_set_output(m, dims, s->total, shape);
+    return ATTN_OK;
+}
+
+static attn_status axial_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                 const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+    const axial_state *s = state;
+    const attn_tensor *x;
+    attn_tensor *o = NULL;
+    attn_status st;
+    if ((st = attn__input(m, in, "x", &x, err))) return st;
+    if ((st = attn_tensor_new(ATTN_F32, x->rank, x->shape, &o, err))) return st;
+    for (int i = 0; i < s->n_axes; i++) {
+        /* sequential: each axis reads the previous result, updated in place */
+        const float *src = s->sum || i == 0 ? x->data : o->data;
+        st = attn__axial_apply(&s->sa[i], ctx, x->rank, x->shape, s->emb, s->axes[i], src,
+                               o->data, s->sum, err);
+        if (st) goto fail;
+    }
+    *out = o;
+    return ATTN_OK;
+fail:
+    attn_tensor_free(o);
+    return st;
+}
+
+const attn_mech attn_mech_axial = {
+    .info =
+        {
+            .name = "axial",
+            .aliases = (const char *const[]){"AxialAttention", NULL},
+            .reference = "AxialAttention in axial_attention (lucidrains/axial-attention 0.6.1)",
+            .summary = "multi-head self-attention along every axial dimension of an N-D tensor, "
+                       "summed or applied in sequence",
+            .params = axial_params,
+            .has_weights = 1,
+            .is_inner = 0,
+        },
+    .state_size = sizeof(axial_state),
+    .init = axial_init,
+    .forward = axial_forward,
+};

@@ -1,0 +1,332 @@
+/*
+ * axial_image_transformer.c — AxialImageTransformer (lucidrains/axial-attention
+ * 0.6.1): an optional AxialPositionalEmbedding, then `depth` layers, each a
+ * pair of blocks:
+ *   attention:    f, g = PermuteToFrom(PreNorm(LayerNorm, SelfAttention)) along
+ *                 the first and the second axial dim
+ *   feed-forward: f, g = ChanLayerNorm -> Conv2d(dim, 4 dim, 3, padding 1)
+ *                 -> LeakyReLU(0.01) -> Conv2d(4 dim, dim, 3, padding 1)
+ * run either as ReversibleSequence (x1 = x2 = x; per block y1 = x1 + f(x2),
+ * y2 = x2 + g(y1); output the mean of the two halves) or as Sequential
+ * (per block x = x + f(x); x = x + g(x)).  The convolutions read x as NCHW
+ * whatever dim_index says, as the reference's nn.Conv2d does.
+ */
+#include "mech/axial_common.h"
+
+#include "kernels/conv2d.h"
+#include "kernels/image_ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One feed-forward: ChanLayerNorm g, b (1,dim,1,1); conv weights and biases. */
+typedef struct ait_ff {
+    const float *g, *b, *w1, *b1, *w2, *b2;
+} ait_ff;
+
+typedef struct ait_layer {
+    axial_sa attn[2];
+    ait_ff ff[2];
+} ait_layer;
+
+typedef struct ait_state {
+    int64_t dim, depth;
+    int emb, axes[ATTN_MAX_RANK];
+    bool reversible, has_pos;
+    axial_pos pos;
+    ait_layer *layers; /* depth of them, model-owned */
+} ait_state;
+
+static const attn_param ait_params[] = {
+    {"dim", ATTN_P_INT, NULL, 1, 1 << 20, NULL, "channels (the embedding dimension)"},
+    {"depth", ATTN_P_INT, NULL, 0, 1 << 12, NULL, "number of (attention, feed-forward) layers"},
+    {"heads", ATTN_P_INT, "8", 1, 1 << 20, NULL, "attention heads"},
+    {"dim_heads", ATTN_P_INT, "null", 1, 1 << 20, NULL, "dimension per head; null = dim // heads"},
+    {"dim_index", ATTN_P_INT, "1", -3, 3, NULL, "index of the embedding dimension in x"},
+    {"reversible", ATTN_P_BOOL, "true", 0, 0, NULL,
+     "reversible residual stack (true) or plain residual blocks"},
+    {"axial_pos_emb_shape", ATTN_P_INT_LIST, "null", 1, 1 << 20, NULL,
+     "[H, W] of an AxialPositionalEmbedding added first; null = none"},
+    {0},
+};
+
+/* ---- binding ---- */
+
+static attn_status bind_ff(attn_binder *b, const char *pre, int64_t dim, ait_ff *ff) {
+    int64_t s_n[4] = {1, dim, 1, 1}, s_w1[4] = {4 * dim, dim, 3, 3}, s_b1[1] = {4 * dim},
+            s_w2[4] = {dim, 4 * dim, 3, 3}, s_b2[1] = {dim};
+    static const char *const names[6] = {"0.g", "0.b", "1.weight", "1.bias", "3.weight", "3.bias"};
+    const int64_t *shapes[6] = {s_n, s_n, s_w1, s_b1, s_w2, s_b2};
+    const int ranks[6] = {4, 4, 4, 1, 4, 1};
+    float *p[6];
+    for (int i = 0; i < 6; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s%s", pre, names[i]);
+        attn_status st = attn__bind(b, name, ranks[i], shapes[i], &p[i]);
+        if (st) return st;
+    }
+    *ff = (ait_ff){.g = p[0], .b = p[1], .w1 = p[2], .b1 = p[3], .w2 = p[4], .b2 = p[5]};
+    return ATTN_OK;
+}
+
+/* State-dict names: ReversibleSequence wraps each (f, g) pair in a
+ * ReversibleBlock of Deterministic(net) modules ("blocks.<i>.f.net."),
+ * Sequential keeps the ModuleList pair ("blocks.<i>.0."). */
+static attn_status bind_layer(attn_binder *b, const ait_state *s, int64_t l, int64_t heads,
+                              int64_t dh, ait_layer *L) {
+    for (int k = 0; k < 2; k++) {
+        char base[96], pre[128], norm[128];
+        const char *fg = s->reversible ? (k ? "g.net." : "f.net.") : (k ? "1." : "0.");
+        snprintf(base, sizeof base, "layers.blocks.%lld.%s", (long long)(2 * l), fg);
+        snprintf(pre, sizeof pre, "%sfn.fn.", base);
+        snprintf(norm, sizeof norm, "%sfn.norm.", base);
+        attn_status st = attn__axial_sa_bind(b, pre, norm, s->dim, heads, dh, &L->attn[k]);
+        if (st) return st;
+        snprintf(base, sizeof base, "layers.blocks.%lld.%s", (long long)(2 * l + 1), fg);
+        if ((st = bind_ff(b, base, s->dim, &L->ff[k]))) return st;
+    }
+    return ATTN_OK;
+}
+
+static attn_status ait_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    ait_state *s = state;
+    attn_error *err = cfg->err;
+    int64_t heads, dh, di, pshape[AXIAL_MAX_POS];
+    bool dh_null;
+    int np;
+    attn_status st;
+    if ((st = attn__cfg_check_keys(cfg)) || (st = attn__cfg_int(cfg, "dim", &s->dim, NULL)) ||
+        (st = attn__cfg_int(cfg, "depth", &s->depth, NULL)) ||
+        (st = attn__cfg_int(cfg, "heads", &heads, NULL)) ||
+        (st = attn__cfg_int(cfg, "dim_heads", &dh, &dh_null)) ||
+        (st = attn__cfg_int(cfg, "dim_index", &di, NULL)) ||
+        (st = attn__cfg_bool(cfg, "reversible", &s->reversible)) ||
+        (st = attn__cfg_int_list(cfg, "axial_pos_emb_shape", pshape, AXIAL_MAX_POS, &np)))
+        return st;
+    /* No divisibility assert here (unlike AxialAttention): the head size is
+     * dim // heads, which only fails when it is 0. */
+    if (dh_null) dh = s->dim / heads;
+    if (dh == 0)
+        return attn__err(err, ATTN_E_CONFIG,
+                         "axial_image_transformer: dim // heads = %lld // %lld is 0; "
+                         "use fewer heads or set dim_heads",
+                         (long long)s->dim, (long long)heads);
+    /* dim_index 0 or -4 would make three axes out of the batch dim, which
+     * the reference cannot pair into (f, g) blocks. */
+    if (attn__axial_axes(4, di, &s->emb, s->axes) != 2)
+        return attn__err(err, ATTN_E_CONFIG,
+                         "axial_image_transformer: dim_index %lld must be one of 1, 2, 3, -1, -2, -3",
+                         (long long)di);
+    s->has_pos = np >= 0;
+    if (s->has_pos &&
+        (st = attn__axial_pos_init(&s->pos, b, "pos_emb.", s->dim, pshape, np, di,
+                                   "axial_image_transformer: dim_index for axial_pos_emb_shape", err)))
+        return st;
+    size_t bytes;
+    if (!attn__mul((size_t)s->depth, sizeof(ait_layer), &bytes))
+        return attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: depth too large");
+    s->layers = attn__model_alloc(m, bytes, err);
+    if (!s->layers) return err ? err->code : ATTN_E_NOMEM;
+    for (int64_t l = 0; l < s->depth; l++)
+        if ((st = bind_layer(b, s, l, heads, dh, &s->layers[l]))) return st;
+
+    /* Convolutions want channels at dim 1, attention wants them at
+     * dim_index.  With a positional embedding x may broadcast, so only the
+     * broadcast result is checked (in forward). */
+    int64_t shape[4] = {-1, -1, -1, -1};
+    if (!s->has_pos) shape[1] = shape[s->emb] = s->dim;
+    const char *dims = s->emb == 1 ? "B,dim,H,W" : s->emb == 2 ? "B,dim,dim,W" : "B,dim,H,dim";
+    if ((st = attn__model_add_input(m, "x", ATTN_F32, true, dims, 4, shape))) return st;
+    attn__model_set_output(m, dims, 4, shape);
+    return ATTN_OK;
+}
+
+/* ---- the feed-forward ---- */
+
+typedef struct ff_job {
+    const ait_ff *ff;
+    attn_conv2d c1, c2;
+    size_t B, C, HW, rows_per_task, blocks; /* row blocks per image */
+    const float *src;
+    float *dst, *A, *Hb, *work;
+    size_t work_per_worker;
+} ff_job;
+
+static attn_status ff_norm_task(void *arg, size_t b, int worker) {
+    const ff_job *j = arg;
+    attn__chan_layernorm(j->src + b * j->C * j->HW, j->C, j->HW, j->ff->g, j->ff->b, 1e-5f,
+                         j->A + b * j->C * j->HW);
+    return ATTN_OK;
+}
+
+static attn_status ff_conv1_task(void *arg, size_t task, int worker) {
+    const ff_job *j = arg;
+    size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
+    size_t r1 = r0 + j->rows_per_task < j->c1.h_out ? r0 + j->rows_per_task : j->c1.h_out;
+    float *h = j->Hb + b * j->c1.c_out * j->HW;
+    attn__conv2d(&j->c1, j->A + b * j->C * j->HW, j->ff->w1, j->ff->b1, h, false,
+                 j->work + (size_t)worker * j->work_per_worker, r0, r1);
+    for (size_t co = 0; co < j->c1.c_out; co++)
+        attn__leaky_relu(h + co * j->HW + r0 * j->c1.w_out, (r1 - r0) * j->c1.w_out, 0.01f);
+    return ATTN_OK;
+}
+
+static attn_status ff_conv2_task(void *arg, size_t task, int worker) {
+    const ff_job *j = arg;
+    size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
+    size_t r1 = r0 + j->rows_per_task < j->c2.h_out ? r0 + j->rows_per_task : j->c2.h_out;
+    attn__conv2d(&j->c2, j->Hb + b * j->c1.c_out * j->HW, j->ff->w2, j->ff->b2,
+                 j->dst + b * j->C * j->HW, true, j->work + (size_t)worker * j->work_per_worker,
+                 r0, r1);
+    return ATTN_OK;
+}
+
+/* dst += ff(src); src and dst (B, C, H, W) may be the same buffer: src is
+ * only read by the norm, which finishes before the last conv writes dst. */
+static attn_status ff_apply(ff_job *j, attn_ctx *ctx, const ait_ff *ff, const float *src,
+                            float *dst) {
+    j->ff = ff;
+    j->src = src;
+    j->dst = dst;
+    attn_status st = attn__parallel_for(ctx, j->B, ff_norm_task, j);
+    if (!st) st = attn__parallel_for(ctx, j->B * j->blocks, ff_conv1_task, j);
+    if (!st) st = attn__parallel_for(ctx, j->B * j->blocks, ff_conv2_task, j);
+    return st;
+}
+
+/* ---- forward ---- */
+
+typedef struct ait_run {
+    const ait_state *s;
+    attn_ctx *ctx;
+    const int64_t *shape;
+    ff_job ff;
+    attn_error *err;
+} ait_run;
+
+/* dst += block k (0 attention along the first axis, ... ) of layer l on src. */
+static attn_status run_fn(ait_run *r, const ait_layer *L, int attn, int k, const float *src,
+                          float *dst) {
+    if (attn)
+        return attn__axial_apply(&L->attn[k], r->ctx, 4, r->shape, r->s->emb, r->s->axes[k], src,
+                                 dst, true, r->err);
+    attn_status st = ff_apply(&r->ff, r->ctx, &L->ff[k], src, dst);
+    if (st == ATTN_E_CANCELLED) return attn__err(r->err, st, "axial_image_transformer: cancelled");
+    return st;
+}
+
+static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+    const ait_state *s = state;
+    const attn_tensor *x;
+    attn_tensor *o = NULL;
+    float *x2 = NULL, *A = NULL, *Hb = NULL, *work = NULL;
+    attn_status st;
+    char buf[96];
+    if ((st = attn__input(m, in, "x", &x, err))) return st;
+    /* o holds x after the positional embedding, then the running stream
+     * (x1 of the reversible pair). */
+    if (s->has_pos) {
+        if ((st = attn__axial_pos_apply(&s->pos, x, &o, err))) return st;
+    } else {
+        if ((st = attn_tensor_new(ATTN_F32, x->rank, x->shape, &o, err))) return st;
+        memcpy(o->data, x->data, x->nbytes);
+    }
+    const int64_t *sh = o->shape;
+    if (o->rank != 4 || sh[1] != s->dim || sh[s->emb] != s->dim) {
+        st = attn__err(err, ATTN_E_SHAPE,
+                       "axial_image_transformer: x%s must be 4-D with dim=%lld channels at dims 1 "
+                       "and %d, got %s",
+                       s->has_pos ? " + pos_emb" : "", (long long)s->dim, s->emb,
+                       attn_shape_str(o->rank, sh, buf, sizeof buf));
+        goto done;
+    }
+    size_t B = (size_t)sh[0], C = (size_t)sh[1], H = (size_t)sh[2], W = (size_t)sh[3], HW = H * W;
+    ait_run r = {.s = s, .ctx = ctx, .shape = sh, .err = err};
+    ff_job *j = &r.ff;
+    j->B = B;
+    j->C = C;
+    j->HW = HW;
+    j->c1 = (attn_conv2d){.c_in = C, .c_out = 4 * C, .h_in = H, .w_in = W, .k_h = 3, .k_w = 3,
+                          .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1,
+                          .dil_w = 1};
+    j->c2 = j->c1;
+    j->c2.c_in = 4 * C;
+    j->c2.c_out = C;
+    if (!attn__conv2d_prepare(&j->c1, NULL) || !attn__conv2d_prepare(&j->c2, NULL)) {
+        st = attn__err(err, ATTN_E_SHAPE, "axial_image_transformer: bad image size");
+        goto done;
+    }
+    /* Row blocks: enough tasks for every thread even when B is 1. */
+    size_t threads = (size_t)attn_ctx_threads(ctx), want = 4 * threads;
+    size_t blocks = (want + B - 1) / B;
+    if (blocks > H) blocks = H;
+    j->rows_per_task = (H + blocks - 1) / blocks;
+    j->blocks = (H + j->rows_per_task - 1) / j->rows_per_task;
+    size_t w1, w2, n_hid, n_work;
+    int workers = attn__workers(ctx, B * j->blocks);
+    if (!attn__conv2d_workspace(&j->c1, j->rows_per_task, &w1) ||
+        !attn__conv2d_workspace(&j->c2, j->rows_per_task, &w2) ||
+        !attn__mul(o->numel, 4, &n_hid) ||
+        !attn__mul(w1 > w2 ? w1 : w2, (size_t)workers, &n_work)) {
+        st = attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: scratch size overflows");
+        goto done;
+    }
+    j->work_per_worker = w1 > w2 ? w1 : w2;
+    if (s->depth > 0 &&
+        (!(A = attn__calloc(o->numel, sizeof(float), err)) ||
+         !(Hb = attn__calloc(n_hid, sizeof(float), err)) ||
+         !(work = attn__calloc(n_work ? n_work : 1, sizeof(float), err)) ||
+         (s->reversible && !(x2 = attn__calloc(o->numel, sizeof(float), err))))) {
+        st = err ? err->code : ATTN_E_NOMEM;
+        goto done;
+    }
+    j->A = A;
+    j->Hb = Hb;
+    j->work = work;
+    float *x1 = o->data;
+    if (x2) memcpy(x2, x1, o->nbytes);
+    for (int64_t l = 0; l < s->depth && !st; l++) {
+        const ait_layer *L = &s->layers[l];
+        for (int attn = 1; attn >= 0 && !st; attn--) {
+            if (s->reversible) {
+                if (!(st = run_fn(&r, L, attn, 0, x2, x1))) st = run_fn(&r, L, attn, 1, x1, x2);
+            } else {
+                if (!(st = run_fn(&r, L, attn, 0, x1, x1))) st = run_fn(&r, L, attn, 1, x1, x1);
+            }
+        }
+    }
+    /* torch.stack(x.chunk(2, dim=1)).mean(dim=0): (x1 + x2) / 2 */
+    if (!st && x2)
+        for (size_t i = 0; i < o->numel; i++) x1[i] = (x1[i] + x2[i]) / 2.0f;
+done:
+    free(x2);
+    free(A);
+    free(Hb);
+    free(work);
+    if (st) {
+        attn_tensor_free(o);
+        return st;
+    }
+    *out = o;
+    return ATTN_OK;
+}
+
+const attn_mech attn_mech_axial_image_transformer = {
+    .info =
+        {
+            .name = "axial_image_transformer",
+            .aliases = (const char *const[]){"AxialImageTransformer", NULL},
+            .reference = "AxialImageTransformer in axial_attention "
+                         "(lucidrains/axial-attention 0.6.1)",
+            .summary = "image transformer of axial attention and 3x3-conv feed-forwards, "
+                       "reversible or plain residual",
+            .params = ait_params,
+            .has_weights = 1,
+            .is_inner = 0,
+        },
+    .state_size = sizeof(ait_state),
+    .init = ait_init,
+    .forward = ait_forward,
+};

@@ -1,0 +1,274 @@
+/*
+ * compositional.c — CompositionalAttention from compositional-attention-pytorch
+ * (lucidrains), the "Compositional Attention: Disentangling Search and
+ * Retrieval" layer: S searches (query/key heads) each retrieve from R value
+ * heads, and a second, per-position softmax over the R retrievals picks what
+ * each search returns.  Eval mode: dropout is accepted and ignored.
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const attn_param params[] = {
+    {"dim", ATTN_P_INT, NULL, 1, 1 << 20, NULL, "input and output feature size"},
+    {"dim_head", ATTN_P_INT, "64", 1, 1 << 16, NULL, "size of every search / retrieval head"},
+    {"num_searches", ATTN_P_INT, "8", 1, 1 << 12, NULL, "number of searches (query/key heads)"},
+    {"num_retrievals", ATTN_P_INT, "2", 1, 1 << 12, NULL, "number of retrievals (value heads)"},
+    {"dropout", ATTN_P_FLOAT, "0.0", 0, 1, NULL, "attention dropout (ignored: eval mode)"},
+    {"prenorm", ATTN_P_BOOL, "false", 0, 0, NULL, "LayerNorm(dim) on the input first"},
+    {"causal", ATTN_P_BOOL, "false", 0, 0, NULL, "search j > i is masked"},
+    {0},
+};
+
+typedef struct comp_state {
+    int64_t dim, E, S, R; /* E = dim_head */
+    bool prenorm, causal;
+    float scale;          /* dim_head ** -0.5, on search and retrieval queries */
+    float *norm_w, *norm_b; /* model-owned, read-only after init */
+    float *w_sq, *w_sk, *w_rv, *w_rq, *w_rk, *w_out;
+} comp_state;
+
+static attn_status comp_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    comp_state *s = state;
+    attn_status st;
+    double dropout;
+    if ((st = attn__cfg_check_keys(cfg)) || (st = attn__cfg_int(cfg, "dim", &s->dim, NULL)) ||
+        (st = attn__cfg_int(cfg, "dim_head", &s->E, NULL)) ||
+        (st = attn__cfg_int(cfg, "num_searches", &s->S, NULL)) ||
+        (st = attn__cfg_int(cfg, "num_retrievals", &s->R, NULL)) ||
+        (st = attn__cfg_float(cfg, "dropout", &dropout, NULL)) ||
+        (st = attn__cfg_bool(cfg, "prenorm", &s->prenorm)) ||
+        (st = attn__cfg_bool(cfg, "causal", &s->causal)))
+        return st;
+    /* Python evaluates dim_head ** -0.5 in double; torch multiplies in float. */
+    s->scale = (float)pow((double)s->E, -0.5);
+
+    const int64_t D = s->dim, SE = s->S * s->E, RE = s->R * s->E;
+    if (s->prenorm) {
+        if ((st = attn__bind(b, "norm.weight", 1, (int64_t[]){D}, &s->norm_w)) ||
+            (st = attn__bind(b, "norm.bias", 1, (int64_t[]){D}, &s->norm_b)))
+            return st;
+    }
+    if ((st = attn__bind(b, "to_searches_queries.weight", 2, (int64_t[]){SE, D}, &s->w_sq)) ||
+        (st = attn__bind(b, "to_searches_keys.weight", 2, (int64_t[]){SE, D}, &s->w_sk)) ||
+        (st = attn__bind(b, "to_retrieval_values.weight", 2, (int64_t[]){RE, D}, &s->w_rv)) ||
+        (st = attn__bind(b, "to_retrieval_queries.weight", 2, (int64_t[]){SE, D}, &s->w_rq)) ||
+        (st = attn__bind(b, "to_retrieval_keys.weight", 2, (int64_t[]){s->E, s->E}, &s->w_rk)) ||
+        (st = attn__bind(b, "to_out.weight", 2, (int64_t[]){D, SE}, &s->w_out)))
+        return st;
+
+    if ((st = attn__model_add_input(m, "x", ATTN_F32, true, "B,N,dim", 3, (int64_t[]){-1, -1, D})) ||
+        (st = attn__model_add_input(m, "mask", ATTN_BOOL, false, "B,N", 2, (int64_t[]){-1, -1})))
+        return st;
+    attn__model_set_output(m, "B,N,dim", 3, (int64_t[]){-1, -1, D});
+    return ATTN_OK;
+}
+
+/* ---- forward ----------------------------------------------------------------
+ * Shapes (row-major): x (B,N,D); projections per batch row n:
+ *   sq, sk, rq (N, S*E) — search s owns columns [s*E, (s+1)*E);
+ *   rv (N, R*E) — retrieval r owns columns [r*E, (r+1)*E).
+ * Per (b, s): sim (N,N) = sq_s sk_sᵀ, masked, softmax over keys;
+ *   ret_r (N,E) = sim rv_r;  rk_r (N,E) = ret_r Wrkᵀ;
+ *   w (R) = softmax_r(rq_s[n] · rk_r[n]);  comb[n, s*E:] = Σ_r w_r ret_r[n].
+ * Finally out (B,N,D) = comb Woutᵀ. */
+
+typedef struct comp_job {
+    const comp_state *s;
+    int64_t B, N;
+    const float *x;
+    const uint8_t *mask; /* (B,N) or NULL */
+    float *xn;           /* (B,N,D) normalised input, or NULL without prenorm */
+    float *sq, *sk, *rq, *rv;
+    float *comb;         /* (B,N,S*E) */
+    float *out;          /* (B,N,D) */
+    float *scratch;      /* per worker: scratch_len floats */
+    size_t scratch_len;
+} comp_job;
+
+/* Pass 1, one batch row: norm and the four input projections. */
+static attn_status comp_project(void *arg, size_t b, int worker) {
+    (void)worker;
+    const comp_job *j = arg;
+    const comp_state *s = j->s;
+    const size_t N = (size_t)j->N, D = (size_t)s->dim;
+    const size_t SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E);
+    const float *x = j->x + b * N * D;
+    if (j->xn) {
+        float *xn = j->xn + b * N * D;
+        attn__layernorm(x, N, D, s->norm_w, s->norm_b, 1e-5f, xn);
+        x = xn;
+    }
+    float *sq = j->sq + b * N * SE, *rq = j->rq + b * N * SE;
+    attn__linear(x, N, D, s->w_sq, NULL, SE, sq);
+    attn__linear(x, N, D, s->w_sk, NULL, SE, j->sk + b * N * SE);
+    attn__linear(x, N, D, s->w_rq, NULL, SE, rq);
+    attn__linear(x, N, D, s->w_rv, NULL, RE, j->rv + b * N * RE);
+    /* The reference scales after projecting (sq * scale), so do we. */
+    for (size_t i = 0; i < N * SE; i++) {
+        sq[i] *= s->scale;
+        rq[i] *= s->scale;
+    }
+    return ATTN_OK;
+}
+
+/* Pass 2, one (batch, search): search attention, retrievals, retrieval
+ * attention, written into comb's columns of this search. */
+static attn_status comp_search(void *arg, size_t task, int worker) {
+    const comp_job *j = arg;
+    const comp_state *s = j->s;
+    const size_t N = (size_t)j->N, E = (size_t)s->E, S = (size_t)s->S, R = (size_t)s->R;
+    const size_t SE = S * E, RE = R * E;
+    const size_t b = task / S, si = task % S;
+
+    float *sim = j->scratch + (size_t)worker * j->scratch_len; /* (N,N) */
+    float *ret = sim + N * N;                                   /* (R,N,E) */
+    float *rk = ret + R * N * E;                                /* (R,N,E) */
+    float *w = rk + R * N * E;                                  /* (R) */
+
+    const float *sq = j->sq + b * N * SE + si * E;
+    const float *sk = j->sk + b * N * SE + si * E;
+    const float *rq = j->rq + b * N * SE + si * E;
+    const float *rv = j->rv + b * N * RE;
+    const uint8_t *mask = j->mask ? j->mask + b * N : NULL;
+
+    attn__gemm(0, 1, N, N, E, 1.0f, sq, SE, sk, SE, 0.0f, sim, N);
+    /* Masked scores get -finfo.max, not -inf, as in the reference: a row
+     * with every key masked becomes uniform instead of NaN. */
+    for (size_t i = 0; i < N; i++) {
+        float *row = sim + i * N;
+        if (mask)
+            for (size_t jj = 0; jj < N; jj++)
+                if (!mask[jj]) row[jj] = -FLT_MAX;
+        if (s->causal)
+            for (size_t jj = i + 1; jj < N; jj++) row[jj] = -FLT_MAX;
+        attn__softmax_row(row, N);
+    }
+
+    for (size_t r = 0; r < R; r++) {
+        float *ret_r = ret + r * N * E;
+        attn__gemm(0, 0, N, E, N, 1.0f, sim, N, rv + r * E, RE, 0.0f, ret_r, E);
+        attn__linear(ret_r, N, E, s->w_rk, NULL, E, rk + r * N * E);
+    }
+
+    float *comb = j->comb + b * N * SE + si * E;
+    for (size_t n = 0; n < N; n++) {
+        const float *q = rq + n * SE;
+        for (size_t r = 0; r < R; r++) {
+            const float *k = rk + (r * N + n) * E;
+            float acc = 0.0f;
+            for (size_t e = 0; e < E; e++) acc += q[e] * k[e];
+            w[r] = acc;
+        }
+        attn__softmax_row(w, R);
+        float *o = comb + n * SE;
+        for (size_t e = 0; e < E; e++) o[e] = 0.0f;
+        for (size_t r = 0; r < R; r++) {
+            const float *v = ret + (r * N + n) * E;
+            for (size_t e = 0; e < E; e++) o[e] += w[r] * v[e];
+        }
+    }
+    return ATTN_OK;
+}
+
+/* Pass 3, one batch row: the output projection. */
+static attn_status comp_output(void *arg, size_t b, int worker) {
+    (void)worker;
+    const comp_job *j = arg;
+    const comp_state *s = j->s;
+    const size_t N = (size_t)j->N, D = (size_t)s->dim, SE = (size_t)(s->S * s->E);
+    attn__linear(j->comb + b * N * SE, N, SE, s->w_out, NULL, D, j->out + b * N * D);
+    return ATTN_OK;
+}
+
+static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+    const comp_state *s = state;
+    const attn_tensor *x, *mask = NULL;
+    attn_status st;
+    float *buf = NULL, *scratch = NULL;
+    attn_tensor *y = NULL;
+    char sh[96];
+
+    if ((st = attn__input(m, in, "x", &x, err))) return st;
+    const int64_t B = x->shape[0], N = x->shape[1];
+    if (attn_tensor_set_get(in, "mask")) {
+        if ((st = attn__input(m, in, "mask", &mask, err))) return st;
+        if (mask->shape[0] != B || mask->shape[1] != N)
+            return attn__err(err, ATTN_E_SHAPE, "mask: expected (B,N) = (%lld,%lld), got %s",
+                             (long long)B, (long long)N,
+                             attn_shape_str(mask->rank, mask->shape, sh, sizeof sh));
+    }
+    if ((st = attn_tensor_new(ATTN_F32, 3, (int64_t[]){B, N, s->dim}, &y, err))) return st;
+    if (B == 0 || N == 0) goto done;
+
+    /* Sizes: per batch row N*(D [norm] + 3*SE + RE + SE [comb]) floats;
+     * per worker N*N + 2*R*N*E + R floats. */
+    const size_t Bz = (size_t)B, Nz = (size_t)N, D = (size_t)s->dim;
+    const size_t SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E);
+    size_t rows, per_row, total, nn, rne, per_worker, all_workers;
+    bool ok = attn__mul(Bz, Nz, &rows) && attn__mul(4, SE, &per_row) &&
+              attn__add(per_row, RE, &per_row) && attn__add(per_row, s->prenorm ? D : 0, &per_row) &&
+              attn__mul(rows, per_row, &total) && attn__mul(Nz, Nz, &nn) &&
+              attn__mul(2 * (size_t)s->R, Nz, &rne) && attn__mul(rne, (size_t)s->E, &rne) &&
+              attn__add(nn, rne, &per_worker) && attn__add(per_worker, (size_t)s->R, &per_worker);
+    const int workers = attn__workers(ctx, Bz * (size_t)s->S);
+    ok = ok && attn__mul(per_worker, (size_t)workers, &all_workers);
+    if (!ok) {
+        st = attn__err(err, ATTN_E_OVERFLOW, "compositional: scratch size overflows for x %s",
+                       attn_shape_str(x->rank, x->shape, sh, sizeof sh));
+        goto fail;
+    }
+    if (!(buf = attn__calloc(total, sizeof(float), err)) ||
+        !(scratch = attn__calloc(all_workers, sizeof(float), err))) {
+        st = err ? err->code : ATTN_E_NOMEM;
+        goto fail;
+    }
+
+    comp_job j = {.s = s, .B = B, .N = N, .x = x->data, .mask = mask ? mask->data : NULL,
+                  .out = y->data, .scratch = scratch, .scratch_len = per_worker};
+    float *p = buf;
+    j.sq = p, p += rows * SE;
+    j.sk = p, p += rows * SE;
+    j.rq = p, p += rows * SE;
+    j.comb = p, p += rows * SE;
+    j.rv = p, p += rows * RE;
+    j.xn = s->prenorm ? p : NULL;
+
+    if ((st = attn__parallel_for(ctx, Bz, comp_project, &j)) ||
+        (st = attn__parallel_for(ctx, Bz * (size_t)s->S, comp_search, &j)) ||
+        (st = attn__parallel_for(ctx, Bz, comp_output, &j))) {
+        attn__err(err, st, "compositional: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
+        goto fail;
+    }
+    free(buf);
+    free(scratch);
+done:
+    *out = y;
+    return ATTN_OK;
+fail:
+    free(buf);
+    free(scratch);
+    attn_tensor_free(y);
+    return st;
+}
+
+const attn_mech attn_mech_compositional = {
+    .info = {
+        .name = "compositional",
+        .aliases = (const char *const[]){"compositional-attention", NULL},
+        .reference = "CompositionalAttention in compositional_attention_pytorch (lucidrains)",
+        .summary = "searches and retrievals disentangled: S query/key searches, each "
+                   "choosing among R value retrievals by a second softmax",
+        .params = params,
+        .has_weights = 1,
+        .is_inner = 0,
+    },
+    .state_size = sizeof(comp_state),
+    .init = comp_init,
+    .forward = comp_forward,
+};

@@ -1,0 +1,62 @@
+/*
+ * conditional_full.c — ConditionalFullAttention (fast-transformers): full
+ * softmax attention while L and S are within length_limit, otherwise the
+ * configured other_attention.  The other attention's weights (if any) live
+ * under "other_attention." as in the reference module's state_dict.
+ */
+#include "attn_internal.h"
+#include "mech/full.h"
+
+typedef struct cond_state {
+    int64_t length_limit;
+    float softmax_temp;
+    attn_model *other; /* adopted by the model */
+} cond_state;
+
+static const attn_param cond_params[] = {
+    {"other_attention", ATTN_P_OBJECT, NULL, 0, 0, NULL,
+     "the attention used above the limit: {\"type\": ..., ...its config}"},
+    {"length_limit", ATTN_P_INT, "512", 1, 1e15, NULL, "full attention while L and S <= this"},
+    {"softmax_temp", ATTN_P_FLOAT, "null", 0, 0, NULL, "null (or 0) means 1/sqrt(E)"},
+    {"attention_dropout", ATTN_P_FLOAT, "0.1", 0, 1, NULL, "accepted and ignored (eval mode)"},
+    {0},
+};
+
+static attn_status cond_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    cond_state *s = state;
+    attn_full_cfg fc;
+    const json_t *other;
+    attn_status st;
+    if ((st = attn__cfg_int(cfg, "length_limit", &s->length_limit, NULL)) ||
+        (st = attn__full_parse(cfg, &fc)) || (st = attn__cfg_object(cfg, "other_attention", &other)))
+        return st;
+    s->softmax_temp = fc.softmax_temp;
+    if ((st = attn__model_new_nested(m, other, b, "other_attention.", &s->other, cfg->err))) return st;
+    /* The other attention may fix E or D (linear's query_dimensions): keep
+     * its declaration so inputs are checked against it up front. */
+    const attn_io_spec *q = attn_model_input(s->other, 0), *v = attn_model_input(s->other, 2);
+    return attn__qkv_declare(m, q ? q->shape[3] : 0, v ? v->shape[3] : 0);
+}
+
+static attn_status cond_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                    attn_error *err) {
+    const cond_state *s = state;
+    if (a->L > s->length_limit || a->S > s->length_limit)
+        return attn__model_forward_qkv(s->other, ctx, a, out, err);
+    return attn__full_forward(s->softmax_temp, ctx, a, out, err);
+}
+
+static const char *const cond_aliases[] = {"conditional-full", NULL};
+
+const attn_mech attn_mech_conditional_full = {
+    .info = {.name = "conditional_full",
+             .aliases = cond_aliases,
+             .reference = "fast_transformers.attention.ConditionalFullAttention",
+             .summary = "full attention up to length_limit, other_attention beyond",
+             .params = cond_params,
+             .has_weights = 0,
+             .is_inner = 1},
+    .state_size = sizeof(cond_state),
+    .init = cond_init,
+    .forward_qkv = cond_forward_qkv,
+};

@@ -1,0 +1,132 @@
+/*
+ * exact_topk.c — ExactTopKAttention (fast-transformers): softmax over each
+ * query's top-k keys only.
+ *
+ * Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) -> out (N,L,H,D).
+ * Scores QK (unscaled) plus the attn_mask and key_lengths masks (-inf) pick
+ * the k = min(topk, S) largest; the softmax of temp·score runs over those
+ * (masked keys among them weigh 0; a row with all -inf is NaN, as in torch).
+ * Ties at the k-th score go to the lower key index.
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+#include "mech/full.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BQ 32
+
+typedef struct topk_state {
+    int64_t topk;
+    float softmax_temp;
+} topk_state;
+
+static const attn_param topk_params[] = {
+    {"topk", ATTN_P_INT, "32", 1, 1 << 30, NULL, "keys kept per query (min(topk, S))"},
+    {"softmax_temp", ATTN_P_FLOAT, "null", 0, 0, NULL, "null (or 0) means 1/sqrt(E)"},
+    {"attention_dropout", ATTN_P_FLOAT, "0.1", 0, 1, NULL, "accepted and ignored (eval mode)"},
+    {0},
+};
+
+static attn_status topk_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    topk_state *s = state;
+    attn_full_cfg fc;
+    attn_status st = attn__cfg_int(cfg, "topk", &s->topk, NULL);
+    if (!st) st = attn__full_parse(cfg, &fc);
+    if (st) return st;
+    s->softmax_temp = fc.softmax_temp;
+    return attn__qkv_declare(m, 0, 0);
+}
+
+typedef struct topk_job {
+    const attn_qkv *a;
+    size_t k, qblocks, per_worker;
+    float temp;
+    float *out, *scratch;
+} topk_job;
+
+static int cmp_desc(const void *x, const void *y) {
+    float a = *(const float *)x, b = *(const float *)y;
+    return a > b ? -1 : a < b ? 1 : 0;
+}
+
+static attn_status topk_task(void *arg, size_t task, int worker) {
+    const topk_job *j = arg;
+    const attn_qkv *a = j->a;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, L = (size_t)a->L,
+                 S = (size_t)a->S, k = j->k;
+    size_t qb = task % j->qblocks, nh = task / j->qblocks, n = nh / H, h = nh % H;
+    size_t l0 = qb * BQ, nq = L - l0 < BQ ? L - l0 : BQ;
+    float *sc = j->scratch + (size_t)worker * j->per_worker, *sorted = sc + BQ * S;
+    float *w = sorted + S;
+    uint32_t *idx = (uint32_t *)(void *)(w + S);
+    size_t klen = a->key_lengths ? (size_t)a->key_lengths[n] : S;
+    attn__gemm(0, 1, nq, S, E, 1.0f, a->q + ((n * L + l0) * H + h) * E, H * E,
+               a->k + (n * S * H + h) * E, H * E, 0.0f, sc, S);
+    for (size_t i = 0; i < nq; i++) {
+        float *row = sc + i * S;
+        for (size_t s = 0; s < S; s++) {
+            if (a->attn_mask && !a->mask_all_ones && !a->attn_mask[(l0 + i) * S + s]) row[s] = -INFINITY;
+            if (s >= klen) row[s] = -INFINITY;
+        }
+        memcpy(sorted, row, S * sizeof *row);
+        qsort(sorted, S, sizeof *sorted, cmp_desc);
+        float thr = sorted[k - 1];
+        size_t above = 0;
+        for (size_t s = 0; s < k; s++) above += sorted[s] > thr;
+        size_t ties = k - above, m = 0;
+        for (size_t s = 0; s < S; s++) {
+            if (row[s] > thr || (row[s] == thr && ties > 0)) {
+                if (!(row[s] > thr)) ties--;
+                idx[m] = (uint32_t)s;
+                w[m++] = j->temp * row[s];
+            }
+        }
+        attn__softmax_row(w, m);
+        float *o = j->out + ((n * L + l0 + i) * H + h) * D;
+        for (size_t d = 0; d < D; d++) o[d] = 0.0f;
+        for (size_t t = 0; t < m; t++) {
+            const float *v = a->v + ((n * S + idx[t]) * H + h) * D;
+            for (size_t d = 0; d < D; d++) o[d] += w[t] * v[d];
+        }
+    }
+    return ATTN_OK;
+}
+
+static attn_status topk_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                    attn_error *err) {
+    const topk_state *s = state;
+    topk_job j = {.a = a, .temp = attn__temp(s->softmax_temp, a->E), .out = out};
+    j.k = (size_t)(s->topk < a->S ? s->topk : a->S);
+    j.qblocks = ((size_t)a->L + BQ - 1) / BQ;
+    size_t S = (size_t)a->S, per;
+    /* BQ score rows, a sorted copy, weights, and 32-bit key indices. */
+    if (S > UINT32_MAX || !attn__mul(S, BQ + 3, &per))
+        return attn__err(err, ATTN_E_OVERFLOW, "exact_topk: scratch size overflows");
+    j.per_worker = per;
+    size_t tasks = (size_t)a->N * (size_t)a->H * j.qblocks;
+    int workers = attn__workers(ctx, tasks);
+    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
+    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    attn_status st = attn__parallel_for(ctx, tasks, topk_task, &j);
+    free(j.scratch);
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    return st;
+}
+
+static const char *const topk_aliases[] = {"exact-topk", NULL};
+
+const attn_mech attn_mech_exact_topk = {
+    .info = {.name = "exact_topk",
+             .aliases = topk_aliases,
+             .reference = "fast_transformers.attention.ExactTopKAttention",
+             .summary = "softmax attention over each query's top-k keys",
+             .params = topk_params,
+             .has_weights = 0,
+             .is_inner = 1},
+    .state_size = sizeof(topk_state),
+    .init = topk_init,
+    .forward_qkv = topk_forward_qkv,
+};

@@ -1,0 +1,191 @@
+/*
+ * full.c — FullAttention (fast-transformers): softmax(temp · Q Kᵀ + masks) V.
+ *
+ * Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) -> out (N,L,H,D).
+ * Masks: attn_mask (L,S) adds -inf where false; key_lengths adds -inf for
+ * s >= key_lengths[n]; query_lengths is ignored, as in the reference.
+ * A row with every key masked is NaN, as torch's softmax makes it.
+ *
+ * The fast path never forms the L×S matrix: for each block of BQ queries it
+ * walks the keys in blocks of BK, keeping a running max, a running sum and
+ * an unnormalised output (online softmax, as flash-attention does), so
+ * extra memory is O(BQ·(BK + D)) per worker whatever L and S are.  Both
+ * products are OpenBLAS sgemm calls on strided views of the inputs.
+ * attn__full_reference is the plain three-loop version the tests compare
+ * against.
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+#include "mech/full.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BQ 128
+#define BK 512
+
+static const attn_param full_params[] = {
+    {"softmax_temp", ATTN_P_FLOAT, "null", 0, 0, NULL,
+     "softmax temperature; null (or 0) means 1/sqrt(E), as in the reference"},
+    {"attention_dropout", ATTN_P_FLOAT, "0.1", 0, 1, NULL, "accepted and ignored (eval mode)"},
+    {0},
+};
+
+attn_status attn__full_parse(const attn_cfg *cfg, attn_full_cfg *out) {
+    bool null;
+    double t, drop;
+    attn_status st = attn__cfg_float(cfg, "softmax_temp", &t, &null);
+    if (!st) st = attn__cfg_float(cfg, "attention_dropout", &drop, NULL);
+    if (st) return st;
+    /* The reference computes `softmax_temp or 1/sqrt(E)`: 0 means default. */
+    out->softmax_temp = null ? 0.0f : (float)t;
+    return ATTN_OK;
+}
+
+float attn__temp(float softmax_temp, int64_t E) {
+    return softmax_temp != 0.0f ? softmax_temp : (float)(1.0 / sqrt((double)E));
+}
+
+static attn_status full_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    attn_status st = attn__full_parse(cfg, state);
+    return st ? st : attn__qkv_declare(m, 0, 0);
+}
+
+/* ---- blocked online-softmax kernel ---- */
+
+typedef struct full_job {
+    const attn_qkv *a;
+    float temp;
+    float *out;
+    size_t qblocks;
+    float *scratch; /* per worker: BQ*BK scores + BQ*D acc + 2*BQ */
+    size_t per_worker;
+} full_job;
+
+static attn_status full_task(void *arg, size_t task, int worker) {
+    const full_job *j = arg;
+    const attn_qkv *a = j->a;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, L = (size_t)a->L,
+                 S = (size_t)a->S;
+    size_t qb = task % j->qblocks, nh = task / j->qblocks, n = nh / H, h = nh % H;
+    size_t l0 = qb * BQ, nq = L - l0 < BQ ? L - l0 : BQ;
+    float *sc = j->scratch + (size_t)worker * j->per_worker;
+    float *acc = sc + (size_t)BQ * BK, *mx = acc + (size_t)BQ * D, *sum = mx + BQ;
+    const float *q = a->q + ((n * L + l0) * H + h) * E;
+    const float *k = a->k + (n * S * H + h) * E;
+    const float *v = a->v + (n * S * H + h) * D;
+    size_t klen = a->key_lengths ? (size_t)a->key_lengths[n] : S;
+
+    memset(acc, 0, nq * D * sizeof *acc);
+    for (size_t i = 0; i < nq; i++) {
+        mx[i] = -INFINITY;
+        sum[i] = 0.0f;
+    }
+    /* Keys at or past key_lengths are -inf for every query: skip them. */
+    for (size_t s0 = 0; s0 < klen; s0 += BK) {
+        size_t nk = klen - s0 < BK ? klen - s0 : BK;
+        attn__gemm(0, 1, nq, nk, E, j->temp, q, H * E, k + s0 * H * E, H * E, 0.0f, sc, nk);
+        for (size_t i = 0; i < nq; i++) {
+            float *row = sc + i * nk;
+            if (a->attn_mask && !a->mask_all_ones) {
+                const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
+                for (size_t s = 0; s < nk; s++)
+                    if (!mrow[s]) row[s] = -INFINITY;
+            }
+            float bm = -INFINITY;
+            for (size_t s = 0; s < nk; s++) bm = row[s] > bm ? row[s] : bm;
+            float m_new = bm > mx[i] ? bm : mx[i];
+            if (m_new == -INFINITY) { /* nothing visible yet: contributes nothing */
+                memset(row, 0, nk * sizeof *row);
+                continue;
+            }
+            float scale = expf(mx[i] - m_new), ps = 0.0f;
+            for (size_t s = 0; s < nk; s++) {
+                row[s] = expf(row[s] - m_new);
+                ps += row[s];
+            }
+            sum[i] = sum[i] * scale + ps;
+            mx[i] = m_new;
+            if (scale != 1.0f) {
+                float *o = acc + i * D;
+                for (size_t d = 0; d < D; d++) o[d] *= scale;
+            }
+        }
+        attn__gemm(0, 0, nq, D, nk, 1.0f, sc, nk, v + s0 * H * D, H * D, 1.0f, acc, D);
+    }
+    float *out = j->out + ((n * L + l0) * H + h) * D;
+    for (size_t i = 0; i < nq; i++) {
+        float inv = sum[i] > 0.0f ? 1.0f / sum[i] : NAN; /* fully masked row: NaN as torch */
+        for (size_t d = 0; d < D; d++) out[i * H * D + d] = acc[i * D + d] * inv;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               attn_error *err) {
+    full_job j = {.a = a, .temp = attn__temp(softmax_temp, a->E), .out = out};
+    j.qblocks = ((size_t)a->L + BQ - 1) / BQ;
+    size_t tasks;
+    if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks))
+        return attn__err(err, ATTN_E_OVERFLOW, "full: too many tasks");
+    j.per_worker = (size_t)BQ * BK + (size_t)BQ * (size_t)a->D + 2 * BQ;
+    int workers = attn__workers(ctx, tasks);
+    j.scratch = attn__calloc((size_t)workers, j.per_worker * sizeof(float), err);
+    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    attn_status st = attn__parallel_for(ctx, tasks, full_task, &j);
+    free(j.scratch);
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    return st;
+}
+
+static attn_status full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                    attn_error *err) {
+    const attn_full_cfg *c = state;
+    return attn__full_forward(c->softmax_temp, ctx, a, out, err);
+}
+
+/* ---- plain reference (tests compare the fast path against it) ---- */
+
+attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *out,
+                                 attn_error *err) {
+    const int64_t N = a->N, L = a->L, S = a->S, H = a->H, E = a->E, D = a->D;
+    float temp = attn__temp(softmax_temp, E);
+    float *row = attn__calloc((size_t)S, sizeof *row, err);
+    if (!row) return ATTN_E_NOMEM;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t l = 0; l < L; l++) {
+                const float *q = a->q + ((n * L + l) * H + h) * E;
+                for (int64_t s = 0; s < S; s++) {
+                    const float *k = a->k + ((n * S + s) * H + h) * E;
+                    float dot = 0.0f;
+                    for (int64_t e = 0; e < E; e++) dot += q[e] * k[e];
+                    row[s] = temp * dot;
+                    if (a->attn_mask && !a->attn_mask[l * S + s]) row[s] = -INFINITY;
+                    if (a->key_lengths && s >= a->key_lengths[n]) row[s] = -INFINITY;
+                }
+                attn__softmax_row(row, (size_t)S);
+                float *o = out + ((n * L + l) * H + h) * D;
+                for (int64_t d = 0; d < D; d++) {
+                    float acc = 0.0f;
+                    for (int64_t s = 0; s < S; s++) acc += row[s] * a->v[((n * S + s) * H + h) * D + d];
+                    o[d] = acc;
+                }
+            }
+    free(row);
+    return ATTN_OK;
+}
+
+const attn_mech attn_mech_full = {
+    .info = {.name = "full",
+             .aliases = NULL,
+             .reference = "fast_transformers.attention.FullAttention",
+             .summary = "softmax attention over every key (blocked, online softmax)",
+             .params = full_params,
+             .has_weights = 0,
+             .is_inner = 1},
+    .state_size = sizeof(attn_full_cfg),
+    .init = full_init,
+    .forward_qkv = full_forward_qkv,
+};

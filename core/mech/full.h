@@ -1,0 +1,22 @@
+/*
+ * full.h — FullAttention pieces that other mechanisms reuse
+ * (conditional_full runs it below its length limit).
+ */
+#ifndef ATTN_MECH_FULL_H
+#define ATTN_MECH_FULL_H
+
+#include "attn_internal.h"
+
+typedef struct attn_full_cfg {
+    float softmax_temp; /* 0: 1/sqrt(E) */
+} attn_full_cfg;
+
+/* Reads softmax_temp / attention_dropout from a config whose table has them. */
+attn_status attn__full_parse(const attn_cfg *cfg, attn_full_cfg *out);
+/* The reference's `softmax_temp or 1/sqrt(E)`. */
+float attn__temp(float softmax_temp, int64_t E);
+attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               attn_error *err);
+attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *out, attn_error *err);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * linear.c — LinearAttention and CausalLinearAttention (fast-transformers).
+ *
+ * Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) -> out (N,L,H,D); φ maps E
+ * to F features (feature_map.h).  Per (n, h):
+ *   linear:        KV = φKᵀ V (F×D), z = Σ_s φK_s;  out_l = φQ_l KV / (φQ_l·z + eps)
+ *   causal_linear: the same with sums over s ≤ l only.
+ * φK is zeroed for keys at or past key_lengths[n].  linear rejects any
+ * attn_mask that is not all ones; causal_linear needs a lower-triangular one
+ * (or none, which we read as causal) and, as the reference's size fix does,
+ * uses only the first L keys when L < S.  L > S makes the reference read out
+ * of bounds, so it is rejected.
+ *
+ * The causal sum runs in chunks of CH rows: within a chunk the masked
+ * φQ φKᵀ product is an sgemm, across chunks the running KV carries the past.
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+#include "mech/feature_map.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CH 64
+
+typedef struct lin_state {
+    int64_t query_dimensions;
+    float eps;
+    attn_fmap fm;
+    bool causal;
+} lin_state;
+
+static const attn_param lin_params[] = {
+    {"query_dimensions", ATTN_P_INT, NULL, 1, 1 << 20, NULL, "E, the per-head query dimension"},
+    {"feature_map", ATTN_P_OBJECT, "null", 0, 0, NULL,
+     "null (elu(x)+1), or \"elu\"|\"rff\"|\"smoothed_rff\"|\"favor\"|\"grf\", or an object {type, n_dims, "
+     "softmax_temp, orthogonal, smoothing, stabilize, kernel_fn, seed}"},
+    {"eps", ATTN_P_FLOAT, "1e-06", 0, 1, NULL, "added to the normaliser"},
+    {0},
+};
+
+static attn_status lin_init_common(attn_model *m, lin_state *s, const attn_cfg *cfg, attn_binder *b,
+                                   bool causal) {
+    int64_t qd;
+    double eps;
+    const json_t *fm;
+    attn_status st;
+    if ((st = attn__cfg_int(cfg, "query_dimensions", &qd, NULL)) ||
+        (st = attn__cfg_float(cfg, "eps", &eps, NULL)) || (st = attn__cfg_object(cfg, "feature_map", &fm)))
+        return st;
+    s->query_dimensions = qd;
+    s->eps = (float)eps;
+    s->causal = causal;
+    if ((st = attn__fmap_init(&s->fm, fm, qd, b))) return st;
+    return attn__qkv_declare(m, qd, 0);
+}
+
+static attn_status linear_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    return lin_init_common(m, state, cfg, b, false);
+}
+static attn_status causal_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    return lin_init_common(m, state, cfg, b, true);
+}
+
+typedef struct lin_job {
+    const lin_state *s;
+    const attn_qkv *a;
+    int64_t S_used; /* keys read: S, or L for causal when L < S */
+    float *out;
+    float *scratch;
+    size_t per_worker;
+} lin_job;
+
+/* Gathers rows of head h of x (T rows, stride H*W) into a contiguous (T,W). */
+static void gather(const float *x, size_t T, size_t H, size_t W, size_t h, float *dst) {
+    for (size_t t = 0; t < T; t++) memcpy(dst + t * W, x + (t * H + h) * W, W * sizeof *dst);
+}
+
+static attn_status lin_task(void *arg, size_t task, int worker) {
+    const lin_job *j = arg;
+    const lin_state *s = j->s;
+    const attn_qkv *a = j->a;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, L = (size_t)a->L,
+                 S = (size_t)a->S, F = (size_t)s->fm.F, Su = (size_t)j->S_used;
+    const size_t n = task / H, h = task % H;
+    float *w = j->scratch + (size_t)worker * j->per_worker;
+    size_t big = L > Su ? L : Su;
+    float *raw = w, *pq = raw + big * E, *pk = pq + L * F, *vv = pk + Su * F, *kv = vv + Su * D,
+          *z = kv + F * D, *blk = z + F;
+
+    gather(a->q + n * L * H * E, L, H, E, h, raw);
+    float mq = s->fm.stabilize ? attn__fmap_sqnorm_max(&s->fm, raw, L) : 0;
+    attn__fmap_apply(&s->fm, raw, L, pq, mq);
+    gather(a->k + n * S * H * E, Su, H, E, h, raw);
+    float mk = s->fm.stabilize ? attn__fmap_sqnorm_max(&s->fm, raw, Su) : 0;
+    attn__fmap_apply(&s->fm, raw, Su, pk, mk);
+    gather(a->v + n * S * H * D, Su, H, D, h, vv);
+    if (a->key_lengths)
+        for (size_t t = (size_t)a->key_lengths[n]; t < Su; t++) memset(pk + t * F, 0, F * sizeof *pk);
+
+    float *out = j->out + n * L * H * D + h * D;
+    memset(kv, 0, F * D * sizeof *kv);
+    memset(z, 0, F * sizeof *z);
+    if (!s->causal) {
+        attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vv, D, 0.0f, kv, D);
+        for (size_t t = 0; t < Su; t++)
+            for (size_t f = 0; f < F; f++) z[f] += pk[t * F + f];
+        float *o = blk; /* (CH, D) */
+        for (size_t l0 = 0; l0 < L; l0 += CH) {
+            size_t nl = L - l0 < CH ? L - l0 : CH;
+            attn__gemm(0, 0, nl, D, F, 1.0f, pq + l0 * F, F, kv, D, 0.0f, o, D);
+            for (size_t i = 0; i < nl; i++) {
+                const float *qf = pq + (l0 + i) * F;
+                float den = 0;
+                for (size_t f = 0; f < F; f++) den += qf[f] * z[f];
+                float inv = 1.0f / (den + s->eps);
+                for (size_t d = 0; d < D; d++) out[(l0 + i) * H * D + d] = o[i * D + d] * inv;
+            }
+        }
+        return ATTN_OK;
+    }
+    /* causal: chunks of CH rows; A = tril(φQc φKcᵀ). */
+    float *A = blk, *o = blk + CH * CH;
+    for (size_t l0 = 0; l0 < L; l0 += CH) {
+        size_t nl = L - l0 < CH ? L - l0 : CH;
+        const float *qc = pq + l0 * F, *kc = pk + l0 * F, *vc = vv + l0 * D;
+        attn__gemm(0, 1, nl, nl, F, 1.0f, qc, F, kc, F, 0.0f, A, nl);
+        for (size_t i = 0; i < nl; i++)
+            for (size_t t = i + 1; t < nl; t++) A[i * nl + t] = 0.0f;
+        attn__gemm(0, 0, nl, D, F, 1.0f, qc, F, kv, D, 0.0f, o, D);
+        attn__gemm(0, 0, nl, D, nl, 1.0f, A, nl, vc, D, 1.0f, o, D);
+        for (size_t i = 0; i < nl; i++) {
+            const float *qf = qc + i * F;
+            float den = 0;
+            for (size_t f = 0; f < F; f++) den += qf[f] * z[f];
+            for (size_t t = 0; t <= i; t++) den += A[i * nl + t];
+            float inv = 1.0f / (den + s->eps);
+            for (size_t d = 0; d < D; d++) out[(l0 + i) * H * D + d] = o[i * D + d] * inv;
+        }
+        attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, D, 1.0f, kv, D);
+        for (size_t t = 0; t < nl; t++)
+            for (size_t f = 0; f < F; f++) z[f] += kc[t * F + f];
+    }
+    return ATTN_OK;
+}
+
+static attn_status lin_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                   attn_error *err) {
+    const lin_state *s = state;
+    lin_job j = {.s = s, .a = a, .out = out, .S_used = a->S};
+    if (!s->causal && !a->mask_all_ones)
+        return attn__err(err, ATTN_E_UNSUPPORTED, "LinearAttention does not support arbitrary attention masks");
+    if (s->causal) {
+        if (a->attn_mask && !a->mask_lower_triangular)
+            return attn__err(err, ATTN_E_UNSUPPORTED,
+                             "CausalLinearAttention only supports full lower triangular masks");
+        if (a->L > a->S)
+            return attn__err(err, ATTN_E_SHAPE,
+                             "causal_linear needs L <= S (got L=%lld, S=%lld): the reference reads past the values",
+                             (long long)a->L, (long long)a->S);
+        j.S_used = a->L;
+    }
+    /* Scratch per worker: raw rows, φQ, φK, V, KV, z, and a block buffer. */
+    size_t L = (size_t)a->L, Su = (size_t)j.S_used, E = (size_t)a->E, D = (size_t)a->D,
+           F = (size_t)s->fm.F, big = L > Su ? L : Su, tot = 0, t;
+    bool ok = attn__mul(big, E, &tot) && attn__mul(L, F, &t) && attn__add(tot, t, &tot) &&
+              attn__mul(Su, F, &t) && attn__add(tot, t, &tot) && attn__mul(Su, D, &t) &&
+              attn__add(tot, t, &tot) && attn__mul(F, D, &t) && attn__add(tot, t, &tot) &&
+              attn__add(tot, F + (size_t)CH * CH + (size_t)CH * D, &tot);
+    if (!ok) return attn__err(err, ATTN_E_OVERFLOW, "linear: scratch size overflows");
+    j.per_worker = tot;
+    size_t tasks = (size_t)a->N * (size_t)a->H;
+    int workers = attn__workers(ctx, tasks);
+    j.scratch = attn__calloc((size_t)workers, tot * sizeof(float), err);
+    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    attn_status st = attn__parallel_for(ctx, tasks, lin_task, &j);
+    free(j.scratch);
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    return st;
+}
+
+const attn_mech attn_mech_linear = {
+    .info = {.name = "linear",
+             .aliases = NULL,
+             .reference = "fast_transformers.attention.LinearAttention",
+             .summary = "kernelised attention φ(Q)(φ(K)ᵀV), linear in the sequence length",
+             .params = lin_params,
+             .has_weights = 0,
+             .is_inner = 1},
+    .state_size = sizeof(lin_state),
+    .init = linear_init,
+    .forward_qkv = lin_forward_qkv,
+};
+
+static const char *const causal_aliases[] = {"causal-linear", NULL};
+
+const attn_mech attn_mech_causal_linear = {
+    .info = {.name = "causal_linear",
+             .aliases = causal_aliases,
+             .reference = "fast_transformers.attention.CausalLinearAttention",
+             .summary = "causal linear attention (running sums of φ(K)ᵀV)",
+             .params = lin_params,
+             .has_weights = 0,
+             .is_inner = 1},
+    .state_size = sizeof(lin_state),
+    .init = causal_init,
+    .forward_qkv = lin_forward_qkv,
+};

@@ -1,0 +1,372 @@
+/*
+ * linear_self.c — SelfAttention of linear-attention-transformer 0.12
+ * (lucidrains), the "Linear Attention" seed's LinearSelfAttention: global
+ * heads compute softmax(q) (softmax_n(k)ᵀ v) in O(N d²); the causal variant
+ * replaces softmax_n(k) by psi(k) normalised by running sums over buckets of
+ * `blindspot_size` positions.  q and k are first scaled by d ** -0.25.
+ *
+ * Not supported: n_local_attn_heads > 0 (the reference hands those heads to
+ * the separate local-attention package, whose version it does not pin).
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PSI_ELU1, PSI_RELU, PSI_EXP, PSI_SOFTPLUS, PSI_IDENTITY };
+static const char *const psi_names[] = {"elu1", "relu", "exp", "softplus", "identity", NULL};
+
+static const attn_param params[] = {
+    {"dim", ATTN_P_INT, NULL, 1, 1 << 20, NULL, "input and output feature size"},
+    {"heads", ATTN_P_INT, NULL, 1, 1 << 12, NULL, "number of query heads"},
+    {"causal", ATTN_P_BOOL, "false", 0, 0, NULL, "causal linear attention (psi feature map, running sums)"},
+    {"dim_head", ATTN_P_INT, "null", 1, 1 << 16, NULL, "size of each head (null: dim / heads)"},
+    {"one_kv_head", ATTN_P_BOOL, "false", 0, 0, NULL, "one key/value head shared by all query heads"},
+    {"psi_fn", ATTN_P_STRING, "elu1", 0, 0, "elu1|relu|exp|softplus|identity",
+     "feature map of the keys in the causal variant (elu1 = elu(x) + 1)"},
+    {"blindspot_size", ATTN_P_INT, "1", 1, 1 << 20, NULL,
+     "causal bucket size: a query sees the keys of earlier buckets (and its own when 1)"},
+    {"n_local_attn_heads", ATTN_P_INT, "0", 0, 1 << 12, NULL, "local attention heads (only 0 supported)"},
+    {"local_attn_window_size", ATTN_P_INT, "128", 1, 1 << 20, NULL, "window of the local heads"},
+    {"receives_context", ATTN_P_BOOL, "false", 0, 0, NULL, "keys and values come from `context`"},
+    {"dropout", ATTN_P_FLOAT, "0.0", 0, 1, NULL, "output dropout (ignored: eval mode)"},
+    {"attn_dropout", ATTN_P_FLOAT, "0.0", 0, 1, NULL, "local attention dropout (ignored: eval mode)"},
+    {0},
+};
+
+typedef struct ls_state {
+    int64_t dim, H, d, kvh; /* d = size of a head, kvh = key/value heads */
+    int64_t bucket;
+    bool causal, one_kv, ctx_mode;
+    int psi;
+    float qk_scale; /* d ** -0.25 */
+    float *wq, *wk, *wv, *wo, *bo;
+} ls_state;
+
+static attn_status ls_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    ls_state *s = state;
+    attn_status st;
+    int64_t n_local, window;
+    bool dh_null;
+    double dropout, attn_dropout;
+    const char *psi;
+    if ((st = attn__cfg_check_keys(cfg)) || (st = attn__cfg_int(cfg, "dim", &s->dim, NULL)) ||
+        (st = attn__cfg_int(cfg, "heads", &s->H, NULL)) ||
+        (st = attn__cfg_bool(cfg, "causal", &s->causal)) ||
+        (st = attn__cfg_int(cfg, "dim_head", &s->d, &dh_null)) ||
+        (st = attn__cfg_bool(cfg, "one_kv_head", &s->one_kv)) ||
+        (st = attn__cfg_string(cfg, "psi_fn", &psi)) ||
+        (st = attn__cfg_int(cfg, "blindspot_size", &s->bucket, NULL)) ||
+        (st = attn__cfg_int(cfg, "n_local_attn_heads", &n_local, NULL)) ||
+        (st = attn__cfg_int(cfg, "local_attn_window_size", &window, NULL)) ||
+        (st = attn__cfg_bool(cfg, "receives_context", &s->ctx_mode)) ||
+        (st = attn__cfg_float(cfg, "dropout", &dropout, NULL)) ||
+        (st = attn__cfg_float(cfg, "attn_dropout", &attn_dropout, NULL)))
+        return st;
+    if (dh_null) {
+        if (s->dim % s->H != 0)
+            return attn__err(cfg->err, ATTN_E_CONFIG,
+                             "linear_self: embedding dimension must be divisible by number of heads "
+                             "(dim = %lld, heads = %lld; or set dim_head)",
+                             (long long)s->dim, (long long)s->H);
+        s->d = s->dim / s->H;
+    }
+    if (n_local > s->H)
+        return attn__err(cfg->err, ATTN_E_CONFIG,
+                         "linear_self: n_local_attn_heads = %lld exceeds heads = %lld",
+                         (long long)n_local, (long long)s->H);
+    if (n_local > 0)
+        return attn__err(cfg->err, ATTN_E_UNSUPPORTED,
+                         "linear_self: n_local_attn_heads > 0 is not supported (the local heads run "
+                         "the separate local-attention package); use 0");
+    s->psi = PSI_ELU1;
+    for (int i = 0; psi && psi_names[i]; i++)
+        if (strcmp(psi, psi_names[i]) == 0) s->psi = i;
+    s->kvh = s->one_kv ? 1 : s->H;
+    s->qk_scale = (float)pow((double)s->d, -0.25);
+
+    const int64_t D = s->dim, HD = s->H * s->d, KD = s->kvh * s->d;
+    if ((st = attn__bind(b, "to_q.weight", 2, (int64_t[]){HD, D}, &s->wq)) ||
+        (st = attn__bind(b, "to_k.weight", 2, (int64_t[]){KD, D}, &s->wk)) ||
+        (st = attn__bind(b, "to_v.weight", 2, (int64_t[]){KD, D}, &s->wv)) ||
+        (st = attn__bind(b, "to_out.weight", 2, (int64_t[]){D, HD}, &s->wo)) ||
+        (st = attn__bind(b, "to_out.bias", 1, (int64_t[]){D}, &s->bo)))
+        return st;
+
+    if ((st = attn__model_add_input(m, "x", ATTN_F32, true, "B,N,dim", 3, (int64_t[]){-1, -1, D})))
+        return st;
+    if (s->ctx_mode) {
+        if ((st = attn__model_add_input(m, "context", ATTN_F32, true, "B,S,dim", 3,
+                                        (int64_t[]){-1, -1, D})) ||
+            (st = attn__model_add_input(m, "context_mask", ATTN_BOOL, false, "B,S", 2,
+                                        (int64_t[]){-1, -1})))
+            return st;
+    } else if ((st = attn__model_add_input(m, "input_mask", ATTN_BOOL, false, "B,N", 2,
+                                           (int64_t[]){-1, -1}))) {
+        return st;
+    }
+    attn__model_set_output(m, "B,N,dim", 3, (int64_t[]){-1, -1, D});
+    return ATTN_OK;
+}
+
+/* ---- forward ----------------------------------------------------------------
+ * Shapes (row-major): x (B,N,dim); keys/values come from x or context (B,S,dim).
+ *   q (B,N,H*d), k and v (B,S,kvh*d): head h owns columns [h*d, (h+1)*d);
+ *   with one_kv_head every query head reads the single key/value head.
+ *   att (B,N,H*d) is gathered per (b, h); out (B,N,dim) = att Woᵀ + bo.
+ * Non-causal, per (b, h):  qs = softmax_d(q),  ks = softmax_n(k masked to
+ *   -max),  ctx (d,d) = ksᵀ v,  att = qs ctx.
+ * Causal, per (b, h), buckets of `bucket` positions:  kp = psi(k) (masked rows
+ *   0); running sums K_u = Σ kp, C_u = Σ kpᵀ v over buckets ≤ u (double, as
+ *   torch's CPU cumsum accumulates); ctx_u = C_u / (K_u + 1e-6) row-wise;
+ *   bucket u reads ctx_u when bucket == 1, else ctx_{u-1} (0 for u = 0). */
+
+typedef struct ls_job {
+    const ls_state *s;
+    int64_t B, N, S;
+    const uint8_t *kv_mask; /* (B,S) or NULL */
+    float *q, *k, *v, *att;
+    float *out;       /* (B,N,dim) */
+    float *scratch;   /* per worker: scratch_len floats */
+    size_t scratch_len;
+    double *dscratch; /* per worker: d*d + d doubles (the causal running sums) */
+} ls_job;
+
+static void psi_apply(int psi, float *x, size_t n) {
+    switch (psi) {
+    case PSI_ELU1: attn__elu1(x, n); break;
+    case PSI_RELU: attn__relu(x, n); break;
+    case PSI_EXP:
+        for (size_t i = 0; i < n; i++) x[i] = expf(x[i]);
+        break;
+    case PSI_SOFTPLUS: /* torch: beta 1, linear above threshold 20 */
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 20.0f ? x[i] : log1pf(expf(x[i]));
+        break;
+    default: break;
+    }
+}
+
+/* Copies head columns [off, off+d) of `rows` rows with stride ld into dst
+ * (rows, d), multiplied by `scale`. */
+static void take_head(const float *src, size_t rows, size_t ld, size_t off, size_t d, float scale,
+                      float *dst) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < d; c++) dst[r * d + c] = src[r * ld + off + c] * scale;
+}
+
+static attn_status ls_head(void *arg, size_t task, int worker) {
+    const ls_job *j = arg;
+    const ls_state *s = j->s;
+    const size_t N = (size_t)j->N, S = (size_t)j->S, d = (size_t)s->d, H = (size_t)s->H;
+    const size_t HD = H * d, KD = (size_t)s->kvh * d;
+    const size_t b = task / H, h = task % H, kh = s->one_kv ? 0 : h;
+    const uint8_t *mask = j->kv_mask ? j->kv_mask + b * S : NULL;
+
+    float *q = j->scratch + (size_t)worker * j->scratch_len; /* (N,d) */
+    float *k = q + N * d;                                      /* (S,d) */
+    float *v = k + S * d;                                      /* (S,d) */
+    float *ctx = v + S * d;                                    /* (d,d) */
+    float *att = j->att + b * N * HD + h * d;                  /* rows of stride HD */
+
+    take_head(j->q + b * N * HD, N, HD, h * d, d, s->qk_scale, q);
+    take_head(j->k + b * S * KD, S, KD, kh * d, d, s->qk_scale, k);
+    take_head(j->v + b * S * KD, S, KD, kh * d, d, 1.0f, v);
+    for (size_t n = 0; n < N; n++) attn__softmax_row(q + n * d, d);
+
+    if (!s->causal) {
+        /* Masked keys get -finfo.max before the softmax over positions and
+         * masked values 0, so a row with every key masked attends to zeros. */
+        if (mask)
+            for (size_t n = 0; n < S; n++)
+                if (!mask[n]) {
+                    for (size_t c = 0; c < d; c++) k[n * d + c] = -FLT_MAX;
+                    memset(v + n * d, 0, d * sizeof *v);
+                }
+        for (size_t c = 0; c < d; c++) {
+            float mx = -INFINITY, sum = 0.0f;
+            for (size_t n = 0; n < S; n++) mx = k[n * d + c] > mx ? k[n * d + c] : mx;
+            for (size_t n = 0; n < S; n++) sum += (k[n * d + c] = expf(k[n * d + c] - mx));
+            for (size_t n = 0; n < S; n++) k[n * d + c] /= sum;
+        }
+        attn__gemm(1, 0, d, d, S, 1.0f, k, d, v, d, 0.0f, ctx, d);
+        attn__gemm(0, 0, N, d, d, 1.0f, q, d, ctx, d, 0.0f, att, HD);
+        return ATTN_OK;
+    }
+
+    /* Causal: S == N (checked by the caller). */
+    psi_apply(s->psi, k, S * d);
+    if (mask)
+        for (size_t n = 0; n < S; n++)
+            if (!mask[n]) {
+                memset(k + n * d, 0, d * sizeof *k);
+                memset(v + n * d, 0, d * sizeof *v);
+            }
+    const size_t bs = (size_t)s->bucket, U = N / bs;
+    float *bctx = ctx + d * d;  /* (d,d) one bucket's kᵀv */
+    float *den = bctx + d * d;  /* (d) */
+    double *csum = j->dscratch + (size_t)worker * (d * d + d); /* (d,d) running C */
+    double *ksum = csum + d * d;                                /* (d) running K */
+    memset(csum, 0, d * d * sizeof *csum);
+    memset(ksum, 0, d * sizeof *ksum);
+    for (size_t u = 0; u < U; u++) {
+        const float *ku = k + u * bs * d, *vu = v + u * bs * d;
+        const float *qu = q + u * bs * d;
+        float *au = att + u * bs * HD;
+        if (bs > 1) {
+            /* This bucket reads the sums of the buckets before it. */
+            if (u == 0) {
+                for (size_t r = 0; r < bs; r++) memset(au + r * HD, 0, d * sizeof *au);
+            } else {
+                attn__gemm(0, 0, bs, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD);
+            }
+        }
+        /* The bucket's own key sum (float, as b_k.sum) and kᵀv (float gemm),
+         * then accumulated in double. */
+        for (size_t c = 0; c < d; c++) {
+            float t = 0.0f;
+            for (size_t r = 0; r < bs; r++) t += ku[r * d + c];
+            ksum[c] += (double)t;
+            den[c] = (float)ksum[c] + 1e-6f;
+        }
+        attn__gemm(1, 0, d, d, bs, 1.0f, ku, d, vu, d, 0.0f, bctx, d);
+        for (size_t i = 0; i < d * d; i++) {
+            csum[i] += (double)bctx[i];
+            ctx[i] = (float)csum[i] / den[i / d];
+        }
+        if (bs == 1) attn__gemm(0, 0, 1, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD);
+    }
+    return ATTN_OK;
+}
+
+static attn_status ls_out(void *arg, size_t b, int worker) {
+    (void)worker;
+    const ls_job *j = arg;
+    const ls_state *s = j->s;
+    const size_t N = (size_t)j->N, D = (size_t)s->dim, HD = (size_t)(s->H * s->d);
+    attn__linear(j->att + b * N * HD, N, HD, s->wo, s->bo, D, j->out + b * N * D);
+    return ATTN_OK;
+}
+
+static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t B, int64_t n,
+                              const char *dims, attn_error *err) {
+    char sh[96];
+    if (mask->shape[0] != B || mask->shape[1] != n)
+        return attn__err(err, ATTN_E_SHAPE, "%s: expected %s = (%lld,%lld), got %s", name, dims,
+                         (long long)B, (long long)n,
+                         attn_shape_str(mask->rank, mask->shape, sh, sizeof sh));
+    return ATTN_OK;
+}
+
+static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                              const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+    const ls_state *s = state;
+    const attn_tensor *x, *src, *mask = NULL;
+    attn_status st;
+    float *buf = NULL, *scratch = NULL;
+    double *dscratch = NULL;
+    attn_tensor *y = NULL;
+    char sh[96];
+
+    if ((st = attn__input(m, in, "x", &x, err))) return st;
+    const int64_t B = x->shape[0], N = x->shape[1];
+    src = x;
+    if (s->ctx_mode) {
+        if ((st = attn__input(m, in, "context", &src, err))) return st;
+        if (src->shape[0] != B)
+            return attn__err(err, ATTN_E_SHAPE, "context: expected (B,S,dim) with B = %lld, got %s",
+                             (long long)B, attn_shape_str(src->rank, src->shape, sh, sizeof sh));
+        if (attn_tensor_set_get(in, "context_mask")) {
+            if ((st = attn__input(m, in, "context_mask", &mask, err)) ||
+                (st = check_mask(mask, "context_mask", B, src->shape[1], "(B,S)", err)))
+                return st;
+        }
+    } else if (attn_tensor_set_get(in, "input_mask")) {
+        if ((st = attn__input(m, in, "input_mask", &mask, err)) ||
+            (st = check_mask(mask, "input_mask", B, N, "(B,N)", err)))
+            return st;
+    }
+    const int64_t S = src->shape[1];
+    if (s->causal) {
+        if (N % s->bucket != 0)
+            return attn__err(err, ATTN_E_SHAPE,
+                             "linear_self: sequence length %lld must be divisible by the bucket "
+                             "size %lld (blindspot_size) for causal linear attention",
+                             (long long)N, (long long)s->bucket);
+        if (S != N)
+            return attn__err(err, ATTN_E_SHAPE,
+                             "linear_self: causal attention needs a context as long as x "
+                             "(context length %lld, x length %lld)", (long long)S, (long long)N);
+    }
+    if ((st = attn_tensor_new(ATTN_F32, 3, (int64_t[]){B, N, s->dim}, &y, err))) return st;
+    if (B == 0 || N == 0) goto done;
+
+    /* Buffers: q and att (B*N*HD), k and v (B*S*KD); per worker
+     * (N + 2S + 2d + 1) d floats and d² + d doubles. */
+    const size_t Bz = (size_t)B, Nz = (size_t)N, Sz = (size_t)S, d = (size_t)s->d;
+    const size_t HD = (size_t)(s->H * s->d), KD = (size_t)(s->kvh * s->d);
+    size_t bn, bs_, qn, kn, total, pw, dd, all, dall;
+    const int workers = attn__workers(ctx, Bz * (size_t)s->H);
+    bool ok = attn__mul(Bz, Nz, &bn) && attn__mul(Bz, Sz, &bs_) && attn__mul(bn, HD, &qn) &&
+              attn__mul(bs_, KD, &kn) && attn__add(qn, qn, &total) &&
+              attn__add(total, kn, &total) && attn__add(total, kn, &total) &&
+              attn__add(Nz, 2 * Sz, &pw) && attn__add(pw, 2 * d + 1, &pw) && attn__mul(pw, d, &pw) &&
+              attn__mul(pw, (size_t)workers, &all) && attn__mul(d, d + 1, &dd) &&
+              attn__mul(dd, (size_t)workers, &dall);
+    if (!ok) {
+        st = attn__err(err, ATTN_E_OVERFLOW, "linear_self: scratch size overflows for x %s",
+                       attn_shape_str(x->rank, x->shape, sh, sizeof sh));
+        goto fail;
+    }
+    if (!(buf = attn__calloc(total, sizeof(float), err)) ||
+        !(scratch = attn__calloc(all, sizeof(float), err)) ||
+        (s->causal && !(dscratch = attn__calloc(dall, sizeof(double), err)))) {
+        st = err ? err->code : ATTN_E_NOMEM;
+        goto fail;
+    }
+    ls_job j = {.s = s, .B = B, .N = N, .S = S, .kv_mask = mask ? mask->data : NULL,
+                .out = y->data, .scratch = scratch, .scratch_len = pw, .dscratch = dscratch};
+    j.q = buf;
+    j.att = j.q + qn;
+    j.k = j.att + qn;
+    j.v = j.k + kn;
+    attn__linear(x->data, bn, (size_t)s->dim, s->wq, NULL, HD, j.q);
+    attn__linear(src->data, bs_, (size_t)s->dim, s->wk, NULL, KD, j.k);
+    attn__linear(src->data, bs_, (size_t)s->dim, s->wv, NULL, KD, j.v);
+    if ((st = attn__parallel_for(ctx, Bz * (size_t)s->H, ls_head, &j)) ||
+        (st = attn__parallel_for(ctx, Bz, ls_out, &j))) {
+        attn__err(err, st, "linear_self: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
+        goto fail;
+    }
+    free(buf);
+    free(scratch);
+    free(dscratch);
+done:
+    *out = y;
+    return ATTN_OK;
+fail:
+    free(buf);
+    free(scratch);
+    free(dscratch);
+    attn_tensor_free(y);
+    return st;
+}
+
+const attn_mech attn_mech_linear_self = {
+    .info = {
+        .name = "linear_self",
+        .aliases = (const char *const[]){"linear-self-attention", NULL},
+        .reference = "SelfAttention in linear_attention_transformer (lucidrains), "
+                     "the Linear Attention seed's LinearSelfAttention",
+        .summary = "multi-head linear attention softmax(q)(softmax(k)ᵀv); causal variant with "
+                   "a psi feature map and bucketed running sums",
+        .params = params,
+        .has_weights = 1,
+        .is_inner = 0,
+    },
+    .state_size = sizeof(ls_state),
+    .init = ls_init,
+    .forward = ls_forward,
+};

@@ -1,0 +1,246 @@
+/*
+ * multi_head_area.c — MultiHeadAreaAttention (area_attention package):
+ * project q, k, v into num_heads heads, run one AreaAttention over every
+ * (batch, head) pair, concatenate the heads and project back.
+ *
+ * Shapes: q (B,Nq,key_query_size), k (B,S,key_query_size),
+ * v (B,S,value_size) with S = the inner memory_height · memory_width
+ * -> out (B,Nq,value_size).  Inside: Q (B,Nq,heads·kqh), K (B,S,heads·kqh),
+ * V (B,S,heads·vh), head h being columns [h·kqh, (h+1)·kqh) — the
+ * reference's view + permute — and the heads' outputs (B,Nq,heads·vh).
+ *
+ * The reference takes an AreaAttention module; here `area_attention` is
+ * that module's config object (optionally with "type": "area"), and its
+ * learned weights, if any, are bound under "area_attention.".
+ */
+#include "attn_internal.h"
+#include "kernels/kernels.h"
+#include "mech/area.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DIM_MAX 2147483647.0
+
+static const attn_param mha_params[] = {
+    {"area_attention", ATTN_P_OBJECT, NULL, 0, 0, NULL,
+     "the inner AreaAttention's config (the `area` keys; \"type\": \"area\" optional)"},
+    {"num_heads", ATTN_P_INT, NULL, 1, DIM_MAX, NULL, "number of heads"},
+    {"key_query_size", ATTN_P_INT, NULL, 1, DIM_MAX, NULL, "input size of keys and queries"},
+    {"key_query_size_hidden", ATTN_P_INT, NULL, 1, DIM_MAX, NULL,
+     "per-head size of keys and queries"},
+    {"value_size", ATTN_P_INT, NULL, 1, DIM_MAX, NULL, "input (and output) size of values"},
+    {"value_size_hidden", ATTN_P_INT, NULL, 1, DIM_MAX, NULL, "per-head size of values"},
+    {0},
+};
+
+typedef struct mha_state {
+    area_cfg area;
+    int64_t heads, kqs, kqh, vs, vh;
+    const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+} mha_state;
+
+extern const attn_mech attn_mech_area;
+
+/* The inner config as an object without "type" (*owned to decref). */
+static attn_status inner_config(const attn_cfg *cfg, const json_t *spec, json_t **owned) {
+    *owned = NULL;
+    if (!json_is_object(spec))
+        return attn__err(cfg->err, ATTN_E_CONFIG,
+                         "%s: area_attention must be an object with the AreaAttention config",
+                         cfg->mech);
+    const json_t *type = json_object_get(spec, "type");
+    if (!type) return ATTN_OK;
+    if (!json_is_string(type) || attn__mech_find(json_string_value(type)) != &attn_mech_area)
+        return attn__err(cfg->err, ATTN_E_CONFIG, "%s: area_attention.type must be \"area\"",
+                         cfg->mech);
+    if (!(*owned = json_deep_copy(spec)))
+        return attn__err(cfg->err, ATTN_E_NOMEM, "out of memory");
+    json_object_del(*owned, "type");
+    return ATTN_OK;
+}
+
+static attn_status mha_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
+    mha_state *s = state;
+    const json_t *spec;
+    json_t *owned = NULL;
+    attn_status st;
+    if ((st = attn__cfg_check_keys(cfg)) ||
+        (st = attn__cfg_object(cfg, "area_attention", &spec)) ||
+        (st = attn__cfg_int(cfg, "num_heads", &s->heads, NULL)) ||
+        (st = attn__cfg_int(cfg, "key_query_size", &s->kqs, NULL)) ||
+        (st = attn__cfg_int(cfg, "key_query_size_hidden", &s->kqh, NULL)) ||
+        (st = attn__cfg_int(cfg, "value_size", &s->vs, NULL)) ||
+        (st = attn__cfg_int(cfg, "value_size_hidden", &s->vh, NULL)) ||
+        (st = inner_config(cfg, spec, &owned)))
+        return st;
+    const attn_cfg icfg = {.obj = owned ? owned : spec, .params = attn__area_params,
+                           .mech = "multi_head_area.area_attention", .err = cfg->err};
+    st = attn__area_setup(&s->area, &icfg, b, "area_attention.");
+    json_decref(owned);
+    if (st) return st;
+    /* Learned key modes embed keys of width area_attention.key_query_size;
+     * the reference's forward fails unless that is the per-head size.  The
+     * other modes only take their temperature from it. */
+    if (attn__area_learned(&s->area) && s->area.kqs != s->kqh)
+        return attn__err(cfg->err, ATTN_E_CONFIG,
+                         "%s: area_attention.key_query_size=%lld must equal "
+                         "key_query_size_hidden=%lld for a learned area_key_mode",
+                         cfg->mech, (long long)s->area.kqs, (long long)s->kqh);
+    size_t hq, hv;
+    if (!attn__mul((size_t)s->heads, (size_t)s->kqh, &hq) || hq > (size_t)DIM_MAX ||
+        !attn__mul((size_t)s->heads, (size_t)s->vh, &hv) || hv > (size_t)DIM_MAX)
+        return attn__err(cfg->err, ATTN_E_CONFIG, "%s: num_heads x hidden sizes is too large",
+                         cfg->mech);
+    const int64_t HQ = (int64_t)hq, HV = (int64_t)hv;
+    const struct {
+        const char *name;
+        int rank;
+        int64_t shape[2];
+        const float **dst;
+    } w[] = {
+        {"query_projection.weight", 2, {HQ, s->kqs}, &s->wq},
+        {"query_projection.bias", 1, {HQ, 0}, &s->bq},
+        {"key_projection.weight", 2, {HQ, s->kqs}, &s->wk},
+        {"key_projection.bias", 1, {HQ, 0}, &s->bk},
+        {"value_projection.weight", 2, {HV, s->vs}, &s->wv},
+        {"value_projection.bias", 1, {HV, 0}, &s->bv},
+        {"output_projection.weight", 2, {s->vs, HV}, &s->wo},
+        {"output_projection.bias", 1, {s->vs, 0}, &s->bo},
+    };
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        float *p;
+        if ((st = attn__bind(b, w[i].name, w[i].rank, w[i].shape, &p))) return st;
+        *w[i].dst = p;
+    }
+    const int64_t S = (int64_t)s->area.n_mem;
+    const int64_t qs[3] = {-1, -1, s->kqs}, ks[3] = {-1, S, s->kqs}, vs[3] = {-1, S, s->vs};
+    const int64_t os[3] = {-1, -1, s->vs};
+    if ((st = attn__model_add_input(m, "q", ATTN_F32, true, "B,Nq,key_query_size", 3, qs)) ||
+        (st = attn__model_add_input(m, "k", ATTN_F32, true, "B,S,key_query_size", 3, ks)) ||
+        (st = attn__model_add_input(m, "v", ATTN_F32, true, "B,S,value_size", 3, vs)))
+        return st;
+    attn__model_set_output(m, "B,Nq,value_size", 3, os);
+    return ATTN_OK;
+}
+
+/* ---- forward ---- */
+
+/* A torch.nn.Linear over `rows` rows, split into row blocks across ctx. */
+typedef struct lin_job {
+    const float *x, *W, *b;
+    float *y;
+    size_t rows, in, out, chunk;
+} lin_job;
+
+static attn_status lin_task(void *arg, size_t t, int worker) {
+    (void)worker;
+    const lin_job *j = arg;
+    const size_t r0 = t * j->chunk, n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
+    attn__linear(j->x + r0 * j->in, n, j->in, j->W, j->b, j->out, j->y + r0 * j->out);
+    return ATTN_OK;
+}
+
+static attn_status par_linear(attn_ctx *ctx, const float *x, size_t rows, size_t in,
+                              const float *W, const float *b, size_t out, float *y) {
+    const size_t workers = (size_t)attn__workers(ctx, rows);
+    lin_job j = {.x = x, .W = W, .b = b, .y = y, .rows = rows, .in = in, .out = out,
+                 .chunk = (rows + workers - 1) / workers};
+    return attn__parallel_for(ctx, (rows + j.chunk - 1) / j.chunk, lin_task, &j);
+}
+
+typedef struct mha_job {
+    const mha_state *s;
+    size_t nq, S, hq, hv; /* hq = heads·kqh, hv = heads·vh: row strides */
+    const float *Q, *K, *V;
+    float *att;
+    char *scratch;
+    size_t per_worker;
+} mha_job;
+
+static attn_status mha_task(void *arg, size_t t, int worker) {
+    const mha_job *j = arg;
+    const size_t H = (size_t)j->s->heads, b = t / H, h = t % H;
+    const size_t kqh = (size_t)j->s->kqh, vh = (size_t)j->s->vh;
+    attn__area_forward(&j->s->area, j->nq, kqh, vh, j->Q + b * j->nq * j->hq + h * kqh, j->hq,
+                       j->K + b * j->S * j->hq + h * kqh, j->hq, j->V + b * j->S * j->hv + h * vh,
+                       j->hv, j->att + b * j->nq * j->hv + h * vh, j->hv,
+                       j->scratch + (size_t)worker * j->per_worker);
+    return ATTN_OK;
+}
+
+static attn_status mha_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+    const mha_state *s = state;
+    const attn_tensor *q, *k, *v;
+    attn_tensor *o = NULL;
+    float *buf = NULL;
+    char *scratch = NULL;
+    char s1[96], s2[96], s3[96];
+    attn_status st;
+    if ((st = attn__input(m, in, "q", &q, err)) || (st = attn__input(m, in, "k", &k, err)) ||
+        (st = attn__input(m, in, "v", &v, err)))
+        return st;
+    if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
+        return attn__err(err, ATTN_E_SHAPE, "q %s, k %s and v %s must have the same batch size",
+                         attn_shape_str(3, q->shape, s1, sizeof s1),
+                         attn_shape_str(3, k->shape, s2, sizeof s2),
+                         attn_shape_str(3, v->shape, s3, sizeof s3));
+    const size_t B = (size_t)q->shape[0], H = (size_t)s->heads;
+    mha_job j = {.s = s, .nq = (size_t)q->shape[1], .S = s->area.n_mem,
+                 .hq = H * (size_t)s->kqh, .hv = H * (size_t)s->vh};
+    size_t nQ, nK, nV, nA, total, tasks, scr;
+    const int64_t oshape[3] = {q->shape[0], q->shape[1], s->vs};
+    if (!attn__mul(B * j.nq, j.hq, &nQ) || !attn__mul(B * j.S, j.hq, &nK) ||
+        !attn__mul(B * j.S, j.hv, &nV) || !attn__mul(B * j.nq, j.hv, &nA) ||
+        !attn__add(nQ, nK, &total) || !attn__add(total, nV, &total) ||
+        !attn__add(total, nA, &total) || !attn__mul(B, H, &tasks))
+        return attn__err(err, ATTN_E_OVERFLOW, "multi_head_area: projected sizes overflow");
+    if ((st = attn__area_scratch(&s->area, j.nq, (size_t)s->kqh, (size_t)s->vh, &j.per_worker,
+                                 err)))
+        return st;
+    if (!attn__mul(j.per_worker, (size_t)attn__workers(ctx, tasks), &scr))
+        return attn__err(err, ATTN_E_OVERFLOW, "multi_head_area: scratch size overflows");
+    if ((st = attn_tensor_new(ATTN_F32, 3, oshape, &o, err))) return st;
+    if (!(buf = attn__calloc(total, sizeof *buf, err)) || !(scratch = attn__calloc(1, scr, err))) {
+        st = ATTN_E_NOMEM;
+        goto fail;
+    }
+    float *Q = buf, *K = Q + nQ, *V = K + nK, *att = V + nV;
+    if ((st = par_linear(ctx, q->data, B * j.nq, (size_t)s->kqs, s->wq, s->bq, j.hq, Q)) ||
+        (st = par_linear(ctx, k->data, B * j.S, (size_t)s->kqs, s->wk, s->bk, j.hq, K)) ||
+        (st = par_linear(ctx, v->data, B * j.S, (size_t)s->vs, s->wv, s->bv, j.hv, V)))
+        goto fail;
+    j.Q = Q;
+    j.K = K;
+    j.V = V;
+    j.att = att;
+    j.scratch = scratch;
+    if ((st = attn__parallel_for(ctx, tasks, mha_task, &j))) goto fail;
+    if ((st = par_linear(ctx, att, B * j.nq, j.hv, s->wo, s->bo, (size_t)s->vs, o->data)))
+        goto fail;
+    free(scratch);
+    free(buf);
+    *out = o;
+    return ATTN_OK;
+fail:
+    free(scratch);
+    free(buf);
+    attn_tensor_free(o);
+    return st;
+}
+
+const attn_mech attn_mech_multi_head_area = {
+    .info = {.name = "multi_head_area",
+             .aliases = (const char *const[]){"multi-head-area-attention",
+                                              "MultiHeadAreaAttention", NULL},
+             .reference = "MultiHeadAreaAttention in area_attention",
+             .summary = "area attention over num_heads projected heads, concatenated and "
+                        "projected back",
+             .params = mha_params,
+             .has_weights = 1,
+             .is_inner = 0},
+    .state_size = sizeof(mha_state),
+    .init = mha_init,
+    .forward = mha_forward,
+};

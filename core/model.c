@@ -1,0 +1,520 @@
+/*
+ * model.c — building models (config + weights -> bound mechanism), their
+ * input/output declarations, model-owned memory, and the forward entry
+ * point with the input checks every mechanism shares.
+ */
+#include "attn_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_INPUTS 16
+#define MAX_CONFIG_BYTES (1u << 20)
+
+struct attn_model {
+    const attn_mech *mech;
+    void *state;
+    char *config_json;
+    attn_io_spec inputs[MAX_INPUTS];
+    size_t n_inputs;
+    attn_io_spec output;
+    void **allocs; /* model-owned blocks */
+    size_t n_allocs, cap_allocs;
+    attn_model **children;
+    size_t n_children, cap_children;
+};
+
+/* ---- model-owned memory ---- */
+
+static bool grow(void ***arr, size_t *cap, size_t n) {
+    if (n < *cap) return true;
+    size_t c = *cap ? *cap * 2 : 8;
+    void **p = realloc(*arr, c * sizeof *p);
+    if (!p) return false;
+    *arr = p;
+    *cap = c;
+    return true;
+}
+
+void *attn__model_alloc(attn_model *m, size_t bytes, attn_error *err) {
+    if (!grow(&m->allocs, &m->cap_allocs, m->n_allocs)) {
+        attn__err(err, ATTN_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    void *p = attn__calloc(1, bytes ? bytes : 1, err);
+    if (p) m->allocs[m->n_allocs++] = p;
+    return p;
+}
+
+attn_status attn__model_adopt(attn_model *m, attn_model *child, attn_error *err) {
+    if (!grow((void ***)&m->children, &m->cap_children, m->n_children)) {
+        attn_model_free(child);
+        return attn__err(err, ATTN_E_NOMEM, "out of memory");
+    }
+    m->children[m->n_children++] = child;
+    return ATTN_OK;
+}
+
+void attn_model_free(attn_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_children; i++) attn_model_free(m->children[i]);
+    for (size_t i = 0; i < m->n_allocs; i++) free(m->allocs[i]);
+    free(m->children);
+    free(m->allocs);
+    free(m->state);
+    free(m->config_json);
+    free(m);
+}
+
+/* ---- declarations ---- */
+
+static void set_spec(attn_io_spec *s, const char *name, attn_dtype dtype, bool required,
+                     const char *dims, int rank, const int64_t *shape) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->dims, sizeof s->dims, "%s", dims ? dims : "");
+    s->dtype = dtype;
+    s->required = required;
+    s->rank = rank < 0 ? 0 : rank > ATTN_MAX_RANK ? ATTN_MAX_RANK : rank;
+    for (int i = 0; i < s->rank; i++) s->shape[i] = shape ? shape[i] : -1;
+}
+
+attn_status attn__model_add_input(attn_model *m, const char *name, attn_dtype dtype, bool required,
+                                  const char *dims, int rank, const int64_t *shape) {
+    if (m->n_inputs == MAX_INPUTS) return ATTN_E_INTERNAL;
+    set_spec(&m->inputs[m->n_inputs++], name, dtype, required, dims, rank, shape);
+    return ATTN_OK;
+}
+
+void attn__model_set_output(attn_model *m, const char *dims, int rank, const int64_t *shape) {
+    set_spec(&m->output, "output", ATTN_F32, true, dims, rank, shape);
+}
+
+attn_status attn__qkv_declare(attn_model *m, int64_t E, int64_t D) {
+    int64_t qk[4] = {-1, -1, -1, E > 0 ? E : -1}, v[4] = {-1, -1, -1, D > 0 ? D : -1};
+    attn_status st = ATTN_OK;
+    st = st ? st : attn__model_add_input(m, "queries", ATTN_F32, true, "N,L,H,E", 4, qk);
+    st = st ? st : attn__model_add_input(m, "keys", ATTN_F32, true, "N,S,H,E", 4, qk);
+    st = st ? st : attn__model_add_input(m, "values", ATTN_F32, true, "N,S,H,D", 4, v);
+    st = st ? st : attn__model_add_input(m, "attn_mask", ATTN_BOOL, false, "L,S", 2, NULL);
+    st = st ? st : attn__model_add_input(m, "query_lengths", ATTN_I64, false, "N", 1, NULL);
+    st = st ? st : attn__model_add_input(m, "key_lengths", ATTN_I64, false, "N", 1, NULL);
+    attn__model_set_output(m, "N,L,H,D", 4, v);
+    return st;
+}
+
+const attn_mech_info *attn_model_mech(const attn_model *m) { return &m->mech->info; }
+const char *attn_model_config_json(const attn_model *m) { return m->config_json; }
+size_t attn_model_num_inputs(const attn_model *m) { return m->n_inputs; }
+const attn_io_spec *attn_model_input(const attn_model *m, size_t i) {
+    return i < m->n_inputs ? &m->inputs[i] : NULL;
+}
+const attn_io_spec *attn_model_output(const attn_model *m) { return &m->output; }
+const void *attn__model_state(const attn_model *m) { return m->state; }
+
+/* ---- weights ---- */
+
+static int find_index(const attn_tensor_set *w, const char *name) {
+    for (size_t i = 0; i < attn_tensor_set_count(w); i++)
+        if (strcmp(attn_tensor_set_name(w, i), name) == 0) return (int)i;
+    return -1;
+}
+
+bool attn__bind_has(const attn_binder *b, const char *name) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", b->prefix, name);
+    return b->w && find_index(b->w, full) >= 0;
+}
+
+attn_status attn__bind(attn_binder *b, const char *name, int rank, const int64_t *shape,
+                       float **out) {
+    char full[256], want[96], got[96];
+    snprintf(full, sizeof full, "%s%s", b->prefix, name);
+    attn_shape_str(rank, shape, want, sizeof want);
+    int i = b->w ? find_index(b->w, full) : -1;
+    if (i < 0)
+        return attn__err(b->err, ATTN_E_WEIGHTS, "missing weight '%.96s' of shape %s", full, want);
+    const attn_tensor *t = attn_tensor_set_at(b->w, (size_t)i);
+    if (t->dtype != ATTN_F32)
+        return attn__err(b->err, ATTN_E_WEIGHTS, "weight '%.96s' is %s, expected F32", full,
+                         attn_dtype_name(t->dtype));
+    bool same = t->rank == rank;
+    for (int d = 0; same && d < rank; d++) same = t->shape[d] == shape[d];
+    if (!same)
+        return attn__err(b->err, ATTN_E_WEIGHTS, "weight '%.96s' has shape %s, the config needs %s",
+                         full, attn_shape_str(t->rank, t->shape, got, sizeof got), want);
+    float *p = attn__model_alloc(b->m, t->nbytes, b->err);
+    if (!p) return b->err ? b->err->code : ATTN_E_NOMEM;
+    if (t->nbytes) memcpy(p, t->data, t->nbytes);
+    b->used[i] = 1;
+    *out = p;
+    return ATTN_OK;
+}
+
+/* ---- building ---- */
+
+static attn_status build(const attn_mech *mech, const json_t *cfg_obj, const attn_tensor_set *w,
+                         unsigned char *used, const char *prefix, attn_model **out,
+                         attn_error *err) {
+    attn_status st;
+    attn_model *m = calloc(1, sizeof *m);
+    if (!m) return attn__err(err, ATTN_E_NOMEM, "out of memory");
+    m->mech = mech;
+    m->state = attn__calloc(1, mech->state_size ? mech->state_size : 1, err);
+    if (!m->state) {
+        st = ATTN_E_NOMEM;
+        goto fail;
+    }
+    json_t *empty = NULL;
+    if (!cfg_obj) cfg_obj = empty = json_object();
+    m->config_json = json_dumps(cfg_obj, JSON_COMPACT | JSON_SORT_KEYS);
+    attn_cfg cfg = {.obj = cfg_obj, .params = mech->info.params, .mech = mech->info.name, .err = err};
+    attn_binder b = {.w = w, .used = used, .m = m, .err = err};
+    snprintf(b.prefix, sizeof b.prefix, "%s", prefix ? prefix : "");
+    st = m->config_json ? attn__cfg_check_keys(&cfg) : attn__err(err, ATTN_E_NOMEM, "out of memory");
+    if (!st) st = mech->init(m, m->state, &cfg, &b);
+    json_decref(empty);
+    if (st) goto fail;
+    if (!mech->forward && !mech->forward_qkv) {
+        st = attn__err(err, ATTN_E_INTERNAL, "%s: mechanism has no forward", mech->info.name);
+        goto fail;
+    }
+    *out = m;
+    return ATTN_OK;
+fail:
+    attn_model_free(m);
+    return st;
+}
+
+static attn_status check_leftovers(const attn_mech *mech, const attn_tensor_set *w,
+                                   const unsigned char *used, attn_error *err) {
+    for (size_t i = 0; i < attn_tensor_set_count(w); i++)
+        if (!used[i]) {
+            char s[96];
+            const attn_tensor *t = attn_tensor_set_at(w, i);
+            return attn__err(err, ATTN_E_WEIGHTS, "%s: unexpected weight '%.96s' of shape %s",
+                             mech->info.name, attn_tensor_set_name(w, i),
+                             attn_shape_str(t->rank, t->shape, s, sizeof s));
+        }
+    return ATTN_OK;
+}
+
+static attn_status model_new_json(const char *type, const json_t *cfg, const attn_tensor_set *w,
+                                  attn_model **out, attn_error *err) {
+    const attn_mech *mech = attn__mech_find(type);
+    if (!mech)
+        return attn__err(err, ATTN_E_NOTFOUND, "unknown attention type '%.64s'", type ? type : "");
+    if (cfg && !json_is_object(cfg))
+        return attn__err(err, ATTN_E_CONFIG, "%s: config must be a JSON object", mech->info.name);
+    unsigned char *used = attn__calloc(attn_tensor_set_count(w) + 1, 1, err);
+    if (!used) return ATTN_E_NOMEM;
+    attn_model *m = NULL;
+    attn_status st = build(mech, cfg, w, used, "", &m, err);
+    if (!st) st = check_leftovers(mech, w, used, err);
+    free(used);
+    if (st) {
+        attn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return ATTN_OK;
+}
+
+attn_status attn_model_new(const char *type, const char *config_json,
+                           const attn_tensor_set *weights, attn_model **out, attn_error *err) {
+    if (!out) return attn__err(err, ATTN_E_INVALID, "model_new: NULL out");
+    json_t *cfg = NULL;
+    if (config_json) {
+        json_error_t je;
+        cfg = json_loads(config_json, JSON_REJECT_DUPLICATES, &je);
+        if (!cfg) return attn__err(err, ATTN_E_CONFIG, "config is not valid JSON: %.120s", je.text);
+    }
+    attn_status st = model_new_json(type, cfg, weights, out, err);
+    json_decref(cfg);
+    return st;
+}
+
+attn_status attn__model_new_nested(attn_model *m, const json_t *spec, attn_binder *parent,
+                                   const char *prefix, attn_model **child, attn_error *err) {
+    const char *type = NULL;
+    json_t *cfg = NULL;
+    if (json_is_string(spec)) {
+        type = json_string_value(spec);
+    } else if (json_is_object(spec) && json_is_string(json_object_get(spec, "type"))) {
+        type = json_string_value(json_object_get(spec, "type"));
+        cfg = json_deep_copy(spec);
+        if (!cfg) return attn__err(err, ATTN_E_NOMEM, "out of memory");
+        json_object_del(cfg, "type");
+    } else {
+        return attn__err(err, ATTN_E_CONFIG, "a nested attention must be a type name or an object with \"type\"");
+    }
+    const attn_mech *mech = attn__mech_find(type);
+    attn_status st;
+    if (!mech) {
+        st = attn__err(err, ATTN_E_CONFIG, "unknown nested attention type '%.64s'", type);
+    } else if (!mech->forward_qkv) {
+        st = attn__err(err, ATTN_E_CONFIG, "'%s' cannot be used as an inner attention", mech->info.name);
+    } else {
+        char full[192];
+        snprintf(full, sizeof full, "%s%s", parent->prefix, prefix ? prefix : "");
+        st = build(mech, cfg, parent->w, parent->used, full, child, err);
+        if (!st) st = attn__model_adopt(m, *child, err);
+    }
+    json_decref(cfg);
+    return st;
+}
+
+static attn_status read_small_file(const char *path, char **out, attn_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return attn__err(err, ATTN_E_IO, "%.200s: %s", path, strerror(errno));
+    char *buf = malloc(MAX_CONFIG_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return attn__err(err, ATTN_E_NOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > MAX_CONFIG_BYTES) {
+        free(buf);
+        return attn__err(err, ATTN_E_IO, "%.200s: %s", path, bad ? "read error" : "larger than 1 MiB");
+    }
+    buf[n] = 0;
+    *out = buf;
+    return ATTN_OK;
+}
+
+attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *err) {
+    char path[4096];
+    char *text = NULL;
+    json_t *root = NULL;
+    attn_tensor_set *w = NULL;
+    attn_status st;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = read_small_file(path, &text, err);
+    if (st) return st;
+    json_error_t je;
+    root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (!root) return attn__err(err, ATTN_E_CONFIG, "%.200s: invalid JSON: %.100s", path, je.text);
+    json_t *type = json_object_get(root, "type"), *cfg = json_object_get(root, "config");
+    if (!json_is_object(root) || !json_is_string(type)) {
+        st = attn__err(err, ATTN_E_CONFIG, "%.200s: expected {\"type\": ..., \"config\": {...}}", path);
+        goto out;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (strcmp(k, "type") && strcmp(k, "config")) {
+            st = attn__err(err, ATTN_E_CONFIG, "%.200s: unknown key '%.48s'", path, k);
+            goto out;
+        }
+    }
+    if (cfg && !json_is_object(cfg) && !json_is_null(cfg)) {
+        st = attn__err(err, ATTN_E_CONFIG, "%.200s: \"config\" must be an object", path);
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        st = attn_safetensors_read_file(path, &w, err);
+        if (st) goto out;
+    }
+    st = model_new_json(json_string_value(type), json_is_object(cfg) ? cfg : NULL, w, out, err);
+out:
+    attn_tensor_set_free(w);
+    json_decref(root);
+    return st;
+}
+
+/* ---- forward ---- */
+
+attn_status attn__input(const attn_model *m, const attn_tensor_set *in, const char *name,
+                        const attn_tensor **out, attn_error *err) {
+    const attn_io_spec *s = NULL;
+    for (size_t i = 0; i < m->n_inputs; i++)
+        if (strcmp(m->inputs[i].name, name) == 0) s = &m->inputs[i];
+    if (!s) return attn__err(err, ATTN_E_INTERNAL, "%s: undeclared input '%s'", m->mech->info.name, name);
+    const attn_tensor *t = attn_tensor_set_get(in, name);
+    *out = t;
+    if (!t) {
+        if (s->required) return attn__err(err, ATTN_E_INPUT, "missing input '%s' (%s)", name, s->dims);
+        return ATTN_OK;
+    }
+    if (t->dtype != s->dtype)
+        return attn__err(err, ATTN_E_DTYPE, "input '%s' must be %s, got %s", name,
+                         attn_dtype_name(s->dtype), attn_dtype_name(t->dtype));
+    char got[96];
+    if (t->rank != s->rank)
+        return attn__err(err, ATTN_E_SHAPE, "input '%s' must have rank %d (%s), got shape %s", name,
+                         s->rank, s->dims, attn_shape_str(t->rank, t->shape, got, sizeof got));
+    for (int i = 0; i < s->rank; i++) {
+        if (s->shape[i] >= 0 && t->shape[i] != s->shape[i])
+            return attn__err(err, ATTN_E_SHAPE, "input '%s' (%s): dimension %d must be %lld, got shape %s",
+                             name, s->dims, i, (long long)s->shape[i],
+                             attn_shape_str(t->rank, t->shape, got, sizeof got));
+        if (t->shape[i] == 0)
+            return attn__err(err, ATTN_E_SHAPE, "input '%s' (%s) has an empty dimension: %s", name,
+                             s->dims, attn_shape_str(t->rank, t->shape, got, sizeof got));
+    }
+    return ATTN_OK;
+}
+
+void attn__qkv_prepare(attn_qkv *a) {
+    a->mask_all_ones = true;
+    a->mask_lower_triangular = false;
+    if (a->attn_mask) {
+        size_t n = (size_t)a->L * (size_t)a->S;
+        for (size_t i = 0; i < n && a->mask_all_ones; i++) a->mask_all_ones = a->attn_mask[i] != 0;
+    }
+    /* lower_triangular as fast_transformers.masking defines it: every row is a
+     * prefix of ones and row i has exactly i+1 of them (needs S >= L). */
+    if (!a->attn_mask) {
+        a->mask_lower_triangular = a->L == 1 && a->S == 1; /* the all-ones (L,S) mask */
+    } else if (a->S >= a->L) {
+        bool ok = true;
+        for (int64_t i = 0; i < a->L && ok; i++)
+            for (int64_t j = 0; j < a->S && ok; j++)
+                ok = (a->attn_mask[i * a->S + j] != 0) == (j <= i);
+        a->mask_lower_triangular = ok;
+    }
+    a->keys_all_ones = true;
+    if (a->key_lengths)
+        for (int64_t n = 0; n < a->N; n++) a->keys_all_ones &= a->key_lengths[n] == a->S;
+    a->queries_all_ones = true;
+    if (a->query_lengths)
+        for (int64_t n = 0; n < a->N; n++) a->queries_all_ones &= a->query_lengths[n] == a->L;
+}
+
+static attn_status check_lengths(const attn_tensor *t, const char *name, int64_t N, int64_t max,
+                                 const char *maxname, attn_error *err) {
+    if (!t) return ATTN_OK;
+    if (t->shape[0] != N)
+        return attn__err(err, ATTN_E_SHAPE, "input '%s' must have shape (N,) with N=%lld, got (%lld,)",
+                         name, (long long)N, (long long)t->shape[0]);
+    const int64_t *v = t->data;
+    for (int64_t n = 0; n < N; n++)
+        if (v[n] < 0 || v[n] > max)
+            return attn__err(err, ATTN_E_INPUT, "input '%s'[%lld] = %lld is outside [0, %s=%lld]", name,
+                             (long long)n, (long long)v[n], maxname, (long long)max);
+    return ATTN_OK;
+}
+
+attn_status attn__qkv_read_masks(const attn_model *m, const attn_tensor_set *in, attn_qkv *a,
+                                attn_error *err) {
+    const attn_tensor *mask, *ql, *kl;
+    attn_status st;
+    char s1[96];
+    if ((st = attn__input(m, in, "attn_mask", &mask, err)) ||
+        (st = attn__input(m, in, "query_lengths", &ql, err)) ||
+        (st = attn__input(m, in, "key_lengths", &kl, err)))
+        return st;
+    if (mask && (mask->shape[0] != a->L || mask->shape[1] != a->S))
+        return attn__err(err, ATTN_E_SHAPE, "attn_mask must be (L,S) = (%lld,%lld), got %s", (long long)a->L,
+                         (long long)a->S, attn_shape_str(2, mask->shape, s1, sizeof s1));
+    if ((st = check_lengths(ql, "query_lengths", a->N, a->L, "L", err)) ||
+        (st = check_lengths(kl, "key_lengths", a->N, a->S, "S", err)))
+        return st;
+    a->attn_mask = mask ? mask->data : NULL;
+    a->query_lengths = ql ? ql->data : NULL;
+    a->key_lengths = kl ? kl->data : NULL;
+    attn__qkv_prepare(a);
+    return ATTN_OK;
+}
+
+static attn_status qkv_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *in,
+                               attn_tensor **out, attn_error *err) {
+    const attn_tensor *q, *k, *v;
+    attn_status st;
+    if ((st = attn__input(m, in, "queries", &q, err)) || (st = attn__input(m, in, "keys", &k, err)) ||
+        (st = attn__input(m, in, "values", &v, err)))
+        return st;
+    attn_qkv a = {.N = q->shape[0], .L = q->shape[1], .H = q->shape[2], .E = q->shape[3],
+                  .S = k->shape[1], .D = v->shape[3], .q = q->data, .k = k->data, .v = v->data};
+    char s1[96], s2[96];
+    if (k->shape[0] != a.N || k->shape[2] != a.H || k->shape[3] != a.E)
+        return attn__err(err, ATTN_E_SHAPE, "keys %s must be (N,S,H,E) matching queries %s",
+                         attn_shape_str(4, k->shape, s1, sizeof s1), attn_shape_str(4, q->shape, s2, sizeof s2));
+    if (v->shape[0] != a.N || v->shape[1] != a.S || v->shape[2] != a.H)
+        return attn__err(err, ATTN_E_SHAPE, "values %s must be (N,S,H,D) matching keys %s",
+                         attn_shape_str(4, v->shape, s1, sizeof s1), attn_shape_str(4, k->shape, s2, sizeof s2));
+    if ((st = attn__qkv_read_masks(m, in, &a, err))) return st;
+    int64_t oshape[4] = {a.N, a.L, a.H, a.D};
+    attn_tensor *o;
+    st = attn_tensor_new(ATTN_F32, 4, oshape, &o, err);
+    if (st) return st;
+    st = m->mech->forward_qkv(m->state, ctx, &a, o->data, err);
+    if (st) {
+        attn_tensor_free(o);
+        return st;
+    }
+    *out = o;
+    return ATTN_OK;
+}
+
+attn_status attn__model_forward_qkv(const attn_model *m, attn_ctx *ctx, const attn_qkv *a,
+                                    float *out, attn_error *err) {
+    if (!m->mech->forward_qkv)
+        return attn__err(err, ATTN_E_INTERNAL, "%s is not an inner attention", m->mech->info.name);
+    return m->mech->forward_qkv(m->state, ctx, a, out, err);
+}
+
+/* INT32 tensors given for INT64 inputs are widened into a shadow set of
+ * views plus converted copies, so mechanisms only ever see INT64. */
+static attn_status widen_inputs(const attn_model *m, const attn_tensor_set *in, attn_tensor_set **shadow,
+                                attn_error *err) {
+    *shadow = NULL;
+    bool need = false;
+    for (size_t i = 0; i < m->n_inputs; i++) {
+        const attn_tensor *t = attn_tensor_set_get(in, m->inputs[i].name);
+        need |= t && m->inputs[i].dtype == ATTN_I64 && t->dtype == ATTN_I32;
+    }
+    if (!need) return ATTN_OK;
+    attn_tensor_set *s = attn_tensor_set_new();
+    if (!s) return attn__err(err, ATTN_E_NOMEM, "out of memory");
+    attn_status st = ATTN_OK;
+    for (size_t i = 0; i < m->n_inputs && !st; i++) {
+        const attn_tensor *t = attn_tensor_set_get(in, m->inputs[i].name);
+        if (!t) continue;
+        attn_tensor *c;
+        if (m->inputs[i].dtype == ATTN_I64 && t->dtype == ATTN_I32) {
+            st = attn_tensor_new(ATTN_I64, t->rank, t->shape, &c, err);
+            if (!st)
+                for (size_t j = 0; j < t->numel; j++) ((int64_t *)c->data)[j] = ((const int32_t *)t->data)[j];
+        } else {
+            st = attn_tensor_view(t->dtype, t->rank, t->shape, t->data, t->nbytes, &c, err);
+        }
+        if (!st) st = attn_tensor_set_add(s, m->inputs[i].name, c, err);
+    }
+    if (st) {
+        attn_tensor_set_free(s);
+        return st;
+    }
+    *shadow = s;
+    return ATTN_OK;
+}
+
+attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                               attn_tensor **output, attn_error *err) {
+    if (!m || !inputs || !output) return attn__err(err, ATTN_E_INVALID, "forward: NULL argument");
+    attn_tensor_set *shadow;
+    attn_status st = widen_inputs(m, inputs, &shadow, err);
+    if (st) return st;
+    const attn_tensor_set *in = shadow ? shadow : inputs;
+    *output = NULL;
+    if (m->mech->forward)
+        st = m->mech->forward(m, m->state, ctx, in, output, err);
+    else
+        st = qkv_forward(m, ctx, in, output, err);
+    attn_tensor_set_free(shadow);
+    if (!st && attn__cancelled(ctx)) {
+        attn_tensor_free(*output);
+        *output = NULL;
+        st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
+    }
+    if (st && err && err->code != st) attn__err(err, st, "%s", attn_status_str(st));
+    return st;
+}

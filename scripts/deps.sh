@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages attnd needs when pkg-config cannot find them.
+# Used by `make deps`, CI and deploy/Dockerfile alike.  Needs root (or sudo).
+set -euo pipefail
+need=()
+pkg-config --exists openblas     || need+=(libopenblas-dev)
+pkg-config --exists jansson      || need+=(libjansson-dev)
+pkg-config --exists libmicrohttpd || need+=(libmicrohttpd-dev)
+pkg-config --exists libuv        || need+=(libuv1-dev)
+pkg-config --exists cmocka       || need+=(libcmocka-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v cc >/dev/null         || need+=(build-essential)
+command -v curl >/dev/null       || need+=(curl)
+if [ "${ATTND_DEPS_EXTRA:-}" != "" ]; then need+=(${ATTND_DEPS_EXTRA}); fi
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "deps: installing ${need[*]}" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

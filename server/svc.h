@@ -1,0 +1,104 @@
+/*
+ * svc.h — what the pieces of attnd share: the configuration (limits), the
+ * reply a handler produces, small helpers (clock, growable buffer), and the
+ * server-wide flags (ready, draining).
+ *
+ * Threads.  libmicrohttpd runs the HTTP threads (parse, route, decode,
+ * validate); the main thread runs the libuv loop (signals, timers, job
+ * completion); libuv's pool runs the compute and the response encoding.
+ * Nothing in server/ names a mechanism: everything comes from the registry.
+ */
+#ifndef SVC_H
+#define SVC_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn.h"
+
+#define SVC_NAME "attnd"
+#define SVC_MODEL_NAME_MAX 64
+#define SVC_REQUEST_ID_MAX 64
+
+/* ---- configuration: every field has a default, a flag and an ATTND_* variable ---- */
+typedef struct svc_config {
+    const char *host;        /* listen address */
+    int port;
+    const char *repo_dir;    /* model repository; NULL: built-in models only */
+    int threads;             /* compute pool threads */
+    int http_threads;        /* libmicrohttpd threads (decode, validate) */
+    int call_threads;        /* most threads one request may use */
+    int cores;               /* threads the machine offers */
+    size_t max_body;         /* bytes, 413 beyond */
+    size_t max_elements;     /* per tensor */
+    int max_rank;
+    int64_t max_dim;
+    int max_queue;           /* requests waiting for a pool thread; 503 beyond */
+    double timeout_s;        /* queue + compute; 504 beyond */
+    double drain_timeout_s;
+    double shutdown_delay_s; /* not-ready before we stop accepting */
+    int idle_timeout_s;      /* connection idle (and slow body) timeout */
+    int max_connections;
+    size_t max_header;       /* per-connection header memory */
+    int max_json_depth;
+    int retry_after_s;
+    int allow_nonfinite;     /* default for every model */
+    const char *api_key_file;
+    const char *admin_key_file;
+    int log_json;
+} svc_config;
+
+extern svc_config svc_cfg; /* written once by main() before any thread starts */
+
+/* Server-wide state flags. */
+extern atomic_int svc_ready;    /* repository loaded and not draining */
+extern atomic_int svc_draining; /* SIGTERM seen */
+
+/* ---- time ---- */
+uint64_t svc_now_us(void); /* monotonic */
+
+/* ---- growable byte buffer ---- */
+typedef struct svc_buf {
+    char *p;
+    size_t len, cap;
+    int oom; /* sticky: an append failed; the content is incomplete */
+} svc_buf;
+
+int svc_buf_reserve(svc_buf *b, size_t extra);  /* 0 ok, -1 (and oom set) */
+void svc_buf_add(svc_buf *b, const void *p, size_t n);
+void svc_buf_puts(svc_buf *b, const char *s);
+void svc_buf_printf(svc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void svc_buf_json_str(svc_buf *b, const char *s); /* a quoted, escaped JSON string */
+char *svc_buf_take(svc_buf *b, size_t *len);      /* NUL-terminated, owned; NULL on oom */
+void svc_buf_free(svc_buf *b);
+
+/* ---- a response, before it becomes an MHD response ---- */
+typedef struct svc_reply {
+    int status;
+    const char *ctype;       /* static string */
+    char *body;              /* owned (free) */
+    size_t len;
+    attn_tensor *tail;       /* optional raw tensor bytes sent after body (owned) */
+    long header_len;         /* Inference-Header-Content-Length; -1 none */
+    int retry_after;         /* seconds; 0 none */
+    int auth_challenge;      /* add WWW-Authenticate: Bearer */
+} svc_reply;
+
+void svc_reply_init(svc_reply *r);
+void svc_reply_clear(svc_reply *r);
+void svc_reply_empty(svc_reply *r, int status);
+/* {"error": "<message>"} */
+void svc_reply_error(svc_reply *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Steals `obj` (a jansson json_t *) and dumps it compactly. */
+void svc_reply_json(svc_reply *r, int status, void *obj);
+
+/* The one table from library status to HTTP status. */
+int svc_http_status(attn_status s);
+
+/* Model names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
+int svc_valid_model_name(const char *s, size_t n);
+
+#endif /* SVC_H */

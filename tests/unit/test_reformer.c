@@ -1,0 +1,348 @@
+/*
+ * test_reformer.c — ReformerAttention (shared-QK LSH attention).  No golden
+ * vectors exist for it (its planes come from the torch RNG), so the tests
+ * check what holds whatever the hashing: one chunk covering the sequence is
+ * exact shared-QK attention, outputs are convex combinations of the values,
+ * keys are ignored, a seed reproduces, and the shape/config errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn.h"
+
+typedef struct qkv {
+    int64_t N, L, S, H, E, D;
+    float *q, *k, *v;
+    uint8_t *mask;
+    int64_t *kl;
+} qkv;
+
+static float gauss(uint64_t *s) {
+    float x = 0.0f;
+    for (int i = 0; i < 4; i++) {
+        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+        x += (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+    }
+    return x * 1.7320508f;
+}
+
+static qkv make(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int64_t D, uint64_t seed) {
+    qkv a = {N, L, S, H, E, D, NULL, NULL, NULL, NULL, NULL};
+    size_t nq = (size_t)(N * L * H * E), nk = (size_t)(N * S * H * E), nv = (size_t)(N * S * H * D);
+    a.q = malloc(nq * sizeof(float));
+    a.k = malloc(nk * sizeof(float));
+    a.v = malloc(nv * sizeof(float));
+    assert_true(a.q && a.k && a.v);
+    for (size_t i = 0; i < nq; i++) a.q[i] = gauss(&seed);
+    for (size_t i = 0; i < nk; i++) a.k[i] = gauss(&seed);
+    for (size_t i = 0; i < nv; i++) a.v[i] = gauss(&seed);
+    return a;
+}
+
+static void drop(qkv *a) {
+    free(a->q);
+    free(a->k);
+    free(a->v);
+    free(a->mask);
+    free(a->kl);
+}
+
+static void causal_mask(qkv *a) {
+    a->mask = calloc((size_t)(a->L * a->S), 1);
+    assert_non_null(a->mask);
+    for (int64_t i = 0; i < a->L; i++)
+        for (int64_t j = 0; j <= i && j < a->S; j++) a->mask[i * a->S + j] = 1;
+}
+
+static void add(attn_tensor_set *s, const char *name, attn_dtype t, int rank, const int64_t *shape,
+                const void *data) {
+    attn_tensor *x;
+    assert_int_equal(attn_tensor_new(t, rank, shape, &x, NULL), ATTN_OK);
+    memcpy(x->data, data, x->nbytes);
+    assert_int_equal(attn_tensor_set_add(s, name, x, NULL), ATTN_OK);
+}
+
+static attn_status run_threads(const char *config, const qkv *a, int threads, attn_tensor **out,
+                               attn_error *err) {
+    attn_model *m = NULL;
+    *out = NULL;
+    attn_status st = attn_model_new("reformer", config, NULL, &m, err);
+    if (st) return st;
+    attn_tensor_set *s = attn_tensor_set_new();
+    assert_non_null(s);
+    int64_t qs[4] = {a->N, a->L, a->H, a->E}, ks[4] = {a->N, a->S, a->H, a->E},
+            vs[4] = {a->N, a->S, a->H, a->D}, ms[2] = {a->L, a->S}, ns[1] = {a->N};
+    add(s, "queries", ATTN_F32, 4, qs, a->q);
+    add(s, "keys", ATTN_F32, 4, ks, a->k);
+    add(s, "values", ATTN_F32, 4, vs, a->v);
+    if (a->mask) add(s, "attn_mask", ATTN_BOOL, 2, ms, a->mask);
+    if (a->kl) add(s, "key_lengths", ATTN_I64, 1, ns, a->kl);
+    attn_ctx *ctx = attn_ctx_new(threads);
+    st = attn_model_forward(m, ctx, s, out, err);
+    attn_ctx_free(ctx);
+    attn_tensor_set_free(s);
+    attn_model_free(m);
+    return st;
+}
+
+static attn_tensor *run_ok(const char *config, const qkv *a) {
+    attn_tensor *out;
+    attn_error err = {0};
+    if (run_threads(config, a, 2, &out, &err)) fail_msg("%s: %s", config, err.msg);
+    assert_int_equal(out->shape[0], a->N);
+    assert_int_equal(out->shape[1], a->L);
+    assert_int_equal(out->shape[2], a->H);
+    assert_int_equal(out->shape[3], a->D);
+    return out;
+}
+
+static attn_status run_err(const char *config, const qkv *a, attn_error *err) {
+    attn_tensor *out;
+    attn_status st = run_threads(config, a, 1, &out, err);
+    attn_tensor_free(out);
+    return st;
+}
+
+static size_t numel(const qkv *a) { return (size_t)(a->N * a->L * a->H * a->D); }
+
+/* Shared-QK full attention in double: keys are the unit-length queries
+ * (0 at padded positions), logits q_i·k_j + key padding (-inf) + -1e9 on
+ * the diagonal when `masked` + attn_mask (-inf). */
+static float *shared_qk_ref(const qkv *a, double temp, bool masked) {
+    int64_t L = a->L, H = a->H, E = a->E;
+    float *out = malloc(numel(a) * sizeof(float));
+    double *w = malloc((size_t)L * sizeof *w), *kn = malloc((size_t)(L * E) * sizeof *kn);
+    assert_true(out && w && kn);
+    for (int64_t n = 0; n < a->N; n++)
+        for (int64_t h = 0; h < H; h++) {
+            int64_t kl = a->kl ? a->kl[n] : L;
+            for (int64_t j = 0; j < L; j++) {
+                const float *x = a->q + ((n * L + j) * H + h) * E;
+                double ss = 0.0;
+                for (int64_t e = 0; e < E; e++) ss += (double)x[e] * x[e];
+                for (int64_t e = 0; e < E; e++) kn[j * E + e] = j < kl ? x[e] / sqrt(ss) : 0.0;
+            }
+            for (int64_t i = 0; i < L; i++) {
+                const float *x = a->q + ((n * L + i) * H + h) * E;
+                double mx = -INFINITY, sum = 0.0;
+                for (int64_t j = 0; j < L; j++) {
+                    double d = 0.0;
+                    for (int64_t e = 0; e < E; e++) d += x[e] * kn[j * E + e];
+                    if (j >= kl || (a->mask && !a->mask[i * L + j])) d = -INFINITY;
+                    if (masked && i == j) d += -1e9;
+                    w[j] = temp * d;
+                    if (w[j] > mx) mx = w[j];
+                }
+                for (int64_t j = 0; j < L; j++) sum += w[j] = exp(w[j] - mx);
+                for (int64_t d = 0; d < a->D; d++) {
+                    double o = 0.0;
+                    for (int64_t j = 0; j < L; j++) o += w[j] / sum * a->v[((n * L + j) * H + h) * a->D + d];
+                    out[((n * L + i) * H + h) * a->D + d] = (float)o;
+                }
+            }
+        }
+    free(w);
+    free(kn);
+    return out;
+}
+
+static void assert_close(const float *got, const float *want, size_t n, float tol) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(got[i] - want[i]) <= tol * (1.0f + fabsf(want[i]))))
+            fail_msg("element %zu: got %.8g, want %.8g", i, (double)got[i], (double)want[i]);
+}
+
+/* Per (n,h,d): every output lies within the values' range. */
+static void assert_convex(const qkv *a, const float *y) {
+    for (int64_t n = 0; n < a->N; n++)
+        for (int64_t h = 0; h < a->H; h++)
+            for (int64_t d = 0; d < a->D; d++) {
+                float lo = INFINITY, hi = -INFINITY;
+                for (int64_t s = 0; s < a->S; s++) {
+                    float v = a->v[((n * a->S + s) * a->H + h) * a->D + d];
+                    lo = fminf(lo, v);
+                    hi = fmaxf(hi, v);
+                }
+                for (int64_t l = 0; l < a->L; l++) {
+                    float x = y[((n * a->L + l) * a->H + h) * a->D + d];
+                    if (!(x >= lo - 1e-5f && x <= hi + 1e-5f))
+                        fail_msg("out[%lld,%lld,%lld,%lld] = %g outside [%g, %g]", (long long)n,
+                                 (long long)l, (long long)h, (long long)d, (double)x, (double)lo,
+                                 (double)hi);
+                }
+            }
+}
+
+/* ---- tests ---- */
+
+/* One chunk holds every position, so hashing cannot matter: exact
+ * shared-QK attention, and every round is the same. */
+static void test_one_chunk_is_shared_qk_full(void **st) {
+    qkv a = make(2, 8, 8, 2, 6, 6, 1);
+    a.kl = malloc(2 * sizeof *a.kl);
+    a.kl[0] = 8;
+    a.kl[1] = 5;
+    struct { const char *cfg; bool masked, causal; double temp; } cases[] = {
+        {"{\"chunk_size\": 8}", false, false, 0},
+        {"{\"chunk_size\": 8, \"rounds\": 3, \"bits\": 63}", false, false, 0},
+        {"{\"chunk_size\": 8, \"masked\": true}", true, false, 0},
+        {"{\"chunk_size\": 8, \"softmax_temp\": 0.25, \"bits\": 64}", false, true, 0.25},
+        {"{\"chunk_size\": 8, \"masked\": true, \"rounds\": 2}", true, true, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        free(a.mask);
+        a.mask = NULL;
+        if (cases[i].causal) causal_mask(&a);
+        attn_tensor *o = run_ok(cases[i].cfg, &a);
+        double temp = cases[i].temp ? cases[i].temp : 1.0 / sqrt(6.0);
+        float *want = shared_qk_ref(&a, temp, cases[i].masked);
+        assert_close(o->data, want, numel(&a), 1e-5f);
+        free(want);
+        attn_tensor_free(o);
+    }
+    drop(&a);
+}
+
+static void test_convex_combination(void **st) {
+    const char *cfgs[] = {
+        "{\"chunk_size\": 4}",
+        "{\"chunk_size\": 2, \"bits\": 3, \"masked\": true}",
+        "{\"chunk_size\": 4, \"bits\": 63, \"rounds\": 1}",
+        "{\"chunk_size\": 1, \"bits\": 64, \"rounds\": 5}",
+    };
+    for (size_t c = 0; c < 4; c++) {
+        qkv a = make(2, 16, 16, 3, 5, 5, 2 + c);
+        a.kl = malloc(2 * sizeof *a.kl);
+        a.kl[0] = 16;
+        a.kl[1] = 9;
+        if (c == 2) causal_mask(&a);
+        attn_tensor *o = run_ok(cfgs[c], &a);
+        assert_convex(&a, o->data);
+        /* Constant values come back unchanged. */
+        for (size_t i = 0; i < numel(&a); i++) a.v[i] = 0.75f;
+        attn_tensor_free(o);
+        o = run_ok(cfgs[c], &a);
+        const float *y = o->data;
+        for (size_t i = 0; i < numel(&a); i++) assert_float_equal(y[i], 0.75f, 1e-6f);
+        attn_tensor_free(o);
+        drop(&a);
+    }
+}
+
+/* Several chunks: no longer full attention (the approximation shows). */
+static void test_chunks_approximate(void **st) {
+    qkv a = make(1, 32, 32, 1, 4, 4, 3);
+    attn_tensor *o = run_ok("{\"chunk_size\": 4, \"rounds\": 1}", &a);
+    float *want = shared_qk_ref(&a, 0.5, false);
+    const float *y = o->data;
+    bool differs = false;
+    for (size_t i = 0; i < numel(&a); i++) differs |= fabsf(y[i] - want[i]) > 1e-3f;
+    assert_true(differs);
+    free(want);
+    attn_tensor_free(o);
+    drop(&a);
+}
+
+static void test_keys_ignored(void **st) {
+    qkv a = make(2, 12, 12, 2, 4, 4, 4);
+    attn_tensor *o1 = run_ok("{\"chunk_size\": 3}", &a);
+    for (size_t i = 0; i < (size_t)(a.N * a.S * a.H * a.E); i++) a.k[i] = -7.0f * a.k[i] + 1.0f;
+    attn_tensor *o2 = run_ok("{\"chunk_size\": 3}", &a);
+    assert_memory_equal(o1->data, o2->data, o1->nbytes);
+    attn_tensor_free(o1);
+    attn_tensor_free(o2);
+    drop(&a);
+}
+
+static void test_seed_reproducible(void **st) {
+    qkv a = make(2, 24, 24, 2, 6, 6, 5);
+    attn_tensor *o1, *o2, *o3, *o4;
+    attn_error err;
+    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 17}", &a, 1, &o1, &err), ATTN_OK);
+    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 17}", &a, 2, &o2, &err), ATTN_OK);
+    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 17}", &a, 3, &o3, &err), ATTN_OK);
+    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 18}", &a, 1, &o4, &err), ATTN_OK);
+    assert_memory_equal(o1->data, o2->data, o1->nbytes);
+    assert_memory_equal(o1->data, o3->data, o1->nbytes);
+    assert_true(memcmp(o1->data, o4->data, o1->nbytes) != 0);
+    attn_tensor_free(o1);
+    attn_tensor_free(o2);
+    attn_tensor_free(o3);
+    attn_tensor_free(o4);
+    drop(&a);
+}
+
+static void test_shape_errors(void **st) {
+    attn_error err = {0};
+    qkv a = make(1, 8, 6, 1, 4, 4, 6); /* S != L */
+    assert_int_equal(run_err("{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
+    assert_non_null(strstr(err.msg, "S = 6"));
+    drop(&a);
+    a = make(1, 8, 8, 1, 4, 3, 7); /* D != E */
+    assert_int_equal(run_err("{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
+    assert_non_null(strstr(err.msg, "D == E"));
+    drop(&a);
+    a = make(1, 10, 10, 1, 4, 4, 8); /* L not a multiple of chunk_size */
+    assert_int_equal(run_err("{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
+    assert_non_null(strstr(err.msg, "chunk_size"));
+    /* The default chunk (32) needs L a multiple of 32. */
+    assert_int_equal(run_err("{}", &a, &err), ATTN_E_SHAPE);
+    attn_tensor_free(run_ok("{\"chunk_size\": 5}", &a));
+    attn_tensor_free(run_ok("{\"chunk_size\": 10}", &a));
+    drop(&a);
+}
+
+static void test_config_errors(void **st) {
+    qkv a = make(1, 8, 8, 1, 4, 4, 9);
+    attn_error err = {0};
+    const char *bad[] = {
+        "{\"chunk_size\": 0}", "{\"bits\": 0}",           "{\"bits\": 65}",
+        "{\"rounds\": 0}",     "{\"masked\": 1}",         "{\"clusters\": 2}",
+        "{\"seed\": \"x\"}",   "{\"attention_dropout\": -0.1}", "[]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        attn_status got = run_err(bad[i], &a, &err);
+        if (got != ATTN_E_CONFIG) fail_msg("%s: got %d (%s)", bad[i], got, err.msg);
+    }
+    attn_tensor_free(run_ok("{\"chunk_size\": 8, \"bits\": 1, \"rounds\": 1, \"masked\": false, "
+                            "\"softmax_temp\": null, \"attention_dropout\": 0.0, \"seed\": 99}", &a));
+    drop(&a);
+}
+
+static void test_registry(void **st) {
+    const attn_mech_info *m = attn_mech_find("reformer");
+    assert_non_null(m);
+    assert_int_equal(m->is_inner, 1);
+    assert_int_equal(m->has_weights, 0);
+    int seen = 0;
+    for (const attn_param *p = m->params; p->key; p++) {
+        if (!strcmp(p->key, "bits")) seen += !strcmp(p->def, "8");
+        if (!strcmp(p->key, "chunk_size")) seen += !strcmp(p->def, "32");
+        if (!strcmp(p->key, "rounds")) seen += !strcmp(p->def, "4");
+        if (!strcmp(p->key, "masked")) seen += !strcmp(p->def, "false");
+    }
+    assert_int_equal(seen, 4);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_chunk_is_shared_qk_full),
+        cmocka_unit_test(test_convex_combination),
+        cmocka_unit_test(test_chunks_approximate),
+        cmocka_unit_test(test_keys_ignored),
+        cmocka_unit_test(test_seed_reproducible),
+        cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_registry),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
