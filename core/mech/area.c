@@ -78,8 +78,7 @@ static bool count_areas(const area_cfg *a, size_t *out) {
     return attn__mul(sh, sw, out);
 }
 
-attn_status attn__area_setup(area_cfg *a, const attn_cfg *cfg, attn_binder *b,
-                             const char *wprefix) {
+attn_status attn__area_parse(area_cfg *a, const attn_cfg *cfg) {
     const char *mech = cfg->mech;
     const char *kmode, *vmode;
     double dropout;
@@ -123,12 +122,16 @@ attn_status attn__area_setup(area_cfg *a, const attn_cfg *cfg, attn_binder *b,
     /* np.power(kqs, 0.5) in double; torch divides the float32 logits by it
      * rounded to float. */
     a->temperature = (float)sqrt((double)a->kqs);
-    if (!attn__area_learned(a)) return ATTN_OK;
-
     static const int feat_mult[] = {[AREA_KEY_CONCAT] = 3, [AREA_KEY_MAX_CONCAT] = 2,
                                     [AREA_KEY_SUM] = 1, [AREA_KEY_SAMPLE_CONCAT] = 2,
                                     [AREA_KEY_SAMPLE_SUM] = 1};
-    a->feat = (size_t)feat_mult[a->key_mode] * (size_t)a->kqs;
+    if (attn__area_learned(a)) a->feat = (size_t)feat_mult[a->key_mode] * (size_t)a->kqs;
+    return ATTN_OK;
+}
+
+attn_status attn__area_bind(area_cfg *a, attn_binder *b, const char *wprefix) {
+    attn_status st;
+    if (!attn__area_learned(a)) return ATTN_OK;
     char name[160];
     float *p[6];
     const int64_t half = a->kqs / 2;
@@ -496,8 +499,8 @@ typedef struct area_state {
 
 static attn_status area_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
     area_state *s = state;
-    attn_status st = attn__area_setup(&s->cfg, cfg, b, "");
-    if (st) return st;
+    attn_status st = attn__area_parse(&s->cfg, cfg);
+    if (st || (st = attn__area_bind(&s->cfg, b, ""))) return st;
     const int64_t S = (int64_t)s->cfg.n_mem, E = s->cfg.kqs;
     const int64_t qs[3] = {-1, -1, E}, ks[3] = {-1, S, E}, vs[3] = {-1, S, -1};
     if ((st = attn__model_add_input(m, "q", ATTN_F32, true, "B,Nq,key_query_size", 3, qs)) ||

@@ -46,10 +46,10 @@ typedef struct area_cfg {
 extern const attn_param attn__area_params[];
 
 /* Reads and checks an AreaAttention config (cfg->params must be
- * attn__area_params) and binds the learned key-mode weights under
- * `wprefix` ("" or "area_attention."). */
-attn_status attn__area_setup(area_cfg *a, const attn_cfg *cfg, attn_binder *b,
-                             const char *wprefix);
+ * attn__area_params), then binds the learned key-mode weights, if any,
+ * under `wprefix` ("" or "area_attention."). */
+attn_status attn__area_parse(area_cfg *a, const attn_cfg *cfg);
+attn_status attn__area_bind(area_cfg *a, attn_binder *b, const char *wprefix);
 
 /* Whether the key mode has learned weights (and needs keys of width kqs). */
 bool attn__area_learned(const area_cfg *a);

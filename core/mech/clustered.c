@@ -62,7 +62,8 @@ static attn_status init_variant(attn_model *m, struct clustered *s, const attn_c
     int64_t bits, seed;
     double dropout;
     bool hash_bias;
-    if ((st = attn__cfg_check_keys(cfg)) || (st = attn__cfg_int(cfg, "clusters", &s->clusters, NULL)) ||
+    if ((st = attn__cfg_check_keys(cfg)) ||
+        (st = attn__cfg_int(cfg, "clusters", &s->clusters, NULL)) ||
         (st = attn__cfg_int(cfg, "iterations", &s->iterations, NULL)) ||
         (st = attn__cfg_int(cfg, "bits", &bits, NULL)) ||
         (st = attn__cfg_bool(cfg, "hash_bias", &hash_bias)) ||
@@ -329,7 +330,8 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
     j.planes = planes;
     j.init = perm;
     st = attn__parallel_for(ctx, tasks, slice, &j);
-    if (st) attn__err(err, st, "%s", st == ATTN_E_CANCELLED ? "cancelled" : "clustered attention failed");
+    if (st)
+        attn__err(err, st, "%s", st == ATTN_E_CANCELLED ? "cancelled" : "clustered attention failed");
 done:
     free(planes);
     free(perm);

@@ -7,6 +7,7 @@
  */
 #include "attn_internal.h"
 #include "kernels/kernels.h"
+#include "mech/strided_softmax.h"
 
 #include <float.h>
 #include <math.h>
@@ -90,26 +91,33 @@ typedef struct comp_job {
     size_t scratch_len;
 } comp_job;
 
-/* Pass 1, one batch row: norm and the four input projections. */
-static attn_status comp_project(void *arg, size_t b, int worker) {
+/* Rows per task of the row-wise passes (norm and projections): small enough
+ * to spread one long sequence over the threads, big enough for sgemm. */
+#define ROWS_PER_TASK 64
+
+static size_t row_tasks(size_t rows) { return rows / ROWS_PER_TASK + (rows % ROWS_PER_TASK != 0); }
+
+/* Pass 1, one chunk of the B*N rows: norm and the four input projections. */
+static attn_status comp_project(void *arg, size_t t, int worker) {
     (void)worker;
     const comp_job *j = arg;
     const comp_state *s = j->s;
-    const size_t N = (size_t)j->N, D = (size_t)s->dim;
-    const size_t SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E);
-    const float *x = j->x + b * N * D;
+    const size_t D = (size_t)s->dim, SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E);
+    const size_t r0 = t * ROWS_PER_TASK, rows = (size_t)(j->B * j->N);
+    const size_t n = rows - r0 < ROWS_PER_TASK ? rows - r0 : ROWS_PER_TASK;
+    const float *x = j->x + r0 * D;
     if (j->xn) {
-        float *xn = j->xn + b * N * D;
-        attn__layernorm(x, N, D, s->norm_w, s->norm_b, 1e-5f, xn);
+        float *xn = j->xn + r0 * D;
+        attn__layernorm(x, n, D, s->norm_w, s->norm_b, 1e-5f, xn);
         x = xn;
     }
-    float *sq = j->sq + b * N * SE, *rq = j->rq + b * N * SE;
-    attn__linear(x, N, D, s->w_sq, NULL, SE, sq);
-    attn__linear(x, N, D, s->w_sk, NULL, SE, j->sk + b * N * SE);
-    attn__linear(x, N, D, s->w_rq, NULL, SE, rq);
-    attn__linear(x, N, D, s->w_rv, NULL, RE, j->rv + b * N * RE);
+    float *sq = j->sq + r0 * SE, *rq = j->rq + r0 * SE;
+    attn__linear(x, n, D, s->w_sq, NULL, SE, sq);
+    attn__linear(x, n, D, s->w_sk, NULL, SE, j->sk + r0 * SE);
+    attn__linear(x, n, D, s->w_rq, NULL, SE, rq);
+    attn__linear(x, n, D, s->w_rv, NULL, RE, j->rv + r0 * RE);
     /* The reference scales after projecting (sq * scale), so do we. */
-    for (size_t i = 0; i < N * SE; i++) {
+    for (size_t i = 0; i < n * SE; i++) {
         sq[i] *= s->scale;
         rq[i] *= s->scale;
     }
@@ -146,7 +154,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
                 if (!mask[jj]) row[jj] = -FLT_MAX;
         if (s->causal)
             for (size_t jj = i + 1; jj < N; jj++) row[jj] = -FLT_MAX;
-        attn__softmax_row(row, N);
+        attn__softmax_strided(row, N, 1);
     }
 
     for (size_t r = 0; r < R; r++) {
@@ -164,7 +172,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
             for (size_t e = 0; e < E; e++) acc += q[e] * k[e];
             w[r] = acc;
         }
-        attn__softmax_row(w, R);
+        attn__softmax_strided(w, R, 1);
         float *o = comb + n * SE;
         for (size_t e = 0; e < E; e++) o[e] = 0.0f;
         for (size_t r = 0; r < R; r++) {
@@ -175,13 +183,15 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-/* Pass 3, one batch row: the output projection. */
-static attn_status comp_output(void *arg, size_t b, int worker) {
+/* Pass 3, one chunk of rows: the output projection. */
+static attn_status comp_output(void *arg, size_t t, int worker) {
     (void)worker;
     const comp_job *j = arg;
     const comp_state *s = j->s;
-    const size_t N = (size_t)j->N, D = (size_t)s->dim, SE = (size_t)(s->S * s->E);
-    attn__linear(j->comb + b * N * SE, N, SE, s->w_out, NULL, D, j->out + b * N * D);
+    const size_t D = (size_t)s->dim, SE = (size_t)(s->S * s->E);
+    const size_t r0 = t * ROWS_PER_TASK, rows = (size_t)(j->B * j->N);
+    const size_t n = rows - r0 < ROWS_PER_TASK ? rows - r0 : ROWS_PER_TASK;
+    attn__linear(j->comb + r0 * SE, n, SE, s->w_out, NULL, D, j->out + r0 * D);
     return ATTN_OK;
 }
 
@@ -239,9 +249,9 @@ static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx
     j.rv = p, p += rows * RE;
     j.xn = s->prenorm ? p : NULL;
 
-    if ((st = attn__parallel_for(ctx, Bz, comp_project, &j)) ||
+    if ((st = attn__parallel_for(ctx, row_tasks(rows), comp_project, &j)) ||
         (st = attn__parallel_for(ctx, Bz * (size_t)s->S, comp_search, &j)) ||
-        (st = attn__parallel_for(ctx, Bz, comp_output, &j))) {
+        (st = attn__parallel_for(ctx, row_tasks(rows), comp_output, &j))) {
         attn__err(err, st, "compositional: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
         goto fail;
     }

@@ -10,6 +10,7 @@
 #include "attn_internal.h"
 #include "kernels/conv2d.h"
 #include "kernels/kernels.h"
+#include "mech/strided_softmax.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -129,16 +130,9 @@ static attn_status li_image(void *arg, size_t b, int worker) {
 
     for (size_t h = 0; h < nh; h++) {
         float *qh = q + h * kd * n, *kh = k + h * kd * T, *vh = v + h * vd * T;
-        for (size_t d = 0; d < kd; d++) attn__softmax_row(kh + d * T, T);
-        if (s->norm_q) {
-            /* softmax over the kd features of every position (dim -2). */
-            for (size_t i = 0; i < n; i++) {
-                float mx = -INFINITY, sum = 0.0f;
-                for (size_t d = 0; d < kd; d++) mx = qh[d * n + i] > mx ? qh[d * n + i] : mx;
-                for (size_t d = 0; d < kd; d++) sum += (qh[d * n + i] = expf(qh[d * n + i] - mx));
-                for (size_t d = 0; d < kd; d++) qh[d * n + i] /= sum;
-            }
-        }
+        for (size_t d = 0; d < kd; d++) attn__softmax_strided(kh + d * T, T, 1);
+        if (s->norm_q) /* over the kd features of every position (dim -2) */
+            for (size_t i = 0; i < n; i++) attn__softmax_strided(qh + i, kd, n);
         attn__gemm(0, 1, kd, vd, T, 1.0f, kh, T, vh, T, 0.0f, ctx, vd);
         attn__gemm(1, 0, vd, n, kd, 1.0f, ctx, vd, qh, n, 0.0f, o + h * vd * n, n);
     }

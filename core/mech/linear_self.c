@@ -10,6 +10,7 @@
  */
 #include "attn_internal.h"
 #include "kernels/kernels.h"
+#include "mech/strided_softmax.h"
 
 #include <float.h>
 #include <math.h>
@@ -129,7 +130,6 @@ typedef struct ls_job {
     int64_t B, N, S;
     const uint8_t *kv_mask; /* (B,S) or NULL */
     float *q, *k, *v, *att;
-    float *out;       /* (B,N,dim) */
     float *scratch;   /* per worker: scratch_len floats */
     size_t scratch_len;
     double *dscratch; /* per worker: d*d + d doubles (the causal running sums) */
@@ -174,7 +174,7 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     take_head(j->q + b * N * HD, N, HD, h * d, d, s->qk_scale, q);
     take_head(j->k + b * S * KD, S, KD, kh * d, d, s->qk_scale, k);
     take_head(j->v + b * S * KD, S, KD, kh * d, d, 1.0f, v);
-    for (size_t n = 0; n < N; n++) attn__softmax_row(q + n * d, d);
+    for (size_t n = 0; n < N; n++) attn__softmax_strided(q + n * d, d, 1);
 
     if (!s->causal) {
         /* Masked keys get -finfo.max before the softmax over positions and
@@ -185,12 +185,7 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
                     for (size_t c = 0; c < d; c++) k[n * d + c] = -FLT_MAX;
                     memset(v + n * d, 0, d * sizeof *v);
                 }
-        for (size_t c = 0; c < d; c++) {
-            float mx = -INFINITY, sum = 0.0f;
-            for (size_t n = 0; n < S; n++) mx = k[n * d + c] > mx ? k[n * d + c] : mx;
-            for (size_t n = 0; n < S; n++) sum += (k[n * d + c] = expf(k[n * d + c] - mx));
-            for (size_t n = 0; n < S; n++) k[n * d + c] /= sum;
-        }
+        for (size_t c = 0; c < d; c++) attn__softmax_strided(k + c, S, d);
         attn__gemm(1, 0, d, d, S, 1.0f, k, d, v, d, 0.0f, ctx, d);
         attn__gemm(0, 0, N, d, d, 1.0f, q, d, ctx, d, 0.0f, att, HD);
         return ATTN_OK;
@@ -241,13 +236,30 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-static attn_status ls_out(void *arg, size_t b, int worker) {
+/* The row-wise products (projections in, projection out) run in chunks of
+ * rows so that one long sequence still spreads over the threads. */
+#define ROWS_PER_TASK 64
+
+typedef struct rows_job {
+    const float *x;  /* (rows, in) */
+    size_t rows, in, out;
+    const float *w, *b; /* nn.Linear weight (out, in), bias or NULL */
+    float *y;        /* (rows, out) */
+} rows_job;
+
+static attn_status rows_task(void *arg, size_t t, int worker) {
     (void)worker;
-    const ls_job *j = arg;
-    const ls_state *s = j->s;
-    const size_t N = (size_t)j->N, D = (size_t)s->dim, HD = (size_t)(s->H * s->d);
-    attn__linear(j->att + b * N * HD, N, HD, s->wo, s->bo, D, j->out + b * N * D);
+    const rows_job *r = arg;
+    const size_t r0 = t * ROWS_PER_TASK;
+    const size_t n = r->rows - r0 < ROWS_PER_TASK ? r->rows - r0 : ROWS_PER_TASK;
+    attn__linear(r->x + r0 * r->in, n, r->in, r->w, r->b, r->out, r->y + r0 * r->out);
     return ATTN_OK;
+}
+
+static attn_status linear_rows(attn_ctx *ctx, const float *x, size_t rows, size_t in, const float *w,
+                               const float *b, size_t out, float *y) {
+    rows_job r = {.x = x, .rows = rows, .in = in, .out = out, .w = w, .b = b, .y = y};
+    return attn__parallel_for(ctx, rows / ROWS_PER_TASK + (rows % ROWS_PER_TASK != 0), rows_task, &r);
 }
 
 static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t B, int64_t n,
@@ -327,16 +339,17 @@ static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *
         goto fail;
     }
     ls_job j = {.s = s, .B = B, .N = N, .S = S, .kv_mask = mask ? mask->data : NULL,
-                .out = y->data, .scratch = scratch, .scratch_len = pw, .dscratch = dscratch};
+                .scratch = scratch, .scratch_len = pw, .dscratch = dscratch};
     j.q = buf;
     j.att = j.q + qn;
     j.k = j.att + qn;
     j.v = j.k + kn;
-    attn__linear(x->data, bn, (size_t)s->dim, s->wq, NULL, HD, j.q);
-    attn__linear(src->data, bs_, (size_t)s->dim, s->wk, NULL, KD, j.k);
-    attn__linear(src->data, bs_, (size_t)s->dim, s->wv, NULL, KD, j.v);
-    if ((st = attn__parallel_for(ctx, Bz * (size_t)s->H, ls_head, &j)) ||
-        (st = attn__parallel_for(ctx, Bz, ls_out, &j))) {
+    const size_t D = (size_t)s->dim;
+    if ((st = linear_rows(ctx, x->data, bn, D, s->wq, NULL, HD, j.q)) ||
+        (st = linear_rows(ctx, src->data, bs_, D, s->wk, NULL, KD, j.k)) ||
+        (st = linear_rows(ctx, src->data, bs_, D, s->wv, NULL, KD, j.v)) ||
+        (st = attn__parallel_for(ctx, Bz * (size_t)s->H, ls_head, &j)) ||
+        (st = linear_rows(ctx, j.att, bn, HD, s->wo, s->bo, D, y->data))) {
         attn__err(err, st, "linear_self: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
         goto fail;
     }

@@ -76,7 +76,7 @@ static attn_status mha_init(attn_model *m, void *state, const attn_cfg *cfg, att
         return st;
     const attn_cfg icfg = {.obj = owned ? owned : spec, .params = attn__area_params,
                            .mech = "multi_head_area.area_attention", .err = cfg->err};
-    st = attn__area_setup(&s->area, &icfg, b, "area_attention.");
+    st = attn__area_parse(&s->area, &icfg);
     json_decref(owned);
     if (st) return st;
     /* Learned key modes embed keys of width area_attention.key_query_size;
@@ -87,6 +87,7 @@ static attn_status mha_init(attn_model *m, void *state, const attn_cfg *cfg, att
                          "%s: area_attention.key_query_size=%lld must equal "
                          "key_query_size_hidden=%lld for a learned area_key_mode",
                          cfg->mech, (long long)s->area.kqs, (long long)s->kqh);
+    if ((st = attn__area_bind(&s->area, b, "area_attention."))) return st;
     size_t hq, hv;
     if (!attn__mul((size_t)s->heads, (size_t)s->kqh, &hq) || hq > (size_t)DIM_MAX ||
         !attn__mul((size_t)s->heads, (size_t)s->vh, &hv) || hv > (size_t)DIM_MAX)

@@ -49,7 +49,8 @@ static attn_status init(attn_model *m, void *state, const attn_cfg *cfg, attn_bi
     attn_status st;
     int64_t bits, seed;
     double dropout;
-    if ((st = attn__cfg_check_keys(cfg)) || (st = attn__cfg_int(cfg, "chunk_size", &s->chunk, NULL)) ||
+    if ((st = attn__cfg_check_keys(cfg)) ||
+        (st = attn__cfg_int(cfg, "chunk_size", &s->chunk, NULL)) ||
         (st = attn__cfg_int(cfg, "bits", &bits, NULL)) ||
         (st = attn__cfg_int(cfg, "rounds", &s->rounds, NULL)) ||
         (st = attn__cfg_bool(cfg, "masked", &s->masked)) ||
@@ -87,7 +88,8 @@ struct job {
     const attn_qkv *a;
     float *out;
     float temp, factor;
-    const float *planes; /* (rounds, bits, E) */
+    size_t round;
+    const float *planes; /* (bits, E) of this round */
     struct layout y;
     char *scratch;       /* workers × y.size */
 };
@@ -119,7 +121,7 @@ static float mask_of(const struct job *jb, size_t kl, size_t i, size_t j) {
     return m;
 }
 
-/* One (n, h) slice over all rounds.  Shapes inside: q (L,E) row stride
+/* One round on one (n, h) slice.  Shapes inside: q (L,E) row stride
  * H·E, v (L,E) and o (L,E) row stride H·E (D == E); kn, qs, ks, vs (L,E)
  * contiguous; per chunk logits (c,2c) and res (c,E). */
 static attn_status slice(void *arg, size_t t, int worker) {
@@ -154,61 +156,60 @@ static attn_status slice(void *arg, size_t t, int worker) {
         for (size_t e = 0; e < E; e++) kn[l * E + e] = x[e] / norm * keep;
     }
 
-    for (size_t r = 0; r < (size_t)s->rounds; r++) {
-        /* Hash, then a stable counting sort of the positions by bucket. */
-        attn__gemm(0, 1, L, B, E, 1.0f, kn, E, jb->planes + r * B * E, E, 0.0f, proj, B);
-        size_t start[129] = {0};
-        for (size_t l = 0; l < L; l++) {
-            hash[l] = bucket(proj + l * B, s->bits);
-            start[hash[l] + 1]++;
-        }
-        for (size_t b = 1; b <= 2 * B; b++) start[b] += start[b - 1];
-        for (size_t l = 0; l < L; l++) order[start[hash[l]]++] = (int32_t)l;
-        for (size_t p = 0; p < L; p++) {
-            size_t l = (size_t)order[p];
-            memcpy(qs + p * E, q + l * ld, E * sizeof *qs);
-            memcpy(ks + p * E, kn + l * E, E * sizeof *ks);
-            memcpy(vs + p * E, v + l * ld, E * sizeof *vs);
-        }
+    size_t r = jb->round;
+    /* Hash, then a stable counting sort of the positions by bucket. */
+    attn__gemm(0, 1, L, B, E, 1.0f, kn, E, jb->planes, E, 0.0f, proj, B);
+    size_t start[129] = {0};
+    for (size_t l = 0; l < L; l++) {
+        hash[l] = bucket(proj + l * B, s->bits);
+        start[hash[l] + 1]++;
+    }
+    for (size_t b = 1; b <= 2 * B; b++) start[b] += start[b - 1];
+    for (size_t l = 0; l < L; l++) order[start[hash[l]]++] = (int32_t)l;
+    for (size_t p = 0; p < L; p++) {
+        size_t l = (size_t)order[p];
+        memcpy(qs + p * E, q + l * ld, E * sizeof *qs);
+        memcpy(ks + p * E, kn + l * E, E * sizeof *ks);
+        memcpy(vs + p * E, v + l * ld, E * sizeof *vs);
+    }
 
-        for (size_t b = 0; b < L / c; b++) {
-            /* Chunk b attends to [chunk b-1, chunk b]; chunk 0's look-back
-             * is c zero keys and values under a -inf mask. */
-            const float *qb = qs + b * c * E;
-            if (b == 0) {
-                for (size_t i = 0; i < c; i++) memset(logits + i * c2, 0, c * sizeof *logits);
-                attn__gemm(0, 1, c, c, E, 1.0f, qb, E, ks, E, 0.0f, logits + c, c2);
-            } else {
-                attn__gemm(0, 1, c, c2, E, 1.0f, qb, E, ks + (b - 1) * c * E, E, 0.0f, logits, c2);
-            }
-            for (size_t i = 0; i < c; i++) {
-                size_t qi = (size_t)order[b * c + i];
-                bool all_inf = true;
-                for (size_t jj = 0; jj < c2; jj++) {
-                    if (b == 0 && jj < c) {
-                        mrow[jj] = -INFINITY;
-                        continue;
-                    }
-                    mrow[jj] = mask_of(jb, kl, qi, (size_t)order[b * c + jj - c]);
-                    all_inf = all_inf && isinf(mrow[jj]);
+    for (size_t b = 0; b < L / c; b++) {
+        /* Chunk b attends to [chunk b-1, chunk b]; chunk 0's look-back
+         * is c zero keys and values under a -inf mask. */
+        const float *qb = qs + b * c * E;
+        if (b == 0) {
+            for (size_t i = 0; i < c; i++) memset(logits + i * c2, 0, c * sizeof *logits);
+            attn__gemm(0, 1, c, c, E, 1.0f, qb, E, ks, E, 0.0f, logits + c, c2);
+        } else {
+            attn__gemm(0, 1, c, c2, E, 1.0f, qb, E, ks + (b - 1) * c * E, E, 0.0f, logits, c2);
+        }
+        for (size_t i = 0; i < c; i++) {
+            size_t qi = (size_t)order[b * c + i];
+            bool all_inf = true;
+            for (size_t jj = 0; jj < c2; jj++) {
+                if (b == 0 && jj < c) {
+                    mrow[jj] = -INFINITY;
+                    continue;
                 }
-                /* The reference unmasks a fully masked row (its output
-                 * there is meaningless, this only avoids NaN). */
-                float *row = logits + i * c2;
-                for (size_t jj = 0; jj < c2; jj++)
-                    row[jj] = jb->temp * (row[jj] + (all_inf ? 0.0f : mrow[jj]));
-                attn__softmax_row(row, c2);
+                mrow[jj] = mask_of(jb, kl, qi, (size_t)order[b * c + jj - c]);
+                all_inf = all_inf && isinf(mrow[jj]);
             }
-            if (b == 0)
-                attn__gemm(0, 0, c, E, c, 1.0f, logits + c, c2, vs, E, 0.0f, res, E);
-            else
-                attn__gemm(0, 0, c, E, c2, 1.0f, logits, c2, vs + (b - 1) * c * E, E, 0.0f, res, E);
-            for (size_t i = 0; i < c; i++) {
-                float *dst = o + (size_t)order[b * c + i] * ld;
-                const float *src = res + i * E;
-                for (size_t e = 0; e < E; e++)
-                    dst[e] = (r == 0 ? 0.0f : dst[e]) + jb->factor * src[e];
-            }
+            /* The reference unmasks a fully masked row (its output
+             * there is meaningless, this only avoids NaN). */
+            float *row = logits + i * c2;
+            for (size_t jj = 0; jj < c2; jj++)
+                row[jj] = jb->temp * (row[jj] + (all_inf ? 0.0f : mrow[jj]));
+            attn__softmax_row(row, c2);
+        }
+        if (b == 0)
+            attn__gemm(0, 0, c, E, c, 1.0f, logits + c, c2, vs, E, 0.0f, res, E);
+        else
+            attn__gemm(0, 0, c, E, c2, 1.0f, logits, c2, vs + (b - 1) * c * E, E, 0.0f, res, E);
+        for (size_t i = 0; i < c; i++) {
+            float *dst = o + (size_t)order[b * c + i] * ld;
+            const float *src = res + i * E;
+            for (size_t e = 0; e < E; e++)
+                dst[e] = (r == 0 ? 0.0f : dst[e]) + jb->factor * src[e];
         }
     }
     return ATTN_OK;
@@ -256,7 +257,7 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
     y->res = carve(y, c, E * sizeof(float));
     size_t workers = (size_t)attn__workers(ctx, tasks), total, nplanes;
     if (y->overflow || !attn__mul(workers, y->size, &total) ||
-        !attn__mul((size_t)s->rounds, B * E, &nplanes))
+        !attn__mul(B, E, &nplanes))
         return attn__err(err, ATTN_E_OVERFLOW, "reformer attention scratch size overflows");
 
     attn_status st = ATTN_E_NOMEM;
@@ -264,13 +265,18 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
     j.scratch = attn__calloc(total ? total : 1, 1, err);
     if (!planes || !j.scratch) goto done;
 
-    /* Round r's rotations are block r, drawn in order (bits × E each). */
+    /* Rounds run one after the other, each drawing its bits × E rotations
+     * from the one stream, so memory does not grow with `rounds`. */
     attn_rng rng;
     attn__rng_seed(&rng, s->seed);
-    for (size_t i = 0; i < nplanes; i++) planes[i] = attn__rng_normal(&rng);
     j.planes = planes;
-    st = attn__parallel_for(ctx, tasks, slice, &j);
-    if (st) attn__err(err, st, "%s", st == ATTN_E_CANCELLED ? "cancelled" : "reformer attention failed");
+    st = ATTN_OK;
+    for (j.round = 0; j.round < (size_t)s->rounds && !st; j.round++) {
+        for (size_t i = 0; i < nplanes; i++) planes[i] = attn__rng_normal(&rng);
+        st = attn__parallel_for(ctx, tasks, slice, &j);
+    }
+    if (st)
+        attn__err(err, st, "%s", st == ATTN_E_CANCELLED ? "cancelled" : "reformer attention failed");
 done:
     free(planes);
     free(j.scratch);

@@ -161,12 +161,14 @@ static void assert_close(const float *got, const float *want, size_t n, float to
             fail_msg("element %zu: got %.8g, want %.8g", i, (double)got[i], (double)want[i]);
 }
 
-/* Per (n,h,d): every output lies within the values' range. */
-static void assert_convex(const qkv *a, const float *y) {
+/* Per (n,h,d): every output lies within the values' range, widened to 0
+ * when `with_zero` (a fully masked row is unmasked by the reference
+ * together with chunk 0's zero look-back keys and values). */
+static void assert_convex(const qkv *a, const float *y, bool with_zero) {
     for (int64_t n = 0; n < a->N; n++)
         for (int64_t h = 0; h < a->H; h++)
             for (int64_t d = 0; d < a->D; d++) {
-                float lo = INFINITY, hi = -INFINITY;
+                float lo = with_zero ? 0.0f : INFINITY, hi = with_zero ? 0.0f : -INFINITY;
                 for (int64_t s = 0; s < a->S; s++) {
                     float v = a->v[((n * a->S + s) * a->H + h) * a->D + d];
                     lo = fminf(lo, v);
@@ -212,27 +214,45 @@ static void test_one_chunk_is_shared_qk_full(void **st) {
     drop(&a);
 }
 
+/* Without padding or attn_mask every query sees at least itself (the
+ * -1e9 of `masked` is not -inf), so each output is a convex combination
+ * of the values and constant values come back unchanged. */
 static void test_convex_combination(void **st) {
     const char *cfgs[] = {
         "{\"chunk_size\": 4}",
         "{\"chunk_size\": 2, \"bits\": 3, \"masked\": true}",
         "{\"chunk_size\": 4, \"bits\": 63, \"rounds\": 1}",
-        "{\"chunk_size\": 1, \"bits\": 64, \"rounds\": 5}",
+        "{\"chunk_size\": 1, \"bits\": 64, \"rounds\": 5, \"masked\": true}",
     };
     for (size_t c = 0; c < 4; c++) {
         qkv a = make(2, 16, 16, 3, 5, 5, 2 + c);
-        a.kl = malloc(2 * sizeof *a.kl);
-        a.kl[0] = 16;
-        a.kl[1] = 9;
-        if (c == 2) causal_mask(&a);
         attn_tensor *o = run_ok(cfgs[c], &a);
-        assert_convex(&a, o->data);
-        /* Constant values come back unchanged. */
+        assert_convex(&a, o->data, false);
         for (size_t i = 0; i < numel(&a); i++) a.v[i] = 0.75f;
         attn_tensor_free(o);
         o = run_ok(cfgs[c], &a);
         const float *y = o->data;
         for (size_t i = 0; i < numel(&a); i++) assert_float_equal(y[i], 0.75f, 1e-6f);
+        attn_tensor_free(o);
+        drop(&a);
+    }
+}
+
+/* With padding and a causal mask some rows of chunk 0 can be fully masked;
+ * the reference unmasks them, zero look-back included, so outputs lie in
+ * the hull of the values and 0, and stay finite. */
+static void test_masked_rows_stay_finite(void **st) {
+    const char *cfgs[] = {"{\"chunk_size\": 2, \"bits\": 3}", "{\"chunk_size\": 4, \"masked\": true}"};
+    for (size_t c = 0; c < 2; c++) {
+        qkv a = make(2, 16, 16, 3, 5, 5, 7 + c);
+        a.kl = malloc(2 * sizeof *a.kl);
+        a.kl[0] = 16;
+        a.kl[1] = 3;
+        causal_mask(&a);
+        attn_tensor *o = run_ok(cfgs[c], &a);
+        const float *y = o->data;
+        for (size_t i = 0; i < numel(&a); i++) assert_true(isfinite(y[i]));
+        assert_convex(&a, o->data, true);
         attn_tensor_free(o);
         drop(&a);
     }
@@ -337,6 +357,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_chunk_is_shared_qk_full),
         cmocka_unit_test(test_convex_combination),
+        cmocka_unit_test(test_masked_rows_stay_finite),
         cmocka_unit_test(test_chunks_approximate),
         cmocka_unit_test(test_keys_ignored),
         cmocka_unit_test(test_seed_reproducible),

@@ -1,0 +1,223 @@
+/* test_full.c — full attention: the blocked online-softmax path against a
+ * plain softmax written here, masks, lengths and edge cases. */
+#include "test_util.h"
+
+/* Plain softmax attention, double accumulation, from the reference formula. */
+static void naive_full(const attn_tensor_set *in, float temp, float *out) {
+    const attn_tensor *q = attn_tensor_set_get(in, "queries"), *k = attn_tensor_set_get(in, "keys"),
+                      *v = attn_tensor_set_get(in, "values"), *m = attn_tensor_set_get(in, "attn_mask"),
+                      *kl = attn_tensor_set_get(in, "key_lengths");
+    int64_t N = q->shape[0], L = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1], D = v->shape[3];
+    const float *Q = q->data, *K = k->data, *V = v->data;
+    double *row = calloc((size_t)S, sizeof *row);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t l = 0; l < L; l++) {
+                double mx = -INFINITY;
+                for (int64_t s = 0; s < S; s++) {
+                    double d = 0;
+                    for (int64_t e = 0; e < E; e++) d += (double)Q[((n * L + l) * H + h) * E + e] * K[((n * S + s) * H + h) * E + e];
+                    row[s] = temp * d;
+                    if (m && !((uint8_t *)m->data)[l * S + s]) row[s] = -INFINITY;
+                    if (kl && s >= ((int64_t *)kl->data)[n]) row[s] = -INFINITY;
+                    mx = row[s] > mx ? row[s] : mx;
+                }
+                double sum = 0;
+                for (int64_t s = 0; s < S; s++) sum += row[s] = mx == -INFINITY ? NAN : exp(row[s] - mx);
+                for (int64_t d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int64_t s = 0; s < S; s++) acc += row[s] / sum * V[((n * S + s) * H + h) * D + d];
+                    out[((n * L + l) * H + h) * D + d] = (float)acc;
+                }
+            }
+    free(row);
+}
+
+static void check_against_naive(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int64_t D, int mask,
+                                int lengths, int threads) {
+    attn_tensor_set *in = tu_qkv((uint64_t)(L * 131 + S), N, L, S, H, E, D);
+    if (mask) tu_add(in, "attn_mask", tu_tril(L, S, S - L));
+    if (lengths) {
+        int64_t kl[4] = {S, S / 2 + 1, S, 1};
+        tu_add(in, "key_lengths", tu_lengths(N, kl));
+    }
+    attn_model *m = tu_model("full", NULL);
+    attn_tensor *o = tu_run_ok(m, in, threads);
+    float *ref = calloc(o->numel, sizeof *ref);
+    naive_full(in, 1.0f / sqrtf((float)E), ref);
+    float md = 0;
+    for (size_t i = 0; i < o->numel; i++) md = fmaxf(md, fabsf(((float *)o->data)[i] - ref[i]));
+    if (!(md < 2e-5f)) fail_msg("L=%lld S=%lld: max diff %g", (long long)L, (long long)S, md);
+    free(ref);
+    attn_tensor_free(o);
+    attn_model_free(m);
+    attn_tensor_set_free(in);
+}
+
+static void blocked_matches_plain(void **state) {
+    (void)state;
+    check_against_naive(1, 1, 1, 1, 4, 3, 0, 0, 1);
+    check_against_naive(2, 5, 7, 3, 8, 5, 0, 0, 2);
+    check_against_naive(2, 300, 1100, 2, 16, 8, 0, 0, 2);  /* crosses query and key blocks */
+    check_against_naive(2, 300, 1100, 2, 16, 8, 1, 0, 1);
+    check_against_naive(4, 129, 700, 1, 8, 8, 1, 1, 2);
+    check_against_naive(4, 64, 64, 2, 8, 8, 0, 1, 1);
+}
+
+static void threads_do_not_change_results(void **state) {
+    (void)state;
+    attn_tensor_set *in = tu_qkv(9, 3, 200, 150, 4, 16, 16);
+    attn_model *m = tu_model("full", NULL);
+    attn_tensor *a = tu_run_ok(m, in, 1), *b = tu_run_ok(m, in, 2), *c = tu_run_ok(m, in, 7);
+    assert_memory_equal(a->data, b->data, a->nbytes);
+    assert_memory_equal(a->data, c->data, a->nbytes);
+    attn_tensor_free(a);
+    attn_tensor_free(b);
+    attn_tensor_free(c);
+    attn_model_free(m);
+    attn_tensor_set_free(in);
+}
+
+static void fully_masked_rows_are_nan(void **state) {
+    (void)state;
+    /* key_lengths 0 for batch 1: every row of that batch is masked (torch: NaN) */
+    attn_tensor_set *in = tu_qkv(5, 2, 3, 4, 1, 4, 2);
+    tu_add(in, "key_lengths", tu_lengths(2, (int64_t[]){4, 0}));
+    attn_model *m = tu_model("full", NULL);
+    attn_tensor *o = tu_run_ok(m, in, 1);
+    const float *p = o->data;
+    for (size_t i = 0; i < 6; i++) assert_false(isnan(p[i]));
+    for (size_t i = 6; i < 12; i++) assert_true(isnan(p[i]));
+    attn_tensor_free(o);
+    attn_model_free(m);
+    attn_tensor_set_free(in);
+}
+
+static void single_key_returns_its_value(void **state) {
+    (void)state;
+    attn_tensor_set *in = tu_qkv(11, 2, 5, 1, 3, 4, 6);
+    attn_model *m = tu_model("full", "{\"softmax_temp\": 0.7}");
+    attn_tensor *o = tu_run_ok(m, in, 2);
+    const float *v = attn_tensor_set_get(in, "values")->data, *p = o->data;
+    for (int n = 0; n < 2; n++)
+        for (int l = 0; l < 5; l++)
+            for (int h = 0; h < 3; h++)
+                for (int d = 0; d < 6; d++) assert_float_equal(p[((n * 5 + l) * 3 + h) * 6 + d], v[(n * 3 + h) * 6 + d], 1e-6);
+    attn_tensor_free(o);
+    attn_model_free(m);
+    attn_tensor_set_free(in);
+}
+
+static void query_lengths_are_ignored_and_int32_accepted(void **state) {
+    (void)state;
+    attn_tensor_set *a = tu_qkv(13, 2, 6, 6, 2, 4, 4), *b = tu_qkv(13, 2, 6, 6, 2, 4, 4);
+    tu_add(b, "query_lengths", tu_lengths(2, (int64_t[]){1, 3}));
+    attn_tensor *kl32;
+    int64_t two = 2;
+    assert_int_equal(attn_tensor_new(ATTN_I32, 1, &two, &kl32, NULL), ATTN_OK);
+    ((int32_t *)kl32->data)[0] = 6;
+    ((int32_t *)kl32->data)[1] = 6;
+    tu_add(b, "key_lengths", kl32);
+    attn_model *m = tu_model("full", NULL);
+    attn_tensor *x = tu_run_ok(m, a, 1), *y = tu_run_ok(m, b, 1);
+    assert_memory_equal(x->data, y->data, x->nbytes);
+    attn_tensor_free(x);
+    attn_tensor_free(y);
+    attn_model_free(m);
+    attn_tensor_set_free(a);
+    attn_tensor_set_free(b);
+}
+
+static void bad_inputs(void **state) {
+    (void)state;
+    attn_model *m = tu_model("full", NULL);
+    attn_error e = {0};
+    attn_status st;
+    attn_tensor_set *in = tu_qkv(1, 2, 3, 4, 2, 4, 4);
+    tu_add(in, "key_lengths", tu_lengths(2, (int64_t[]){5, 1})); /* beyond S */
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_INPUT);
+    assert_non_null(strstr(e.msg, "key_lengths"));
+    attn_tensor_set_free(in);
+
+    in = tu_qkv(1, 2, 3, 4, 2, 4, 4);
+    tu_add(in, "key_lengths", tu_lengths(2, (int64_t[]){-1, 1}));
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_INPUT);
+    attn_tensor_set_free(in);
+
+    in = tu_qkv(1, 2, 3, 4, 2, 4, 4);
+    tu_add(in, "key_lengths", tu_lengths(1, (int64_t[]){1}));
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_SHAPE);
+    attn_tensor_set_free(in);
+
+    in = tu_qkv(1, 2, 3, 4, 2, 4, 4);
+    tu_add(in, "attn_mask", tu_tril(4, 3, 0)); /* (S,L) instead of (L,S) */
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_SHAPE);
+    assert_non_null(strstr(e.msg, "attn_mask"));
+    attn_tensor_set_free(in);
+
+    uint64_t seed = 2;
+    in = attn_tensor_set_new(); /* keys with another E, missing values */
+    tu_add(in, "queries", tu_randn(&seed, 4, (int64_t[]){1, 2, 1, 4}));
+    tu_add(in, "keys", tu_randn(&seed, 4, (int64_t[]){1, 2, 1, 5}));
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_INPUT);
+    assert_non_null(strstr(e.msg, "values"));
+    tu_add(in, "values", tu_randn(&seed, 4, (int64_t[]){1, 2, 1, 5}));
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_SHAPE);
+    attn_tensor_set_free(in);
+
+    in = attn_tensor_set_new(); /* wrong rank, wrong dtype, empty dim */
+    tu_add(in, "queries", tu_randn(&seed, 3, (int64_t[]){1, 2, 4}));
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_SHAPE);
+    attn_tensor_set_free(in);
+    in = tu_qkv(1, 1, 0, 4, 1, 4, 4);
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_SHAPE);
+    attn_tensor_set_free(in);
+    in = tu_qkv(1, 1, 2, 2, 1, 4, 4);
+    attn_tensor *fmask;
+    assert_int_equal(attn_tensor_new(ATTN_F32, 2, (int64_t[]){2, 2}, &fmask, NULL), ATTN_OK);
+    tu_add(in, "attn_mask", fmask);
+    assert_null(tu_run(m, in, 1, &st, &e));
+    assert_int_equal(st, ATTN_E_DTYPE);
+    attn_tensor_set_free(in);
+    attn_model_free(m);
+}
+
+static void cancellation(void **state) {
+    (void)state;
+    attn_tensor_set *in = tu_qkv(3, 2, 64, 64, 2, 8, 8);
+    attn_model *m = tu_model("full", NULL);
+    attn_ctx *c = attn_ctx_new(2);
+    volatile int flag = 1;
+    attn_ctx_set_cancel(c, &flag);
+    attn_tensor *o = NULL;
+    attn_error e = {0};
+    assert_int_equal(attn_model_forward(m, c, in, &o, &e), ATTN_E_CANCELLED);
+    assert_null(o);
+    flag = 0;
+    assert_int_equal(attn_model_forward(m, c, in, &o, &e), ATTN_OK);
+    attn_tensor_free(o);
+    attn_ctx_free(c);
+    attn_model_free(m);
+    attn_tensor_set_free(in);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(blocked_matches_plain),
+        cmocka_unit_test(threads_do_not_change_results),
+        cmocka_unit_test(fully_masked_rows_are_nan),
+        cmocka_unit_test(single_key_returns_its_value),
+        cmocka_unit_test(query_lengths_are_ignored_and_int32_accepted),
+        cmocka_unit_test(bad_inputs),
+        cmocka_unit_test(cancellation),
+    };
+    return cmocka_run_group_tests_name("full", tests, NULL, NULL);
+}
