@@ -157,9 +157,9 @@ static attn_status parse(const unsigned char *buf, size_t len, int copy, attn_te
             const unsigned char *b = t->data;
             for (size_t j = 0; j < nb; j++)
                 if (b[j] > 1) {
-                    attn_tensor_free(t);
                     st = attn__err(err, ATTN_E_FORMAT, "safetensors: BOOL tensor '%.64s' holds %u",
                                    e->name, b[j]);
+                    attn_tensor_free(t);
                     goto out;
                 }
         }

@@ -45,7 +45,7 @@ static int parse_args(int argc, char **argv, args *a) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = n > 0 ? (int)n : 1;
     a->repeat = 10;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "attn: %s needs a value\n", k);
@@ -62,7 +62,6 @@ static int parse_args(int argc, char **argv, args *a) {
             fprintf(stderr, "attn: unknown option %s\n", k);
             return -1;
         }
-        i++;
     }
     return 0;
 }
