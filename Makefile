@@ -12,7 +12,7 @@ OPT      = -O2
 endif
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -g $(OPT) $(WARN) -Icore/include -Icore \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fopenmp-simd -g $(OPT) $(WARN) -Icore/include -Icore \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDFLAGS += $(SAN)
 LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

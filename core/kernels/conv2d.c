@@ -47,6 +47,18 @@ bool attn__conv2d_workspace(const attn_conv2d *c, size_t rows, size_t *floats) {
            attn__mul(n, c->w_out, floats);
 }
 
+/* Output columns [lo, hi) whose input column ox*stride + d lies inside
+ * [0, w); the others read padding. */
+static void valid_range(size_t w_out, size_t stride, long long d, size_t w, size_t *lo,
+                        size_t *hi) {
+    long long s = (long long)stride, a = d < 0 ? (-d + s - 1) / s : 0;
+    long long b = (long long)w - d <= 0 ? 0 : ((long long)w - d + s - 1) / s;
+    if (b > (long long)w_out) b = (long long)w_out;
+    if (a > b) a = b;
+    *lo = (size_t)a;
+    *hi = (size_t)b;
+}
+
 /* col (K, rows*w_out): col[(ci,ky,kx)][(oy-row0)*w_out + ox] = x[ci][iy][ix]
  * with iy = oy*stride - pad + ky*dil (zero outside the image). */
 static void im2col(const attn_conv2d *c, const float *x, float *col, size_t row0, size_t row1) {
@@ -59,6 +71,8 @@ static void im2col(const attn_conv2d *c, const float *x, float *col, size_t row0
                 /* offsets as signed: a padded position can lie before the image */
                 long long dy = (long long)(ky * c->dil_h) - (long long)c->pad_h;
                 long long dx = (long long)(kx * c->dil_w) - (long long)c->pad_w;
+                size_t lo, hi;
+                valid_range(c->w_out, c->stride_w, dx, c->w_in, &lo, &hi);
                 for (size_t oy = row0; oy < row1; oy++) {
                     long long iy = (long long)(oy * c->stride_h) + dy;
                     float *d = dst + (oy - row0) * c->w_out;
@@ -66,11 +80,13 @@ static void im2col(const attn_conv2d *c, const float *x, float *col, size_t row0
                         memset(d, 0, c->w_out * sizeof *d);
                         continue;
                     }
-                    const float *xr = xc + (size_t)iy * c->w_in;
-                    for (size_t ox = 0; ox < c->w_out; ox++) {
-                        long long ix = (long long)(ox * c->stride_w) + dx;
-                        d[ox] = (ix < 0 || ix >= (long long)c->w_in) ? 0.0f : xr[ix];
-                    }
+                    const float *xr = xc + (long long)iy * (long long)c->w_in + dx;
+                    for (size_t ox = 0; ox < lo; ox++) d[ox] = 0.0f;
+                    if (c->stride_w == 1)
+                        memcpy(d + lo, xr + lo, (hi - lo) * sizeof *d);
+                    else
+                        for (size_t ox = lo; ox < hi; ox++) d[ox] = xr[ox * c->stride_w];
+                    for (size_t ox = hi; ox < c->w_out; ox++) d[ox] = 0.0f;
                 }
             }
     }

@@ -26,6 +26,10 @@ void attn__linear(const float *x, size_t rows, size_t in, const float *W, const 
  * becomes NaN, as in torch. */
 void attn__softmax_row(float *x, size_t n);
 
+/* x[i] = exp(x[i] - m) for all i (vectorised, rel. error ~1.2e-7, exactly 0
+ * below exp(-87)); returns the sum.  m must be finite. */
+float attn__exp_sub_sum(float *x, size_t n, float m);
+
 /* torch.nn.LayerNorm over the last dim of `rows` rows of width n:
  * biased variance, eps inside the sqrt; gamma/beta may be NULL. */
 void attn__layernorm(const float *x, size_t rows, size_t n, const float *gamma, const float *beta,

@@ -36,7 +36,8 @@ const attn_param attn__area_params[] = {
      "how an area's key is formed from its items' keys"},
     {"area_value_mode", ATTN_P_STRING, "sum", 0, 0, "mean|max|sum",
      "how an area's value is formed from its items' values"},
-    {"max_area_height", ATTN_P_INT, "1", 1, DIM_MAX, NULL, "largest area height (<= memory_height)"},
+    {"max_area_height", ATTN_P_INT, "1", 1, DIM_MAX, NULL,
+     "largest area height (<= memory_height)"},
     {"max_area_width", ATTN_P_INT, "1", 1, DIM_MAX, NULL, "largest area width (<= memory_width)"},
     {"memory_height", ATTN_P_INT, "1", 1, DIM_MAX, NULL, "rows of the memory grid"},
     {"memory_width", ATTN_P_INT, "1", 1, DIM_MAX, NULL, "columns of the memory grid"},
@@ -215,7 +216,8 @@ attn_status attn__area_scratch(const area_cfg *a, size_t nq, size_t dk, size_t d
     area_layout l;
     if (!layout_make(a, nq, dk, dv, &l))
         return attn__err(err, ATTN_E_OVERFLOW,
-                         "area attention over %zu areas x %zu queries is too large", a->n_areas, nq);
+                         "area attention over %zu areas x %zu queries is too large", a->n_areas,
+                         nq);
     *bytes = (l.total + 63) & ~(size_t)63;
     return ATTN_OK;
 }
@@ -348,6 +350,11 @@ static void area_max(const area_cfg *a, const float *f, size_t ld, size_t C, flo
 
 /* ---- learned keys ---- */
 
+/* torch.relu keeps NaN (attn__relu maps it to 0). */
+static void relu_nan(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
 /* Key features (A, feat) of the learned modes from the area base (mean or
  * max, (A,kqs)), std (A,kqs) and the size embedding [height_emb[h-1],
  * width_emb[w-1]] (kqs), concatenated or summed in the reference's order. */
@@ -467,7 +474,7 @@ void attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, cons
     if (attn__area_learned(a)) {
         area_key_features(a, kbase, kstd, kfeat);
         attn__linear(kfeat, A, a->feat, a->w1, a->b1, C, khid);
-        attn__relu(khid, A * C);
+        relu_nan(khid, A * C);
         attn__linear(khid, A, C, a->w2, a->b2, C, kout);
         keys = kout;
     }
@@ -525,7 +532,8 @@ static attn_status area_task(void *arg, size_t b, int worker) {
     const size_t S = j->a->n_mem;
     attn__area_forward(j->a, j->nq, j->dk, j->dv, j->q + b * j->nq * j->dk, j->dk,
                        j->k + b * S * j->dk, j->dk, j->v + b * S * j->dv, j->dv,
-                       j->out + b * j->nq * j->dv, j->dv, j->scratch + (size_t)worker * j->per_worker);
+                       j->out + b * j->nq * j->dv, j->dv,
+                       j->scratch + (size_t)worker * j->per_worker);
     return ATTN_OK;
 }
 

@@ -25,10 +25,10 @@ attn_status attn__axial_sa_bind(attn_binder *b, const char *prefix, const char *
                                 int64_t dim, int64_t heads, int64_t dim_heads, axial_sa *sa) {
     int64_t hid = heads * dim_heads;
     int64_t s_q[2] = {hid, dim}, s_kv[2] = {2 * hid, dim}, s_o[2] = {dim, hid}, s_v[1] = {dim};
-    static const char *const names[6] = {"to_q.weight", "to_out.weight", "to_kv.weight",
-                                         "to_out.bias", "weight",        "bias"};
+    static const char *const names[6] = {"to_q.weight", "to_kv.weight", "to_out.weight",
+                                         "to_out.bias", "weight",       "bias"};
     const char *pre[6] = {prefix, prefix, prefix, prefix, norm_prefix, norm_prefix};
-    const int64_t *shapes[6] = {s_q, s_o, s_kv, s_v, s_v, s_v};
+    const int64_t *shapes[6] = {s_q, s_kv, s_o, s_v, s_v, s_v};
     float *p[6] = {0};
     for (int i = 0; i < 6; i++) {
         if (!pre[i]) continue;
@@ -37,8 +37,8 @@ attn_status attn__axial_sa_bind(attn_binder *b, const char *prefix, const char *
         attn_status st = attn__bind(b, name, i < 3 ? 2 : 1, shapes[i], &p[i]);
         if (st) return st;
     }
-    *sa = (axial_sa){.dim = dim, .heads = heads, .dim_heads = dim_heads, .wq = p[0], .wo = p[1],
-                     .wkv = p[2], .bo = p[3], .ln_w = p[4], .ln_b = p[5]};
+    *sa = (axial_sa){.dim = dim, .heads = heads, .dim_heads = dim_heads, .wq = p[0], .wkv = p[1],
+                     .wo = p[2], .bo = p[3], .ln_w = p[4], .ln_b = p[5]};
     return ATTN_OK;
 }
 

@@ -205,10 +205,11 @@ typedef struct ait_run {
     attn_error *err;
 } ait_run;
 
-/* dst += block k (0 attention along the first axis, ... ) of layer l on src. */
-static attn_status run_fn(ait_run *r, const ait_layer *L, int attn, int k, const float *src,
+/* dst += function k (f or g) of block `blk` (0 the attention pair, 1 the
+ * feed-forward pair) of layer L, applied to src. */
+static attn_status run_fn(ait_run *r, const ait_layer *L, int blk, int k, const float *src,
                           float *dst) {
-    if (attn)
+    if (blk == 0)
         return attn__axial_apply(&L->attn[k], r->ctx, 4, r->shape, r->s->emb, r->s->axes[k], src,
                                  dst, true, r->err);
     attn_status st = ff_apply(&r->ff, r->ctx, &L->ff[k], src, dst);
@@ -289,11 +290,11 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
     if (x2) memcpy(x2, x1, o->nbytes);
     for (int64_t l = 0; l < s->depth && !st; l++) {
         const ait_layer *L = &s->layers[l];
-        for (int attn = 1; attn >= 0 && !st; attn--) {
-            if (s->reversible) {
-                if (!(st = run_fn(&r, L, attn, 0, x2, x1))) st = run_fn(&r, L, attn, 1, x1, x2);
-            } else {
-                if (!(st = run_fn(&r, L, attn, 0, x1, x1))) st = run_fn(&r, L, attn, 1, x1, x1);
+        for (int blk = 0; blk < 2 && !st; blk++) {
+            if (s->reversible) { /* y1 = x1 + f(x2); y2 = x2 + g(y1) */
+                if (!(st = run_fn(&r, L, blk, 0, x2, x1))) st = run_fn(&r, L, blk, 1, x1, x2);
+            } else { /* x = x + f(x); x = x + g(x) */
+                if (!(st = run_fn(&r, L, blk, 0, x1, x1))) st = run_fn(&r, L, blk, 1, x1, x1);
             }
         }
     }

@@ -100,11 +100,7 @@ static attn_status full_task(void *arg, size_t task, int worker) {
                 memset(row, 0, nk * sizeof *row);
                 continue;
             }
-            float scale = expf(mx[i] - m_new), ps = 0.0f;
-            for (size_t s = 0; s < nk; s++) {
-                row[s] = expf(row[s] - m_new);
-                ps += row[s];
-            }
+            float scale = expf(mx[i] - m_new), ps = attn__exp_sub_sum(row, nk, m_new);
             sum[i] = sum[i] * scale + ps;
             mx[i] = m_new;
             if (scale != 1.0f) {
