@@ -34,11 +34,15 @@ ifneq ($(SERVER_SRC),)
 TOOLS += $(BUILD)/attnd
 endif
 
-.PHONY: all deps test unit golden run asan clean bench fuzz install
+.PHONY: all deps test-deps test unit golden run asan clean bench fuzz install
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so $(TOOLS)
 
 deps:
 	@bash scripts/deps.sh
+
+# What the integration, client and deployment tests need besides the build.
+test-deps:
+	@bash scripts/deps.sh --test
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,14 +80,18 @@ unit: $(UNIT_BIN)
 golden: $(BUILD)/attn $(BUILD)/golden
 	@bash tests/golden/run.sh $(BUILD)
 
-test: deps
+# Every tests/integration/run.sh, clients/*/test.sh and deploy/test.sh is
+# called with the build directory; each starts what it needs on loopback.
+SUITES = $(wildcard tests/integration/run.sh clients/*/test.sh deploy/test.sh)
+
+test: deps test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit golden
-	@if [ -x tests/integration/run.sh ]; then bash tests/integration/run.sh $(BUILD); fi
+	@set -e; for s in $(SUITES); do echo "== $$s"; bash $$s $(BUILD); done
 
-asan: deps
+asan: deps test-deps
 	@$(MAKE) --no-print-directory ASAN=1 OPT=-O1 all unit golden
-	@if [ -x tests/integration/run.sh ]; then ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh build/asan; fi
+	@if [ -f tests/integration/run.sh ]; then ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh build/asan; fi
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -11,6 +11,15 @@ pkg-config --exists cmocka       || need+=(libcmocka-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v cc >/dev/null         || need+=(build-essential)
 command -v curl >/dev/null       || need+=(curl)
+# --test: what the integration, client and deployment tests use.
+if [ "${1:-}" = "--test" ]; then
+  command -v curl >/dev/null          || need+=(curl)
+  [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3 python3-numpy)
+  /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
+  pkg-config --exists libcurl         || need+=(libcurl4-openssl-dev)
+  command -v nginx >/dev/null         || need+=(nginx-light)
+  command -v node >/dev/null          || need+=(nodejs)
+fi
 if [ "${ATTND_DEPS_EXTRA:-}" != "" ]; then need+=(${ATTND_DEPS_EXTRA}); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "deps: installing ${need[*]}" >&2

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #define DIM_MAX 2147483647.0
+#define QBLOCK 128 /* queries per block of logits: bounds scratch whatever nq is */
 
 const attn_param attn__area_params[] = {
     {"key_query_size", ATTN_P_INT, NULL, 1, DIM_MAX, NULL, "size of keys and queries"},
@@ -162,13 +163,13 @@ typedef struct area_layout {
     size_t acc;    /* W·C doubles: cumsum accumulators */
     size_t integ;  /* (H+1)(W+1)·C: the padded integral image */
     size_t rowmax; /* H·W·C: running row maxima */
-    size_t kbase;  /* A·dk: area mean, sum or max of the keys */
+    size_t kbase;  /* A·dk, learned modes: area mean or max of the keys */
     size_t kstd;   /* A·dk: area std of the keys (concat, sum) */
     size_t kfeat;  /* A·feat: key features (learned modes) */
     size_t khid;   /* A·kqs: hidden layer of area_key_embedding */
-    size_t kout;   /* A·kqs: learned area keys */
-    size_t varea;  /* A·dv */
-    size_t logits; /* nq·A */
+    size_t keys;   /* A·kw: the area keys (with_kv only) */
+    size_t varea;  /* A·dv: the area values (with_kv only) */
+    size_t logits; /* min(nq, QBLOCK)·A */
     size_t total;
 } area_layout;
 
@@ -183,7 +184,15 @@ static bool reserve(size_t *total, size_t *off, size_t n1, size_t n2, size_t ele
     return true;
 }
 
-static bool layout_make(const area_cfg *a, size_t nq, size_t dk, size_t dv, area_layout *l) {
+/* Width of the area keys: kqs for learned modes, else the keys' own dk. */
+static size_t key_width(const area_cfg *a, size_t dk) {
+    return attn__area_learned(a) ? (size_t)a->kqs : dk;
+}
+
+/* Scratch for building the areas of one batch element (plus, when with_kv,
+ * room for the keys and values themselves) and for nq queries' logits. */
+static bool layout_make(const area_cfg *a, size_t nq, size_t dk, size_t dv, bool with_kv,
+                        area_layout *l) {
     const size_t H = (size_t)a->mem_h, W = (size_t)a->mem_w, A = a->n_areas;
     const bool vsum = a->value_mode != AREA_VALUE_MAX, ksum = key_needs_sum(a);
     size_t csum = 0, cmax = 0;
@@ -199,26 +208,31 @@ static bool layout_make(const area_cfg *a, size_t nq, size_t dk, size_t dv, area
         ok = ok && reserve(&l->total, &l->integ, (H + 1) * (W + 1), csum, sizeof(float));
     }
     if (cmax) ok = ok && reserve(&l->total, &l->rowmax, H * W, cmax, sizeof(float));
-    ok = ok && reserve(&l->total, &l->kbase, A, dk, sizeof(float));
     if (key_needs_std(a)) ok = ok && reserve(&l->total, &l->kstd, A, dk, sizeof(float));
     if (attn__area_learned(a)) {
+        ok = ok && reserve(&l->total, &l->kbase, A, dk, sizeof(float));
         ok = ok && reserve(&l->total, &l->kfeat, A, a->feat, sizeof(float));
         ok = ok && reserve(&l->total, &l->khid, A, (size_t)a->kqs, sizeof(float));
-        ok = ok && reserve(&l->total, &l->kout, A, (size_t)a->kqs, sizeof(float));
     }
-    ok = ok && reserve(&l->total, &l->varea, A, dv, sizeof(float));
-    ok = ok && reserve(&l->total, &l->logits, nq, A, sizeof(float));
+    if (with_kv) {
+        ok = ok && reserve(&l->total, &l->keys, A, key_width(a, dk), sizeof(float));
+        ok = ok && reserve(&l->total, &l->varea, A, dv, sizeof(float));
+    }
+    if (nq) ok = ok && reserve(&l->total, &l->logits, nq < QBLOCK ? nq : QBLOCK, A, sizeof(float));
+    if (ok) l->total = (l->total + 63) & ~(size_t)63;
     return ok;
 }
+
+#define BUF(T, base, off) ((off) == SIZE_MAX ? (T *)NULL : (T *)(void *)((base) + (off)))
 
 attn_status attn__area_scratch(const area_cfg *a, size_t nq, size_t dk, size_t dv, size_t *bytes,
                                attn_error *err) {
     area_layout l;
-    if (!layout_make(a, nq, dk, dv, &l))
+    if (!layout_make(a, nq, dk, dv, true, &l))
         return attn__err(err, ATTN_E_OVERFLOW,
                          "area attention over %zu areas x %zu queries is too large", a->n_areas,
                          nq);
-    *bytes = (l.total + 63) & ~(size_t)63;
+    *bytes = l.total;
     return ATTN_OK;
 }
 
@@ -447,22 +461,19 @@ static void top_k_filter(float *row, size_t n, size_t k) {
 
 /* ---- forward ---- */
 
-void attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
-                        size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                        float *out, size_t ldo, void *scratch) {
-    area_layout l;
-    (void)layout_make(a, nq, dk, dv, &l); /* checked by attn__area_scratch */
-    char *base = scratch;
-#define BUF(T, off) ((off) == SIZE_MAX ? (T *)NULL : (T *)(void *)(base + (off)))
-    double *acc = BUF(double, l.acc);
-    float *integ = BUF(float, l.integ), *rowmax = BUF(float, l.rowmax);
-    float *kbase = BUF(float, l.kbase), *kstd = BUF(float, l.kstd);
-    float *kfeat = BUF(float, l.kfeat), *khid = BUF(float, l.khid), *kout = BUF(float, l.kout);
-    float *varea = BUF(float, l.varea), *logits = BUF(float, l.logits);
-#undef BUF
+/* Area keys (A, kw) and values (A, dv) of one batch element, with the
+ * scratch of layout l at base. */
+static void area_build(const area_cfg *a, size_t dk, size_t dv, const float *k, size_t ldk,
+                       const float *v, size_t ldv, float *keys, float *vals,
+                       const area_layout *l, char *base) {
+    double *acc = BUF(double, base, l->acc);
+    float *integ = BUF(float, base, l->integ), *rowmax = BUF(float, base, l->rowmax);
+    float *kstd = BUF(float, base, l->kstd), *kfeat = BUF(float, base, l->kfeat);
+    float *khid = BUF(float, base, l->khid);
+    /* The pooled keys are the area keys, or the learned modes' input. */
+    float *kbase = attn__area_learned(a) ? BUF(float, base, l->kbase) : keys;
     const size_t A = a->n_areas, C = (size_t)a->kqs;
 
-    /* Area keys (A, dk). */
     if (key_needs_sum(a)) {
         area_sums(a, k, ldk, dk, false, integ, acc, kbase);
         if (kstd) area_sums(a, k, ldk, dk, true, integ, acc, kstd);
@@ -470,32 +481,48 @@ void attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, cons
     } else {
         area_max(a, k, ldk, dk, rowmax, kbase);
     }
-    const float *keys = kbase;
     if (attn__area_learned(a)) {
         area_key_features(a, kbase, kstd, kfeat);
         attn__linear(kfeat, A, a->feat, a->w1, a->b1, C, khid);
         relu_nan(khid, A * C);
-        attn__linear(khid, A, C, a->w2, a->b2, C, kout);
-        keys = kout;
+        attn__linear(khid, A, C, a->w2, a->b2, C, keys);
     }
-
-    /* Area values (A, dv). */
     if (a->value_mode == AREA_VALUE_MAX) {
-        area_max(a, v, ldv, dv, rowmax, varea);
+        area_max(a, v, ldv, dv, rowmax, vals);
     } else {
-        area_sums(a, v, ldv, dv, false, integ, acc, varea);
-        if (a->value_mode == AREA_VALUE_MEAN) area_mean_std(a, dv, varea, NULL);
+        area_sums(a, v, ldv, dv, false, integ, acc, vals);
+        if (a->value_mode == AREA_VALUE_MEAN) area_mean_std(a, dv, vals, NULL);
     }
+}
 
-    /* Weights (nq, A) and the output. */
-    attn__gemm(0, 1, nq, A, dk, 1.0f, q, ldq, keys, dk, 0.0f, logits, A);
-    for (size_t r = 0; r < nq; r++) {
-        float *row = logits + r * A;
-        for (size_t i = 0; i < A; i++) row[i] = row[i] / a->temperature;
-        attn__softmax_row(row, A);
-        if (a->top_k > 0) top_k_filter(row, A, (size_t)a->top_k);
+/* Queries q (nq, dk) against built areas, QBLOCK queries at a time:
+ * logits / temperature, softmax, top-k, then · values into out (nq, dv). */
+static void area_attend(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
+                        size_t ldq, const float *keys, const float *vals, float *out, size_t ldo,
+                        float *logits) {
+    const size_t A = a->n_areas;
+    for (size_t q0 = 0; q0 < nq; q0 += QBLOCK) {
+        const size_t nb = nq - q0 < QBLOCK ? nq - q0 : QBLOCK;
+        attn__gemm(0, 1, nb, A, dk, 1.0f, q + q0 * ldq, ldq, keys, dk, 0.0f, logits, A);
+        for (size_t r = 0; r < nb; r++) {
+            float *row = logits + r * A;
+            for (size_t i = 0; i < A; i++) row[i] = row[i] / a->temperature;
+            attn__softmax_row(row, A);
+            if (a->top_k > 0) top_k_filter(row, A, (size_t)a->top_k);
+        }
+        attn__gemm(0, 0, nb, dv, A, 1.0f, logits, A, vals, dv, 0.0f, out + q0 * ldo, ldo);
     }
-    attn__gemm(0, 0, nq, dv, A, 1.0f, logits, A, varea, dv, 0.0f, out, ldo);
+}
+
+void attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
+                        size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
+                        float *out, size_t ldo, void *scratch) {
+    area_layout l;
+    char *base = scratch;
+    (void)layout_make(a, nq, dk, dv, true, &l); /* checked by attn__area_scratch */
+    float *keys = BUF(float, base, l.keys), *vals = BUF(float, base, l.varea);
+    area_build(a, dk, dv, k, ldk, v, ldv, keys, vals, &l, base);
+    area_attend(a, nq, dk, dv, q, ldq, keys, vals, out, ldo, BUF(float, base, l.logits));
 }
 
 /* ---- the `area` mechanism ---- */
@@ -518,16 +545,23 @@ static attn_status area_init(attn_model *m, void *state, const attn_cfg *cfg, at
     return ATTN_OK;
 }
 
+/* Two ways to spread a batch over ctx's threads: one task per batch element
+ * (enough elements, or few queries), or, for a batch smaller than the thread
+ * count with many queries, the areas of every element first (a task per
+ * element) and then a task per (element, block of QBLOCK queries).  Both
+ * do the same arithmetic on the same blocks, so they give the same bits. */
 typedef struct area_job {
     const area_cfg *a;
-    size_t nq, dk, dv;
+    size_t nq, dk, dv, kw, nblocks;
     const float *q, *k, *v;
     float *out;
+    float *keys, *vals; /* split: (B, A, kw) and (B, A, dv) */
+    area_layout build;  /* split: scratch of area_build alone */
     char *scratch;
     size_t per_worker;
 } area_job;
 
-static attn_status area_task(void *arg, size_t b, int worker) {
+static attn_status whole_task(void *arg, size_t b, int worker) {
     const area_job *j = arg;
     const size_t S = j->a->n_mem;
     attn__area_forward(j->a, j->nq, j->dk, j->dv, j->q + b * j->nq * j->dk, j->dk,
@@ -537,12 +571,44 @@ static attn_status area_task(void *arg, size_t b, int worker) {
     return ATTN_OK;
 }
 
+static attn_status build_task(void *arg, size_t b, int worker) {
+    const area_job *j = arg;
+    const size_t S = j->a->n_mem, A = j->a->n_areas;
+    area_build(j->a, j->dk, j->dv, j->k + b * S * j->dk, j->dk, j->v + b * S * j->dv, j->dv,
+               j->keys + b * A * j->kw, j->vals + b * A * j->dv, &j->build,
+               j->scratch + (size_t)worker * j->per_worker);
+    return ATTN_OK;
+}
+
+static attn_status attend_task(void *arg, size_t t, int worker) {
+    const area_job *j = arg;
+    const size_t A = j->a->n_areas, b = t / j->nblocks, q0 = (t % j->nblocks) * QBLOCK;
+    const size_t nb = j->nq - q0 < QBLOCK ? j->nq - q0 : QBLOCK;
+    area_attend(j->a, nb, j->dk, j->dv, j->q + (b * j->nq + q0) * j->dk, j->dk,
+                j->keys + b * A * j->kw, j->vals + b * A * j->dv,
+                j->out + (b * j->nq + q0) * j->dv, j->dv,
+                (float *)(void *)(j->scratch + (size_t)worker * j->per_worker));
+    return ATTN_OK;
+}
+
+/* Sizes the split path; false when it does not fit in size_t. */
+static bool split_sizes(area_job *j, size_t B, size_t *kv_floats) {
+    size_t per_b, logits;
+    if (!layout_make(j->a, 0, j->dk, j->dv, false, &j->build) ||
+        !attn__mul(j->a->n_areas, j->kw + j->dv, &per_b) || !attn__mul(per_b, B, kv_floats) ||
+        !attn__mul(j->a->n_areas, QBLOCK * sizeof(float), &logits))
+        return false;
+    j->per_worker = j->build.total > logits ? j->build.total : logits;
+    return attn__add(j->per_worker, 63, &j->per_worker) && (j->per_worker &= ~(size_t)63, true);
+}
+
 static attn_status area_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                                 const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const area_state *s = state;
     const attn_tensor *q, *k, *v;
     attn_tensor *o = NULL;
     char *scratch = NULL;
+    float *kv = NULL;
     char s1[96], s2[96], s3[96];
     attn_status st;
     if ((st = attn__input(m, in, "q", &q, err)) || (st = attn__input(m, in, "k", &k, err)) ||
@@ -557,23 +623,42 @@ static attn_status area_forward(const attn_model *m, const void *state, attn_ctx
                   .dv = (size_t)v->shape[2], .q = q->data, .k = k->data, .v = v->data};
     const size_t B = (size_t)q->shape[0];
     const int64_t oshape[3] = {q->shape[0], q->shape[1], v->shape[2]};
-    if ((st = attn__area_scratch(j.a, j.nq, j.dk, j.dv, &j.per_worker, err))) return st;
-    const int workers = attn__workers(ctx, B);
-    size_t total;
-    if (!attn__mul(j.per_worker, (size_t)workers, &total))
+    j.kw = key_width(j.a, j.dk);
+    j.nblocks = (j.nq + QBLOCK - 1) / QBLOCK;
+    const bool split =
+        j.nblocks > 1 && attn__workers(ctx, B) < attn__workers(ctx, SIZE_MAX);
+    size_t tasks = B, kv_floats = 0, total;
+    if (split) {
+        if (!attn__mul(B, j.nblocks, &tasks) || !split_sizes(&j, B, &kv_floats))
+            return attn__err(err, ATTN_E_OVERFLOW, "area: %zu areas are too many", j.a->n_areas);
+    } else if ((st = attn__area_scratch(j.a, j.nq, j.dk, j.dv, &j.per_worker, err))) {
+        return st;
+    }
+    if (!attn__mul(j.per_worker, (size_t)attn__workers(ctx, tasks), &total))
         return attn__err(err, ATTN_E_OVERFLOW, "area: scratch size overflows");
     if ((st = attn_tensor_new(ATTN_F32, 3, oshape, &o, err))) return st;
-    if (!(scratch = attn__calloc(1, total, err))) {
+    if (!(scratch = attn__calloc(1, total, err)) ||
+        (split && !(kv = attn__calloc(kv_floats, sizeof *kv, err)))) {
         st = ATTN_E_NOMEM;
         goto fail;
     }
     j.out = o->data;
     j.scratch = scratch;
-    if ((st = attn__parallel_for(ctx, B, area_task, &j))) goto fail;
+    if (!split) {
+        st = attn__parallel_for(ctx, B, whole_task, &j);
+    } else {
+        j.keys = kv;
+        j.vals = kv + B * j.a->n_areas * j.kw;
+        st = attn__parallel_for(ctx, B, build_task, &j);
+        if (!st) st = attn__parallel_for(ctx, tasks, attend_task, &j);
+    }
+    if (st) goto fail;
+    free(kv);
     free(scratch);
     *out = o;
     return ATTN_OK;
 fail:
+    free(kv);
     free(scratch);
     attn_tensor_free(o);
     return st;

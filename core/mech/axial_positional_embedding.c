@@ -17,13 +17,14 @@ attn_status attn__axial_pos_init(axial_pos *pe, attn_binder *b, const char *pref
     if (n < 0 || n > AXIAL_MAX_POS)
         return attn__err(err, ATTN_E_CONFIG, "%s: at most %d axial dimensions", what, AXIAL_MAX_POS);
     /* The reference writes shape[emb_dim_index] = dim into a Python list of
-     * `total` ones: any index in [-total, total) works, others raise. */
-    if (emb_dim_index < -total || emb_dim_index >= total)
+     * `total` ones, once per parameter: any index in [-total, total) works,
+     * others raise (and with no parameters nothing is checked). */
+    if (n > 0 && (emb_dim_index < -total || emb_dim_index >= total))
         return attn__err(err, ATTN_E_CONFIG,
                          "%s: embedding index %lld is out of range for %d-D parameters "
                          "(len(shape) + 2): use %d..%d",
                          what, (long long)emb_dim_index, total, -total, total - 1);
-    int emb = (int)(emb_dim_index < 0 ? emb_dim_index + total : emb_dim_index);
+    int emb = (int)(emb_dim_index < 0 ? emb_dim_index + total : emb_dim_index); /* if n > 0 */
     /* Axial positions: 1..total-1 minus the raw index (a negative index never
      * matches, so the first n of 1..total-1 are used, as zip() truncates). */
     int ax[ATTN_MAX_RANK], n_ax = 0;

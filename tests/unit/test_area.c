@@ -129,7 +129,8 @@ static void ref_weights(ref_area *r, attn_tensor_set *w, const char *prefix, uin
     int mult = strcmp(r->kmode, "concat") == 0 ? 3 : strstr(r->kmode, "concat") ? 2 : 1;
     r->eh = add_weight(w, prefix, "area_height_embedding.weight", 2, r->MH, r->kqs / 2, seed, 1);
     r->ew = add_weight(w, prefix, "area_width_embedding.weight", 2, r->MW, r->kqs / 2, seed, 1);
-    r->w1 = add_weight(w, prefix, "area_key_embedding.0.weight", 2, r->kqs, mult * r->kqs, seed, 0.3);
+    r->w1 = add_weight(w, prefix, "area_key_embedding.0.weight", 2, r->kqs, mult * r->kqs, seed,
+                       0.3);
     r->b1 = add_weight(w, prefix, "area_key_embedding.0.bias", 1, r->kqs, 0, seed, 0.3);
     r->w2 = add_weight(w, prefix, "area_key_embedding.2.weight", 2, r->kqs, r->kqs, seed, 0.3);
     r->b2 = add_weight(w, prefix, "area_key_embedding.2.bias", 1, r->kqs, 0, seed, 0.3);
@@ -388,7 +389,8 @@ static void test_unit_areas_are_plain_attention(void **state) {
                     for (int s = 0; s < H * W; s++) sum += (p[s] = exp(p[s] - mx));
                     for (int c = 0; c < DV; c++) {
                         double e = 0;
-                        for (int s = 0; s < H * W; s++) e += p[s] / sum * v[(b * H * W + s) * DV + c];
+                        for (int s = 0; s < H * W; s++)
+                            e += p[s] / sum * v[(b * H * W + s) * DV + c];
                         assert_float_equal(o[(b * NQ + i) * DV + c], e, 1e-5);
                     }
                 }
@@ -546,6 +548,17 @@ static void test_threads_agree(void **state) {
     attn_tensor_free(a);
     attn_tensor_free(b);
     attn_tensor_set_free(in);
+    /* One batch element of many queries is split into query blocks across
+     * threads; the result must not change either. */
+    in = qkv_set(t3(1, 300, D, &seed, -1, 1, 0), t3(1, S, D, &seed, -1, 1, 0),
+                 t3(1, S, DV, &seed, -1, 1, 0));
+    a = run_ok(m, in, 1);
+    b = run_ok(m, in, 2);
+    assert_int_equal(a->shape[1], 300);
+    assert_memory_equal(a->data, b->data, a->nbytes);
+    attn_tensor_free(a);
+    attn_tensor_free(b);
+    attn_tensor_set_free(in);
     attn_model_free(m);
     attn_tensor_set_free(w);
 }
@@ -563,13 +576,22 @@ static void linear_ref(const float *x, size_t rows, size_t in, const float *W, c
         }
 }
 
+/* x (B, N, heads*d) -> out (B*heads, N, d), batch index b*heads + h. */
+static void split_heads(const float *x, size_t B, size_t N, size_t heads, size_t d, float *out) {
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < heads; h++)
+            for (size_t n = 0; n < N; n++)
+                memcpy(out + ((b * heads + h) * N + n) * d, x + (b * N + n) * heads * d + h * d,
+                       d * sizeof *out);
+}
+
 /* multi_head_area equals: project, split heads (b-major, as the reference's
  * permute + flatten), run the `area` model on the B*heads batch, gather the
  * heads back, project out. */
 static void test_multi_head_is_heads_of_area(void **state) {
     (void)state;
     enum { B = 2, NQ = 3, HEADS = 3, KIN = 5, KH = 4, VIN = 6, VH = 3, MH = 2, MW = 3 };
-    const size_t S = MH * MW;
+    enum { S = MH * MW, HK = HEADS * KH, HV = HEADS * VH };
     const char *modes[][2] = {{"mean", "sum"}, {"max_concat", "mean"}, {"sample_sum", "max"}};
     for (int mi = 0; mi < 3; mi++)
         for (int topk = 0; topk <= 2; topk += 2) {
@@ -580,55 +602,50 @@ static void test_multi_head_is_heads_of_area(void **state) {
             cfg_json(&r, inner, sizeof inner);
             snprintf(cfg, sizeof cfg,
                      "{\"area_attention\": %s, \"num_heads\": %d, \"key_query_size\": %d, "
-                     "\"key_query_size_hidden\": %d, \"value_size\": %d, \"value_size_hidden\": %d}",
+                     "\"key_query_size_hidden\": %d, \"value_size\": %d, "
+                     "\"value_size_hidden\": %d}",
                      inner, HEADS, KIN, KH, VIN, VH);
             attn_tensor_set *wm = attn_tensor_set_new(), *wa = attn_tensor_set_new();
             uint64_t s2 = wseed;
             ref_weights(&r, wm, "area_attention.", &wseed);
             ref_weights(&r, wa, "", &s2); /* the same numbers, unprefixed */
-            const float *wq = add_weight(wm, "", "query_projection.weight", 2, HEADS * KH, KIN, &seed, 0.5);
-            const float *bq = add_weight(wm, "", "query_projection.bias", 1, HEADS * KH, 0, &seed, 0.5);
-            const float *wk = add_weight(wm, "", "key_projection.weight", 2, HEADS * KH, KIN, &seed, 0.5);
-            const float *bk = add_weight(wm, "", "key_projection.bias", 1, HEADS * KH, 0, &seed, 0.5);
-            const float *wv = add_weight(wm, "", "value_projection.weight", 2, HEADS * VH, VIN, &seed, 0.5);
-            const float *bv = add_weight(wm, "", "value_projection.bias", 1, HEADS * VH, 0, &seed, 0.5);
-            const float *wo = add_weight(wm, "", "output_projection.weight", 2, VIN, HEADS * VH, &seed, 0.5);
-            const float *bo = add_weight(wm, "", "output_projection.bias", 1, VIN, 0, &seed, 0.5);
+            const float *wq = add_weight(wm, "", "query_projection.weight", 2, HK, KIN, &seed, .5);
+            const float *bq = add_weight(wm, "", "query_projection.bias", 1, HK, 0, &seed, .5);
+            const float *wk = add_weight(wm, "", "key_projection.weight", 2, HK, KIN, &seed, .5);
+            const float *bk = add_weight(wm, "", "key_projection.bias", 1, HK, 0, &seed, .5);
+            const float *wv = add_weight(wm, "", "value_projection.weight", 2, HV, VIN, &seed, .5);
+            const float *bv = add_weight(wm, "", "value_projection.bias", 1, HV, 0, &seed, .5);
+            const float *wo = add_weight(wm, "", "output_projection.weight", 2, VIN, HV, &seed, .5);
+            const float *bo = add_weight(wm, "", "output_projection.bias", 1, VIN, 0, &seed, .5);
             attn_model *mm, *ma;
             attn_error err;
             if (build("multi_head_area", cfg, wm, &mm, &err)) fail_msg("%s", err.msg);
             if (build("area", inner, wa, &ma, &err)) fail_msg("%s", err.msg);
-            attn_tensor_set *in = qkv_set(t3(B, NQ, KIN, &seed, -1, 1, 0), t3(B, S, KIN, &seed, -1, 1, 0),
-                                          t3(B, S, VIN, &seed, -1, 1, 0));
+            attn_tensor_set *in =
+                qkv_set(t3(B, NQ, KIN, &seed, -1, 1, 0), t3(B, S, KIN, &seed, -1, 1, 0),
+                        t3(B, S, VIN, &seed, -1, 1, 0));
             attn_tensor *got = run_ok(mm, in, 2);
             assert_int_equal(got->shape[2], VIN);
 
-            float Q[B * NQ * HEADS * KH], K[B * S * HEADS * KH], V[B * S * HEADS * VH];
-            linear_ref(data_of(in, "q"), B * NQ, KIN, wq, bq, HEADS * KH, Q);
-            linear_ref(data_of(in, "k"), B * S, KIN, wk, bk, HEADS * KH, K);
-            linear_ref(data_of(in, "v"), B * S, VIN, wv, bv, HEADS * VH, V);
-            attn_tensor *hq = t3(B * HEADS, NQ, KH, &seed, 0, 1, 0), *hk = t3(B * HEADS, S, KH, &seed, 0, 1, 0),
-                        *hv = t3(B * HEADS, S, VH, &seed, 0, 1, 0);
-            for (size_t b = 0; b < B; b++)
-                for (size_t h = 0; h < HEADS; h++) {
-                    float *dq = (float *)hq->data + (b * HEADS + h) * NQ * KH;
-                    float *dk = (float *)hk->data + (b * HEADS + h) * S * KH;
-                    float *dv = (float *)hv->data + (b * HEADS + h) * S * VH;
-                    for (size_t n = 0; n < NQ; n++)
-                        memcpy(dq + n * KH, Q + (b * NQ + n) * HEADS * KH + h * KH, KH * sizeof(float));
-                    for (size_t n = 0; n < S; n++) {
-                        memcpy(dk + n * KH, K + (b * S + n) * HEADS * KH + h * KH, KH * sizeof(float));
-                        memcpy(dv + n * VH, V + (b * S + n) * HEADS * VH + h * VH, VH * sizeof(float));
-                    }
-                }
+            float Q[B * NQ * HK], K[B * S * HK], V[B * S * HV];
+            linear_ref(data_of(in, "q"), B * NQ, KIN, wq, bq, HK, Q);
+            linear_ref(data_of(in, "k"), B * S, KIN, wk, bk, HK, K);
+            linear_ref(data_of(in, "v"), B * S, VIN, wv, bv, HV, V);
+            attn_tensor *hq = t3(B * HEADS, NQ, KH, &seed, 0, 1, 0);
+            attn_tensor *hk = t3(B * HEADS, S, KH, &seed, 0, 1, 0);
+            attn_tensor *hv = t3(B * HEADS, S, VH, &seed, 0, 1, 0);
+            split_heads(Q, B, NQ, HEADS, KH, hq->data);
+            split_heads(K, B, S, HEADS, KH, hk->data);
+            split_heads(V, B, S, HEADS, VH, hv->data);
             attn_tensor_set *hin = qkv_set(hq, hk, hv);
             attn_tensor *ho = run_ok(ma, hin, 1);
-            float att[B * NQ * HEADS * VH], want[B * NQ * VIN];
+            float att[B * NQ * HV], want[B * NQ * VIN];
             for (size_t b = 0; b < B; b++)
                 for (size_t h = 0; h < HEADS; h++)
                     for (size_t n = 0; n < NQ; n++)
-                        memcpy(att + (b * NQ + n) * HEADS * VH + h * VH,
-                               (float *)ho->data + ((b * HEADS + h) * NQ + n) * VH, VH * sizeof(float));
+                        memcpy(att + (b * NQ + n) * HV + h * VH,
+                               (float *)ho->data + ((b * HEADS + h) * NQ + n) * VH,
+                               VH * sizeof(float));
             linear_ref(att, B * NQ, HEADS * VH, wo, bo, VIN, want);
             for (size_t i = 0; i < got->numel; i++)
                 assert_float_equal(((float *)got->data)[i], want[i], 1e-5 + 1e-4 * fabs(want[i]));

@@ -4,9 +4,10 @@
  * the numbers against the reference; these tests check what must hold for
  * any size or config: shapes, layouts that must agree with each other (the
  * embedding first or last, sum vs sequence with one axis, one N-D model vs
- * its axes run separately), the identity a zeroed transformer must be,
- * the kernels against plain loops, and every rejected config, weight and
- * input with its status and a message naming the culprit.
+ * its axes run separately), the identity a zeroed transformer must be, how
+ * the reversible and plain stacks relate, and every rejected config, weight
+ * and input with its status and a message naming the culprit.  The conv2d
+ * and channel-norm kernels have their own test_image_kernels.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,8 +23,6 @@
 #include <string.h>
 
 #include "attn.h"
-#include "kernels/conv2d.h"
-#include "kernels/image_ops.h"
 
 /* ---- fixtures ---- */
 
@@ -358,6 +357,42 @@ static void test_axial_permutation_equivariant(void **state) {
     attn_tensor_set_free(w);
 }
 
+/* Zero query weights make every score 0, so softmax spreads evenly: each
+ * token's output is to_out(to_v(mean of its row)), whatever its own value. */
+static void test_axial_zero_queries_average(void **state) {
+    (void)state;
+    const int64_t D = 4, hid = 6, T = 5;
+    attn_tensor_set *w = attn_tensor_set_new();
+    wadd2(w, "axial_attentions.0.fn.to_q.weight", hid, D, 1, 0.0f);
+    wadd2(w, "axial_attentions.0.fn.to_kv.weight", 2 * hid, D, 2, 0.5f);
+    wadd2(w, "axial_attentions.0.fn.to_out.weight", D, hid, 3, 0.5f);
+    wadd1(w, "axial_attentions.0.fn.to_out.bias", D, 4, 0.5f);
+    attn_model *m = build("axial", "{\"dim\":4,\"heads\":2,\"dim_heads\":3,\"num_dimensions\":1}", w);
+    int64_t s[3] = {3, T, D};
+    attn_tensor *x = rand_tensor(3, s, 5, 1.0f), *y = run(m, x, 1);
+    const float *wkv = attn_tensor_set_get(w, "axial_attentions.0.fn.to_kv.weight")->data;
+    const float *wo = attn_tensor_set_get(w, "axial_attentions.0.fn.to_out.weight")->data;
+    const float *bo = attn_tensor_set_get(w, "axial_attentions.0.fn.to_out.bias")->data;
+    const float *xd = x->data, *yd = y->data;
+    for (int64_t b = 0; b < 3; b++) {
+        double mean[4] = {0}, v[6] = {0};
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t c = 0; c < D; c++) mean[c] += xd[(b * T + t) * D + c] / (double)T;
+        for (int64_t j = 0; j < hid; j++)
+            for (int64_t c = 0; c < D; c++) v[j] += wkv[(hid + j) * D + c] * mean[c];
+        for (int64_t c = 0; c < D; c++) {
+            double e = bo[c];
+            for (int64_t j = 0; j < hid; j++) e += wo[c * hid + j] * v[j];
+            for (int64_t t = 0; t < T; t++)
+                assert_true(fabs(yd[(b * T + t) * D + c] - e) <= 1e-5 * (1 + fabs(e)));
+        }
+    }
+    attn_tensor_free(x);
+    attn_tensor_free(y);
+    attn_model_free(m);
+    attn_tensor_set_free(w);
+}
+
 /* More rows than one chunk, many threads: same numbers as one thread. */
 static void test_axial_threads_agree(void **state) {
     (void)state;
@@ -489,6 +524,15 @@ static void test_pos_emb_index_forms(void **state) {
     build_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5],\"emb_dim_index\":-5}",
                 w, ATTN_E_CONFIG, "emb_dim_index");
     build_fails("axial_positional_embedding", "{\"dim\":3}", w, ATTN_E_CONFIG, "shape");
+    /* no axial dims: no parameters, no index check, and x passes unchanged */
+    m = build("axial_positional_embedding", "{\"dim\":3,\"shape\":[],\"emb_dim_index\":5}", NULL);
+    int64_t s2[2] = {2, 3};
+    attn_tensor *x = rand_tensor(2, s2, 4, 1.0f), *y = run(m, x, 1);
+    assert_int_equal(y->rank, 2);
+    assert_memory_equal(x->data, y->data, x->nbytes);
+    attn_tensor_free(x);
+    attn_tensor_free(y);
+    attn_model_free(m);
     build_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,0]}", w, ATTN_E_CONFIG,
                 "shape");
     attn_tensor_set_free(w);
@@ -498,16 +542,19 @@ static void test_pos_emb_index_forms(void **state) {
 
 typedef struct ait_opts {
     int64_t dim, depth, hid;
-    bool reversible, pos, zero_out; /* zero_out: every block's last layer 0 */
+    bool reversible, pos;
+    /* Which blocks are live, 4 bits per layer (attention f, g, feed-forward
+     * f, g); a dead block has its last layer zeroed, so it adds exactly 0. */
+    unsigned dead;
     int64_t H, W;
 } ait_opts;
 
 static attn_tensor_set *ait_weights(const ait_opts *o, uint64_t seed) {
     attn_tensor_set *w = attn_tensor_set_new();
-    float z = o->zero_out ? 0.0f : 1.0f;
     for (int64_t l = 0; l < o->depth; l++)
         for (int k = 0; k < 2; k++) {
             char base[96], n[160];
+            float z = (o->dead >> (4 * l + (unsigned)k)) & 1 ? 0.0f : 1.0f;
             const char *fg = o->reversible ? (k ? "g.net." : "f.net.") : (k ? "1." : "0.");
             snprintf(base, sizeof base, "layers.blocks.%lld.%s", (long long)(2 * l), fg);
             snprintf(n, sizeof n, "%sfn.fn.", base);
@@ -519,6 +566,7 @@ static attn_tensor_set *ait_weights(const ait_opts *o, uint64_t seed) {
             snprintf(base, sizeof base, "layers.blocks.%lld.%s", (long long)(2 * l + 1), fg);
             int64_t sn[4] = {1, o->dim, 1, 1}, w1[4] = {4 * o->dim, o->dim, 3, 3},
                     w2[4] = {o->dim, 4 * o->dim, 3, 3};
+            z = (o->dead >> (4 * l + 2 + (unsigned)k)) & 1 ? 0.0f : 1.0f;
             snprintf(n, sizeof n, "%s0.g", base);
             wadd(w, n, 4, sn, seed++, 1.0f);
             snprintf(n, sizeof n, "%s0.b", base);
@@ -558,7 +606,7 @@ static void test_ait_zero_blocks_are_identity(void **state) {
     for (int rev = 0; rev < 2; rev++)
         for (int pos = 0; pos < 2; pos++) {
             ait_opts o = {.dim = 4, .depth = 2, .hid = 6, .reversible = rev, .pos = pos,
-                          .zero_out = true, .H = 5, .W = 3};
+                          .dead = 0xff, .H = 5, .W = 3};
             attn_tensor_set *w = ait_weights(&o, 100);
             char cfg[256];
             attn_model *m = build("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
@@ -581,6 +629,42 @@ static void test_ait_zero_blocks_are_identity(void **state) {
             attn_model_free(m);
             attn_tensor_set_free(w);
         }
+}
+
+/* With one live block b, the plain stack gives x + b(x) and the reversible
+ * one (x1 = x2 = x, one half updated, then averaged) x + b(x) / 2.  With
+ * both blocks f, g of one pair live, plain gives s = x' + g(x'), x' = x + f(x),
+ * and reversible (x' + x + g(x')) / 2 = (x + s) / 2: the same relation. */
+static void test_ait_reversible_halves_one_pair(void **state) {
+    (void)state;
+    static const unsigned lives[] = {1, 2, 4, 8, 3, 12};
+    for (size_t li = 0; li < sizeof lives / sizeof lives[0]; li++) {
+        unsigned live = lives[li];
+        attn_tensor *y[2];
+        int64_t s[4] = {2, 4, 5, 6};
+        attn_tensor *x = rand_tensor(4, s, 12, 1.0f);
+        for (int rev = 0; rev < 2; rev++) {
+            ait_opts o = {.dim = 4, .depth = 1, .hid = 4, .reversible = rev, .pos = false,
+                          .dead = 0xf & ~live};
+            attn_tensor_set *w = ait_weights(&o, 500);
+            char cfg[256];
+            attn_model *m = build("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
+            y[rev] = run(m, x, 2);
+            attn_model_free(m);
+            attn_tensor_set_free(w);
+        }
+        const float *xd = x->data, *seq = y[0]->data, *rv = y[1]->data;
+        double moved = 0;
+        for (size_t i = 0; i < x->numel; i++) {
+            float half = (seq[i] - xd[i]) / 2.0f;
+            assert_true(fabsf((rv[i] - xd[i]) - half) <= 1e-5f * (1.0f + fabsf(seq[i])));
+            moved += fabs((double)seq[i] - xd[i]);
+        }
+        assert_true(moved > 1e-3 * (double)x->numel); /* the live block does something */
+        attn_tensor_free(x);
+        attn_tensor_free(y[0]);
+        attn_tensor_free(y[1]);
+    }
 }
 
 /* Depth 0 with no embedding is exactly x (the reversible mean of x and x). */
@@ -667,115 +751,6 @@ static void test_ait_errors(void **state) {
     attn_tensor_set_free(w);
 }
 
-/* ---- kernels ---- */
-
-static void naive_conv(const attn_conv2d *c, const float *x, const float *wt, const float *b,
-                       float *y) {
-    for (size_t co = 0; co < c->c_out; co++)
-        for (size_t oy = 0; oy < c->h_out; oy++)
-            for (size_t ox = 0; ox < c->w_out; ox++) {
-                double s = b ? b[co] : 0.0;
-                for (size_t ci = 0; ci < c->c_in; ci++)
-                    for (size_t ky = 0; ky < c->k_h; ky++)
-                        for (size_t kx = 0; kx < c->k_w; kx++) {
-                            long iy = (long)(oy * c->stride_h + ky * c->dil_h) - (long)c->pad_h;
-                            long ix = (long)(ox * c->stride_w + kx * c->dil_w) - (long)c->pad_w;
-                            if (iy < 0 || ix < 0 || iy >= (long)c->h_in || ix >= (long)c->w_in)
-                                continue;
-                            s += (double)x[(ci * c->h_in + (size_t)iy) * c->w_in + (size_t)ix] *
-                                 wt[((co * c->c_in + ci) * c->k_h + ky) * c->k_w + kx];
-                        }
-                y[(co * c->h_out + oy) * c->w_out + ox] = (float)s;
-            }
-}
-
-static void test_conv2d_matches_loops(void **state) {
-    (void)state;
-    attn_conv2d cases[] = {
-        {.c_in = 3, .c_out = 5, .h_in = 7, .w_in = 6, .k_h = 3, .k_w = 3, .stride_h = 1,
-         .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1},
-        {.c_in = 2, .c_out = 4, .h_in = 9, .w_in = 8, .k_h = 3, .k_w = 2, .stride_h = 2,
-         .stride_w = 3, .pad_h = 2, .pad_w = 0, .dil_h = 1, .dil_w = 2},
-        {.c_in = 4, .c_out = 3, .h_in = 5, .w_in = 5, .k_h = 1, .k_w = 1, .stride_h = 1,
-         .stride_w = 1, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1},
-        {.c_in = 4, .c_out = 3, .h_in = 5, .w_in = 7, .k_h = 1, .k_w = 1, .stride_h = 2,
-         .stride_w = 2, .pad_h = 0, .pad_w = 1, .dil_h = 1, .dil_w = 1},
-        {.c_in = 1, .c_out = 2, .h_in = 4, .w_in = 4, .k_h = 4, .k_w = 4, .stride_h = 1,
-         .stride_w = 1, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1},
-    };
-    const size_t want_h[] = {7, 6, 5, 3, 1}, want_w[] = {6, 2, 5, 5, 1};
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        attn_conv2d c = cases[k];
-        assert_true(attn__conv2d_prepare(&c, NULL));
-        assert_int_equal(c.h_out, want_h[k]);
-        assert_int_equal(c.w_out, want_w[k]);
-        uint64_t seed = 17 + k;
-        size_t nx = c.c_in * c.h_in * c.w_in, nw = c.c_out * c.c_in * c.k_h * c.k_w;
-        size_t ny = c.c_out * c.h_out * c.w_out, nwork;
-        float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(c.c_out * 4);
-        float *want = malloc(ny * 4), *got = malloc(ny * 4);
-        for (size_t i = 0; i < nx; i++) x[i] = gauss(&seed);
-        for (size_t i = 0; i < nw; i++) wt[i] = gauss(&seed);
-        for (size_t i = 0; i < c.c_out; i++) b[i] = gauss(&seed);
-        assert_true(attn__conv2d_workspace(&c, c.h_out, &nwork));
-        float *work = malloc((nwork ? nwork : 1) * 4);
-        for (int with_bias = 0; with_bias < 2; with_bias++) {
-            naive_conv(&c, x, wt, with_bias ? b : NULL, want);
-            /* whole image, then row by row (as threads split it) */
-            attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, false, work, 0, c.h_out);
-            for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - want[i]) <= 1e-4f);
-            for (size_t i = 0; i < ny; i++) got[i] = 1.0f;
-            for (size_t r = 0; r < c.h_out; r++)
-                attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, true, work, r, r + 1);
-            for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - (want[i] + 1.0f)) <= 1e-4f);
-        }
-        free(x);
-        free(wt);
-        free(b);
-        free(want);
-        free(got);
-        free(work);
-    }
-    attn_conv2d bad = {.c_in = 1, .c_out = 1, .h_in = 2, .w_in = 2, .k_h = 5, .k_w = 1,
-                       .stride_h = 1, .stride_w = 1, .pad_h = 1, .dil_h = 1, .dil_w = 1};
-    const char *why = NULL;
-    assert_false(attn__conv2d_prepare(&bad, &why));
-    assert_non_null(why);
-    bad.k_h = 1;
-    bad.stride_w = 0;
-    assert_false(attn__conv2d_prepare(&bad, &why));
-}
-
-static void test_chan_layernorm(void **state) {
-    (void)state;
-    size_t C = 5, HW = 7;
-    uint64_t seed = 3;
-    float x[35], y[35], g[5], b[5];
-    for (size_t i = 0; i < C * HW; i++) x[i] = 2.0f * gauss(&seed) + 1.0f;
-    for (size_t i = 0; i < C; i++) {
-        g[i] = gauss(&seed);
-        b[i] = gauss(&seed);
-    }
-    attn__chan_layernorm(x, C, HW, g, b, 1e-5f, y);
-    for (size_t p = 0; p < HW; p++) {
-        double m = 0, v = 0;
-        for (size_t c = 0; c < C; c++) m += x[c * HW + p];
-        m /= (double)C;
-        for (size_t c = 0; c < C; c++) v += (x[c * HW + p] - m) * (x[c * HW + p] - m);
-        double sd = sqrt(v / (double)C); /* biased; eps added to the std */
-        for (size_t c = 0; c < C; c++) {
-            double e = (x[c * HW + p] - m) / (sd + 1e-5) * g[c] + b[c];
-            assert_true(fabs(y[c * HW + p] - e) <= 1e-5 * (1 + fabs(e)));
-        }
-    }
-    /* in place gives the same */
-    attn__chan_layernorm(x, C, HW, g, b, 1e-5f, x);
-    assert_memory_equal(x, y, sizeof x);
-    float l[4] = {-2.0f, 0.0f, 3.0f, -0.5f};
-    attn__leaky_relu(l, 4, 0.01f);
-    assert_true(l[0] == -2.0f * 0.01f && l[1] == 0.0f && l[2] == 3.0f && l[3] == -0.5f * 0.01f);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_axial_shapes),
@@ -783,6 +758,7 @@ int main(void) {
         cmocka_unit_test(test_axial_layouts_agree),
         cmocka_unit_test(test_axial_two_dims_are_two_axes),
         cmocka_unit_test(test_axial_permutation_equivariant),
+        cmocka_unit_test(test_axial_zero_queries_average),
         cmocka_unit_test(test_axial_threads_agree),
         cmocka_unit_test(test_axial_config_errors),
         cmocka_unit_test(test_axial_weight_errors),
@@ -790,11 +766,10 @@ int main(void) {
         cmocka_unit_test(test_pos_emb_adds_params),
         cmocka_unit_test(test_pos_emb_index_forms),
         cmocka_unit_test(test_ait_zero_blocks_are_identity),
+        cmocka_unit_test(test_ait_reversible_halves_one_pair),
         cmocka_unit_test(test_ait_depth0),
         cmocka_unit_test(test_ait_shapes_and_threads),
         cmocka_unit_test(test_ait_errors),
-        cmocka_unit_test(test_conv2d_matches_loops),
-        cmocka_unit_test(test_chan_layernorm),
     };
     return cmocka_run_group_tests_name("axial", tests, NULL, NULL);
 }

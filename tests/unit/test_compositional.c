@@ -12,6 +12,7 @@
  */
 #include "test_util.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 typedef struct cfg {
@@ -284,7 +285,7 @@ static void masked_positions_do_not_leak(void **state) {
     static const uint8_t mv[12] = {1, 0, 1, 1, 0, 1, /**/ 0, 0, 0, 0, 0, 0};
     attn_tensor *x = x_new(12, 2, N, 8), *x2 = copy(x);
     float *p = x2->data;
-    for (int d = 0; d < 8; d++) p[1 * 8 + d] += 4.0f, p[4 * 8 + d] *= -2.0f;
+    for (int d = 0; d < 8; d++) p[1 * 8 + d] += (float)d, p[4 * 8 + d] *= -2.0f;
     attn_tensor *o1 = run(m, x, mask_new(2, N, mv), 1), *o2 = run(m, x2, mask_new(2, N, mv), 1);
     /* batch 0: rows other than 1 and 4 are untouched; those two change. */
     assert_true(rows_diff(o1, o2, 0, 0, 1) <= 1e-6f);
@@ -296,7 +297,6 @@ static void masked_positions_do_not_leak(void **state) {
     for (size_t i = (size_t)(N * 8); i < o1->numel; i++) assert_true(isfinite(((float *)o1->data)[i]));
     attn_tensor_free(o1);
     attn_tensor_free(o2);
-    attn_tensor_free(x2);
     attn_model_free(m);
 }
 
@@ -359,7 +359,7 @@ static void batches_and_threads_independent(void **state) {
     float md = 0;
     for (int64_t i = 0; i < N * 8; i++)
         md = fmaxf(md, fabsf(((float *)ob->data)[i] - ((float *)o1->data)[2 * N * 8 + i]));
-    assert_true(md == 0.0f);
+    assert_true(md <= 1e-6f); /* other row chunking: sgemm may round differently */
     attn_tensor_free(o1);
     attn_tensor_free(o3);
     attn_tensor_free(ob);

@@ -1,0 +1,148 @@
+/*
+ * test_image_kernels.c — the NCHW image kernels (core/kernels/conv2d.c,
+ * image_ops.c) against plain loops computed in double: every kernel size,
+ * stride, padding and dilation path of conv2d (the pointwise shortcut
+ * included), row-split and accumulating calls, the sizes torch refuses, and
+ * the reference's channel layer norm (eps added to the std).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/conv2d.h"
+#include "kernels/image_ops.h"
+
+static float gauss(uint64_t *s) {
+    float x = 0.0f;
+    for (int i = 0; i < 4; i++) {
+        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+        x += (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+    }
+    return x * 1.7320508f;
+}
+
+static void naive_conv(const attn_conv2d *c, const float *x, const float *wt, const float *b,
+                       float *y) {
+    for (size_t co = 0; co < c->c_out; co++)
+        for (size_t oy = 0; oy < c->h_out; oy++)
+            for (size_t ox = 0; ox < c->w_out; ox++) {
+                double s = b ? b[co] : 0.0;
+                for (size_t ci = 0; ci < c->c_in; ci++)
+                    for (size_t ky = 0; ky < c->k_h; ky++)
+                        for (size_t kx = 0; kx < c->k_w; kx++) {
+                            long iy = (long)(oy * c->stride_h + ky * c->dil_h) - (long)c->pad_h;
+                            long ix = (long)(ox * c->stride_w + kx * c->dil_w) - (long)c->pad_w;
+                            if (iy < 0 || ix < 0 || iy >= (long)c->h_in || ix >= (long)c->w_in)
+                                continue;
+                            s += (double)x[(ci * c->h_in + (size_t)iy) * c->w_in + (size_t)ix] *
+                                 wt[((co * c->c_in + ci) * c->k_h + ky) * c->k_w + kx];
+                        }
+                y[(co * c->h_out + oy) * c->w_out + ox] = (float)s;
+            }
+}
+
+static void test_conv2d_matches_loops(void **state) {
+    (void)state;
+    attn_conv2d cases[] = {
+        {.c_in = 3, .c_out = 5, .h_in = 7, .w_in = 6, .k_h = 3, .k_w = 3, .stride_h = 1,
+         .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1},
+        {.c_in = 2, .c_out = 4, .h_in = 9, .w_in = 8, .k_h = 3, .k_w = 2, .stride_h = 2,
+         .stride_w = 3, .pad_h = 2, .pad_w = 0, .dil_h = 1, .dil_w = 2},
+        {.c_in = 4, .c_out = 3, .h_in = 5, .w_in = 5, .k_h = 1, .k_w = 1, .stride_h = 1,
+         .stride_w = 1, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1},
+        {.c_in = 4, .c_out = 3, .h_in = 5, .w_in = 7, .k_h = 1, .k_w = 1, .stride_h = 2,
+         .stride_w = 2, .pad_h = 0, .pad_w = 1, .dil_h = 1, .dil_w = 1},
+        {.c_in = 1, .c_out = 2, .h_in = 4, .w_in = 4, .k_h = 4, .k_w = 4, .stride_h = 1,
+         .stride_w = 1, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1},
+    };
+    const size_t want_h[] = {7, 6, 5, 3, 1}, want_w[] = {6, 2, 5, 5, 1};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        attn_conv2d c = cases[k];
+        assert_true(attn__conv2d_prepare(&c, NULL));
+        assert_int_equal(c.h_out, want_h[k]);
+        assert_int_equal(c.w_out, want_w[k]);
+        uint64_t seed = 17 + k;
+        size_t nx = c.c_in * c.h_in * c.w_in, nw = c.c_out * c.c_in * c.k_h * c.k_w;
+        size_t ny = c.c_out * c.h_out * c.w_out, nwork;
+        float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(c.c_out * 4);
+        float *want = malloc(ny * 4), *got = malloc(ny * 4);
+        for (size_t i = 0; i < nx; i++) x[i] = gauss(&seed);
+        for (size_t i = 0; i < nw; i++) wt[i] = gauss(&seed);
+        for (size_t i = 0; i < c.c_out; i++) b[i] = gauss(&seed);
+        assert_true(attn__conv2d_workspace(&c, c.h_out, &nwork));
+        float *work = malloc((nwork ? nwork : 1) * 4);
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            naive_conv(&c, x, wt, with_bias ? b : NULL, want);
+            /* whole image, then row by row (as threads split it) */
+            attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, false, work, 0, c.h_out);
+            for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - want[i]) <= 1e-4f);
+            for (size_t i = 0; i < ny; i++) got[i] = 1.0f;
+            for (size_t r = 0; r < c.h_out; r++)
+                attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, true, work, r, r + 1);
+            for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - (want[i] + 1.0f)) <= 1e-4f);
+        }
+        free(x);
+        free(wt);
+        free(b);
+        free(want);
+        free(got);
+        free(work);
+    }
+    attn_conv2d bad = {.c_in = 1, .c_out = 1, .h_in = 2, .w_in = 2, .k_h = 5, .k_w = 1,
+                       .stride_h = 1, .stride_w = 1, .pad_h = 1, .dil_h = 1, .dil_w = 1};
+    const char *why = NULL;
+    assert_false(attn__conv2d_prepare(&bad, &why));
+    assert_non_null(why);
+    bad.k_h = 1;
+    bad.stride_w = 0;
+    assert_false(attn__conv2d_prepare(&bad, &why));
+}
+
+static void test_chan_layernorm(void **state) {
+    (void)state;
+    size_t C = 5, HW = 7;
+    uint64_t seed = 3;
+    float x[35], y[35], g[5], b[5];
+    /* half the pixels have a tiny spread, where eps on the std and eps
+     * inside the square root differ by ~eps/std (0.3%) */
+    for (size_t i = 0; i < C * HW; i++)
+        x[i] = (i % HW) < HW / 2 ? 0.003f * gauss(&seed) : 2.0f * gauss(&seed) + 1.0f;
+    for (size_t i = 0; i < C; i++) {
+        g[i] = gauss(&seed);
+        b[i] = gauss(&seed);
+    }
+    attn__chan_layernorm(x, C, HW, g, b, 1e-5f, y);
+    for (size_t p = 0; p < HW; p++) {
+        double m = 0, v = 0;
+        for (size_t c = 0; c < C; c++) m += x[c * HW + p];
+        m /= (double)C;
+        for (size_t c = 0; c < C; c++) v += (x[c * HW + p] - m) * (x[c * HW + p] - m);
+        double sd = sqrt(v / (double)C); /* biased; eps added to the std */
+        for (size_t c = 0; c < C; c++) {
+            double e = (x[c * HW + p] - m) / (sd + 1e-5) * g[c] + b[c];
+            assert_true(fabs(y[c * HW + p] - e) <= 1e-5 * (1 + fabs(e)));
+        }
+    }
+    /* in place gives the same */
+    attn__chan_layernorm(x, C, HW, g, b, 1e-5f, x);
+    assert_memory_equal(x, y, sizeof x);
+    float l[4] = {-2.0f, 0.0f, 3.0f, -0.5f};
+    attn__leaky_relu(l, 4, 0.01f);
+    assert_true(l[0] == -2.0f * 0.01f && l[1] == 0.0f && l[2] == 3.0f && l[3] == -0.5f * 0.01f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d_matches_loops),
+        cmocka_unit_test(test_chan_layernorm),
+    };
+    return cmocka_run_group_tests_name("image_kernels", tests, NULL, NULL);
+}
