@@ -46,7 +46,7 @@ test-deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	@echo "  CC $<"; $(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC $<"; $(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libattn.a: $(CORE_OBJ)
 	@rm -f $@

@@ -6,8 +6,8 @@
  * s >= key_lengths[n]; query_lengths is ignored, as in the reference.
  * A row with every key masked is NaN, as torch's softmax makes it.
  *
- * The fast path never forms the L×S matrix: for each block of BQ queries it
- * walks the keys in blocks of BK, keeping a running max, a running sum and
+ * The fast path never forms the L×S matrix: for each block of BQ (256) queries it
+ * walks the keys in blocks of BK (1024), keeping a running max, a running sum and
  * an unnormalised output (online softmax, as flash-attention does), so
  * extra memory is O(BQ·(BK + D)) per worker whatever L and S are.  Both
  * products are OpenBLAS sgemm calls on strided views of the inputs.
@@ -22,8 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BQ 128
-#define BK 512
+#ifndef BQ
+#define BQ 256
+#endif
+#ifndef BK
+#define BK 1024
+#endif
 
 static const attn_param full_params[] = {
     {"softmax_temp", ATTN_P_FLOAT, "null", 0, 0, NULL,
@@ -94,6 +98,7 @@ static attn_status full_task(void *arg, size_t task, int worker) {
                     if (!mrow[s]) row[s] = -INFINITY;
             }
             float bm = -INFINITY;
+#pragma omp simd reduction(max : bm)
             for (size_t s = 0; s < nk; s++) bm = row[s] > bm ? row[s] : bm;
             float m_new = bm > mx[i] ? bm : mx[i];
             if (m_new == -INFINITY) { /* nothing visible yet: contributes nothing */
