@@ -90,7 +90,7 @@ void attn__elu1(float *x, size_t n) {
 }
 
 void attn__relu(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i]; /* keeps NaN, as torch.relu */
 }
 
 void attn__gelu(float *x, size_t n) {

@@ -69,15 +69,17 @@ static bool key_needs_std(const area_cfg *a) {
     return a->key_mode == AREA_KEY_CONCAT || a->key_mode == AREA_KEY_SUM;
 }
 
-/* Number of areas: the shapes (h, w) factor, so the count is
- * (Σ_h mem_h - h + 1) · (Σ_w mem_w - w + 1). */
+/* Σ_{j=1..m} (n - j + 1): the positions of the shapes 1..m along a side of
+ * n items (m <= n <= 2^31, so no overflow in 64 bits). */
+static size_t side_positions(size_t n, size_t m) {
+    return m * (n + 1) - m * (m + 1) / 2;
+}
+
+/* Number of areas: the shapes (h, w) factor, so the count is the product
+ * of the positions along each side. */
 static bool count_areas(const area_cfg *a, size_t *out) {
-    size_t sh = 0, sw = 0;
-    for (int64_t h = 1; h <= a->max_h; h++)
-        if (!attn__add(sh, (size_t)(a->mem_h - h + 1), &sh)) return false;
-    for (int64_t w = 1; w <= a->max_w; w++)
-        if (!attn__add(sw, (size_t)(a->mem_w - w + 1), &sw)) return false;
-    return attn__mul(sh, sw, out);
+    return attn__mul(side_positions((size_t)a->mem_h, (size_t)a->max_h),
+                     side_positions((size_t)a->mem_w, (size_t)a->max_w), out);
 }
 
 attn_status attn__area_parse(area_cfg *a, const attn_cfg *cfg) {
@@ -102,7 +104,9 @@ attn_status attn__area_parse(area_cfg *a, const attn_cfg *cfg) {
     if (a->key_mode < 0 || a->value_mode < 0)
         return attn__err(cfg->err, ATTN_E_CONFIG, "%s: unknown area_key_mode or area_value_mode",
                          mech);
-    /* The reference's own tests treat areas larger than the grid as invalid. */
+    /* The reference module itself runs with such a config (shapes that do
+     * not fit just contribute no areas), but its own tests declare it
+     * invalid ("can't be bigger than memory_height"), and so do we. */
     if (a->max_h > a->mem_h)
         return attn__err(cfg->err, ATTN_E_CONFIG,
                          "%s: max_area_height=%lld can't be bigger than memory_height=%lld", mech,
@@ -317,14 +321,12 @@ static inline float max_nan(float x, float y) {
     return (x > y || x != x) ? x : y;
 }
 
-/* First area index of shape (h, w). */
+/* First area index of shape (h, w): the shapes of heights < h, then those
+ * of height h and widths < w. */
 static size_t shape_offset(const area_cfg *a, size_t h, size_t w) {
     const size_t H = (size_t)a->mem_h, W = (size_t)a->mem_w;
-    size_t rows = 0, cols = 0, per_h = 0;
-    for (size_t j = 1; j <= (size_t)a->max_w; j++) per_h += W - j + 1;
-    for (size_t j = 1; j < h; j++) rows += H - j + 1;
-    for (size_t j = 1; j < w; j++) cols += W - j + 1;
-    return rows * per_h + (H - h + 1) * cols;
+    return side_positions(H, h - 1) * side_positions(W, (size_t)a->max_w) +
+           (H - h + 1) * side_positions(W, w - 1);
 }
 
 /* Max over every area of the (H,W,C) grid f (row stride ld) into out (A,C).
