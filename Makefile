@@ -10,7 +10,7 @@ OPT     ?= -O2 -march=native
 ifdef PORTABLE
 OPT      = -O2
 endif
-WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-pass-failed
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fopenmp-simd -g $(OPT) $(WARN) -Icore/include -Icore \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
@@ -34,7 +34,7 @@ ifneq ($(SERVER_SRC),)
 TOOLS += $(BUILD)/attnd
 endif
 
-.PHONY: all deps test-deps test unit golden run asan clean bench fuzz install
+.PHONY: all deps test-deps test unit golden run asan clean bench fuzz fuzz-build install
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so $(TOOLS)
 
 deps:
@@ -88,6 +88,7 @@ test: deps test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit golden
 	@set -e; for s in $(SUITES); do echo "== $$s"; bash $$s $(BUILD); done
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 asan: deps test-deps
 	@$(MAKE) --no-print-directory ASAN=1 OPT=-O1 all unit golden
@@ -96,6 +97,36 @@ asan: deps test-deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/run.sh $(BUILD)
+
+# ---- fuzzing (clang + libFuzzer, Debian libclang-rt-14-dev) ----
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_SRC  = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN  = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+fuzz-build: deps
+	@ATTND_DEPS_EXTRA="clang libclang-rt-14-dev" bash scripts/deps.sh
+	@$(MAKE) --no-print-directory CC=clang BUILD=build/fuzz OPT=-O1 \
+	    SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build/fuzz/libattn.a $(if $(filter tests/fuzz/fuzz_server_%,$(FUZZ_SRC)),build/fuzz/server-objs)
+	@set -e; for src in $(FUZZ_SRC); do t=$$(basename $$src .c); \
+	  extra=""; case $$t in fuzz_server_*) extra="$(filter-out build/fuzz/obj/server/main.o,$(SERVER_SRC:%.c=build/fuzz/obj/%.o)) $$(pkg-config --libs $(SERVER_PKGS))";; esac; \
+	  clang -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Icore/include -Icore -Iserver $$src $$extra \
+	    -Wl,--whole-archive build/fuzz/libattn.a -Wl,--no-whole-archive $(LIBS) -o build/fuzz/$$t; done
+
+build/fuzz/server-objs: $(SERVER_SRC:%.c=build/fuzz/obj/%.o)
+	@touch $@
+
+# Runs every target for FUZZ_SECONDS on a scratch copy of its committed corpus.
+fuzz: fuzz-build
+	@set -e; for src in $(FUZZ_SRC); do t=$$(basename $$src .c); c=$${t#fuzz_}; \
+	  mkdir -p build/fuzz/corpus/$$c build/fuzz/crashes; \
+	  if [ -d tests/fuzz/corpus/$$c ]; then cp -r tests/fuzz/corpus/$$c/. build/fuzz/corpus/$$c/; fi; \
+	  echo "== $$t ($(FUZZ_SECONDS)s)"; \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 \
+	    -artifact_prefix=build/fuzz/crashes/$$t- -print_final_stats=0 build/fuzz/corpus/$$c 2>build/fuzz/$$t.log \
+	    || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	  grep -E "^#[0-9]+.*(DONE|pulse)" build/fuzz/$$t.log | tail -1; done
 
 clean:
 	rm -rf build

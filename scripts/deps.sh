@@ -19,8 +19,10 @@ if [ "${1:-}" = "--test" ]; then
   pkg-config --exists libcurl         || need+=(libcurl4-openssl-dev)
   command -v nginx >/dev/null         || need+=(nginx-light)
   command -v node >/dev/null          || need+=(nodejs)
+  command -v clang >/dev/null         || need+=(clang)
+  dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 fi
-if [ "${ATTND_DEPS_EXTRA:-}" != "" ]; then need+=(${ATTND_DEPS_EXTRA}); fi
+for p in ${ATTND_DEPS_EXTRA:-}; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "deps: installing ${need[*]}" >&2
 SUDO=""
