@@ -79,7 +79,7 @@ static size_t emit(char *out, int neg, uint32_t d, int k) {
 /* The slow path: nearest p-digit decimal via printf, tested with strtof. */
 static size_t fmt_slow(char *out, float v) {
     char tmp[40];
-    for (int p = 6; p <= 9; p++) {
+    for (int p = 1; p <= 9; p++) { /* subnormals can be shorter than 6 digits */
         snprintf(tmp, sizeof tmp, "%.*e", p - 1, (double)v);
         if (strtof(tmp, NULL) == v || p == 9) break;
     }
@@ -121,8 +121,9 @@ size_t svc_f32_format(char *out, float v) {
     /* Rounding interval: halfway to each neighbour (exact in double). */
     double lo = (x + (double)nextafterf(a, 0.0f)) * 0.5;
     double hi = (x + (double)nextafterf(a, INFINITY)) * 0.5;
-    int e10 = (int)floor(log10(x));
+    int e10_est = (int)floor(log10(x));
     for (int p = 6; p <= 9; p++) {
+        int e10 = e10_est; /* a round-up at one precision says nothing of the next */
         for (int tries = 0; tries < 3; tries++) {
             int k = e10 - p + 1; /* candidate = d * 10^k */
             if (k > 22 || k < -22) return fmt_slow(out, v);

@@ -70,19 +70,29 @@ static attn_status aft_full_task(void *arg, size_t task, int worker) {
     const int64_t H = a->H, D = a->D, L = a->L, S = a->S;
     const int64_t n = (int64_t)task / H, h = (int64_t)task % H;
     const int64_t klen = a->key_lengths ? a->key_lengths[n] : S;
-    float *row = j->scratch + (size_t)worker * (size_t)S;
+    /* This head's keys (with the key mask added) and values as (D,S) rows,
+     * as the reference permutes them, so the loops over s are contiguous. */
+    float *row = j->scratch + (size_t)worker * (size_t)(2 * D + 1) * (size_t)S;
+    float *kt = row + S, *vt = kt + D * S;
+    for (int64_t s = 0; s < S; s++) {
+        const float *ks = a->k + ((n * S + s) * H + h) * D, *vs = a->v + ((n * S + s) * H + h) * D;
+        const float km = s < klen ? 0.0f : -INFINITY;
+        for (int64_t d = 0; d < D; d++) {
+            kt[d * S + s] = ks[d] + km;
+            vt[d * S + s] = vs[d];
+        }
+    }
     for (int64_t l = 0; l < L; l++) {
         const float *wl = j->w + l * S;
         float *o = j->out + ((n * L + l) * H + h) * D;
         const float *q = a->q + ((n * L + l) * H + h) * D;
         for (int64_t d = 0; d < D; d++) {
-            for (int64_t s = 0; s < S; s++) {
-                float kv = a->k[((n * S + s) * H + h) * D + d] + (s < klen ? 0.0f : -INFINITY);
-                row[s] = kv * wl[s];
-            }
+            const float *kd = kt + d * S, *vd = vt + d * S;
+            for (int64_t s = 0; s < S; s++) row[s] = kd[s] * wl[s];
             attn__softmax_row(row, (size_t)S);
             float acc = 0.0f;
-            for (int64_t s = 0; s < S; s++) acc += row[s] * a->v[((n * S + s) * H + h) * D + d];
+#pragma omp simd reduction(+ : acc)
+            for (int64_t s = 0; s < S; s++) acc += row[s] * vd[s];
             o[d] = acc / (1.0f + expf(-q[d]));
         }
     }
@@ -108,7 +118,12 @@ static attn_status aft_full_forward_qkv(const void *state, attn_ctx *ctx, const 
     j.w = w;
     size_t tasks = (size_t)a->N * (size_t)a->H;
     int workers = attn__workers(ctx, tasks);
-    j.scratch = attn__calloc((size_t)workers, (size_t)a->S * sizeof(float), err);
+    size_t per;
+    if (!attn__mul((size_t)(2 * a->D + 1), (size_t)a->S, &per)) {
+        free(w);
+        return attn__err(err, ATTN_E_OVERFLOW, "aft_full: scratch size overflows");
+    }
+    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
     if (!j.scratch) {
         free(w);
         return err ? err->code : ATTN_E_NOMEM;
@@ -128,36 +143,82 @@ typedef struct simple_job {
     float *out, *scratch;
 } simple_job;
 
+/* o[d] = acc[d] · sigmoid(q[d]) written as the reference's gate,
+ * acc / (1 + exp(-q)), with the vectorised exp; tmp: D floats. */
+static void sigmoid_div(const float *acc, const float *q, float *tmp, float *o, int64_t D) {
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) tmp[d] = -q[d];
+    attn__exp_sub_sum(tmp, (size_t)D, 0.0f);
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) o[d] = acc[d] / (1.0f + tmp[d]);
+}
+
 static attn_status simple_task(void *arg, size_t task, int worker) {
     const simple_job *j = arg;
     const attn_qkv *a = j->a;
     const int64_t H = a->H, D = a->D, L = a->L, S = a->S;
     const int64_t n = (int64_t)task / H, h = (int64_t)task % H;
     const int64_t klen = a->key_lengths ? a->key_lengths[n] : S;
-    float *col = j->scratch + (size_t)worker * (size_t)S;
-    for (int64_t d = 0; d < D; d++) {
-        for (int64_t s = 0; s < S; s++)
-            col[s] = a->k[((n * S + s) * H + h) * D + d] + (s < klen ? 0.0f : -INFINITY);
-        if (!j->causal) {
-            attn__softmax_row(col, (size_t)S);
-            float acc = 0.0f;
-            for (int64_t s = 0; s < S; s++) acc += col[s] * a->v[((n * S + s) * H + h) * D + d];
-            for (int64_t l = 0; l < L; l++) {
-                float q = a->q[((n * L + l) * H + h) * D + d];
-                j->out[((n * L + l) * H + h) * D + d] = acc / (1.0f + expf(-q));
-            }
-            continue;
+    /* Rows of this head are D contiguous floats (stride H·D between
+     * positions): every loop below runs over s or t outside and d inside. */
+    float *mx = j->scratch + (size_t)worker * (size_t)(S + 4) * (size_t)D;
+    float *sum = mx + D, *acc = sum + D, *e = acc + D; /* e: (S+1, D) */
+    const size_t ld = (size_t)(H * D);
+    const float *k0 = a->k + (n * S * H + h) * D, *v0 = a->v + (n * S * H + h) * D;
+    const float *q0 = a->q + (n * L * H + h) * D;
+    float *o0 = j->out + (n * L * H + h) * D;
+    for (int64_t d = 0; d < D; d++) mx[d] = -INFINITY, sum[d] = 0.0f, acc[d] = 0.0f;
+    /* K' = K + key mask; the max over positions of every feature. */
+    for (int64_t s = 0; s < S; s++) {
+        const float *ks = k0 + (size_t)s * ld;
+        const float km = s < klen ? 0.0f : -INFINITY;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) {
+            float x = ks[d] + km;
+            mx[d] = x > mx[d] ? x : mx[d];
         }
-        float mx = -INFINITY;
-        for (int64_t s = 0; s < S; s++) mx = col[s] > mx ? col[s] : mx;
-        float prefix = 0.0f, acc = 0.0f;
-        for (int64_t t = 0; t < L; t++) { /* L == S here */
-            float e = expf(col[t] - mx);
-            prefix += e;
-            acc += (e / prefix) * a->v[((n * S + t) * H + h) * D + d];
-            float q = a->q[((n * L + t) * H + h) * D + d];
-            j->out[((n * L + t) * H + h) * D + d] = acc / (1.0f + expf(-q));
+    }
+    if (!j->causal) {
+        /* softmax over s of every feature, then Σ_s softmax · V (an all
+         * -inf feature is NaN, as torch's softmax makes it). */
+        for (int64_t s = 0; s < S; s++) {
+            const float *ks = k0 + (size_t)s * ld;
+            const float km = s < klen ? 0.0f : -INFINITY;
+            float *es = e + s * D;
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) es[d] = ks[d] + km - mx[d];
+            attn__exp_sub_sum(es, (size_t)D, 0.0f); /* vectorised exp; -inf -> 0 */
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) sum[d] += es[d];
         }
+        for (int64_t d = 0; d < D; d++) sum[d] = 1.0f / sum[d];
+        for (int64_t s = 0; s < S; s++) {
+            const float *vs = v0 + (size_t)s * ld, *es = e + s * D;
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) acc[d] += (es[d] * sum[d]) * vs[d];
+        }
+        for (int64_t l = 0; l < L; l++) {
+            const float *q = q0 + (size_t)l * ld;
+            float *o = o0 + (size_t)l * ld;
+            sigmoid_div(acc, q, e, o, D);
+        }
+        return ATTN_OK;
+    }
+    /* Causal (L == S): each term normalised by its own prefix sum. */
+    float *x = e, *tmp = e + D;
+    for (int64_t t = 0; t < L; t++) {
+        const float *ks = k0 + (size_t)t * ld, *vs = v0 + (size_t)t * ld, *q = q0 + (size_t)t * ld;
+        const float km = t < klen ? 0.0f : -INFINITY;
+        float *o = o0 + (size_t)t * ld;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) x[d] = ks[d] + km - mx[d];
+        attn__exp_sub_sum(x, (size_t)D, 0.0f);
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) {
+            sum[d] += x[d];
+            acc[d] += (x[d] / sum[d]) * vs[d];
+        }
+        sigmoid_div(acc, q, tmp, o, D);
     }
     return ATTN_OK;
 }
@@ -177,9 +238,11 @@ static attn_status aft_simple_forward_qkv(const void *state, attn_ctx *ctx, cons
                          "You cannot use general attention masks with AFTSimpleAttention because it would be "
                          "quadratic in time. Use AFTFullAttention instead.");
     }
-    size_t tasks = (size_t)a->N * (size_t)a->H;
+    size_t tasks = (size_t)a->N * (size_t)a->H, per;
     int workers = attn__workers(ctx, tasks);
-    j.scratch = attn__calloc((size_t)workers, (size_t)a->S * sizeof(float), err);
+    if (!attn__mul((size_t)a->S + 4, (size_t)a->D, &per))
+        return attn__err(err, ATTN_E_OVERFLOW, "aft_simple: scratch size overflows");
+    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
     if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
     st = attn__parallel_for(ctx, tasks, simple_task, &j);
     free(j.scratch);

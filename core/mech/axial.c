@@ -97,8 +97,15 @@ static attn_status sa_task(void *arg, size_t task, int worker) {
     for (size_t rr = 0; rr < R; rr++) {
         const float *src = j->x + row_offset(j, r0 + rr);
         float *dst = X + rr * T * D;
-        for (size_t t = 0; t < T; t++)
-            for (size_t c = 0; c < D; c++) dst[t * D + c] = src[t * j->ax_stride + c * j->emb_stride];
+        /* Innermost loop over the dimension with the smaller stride in x
+         * (channel-first images: the axis), so that reads stay local. */
+        if (j->emb_stride > j->ax_stride) {
+            for (size_t c = 0; c < D; c++)
+                for (size_t t = 0; t < T; t++) dst[t * D + c] = src[t * j->ax_stride + c * j->emb_stride];
+        } else {
+            for (size_t t = 0; t < T; t++)
+                for (size_t c = 0; c < D; c++) dst[t * D + c] = src[t * j->ax_stride + c * j->emb_stride];
+        }
     }
     const float *in = X;
     if (sa->ln_w) {
@@ -120,11 +127,19 @@ static attn_status sa_task(void *arg, size_t task, int worker) {
     for (size_t rr = 0; rr < R; rr++) {
         float *dst = j->y + row_offset(j, r0 + rr);
         const float *src = X + rr * T * D;
-        for (size_t t = 0; t < T; t++)
-            for (size_t c = 0; c < D; c++) {
-                float *o = &dst[t * j->ax_stride + c * j->emb_stride];
-                *o = j->acc ? *o + src[t * D + c] : src[t * D + c];
-            }
+        if (j->emb_stride > j->ax_stride) {
+            for (size_t c = 0; c < D; c++)
+                for (size_t t = 0; t < T; t++) {
+                    float *o = &dst[t * j->ax_stride + c * j->emb_stride];
+                    *o = j->acc ? *o + src[t * D + c] : src[t * D + c];
+                }
+        } else {
+            for (size_t t = 0; t < T; t++)
+                for (size_t c = 0; c < D; c++) {
+                    float *o = &dst[t * j->ax_stride + c * j->emb_stride];
+                    *o = j->acc ? *o + src[t * D + c] : src[t * D + c];
+                }
+        }
     }
     return ATTN_OK;
 }

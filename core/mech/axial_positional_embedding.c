@@ -90,16 +90,41 @@ attn_status attn__axial_pos_apply(const axial_pos *pe, const attn_tensor *x, att
     size_t xs[ATTN_MAX_RANK], ps[AXIAL_MAX_POS][ATTN_MAX_RANK];
     bcast_strides(x->rank, x->shape, R, oshape, xs);
     for (int i = 0; i < pe->n; i++) bcast_strides(pe->rank, pe->shape[i], R, oshape, ps[i]);
-    /* Walk the output in order with an odometer; each operand's offset
-     * follows its own strides.  Sums in the reference's order: x + p0 + p1. */
+    /* Walk the output row by row (rows = the last dimension) with an
+     * odometer over the other dimensions; each operand's offset follows its
+     * own strides.  Inside a row an operand's stride is 0 (broadcast) or 1,
+     * so the row loops are plain vector loops.  Sums in the reference's
+     * order: x + p0 + p1. */
     size_t idx[ATTN_MAX_RANK] = {0}, xo = 0, po[AXIAL_MAX_POS] = {0};
     const float *xd = x->data;
     float *od = o->data;
-    for (size_t e = 0; e < o->numel; e++) {
-        float v = xd[xo];
-        for (int i = 0; i < pe->n; i++) v += pe->param[i][po[i]];
-        od[e] = v;
-        for (int d = R - 1; d >= 0; d--) {
+    const size_t W = R > 0 ? (size_t)oshape[R - 1] : 1, rows = W ? o->numel / W : 0;
+    const size_t xw = R > 0 ? xs[R - 1] : 0;
+    for (size_t r = 0; r < rows; r++) {
+        float *orow = od + r * W;
+        const float *xr = xd + xo;
+        /* The output is a new tensor: it overlaps no operand. */
+        if (xw == 1) {
+#pragma omp simd
+            for (size_t c = 0; c < W; c++) orow[c] = xr[c];
+        } else {
+            for (size_t c = 0; c < W; c++) orow[c] = xr[c * xw];
+        }
+        for (int i = 0; i < pe->n; i++) {
+            const float *pr = pe->param[i] + po[i];
+            const size_t pw = R > 0 ? ps[i][R - 1] : 0;
+            if (pw == 1) {
+#pragma omp simd
+                for (size_t c = 0; c < W; c++) orow[c] += pr[c];
+            } else if (pw == 0) {
+                const float p = pr[0];
+#pragma omp simd
+                for (size_t c = 0; c < W; c++) orow[c] += p;
+            } else {
+                for (size_t c = 0; c < W; c++) orow[c] += pr[c * pw];
+            }
+        }
+        for (int d = R - 2; d >= 0; d--) {
             xo += xs[d];
             for (int i = 0; i < pe->n; i++) po[i] += ps[i][d];
             if (++idx[d] < (size_t)oshape[d]) break;

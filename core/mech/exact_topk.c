@@ -47,9 +47,30 @@ typedef struct topk_job {
     float *out, *scratch;
 } topk_job;
 
-static int cmp_desc(const void *x, const void *y) {
-    float a = *(const float *)x, b = *(const float *)y;
-    return a > b ? -1 : a < b ? 1 : 0;
+static void sift_down(float *h, size_t n, size_t i) {
+    float x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1] < h[c]) c++;
+        if (!(h[c] < x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+/* The k-th largest of row[0..S), 1 <= k <= S, counting repeats: a min-heap
+ * of the k largest seen so far (O(S log k), most keys fail the first test). */
+static float kth_largest(const float *row, size_t S, size_t k, float *heap) {
+    memcpy(heap, row, k * sizeof *heap);
+    for (size_t i = k / 2; i-- > 0;) sift_down(heap, k, i);
+    for (size_t s = k; s < S; s++)
+        if (row[s] > heap[0]) {
+            heap[0] = row[s];
+            sift_down(heap, k, 0);
+        }
+    return heap[0];
 }
 
 static attn_status topk_task(void *arg, size_t task, int worker) {
@@ -59,23 +80,24 @@ static attn_status topk_task(void *arg, size_t task, int worker) {
                  S = (size_t)a->S, k = j->k;
     size_t qb = task % j->qblocks, nh = task / j->qblocks, n = nh / H, h = nh % H;
     size_t l0 = qb * BQ, nq = L - l0 < BQ ? L - l0 : BQ;
-    float *sc = j->scratch + (size_t)worker * j->per_worker, *sorted = sc + BQ * S;
-    float *w = sorted + S;
+    float *sc = j->scratch + (size_t)worker * j->per_worker, *heap = sc + BQ * S;
+    float *w = heap + S;
     uint32_t *idx = (uint32_t *)(void *)(w + S);
     size_t klen = a->key_lengths ? (size_t)a->key_lengths[n] : S;
     attn__gemm(0, 1, nq, S, E, 1.0f, a->q + ((n * L + l0) * H + h) * E, H * E,
                a->k + (n * S * H + h) * E, H * E, 0.0f, sc, S);
     for (size_t i = 0; i < nq; i++) {
         float *row = sc + i * S;
-        for (size_t s = 0; s < S; s++) {
-            if (a->attn_mask && !a->mask_all_ones && !a->attn_mask[(l0 + i) * S + s]) row[s] = -INFINITY;
-            if (s >= klen) row[s] = -INFINITY;
+        if (a->attn_mask && !a->mask_all_ones) {
+            const uint8_t *mrow = a->attn_mask + (l0 + i) * S;
+            for (size_t s = 0; s < S; s++)
+                if (!mrow[s]) row[s] = -INFINITY;
         }
-        memcpy(sorted, row, S * sizeof *row);
-        qsort(sorted, S, sizeof *sorted, cmp_desc);
-        float thr = sorted[k - 1];
+        for (size_t s = klen; s < S; s++) row[s] = -INFINITY;
+        float thr = kth_largest(row, S, k, heap);
         size_t above = 0;
-        for (size_t s = 0; s < k; s++) above += sorted[s] > thr;
+#pragma omp simd reduction(+ : above)
+        for (size_t s = 0; s < S; s++) above += row[s] > thr;
         size_t ties = k - above, m = 0;
         for (size_t s = 0; s < S; s++) {
             if (row[s] > thr || (row[s] == thr && ties > 0)) {
@@ -89,6 +111,7 @@ static attn_status topk_task(void *arg, size_t task, int worker) {
         for (size_t d = 0; d < D; d++) o[d] = 0.0f;
         for (size_t t = 0; t < m; t++) {
             const float *v = a->v + ((n * S + idx[t]) * H + h) * D;
+#pragma omp simd
             for (size_t d = 0; d < D; d++) o[d] += w[t] * v[d];
         }
     }
@@ -102,7 +125,7 @@ static attn_status topk_forward_qkv(const void *state, attn_ctx *ctx, const attn
     j.k = (size_t)(s->topk < a->S ? s->topk : a->S);
     j.qblocks = ((size_t)a->L + BQ - 1) / BQ;
     size_t S = (size_t)a->S, per;
-    /* BQ score rows, a sorted copy, weights, and 32-bit key indices. */
+    /* BQ score rows, a k-heap (S floats), weights, and 32-bit key indices. */
     if (S > UINT32_MAX || !attn__mul(S, BQ + 3, &per))
         return attn__err(err, ATTN_E_OVERFLOW, "exact_topk: scratch size overflows");
     j.per_worker = per;

@@ -97,6 +97,34 @@ static void conv(const attn_conv2d *c, const float *in, const float *w, const fl
     attn__conv2d(c, in, w, bias, out, false, col, 0, c->h_out);
 }
 
+/* Softmax over the `rows` rows of a (rows, n) block for every column, with
+ * the arithmetic of attn__softmax_strided column by column (max, expf, sum
+ * in double over the rows in order, times 1/sum) but walking whole rows, so
+ * the loops are contiguous instead of n-strided.  mx: n floats, sum: n
+ * doubles. */
+static void softmax_cols(float *x, size_t rows, size_t n, float *mx, double *sum) {
+    for (size_t i = 0; i < n; i++) mx[i] = -INFINITY, sum[i] = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) mx[i] = xr[i] > mx[i] ? xr[i] : mx[i];
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * n;
+        for (size_t i = 0; i < n; i++) {
+            float e = expf(xr[i] - mx[i]);
+            xr[i] = e;
+            sum[i] += e;
+        }
+    }
+    for (size_t i = 0; i < n; i++) mx[i] = (float)(1.0 / sum[i]);
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * n;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) xr[i] *= mx[i];
+    }
+}
+
 static attn_status li_image(void *arg, size_t b, int worker) {
     const li_job *j = arg;
     const li_state *s = j->s;
@@ -111,6 +139,9 @@ static attn_status li_image(void *arg, size_t b, int worker) {
     const size_t tmp_len = nh * (kd > vd ? kd : vd) * (n > m ? n : m);
     float *ctx = tmp + tmp_len;    /* (kd, vd) */
     float *o = ctx + kd * vd;      /* (heads*vd, n) */
+    float *cs = o + nh * vd * n;   /* column softmax: n doubles (8-aligned) + n floats */
+    double *csum = (double *)(void *)(cs + ((uintptr_t)cs % sizeof(double) ? 1 : 0));
+    float *cmax = (float *)(void *)(csum + n);
 
     const float *x = j->x + b * C * j->xq.h_in * j->xq.w_in;
     conv(&j->xq, x, s->wq, s->bq, col, q);
@@ -132,7 +163,7 @@ static attn_status li_image(void *arg, size_t b, int worker) {
         float *qh = q + h * kd * n, *kh = k + h * kd * T, *vh = v + h * vd * T;
         for (size_t d = 0; d < kd; d++) attn__softmax_strided(kh + d * T, T, 1);
         if (s->norm_q) /* over the kd features of every position (dim -2) */
-            for (size_t i = 0; i < n; i++) attn__softmax_strided(qh + i, kd, n);
+            softmax_cols(qh, kd, n, cmax, csum);
         attn__gemm(0, 1, kd, vd, T, 1.0f, kh, T, vh, T, 0.0f, ctx, vd);
         attn__gemm(1, 0, vd, n, kd, 1.0f, ctx, vd, qh, n, 0.0f, o + h * vd * n, n);
     }
@@ -220,7 +251,7 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
     ok = ok && attn__mul(nh * kd, n, &pw) && attn__mul(nh * (kd + vd), T, &a) &&
          attn__add(pw, a, &pw) && attn__mul(nh * mx, nm, &t) && attn__add(pw, t, &pw) &&
          attn__add(pw, kd * vd, &pw) && attn__mul(nh * vd, n, &t) && attn__add(pw, t, &pw) &&
-         attn__add(pw, j.col_len, &pw);
+         attn__add(pw, j.col_len, &pw) && attn__mul(n, 3, &t) && attn__add(pw, t, &pw) && attn__add(pw, 1, &pw);
     const int workers = attn__workers(ctx, B);
     ok = ok && attn__mul(pw, (size_t)workers, &all);
     if (!ok) {

@@ -40,10 +40,16 @@ static attn_status local_init(attn_model *m, void *state, const attn_cfg *cfg, a
     return attn__qkv_declare(m, 0, 0);
 }
 
+/* Queries per task.  A block of LQ queries sees at most LQ + w - 1 keys:
+ * one sgemm gives all their dot products, a second one the weighted sums
+ * (the probabilities scattered into a zero-padded LQ × keys tile). */
+#define LQ 64
+
 typedef struct local_job {
     const local_state *s;
     const attn_qkv *a;
     float temp;
+    size_t qblocks, kmax, per_worker;
     float *out, *scratch;
 } local_job;
 
@@ -51,32 +57,50 @@ static attn_status local_task(void *arg, size_t task, int worker) {
     const local_job *j = arg;
     const attn_qkv *a = j->a;
     const int64_t H = a->H, E = a->E, D = a->D, L = a->L, S = a->S, w = j->s->w;
-    const int64_t n = (int64_t)task / H, h = (int64_t)task % H, half = w / 2, up = (w + 1) / 2;
+    const int64_t qb = (int64_t)(task % j->qblocks), nh = (int64_t)(task / j->qblocks);
+    const int64_t n = nh / H, h = nh % H, half = w / 2, up = (w + 1) / 2;
     const int64_t klen = a->key_lengths ? a->key_lengths[n] : S;
-    float *slot = j->scratch + (size_t)worker * (size_t)w;
-    for (int64_t l = 0; l < L; l++) {
-        const float *q = a->q + ((n * L + l) * H + h) * E;
+    const int64_t l0 = qb * LQ, l1 = l0 + LQ < L ? l0 + LQ : L, nq = l1 - l0;
+    /* Keys any query of the block can see or sum: [k0, k1). */
+    const int64_t k0 = l0 - half > 0 ? l0 - half : 0;
+    int64_t k1 = l1 - 1 + up < S ? l1 - 1 + up : S;
+    if (k1 < k0) k1 = k0;
+    const int64_t nk = k1 - k0;
+    float *sc = j->scratch + (size_t)worker * j->per_worker; /* (nq, nk) dots */
+    float *pm = sc + (size_t)LQ * j->kmax;                     /* (nq, nk) probabilities */
+    float *slot = pm + (size_t)LQ * j->kmax;                   /* w */
+    float *out = j->out + ((n * L + l0) * H + h) * D;
+    if (nk == 0) { /* no key in reach: every slot stays -1e24, nothing to sum */
+        for (int64_t i = 0; i < nq; i++) memset(out + i * H * D, 0, (size_t)D * sizeof *out);
+        return ATTN_OK;
+    }
+    attn__gemm(0, 1, (size_t)nq, (size_t)nk, (size_t)E, 1.0f, a->q + ((n * L + l0) * H + h) * E,
+               (size_t)(H * E), a->k + ((n * S + k0) * H + h) * E, (size_t)(H * E), 0.0f, sc, (size_t)nk);
+    memset(pm, 0, (size_t)(nq * nk) * sizeof *pm);
+    for (int64_t i = 0; i < nq; i++) {
+        const int64_t l = l0 + i;
+        const float *dots = sc + i * nk;
+        float *prow = pm + i * nk;
+        /* As the reference's kernel: w slots from -1e24; the slots of keys
+         * in [max(0, l-⌊w/2⌋), min(key_len, l+⌈w/2⌉)) get q·k plus the
+         * finite mask; softmax over all w slots; values summed over keys
+         * below S. */
         int64_t start = l - half > 0 ? l - half : 0;
         int64_t end = l + up < klen ? l + up : klen;
+        int64_t vend = l + up < S ? l + up : S;
         for (int64_t k = 0; k < w; k++) slot[k] = -1e24f;
         for (int64_t s = start; s < end; s++) {
-            const float *kk = a->k + ((n * S + s) * H + h) * E;
-            float dot = 0.0f;
-            for (int64_t e = 0; e < E; e++) dot += q[e] * kk[e];
+            float dot = dots[s - k0];
             if (a->attn_mask && !a->attn_mask[l * S + s]) dot += -1e24f;
             slot[s - l + half] = dot;
         }
         for (int64_t k = 0; k < w; k++) slot[k] *= j->temp;
         attn__softmax_row(slot, (size_t)w);
-        float *o = j->out + ((n * L + l) * H + h) * D;
-        for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
-        int64_t vend = l + up < S ? l + up : S;
-        for (int64_t s = start; s < vend; s++) {
-            float p = slot[s - l + half];
-            const float *v = a->v + ((n * S + s) * H + h) * D;
-            for (int64_t d = 0; d < D; d++) o[d] += p * v[d];
-        }
+        for (int64_t s = start; s < vend; s++) prow[s - k0] = slot[s - l + half];
     }
+    /* out rows (stride H·D) = P · V over the block's keys. */
+    attn__gemm(0, 0, (size_t)nq, (size_t)D, (size_t)nk, 1.0f, pm, (size_t)nk, a->v + ((n * S + k0) * H + h) * D,
+               (size_t)(H * D), 0.0f, out, (size_t)(H * D));
     return ATTN_OK;
 }
 
@@ -84,9 +108,15 @@ static attn_status local_forward_qkv(const void *state, attn_ctx *ctx, const att
                                      attn_error *err) {
     const local_state *s = state;
     local_job j = {.s = s, .a = a, .temp = attn__temp(s->softmax_temp, a->E), .out = out};
-    size_t tasks = (size_t)a->N * (size_t)a->H;
+    j.qblocks = ((size_t)a->L + LQ - 1) / LQ;
+    size_t tasks, tile, per;
+    j.kmax = (size_t)LQ + (size_t)s->w; /* >= LQ + w - 1 keys per block */
+    if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks) || !attn__mul(j.kmax, 2 * LQ, &tile) ||
+        !attn__add(tile, (size_t)s->w, &per))
+        return attn__err(err, ATTN_E_OVERFLOW, "local: too many tasks or too large a window");
+    j.per_worker = per;
     int workers = attn__workers(ctx, tasks);
-    j.scratch = attn__calloc((size_t)workers, (size_t)s->w * sizeof(float), err);
+    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
     if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
     attn_status st = attn__parallel_for(ctx, tasks, local_task, &j);
     free(j.scratch);

@@ -1,0 +1,372 @@
+/*
+ * bench_core.c — in-process timings of libattn, driven by bench/run.py.
+ *
+ *   bench_core case DIR [--threads 1,2] [--min-ms MS] [--min-reps R] [--max-reps R]
+ *                       [--output OUT.safetensors]
+ *       DIR holds model/ (config.json [+ weights.safetensors]) and
+ *       inputs.safetensors.  One warm-up forward, then forwards until MS
+ *       milliseconds and R repetitions have passed, for each thread count.
+ *       --output writes the warm-up output (the smoke test compares it with
+ *       PyTorch's).
+ *   bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS]
+ *       OpenBLAS sgemm GFLOP/s with the threading libattn uses: OpenBLAS
+ *       pinned to one thread, T independent sgemm loops on T pthreads, each
+ *       on its own A, B, C.  T in the shape: B transposed (as Q·Kᵀ).
+ *   bench_core rss --L L [--N 1 --H 8 --E 64 --D 64] [--threads 2]
+ *       One `full` forward over random inputs made in memory (no files);
+ *       prints the peak RSS (VmHWM), the RSS before the inputs exist and
+ *       the bytes of inputs plus output.  Run it in a fresh process per size.
+ *   bench_core info
+ *       OpenBLAS version, core and config.
+ *
+ * Every result is one JSON object per line on stdout.
+ */
+#include "attn.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* Peak RSS of this process in KiB: VmHWM of /proc/self/status.  Not
+ * getrusage's ru_maxrss: Linux carries that over fork and exec, so a process
+ * started by a big parent (the Python driver) would report the parent's peak. */
+static long maxrss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    if (f) {
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+        fclose(f);
+    }
+    if (kib < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kib = ru.ru_maxrss;
+    }
+    return kib;
+}
+
+/* Current RSS in KiB from /proc/self/statm (resident pages). */
+static long rss_now_kib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res * 4; /* 4 KiB pages */
+}
+
+static int die(const char *what, const attn_error *e) {
+    fprintf(stderr, "bench_core: %s: %s\n", what, e && e->msg[0] ? e->msg : "failed");
+    return 2;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: bench_core case DIR [--threads 1,2] [--min-ms MS] [--min-reps R] [--max-reps R] "
+                    "[--output OUT.safetensors]\n"
+                    "       bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS]\n"
+                    "       bench_core rss --L L [--N 1] [--H 8] [--E 64] [--D 64] [--threads 2]\n"
+                    "       bench_core info\n");
+    return 2;
+}
+
+typedef struct opts {
+    int threads[16], nthreads;
+    double min_ms;
+    int min_reps, max_reps;
+    const char *output;
+    long M, Nn, K;
+    int transb;
+    long L, N, H, E, D;
+} opts;
+
+static int parse_list(const char *s, int *out, int cap) {
+    int n = 0;
+    while (*s && n < cap) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 256) return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+static int parse_opts(int argc, char **argv, int first, opts *o) {
+    o->threads[0] = 1;
+    o->threads[1] = 2;
+    o->nthreads = 2;
+    o->min_ms = 1000;
+    o->min_reps = 3;
+    o->max_reps = 50;
+    o->M = o->Nn = o->K = 1024;
+    o->N = 1, o->H = 8, o->E = 64, o->D = 64;
+    for (int i = first; i < argc; i += 2) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return -1;
+        if (!strcmp(k, "--threads")) {
+            if ((o->nthreads = parse_list(v, o->threads, 16)) < 1) return -1;
+        } else if (!strcmp(k, "--min-ms")) o->min_ms = atof(v);
+        else if (!strcmp(k, "--min-reps")) o->min_reps = atoi(v);
+        else if (!strcmp(k, "--max-reps")) o->max_reps = atoi(v);
+        else if (!strcmp(k, "--output")) o->output = v;
+        else if (!strcmp(k, "--shape")) {
+            if (sscanf(v, "%ld,%ld,%ld,%d", &o->M, &o->Nn, &o->K, &o->transb) < 3) return -1;
+        } else if (!strcmp(k, "--L")) o->L = atol(v);
+        else if (!strcmp(k, "--N")) o->N = atol(v);
+        else if (!strcmp(k, "--H")) o->H = atol(v);
+        else if (!strcmp(k, "--E")) o->E = atol(v);
+        else if (!strcmp(k, "--D")) o->D = atol(v);
+        else return -1;
+    }
+    if (o->min_reps < 1) o->min_reps = 1;
+    if (o->max_reps < o->min_reps) o->max_reps = o->min_reps;
+    return 0;
+}
+
+/* ---- case ---- */
+
+static int cmd_case(const char *dir, const opts *o) {
+    char path[4096];
+    attn_error e = {0};
+    attn_model *m = NULL;
+    attn_tensor_set *in = NULL;
+    int rc = 2;
+    snprintf(path, sizeof path, "%s/model", dir);
+    if (attn_model_load_dir(path, &m, &e)) return die(path, &e);
+    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
+    if (attn_safetensors_read_file(path, &in, &e)) {
+        attn_model_free(m);
+        return die(path, &e);
+    }
+    double *t = calloc((size_t)o->max_reps, sizeof *t);
+    attn_ctx *ctx = attn_ctx_new(1);
+    if (!t || !ctx) goto out;
+    for (int ti = 0; ti < o->nthreads; ti++) {
+        attn_ctx_set_threads(ctx, o->threads[ti]);
+        attn_tensor *out = NULL;
+        double t0 = now_ms();
+        if (attn_model_forward(m, ctx, in, &out, &e)) {
+            rc = die("forward", &e);
+            goto out;
+        }
+        double warm = now_ms() - t0;
+        if (o->output && ti == 0) {
+            attn_tensor_set *os = attn_tensor_set_new();
+            if (!os || attn_tensor_set_add(os, "output", out, &e) ||
+                attn_safetensors_write_file(os, o->output, &e)) {
+                attn_tensor_set_free(os);
+                rc = die(o->output, &e);
+                goto out;
+            }
+            attn_tensor_set_free(os); /* frees out */
+        } else {
+            attn_tensor_free(out);
+        }
+        int n = 0;
+        double spent = 0;
+        while (n < o->max_reps && (n < o->min_reps || spent < o->min_ms)) {
+            out = NULL;
+            t0 = now_ms();
+            if (attn_model_forward(m, ctx, in, &out, &e)) {
+                rc = die("forward", &e);
+                goto out;
+            }
+            t[n] = now_ms() - t0;
+            spent += t[n++];
+            attn_tensor_free(out);
+        }
+        double mn = t[0], mx = t[0];
+        for (int i = 1; i < n; i++) {
+            if (t[i] < mn) mn = t[i];
+            if (t[i] > mx) mx = t[i];
+        }
+        printf("{\"threads\": %d, \"median_ms\": %.6g, \"min_ms\": %.6g, \"max_ms\": %.6g, \"warmup_ms\": %.6g, "
+               "\"reps\": %d}\n",
+               o->threads[ti], median(t, n), mn, mx, warm, n);
+        fflush(stdout);
+    }
+    printf("{\"maxrss_kib\": %ld}\n", maxrss_kib());
+    rc = 0;
+out:
+    free(t);
+    attn_ctx_free(ctx);
+    attn_tensor_set_free(in);
+    attn_model_free(m);
+    return rc;
+}
+
+/* ---- sgemm ---- */
+
+typedef struct sg_job {
+    long M, N, K;
+    int transb, calls;
+    float *A, *B, *C;
+    pthread_barrier_t *bar;
+} sg_job;
+
+static void sg_run(sg_job *j) {
+    for (int r = 0; r < j->calls; r++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, j->transb ? CblasTrans : CblasNoTrans, (int)j->M, (int)j->N,
+                    (int)j->K, 1.0f, j->A, (int)j->K, j->B, j->transb ? (int)j->K : (int)j->N, 0.0f, j->C,
+                    (int)j->N);
+}
+
+static void *sg_thread(void *arg) {
+    sg_job *j = arg;
+    pthread_barrier_wait(j->bar);
+    sg_run(j);
+    return NULL;
+}
+
+static float *rand_buf(size_t n, uint64_t *state) {
+    float *p = malloc(n * sizeof *p);
+    if (!p) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+        p[i] = (float)((*state >> 40) & 0xFFFFFF) / (float)0x1000000 - 0.5f;
+    }
+    return p;
+}
+
+static int cmd_sgemm(const opts *o) {
+    openblas_set_num_threads(1);
+    const double flop = 2.0 * (double)o->M * (double)o->Nn * (double)o->K;
+    uint64_t seed = 12345;
+    for (int ti = 0; ti < o->nthreads; ti++) {
+        int T = o->threads[ti];
+        sg_job *jobs = calloc((size_t)T, sizeof *jobs);
+        pthread_t *th = calloc((size_t)T, sizeof *th);
+        if (!jobs || !th) return 2;
+        /* Calls per timed round: about 50 ms of work at 100 GFLOP/s. */
+        int calls = (int)(5e9 / flop);
+        if (calls < 1) calls = 1;
+        for (int i = 0; i < T; i++) {
+            jobs[i] = (sg_job){.M = o->M, .N = o->Nn, .K = o->K, .transb = o->transb, .calls = calls};
+            jobs[i].A = rand_buf((size_t)(o->M * o->K), &seed);
+            jobs[i].B = rand_buf((size_t)(o->K * o->Nn), &seed);
+            jobs[i].C = rand_buf((size_t)(o->M * o->Nn), &seed);
+            if (!jobs[i].A || !jobs[i].B || !jobs[i].C) return 2;
+        }
+        sg_job warm = jobs[0];
+        warm.calls = 1;
+        sg_run(&warm);
+        double t[256];
+        int n = 0;
+        double spent = 0;
+        while (n < 256 && (n < 5 || spent < o->min_ms)) {
+            pthread_barrier_t bar;
+            pthread_barrier_init(&bar, NULL, (unsigned)T);
+            for (int i = 0; i < T; i++) jobs[i].bar = &bar;
+            for (int i = 1; i < T; i++) pthread_create(&th[i], NULL, sg_thread, &jobs[i]);
+            pthread_barrier_wait(&bar);
+            double t0 = now_ms();
+            sg_run(&jobs[0]);
+            for (int i = 1; i < T; i++) pthread_join(th[i], NULL);
+            t[n] = now_ms() - t0;
+            spent += t[n++];
+            pthread_barrier_destroy(&bar);
+        }
+        double best = t[0];
+        for (int i = 1; i < n; i++)
+            if (t[i] < best) best = t[i];
+        double med = median(t, n);
+        double work = flop * calls * T;
+        printf("{\"threads\": %d, \"M\": %ld, \"N\": %ld, \"K\": %ld, \"transb\": %d, \"gflops\": %.4g, "
+               "\"gflops_best\": %.4g, \"rounds\": %d}\n",
+               T, o->M, o->Nn, o->K, o->transb, work / med / 1e6, work / best / 1e6, n);
+        fflush(stdout);
+        for (int i = 0; i < T; i++) {
+            free(jobs[i].A);
+            free(jobs[i].B);
+            free(jobs[i].C);
+        }
+        free(jobs);
+        free(th);
+    }
+    return 0;
+}
+
+/* ---- rss ---- */
+
+static int cmd_rss(const opts *o) {
+    attn_error e = {0};
+    attn_model *m = NULL;
+    if (o->L < 1) return usage();
+    if (attn_model_new("full", "{}", NULL, &m, &e)) return die("model", &e);
+    attn_ctx *ctx = attn_ctx_new(o->threads[o->nthreads - 1]);
+    long base_kib = rss_now_kib();
+    attn_tensor_set *in = attn_tensor_set_new();
+    const char *names[3] = {"queries", "keys", "values"};
+    int64_t dims[3][4] = {{o->N, o->L, o->H, o->E}, {o->N, o->L, o->H, o->E}, {o->N, o->L, o->H, o->D}};
+    uint64_t seed = 99;
+    size_t io_bytes = 0;
+    for (int i = 0; i < 3; i++) {
+        attn_tensor *t = NULL;
+        if (attn_tensor_new(ATTN_F32, 4, dims[i], &t, &e)) return die("input", &e);
+        float *p = t->data;
+        for (size_t k = 0; k < t->numel; k++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            p[k] = (float)((seed >> 40) & 0xFFFFFF) / (float)0x1000000 - 0.5f;
+        }
+        io_bytes += t->nbytes;
+        if (attn_tensor_set_add(in, names[i], t, &e)) return die("input", &e);
+    }
+    long inputs_kib = rss_now_kib();
+    attn_tensor *out = NULL;
+    double t0 = now_ms();
+    if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
+    double ms = now_ms() - t0;
+    io_bytes += out->nbytes;
+    printf("{\"L\": %ld, \"N\": %ld, \"H\": %ld, \"E\": %ld, \"D\": %ld, \"threads\": %d, \"forward_ms\": %.6g, "
+           "\"maxrss_kib\": %ld, \"base_rss_kib\": %ld, \"after_inputs_rss_kib\": %ld, \"io_bytes\": %zu}\n",
+           o->L, o->N, o->H, o->E, o->D, attn_ctx_threads(ctx), ms, maxrss_kib(), base_kib, inputs_kib,
+           io_bytes);
+    attn_tensor_free(out);
+    attn_tensor_set_free(in);
+    attn_ctx_free(ctx);
+    attn_model_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    opts o = {0};
+    if (argc < 2) return usage();
+    if (!strcmp(argv[1], "info")) {
+        printf("{\"openblas_config\": \"%s\", \"openblas_core\": \"%s\", \"attn_version\": \"%s\"}\n",
+               openblas_get_config(), openblas_get_corename(), ATTN_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "case")) {
+        if (argc < 3 || parse_opts(argc, argv, 3, &o)) return usage();
+        return cmd_case(argv[2], &o);
+    }
+    if (parse_opts(argc, argv, 2, &o)) return usage();
+    if (!strcmp(argv[1], "sgemm")) return cmd_sgemm(&o);
+    if (!strcmp(argv[1], "rss")) return cmd_rss(&o);
+    return usage();
+}

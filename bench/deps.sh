@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# bench/deps.sh — the Debian packages `make bench` needs besides the build:
+# PyTorch and numpy for /usr/bin/python3 (the PyTorch side) and gnuplot for
+# the plots.  Needs root (or sudo).
+set -euo pipefail
+need=()
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "bench deps: installing ${need[*]}" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

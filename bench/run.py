@@ -1,0 +1,487 @@
+#!/usr/bin/python3
+"""bench/run.py — attnd core benchmarks against PyTorch, in one run.
+
+    /usr/bin/python3 bench/run.py [--build build] [--sizes small,medium,large,xl]
+                                  [--only MECH,...] [--out DIR] [--smoke] [--no-rss]
+
+For every case of bench/cases.py: writes the model (config.json and the
+PyTorch module's state_dict as weights.safetensors) and the inputs, times
+attnd in-process with $BUILD/bench/bench_core at 1 and 2 threads, then the
+PyTorch forward in this process at 1 and 2 threads (torch.set_num_threads),
+and compares the two outputs where the mechanism is deterministic.  OpenBLAS
+sgemm GFLOP/s (the ceiling) is measured by bench_core at the start and at the
+end of the run; peak RSS of `full` in fresh processes.
+
+Writes OUT/<date>.md, OUT/<date>.csv and OUT/<date>-time.png (gnuplot, when
+installed); OUT defaults to bench/results.  --smoke: tiny sizes, one
+repetition, results in a temporary directory, exit status 1 when an output
+does not match PyTorch; prints "smoke: N passed, M failed".
+"""
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import cases as CASES  # noqa: E402
+
+THREADS = (1, 2)
+# Where the targets of issue 6 are checked.
+SGEMM_SHAPE = (1024, 1024, 1024)
+
+
+# ---------------------------------------------------------------- safetensors
+def write_st(path, tensors):
+    hdr, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name].detach().numpy() if torch.is_tensor(tensors[name]) else tensors[name])
+        dt = {np.float32: "F32", np.int64: "I64", np.bool_: "BOOL"}[a.dtype.type]
+        b = a.tobytes()
+        hdr[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(hdr).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def read_st(path):
+    with open(path, "rb") as f:
+        d = f.read()
+    n = struct.unpack("<Q", d[:8])[0]
+    hdr = json.loads(d[8:8 + n])
+    out = {}
+    for k, v in hdr.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        out[k] = np.frombuffer(d[8 + n + a:8 + n + b], dtype={"F32": np.float32}[v["dtype"]]).reshape(v["shape"])
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:
+        return ""
+
+
+def loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return ["?"] * 3
+
+
+def bench_core(build, *args, timeout=3600):
+    exe = os.path.join(build, "bench", "bench_core")
+    r = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"bench_core {' '.join(map(str, args))}: {r.stderr.strip()}")
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def time_torch(call, threads, min_ms, min_reps, max_reps):
+    torch.set_num_threads(threads)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        out = call()
+        warm = (time.perf_counter() - t0) * 1e3
+        ts = []
+        while len(ts) < max_reps and (len(ts) < min_reps or sum(ts) < min_ms):
+            t0 = time.perf_counter()
+            call()
+            ts.append((time.perf_counter() - t0) * 1e3)
+    return {"threads": threads, "median_ms": float(np.median(ts)), "min_ms": min(ts), "max_ms": max(ts),
+            "warmup_ms": warm, "reps": len(ts)}, out
+
+
+def machine():
+    lscpu = sh("lscpu")
+    get = lambda k: next((l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith(k)), "?")  # noqa
+    return {
+        "cpu": get("Model name"), "cores": get("CPU(s)"), "threads_per_core": get("Thread(s) per core"),
+        "l2": get("L2 cache"), "l3": get("L3 cache"), "flags_avx512": "avx512f" in get("Flags"),
+        "kernel": platform.release(), "mem": sh("free -g | awk '/Mem:/{print $2\" GiB\"}'"),
+        "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "torch_blas": sh("/usr/bin/python3 -c 'import torch;print(torch.__config__.show())' | grep -o 'BLAS_INFO=[a-z]*'"),
+        "cc": sh("cc --version | head -1"),
+    }
+
+
+# ---------------------------------------------------------------- the run
+def run_case(c, build, tmp, opts):
+    torch.manual_seed(1234)
+    mod, ins, call = c.build()
+    mod.eval()
+    d = os.path.join(tmp, c.id)
+    os.makedirs(os.path.join(d, "model"), exist_ok=True)
+    with open(os.path.join(d, "model", "config.json"), "w") as f:
+        json.dump({"type": c.mech, "config": c.config}, f)
+    sd = mod.state_dict()
+    if sd:
+        write_st(os.path.join(d, "model", "weights.safetensors"), {k: v.float() for k, v in sd.items()})
+    write_st(os.path.join(d, "inputs.safetensors"), ins)
+    res = {"case": c, "attnd": {}, "torch": {}, "check": "", "err": None}
+    out_path = os.path.join(d, "out.safetensors")
+    lines = bench_core(build, "case", d, "--threads", ",".join(map(str, THREADS)), "--min-ms", opts.min_ms,
+                       "--min-reps", opts.min_reps, "--max-reps", opts.max_reps, "--output", out_path)
+    for ln in lines:
+        if "threads" in ln:
+            res["attnd"][ln["threads"]] = ln
+        elif "maxrss_kib" in ln:
+            res["attnd_maxrss_kib"] = ln["maxrss_kib"]
+    got = read_st(out_path)["output"]
+    if c.torch_skip:
+        res["check"] = "torch not run"
+    else:
+        ref = None
+        for T in THREADS:
+            r, out = time_torch(call, T, opts.min_ms, opts.min_reps, opts.max_reps)
+            res["torch"][T] = r
+            if ref is None:
+                ref = out.detach().numpy()
+        if c.random:
+            res["check"] = "random (not compared)"
+        elif ref.shape != got.shape:
+            res["check"] = f"SHAPE {got.shape} vs {ref.shape}"
+            res["err"] = float("inf")
+        else:
+            err = np.abs(got - ref)
+            tol = 1e-4 + 1e-3 * np.abs(ref)
+            bad = int(np.sum(~(err <= tol)))
+            res["err"] = float(err.max()) if err.size else 0.0
+            res["check"] = f"ok (max err {res['err']:.1e})" if bad == 0 else f"MISMATCH ({bad} elements, max err {res['err']:.1e})"
+    if not opts.keep:
+        shutil.rmtree(d, ignore_errors=True)
+    return res
+
+
+def sgemm(build, opts):
+    M, Nn, K = SGEMM_SHAPE
+    lines = bench_core(build, "sgemm", "--threads", ",".join(map(str, THREADS)), "--shape", f"{M},{Nn},{K}",
+                       "--min-ms", 300 if opts.smoke else 2000)
+    return {ln["threads"]: ln["gflops"] for ln in lines}
+
+
+def attention_sgemms(build):
+    """For information: the two products of plain full attention at L=S=4096,
+    E=D=64 (Q·Kᵀ: 4096x4096x64, P·V: 4096x64x4096) and the shapes of the
+    blocked kernel's calls (128x512x64, 128x64x512)."""
+    out = {}
+    for name, shape in [("QK^T 4096x4096x64", "4096,4096,64,1"), ("PV 4096x64x4096", "4096,64,4096,0"),
+                        ("block QK^T 128x512x64", "128,512,64,1"), ("block PV 128x64x512", "128,64,512,0")]:
+        out[name] = {ln["threads"]: ln["gflops"] for ln in bench_core(build, "sgemm", "--threads", "1,2",
+                                                                          "--shape", shape, "--min-ms", 1000)}
+    return out
+
+
+def rss_runs(build, opts):
+    runs = []
+    plan = [(4096, 8), (16384, 8), (65536, 8), (65536, 4)] if not opts.smoke else [(256, 8), (1024, 8)]
+    for L, Hh in plan:
+        if opts.no_rss_xl and L > 16384:
+            continue
+        ln = bench_core(build, "rss", "--L", L, "--H", Hh, "--threads", 2, timeout=7200)[0]
+        runs.append(ln)
+        print(f"  rss full L=S={L} H={Hh}: peak {ln['maxrss_kib'] / 1024:.1f} MiB "
+              f"(inputs+output {ln['io_bytes'] / 2**20:.0f} MiB, {ln['forward_ms'] / 1e3:.1f} s)", flush=True)
+    return runs
+
+
+def fmt_ms(x):
+    if x is None:
+        return "—"
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--sizes", default="small,medium,large,xl")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--no-rss", action="store_true")
+    ap.add_argument("--no-rss-xl", action="store_true", help="skip the L=65536 memory runs")
+    ap.add_argument("--keep", default="", help="keep the case folders (model/, inputs.safetensors) here, "
+                    "e.g. to profile one: perf record BUILD/bench/bench_core case DIR --threads 1")
+    ap.add_argument("--min-ms", type=float, default=1000)
+    ap.add_argument("--min-reps", type=int, default=3)
+    ap.add_argument("--max-reps", type=int, default=30)
+    opts = ap.parse_args()
+    if opts.smoke:
+        opts.min_ms, opts.min_reps, opts.max_reps = 0, 1, 1
+    sizes = set(opts.sizes.split(","))
+    only = set(filter(None, opts.only.split(",")))
+    all_cases = CASES.make_cases(tiny=opts.smoke)
+    sel = [c for c in all_cases if (opts.smoke or c.size in sizes) and (not only or c.mech in only)]
+    listed = [ln.split(" ", 1)[0] for ln in sh(f"{opts.build}/attn list").splitlines() if ln and not ln.startswith(" ")]
+    missing = sorted(set(listed) - {c.mech for c in all_cases})
+    if missing:
+        print(f"bench: no case for {', '.join(missing)}", file=sys.stderr)
+
+    started = datetime.datetime.now()
+    info = machine()
+    info.update(bench_core(opts.build, "info")[0])
+    info["load_start"] = loadavg()
+    info["uptime_start"] = sh("uptime")
+    print(f"bench: {len(sel)} cases, {info['cpu']}, load {' '.join(info['load_start'])}", flush=True)
+    sg_start = sgemm(opts.build, opts)
+    print(f"  sgemm {SGEMM_SHAPE}: {sg_start}", flush=True)
+    results = []
+    tmp = opts.keep or tempfile.mkdtemp(prefix="attnd-bench.")
+    fails = 0
+    try:
+        for c in sel:
+            r = run_case(c, opts.build, tmp, opts)
+            results.append(r)
+            a, t = r["attnd"], r["torch"]
+            line = f"  {c.id:36s} attnd " + " ".join(f"{T}t {fmt_ms(a[T]['median_ms']):>6s}" for T in THREADS)
+            if t:
+                line += "  torch " + " ".join(f"{T}t {fmt_ms(t[T]['median_ms']):>6s}" for T in THREADS)
+            print(line + f"  {r['check']}", flush=True)
+            if r["check"].startswith(("MISMATCH", "SHAPE")):
+                fails += 1
+        sg_extra = {} if opts.smoke else attention_sgemms(opts.build)
+        rss = [] if opts.no_rss else rss_runs(opts.build, opts)
+        sg_end = sgemm(opts.build, opts)
+        print(f"  sgemm {SGEMM_SHAPE} at the end: {sg_end}", flush=True)
+    finally:
+        if not opts.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    info["load_end"] = loadavg()
+    info["uptime_end"] = sh("uptime")
+    info["seconds"] = round((datetime.datetime.now() - started).total_seconds())
+    sg = {T: (sg_start[T] + sg_end[T]) / 2 for T in THREADS}
+
+    out_dir = tempfile.mkdtemp(prefix="attnd-bench-smoke.") if opts.smoke else opts.out
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, started.strftime("%Y-%m-%d"))
+    write_csv(stem + ".csv", results, sg, started)
+    png = plot(stem, results) if not opts.smoke else None
+    write_md(stem + ".md", results, sg, sg_start, sg_end, sg_extra, rss, info, started, png, opts)
+    print(f"bench: wrote {stem}.md, {stem}.csv" + (f", {png}" if png else ""))
+    if opts.smoke:
+        checked = [r for r in results if r["check"].startswith(("ok", "MISMATCH", "SHAPE"))]
+        print(f"smoke: {len(checked) - fails} passed, {fails} failed")
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return 1 if fails else 0
+
+
+# ---------------------------------------------------------------- outputs
+def derived(r, sg):
+    """Speed-ups and GFLOP/s of one result."""
+    c, a, t = r["case"], r["attnd"], r["torch"]
+    d = {}
+    a_best_T = min(THREADS, key=lambda T: a[T]["median_ms"])
+    d["attnd_best_T"], d["attnd_best"] = a_best_T, a[a_best_T]["median_ms"]
+    if t:
+        t_best_T = min(THREADS, key=lambda T: t[T]["median_ms"])
+        d["torch_best_T"], d["torch_best"] = t_best_T, t[t_best_T]["median_ms"]
+        d["speedup_best"] = d["torch_best"] / d["attnd_best"]
+        for T in THREADS:
+            d[f"speedup_{T}"] = t[T]["median_ms"] / a[T]["median_ms"]
+    if c.flops:
+        for T in THREADS:
+            g = c.flops / (a[T]["median_ms"] * 1e6)
+            d[f"gflops_{T}"] = g
+            d[f"frac_{T}"] = g / sg[T]
+            if t:
+                d[f"torch_gflops_{T}"] = c.flops / (t[T]["median_ms"] * 1e6)
+    return d
+
+
+def write_csv(path, results, sg, started):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["date", "mechanism", "size", "seq", "shape", "impl", "threads", "median_ms", "min_ms", "max_ms",
+                    "reps", "gflop", "gflops", "sgemm_gflops", "frac_sgemm", "check"])
+        for r in results:
+            c = r["case"]
+            for impl in ("attnd", "torch"):
+                for T, x in sorted(r[impl].items()):
+                    g = c.flops / (x["median_ms"] * 1e6) if c.flops else None
+                    w.writerow([started.strftime("%Y-%m-%d %H:%M"), c.mech, c.size, c.seq, c.shape, impl, T,
+                                f"{x['median_ms']:.4f}", f"{x['min_ms']:.4f}", f"{x['max_ms']:.4f}", x["reps"],
+                                f"{c.flops / 1e9:.4f}" if c.flops else "", f"{g:.2f}" if g else "",
+                                f"{sg[T]:.1f}", f"{g / sg[T]:.3f}" if g else "", r["check"]])
+
+
+def plot(stem, results):
+    """Time vs sequence length per mechanism, attnd vs PyTorch (log-log)."""
+    if not shutil.which("gnuplot"):
+        print("bench: gnuplot not installed (apt-get install gnuplot-nox): no plot", file=sys.stderr)
+        return None
+    mechs = []
+    for r in results:
+        if r["case"].mech not in mechs:
+            mechs.append(r["case"].mech)
+    ddir = tempfile.mkdtemp(prefix="attnd-plot.")
+    for m in mechs:
+        with open(os.path.join(ddir, m + ".dat"), "w") as f:
+            for r in results:
+                if r["case"].mech != m:
+                    continue
+                row = [r["case"].seq]
+                for impl in ("attnd", "torch"):
+                    for T in THREADS:
+                        x = r[impl].get(T)
+                        row.append(f"{x['median_ms']:.5g}" if x else "NaN")
+                f.write(" ".join(map(str, row)) + "\n")
+    cols = 3
+    rows = (len(mechs) + cols - 1) // cols
+    png = stem + "-time.png"
+    g = [f"set terminal pngcairo size {cols * 520},{rows * 360} font 'sans,9'",
+         f"set output '{png}'",
+         f"set multiplot layout {rows},{cols} title 'median forward time (ms) vs sequence length — attnd (blue) vs PyTorch (red); solid 2 threads, dashed 1 thread'",
+         "set logscale xy 2", "set format y '%g'", "set grid", "set key top left font ',8'",
+         "set xlabel 'sequence length (L, or pixels)' offset 0,0.5", "set ylabel 'ms' offset 1.5,0"]
+    for m in mechs:
+        f = os.path.join(ddir, m + ".dat")
+        g.append(f"set title '{m}' noenhanced")
+        g.append(f"plot '{f}' u 1:3 w lp lw 2 pt 7 lc rgb '#1f5fbf' t 'attnd 2t', "
+                 f"'' u 1:2 w lp lw 1 dt 2 pt 6 lc rgb '#1f5fbf' t 'attnd 1t', "
+                 f"'' u 1:5 w lp lw 2 pt 5 lc rgb '#c0392b' t 'torch 2t', "
+                 f"'' u 1:4 w lp lw 1 dt 2 pt 4 lc rgb '#c0392b' t 'torch 1t'")
+    g.append("unset multiplot")
+    r = subprocess.run(["gnuplot"], input="\n".join(g) + "\n", capture_output=True, text=True)
+    shutil.rmtree(ddir, ignore_errors=True)
+    if r.returncode != 0:
+        print("bench: gnuplot failed: " + r.stderr.strip(), file=sys.stderr)
+        return None
+    return png
+
+
+def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, png, opts):
+    L = []
+    w = L.append
+    w(f"# attnd core benchmarks — {started.strftime('%Y-%m-%d %H:%M')}\n")
+    w("Generated by `bench/run.py` (`make bench`). Times are medians of repeated in-process forwards "
+      "after one warm-up; ratios compare numbers measured in this one run.\n")
+    w("## Machine\n")
+    w(f"- CPU: {info['cpu']}, {info['cores']} CPUs ({info['threads_per_core']} thread per core), "
+      f"L2 {info['l2']}, L3 {info['l3']}, AVX-512: {'yes' if info['flags_avx512'] else 'no'}; memory {info['mem']}")
+    w(f"- OpenBLAS: {info['openblas_config']} (kernel core: {info['openblas_core']})")
+    w(f"- PyTorch {info['torch']} (Debian python3-torch, {info['torch_blas']}), numpy {info['numpy']}, "
+      f"Python {info['python']}; compiler: {info['cc']}; Linux {info['kernel']}")
+    w(f"- Load: `{info['uptime_start']}` at the start, `{info['uptime_end']}` at the end "
+      f"(the machine is shared: other jobs ran during the run). Run time {info['seconds']} s.")
+    w(f"- attnd: {info['attn_version']}, sizes {opts.sizes}, min {opts.min_ms:g} ms and {opts.min_reps}.."
+      f"{opts.max_reps} repetitions per measurement.\n")
+    w("## sgemm ceiling\n")
+    M, Nn, K = SGEMM_SHAPE
+    w(f"OpenBLAS `cblas_sgemm` {M}×{Nn}×{K} (row-major, no transpose), run the way libattn runs BLAS: "
+      "OpenBLAS pinned to one thread, T independent sgemm loops on T threads; GFLOP/s summed over threads. "
+      "A large square product is the best sgemm rate this machine gets (the practical ceiling); the "
+      "attention-shaped products below are slower, so a ratio against the square one is the stricter test.\n")
+    w("| threads | start | end | used (mean) |")
+    w("|---|---|---|---|")
+    for T in THREADS:
+        w(f"| {T} | {sg_start[T]:.1f} | {sg_end[T]:.1f} | {sg[T]:.1f} |")
+    if sg_extra:
+        w("\nOther shapes (GFLOP/s, same threading), for reference:\n")
+        w("| shape (M×N×K) | 1 thread | 2 threads |")
+        w("|---|---|---|")
+        for name, v in sg_extra.items():
+            w(f"| {name} | {v[1]:.1f} | {v[2]:.1f} |")
+    w("")
+    w("## Mechanisms\n")
+    w("ms = median forward time. speed-up = PyTorch time / attnd time: `best` compares each side at its "
+      "best thread count, `2t` both at 2 threads. GFLOP/s and % of sgemm are attnd's at 2 threads "
+      "(— where the work is data-dependent or element-wise). check = attnd's output against PyTorch's "
+      "(|Δ| ≤ 1e-4 + 1e-3·|ref|).\n")
+    w("| mechanism | size | shape | attnd 1t | attnd 2t | torch 1t | torch 2t | speed-up best | speed-up 2t | "
+      "GFLOP/s 2t | % sgemm 2t | check |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        c, a, t = r["case"], r["attnd"], r["torch"]
+        d = derived(r, sg)
+        tt = [fmt_ms(t[T]["median_ms"]) if t else "—" for T in THREADS]
+        sp = f"{d['speedup_best']:.2f}×" if "speedup_best" in d else "—"
+        sp2 = f"{d['speedup_2']:.2f}×" if "speedup_2" in d else "—"
+        gf = f"{d['gflops_2']:.1f}" if "gflops_2" in d else "—"
+        fr = f"{100 * d['frac_2']:.0f}%" if "frac_2" in d else "—"
+        chk = r["check"] if not c.torch_skip else f"PyTorch not run: {c.torch_skip}"
+        w(f"| {c.mech} | {c.size} | {c.shape} | {fmt_ms(a[1]['median_ms'])} | {fmt_ms(a[2]['median_ms'])} | "
+          f"{tt[0]} | {tt[1]} | {sp} | {sp2} | {gf} | {fr} | {chk} |")
+    w("\nPyTorch stand-ins: local, causal_linear, clustered, improved_clustered and improved_clustered_causal "
+      "call compiled fast-transformers kernels that Debian's torch lacks; those kernels are replaced by "
+      "vectorised torch code (bench/torch_refs.py, marked STAND-IN). Clustered and reformer outputs are random "
+      "by design (different generators on each side) and are not compared.\n")
+    if png:
+        w(f"![time vs sequence length]({os.path.basename(png)})\n")
+    w("## Memory (peak RSS of `full`)\n")
+    if rss:
+        w("`bench_core rss`: one forward of `full` at 2 threads over random inputs made in memory, in a fresh "
+          "process; peak = VmHWM of /proc/self/status (not ru_maxrss, which Linux carries over from the parent across fork and exec). inputs+output = the bytes of q, k, v and the output, which "
+          "any implementation holds.\n")
+        w("| L=S | N,H,E,D | peak RSS MiB | before inputs MiB | inputs+output MiB | peak − inputs+output MiB | forward s |")
+        w("|---|---|---|---|---|---|---|")
+        for x in rss:
+            w(f"| {x['L']} | {x['N']},{x['H']},{x['E']},{x['D']} | {x['maxrss_kib'] / 1024:.1f} | "
+              f"{x['base_rss_kib'] / 1024:.1f} | {x['io_bytes'] / 2**20:.0f} | "
+              f"{x['maxrss_kib'] / 1024 - x['io_bytes'] / 2**20:.1f} | {x['forward_ms'] / 1e3:.1f} |")
+    else:
+        w("(not run)")
+    w("")
+    w("## Targets (issue 6)\n")
+    for line in targets(results, sg, rss):
+        w(line)
+    w("\n## Server\n")
+    w("Not measured in this run: the server benchmarks of issue 6 (wrk against attnd on loopback, JSON and "
+      "binary codec throughput, the Flask + PyTorch peer) are added to this report once the server lands.\n")
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def targets(results, sg, rss):
+    out = ["| target | measured | status |", "|---|---|---|"]
+    byid = {r["case"].id: r for r in results}
+    r = byid.get("full-large")
+    if r:
+        d = derived(r, sg)
+        out.append(f"| full L=S=4096, 2 threads: ≥ 85% of sgemm GFLOP/s | {d['gflops_2']:.1f} GFLOP/s = "
+                   f"{100 * d['frac_2']:.0f}% of {sg[2]:.1f} | {'met' if d['frac_2'] >= 0.85 else 'MISSED'} |")
+        if "speedup_2" in d:
+            out.append(f"| full L=S=4096, 2 threads: ≥ 3× faster than PyTorch | {d['speedup_2']:.2f}× vs torch 2t, "
+                       f"{d['torch_best'] / r['attnd'][2]['median_ms']:.2f}× vs torch best ({d['torch_best_T']}t) | "
+                       f"{'met' if min(d['speedup_2'], d['torch_best'] / r['attnd'][2]['median_ms']) >= 3 else 'MISSED'} |")
+    meds = [x for x in results if x["case"].size == "medium" and x["torch"]]
+    if meds:
+        miss = []
+        for x in meds:
+            d = derived(x, sg)
+            if d["speedup_best"] < 2:
+                miss.append(f"{x['case'].mech} {d['speedup_best']:.2f}×")
+        worst = min(meds, key=lambda x: derived(x, sg)["speedup_best"])
+        out.append(f"| every mechanism at medium size ≥ 2× faster than PyTorch at its best thread count | "
+                   f"{len(meds) - len(miss)}/{len(meds)} met; lowest {worst['case'].mech} "
+                   f"{derived(worst, sg)['speedup_best']:.2f}× | {'met' if not miss else 'MISSED: ' + ', '.join(miss)} |")
+    for x in rss:
+        if x["L"] == 65536:
+            mib = x["maxrss_kib"] / 1024
+            out.append(f"| full L=S=65536 (H={x['H']}): peak RSS < 512 MiB | {mib:.0f} MiB (inputs+output "
+                       f"{x['io_bytes'] / 2**20:.0f} MiB) | {'met' if mib < 512 else 'MISSED'} |")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

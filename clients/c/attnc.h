@@ -1,0 +1,185 @@
+/*
+ * attnc.h — a small C client for attnd (and any server speaking the Open
+ * Inference Protocol REST API, "KServe v2", as Triton does), over libcurl.
+ *
+ * Conventions (those of libattn):
+ *   - Every fallible function returns attnc_status (ATTNC_OK == 0, errors
+ *     < 0) and, when `err` is not NULL, fills it: the status, the HTTP status
+ *     when the server answered, and one line of text — the server's own
+ *     {"error": ...} message when it sent one.  Nothing aborts or exits on
+ *     bad input, from the caller or from the server.
+ *   - Ownership is stated on every pointer: "owned" = the caller frees it
+ *     with the named function, "borrowed" = valid while its owner lives.
+ *   - A client holds one connection (kept alive between calls) and is not
+ *     thread-safe: use one client per thread.
+ *
+ * Tensor data is dense, row-major, little-endian; BOOL is one byte (0 or 1)
+ * per element.  Inference uses the binary tensor data extension by default:
+ * inputs and outputs travel as raw bytes after a JSON header, bit for bit.
+ */
+#ifndef ATTNC_H
+#define ATTNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATTNC_VERSION "0.1.0"
+#define ATTNC_MAX_RANK 8
+
+/* ---- status codes ----------------------------------------------------------
+ * One X-macro list gives the enum and attnc_status_str().  HTTP statuses map
+ * onto the middle block in one table (attnc.c: status_of_http). */
+#define ATTNC_STATUS_MAP(X)                                                  \
+    X(OK, 0, "ok")                                                           \
+    X(E_INVALID, -1, "invalid argument")                                     \
+    X(E_NOMEM, -2, "out of memory")                                          \
+    X(E_IO, -3, "i/o error")                                                 \
+    X(E_TRANSPORT, -4, "cannot reach the server")                            \
+    X(E_TIMEOUT, -5, "timed out")                                            \
+    X(E_PROTOCOL, -6, "malformed response")                                  \
+    X(E_BAD_REQUEST, -7, "bad request (400)")                                \
+    X(E_UNAUTHORIZED, -8, "unauthorized (401/403)")                          \
+    X(E_NOT_FOUND, -9, "not found (404)")                                    \
+    X(E_TOO_LARGE, -10, "too large (413)")                                   \
+    X(E_UNAVAILABLE, -11, "unavailable (503)")                               \
+    X(E_SERVER, -12, "server error")                                         \
+    X(E_HTTP, -13, "unexpected HTTP status")
+
+typedef enum {
+#define ATTNC_X_ENUM(name, val, str) ATTNC_##name = val,
+    ATTNC_STATUS_MAP(ATTNC_X_ENUM)
+#undef ATTNC_X_ENUM
+} attnc_status;
+
+/* Static string for a status ("unknown status" for others). */
+const char *attnc_status_str(attnc_status s);
+
+/* Caller-provided error detail.  May be NULL everywhere. */
+typedef struct attnc_error {
+    attnc_status code;
+    long http_status; /* 0 when no HTTP answer was received */
+    char msg[320];
+} attnc_error;
+
+/* ---- tensors ------------------------------------------------------------------ */
+
+typedef enum { ATTNC_FP32 = 0, ATTNC_BOOL = 1, ATTNC_INT32 = 2, ATTNC_INT64 = 3 } attnc_dtype;
+
+/* Protocol names: "FP32", "BOOL", "INT32", "INT64". */
+const char *attnc_dtype_name(attnc_dtype t);
+size_t attnc_dtype_size(attnc_dtype t); /* 4, 1, 4, 8; 0 for others */
+
+/* A tensor on the wire.  As an input every pointer is borrowed from the
+ * caller; as an output (attnc_result_output) from the result. */
+typedef struct attnc_tensor {
+    const char *name;
+    attnc_dtype dtype;
+    int rank;
+    int64_t shape[ATTNC_MAX_RANK];
+    const void *data;
+    size_t nbytes; /* must equal product(shape) * attnc_dtype_size(dtype) */
+} attnc_tensor;
+
+/* ---- the client --------------------------------------------------------------- */
+
+typedef struct attnc_client attnc_client;
+
+/* `url` is the server's base URL ("http://127.0.0.1:8000"), copied; a
+ * trailing slash is ignored.  *out owned (attnc_client_free). */
+attnc_status attnc_client_new(const char *url, attnc_client **out, attnc_error *err);
+void attnc_client_free(attnc_client *c);
+
+/* Sent as "Authorization: Bearer <key>" on every request; NULL clears.
+ * Copied.  Keys with control characters are refused. */
+attnc_status attnc_client_set_api_key(attnc_client *c, const char *key, attnc_error *err);
+/* Whole-request timeout in milliseconds (0: none; the default is 60000). */
+void attnc_client_set_timeout(attnc_client *c, long ms);
+/* How often a request answered 503 (overloaded, or the replica is
+ * draining) is sent again, after the server's Retry-After (at most 5 s) or
+ * 100 ms doubling.  Default 2; 0 disables. */
+void attnc_client_set_retries(attnc_client *c, int retries);
+/* Responses larger than this many bytes fail with ATTNC_E_TOO_LARGE
+ * (default 1 GiB). */
+void attnc_client_set_max_response(attnc_client *c, size_t bytes);
+
+/* ---- health and metadata ----------------------------------------------------------
+ * The protocol's health answers are status codes only: 200 = yes, 4xx/503 =
+ * no.  *yes is set whenever the server answered (ATTNC_OK). */
+attnc_status attnc_server_live(attnc_client *c, int *yes, attnc_error *err);
+attnc_status attnc_server_ready(attnc_client *c, int *yes, attnc_error *err);
+attnc_status attnc_model_ready(attnc_client *c, const char *model, int *yes, attnc_error *err);
+
+/* The JSON text of GET /v2 (server metadata) and GET /v2/models/{model};
+ * *json owned (free()). */
+attnc_status attnc_server_metadata(attnc_client *c, char **json, attnc_error *err);
+attnc_status attnc_model_metadata(attnc_client *c, const char *model, char **json,
+                                  attnc_error *err);
+
+/* ---- the model repository (repository extension) ------------------------------- */
+
+typedef struct attnc_model_entry {
+    const char *name;
+    const char *version; /* "" when the server gave none */
+    const char *state;   /* "READY", "UNAVAILABLE", ... */
+    const char *reason;  /* "" when none */
+} attnc_model_entry;
+
+typedef struct attnc_model_list attnc_model_list;
+
+/* POST /v2/repository/index.  ready_only: only the models ready to serve.
+ * *out owned (attnc_model_list_free). */
+attnc_status attnc_models(attnc_client *c, int ready_only, attnc_model_list **out,
+                          attnc_error *err);
+size_t attnc_model_list_count(const attnc_model_list *l);
+/* Borrowed from the list; NULL when i is out of range. */
+const attnc_model_entry *attnc_model_list_at(const attnc_model_list *l, size_t i);
+void attnc_model_list_free(attnc_model_list *l);
+
+/* POST /v2/repository/models/{name}/load with Triton's convention:
+ * parameters.config = config_json (the text of a model folder's
+ * config.json) and parameters["file:weights.safetensors"] = the weights,
+ * base64-encoded (weights may be NULL for parameter-free types).
+ * config_json and weights are borrowed. */
+attnc_status attnc_load(attnc_client *c, const char *name, const char *config_json,
+                        const void *weights, size_t weights_len, attnc_error *err);
+/* The same from a model folder: dir/config.json and, when present,
+ * dir/weights.safetensors. */
+attnc_status attnc_load_dir(attnc_client *c, const char *name, const char *dir, attnc_error *err);
+/* POST /v2/repository/models/{name}/unload. */
+attnc_status attnc_unload(attnc_client *c, const char *name, attnc_error *err);
+
+/* ---- inference ------------------------------------------------------------------ */
+
+typedef struct attnc_infer_opts {
+    const char *id;              /* request id, echoed back; NULL: none */
+    const char *parameters_json; /* request parameters, a JSON object's text; NULL: none */
+    const char *const *outputs;  /* names of the outputs wanted; NULL: all */
+    size_t n_outputs;
+    int json;                    /* 1: data as JSON numbers instead of binary (finite values only) */
+} attnc_infer_opts;
+
+typedef struct attnc_result attnc_result;
+
+/* POST /v2/models/{model}/infer.  `inputs` (n of them) and `opts` (may be
+ * NULL) are borrowed.  Inputs are checked before anything is sent.
+ * *out owned (attnc_result_free). */
+attnc_status attnc_infer(attnc_client *c, const char *model, const attnc_tensor *inputs, size_t n,
+                         const attnc_infer_opts *opts, attnc_result **out, attnc_error *err);
+
+size_t attnc_result_count(const attnc_result *r);
+/* Borrowed from r; NULL when out of range / absent. */
+const attnc_tensor *attnc_result_output(const attnc_result *r, size_t i);
+const attnc_tensor *attnc_result_find(const attnc_result *r, const char *name);
+/* The response's model_name and id; borrowed, "" when absent. */
+const char *attnc_result_model_name(const attnc_result *r);
+const char *attnc_result_id(const attnc_result *r);
+void attnc_result_free(attnc_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATTNC_H */

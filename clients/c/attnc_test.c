@@ -1,0 +1,339 @@
+/*
+ * attnc_test.c — libattnc against a live attnd (driven by clients/c/test.sh).
+ *
+ *   attnc_test gen DIR          write the test inputs into DIR
+ *   attnc_test print FILE NAME  print tensor NAME of a safetensors file, one value a line
+ *   attnc_test api URL DIR      run the API checks against the server at URL; DIR holds
+ *                               gen's inputs, `attn run`'s outputs and the model folders
+ *
+ * Every check prints "ok" or "not ok" with its name; the last line counts them.
+ */
+#include "attn.h"
+#include "attnc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+static void check(int cond, const char *name, const attnc_error *e) {
+    if (cond) {
+        passed++;
+        printf("ok %d - %s\n", passed + failed, name);
+    } else {
+        failed++;
+        printf("not ok %d - %s%s%s (status %d, http %ld)\n", passed + failed, name,
+               e && e->msg[0] ? ": " : "", e ? e->msg : "", e ? (int)e->code : 0, e ? e->http_status : 0L);
+    }
+}
+
+/* ---- fixtures ---- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static float urand(void) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static int add(attn_tensor_set *s, const char *name, attn_dtype dt, int rank, const int64_t *shape,
+               const void *src) {
+    attn_tensor *t = NULL;
+    attn_error e = {0};
+    if (attn_tensor_new(dt, rank, shape, &t, &e) || attn_tensor_set_add(s, name, t, &e)) {
+        fprintf(stderr, "gen: %s: %s\n", name, e.msg);
+        return -1;
+    }
+    if (src) memcpy(t->data, src, t->nbytes);
+    else
+        for (size_t i = 0; i < t->numel; i++) ((float *)t->data)[i] = urand();
+    return 0;
+}
+
+static int write_set(attn_tensor_set *s, const char *dir, const char *file) {
+    char path[4096];
+    attn_error e = {0};
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    int rc = attn_safetensors_write_file(s, path, &e) ? -1 : 0;
+    if (rc) fprintf(stderr, "gen: %s: %s\n", path, e.msg);
+    attn_tensor_set_free(s);
+    return rc;
+}
+
+/* full_in: every wire dtype but INT32 (FP32 data, a BOOL mask, INT64
+ * lengths), shaped so that no query row is fully masked (no NaN).
+ * readme_in: the README example's tensors. */
+static int gen(const char *dir) {
+    enum { N = 2, L = 16, S = 16, H = 2, E = 8, D = 4 };
+    attn_tensor_set *s = attn_tensor_set_new();
+    unsigned char mask[L * S];
+    for (int i = 0; i < L; i++)
+        for (int j = 0; j < S; j++) mask[i * S + j] = j <= i;
+    int64_t lengths[N] = {S, 12};
+    if (!s || add(s, "queries", ATTN_F32, 4, (int64_t[]){N, L, H, E}, NULL) ||
+        add(s, "keys", ATTN_F32, 4, (int64_t[]){N, S, H, E}, NULL) ||
+        add(s, "values", ATTN_F32, 4, (int64_t[]){N, S, H, D}, NULL) ||
+        add(s, "attn_mask", ATTN_BOOL, 2, (int64_t[]){L, S}, mask) ||
+        add(s, "key_lengths", ATTN_I64, 1, (int64_t[]){N}, lengths) || write_set(s, dir, "full_in.safetensors"))
+        return 1;
+    float q[] = {1, 0, 0, 1}, k[] = {1, 0, 0, 1}, v[] = {10, 20};
+    s = attn_tensor_set_new();
+    if (!s || add(s, "queries", ATTN_F32, 4, (int64_t[]){1, 2, 1, 2}, q) ||
+        add(s, "keys", ATTN_F32, 4, (int64_t[]){1, 2, 1, 2}, k) ||
+        add(s, "values", ATTN_F32, 4, (int64_t[]){1, 2, 1, 1}, v) || write_set(s, dir, "readme_in.safetensors"))
+        return 1;
+    return 0;
+}
+
+static int print(const char *file, const char *name) {
+    attn_tensor_set *s = NULL;
+    attn_error e = {0};
+    if (attn_safetensors_read_file(file, &s, &e)) {
+        fprintf(stderr, "print: %s\n", e.msg);
+        return 1;
+    }
+    const attn_tensor *t = attn_tensor_set_get(s, name);
+    int rc = !t || t->dtype != ATTN_F32;
+    for (size_t i = 0; !rc && i < t->numel; i++) printf("%.9g\n", ((const float *)t->data)[i]);
+    attn_tensor_set_free(s);
+    return rc;
+}
+
+/* ---- API checks ---- */
+
+typedef struct inputs {
+    attn_tensor_set *set;
+    attnc_tensor t[8];
+    size_t n;
+} inputs;
+
+static int load_inputs(const char *dir, const char *file, inputs *in) {
+    char path[4096];
+    attn_error e = {0};
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    memset(in, 0, sizeof *in);
+    if (attn_safetensors_read_file(path, &in->set, &e)) {
+        fprintf(stderr, "%s: %s\n", path, e.msg);
+        return -1;
+    }
+    static const attnc_dtype wire[] = {[ATTN_F32] = ATTNC_FP32, [ATTN_BOOL] = ATTNC_BOOL,
+                                       [ATTN_I32] = ATTNC_INT32, [ATTN_I64] = ATTNC_INT64};
+    for (size_t i = 0; i < attn_tensor_set_count(in->set) && i < 8; i++) {
+        const attn_tensor *t = attn_tensor_set_at(in->set, i);
+        attnc_tensor *w = &in->t[in->n++];
+        w->name = attn_tensor_set_name(in->set, i);
+        w->dtype = wire[t->dtype];
+        w->rank = t->rank;
+        memcpy(w->shape, t->shape, sizeof w->shape);
+        w->data = t->data;
+        w->nbytes = t->nbytes;
+    }
+    return 0;
+}
+
+/* Index of input `name` (inputs are in the file's order: sorted names). */
+static size_t at(const inputs *in, const char *name) {
+    for (size_t i = 0; i < in->n; i++)
+        if (!strcmp(in->t[i].name, name)) return i;
+    fprintf(stderr, "no input %s\n", name);
+    exit(2);
+}
+
+/* 1 when r's "output" equals tensor "output" of dir/file bit for bit. */
+static int same_as_file(const attnc_result *r, const char *dir, const char *file) {
+    char path[4096];
+    attn_tensor_set *s = NULL;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (attn_safetensors_read_file(path, &s, NULL)) return 0;
+    const attn_tensor *want = attn_tensor_set_get(s, "output");
+    const attnc_tensor *got = attnc_result_find(r, "output");
+    int same = want && got && got->dtype == ATTNC_FP32 && want->dtype == ATTN_F32 && got->rank == want->rank &&
+               !memcmp(got->shape, want->shape, sizeof(int64_t) * (size_t)got->rank) &&
+               got->nbytes == want->nbytes && !memcmp(got->data, want->data, got->nbytes);
+    attn_tensor_set_free(s);
+    return same;
+}
+
+static int same_results(const attnc_result *a, const attnc_result *b) {
+    const attnc_tensor *x = attnc_result_find(a, "output"), *y = attnc_result_find(b, "output");
+    return x && y && x->nbytes == y->nbytes && x->rank == y->rank && !memcmp(x->data, y->data, x->nbytes);
+}
+
+static int has_model(attnc_client *c, const char *name, const char *state) {
+    attnc_model_list *l = NULL;
+    int found = 0;
+    if (attnc_models(c, 0, &l, NULL)) return 0;
+    for (size_t i = 0; i < attnc_model_list_count(l); i++) {
+        const attnc_model_entry *m = attnc_model_list_at(l, i);
+        if (!strcmp(m->name, name) && !strcmp(m->state, state)) found = 1;
+    }
+    attnc_model_list_free(l);
+    return found;
+}
+
+static void api(const char *url, const char *dir) {
+    attnc_error e = {0};
+    attnc_client *c = NULL, *dead = NULL;
+    attnc_result *r = NULL, *r2 = NULL;
+    char path[4096];
+    inputs full, ls;
+    int yes = 0;
+
+    check(attnc_client_new("ftp://127.0.0.1/", &dead, &e) == ATTNC_E_INVALID && !dead,
+          "client_new refuses a non-HTTP URL", NULL);
+    if (attnc_client_new(url, &c, &e)) {
+        check(0, "client_new", &e);
+        return;
+    }
+    check(attnc_client_set_api_key(c, "a\nb", &e) == ATTNC_E_INVALID, "set_api_key refuses a newline", NULL);
+    check(attnc_server_live(c, &yes, &e) == ATTNC_OK && yes, "server live", &e);
+    check(attnc_server_ready(c, &yes, &e) == ATTNC_OK && yes, "server ready", &e);
+
+    char *meta = NULL;
+    check(attnc_server_metadata(c, &meta, &e) == ATTNC_OK && strstr(meta, "\"name\"") &&
+              strstr(meta, "binary_tensor_data"),
+          "server metadata names the binary tensor data extension", &e);
+    free(meta);
+    meta = NULL;
+    check(attnc_model_metadata(c, "ls", &meta, &e) == ATTNC_OK && strstr(meta, "\"inputs\""),
+          "model metadata has inputs", &e);
+    free(meta);
+    check(has_model(c, "ls", "READY"), "repository index lists ls as READY", NULL);
+    check(attnc_model_ready(c, "ls", &yes, &e) == ATTNC_OK && yes, "model ls ready", &e);
+    attnc_status st = attnc_model_ready(c, "no_such_model", &yes, &e);
+    check((st == ATTNC_OK || st == ATTNC_E_NOT_FOUND) && !yes, "model_ready of an unknown model: no", &e);
+
+    if (load_inputs(dir, "full_in.safetensors", &full) || load_inputs(dir, "ls_in.safetensors", &ls)) {
+        check(0, "fixtures", NULL);
+        attnc_client_free(c);
+        return;
+    }
+
+    /* Inference, binary and JSON, against `attn run` bit for bit. */
+    attnc_infer_opts opts = {.id = "req-7"};
+    check(attnc_infer(c, "full", full.t, full.n, &opts, &r, &e) == ATTNC_OK &&
+              same_as_file(r, dir, "full_ref.safetensors"),
+          "infer full (binary): bit for bit equal to attn run", &e);
+    check(r && !strcmp(attnc_result_id(r), "req-7") && !strcmp(attnc_result_model_name(r), "full"),
+          "the response echoes the id and names the model", NULL);
+    opts.json = 1;
+    check(attnc_infer(c, "full", full.t, full.n, &opts, &r2, &e) == ATTNC_OK && same_results(r, r2),
+          "infer full (JSON): bit for bit equal to binary", &e);
+    attnc_result_free(r2);
+    r2 = NULL;
+    const char *names[] = {"output"};
+    attnc_infer_opts named = {.outputs = names, .n_outputs = 1};
+    check(attnc_infer(c, "full", full.t, full.n, &named, &r2, &e) == ATTNC_OK && same_results(r, r2) &&
+              attnc_result_count(r2) == 1,
+          "infer full asking for output by name", &e);
+    attnc_result_free(r2);
+    r2 = NULL;
+    attnc_result_free(r);
+    r = NULL;
+    check(attnc_infer(c, "ls", ls.t, ls.n, NULL, &r, &e) == ATTNC_OK && same_as_file(r, dir, "ls_ref.safetensors"),
+          "infer ls (weights from the repository): equal to attn run", &e);
+    attnc_result_free(r);
+    r = NULL;
+
+    /* Per-request config of a built-in model. */
+    attnc_infer_opts temp = {.parameters_json = "{\"softmax_temp\": 0.25}"};
+    check(attnc_infer(c, "full", full.t, full.n, &temp, &r, &e) == ATTNC_OK &&
+              same_as_file(r, dir, "full_temp_ref.safetensors"),
+          "infer full with parameters softmax_temp: equal to attn run of that config", &e);
+    attnc_result_free(r);
+    r = NULL;
+    attnc_infer_opts badp = {.parameters_json = "[1,2"};
+    check(attnc_infer(c, "full", full.t, full.n, &badp, &r, &e) == ATTNC_E_INVALID && !r,
+          "malformed parameters are refused before sending", &e);
+
+    /* The server's errors, with its message. */
+    check(attnc_infer(c, "no_such_model", full.t, full.n, NULL, &r, &e) == ATTNC_E_NOT_FOUND &&
+              e.http_status == 404 && !strstr(e.msg, "HTTP 404") && !r,
+          "infer on an unknown model: not found, with the server's message", &e);
+    attnc_tensor bad[8];
+    size_t q = at(&full, "queries"), k = at(&full, "keys");
+    memcpy(bad, full.t, sizeof bad);
+    bad[k].shape[3] = 4; /* keys' E no longer matches queries' */
+    bad[k].nbytes /= 2;
+    check(attnc_infer(c, "full", bad, full.n, NULL, &r, &e) == ATTNC_E_BAD_REQUEST && e.http_status == 400 &&
+              !strstr(e.msg, "HTTP 400") && !r,
+          "infer with mismatched shapes: bad request, with the server's message", &e);
+    st = attnc_infer(c, "a/../../v2", full.t, full.n, NULL, &r, &e);
+    check((st == ATTNC_E_NOT_FOUND || st == ATTNC_E_BAD_REQUEST) && !r, "a model name cannot reach another endpoint", &e);
+
+    /* Checked before sending: a client of a dead port still says INVALID. */
+    if (attnc_client_new("http://127.0.0.1:1", &dead, &e) == ATTNC_OK) {
+        memcpy(bad, full.t, sizeof bad);
+        bad[q].nbytes -= 4;
+        check(attnc_infer(dead, "full", bad, full.n, NULL, &r, &e) == ATTNC_E_INVALID,
+              "a byte count that does not match the shape is refused locally", &e);
+        memcpy(bad, full.t, sizeof bad);
+        bad[q].rank = 9;
+        check(attnc_infer(dead, "full", bad, full.n, NULL, &r, &e) == ATTNC_E_INVALID, "rank 9 is refused locally", &e);
+        memcpy(bad, full.t, sizeof bad);
+        bad[q].shape[0] = -1;
+        check(attnc_infer(dead, "full", bad, full.n, NULL, &r, &e) == ATTNC_E_INVALID,
+              "a negative dimension is refused locally", &e);
+        float *nan_q = malloc(full.t[q].nbytes);
+        memcpy(bad, full.t, sizeof bad);
+        if (nan_q) {
+            memcpy(nan_q, full.t[q].data, full.t[q].nbytes);
+            nan_q[5] = NAN;
+            bad[q].data = nan_q;
+        }
+        attnc_infer_opts js = {.json = 1};
+        check(nan_q && attnc_infer(dead, "full", bad, full.n, &js, &r, &e) == ATTNC_E_INVALID &&
+                  strstr(e.msg, "NaN"),
+              "NaN cannot go as JSON", &e);
+        free(nan_q);
+        check(attnc_server_live(dead, &yes, &e) == ATTNC_E_TRANSPORT && !yes && e.http_status == 0,
+              "an unreachable server is a transport error", &e);
+        attnc_client_free(dead);
+    }
+
+    /* A response over the limit is cut, not buffered. */
+    attnc_client_set_max_response(c, 100);
+    check(attnc_infer(c, "full", full.t, full.n, NULL, &r, &e) == ATTNC_E_TOO_LARGE && !r,
+          "a response larger than max_response is refused", &e);
+    attnc_client_set_max_response(c, (size_t)1 << 30);
+
+    /* The repository: load from a folder, serve, reload broken, unload. */
+    snprintf(path, sizeof path, "%s/repo/ls", dir);
+    check(attnc_load_dir(c, "ls_api", path, &e) == ATTNC_OK, "load_dir ls_api", &e);
+    check(has_model(c, "ls_api", "READY"), "the index lists ls_api as READY", NULL);
+    check(attnc_infer(c, "ls_api", ls.t, ls.n, NULL, &r, &e) == ATTNC_OK &&
+              same_as_file(r, dir, "ls_ref.safetensors"),
+          "infer ls_api: equal to attn run", &e);
+    attnc_result_free(r);
+    r = NULL;
+    check(attnc_load(c, "ls_api", "{\"type\": \"linear_self\", \"config\": {\"dim\": 16, \"heads\": 2}}", "xx", 2,
+                     &e) == ATTNC_E_BAD_REQUEST && e.msg[0],
+          "loading broken weights is a bad request", &e);
+    check(attnc_infer(c, "ls_api", ls.t, ls.n, NULL, &r, &e) == ATTNC_OK &&
+              same_as_file(r, dir, "ls_ref.safetensors"),
+          "after a failed load the previous version still serves", &e);
+    attnc_result_free(r);
+    r = NULL;
+    check(attnc_load(c, "ls_api", "not json", NULL, 0, &e) == ATTNC_E_INVALID, "a config that is not JSON is refused locally", &e);
+    check(attnc_load_dir(c, "x", "/nonexistent", &e) == ATTNC_E_IO, "load_dir of a missing folder: i/o error", &e);
+    check(attnc_unload(c, "ls_api", &e) == ATTNC_OK, "unload ls_api", &e);
+    check(attnc_infer(c, "ls_api", ls.t, ls.n, NULL, &r, &e) == ATTNC_E_NOT_FOUND && !r,
+          "infer after unload: not found", &e);
+
+    attn_tensor_set_free(full.set);
+    attn_tensor_set_free(ls.set);
+    attnc_client_free(c);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "gen")) return gen(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "print")) return print(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "api")) {
+        api(argv[2], argv[3]);
+        printf("attnc: %d passed, %d failed\n", passed, failed);
+        return failed || !passed;
+    }
+    fprintf(stderr, "usage: attnc_test gen DIR | print FILE NAME | api URL DIR\n");
+    return 2;
+}

@@ -1,0 +1,239 @@
+/*
+ * attnctl.c — attnd from the command line, over libattnc.  Tensors come
+ * from and go to safetensors files (read and written by libattn).
+ *
+ * Exit status: 0 done; 1 the server refused, is not ready, or cannot be
+ * reached; 2 bad usage or a bad local file.  Errors are one line on stderr.
+ */
+#include "attn.h"
+#include "attnc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char USAGE[] =
+    "usage: attnctl [--url URL] [--api-key-file FILE] [--timeout SECONDS] COMMAND ...\n"
+    "  health                 print liveness and readiness; exit 0 when ready\n"
+    "  models                 the repository index: NAME<TAB>STATE<TAB>REASON per model\n"
+    "  metadata [MODEL]       server (or model) metadata, JSON\n"
+    "  infer [--json] [--id ID] [--parameters JSON] MODEL IN.safetensors OUT.safetensors\n"
+    "                         every tensor of IN is an input; every output goes to OUT\n"
+    "                         (binary tensor data unless --json)\n"
+    "  load NAME DIR          upload DIR/config.json and DIR/weights.safetensors as NAME\n"
+    "  unload NAME\n"
+    "URL defaults to $ATTNCTL_URL, else http://127.0.0.1:8000; FILE to $ATTNCTL_API_KEY_FILE.\n"
+    "Exit status: 0 done, 1 refused / not ready / unreachable, 2 bad usage or local input.\n";
+
+static int usage(void) {
+    fputs(USAGE, stderr);
+    return 2;
+}
+
+/* 1 for anything the server (or the network) said, 2 for local trouble. */
+static int fail(const attnc_error *e) {
+    fprintf(stderr, "attnctl: %s\n", e->msg[0] ? e->msg : attnc_status_str(e->code));
+    switch (e->code) {
+    case ATTNC_E_INVALID:
+    case ATTNC_E_IO:
+    case ATTNC_E_NOMEM: return 2;
+    default: return 1;
+    }
+}
+
+/* libattn's file messages already name the file: `what` is for the others. */
+static int fail_local(const char *what, const attn_error *e) {
+    const char *m = e->msg[0] ? e->msg : attn_status_str(e->code);
+    if (what && !strstr(m, what)) fprintf(stderr, "attnctl: %s: %s\n", what, m);
+    else fprintf(stderr, "attnctl: %s\n", m);
+    return 2;
+}
+
+/* The key is the file's first line that is neither blank nor a comment
+ * (attnd's key files hold one token a line, '#' starting a comment). */
+static int read_key(const char *path, char *key, size_t cap) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    int found = 0;
+    while (!found && fgets(key, (int)cap, f)) {
+        size_t n = strlen(key);
+        while (n && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' ' || key[n - 1] == '\t'))
+            key[--n] = 0;
+        size_t lead = strspn(key, " \t");
+        memmove(key, key + lead, n - lead + 1);
+        found = key[0] && key[0] != '#';
+    }
+    fclose(f);
+    if (!found) {
+        fprintf(stderr, "attnctl: %s: no key in the file\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_health(attnc_client *c) {
+    attnc_error e = {0};
+    int live = 0, ready = 0;
+    if (attnc_server_live(c, &live, &e) || attnc_server_ready(c, &ready, &e)) return fail(&e);
+    printf("live: %s\nready: %s\n", live ? "yes" : "no", ready ? "yes" : "no");
+    return ready ? 0 : 1;
+}
+
+static int cmd_models(attnc_client *c) {
+    attnc_error e = {0};
+    attnc_model_list *l = NULL;
+    if (attnc_models(c, 0, &l, &e)) return fail(&e);
+    for (size_t i = 0; i < attnc_model_list_count(l); i++) {
+        const attnc_model_entry *m = attnc_model_list_at(l, i);
+        printf("%s\t%s\t%s\n", m->name, m->state, m->reason);
+    }
+    attnc_model_list_free(l);
+    return 0;
+}
+
+static int cmd_metadata(attnc_client *c, const char *model) {
+    attnc_error e = {0};
+    char *json = NULL;
+    attnc_status st = model ? attnc_model_metadata(c, model, &json, &e) : attnc_server_metadata(c, &json, &e);
+    if (st) return fail(&e);
+    printf("%s\n", json);
+    free(json);
+    return 0;
+}
+
+static int to_wire(attn_dtype t, attnc_dtype *out) {
+    switch (t) {
+    case ATTN_F32: *out = ATTNC_FP32; return 0;
+    case ATTN_BOOL: *out = ATTNC_BOOL; return 0;
+    case ATTN_I32: *out = ATTNC_INT32; return 0;
+    case ATTN_I64: *out = ATTNC_INT64; return 0;
+    }
+    return -1;
+}
+
+static const attn_dtype FROM_WIRE[] = {ATTN_F32, ATTN_BOOL, ATTN_I32, ATTN_I64};
+
+/* Writes every output of r to `path` (the tensors are views into r). */
+static int write_outputs(const attnc_result *r, const char *path) {
+    attn_error ae = {0};
+    attn_tensor_set *set = attn_tensor_set_new();
+    if (!set) {
+        fprintf(stderr, "attnctl: out of memory\n");
+        return 2;
+    }
+    int rc = 0;
+    for (size_t i = 0; !rc && i < attnc_result_count(r); i++) {
+        const attnc_tensor *t = attnc_result_output(r, i);
+        attn_tensor *v = NULL;
+        if (attn_tensor_view(FROM_WIRE[t->dtype], t->rank, t->shape, (void *)t->data, t->nbytes, &v, &ae) ||
+            attn_tensor_set_add(set, t->name, v, &ae))
+            rc = fail_local(t->name, &ae);
+    }
+    if (!rc && attn_safetensors_write_file(set, path, &ae)) rc = fail_local(path, &ae);
+    attn_tensor_set_free(set);
+    return rc;
+}
+
+static int cmd_infer(attnc_client *c, int argc, char **argv) {
+    attnc_infer_opts o = {0};
+    int i = 0;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+        if (!strcmp(argv[i], "--json")) o.json = 1;
+        else if (!strcmp(argv[i], "--id") && i + 1 < argc) o.id = argv[++i];
+        else if (!strcmp(argv[i], "--parameters") && i + 1 < argc) o.parameters_json = argv[++i];
+        else return usage();
+    }
+    if (argc - i != 3) return usage();
+    const char *model = argv[i], *in = argv[i + 1], *out = argv[i + 2];
+    attn_error ae = {0};
+    attn_tensor_set *set = NULL;
+    if (attn_safetensors_read_file(in, &set, &ae)) return fail_local(in, &ae);
+    size_t n = attn_tensor_set_count(set);
+    attnc_tensor *ts = calloc(n ? n : 1, sizeof *ts);
+    if (!ts) {
+        attn_tensor_set_free(set);
+        fprintf(stderr, "attnctl: out of memory\n");
+        return 2;
+    }
+    int rc = 0;
+    for (size_t k = 0; k < n; k++) {
+        const attn_tensor *t = attn_tensor_set_at(set, k);
+        ts[k].name = attn_tensor_set_name(set, k);
+        ts[k].rank = t->rank;
+        memcpy(ts[k].shape, t->shape, sizeof ts[k].shape);
+        ts[k].data = t->data;
+        ts[k].nbytes = t->nbytes;
+        if (to_wire(t->dtype, &ts[k].dtype)) {
+            fprintf(stderr, "attnctl: %s: tensor '%s' has an unsupported dtype\n", in, ts[k].name);
+            rc = 2;
+        }
+    }
+    attnc_result *r = NULL;
+    attnc_error e = {0};
+    if (!rc && attnc_infer(c, model, ts, n, &o, &r, &e)) rc = fail(&e);
+    if (!rc) rc = write_outputs(r, out);
+    attnc_result_free(r);
+    free(ts);
+    attn_tensor_set_free(set);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    const char *url = getenv("ATTNCTL_URL"), *key_file = getenv("ATTNCTL_API_KEY_FILE");
+    double timeout = 60;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if (!v) return usage();
+        if (!strcmp(a, "--url")) url = v;
+        else if (!strcmp(a, "--api-key-file")) key_file = v;
+        else if (!strcmp(a, "--timeout")) {
+            char *end;
+            timeout = strtod(v, &end);
+            if (*end || !(timeout >= 0 && timeout < 1e6)) return usage();
+        } else {
+            return usage();
+        }
+    }
+    if (i >= argc) return usage();
+    if (!url || !*url) url = "http://127.0.0.1:8000";
+    const char *cmd = argv[i++];
+    int nargs = argc - i;
+    char **args = argv + i;
+
+    attnc_error e = {0};
+    attnc_client *c = NULL;
+    if (attnc_client_new(url, &c, &e)) return fail(&e);
+    int rc = 0;
+    if (key_file && *key_file) {
+        char key[4096];
+        if (read_key(key_file, key, sizeof key)) rc = 2;
+        else if (attnc_client_set_api_key(c, key, &e)) rc = fail(&e);
+    }
+    attnc_client_set_timeout(c, (long)(timeout * 1000));
+    if (rc) {
+    } else if (!strcmp(cmd, "health") && nargs == 0) {
+        rc = cmd_health(c);
+    } else if (!strcmp(cmd, "models") && nargs == 0) {
+        rc = cmd_models(c);
+    } else if (!strcmp(cmd, "metadata") && nargs <= 1) {
+        rc = cmd_metadata(c, nargs ? args[0] : NULL);
+    } else if (!strcmp(cmd, "infer")) {
+        rc = cmd_infer(c, nargs, args);
+    } else if (!strcmp(cmd, "load") && nargs == 2) {
+        if (attnc_load_dir(c, args[0], args[1], &e)) rc = fail(&e);
+    } else if (!strcmp(cmd, "unload") && nargs == 1) {
+        if (attnc_unload(c, args[0], &e)) rc = fail(&e);
+    } else {
+        rc = usage();
+    }
+    attnc_client_free(c);
+    return rc;
+}

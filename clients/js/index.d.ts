@@ -1,0 +1,222 @@
+// Type declarations of the attnd client (index.js).
+
+export type Datatype =
+  | 'BOOL' | 'UINT8' | 'UINT16' | 'UINT32' | 'UINT64'
+  | 'INT8' | 'INT16' | 'INT32' | 'INT64' | 'FP32' | 'FP64';
+
+export type TypedArray =
+  | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
+  | Uint8Array | Uint8ClampedArray | Uint16Array | Uint32Array | BigUint64Array;
+
+/** Nested arrays of numbers or booleans, any depth. */
+export type NestedArray = ReadonlyArray<number | boolean | bigint | NestedArray>;
+
+/** What a tensor input may be given as. */
+export type TensorLike =
+  | Tensor
+  | TypedArray
+  | NestedArray
+  | { data: TypedArray | NestedArray; shape?: readonly number[]; datatype?: Datatype };
+
+export interface ErrorOptions {
+  status?: number | null;
+  body?: Uint8Array | null;
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+/** Base class of every error the client throws. */
+export class AttndError extends Error {
+  constructor(message: string, options?: ErrorOptions);
+  /** HTTP status, or null when no answer arrived. */
+  status: number | null;
+  /** Raw response body. */
+  body: Uint8Array | null;
+  /** Response headers, lower-case names. */
+  headers: Record<string, string>;
+}
+export class ConnectError extends AttndError {}
+export class RequestTimeoutError extends AttndError {}
+export class ProtocolError extends AttndError {}
+/** An error status; `message` is the server's {"error": ...} text. */
+export class HTTPError extends AttndError {
+  status: number;
+}
+export class BadRequestError extends HTTPError {}
+export class UnauthorizedError extends HTTPError {}
+export class ForbiddenError extends HTTPError {}
+export class ModelNotFoundError extends HTTPError {}
+export class PayloadTooLargeError extends HTTPError {}
+export class ServerError extends HTTPError {}
+export class ServiceUnavailableError extends ServerError {
+  /** The server's Retry-After in seconds, or null. */
+  readonly retryAfter: number | null;
+}
+export class GatewayTimeoutError extends ServerError {}
+
+export interface TensorOptions {
+  shape?: readonly number[];
+  datatype?: Datatype;
+  name?: string;
+}
+
+/** A row-major tensor; FP32 data is a Float32Array, BOOL a Uint8Array, INT64 a BigInt64Array. */
+export class Tensor<T extends TypedArray = TypedArray> {
+  constructor(data: TypedArray | NestedArray, options?: TensorOptions);
+  name: string | undefined;
+  shape: number[];
+  datatype: Datatype;
+  data: T;
+  /** The data as nested arrays of the tensor's shape (BOOL as booleans). */
+  toNested(): unknown;
+  /** Little-endian bytes of the data. */
+  bytes(): Uint8Array;
+}
+
+export interface ClientOptions {
+  /** Sent as `Authorization: Bearer <key>`. */
+  apiKey?: string | null;
+  /** Sent instead of apiKey on the repository endpoints; default apiKey. */
+  adminKey?: string | null;
+  /** Milliseconds per request; 0 or null: no timeout. Default 60000. */
+  timeout?: number | null;
+  /** Retries on 503/429 and connection failures. Default 3. */
+  retries?: number;
+  /** First backoff in ms (doubled per attempt, with jitter). Default 50. */
+  backoff?: number;
+  /** Longest wait (ms) before giving up on a retry. Default 10000. */
+  maxBackoff?: number;
+  /** Extra headers on every request. */
+  headers?: Record<string, string>;
+  /** A fetch implementation; default globalThis.fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  timeout?: number | null;
+  signal?: AbortSignal;
+}
+
+export interface RequestOptions extends CallOptions {
+  body?: Uint8Array | string;
+  headers?: Record<string, string>;
+  admin?: boolean;
+  retry?: boolean;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  bytes: Uint8Array;
+}
+
+export type Parameters = Record<string, unknown>;
+
+export interface InferOptions extends CallOptions {
+  parameters?: Parameters;
+  /** Binary tensor data extension both ways (default true). */
+  binary?: boolean;
+  /** Names of the outputs wanted (default all). */
+  outputs?: Iterable<string>;
+  /** Request id, echoed by the server. */
+  id?: string;
+}
+
+export interface InferResult {
+  outputs: Record<string, Tensor>;
+  modelName: string;
+  modelVersion?: string;
+  id?: string;
+  parameters: Parameters;
+}
+
+export interface AttentionOptions extends CallOptions {
+  attnMask?: TensorLike | null;
+  queryLengths?: TensorLike | null;
+  keyLengths?: TensorLike | null;
+  binary?: boolean;
+  /** The mechanism's config; its keys may also be given directly in these options. */
+  config?: Parameters;
+  [configKey: string]: unknown;
+}
+
+export interface Health {
+  live: boolean;
+  ready: boolean;
+}
+
+export interface MetadataTensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions?: string[];
+  platform: string;
+  inputs: MetadataTensor[];
+  outputs: MetadataTensor[];
+  [key: string]: unknown;
+}
+
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+  [key: string]: unknown;
+}
+
+export interface IndexEntry {
+  name: string;
+  version?: string;
+  state: string;
+  reason?: string;
+}
+
+export interface ModelConfig {
+  type: string;
+  config?: Parameters;
+}
+
+export class Client {
+  constructor(url?: string, options?: ClientOptions | string);
+  readonly url: string;
+  apiKey: string | null;
+  adminKey: string | null;
+  timeout: number | null;
+  retries: number;
+  backoff: number;
+  maxBackoff: number;
+  headers: Record<string, string>;
+
+  request(method: string, path: string, options?: RequestOptions): Promise<RawResponse>;
+  health(options?: CallOptions): Promise<Health>;
+  isReady(model?: string, options?: CallOptions): Promise<boolean>;
+  serverMetadata(options?: CallOptions): Promise<ServerMetadata>;
+  metadata(name: string, options?: CallOptions): Promise<ModelMetadata>;
+  models(options?: CallOptions & { ready?: boolean }): Promise<IndexEntry[]>;
+  infer(name: string, inputs: Record<string, TensorLike> | Tensor[], options?: InferOptions): Promise<InferResult>;
+  attention(
+    type: string,
+    queries: TensorLike,
+    keys: TensorLike,
+    values: TensorLike,
+    options?: AttentionOptions,
+  ): Promise<Tensor<Float32Array>>;
+  loadModel(
+    name: string,
+    config?: ModelConfig | string | null,
+    weights?: Uint8Array | ArrayBuffer | string | null,
+    options?: CallOptions & { binary?: boolean },
+  ): Promise<void>;
+  unloadModel(name: string, options?: CallOptions): Promise<void>;
+}
+
+/** Weights larger than this (bytes) are sent raw after the load request's JSON header. */
+export const BINARY_LOAD_THRESHOLD: number;
+
+/** JSON.parse that also reads the NaN / Infinity / -Infinity tokens attnd writes. */
+export function parseJSON(text: string): any;
+
+export default Client;

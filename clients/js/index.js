@@ -1,0 +1,695 @@
+// attnd client: attention served over the Open Inference Protocol (KServe v2 REST).
+// ESM, no dependencies; runs wherever fetch does (Node 18+, browsers, Deno, Bun).
+
+// ---- errors ----
+
+/** Base class of every error the client throws. */
+export class AttndError extends Error {
+  constructor(message, { status = null, body = null, headers = {}, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = new.target.name;
+    /** HTTP status, or null when no answer arrived. */
+    this.status = status;
+    /** The raw response body (Uint8Array) or null. */
+    this.body = body;
+    /** Response headers (lower-case names). */
+    this.headers = headers;
+  }
+}
+/** The server could not be reached. */
+export class ConnectError extends AttndError {}
+/** No answer within the timeout. */
+export class RequestTimeoutError extends AttndError {}
+/** The answer does not follow the protocol. */
+export class ProtocolError extends AttndError {}
+/** The server answered with an error status; `message` is its {"error": ...}. */
+export class HTTPError extends AttndError {}
+export class BadRequestError extends HTTPError {}
+export class UnauthorizedError extends HTTPError {}
+export class ForbiddenError extends HTTPError {}
+export class ModelNotFoundError extends HTTPError {}
+export class PayloadTooLargeError extends HTTPError {}
+export class ServerError extends HTTPError {}
+export class ServiceUnavailableError extends ServerError {
+  /** The server's Retry-After in seconds, or null. */
+  get retryAfter() {
+    return retryAfterSeconds(this.headers['retry-after']);
+  }
+}
+export class GatewayTimeoutError extends ServerError {}
+
+const BY_STATUS = {
+  400: BadRequestError,
+  401: UnauthorizedError,
+  403: ForbiddenError,
+  404: ModelNotFoundError,
+  413: PayloadTooLargeError,
+  503: ServiceUnavailableError,
+  504: GatewayTimeoutError,
+};
+
+function errorForStatus(status, message, body, headers) {
+  const Cls = BY_STATUS[status] || (status >= 500 ? ServerError : HTTPError);
+  return new Cls(message, { status, body, headers });
+}
+
+function retryAfterSeconds(value) {
+  if (value === undefined || value === null || value === '') return null;
+  const n = Number(value);
+  if (Number.isFinite(n)) return Math.max(0, n);
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? null : Math.max(0, (t - Date.now()) / 1000);
+}
+
+// ---- tensors ----
+
+const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+// datatype -> [typed array constructor, bytes per element]
+const DATATYPES = {
+  BOOL: [Uint8Array, 1],
+  UINT8: [Uint8Array, 1],
+  UINT16: [Uint16Array, 2],
+  UINT32: [Uint32Array, 4],
+  UINT64: [BigUint64Array, 8],
+  INT8: [Int8Array, 1],
+  INT16: [Int16Array, 2],
+  INT32: [Int32Array, 4],
+  INT64: [BigInt64Array, 8],
+  FP32: [Float32Array, 4],
+  FP64: [Float64Array, 8],
+};
+
+// Untyped arrays become FP32, BOOL when every element is a boolean, or the
+// datatype that attnd's well-known input names take.
+const NAME_HINTS = {
+  query_lengths: 'INT64',
+  key_lengths: 'INT64',
+  attn_mask: 'BOOL',
+  mask: 'BOOL',
+  input_mask: 'BOOL',
+};
+
+function typedDatatype(data, name) {
+  if (data instanceof Float32Array || data instanceof Float64Array) return 'FP32';
+  if (data instanceof Int32Array) return 'INT32';
+  if (data instanceof BigInt64Array) return 'INT64';
+  if (data instanceof BigUint64Array) return 'UINT64';
+  if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) {
+    return NAME_HINTS[name] === 'BOOL' ? 'BOOL' : 'UINT8';
+  }
+  if (data instanceof Int8Array) return 'INT8';
+  if (data instanceof Int16Array) return 'INT16';
+  if (data instanceof Uint16Array) return 'UINT16';
+  if (data instanceof Uint32Array) return 'UINT32';
+  return null;
+}
+
+function flatten(value) {
+  if (ArrayBuffer.isView(value)) return { flat: value, shape: [value.length] };
+  if (!Array.isArray(value)) return { flat: [value], shape: [] };
+  const shape = [];
+  let level = [value];
+  while (level.length && Array.isArray(level[0])) {
+    const n = level[0].length;
+    const next = [];
+    for (const item of level) {
+      if (!Array.isArray(item) || item.length !== n) throw new TypeError('ragged nested array: not a tensor');
+      for (const x of item) next.push(x);
+    }
+    shape.push(n);
+    level = next;
+  }
+  for (const x of level) if (Array.isArray(x)) throw new TypeError('ragged nested array: not a tensor');
+  return { flat: level, shape };
+}
+
+function numel(shape) {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function toTyped(datatype, flat) {
+  const [Ctor] = DATATYPES[datatype];
+  if (flat instanceof Ctor) return flat;
+  if (Ctor === BigInt64Array || Ctor === BigUint64Array) return Ctor.from(flat, (x) => BigInt(x));
+  if (datatype === 'BOOL') return Uint8Array.from(flat, (x) => (x ? 1 : 0));
+  return Ctor.from(flat, (x) => Number(x));
+}
+
+/** A tensor: `data` is a typed array (Float32Array for FP32, Uint8Array for
+ * BOOL, BigInt64Array for INT64, ...) in row-major order. */
+export class Tensor {
+  /**
+   * @param data typed array, array or nested arrays
+   * @param opts {shape, datatype, name}; shape defaults to the nesting (or [length])
+   */
+  constructor(data, { shape, datatype, name } = {}) {
+    const f = flatten(data);
+    if (shape === undefined) shape = f.shape;
+    shape = Array.from(shape, Number);
+    if (numel(shape) !== f.flat.length) {
+      throw new TypeError(`shape [${shape}] holds ${numel(shape)} elements, data has ${f.flat.length}`);
+    }
+    if (datatype === undefined) {
+      datatype = typedDatatype(f.flat, name);
+      if (datatype === null) {
+        if (f.flat.length && f.flat.every((x) => typeof x === 'boolean')) datatype = 'BOOL';
+        else datatype = NAME_HINTS[name] || 'FP32';
+      }
+    }
+    datatype = String(datatype).toUpperCase();
+    if (!DATATYPES[datatype]) throw new TypeError(`unsupported datatype ${datatype}`);
+    this.name = name;
+    this.shape = shape;
+    this.datatype = datatype;
+    this.data = toTyped(datatype, f.flat);
+  }
+
+  /** The data as nested arrays of the tensor's shape. */
+  toNested() {
+    let flat = Array.from(this.data, this.datatype === 'BOOL' ? (x) => x !== 0 : (x) => x);
+    if (this.shape.length === 0) return flat[0];
+    for (let i = this.shape.length - 1; i >= 1; i--) {
+      const d = this.shape[i];
+      const next = [];
+      for (let j = 0; j < flat.length; j += d) next.push(flat.slice(j, j + d));
+      flat = next;
+    }
+    return flat;
+  }
+
+  /** Little-endian bytes of the data. */
+  bytes() {
+    const d = this.data;
+    if (LITTLE || d.BYTES_PER_ELEMENT === 1) return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    const out = new Uint8Array(d.byteLength);
+    const dv = new DataView(out.buffer);
+    const size = d.BYTES_PER_ELEMENT;
+    for (let i = 0; i < d.length; i++) setLE(dv, i * size, this.datatype, d[i]);
+    return out;
+  }
+}
+
+function setLE(dv, off, datatype, v) {
+  switch (datatype) {
+    case 'UINT16': dv.setUint16(off, v, true); break;
+    case 'INT16': dv.setInt16(off, v, true); break;
+    case 'UINT32': dv.setUint32(off, v, true); break;
+    case 'INT32': dv.setInt32(off, v, true); break;
+    case 'UINT64': dv.setBigUint64(off, v, true); break;
+    case 'INT64': dv.setBigInt64(off, v, true); break;
+    case 'FP32': dv.setFloat32(off, v, true); break;
+    case 'FP64': dv.setFloat64(off, v, true); break;
+    default: throw new TypeError(datatype);
+  }
+}
+
+function getLE(dv, off, datatype) {
+  switch (datatype) {
+    case 'UINT16': return dv.getUint16(off, true);
+    case 'INT16': return dv.getInt16(off, true);
+    case 'UINT32': return dv.getUint32(off, true);
+    case 'INT32': return dv.getInt32(off, true);
+    case 'UINT64': return dv.getBigUint64(off, true);
+    case 'INT64': return dv.getBigInt64(off, true);
+    case 'FP32': return dv.getFloat32(off, true);
+    case 'FP64': return dv.getFloat64(off, true);
+    default: throw new TypeError(datatype);
+  }
+}
+
+function asTensor(name, value) {
+  if (value instanceof Tensor) {
+    return value.name === name ? value : Object.assign(Object.create(Tensor.prototype), value, { name });
+  }
+  if (value && typeof value === 'object' && !Array.isArray(value) && !ArrayBuffer.isView(value) && 'data' in value) {
+    return new Tensor(value.data, { shape: value.shape, datatype: value.datatype, name });
+  }
+  return new Tensor(value, { name });
+}
+
+function tensorFromBytes(name, datatype, shape, bytes) {
+  const spec = DATATYPES[datatype];
+  if (!spec) throw new ProtocolError(`output '${name}' has unsupported datatype ${datatype}`);
+  const [Ctor, size] = spec;
+  if (bytes.byteLength !== numel(shape) * size) {
+    throw new ProtocolError(`output '${name}': ${bytes.byteLength} bytes for shape [${shape}] ${datatype}`);
+  }
+  let data;
+  if (LITTLE || size === 1) {
+    // a copy: aligned, and independent of the response buffer
+    data = new Ctor(bytes.slice().buffer);
+  } else {
+    data = new Ctor(bytes.byteLength / size);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < data.length; i++) data[i] = getLE(dv, i * size, datatype);
+  }
+  const t = Object.create(Tensor.prototype);
+  return Object.assign(t, { name, shape, datatype, data });
+}
+
+function tensorFromJSON(name, datatype, shape, values) {
+  if (!DATATYPES[datatype]) throw new ProtocolError(`output '${name}' has unsupported datatype ${datatype}`);
+  const { flat } = flatten(values);
+  if (flat.length !== numel(shape)) {
+    throw new ProtocolError(`output '${name}': ${flat.length} elements for shape [${shape}]`);
+  }
+  const t = Object.create(Tensor.prototype);
+  return Object.assign(t, { name, shape, datatype, data: toTyped(datatype, flat) });
+}
+
+// JSON numbers of a tensor; NaN and infinities as the tokens the server reads.
+function jsonNumber(x) {
+  if (typeof x === 'bigint') return x.toString();
+  if (typeof x === 'boolean') return x ? 'true' : 'false';
+  if (Number.isFinite(x)) return Object.is(x, -0) ? '-0.0' : String(x);
+  if (Number.isNaN(x)) return 'NaN';
+  return x > 0 ? 'Infinity' : '-Infinity';
+}
+
+function jsonData(t) {
+  const parts = new Array(t.data.length);
+  if (t.datatype === 'BOOL') for (let i = 0; i < parts.length; i++) parts[i] = t.data[i] ? 'true' : 'false';
+  else for (let i = 0; i < parts.length; i++) parts[i] = jsonNumber(t.data[i]);
+  return `[${parts.join(',')}]`;
+}
+
+// JSON.parse, also accepting the bare NaN / Infinity / -Infinity tokens the
+// server writes for non-finite floats (they become strings, which Number() reads).
+export function parseJSON(text) {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    if (!/NaN|Infinity/.test(text)) throw e;
+  }
+  let out = '';
+  let i = 0;
+  let start = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      i++;
+      while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+      i++;
+      continue;
+    }
+    const m = /^(-?Infinity|NaN)/.exec(text.slice(i, i + 9));
+    if (m) {
+      out += text.slice(start, i) + `"${m[1]}"`;
+      i += m[1].length;
+      start = i;
+      continue;
+    }
+    i++;
+  }
+  return JSON.parse(out + text.slice(start));
+}
+
+// ---- base64 (Node's Buffer when present, btoa otherwise) ----
+
+function base64(bytes) {
+  if (typeof globalThis.Buffer === 'function') {
+    return globalThis.Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  }
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function toBytes(x) {
+  if (x instanceof Uint8Array) return x;
+  if (x instanceof ArrayBuffer) return new Uint8Array(x);
+  if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  throw new TypeError('expected bytes (Uint8Array, ArrayBuffer or a typed array)');
+}
+
+async function readFileNode(path) {
+  const fs = await import('node:fs/promises');
+  return new Uint8Array(await fs.readFile(path));
+}
+
+// ---- the client ----
+
+// Weights larger than this go as raw bytes after the load request's JSON header.
+export const BINARY_LOAD_THRESHOLD = 1 << 20;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function quote(name) {
+  if (typeof name !== 'string' || name === '') throw new TypeError('a model name is a non-empty string');
+  return encodeURIComponent(name);
+}
+
+function errorMessage(status, bytes) {
+  const text = dec.decode(bytes);
+  try {
+    const doc = JSON.parse(text);
+    if (doc && typeof doc.error === 'string') return doc.error;
+  } catch {
+    // not JSON
+  }
+  return text.trim() || `HTTP ${status}`;
+}
+
+function headerObject(headers) {
+  const out = {};
+  headers.forEach((v, k) => {
+    out[k.toLowerCase()] = v;
+  });
+  return out;
+}
+
+/**
+ * A client of one attnd server.
+ *
+ * Options: apiKey (sent as `Authorization: Bearer <key>`), adminKey (default
+ * apiKey; sent on the repository endpoints instead), timeout (ms per request,
+ * default 60000; 0 or null: none), retries (default 3) with backoff (ms,
+ * default 50, doubled each attempt, with jitter, or the server's Retry-After
+ * when longer) on 503/429 and on connection failures; a wait longer than
+ * maxBackoff (ms, default 10000) is not made. fetch: a fetch implementation
+ * (default globalThis.fetch). headers: extra headers on every request.
+ */
+export class Client {
+  constructor(url = 'http://127.0.0.1:8000', options = {}) {
+    if (typeof options === 'string') options = { apiKey: options };
+    this.url = String(url).replace(/\/+$/, '');
+    if (!/^https?:\/\//.test(this.url)) this.url = 'http://' + this.url;
+    this.apiKey = options.apiKey ?? null;
+    this.adminKey = options.adminKey ?? this.apiKey;
+    this.timeout = options.timeout === undefined ? 60000 : options.timeout;
+    this.retries = Math.max(0, options.retries ?? 3);
+    this.backoff = options.backoff ?? 50;
+    this.maxBackoff = options.maxBackoff ?? 10000;
+    this.headers = { ...(options.headers || {}) };
+    this.fetch = options.fetch || globalThis.fetch;
+    if (typeof this.fetch !== 'function') throw new TypeError('no fetch: pass options.fetch (Node 18+ has one)');
+  }
+
+  _delay(attempt, retryAfter) {
+    let ms = this.backoff * 2 ** attempt * (0.5 + Math.random() / 2);
+    if (retryAfter !== null) ms = Math.max(ms, retryAfter * 1000);
+    return ms;
+  }
+
+  async _once(method, path, body, headers, timeout, signal) {
+    const ctl = new AbortController();
+    let timedOut = false;
+    const timer = timeout ? setTimeout(() => { timedOut = true; ctl.abort(); }, timeout) : null;
+    const onAbort = () => ctl.abort();
+    if (signal) {
+      if (signal.aborted) ctl.abort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    try {
+      const res = await this.fetch(this.url + path, { method, body, headers, signal: ctl.signal });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      return { status: res.status, headers: headerObject(res.headers), bytes };
+    } catch (e) {
+      if (timedOut) {
+        throw new RequestTimeoutError(`no answer from ${this.url} within ${timeout} ms (${method} ${path})`, { cause: e });
+      }
+      if (signal && signal.aborted) throw e;
+      throw new ConnectError(`cannot reach ${this.url}: ${e.cause?.message || e.message}`, { cause: e });
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (signal) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Sends one request with retries; resolves {status, headers, bytes} of a
+   * non-error answer, or rejects with the AttndError subclass of the status.
+   */
+  async request(method, path, { body, headers, timeout, admin = false, retry = true, signal } = {}) {
+    const h = { ...this.headers, ...(headers || {}) };
+    const key = admin ? this.adminKey : this.apiKey;
+    if (key) h.authorization = `Bearer ${key}`;
+    const t = timeout === undefined ? this.timeout : timeout;
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      try {
+        res = await this._once(method, path, body, h, t, signal);
+      } catch (e) {
+        if (e instanceof ConnectError && retry && attempt < this.retries) {
+          const ms = this._delay(attempt, null);
+          if (ms <= this.maxBackoff) {
+            await sleep(ms);
+            continue;
+          }
+        }
+        throw e;
+      }
+      if ((res.status === 503 || res.status === 429) && retry && attempt < this.retries) {
+        const ms = this._delay(attempt, retryAfterSeconds(res.headers['retry-after']));
+        if (ms <= this.maxBackoff) {
+          await sleep(ms);
+          continue;
+        }
+      }
+      if (res.status >= 400) throw errorForStatus(res.status, errorMessage(res.status, res.bytes), res.bytes, res.headers);
+      return res;
+    }
+  }
+
+  async _getJSON(path, opts) {
+    const res = await this.request('GET', path, opts);
+    return this._json(res.bytes, `GET ${path}`);
+  }
+
+  async _postJSON(path, doc, opts = {}) {
+    const res = await this.request('POST', path, {
+      ...opts, body: JSON.stringify(doc), headers: { 'content-type': 'application/json' },
+    });
+    return res.bytes.length ? this._json(res.bytes, `POST ${path}`) : null;
+  }
+
+  _json(bytes, what) {
+    try {
+      return parseJSON(dec.decode(bytes));
+    } catch (e) {
+      throw new ProtocolError(`${what}: the server's answer is not JSON (${e.message})`, { cause: e });
+    }
+  }
+
+  async _statusOK(path, opts) {
+    try {
+      await this.request('GET', path, { ...opts, retry: false });
+      return true;
+    } catch (e) {
+      if (e instanceof HTTPError && e.status !== 401 && e.status !== 403) return false;
+      throw e;
+    }
+  }
+
+  /** {live, ready} from /v2/health/live and /v2/health/ready. */
+  async health(opts = {}) {
+    const [live, ready] = await Promise.all([
+      this._statusOK('/v2/health/live', opts), this._statusOK('/v2/health/ready', opts)]);
+    return { live, ready };
+  }
+
+  /** The server (or one model) is ready. */
+  async isReady(model, opts = {}) {
+    return this._statusOK(model === undefined ? '/v2/health/ready' : `/v2/models/${quote(model)}/ready`, opts);
+  }
+
+  /** GET /v2: name, version, extensions, limits. */
+  async serverMetadata(opts = {}) {
+    return this._getJSON('/v2', opts);
+  }
+
+  /** GET /v2/models/{name}: platform, versions, inputs, outputs. */
+  async metadata(name, opts = {}) {
+    return this._getJSON(`/v2/models/${quote(name)}`, opts);
+  }
+
+  /** The repository index: [{name, version?, state, reason?}, ...]. */
+  async models({ ready, ...opts } = {}) {
+    const out = await this._postJSON('/v2/repository/index', ready === undefined ? {} : { ready: !!ready }, { ...opts, admin: true });
+    if (!Array.isArray(out)) throw new ProtocolError('repository index: expected a JSON array');
+    return out;
+  }
+
+  /**
+   * POST /v2/models/{name}/infer. `inputs`: an object of name -> Tensor,
+   * {data, shape, datatype?}, typed array or nested arrays (or an array of
+   * named Tensors). Options: parameters, binary (default true: the binary
+   * tensor data extension both ways), outputs (names), id, timeout, signal.
+   * Resolves {outputs: {name: Tensor}, modelName, modelVersion, id, parameters}.
+   */
+  async infer(name, inputs, { parameters, binary = true, outputs, id, timeout, signal } = {}) {
+    const tensors = Array.isArray(inputs)
+      ? inputs.map((t) => {
+        if (!(t instanceof Tensor) || !t.name) throw new TypeError('inputs: an object of name -> value, or named Tensors');
+        return t;
+      })
+      : Object.entries(inputs).map(([k, v]) => asTensor(k, v));
+    const params = { ...(parameters || {}) };
+    if (binary) params.binary_data_output = true;
+    const parts = [];
+    if (id !== undefined) parts.push(`"id":${JSON.stringify(String(id))}`);
+    if (Object.keys(params).length) parts.push(`"parameters":${JSON.stringify(params)}`);
+    const raws = [];
+    const ins = tensors.map((t) => {
+      const head = `"name":${JSON.stringify(t.name)},"shape":${JSON.stringify(t.shape)},"datatype":"${t.datatype}"`;
+      if (!binary) return `{${head},"data":${jsonData(t)}}`;
+      const raw = t.bytes();
+      raws.push(raw);
+      return `{${head},"parameters":{"binary_data_size":${raw.byteLength}}}`;
+    });
+    parts.push(`"inputs":[${ins.join(',')}]`);
+    if (outputs !== undefined) {
+      parts.push(`"outputs":${JSON.stringify(Array.from(outputs, (o) => ({ name: o, parameters: { binary_data: !!binary } })))}`);
+    }
+    const header = enc.encode(`{${parts.join(',')}}`);
+    let body;
+    let headers;
+    if (binary) {
+      const total = raws.reduce((n, r) => n + r.byteLength, header.byteLength);
+      body = new Uint8Array(total);
+      body.set(header, 0);
+      let off = header.byteLength;
+      for (const r of raws) {
+        body.set(r, off);
+        off += r.byteLength;
+      }
+      headers = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) };
+    } else {
+      body = header;
+      headers = { 'content-type': 'application/json' };
+    }
+    const res = await this.request('POST', `/v2/models/${quote(name)}/infer`, { body, headers, timeout, signal });
+    return this._decode(res);
+  }
+
+  _decode(res) {
+    const bytes = res.bytes;
+    const hlen = res.headers['inference-header-content-length'];
+    let header;
+    let tail = new Uint8Array(0);
+    if (hlen !== undefined) {
+      const n = Number(hlen);
+      if (!Number.isInteger(n) || n < 0 || n > bytes.length) {
+        throw new ProtocolError(`bad Inference-Header-Content-Length ${hlen} for a body of ${bytes.length} bytes`);
+      }
+      header = this._json(bytes.subarray(0, n), 'inference response');
+      tail = bytes.subarray(n);
+    } else {
+      header = this._json(bytes, 'inference response');
+    }
+    if (!header || !Array.isArray(header.outputs)) throw new ProtocolError('inference response without outputs');
+    const outs = {};
+    let off = 0;
+    for (const o of header.outputs) {
+      const p = o.parameters || {};
+      const shape = Array.from(o.shape || [], Number);
+      if (p.binary_data_size !== undefined) {
+        const size = Number(p.binary_data_size);
+        if (!Number.isInteger(size) || size < 0 || off + size > tail.length) {
+          throw new ProtocolError(`output '${o.name}': binary_data_size ${p.binary_data_size} beyond the body`);
+        }
+        outs[o.name] = tensorFromBytes(o.name, o.datatype, shape, tail.subarray(off, off + size));
+        off += size;
+      } else {
+        outs[o.name] = tensorFromJSON(o.name, o.datatype, shape, o.data ?? []);
+      }
+    }
+    if (off !== tail.length) throw new ProtocolError(`inference response: ${tail.length - off} binary bytes left over`);
+    return {
+      outputs: outs,
+      modelName: header.model_name,
+      modelVersion: header.model_version,
+      id: header.id,
+      parameters: header.parameters || {},
+    };
+  }
+
+  /**
+   * Runs the built-in model of a mechanism type ('full', 'linear', 'local', ...)
+   * on queries (N,L,H,E), keys (N,S,H,E), values (N,S,H,D). Options: attnMask,
+   * queryLengths, keyLengths, binary, timeout, signal, and config: the
+   * mechanism's config (the reference constructor's keyword arguments), sent
+   * as the request's parameters. Resolves the output Tensor (N,L,H,D).
+   */
+  async attention(type, queries, keys, values, { attnMask, queryLengths, keyLengths, binary, timeout, signal, config, ...rest } = {}) {
+    const inputs = { queries, keys, values };
+    if (attnMask !== undefined && attnMask !== null) inputs.attn_mask = attnMask;
+    if (queryLengths !== undefined && queryLengths !== null) inputs.query_lengths = queryLengths;
+    if (keyLengths !== undefined && keyLengths !== null) inputs.key_lengths = keyLengths;
+    const res = await this.infer(type, inputs, { parameters: { ...(config || {}), ...rest }, binary, timeout, signal });
+    const names = Object.keys(res.outputs);
+    if (res.outputs.output) return res.outputs.output;
+    if (names.length === 1) return res.outputs[names[0]];
+    throw new ProtocolError(`attention: no output named 'output' in [${names}]`);
+  }
+
+  /**
+   * Loads (or atomically replaces) model `name`. `config`: {type, config}
+   * (config.json's content), its JSON text, or (Node) the path of a model
+   * folder or of a config.json. `weights`: the weights.safetensors bytes
+   * (Uint8Array, ArrayBuffer) or (Node) its path. Without config the server
+   * loads <repository>/<name>/. Sent as Triton does: parameters.config (JSON
+   * text) and parameters["file:weights.safetensors"] (base64), or with
+   * opts.binary (default: weights over 1 MiB) as raw bytes after the JSON
+   * header (Inference-Header-Content-Length).
+   */
+  async loadModel(name, config, weights, opts = {}) {
+    let configText;
+    if (config !== undefined && config !== null) {
+      if (typeof config === 'object') configText = JSON.stringify(config);
+      else if (/^\s*\{/.test(config)) configText = String(config);
+      else {
+        const fs = await import('node:fs/promises');
+        const path = await import('node:path');
+        let file = String(config);
+        if ((await fs.stat(file)).isDirectory()) {
+          const w = path.join(file, 'weights.safetensors');
+          if (weights === undefined || weights === null) {
+            try {
+              await fs.access(w);
+              weights = w;
+            } catch {
+              // parameter-free type: no weights
+            }
+          }
+          file = path.join(file, 'config.json');
+        }
+        configText = await fs.readFile(file, 'utf8');
+      }
+    }
+    const params = {};
+    if (configText !== undefined) params.config = configText;
+    const path = `/v2/repository/models/${quote(name)}/load`;
+    const { binary, ...rest } = opts;
+    if (weights !== undefined && weights !== null) {
+      const bytes = typeof weights === 'string' ? await readFileNode(weights) : toBytes(weights);
+      if (binary || (binary === undefined && bytes.byteLength > BINARY_LOAD_THRESHOLD)) {
+        const head = enc.encode(JSON.stringify({ parameters: params }));
+        const body = new Uint8Array(head.byteLength + bytes.byteLength);
+        body.set(head, 0);
+        body.set(bytes, head.byteLength);
+        await this.request('POST', path, {
+          ...rest,
+          body,
+          admin: true,
+          headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.byteLength) },
+        });
+        return;
+      }
+      params['file:weights.safetensors'] = base64(bytes);
+    }
+    await this._postJSON(path, Object.keys(params).length ? { parameters: params } : {}, { ...rest, admin: true });
+  }
+
+  /** Unloads model `name`. */
+  async unloadModel(name, opts = {}) {
+    await this._postJSON(`/v2/repository/models/${quote(name)}/unload`, {}, { ...opts, admin: true });
+  }
+}
+
+export default Client;

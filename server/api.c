@@ -1,0 +1,268 @@
+/*
+ * api.c — the route table and the small endpoints: health, server and
+ * model metadata, model config, and /metrics.
+ *
+ * Routes:
+ *   GET  /v2/health/live | /v2/health/ready          status code only
+ *   GET  /v2                                         server metadata and limits
+ *   GET  /v2/models/{m}[/versions/1]                 model metadata
+ *   GET  /v2/models/{m}[/versions/1]/ready           status code only
+ *   GET  /v2/models/{m}[/versions/1]/config          {type, config}
+ *   POST /v2/models/{m}[/versions/1]/infer
+ *   POST /v2/repository/index
+ *   POST /v2/repository/models/{m}/load | /unload
+ *   GET  /metrics
+ */
+#include "api.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "metrics.h"
+#include "repo.h"
+
+#define MAX_SEGS 8
+
+typedef struct seg {
+    const char *p;
+    size_t n;
+} seg;
+
+static int seg_is(const seg *s, const char *w) { return s->n == strlen(w) && memcmp(s->p, w, s->n) == 0; }
+
+static int split(const char *path, seg *segs) {
+    int n = 0;
+    const char *p = path;
+    if (*p != '/') return -1;
+    while (*p) {
+        p++; /* past '/' */
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0) {
+            if (!e) break; /* one trailing slash is fine */
+            return -1;
+        }
+        if (n == MAX_SEGS) return -1;
+        segs[n++] = (seg){p, len};
+        p += len;
+    }
+    return n;
+}
+
+static int is_get(const char *m) { return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0; }
+
+int svc_api_match(const char *method, const char *path, svc_route *rt, svc_reply *rep) {
+    seg s[MAX_SEGS];
+    memset(rt, 0, sizeof *rt);
+    int n = split(path, s);
+    int want_post = 0;
+    if (n == 1 && seg_is(&s[0], "metrics")) {
+        rt->handler = svc_api_metrics;
+    } else if (n >= 1 && seg_is(&s[0], "v2")) {
+        if (n == 1) {
+            rt->handler = svc_api_server_meta;
+            rt->auth = SVC_AUTH_API;
+        } else if (n == 3 && seg_is(&s[1], "health") && seg_is(&s[2], "live")) {
+            rt->handler = svc_api_live;
+        } else if (n == 3 && seg_is(&s[1], "health") && seg_is(&s[2], "ready")) {
+            rt->handler = svc_api_ready;
+        } else if (n >= 3 && seg_is(&s[1], "models")) {
+            if (!svc_valid_model_name(s[2].p, s[2].n)) goto notfound;
+            memcpy(rt->model, s[2].p, s[2].n);
+            int k = 3;
+            if (n >= 5 && seg_is(&s[3], "versions")) {
+                if (!seg_is(&s[4], "1")) {
+                    svc_reply_error(rep, 404, "model '%s' has no version '%.*s' (only 1)", rt->model,
+                                    (int)(s[4].n > 32 ? 32 : s[4].n), s[4].p);
+                    return 404;
+                }
+                k = 5;
+            }
+            rt->auth = SVC_AUTH_API;
+            if (n == k) rt->handler = svc_api_model_meta;
+            else if (n == k + 1 && seg_is(&s[k], "ready")) rt->handler = svc_api_model_ready, rt->auth = SVC_AUTH_NONE;
+            else if (n == k + 1 && seg_is(&s[k], "config")) rt->handler = svc_api_model_config;
+            else if (n == k + 1 && seg_is(&s[k], "infer")) rt->handler = svc_api_infer, want_post = 1;
+            else goto notfound;
+        } else if (n >= 3 && seg_is(&s[1], "repository")) {
+            rt->auth = SVC_AUTH_ADMIN;
+            want_post = 1;
+            if (n == 3 && seg_is(&s[2], "index")) {
+                rt->handler = svc_api_repo_index;
+            } else if (n == 5 && seg_is(&s[2], "models") &&
+                       (seg_is(&s[4], "load") || seg_is(&s[4], "unload"))) {
+                if (!svc_valid_model_name(s[3].p, s[3].n)) {
+                    svc_reply_error(rep, 400, "model names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+                    return 400;
+                }
+                memcpy(rt->model, s[3].p, s[3].n);
+                rt->handler = seg_is(&s[4], "load") ? svc_api_repo_load : svc_api_repo_unload;
+            } else {
+                goto notfound;
+            }
+        } else {
+            goto notfound;
+        }
+    } else {
+        goto notfound;
+    }
+    if (want_post ? strcmp(method, "POST") != 0 : !is_get(method)) {
+        svc_reply_error(rep, 405, "%s is not allowed here (use %s)", method, want_post ? "POST" : "GET");
+        return 405;
+    }
+    return 0;
+notfound:
+    svc_reply_error(rep, 404, "no such endpoint");
+    return 404;
+}
+
+/* ---- health ---- */
+
+void svc_api_live(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_reply_empty(&rep, 200);
+    svc_req_reply(r, &rep);
+}
+
+void svc_api_ready(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_reply_empty(&rep, atomic_load(&svc_ready) && !atomic_load(&svc_draining) ? 200 : 400);
+    svc_req_reply(r, &rep);
+}
+
+void svc_api_model_ready(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_model *m = svc_repo_get(svc_req_model(r));
+    svc_reply_empty(&rep, m && (m->m || m->builtin) && !atomic_load(&svc_draining) ? 200 : 400);
+    svc_model_unref(m);
+    svc_req_reply(r, &rep);
+}
+
+/* ---- metadata ---- */
+
+void svc_api_server_meta(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:[s,s,s,s], s:{s:I, s:I, s:i, s:I, s:i, s:f, s:i, s:i, s:i, s:i, s:b}}",
+        "name", SVC_NAME, "version", ATTN_VERSION, "extensions", "binary_tensor_data",
+        "model_repository", "parameters", "model_configuration", "limits", "max_body_bytes",
+        (json_int_t)svc_cfg.max_body, "max_tensor_elements", (json_int_t)svc_cfg.max_elements,
+        "max_rank", svc_cfg.max_rank, "max_dim", (json_int_t)svc_cfg.max_dim, "max_queue",
+        svc_cfg.max_queue, "request_timeout_s", svc_cfg.timeout_s, "threads", svc_cfg.threads,
+        "threads_per_request", svc_cfg.call_threads, "http_threads", svc_cfg.http_threads,
+        "max_json_depth", svc_cfg.max_json_depth, "allow_nonfinite", svc_cfg.allow_nonfinite);
+    svc_reply_json(&rep, 200, o);
+    svc_req_reply(r, &rep);
+}
+
+static json_t *io_json(const attn_io_spec *s) {
+    json_t *shape = json_array();
+    for (int d = 0; d < s->rank; d++) json_array_append_new(shape, json_integer(s->shape[d]));
+    return json_pack("{s:s, s:s, s:o, s:s, s:b}", "name", s->name, "datatype",
+                     svc_datatype_name(s->dtype), "shape", shape, "dims", s->dims, "optional",
+                     !s->required);
+}
+
+static const char *param_type(attn_param_type t) {
+    switch (t) {
+    case ATTN_P_INT: return "int";
+    case ATTN_P_FLOAT: return "float";
+    case ATTN_P_BOOL: return "bool";
+    case ATTN_P_STRING: return "string";
+    case ATTN_P_INT_LIST: return "int_list";
+    case ATTN_P_OBJECT: return "object";
+    }
+    return "?";
+}
+
+/* The config keys of a mechanism, from its param table. */
+static json_t *params_json(const attn_mech_info *info) {
+    json_t *a = json_array();
+    for (const attn_param *p = info->params; p && p->key; p++) {
+        json_t *o = json_pack("{s:s, s:s}", "name", p->key, "type", param_type(p->type));
+        json_t *def = p->def ? json_loads(p->def, JSON_DECODE_ANY, NULL) : NULL;
+        json_object_set_new(o, "default", def ? def : json_null());
+        json_object_set_new(o, "required", json_boolean(p->def == NULL));
+        if ((p->type == ATTN_P_INT || p->type == ATTN_P_FLOAT || p->type == ATTN_P_INT_LIST) &&
+            (p->min != 0 || p->max != 0)) { /* both 0: unbounded */
+            json_object_set_new(o, "min", json_real(p->min));
+            json_object_set_new(o, "max", json_real(p->max));
+        }
+        if (p->choices) json_object_set_new(o, "choices", json_string(p->choices));
+        if (p->doc) json_object_set_new(o, "doc", json_string(p->doc));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+void svc_api_model_meta(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_model *m = svc_repo_get(svc_req_model(r));
+    if (!m) {
+        svc_reply_error(&rep, 404, "unknown model '%s'", svc_req_model(r));
+        svc_req_reply(r, &rep);
+        return;
+    }
+    json_t *o = json_pack("{s:s, s:[s], s:s, s:s, s:s, s:b}", "name", svc_req_model(r), "versions",
+                          "1", "platform", SVC_NAME, "type", m->mech->name, "reference",
+                          m->mech->reference ? m->mech->reference : "", "builtin", m->builtin);
+    json_t *inputs = json_array(), *outputs = json_array();
+    if (m->m) {
+        for (size_t i = 0; i < attn_model_num_inputs(m->m); i++)
+            json_array_append_new(inputs, io_json(attn_model_input(m->m, i)));
+        json_array_append_new(outputs, io_json(attn_model_output(m->m)));
+        json_t *cfg = json_loads(attn_model_config_json(m->m), 0, NULL);
+        json_object_set_new(o, "config", cfg ? cfg : json_null());
+    } else {
+        json_object_set_new(o, "config", json_null());
+        json_object_set_new(o, "note", json_sprintf("the defaults are incomplete (%s): pass the "
+                                                    "config in the request's parameters",
+                                                    m->default_err));
+    }
+    json_object_set_new(o, "inputs", inputs);
+    json_object_set_new(o, "outputs", outputs);
+    json_object_set_new(o, "allow_nonfinite", json_boolean(m->allow_nonfinite || svc_cfg.allow_nonfinite));
+    if (m->builtin) json_object_set_new(o, "parameters", params_json(m->mech));
+    svc_model_unref(m);
+    svc_reply_json(&rep, 200, o);
+    svc_req_reply(r, &rep);
+}
+
+void svc_api_model_config(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_model *m = svc_repo_get(svc_req_model(r));
+    if (!m) {
+        svc_reply_error(&rep, 404, "unknown model '%s'", svc_req_model(r));
+        svc_req_reply(r, &rep);
+        return;
+    }
+    json_t *cfg = m->m ? json_loads(attn_model_config_json(m->m), 0, NULL) : NULL;
+    json_t *o = json_pack("{s:s, s:s, s:o, s:b}", "name", svc_req_model(r), "type", m->mech->name,
+                          "config", cfg ? cfg : json_null(), "allow_nonfinite", m->allow_nonfinite);
+    svc_model_unref(m);
+    svc_reply_json(&rep, 200, o);
+    svc_req_reply(r, &rep);
+}
+
+void svc_api_metrics(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_buf b = {0};
+    svc_metrics_render(&b);
+    rep.body = svc_buf_take(&b, &rep.len);
+    if (!rep.body) {
+        svc_reply_error(&rep, 503, "out of memory");
+    } else {
+        rep.status = 200;
+        rep.ctype = "text/plain; version=0.0.4; charset=utf-8";
+    }
+    svc_req_reply(r, &rep);
+}

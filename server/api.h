@@ -1,0 +1,42 @@
+/*
+ * api.h — routes and handlers of the Open Inference Protocol endpoints.
+ */
+#ifndef SVC_API_H
+#define SVC_API_H
+
+#include "http.h"
+
+typedef enum { SVC_AUTH_NONE, SVC_AUTH_API, SVC_AUTH_ADMIN } svc_auth_class;
+
+typedef void (*svc_handler)(svc_req *r);
+
+typedef struct svc_route {
+    svc_handler handler;
+    svc_auth_class auth;
+    char model[SVC_MODEL_NAME_MAX + 1]; /* from /v2/models/{name} or .../repository/models/{name} */
+} svc_route;
+
+/* Matches method and path.  0: *route filled; else an HTTP status (404,
+ * 405) with the reply filled in. */
+int svc_api_match(const char *method, const char *path, svc_route *route, svc_reply *rep);
+
+/* Handlers (api.c, api_infer.c, api_repo.c). */
+void svc_api_live(svc_req *r);
+void svc_api_ready(svc_req *r);
+void svc_api_server_meta(svc_req *r);
+void svc_api_metrics(svc_req *r);
+void svc_api_model_meta(svc_req *r);
+void svc_api_model_ready(svc_req *r);
+void svc_api_model_config(svc_req *r);
+void svc_api_infer(svc_req *r);
+void svc_api_repo_index(svc_req *r);
+void svc_api_repo_load(svc_req *r);
+void svc_api_repo_unload(svc_req *r);
+
+/* auth.c */
+int svc_auth_init(void);                          /* reads the key files; -1 on error */
+void svc_auth_shutdown(void);
+/* 1 when the Authorization header grants the class. */
+int svc_auth_check(svc_auth_class cls, const char *authorization);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * api_infer.c — POST /v2/models/{name}/infer.
+ *
+ * On the HTTP thread: parse the request, check it against the model's
+ * declared inputs (names, datatypes, ranks, fixed dimensions), decode every
+ * tensor, and for a built-in model build the per-request model from the
+ * request's parameters.  On a pool thread: run the model and encode the
+ * response.  The request body is released before the job is queued.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "codec.h"
+#include "metrics.h"
+#include "repo.h"
+#include "sched.h"
+
+typedef struct infer_job {
+    svc_job base; /* first: the scheduler hands back a svc_job * */
+    svc_model *model;
+    attn_model *own;            /* a built-in's per-request model, or NULL */
+    const attn_model *am;       /* the model that runs */
+    attn_tensor_set *inputs;
+    char name[SVC_MODEL_NAME_MAX + 1];
+    char out_name[sizeof ((attn_io_spec *)0)->name];
+    char *id;
+    int binary;
+    uint64_t t0, input_us, infer_us, output_us;
+    int ran;
+} infer_job;
+
+/* Parameters the protocol reserves: never part of a model's config. */
+static int reserved_param(const char *k) {
+    static const char *const names[] = {"binary_data_output", "timeout", "priority", "sequence_id",
+                                        "sequence_start", "sequence_end", "headers", NULL};
+    for (const char *const *n = names; *n; n++)
+        if (strcmp(*n, k) == 0) return 1;
+    return strncmp(k, "triton_", 7) == 0 || strncmp(k, "attnd_", 6) == 0;
+}
+
+/* The config a request gives a built-in model: parameters.config (an object,
+ * or a JSON string of one), or else the non-reserved parameters.  *cfg is a
+ * new reference, NULL when the request gives none. */
+static int request_config(json_t *params, json_t **cfg, char *err, size_t errcap) {
+    *cfg = NULL;
+    if (!params) return 0;
+    json_t *c = json_object_get(params, "config");
+    const char *k;
+    json_t *v;
+    if (c) {
+        json_object_foreach(params, k, v) {
+            if (strcmp(k, "config") && !reserved_param(k)) {
+                snprintf(err, errcap, "parameter '%s': give the config either as parameters.config or as separate parameters", k);
+                return -1;
+            }
+        }
+        if (json_is_string(c)) {
+            json_error_t je;
+            *cfg = json_loads(json_string_value(c), JSON_REJECT_DUPLICATES, &je);
+            if (!*cfg) {
+                snprintf(err, errcap, "parameters.config: %s", je.text);
+                return -1;
+            }
+        } else {
+            *cfg = json_incref(c);
+        }
+        if (!json_is_object(*cfg)) {
+            json_decref(*cfg);
+            *cfg = NULL;
+            snprintf(err, errcap, "parameters.config must be an object or a JSON string of one");
+            return -1;
+        }
+        return 0;
+    }
+    json_object_foreach(params, k, v) {
+        if (reserved_param(k)) continue;
+        if (!*cfg) *cfg = json_object();
+        json_object_set(*cfg, k, v);
+    }
+    return 0;
+}
+
+static const attn_io_spec *find_input(const attn_model *m, const char *name) {
+    for (size_t i = 0; i < attn_model_num_inputs(m); i++)
+        if (strcmp(attn_model_input(m, i)->name, name) == 0) return attn_model_input(m, i);
+    return NULL;
+}
+
+static void input_names(const attn_model *m, char *out, size_t cap) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < attn_model_num_inputs(m) && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", attn_model_input(m, i)->name);
+}
+
+/* Names, datatypes, ranks and fixed dims against the model's declaration. */
+static int check_inputs(const attn_model *m, const char *model, const svc_wire *w, char *err, size_t errcap) {
+    char sb[160], names[256];
+    for (size_t i = 0; i < w->n_in; i++) {
+        const svc_wire_input *in = &w->in[i];
+        const attn_io_spec *s = find_input(m, in->name);
+        if (!s) {
+            input_names(m, names, sizeof names);
+            snprintf(err, errcap, "model '%s' has no input '%s' (inputs: %s)", model, in->name, names);
+            return 400;
+        }
+        if (in->dtype != s->dtype && !(s->dtype == ATTN_I64 && in->dtype == ATTN_I32)) {
+            snprintf(err, errcap, "input '%s': datatype %s, but the model takes %s", in->name,
+                     in->datatype, svc_datatype_name(s->dtype));
+            return 400;
+        }
+        int fixed_ok = in->rank == s->rank;
+        for (int d = 0; fixed_ok && d < s->rank; d++)
+            if (s->shape[d] >= 0 && s->shape[d] != in->shape[d]) fixed_ok = 0;
+        if (!fixed_ok) {
+            char want[160];
+            attn_shape_str(s->rank, s->shape, want, sizeof want);
+            snprintf(err, errcap, "input '%s': shape %s does not fit (%s) = %s (-1: any)", in->name,
+                     attn_shape_str(in->rank, in->shape, sb, sizeof sb), s->dims, want);
+            return 400;
+        }
+    }
+    for (size_t i = 0; i < attn_model_num_inputs(m); i++) {
+        const attn_io_spec *s = attn_model_input(m, i);
+        if (!s->required) continue;
+        size_t j = 0;
+        while (j < w->n_in && strcmp(w->in[j].name, s->name) != 0) j++;
+        if (j == w->n_in) {
+            snprintf(err, errcap, "missing input '%s' (%s %s)", s->name, svc_datatype_name(s->dtype), s->dims);
+            return 400;
+        }
+    }
+    const char *out_name = attn_model_output(m)->name;
+    for (size_t i = 0; i < w->n_out; i++)
+        if (strcmp(w->out[i].name, out_name) != 0) {
+            snprintf(err, errcap, "model '%s' has no output '%s' (outputs: %s)", model, w->out[i].name, out_name);
+            return 400;
+        }
+    return 0;
+}
+
+static void run(svc_job *base, attn_ctx *ctx) {
+    infer_job *j = (infer_job *)base;
+    attn_tensor *out = NULL;
+    attn_error ae = {0};
+    uint64_t t = svc_now_us();
+    attn_status s = attn_model_forward(j->am, ctx, j->inputs, &out, &ae);
+    j->ran = 1;
+    j->infer_us = svc_now_us() - t;
+    attn_tensor_set_free(j->inputs); /* release the memory before encoding */
+    j->inputs = NULL;
+    if (s != ATTN_OK) {
+        int code = svc_http_status(s);
+        svc_reply_error(&j->base.reply, code, "%s", ae.msg[0] ? ae.msg : attn_status_str(s));
+        return;
+    }
+    t = svc_now_us();
+    svc_wire_result res = {.model_name = j->name, .model_version = "1", .id = j->id,
+                           .output_name = j->out_name, .binary = j->binary};
+    svc_wire_encode(&res, out, &j->base.reply);
+    j->output_us = svc_now_us() - t;
+}
+
+static void finish(svc_job *base, svc_job_end how) {
+    infer_job *j = (infer_job *)base;
+    int status = how == SVC_JOB_TIMEOUT ? 504 : how == SVC_JOB_ABORTED ? 503 : j->base.reply.status;
+    svc_stats *st = j->model->stats;
+    if (st) {
+        if (j->ran) atomic_fetch_add(&st->exec_count, 1);
+        atomic_fetch_add(&st->input_us, j->input_us);
+        atomic_fetch_add(&st->infer_us, j->infer_us);
+        atomic_fetch_add(&st->output_us, j->output_us);
+    }
+    svc_metrics_request(st, status, svc_now_us() - j->t0);
+    svc_reply_clear(&j->base.reply);
+    attn_tensor_set_free(j->inputs);
+    attn_model_free(j->own);
+    svc_model_unref(j->model);
+    free(j->id);
+    free(j);
+}
+
+static long parse_header_len(const char *v, int *bad) {
+    *bad = 0;
+    if (!v) return -1;
+    size_t n = strlen(v);
+    long x = 0;
+    if (n == 0 || n > 18) *bad = 1;
+    for (size_t i = 0; !*bad && i < n; i++) {
+        if (v[i] < '0' || v[i] > '9') *bad = 1;
+        else x = x * 10 + (v[i] - '0');
+    }
+    return *bad ? -1 : x;
+}
+
+void svc_api_infer(svc_req *r) {
+    uint64_t t0 = svc_now_us();
+    svc_reply rep;
+    svc_reply_init(&rep);
+    char err[512] = "";
+    int st = 0;
+    svc_wire w = {0};
+    json_t *cfg = NULL;
+    infer_job *j = NULL;
+    svc_model *m = svc_repo_get(svc_req_model(r));
+    if (!m) {
+        svc_reply_error(&rep, 404, "unknown model '%s'", svc_req_model(r));
+        svc_req_reply(r, &rep);
+        return;
+    }
+    j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, sizeof err, "out of memory");
+        st = 503;
+        goto fail;
+    }
+    j->model = m;
+    j->t0 = t0;
+    snprintf(j->name, sizeof j->name, "%s", svc_req_model(r));
+    int bad;
+    long hlen = parse_header_len(svc_req_header(r, "Inference-Header-Content-Length"), &bad);
+    if (bad) {
+        snprintf(err, sizeof err, "Inference-Header-Content-Length must be a byte count");
+        st = 400;
+        goto fail;
+    }
+    size_t len;
+    const char *body = svc_req_body(r, &len);
+    st = svc_wire_parse(body, len, hlen, &w, err, sizeof err);
+    if (st) goto fail;
+    if (request_config(w.params, &cfg, err, sizeof err) != 0) {
+        st = 400;
+        goto fail;
+    }
+    j->am = m->m;
+    if (cfg && !m->builtin) {
+        const char *k = json_object_iter_key(json_object_iter(cfg));
+        snprintf(err, sizeof err, "model '%s' has a fixed config; parameter '%s' is not accepted (only built-in models take their config from parameters)",
+                 j->name, k ? k : "config");
+        st = 400;
+        goto fail;
+    }
+    if (cfg) {
+        char *text = json_dumps(cfg, JSON_COMPACT);
+        attn_error ae = {0};
+        attn_status s = text ? attn_model_new(m->mech->name, text, NULL, &j->own, &ae) : ATTN_E_NOMEM;
+        free(text);
+        if (s != ATTN_OK) {
+            snprintf(err, sizeof err, "%s", ae.msg[0] ? ae.msg : attn_status_str(s));
+            st = svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+            goto fail;
+        }
+        j->am = j->own;
+    }
+    if (!j->am) {
+        snprintf(err, sizeof err, "model '%s' needs a config in the request's parameters: %s", j->name, m->default_err);
+        st = 400;
+        goto fail;
+    }
+    st = check_inputs(j->am, j->name, &w, err, sizeof err);
+    if (st) goto fail;
+    int allow_nf = m->allow_nonfinite || svc_cfg.allow_nonfinite;
+    j->inputs = attn_tensor_set_new();
+    if (!j->inputs) {
+        snprintf(err, sizeof err, "out of memory");
+        st = 503;
+        goto fail;
+    }
+    for (size_t i = 0; i < w.n_in; i++) {
+        attn_tensor *t = NULL;
+        st = svc_wire_decode(&w.in[i], allow_nf, &t, err, sizeof err);
+        if (st) goto fail;
+        attn_error ae = {0};
+        if (attn_tensor_set_add(j->inputs, w.in[i].name, t, &ae) != ATTN_OK) {
+            snprintf(err, sizeof err, "%s", ae.msg);
+            st = 400;
+            goto fail;
+        }
+    }
+    snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->am)->name);
+    j->binary = w.binary_output;
+    for (size_t i = 0; i < w.n_out; i++)
+        if (w.out[i].binary >= 0) j->binary = w.out[i].binary;
+    if (w.id && !(j->id = strdup(w.id))) {
+        snprintf(err, sizeof err, "out of memory");
+        st = 503;
+        goto fail;
+    }
+    double timeout = svc_cfg.timeout_s;
+    json_t *tp = w.params ? json_object_get(w.params, "timeout") : NULL;
+    if (tp && json_is_integer(tp) && json_integer_value(tp) > 0 && json_integer_value(tp) / 1e6 < timeout)
+        timeout = (double)json_integer_value(tp) / 1e6;
+    svc_wire_free(&w);
+    json_decref(cfg);
+    cfg = NULL;
+    j->input_us = svc_now_us() - t0;
+    j->base.run = run;
+    j->base.finish = finish;
+    j->base.stats = m->stats;
+    svc_reply_init(&j->base.reply);
+    j->base.deadline_us = svc_now_us() + (uint64_t)(timeout * 1e6);
+    if (svc_req_submit(r, &j->base) == 0) return;
+    snprintf(err, sizeof err, "server busy: %d requests are already queued", svc_cfg.max_queue);
+    st = 503;
+fail:
+    svc_metrics_request(m->stats, st, svc_now_us() - t0);
+    svc_reply_error(&rep, st, "%s", err);
+    svc_req_reply(r, &rep);
+    svc_wire_free(&w);
+    json_decref(cfg);
+    if (j) {
+        attn_tensor_set_free(j->inputs);
+        attn_model_free(j->own);
+        free(j->id);
+        free(j);
+    }
+    svc_model_unref(m);
+}

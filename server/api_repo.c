@@ -1,0 +1,246 @@
+/*
+ * api_repo.c — the model repository extension.
+ *
+ * POST /v2/repository/index            body optional: {"ready": true}
+ * POST /v2/repository/models/{m}/load  body optional:
+ *   {"parameters": {"config": "<config.json text>",
+ *                   "file:weights.safetensors": "<base64>"}}   (Triton's load_model)
+ *   or, with Inference-Header-Content-Length, that JSON header (config
+ *   only) followed by the raw safetensors bytes.
+ *   No body: (re)load the folder from the repository.
+ * POST /v2/repository/models/{m}/unload
+ *
+ * A load runs on the pool (base64 decoding, validation and the atomic write
+ * can take a while) without a deadline: cutting a load off half way would
+ * leave the caller not knowing which version serves.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "json_scan.h"
+#include "repo.h"
+#include "sched.h"
+
+typedef struct load_job {
+    svc_job base;
+    char name[SVC_MODEL_NAME_MAX + 1];
+    char *body;                 /* the request body, owned (config and weights point into it) */
+    char *config;               /* owned copy, or NULL: load from the folder */
+    size_t config_len;
+    const char *b64;            /* base64 weights inside body's JSON (jansson-owned copy) */
+    size_t b64_len;
+    json_t *root;               /* keeps b64 alive */
+    const unsigned char *raw;   /* raw weights after the JSON header */
+    size_t raw_len;
+} load_job;
+
+/* Strict base64 (standard alphabet, '=' padding).  Returns the byte count,
+ * or -1. */
+static long b64_decode(const char *s, size_t n, unsigned char *out) {
+    static signed char map[256];
+    static int init;
+    if (!init) { /* idempotent: racing threads write the same values */
+        memset(map, -1, sizeof map);
+        const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        for (int i = 0; i < 64; i++) map[(unsigned char)a[i]] = (signed char)i;
+        init = 1;
+    }
+    if (n % 4) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int pad = (s[i + 2] == '=') + (s[i + 3] == '=');
+        if (pad && i + 4 != n) return -1;
+        if (s[i + 3] != '=' && s[i + 2] == '=') return -1;
+        int v[4];
+        for (int k = 0; k < 4 - pad; k++)
+            if ((v[k] = map[(unsigned char)s[i + k]]) < 0) return -1;
+        unsigned x = (unsigned)v[0] << 18 | (unsigned)v[1] << 12;
+        if (pad < 2) x |= (unsigned)v[2] << 6;
+        if (pad < 1) x |= (unsigned)v[3];
+        out[o++] = (unsigned char)(x >> 16);
+        if (pad < 2) out[o++] = (unsigned char)(x >> 8);
+        if (pad < 1) out[o++] = (unsigned char)x;
+    }
+    return (long)o;
+}
+
+static void load_run(svc_job *base, attn_ctx *ctx) {
+    (void)ctx;
+    load_job *j = (load_job *)base;
+    char err[512] = "";
+    const void *weights = j->raw;
+    size_t wlen = j->raw_len;
+    unsigned char *decoded = NULL;
+    if (j->b64) {
+        decoded = malloc(j->b64_len / 4 * 3 + 1);
+        long n = decoded ? b64_decode(j->b64, j->b64_len, decoded) : -2;
+        if (n < 0) {
+            free(decoded);
+            if (n == -2) svc_reply_error(&j->base.reply, 503, "out of memory");
+            else svc_reply_error(&j->base.reply, 400, "file:weights.safetensors is not valid base64");
+            return;
+        }
+        weights = decoded;
+        wlen = (size_t)n;
+    }
+    int st = svc_repo_load(j->name, j->config, j->config_len, weights, wlen, err, sizeof err);
+    free(decoded);
+    if (st == 200) svc_reply_empty(&j->base.reply, 200);
+    else svc_reply_error(&j->base.reply, st, "load of '%s' failed, the previous version (if any) keeps serving: %s", j->name, err);
+}
+
+static void load_finish(svc_job *base, svc_job_end how) {
+    (void)how;
+    load_job *j = (load_job *)base;
+    svc_reply_clear(&j->base.reply);
+    json_decref(j->root);
+    free(j->config);
+    free(j->body);
+    free(j);
+}
+
+static int is_weights_key(const char *k) {
+    return strcmp(k, "file:weights.safetensors") == 0 || strcmp(k, "file:1/weights.safetensors") == 0;
+}
+
+/* Fills the job from the request.  0, or an HTTP status with err. */
+static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
+    size_t len;
+    const char *body = svc_req_body(r, &len);
+    const char *h = svc_req_header(r, "Inference-Header-Content-Length");
+    size_t json_len = len;
+    if (h) {
+        char *end;
+        unsigned long long n = strtoull(h, &end, 10);
+        if (*end || end == h || n > len) {
+            snprintf(err, errcap, "Inference-Header-Content-Length must be a byte count within the body");
+            return 400;
+        }
+        json_len = (size_t)n;
+        j->raw = (const unsigned char *)body + json_len;
+        j->raw_len = len - json_len;
+    }
+    if (json_len == 0) {
+        if (j->raw_len) {
+            snprintf(err, errcap, "raw weights need a JSON header with parameters.config");
+            return 400;
+        }
+        return 0; /* reload from the folder */
+    }
+    j->root = svc_json_parse(body, json_len, err, errcap);
+    if (!j->root) return 400;
+    json_t *params = json_object_get(j->root, "parameters");
+    if (!params) {
+        if (j->raw_len) {
+            snprintf(err, errcap, "raw weights need parameters.config");
+            return 400;
+        }
+        return 0;
+    }
+    if (!json_is_object(params)) {
+        snprintf(err, errcap, "parameters must be an object");
+        return 400;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(params, k, v) {
+        if (strcmp(k, "config") == 0) {
+            if (json_is_string(v)) {
+                j->config = strdup(json_string_value(v));
+            } else if (json_is_object(v)) {
+                j->config = json_dumps(v, JSON_COMPACT);
+            } else {
+                snprintf(err, errcap, "parameters.config must be config.json's text (or its object)");
+                return 400;
+            }
+            if (!j->config) {
+                snprintf(err, errcap, "out of memory");
+                return 503;
+            }
+            j->config_len = strlen(j->config);
+        } else if (is_weights_key(k)) {
+            if (!json_is_string(v)) {
+                snprintf(err, errcap, "parameters[\"%s\"] must be a base64 string", k);
+                return 400;
+            }
+            if (j->raw_len || j->b64) {
+                snprintf(err, errcap, "the weights are given twice");
+                return 400;
+            }
+            j->b64 = json_string_value(v);
+            j->b64_len = json_string_length(v);
+        } else if (strncmp(k, "file:", 5) == 0) {
+            snprintf(err, errcap, "unsupported file '%s' (only weights.safetensors)", k + 5);
+            return 400;
+        }
+    }
+    if ((j->b64 || j->raw_len) && !j->config) {
+        snprintf(err, errcap, "weights need parameters.config (config.json) with them");
+        return 400;
+    }
+    if (j->raw_len && !j->raw) j->raw = (const unsigned char *)"";
+    return 0;
+}
+
+void svc_api_repo_load(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    char err[512] = "";
+    int st;
+    load_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        svc_reply_error(&rep, 503, "out of memory");
+        svc_req_reply(r, &rep);
+        return;
+    }
+    snprintf(j->name, sizeof j->name, "%s", svc_req_model(r));
+    st = parse_load(r, j, err, sizeof err);
+    if (st == 0) {
+        size_t len; /* the job outlives this call: it keeps the body raw points into */
+        j->body = svc_req_take_body(r, &len);
+        j->base.run = load_run;
+        j->base.finish = load_finish;
+        svc_reply_init(&j->base.reply);
+        if (svc_req_submit(r, &j->base) == 0) return;
+        st = 503;
+        snprintf(err, sizeof err, "server busy: %d requests are already queued", svc_cfg.max_queue);
+    }
+    svc_reply_error(&rep, st, "%s", err);
+    svc_req_reply(r, &rep);
+    load_finish(&j->base, SVC_JOB_DONE);
+}
+
+void svc_api_repo_unload(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    char err[300] = "";
+    int st = svc_repo_unload(svc_req_model(r), err, sizeof err);
+    if (st == 200) svc_reply_empty(&rep, 200);
+    else svc_reply_error(&rep, st, "%s", err);
+    svc_req_reply(r, &rep);
+}
+
+void svc_api_repo_index(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    size_t len;
+    const char *body = svc_req_body(r, &len);
+    int ready_only = 0;
+    if (len) {
+        char err[300] = "bad value";
+        json_t *o = svc_json_parse(body, len, err, sizeof err);
+        json_t *ready = o ? json_object_get(o, "ready") : NULL;
+        if (!o || (ready && !json_is_boolean(ready))) {
+            svc_reply_error(&rep, 400, "the index takes {\"ready\": true|false}: %s", err);
+            json_decref(o);
+            svc_req_reply(r, &rep);
+            return;
+        }
+        ready_only = ready && json_is_true(ready);
+        json_decref(o);
+    }
+    svc_reply_json(&rep, 200, svc_repo_index(ready_only));
+    svc_req_reply(r, &rep);
+}

@@ -1,0 +1,88 @@
+/*
+ * codec.h — inference requests and responses on the wire (JSON, and the
+ * binary tensor data extension), independent of any model.
+ *
+ * Decoding is two-phase so that nothing large is allocated before the
+ * request has been checked against the model: svc_wire_parse reads the
+ * header (names, datatypes, shapes, where each tensor's data lies) and
+ * enforces the size limits; svc_wire_decode then converts one input's data
+ * into a tensor.
+ */
+#ifndef SVC_CODEC_H
+#define SVC_CODEC_H
+
+#include <jansson.h>
+
+#include "json_scan.h"
+#include "svc.h"
+
+typedef struct svc_wire_input {
+    const char *name;            /* borrowed from the header */
+    const char *datatype;        /* as sent */
+    attn_dtype dtype;
+    int rank;
+    int64_t shape[ATTN_MAX_RANK];
+    size_t numel;
+    const char *text;            /* JSON data array (brackets included) */
+    size_t text_len;
+    char *text_owned;            /* when jansson held the data (escaped key) */
+    const unsigned char *bin;    /* binary data, when binary_data_size was given */
+    size_t bin_len;
+    int is_binary;
+} svc_wire_input;
+
+typedef struct svc_wire_output {
+    const char *name;
+    int binary;                  /* -1: not said */
+} svc_wire_output;
+
+typedef struct svc_wire {
+    json_t *root;                /* owned */
+    const char *id;              /* borrowed; NULL when absent */
+    json_t *params;              /* borrowed; NULL when absent */
+    svc_wire_input *in;          /* owned array */
+    size_t n_in;
+    svc_wire_output *out;        /* owned array */
+    size_t n_out;
+    int binary_output;           /* request parameters.binary_data_output */
+} svc_wire;
+
+/* Datatype names of the protocol. */
+const char *svc_datatype_name(attn_dtype t);
+int svc_datatype_parse(const char *s, attn_dtype *out);
+
+/* Parses an inference request.  header_len < 0: the whole body is JSON;
+ * otherwise the JSON header is body[0, header_len) and the binary tensor
+ * data follows.  `body` must be NUL-terminated at body[len].  Returns 0, or
+ * an HTTP status (400, 413) with a message in err.  On failure *w is empty. */
+int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, char *err,
+                   size_t errcap);
+void svc_wire_free(svc_wire *w);
+
+/* Converts one input's data (JSON or binary) into a new tensor of in->dtype.
+ * allow_nonfinite: NaN and infinities are accepted (else 400).  Returns 0 or
+ * an HTTP status with a message. */
+int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, char *err,
+                    size_t errcap);
+
+/* codec_binary.c: assigns each binary input its bytes of bin[0, bin_len)
+ * in input order; the sizes must add up exactly.  0 or 400. */
+int svc_wire_bind_binary(svc_wire *w, const unsigned char *bin, size_t bin_len, char *err,
+                         size_t errcap);
+int svc_wire_decode_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out,
+                           char *err, size_t errcap);
+
+/* The response.  `output` is stolen.  With binary set, the data travels
+ * after the JSON header (reply->tail, header_len set); otherwise as JSON
+ * numbers, non-finite values as the tokens NaN, Infinity, -Infinity. */
+typedef struct svc_wire_result {
+    const char *model_name;
+    const char *model_version;
+    const char *id;              /* echoed when not NULL */
+    const char *output_name;
+    int binary;
+} svc_wire_result;
+
+void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply *reply);
+
+#endif

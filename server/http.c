@@ -1,0 +1,401 @@
+/*
+ * http.c — libmicrohttpd glue: accepting requests, limits, routing and
+ * authentication before the body is read, body accumulation, suspend and
+ * resume, responses, and the log line and metrics of every request.
+ *
+ * Limits that libmicrohttpd enforces for us: header size (the per-connection
+ * memory pool, --max-header-bytes), chunk-size lines (parsed inside that
+ * pool), connection count and idle time.  The body limit is ours: a declared
+ * Content-Length over it gets 413 before any of the body is read; a chunked
+ * body is counted as it arrives, and when it passes the limit it gets 413
+ * and the connection is closed (libmicrohttpd 0.9.75 cannot queue a
+ * response in the middle of an upload, so the status line is written to the
+ * socket directly).
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "metrics.h"
+#include "sched.h"
+
+enum { ST_READING, ST_SUSPENDED, ST_RESUMED, ST_ANSWERED };
+
+struct svc_req {
+    struct MHD_Connection *conn;
+    char method[16];
+    char path[256];                  /* for the log: truncated */
+    char id[SVC_REQUEST_ID_MAX + 1];
+    char model[SVC_MODEL_NAME_MAX + 1];
+    svc_route route;
+    uint64_t t0;
+    char *body;
+    size_t len, cap;
+    int state;
+    svc_reply reply;                 /* waiting to be queued */
+    int have_reply;
+    int status;                      /* sent */
+    size_t bytes_out;
+    char error[200];                 /* for the log */
+};
+
+static struct MHD_Daemon *daemon_;
+static atomic_int inflight;
+static atomic_uint req_counter;
+static unsigned req_seed;
+
+/* ---- request ids ---- */
+
+static int valid_id(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > SVC_REQUEST_ID_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-_.:", c)))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- responses ---- */
+
+typedef struct iov_owner {
+    char *body;
+    attn_tensor *tail;
+} iov_owner;
+
+static void free_iov_owner(void *cls) {
+    iov_owner *o = cls;
+    free(o->body);
+    attn_tensor_free(o->tail);
+    free(o);
+}
+
+static struct MHD_Response *make_response(svc_reply *rep) {
+    struct MHD_Response *resp = NULL;
+    if (rep->tail && rep->tail->nbytes) {
+        iov_owner *o = malloc(sizeof *o);
+        if (!o) return NULL;
+        struct MHD_IoVec iov[2] = {{rep->body, rep->len}, {rep->tail->data, rep->tail->nbytes}};
+        o->body = rep->body;
+        o->tail = rep->tail;
+        resp = MHD_create_response_from_iovec(iov, 2, free_iov_owner, o);
+        if (!resp) {
+            free(o);
+            return NULL;
+        }
+    } else {
+        resp = MHD_create_response_from_buffer(rep->len, rep->body ? rep->body : (char *)"",
+                                               rep->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!resp) return NULL;
+        attn_tensor_free(rep->tail);
+    }
+    rep->body = NULL; /* owned by the response now */
+    rep->tail = NULL;
+    return resp;
+}
+
+static enum MHD_Result queue_reply(svc_req *r) {
+    svc_reply *rep = &r->reply;
+    size_t total = rep->len + (rep->tail ? rep->tail->nbytes : 0);
+    int status = rep->status ? rep->status : 500;
+    if (status >= 400 && rep->body && strncmp(rep->body, "{\"error\":", 9) == 0) {
+        json_t *j = json_loads(rep->body, 0, NULL);
+        snprintf(r->error, sizeof r->error, "%s", j ? json_string_value(json_object_get(j, "error")) : "");
+        json_decref(j);
+    }
+    long header_len = rep->header_len;
+    int retry = rep->retry_after, challenge = rep->auth_challenge;
+    const char *ctype = rep->ctype;
+    struct MHD_Response *resp = make_response(rep);
+    svc_reply_clear(rep);
+    r->have_reply = 0;
+    r->state = ST_ANSWERED;
+    if (!resp) return MHD_NO;
+    char num[32];
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (header_len >= 0) {
+        snprintf(num, sizeof num, "%ld", header_len);
+        MHD_add_response_header(resp, "Inference-Header-Content-Length", num);
+    }
+    if (retry > 0) {
+        snprintf(num, sizeof num, "%d", retry);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
+    }
+    if (challenge) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (atomic_load(&svc_draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result q = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    r->bytes_out = total;
+    return q;
+}
+
+void svc_req_reply(svc_req *r, svc_reply *rep) {
+    svc_reply_clear(&r->reply);
+    r->reply = *rep;
+    svc_reply_init(rep);
+    r->have_reply = 1;
+}
+
+int svc_req_submit(svc_req *r, struct svc_job *j) {
+    if (svc_sched_reserve() != 0) return -1;
+    r->state = ST_SUSPENDED;
+    MHD_suspend_connection(r->conn);
+    svc_sched_submit(j, r);
+    return 0;
+}
+
+void svc_http_complete(svc_req *r, svc_reply *rep) {
+    svc_reply_clear(&r->reply);
+    r->reply = *rep;
+    svc_reply_init(rep);
+    r->have_reply = 1;
+    r->state = ST_RESUMED;
+    MHD_resume_connection(r->conn);
+}
+
+const char *svc_req_header(svc_req *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+const char *svc_req_body(svc_req *r, size_t *len) {
+    *len = r->len;
+    return r->body;
+}
+char *svc_req_take_body(svc_req *r, size_t *len) {
+    char *b = r->body;
+    *len = r->len;
+    r->body = NULL;
+    return b;
+}
+const char *svc_req_model(svc_req *r) { return r->route.model; }
+const char *svc_req_id(svc_req *r) { return r->id; }
+void svc_req_set_model(svc_req *r, const char *name) {
+    snprintf(r->model, sizeof r->model, "%s", name);
+}
+
+/* ---- the access handler ---- */
+
+/* A chunked body passed the limit: say 413 on the socket and close. */
+static enum MHD_Result refuse_midstream(svc_req *r) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char msg[400], body[200];
+    int bn = snprintf(body, sizeof body, "{\"error\":\"request body exceeds the limit of %zu bytes\"}",
+                      svc_cfg.max_body);
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n%s",
+                     bn, r->id, body);
+    if (ci && n > 0 && (size_t)n < sizeof msg) {
+        ssize_t w = send(ci->connect_fd, msg, (size_t)n, MSG_NOSIGNAL);
+        (void)w; /* best effort: the connection closes either way */
+        shutdown(ci->connect_fd, SHUT_WR);
+    }
+    r->status = 413;
+    r->bytes_out = (size_t)(n > 0 ? n : 0);
+    snprintf(r->error, sizeof r->error, "request body exceeds the limit of %zu bytes", svc_cfg.max_body);
+    r->state = ST_ANSWERED;
+    return MHD_NO;
+}
+
+static int first_call(svc_req *r, const char *url, const char *method) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    const char *rid = svc_req_header(r, "X-Request-Id");
+    if (rid && valid_id(rid)) snprintf(r->id, sizeof r->id, "%s", rid);
+    else snprintf(r->id, sizeof r->id, "%08x%08x", req_seed, atomic_fetch_add(&req_counter, 1));
+    if (svc_api_match(method, url, &r->route, &rep) != 0) {
+        svc_req_reply(r, &rep);
+        return 0;
+    }
+    if (r->route.model[0]) svc_req_set_model(r, r->route.model);
+    if (!svc_auth_check(r->route.auth, svc_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION))) {
+        svc_reply_error(&rep, 401, "missing or invalid bearer token");
+        rep.auth_challenge = 1;
+        svc_req_reply(r, &rep);
+        return 0;
+    }
+    const char *cl = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (*end == '\0' && n > svc_cfg.max_body) {
+            svc_reply_error(&rep, 413, "request body of %llu bytes exceeds the limit of %zu bytes", n,
+                            svc_cfg.max_body);
+            svc_req_reply(r, &rep);
+            return 0;
+        }
+        if (*end == '\0' && n > 0) { /* one allocation for a declared body */
+            r->body = malloc((size_t)n + 1);
+            if (!r->body) {
+                svc_reply_error(&rep, 503, "out of memory for a %llu-byte body", n);
+                svc_req_reply(r, &rep);
+                return 0;
+            }
+            r->cap = (size_t)n;
+        }
+    }
+    return 0;
+}
+
+static int append(svc_req *r, const char *data, size_t n) {
+    if (n > svc_cfg.max_body - r->len) return 413;
+    if (n > r->cap - r->len) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap - r->len < n) cap = cap > svc_cfg.max_body / 2 ? svc_cfg.max_body : cap * 2;
+        char *p = realloc(r->body, cap + 1);
+        if (!p) return 503;
+        r->body = p;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    return 0;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *data,
+                                 size_t *size, void **con_cls) {
+    (void)cls;
+    (void)version;
+    svc_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        r->conn = c;
+        r->t0 = svc_now_us();
+        svc_reply_init(&r->reply);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        atomic_fetch_add(&inflight, 1);
+        svc_metrics_inflight(1);
+        first_call(r, url, method);
+        return r->have_reply ? queue_reply(r) : MHD_YES;
+    }
+    if (r->state == ST_RESUMED) return queue_reply(r);
+    if (r->state != ST_READING) {
+        *size = 0; /* answered already: whatever still arrives is dropped */
+        return MHD_YES;
+    }
+    if (*size) {
+        int st = append(r, data, *size);
+        if (st == 413) return refuse_midstream(r);
+        if (st) return MHD_NO; /* out of memory mid-body: drop the connection */
+        *size = 0;
+        return MHD_YES;
+    }
+    if (!r->body) {
+        r->body = malloc(1);
+        if (!r->body) return MHD_NO;
+    }
+    r->body[r->len] = '\0';
+    r->route.handler(r);
+    if (r->have_reply) return queue_reply(r);
+    return MHD_YES; /* suspended: the job answers */
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode how) {
+    (void)cls;
+    (void)c;
+    svc_req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    if (r->status == 0) r->status = how == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
+    svc_log_req line = {
+        .method = r->method,
+        .path = r->path,
+        .model = r->model[0] ? r->model : NULL,
+        .id = r->id,
+        .status = r->status,
+        .bytes_in = r->len,
+        .bytes_out = how == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->status == 413 ? r->bytes_out : 0,
+        .us = svc_now_us() - r->t0,
+        .error = r->error[0] ? r->error : NULL,
+    };
+    svc_log_request(&line);
+    svc_metrics_http(r->status);
+    svc_reply_clear(&r->reply);
+    free(r->body);
+    free(r);
+    svc_metrics_inflight(-1);
+    atomic_fetch_sub(&inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    /* Our own way of closing an over-long chunked upload; not news. */
+    if (strstr(msg, "Application reported internal error")) return;
+    svc_log("warn", "http: %s", msg);
+}
+
+/* ---- life cycle ---- */
+
+int svc_http_start(void) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, svc_cfg.host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)svc_cfg.port);
+    } else if (inet_pton(AF_INET6, svc_cfg.host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)svc_cfg.port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        svc_log("error", "--host %s is not an IPv4 or IPv6 address", svc_cfg.host);
+        return -1;
+    }
+    req_seed = (unsigned)getpid() * 2654435761u ^ (unsigned)svc_now_us();
+    unsigned pool = svc_cfg.http_threads > 1 ? (unsigned)svc_cfg.http_threads : 0;
+    daemon_ = MHD_start_daemon(
+        flags, (uint16_t)svc_cfg.port, NULL, NULL, on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)svc_cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)svc_cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, svc_cfg.max_header,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_END);
+    if (!daemon_) {
+        svc_log("error", "cannot listen on %s:%d", svc_cfg.host, svc_cfg.port);
+        return -1;
+    }
+    return 0;
+}
+
+int svc_http_port(void) {
+    const union MHD_DaemonInfo *info = daemon_ ? MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    return info ? info->port : svc_cfg.port;
+}
+
+void svc_http_quiesce(void) {
+    if (!daemon_) return;
+    MHD_socket s = MHD_quiesce_daemon(daemon_);
+    if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+void svc_http_stop(void) {
+    if (daemon_) MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+}
+
+int svc_http_inflight(void) { return atomic_load(&inflight); }

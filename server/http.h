@@ -1,0 +1,40 @@
+/*
+ * http.h — the libmicrohttpd side: one svc_req per HTTP request, the
+ * calls a handler makes on it, and the daemon's life cycle.
+ *
+ * A handler runs once the body is complete, on an HTTP thread.  It either
+ * answers at once (svc_req_reply) or hands a job to the scheduler
+ * (svc_req_submit), which suspends the connection until the job's reply
+ * arrives through svc_http_complete.
+ */
+#ifndef SVC_HTTP_H
+#define SVC_HTTP_H
+
+#include "svc.h"
+
+typedef struct svc_req svc_req;
+struct svc_job;
+
+int svc_http_start(void);        /* 0, or -1 (logged) */
+int svc_http_port(void);         /* the bound port */
+void svc_http_quiesce(void);     /* stop accepting connections */
+void svc_http_stop(void);
+int svc_http_inflight(void);     /* requests received and not yet fully answered */
+
+/* Any thread: answer a suspended request and resume it; steals *rep. */
+void svc_http_complete(svc_req *r, svc_reply *rep);
+
+/* For handlers. */
+const char *svc_req_header(svc_req *r, const char *name);   /* borrowed, NULL if absent */
+const char *svc_req_body(svc_req *r, size_t *len);          /* NUL-terminated at len */
+/* The body, now owned by the caller (free); the request keeps its length
+ * for the log. */
+char *svc_req_take_body(svc_req *r, size_t *len);
+const char *svc_req_model(svc_req *r);                      /* {name} from the path, or "" */
+const char *svc_req_id(svc_req *r);
+void svc_req_set_model(svc_req *r, const char *name);       /* for the log line */
+void svc_req_reply(svc_req *r, svc_reply *rep);             /* steals *rep */
+/* 0: submitted (the connection waits); -1: the queue is full (nothing done). */
+int svc_req_submit(svc_req *r, struct svc_job *j);
+
+#endif

@@ -1,0 +1,348 @@
+/*
+ * main.c — attnd: flags and ATTND_* variables, start-up, and the graceful
+ * shutdown.
+ *
+ * Every option lives in one table that drives the parser, the environment
+ * lookup and --help.  A flag beats its variable, which beats the default.
+ *
+ * Shutdown on SIGTERM or SIGINT: /v2/health/ready turns 400 at once; after
+ * --shutdown-delay the listening socket closes; requests in flight finish,
+ * for at most --drain-timeout, after which those still waiting get 503 and
+ * their computations are cancelled; then the HTTP daemon stops and attnd
+ * exits 0.  A second signal skips the rest of the wait.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "repo.h"
+#include "sched.h"
+
+svc_config svc_cfg;
+atomic_int svc_ready;
+atomic_int svc_draining;
+
+/* ---- options ---- */
+
+typedef enum { O_STR, O_INT, O_SIZE, O_SECS, O_BOOL, O_LOGFMT } opt_kind;
+
+typedef struct opt {
+    const char *flag;  /* without -- */
+    const char *env;
+    opt_kind kind;
+    void *dst;
+    double min, max;
+    const char *arg;   /* for --help */
+    const char *help;
+} opt;
+
+static const char *log_format = "plain";
+
+static const opt opts[] = {
+    {"host", "ATTND_HOST", O_STR, &svc_cfg.host, 0, 0, "ADDR", "listen address (IPv4 or IPv6)"},
+    {"port", "ATTND_PORT", O_INT, &svc_cfg.port, 0, 65535, "N", "listen port (0: any free port, logged)"},
+    {"model-repository", "ATTND_MODEL_REPOSITORY", O_STR, &svc_cfg.repo_dir, 0, 0, "DIR",
+     "model repository: one folder per model (config.json, weights.safetensors)"},
+    {"threads", "ATTND_THREADS", O_INT, &svc_cfg.threads, 1, 1024, "N",
+     "compute pool threads (default: the cores available)"},
+    {"threads-per-request", "ATTND_THREADS_PER_REQUEST", O_INT, &svc_cfg.call_threads, 1, 1024, "N",
+     "most threads one request may use (default: the cores available)"},
+    {"http-threads", "ATTND_HTTP_THREADS", O_INT, &svc_cfg.http_threads, 1, 256, "N",
+     "HTTP threads that parse and decode requests (default: min(cores, 4))"},
+    {"max-body-bytes", "ATTND_MAX_BODY_BYTES", O_SIZE, &svc_cfg.max_body, 1024, 1e12, "BYTES",
+     "largest request body; 413 beyond (suffixes K, M, G)"},
+    {"max-tensor-elements", "ATTND_MAX_TENSOR_ELEMENTS", O_SIZE, &svc_cfg.max_elements, 1, 1e15,
+     "N", "most elements in one input tensor"},
+    {"max-rank", "ATTND_MAX_RANK", O_INT, &svc_cfg.max_rank, 0, ATTN_MAX_RANK, "N",
+     "highest tensor rank accepted"},
+    {"max-dim", "ATTND_MAX_DIM", O_SIZE, &svc_cfg.max_dim, 1, 1e15, "N", "largest single dimension"},
+    {"max-queue", "ATTND_MAX_QUEUE", O_INT, &svc_cfg.max_queue, 1, 1e6, "N",
+     "requests that may wait for a compute thread; 503 + Retry-After beyond"},
+    {"timeout", "ATTND_TIMEOUT", O_SECS, &svc_cfg.timeout_s, 0.001, 1e6, "SECS",
+     "request deadline (queue + compute); 504 beyond, the work is cancelled"},
+    {"drain-timeout", "ATTND_DRAIN_TIMEOUT", O_SECS, &svc_cfg.drain_timeout_s, 0, 1e6, "SECS",
+     "on SIGTERM/SIGINT, how long requests in flight may take to finish"},
+    {"shutdown-delay", "ATTND_SHUTDOWN_DELAY", O_SECS, &svc_cfg.shutdown_delay_s, 0, 1e6, "SECS",
+     "on SIGTERM/SIGINT, time reported not-ready before the listener closes"},
+    {"idle-timeout", "ATTND_IDLE_TIMEOUT", O_INT, &svc_cfg.idle_timeout_s, 0, 86400, "SECS",
+     "close connections idle this long (also bounds slow uploads)"},
+    {"max-connections", "ATTND_MAX_CONNECTIONS", O_INT, &svc_cfg.max_connections, 1, 1e6, "N",
+     "concurrent connections"},
+    {"max-header-bytes", "ATTND_MAX_HEADER_BYTES", O_SIZE, &svc_cfg.max_header, 4096, 1 << 24,
+     "BYTES", "per-connection memory for the request line, headers and chunk lines"},
+    {"max-json-depth", "ATTND_MAX_JSON_DEPTH", O_INT, &svc_cfg.max_json_depth, 2, 1000, "N",
+     "deepest JSON nesting accepted"},
+    {"retry-after", "ATTND_RETRY_AFTER", O_INT, &svc_cfg.retry_after_s, 0, 3600, "SECS",
+     "Retry-After sent with 503"},
+    {"allow-nonfinite", "ATTND_ALLOW_NONFINITE", O_BOOL, &svc_cfg.allow_nonfinite, 0, 1, "",
+     "accept NaN and infinities in every model's inputs (per model: config.json allow_nonfinite)"},
+    {"api-key-file", "ATTND_API_KEY_FILE", O_STR, &svc_cfg.api_key_file, 0, 0, "FILE",
+     "bearer tokens (one per line) for inference and metadata"},
+    {"admin-key-file", "ATTND_ADMIN_KEY_FILE", O_STR, &svc_cfg.admin_key_file, 0, 0, "FILE",
+     "bearer tokens (one per line) for the repository endpoints"},
+    {"log-format", "ATTND_LOG_FORMAT", O_LOGFMT, &log_format, 0, 0, "plain|json", "log line format"},
+};
+#define N_OPTS (sizeof opts / sizeof *opts)
+
+static int available_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void defaults(void) {
+    svc_cfg = (svc_config){
+        .host = "127.0.0.1",
+        .port = 8000,
+        .cores = available_cores(),
+        .max_body = 64u << 20,
+        .max_elements = 16u << 20,
+        .max_rank = ATTN_MAX_RANK,
+        .max_dim = 1 << 20,
+        .max_queue = 64,
+        .timeout_s = 60,
+        .drain_timeout_s = 30,
+        .shutdown_delay_s = 0,
+        .idle_timeout_s = 30,
+        .max_connections = 1024,
+        .max_header = 64u << 10,
+        .max_json_depth = 32,
+        .retry_after_s = 1,
+    };
+}
+
+static void help(FILE *f) {
+    fprintf(f, "usage: attnd [options]\n\n"
+               "Serves the attention mechanisms of libattn over the Open Inference Protocol (HTTP/JSON,\n"
+               "binary tensor data, model repository).  Every option also reads an environment\n"
+               "variable; the option wins.\n\n");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s %s", opts[i].flag, opts[i].arg);
+        fprintf(f, "  %-34s %s\n  %-34s [%s", left, opts[i].help, "", opts[i].env);
+        switch (opts[i].kind) {
+        case O_STR: {
+            const char *v = *(const char **)opts[i].dst;
+            fprintf(f, v ? ", default %s]\n" : "]\n", v);
+            break;
+        }
+        case O_INT: fprintf(f, ", default %d]\n", *(int *)opts[i].dst); break;
+        case O_SIZE: fprintf(f, ", default %zu]\n", *(size_t *)opts[i].dst); break;
+        case O_SECS: fprintf(f, ", default %g]\n", *(double *)opts[i].dst); break;
+        case O_BOOL: fprintf(f, ", 1/0]\n"); break;
+        case O_LOGFMT: fprintf(f, ", default plain]\n"); break;
+        }
+    }
+    fprintf(f, "  %-34s %s\n  %-34s %s\n", "--help", "this text", "--version", "print the version");
+}
+
+static int parse_size(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno) return -1;
+    if (*end == 'k' || *end == 'K') v *= 1024, end++;
+    else if (*end == 'm' || *end == 'M') v *= 1024.0 * 1024, end++;
+    else if (*end == 'g' || *end == 'G') v *= 1024.0 * 1024 * 1024, end++;
+    if (*end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_opt(const opt *o, const char *v, const char *source) {
+    double x = 0;
+    switch (o->kind) {
+    case O_STR:
+        *(const char **)o->dst = v;
+        return 0;
+    case O_LOGFMT:
+        if (strcmp(v, "plain") && strcmp(v, "json")) break;
+        *(const char **)o->dst = v;
+        return 0;
+    case O_BOOL:
+        if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) x = 1;
+        else if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) x = 0;
+        else break;
+        *(int *)o->dst = (int)x;
+        return 0;
+    case O_INT:
+    case O_SIZE:
+    case O_SECS:
+        if (parse_size(v, &x) != 0 || x < o->min || x > o->max) break;
+        if (o->kind != O_SECS && x != (double)(long long)x) break;
+        if (o->kind == O_INT) *(int *)o->dst = (int)x;
+        else if (o->kind == O_SIZE) *(size_t *)o->dst = (size_t)x;
+        else *(double *)o->dst = x;
+        return 0;
+    }
+    fprintf(stderr, "attnd: bad value '%s' for %s --%s (see --help)\n", v, source, o->flag);
+    return -1;
+}
+
+/* 0: go on; 1: exit 0 (help, version); -1: exit 2. */
+static int parse_args(int argc, char **argv) {
+    struct option lo[N_OPTS + 3];
+    for (size_t i = 0; i < N_OPTS; i++)
+        lo[i] = (struct option){opts[i].flag, opts[i].kind == O_BOOL ? optional_argument : required_argument,
+                                NULL, (int)(256 + i)};
+    lo[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[N_OPTS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    lo[N_OPTS + 2] = (struct option){0};
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && *v && set_opt(&opts[i], v, opts[i].env) != 0) return -1;
+    }
+    int c;
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
+        if (c == 'h') {
+            help(stdout);
+            return 1;
+        }
+        if (c == 'V') {
+            printf("attnd %s\n", ATTN_VERSION);
+            return 1;
+        }
+        if (c < 256 || c >= 256 + (int)N_OPTS) {
+            fprintf(stderr, "attnd: see --help\n");
+            return -1;
+        }
+        const opt *o = &opts[c - 256];
+        if (set_opt(o, optarg ? optarg : "1", "") != 0) return -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "attnd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- shutdown ---- */
+
+static uv_signal_t sig_term, sig_int;
+static uv_timer_t drain_timer, hard_exit;
+static int drain_phase; /* 0 delay, 1 draining, 2 answered the rest, 3 stopping */
+static uint64_t phase_deadline;
+
+static void on_hard_exit(uv_timer_t *t) {
+    (void)t;
+    svc_log("warn", "computations still running after the drain; exiting anyway");
+    _exit(0);
+}
+
+static void drain_tick(uv_timer_t *t) {
+    uint64_t now = svc_now_us();
+    if (drain_phase == 0 && now >= phase_deadline) {
+        svc_http_quiesce();
+        svc_log("info", "stopped accepting connections; draining %d requests", svc_http_inflight());
+        drain_phase = 1;
+        phase_deadline = now + (uint64_t)(svc_cfg.drain_timeout_s * 1e6);
+    }
+    if (drain_phase == 1) {
+        if (svc_sched_active() == 0 && svc_http_inflight() == 0) {
+            drain_phase = 3;
+        } else if (now >= phase_deadline) {
+            svc_log("warn", "drain timeout: answering %d unfinished jobs with 503", svc_sched_active());
+            svc_sched_abort_all("the server is shutting down");
+            drain_phase = 2;
+            phase_deadline = now + 2000000;
+        }
+    }
+    if (drain_phase == 2 && (svc_http_inflight() == 0 || now >= phase_deadline)) drain_phase = 3;
+    if (drain_phase != 3) return;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    svc_http_stop();
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    svc_sched_close();
+    /* Abandoned computations keep the loop alive until they notice. */
+    uv_timer_init(t->loop, &hard_exit);
+    uv_timer_start(&hard_exit, on_hard_exit, 10000, 0);
+    uv_unref((uv_handle_t *)&hard_exit);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    if (atomic_load(&svc_draining)) {
+        svc_log("info", "second signal: finishing the drain now");
+        phase_deadline = 0;
+        return;
+    }
+    atomic_store(&svc_draining, 1);
+    atomic_store(&svc_ready, 0);
+    svc_log("info", "%s: not ready; draining", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    drain_phase = 0;
+    phase_deadline = svc_now_us() + (uint64_t)(svc_cfg.shutdown_delay_s * 1e6);
+    uv_timer_init(h->loop, &drain_timer);
+    uv_timer_start(&drain_timer, drain_tick, 0, 20);
+}
+
+int main(int argc, char **argv) {
+    defaults();
+    int pa = parse_args(argc, argv);
+    if (pa) return pa > 0 ? 0 : 2;
+    svc_cfg.log_json = strcmp(log_format, "json") == 0;
+    if (!svc_cfg.threads) svc_cfg.threads = svc_cfg.cores;
+    if (!svc_cfg.call_threads) svc_cfg.call_threads = svc_cfg.cores;
+    if (!svc_cfg.http_threads) svc_cfg.http_threads = svc_cfg.cores < 4 ? svc_cfg.cores : 4;
+    if (svc_cfg.call_threads > svc_cfg.cores) svc_cfg.call_threads = svc_cfg.cores;
+    if (svc_cfg.threads > svc_cfg.cores)
+        svc_log("warn", "--threads %d exceeds the %d cores: concurrent requests will oversubscribe",
+                svc_cfg.threads, svc_cfg.cores);
+    char pool[16];
+    snprintf(pool, sizeof pool, "%d", svc_cfg.threads);
+    setenv("UV_THREADPOOL_SIZE", pool, 1); /* read by libuv when the pool starts */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (svc_auth_init() != 0) return 2;
+    if (!svc_cfg.admin_key_file && !svc_cfg.api_key_file && strcmp(svc_cfg.host, "127.0.0.1") &&
+        strcmp(svc_cfg.host, "::1"))
+        svc_log("warn", "listening on %s without --admin-key-file: anyone who reaches it can load models",
+                svc_cfg.host);
+
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0 || svc_sched_init(&loop) != 0) {
+        svc_log("error", "cannot start the event loop");
+        return 1;
+    }
+    uv_signal_init(&loop, &sig_term);
+    uv_signal_init(&loop, &sig_int);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+
+    if (svc_http_start() != 0) return 1;
+    svc_log("info", "attnd %s listening on %s:%d (threads %d, per request %d, http %d, queue %d)",
+            ATTN_VERSION, svc_cfg.host, svc_http_port(), svc_cfg.threads, svc_cfg.call_threads,
+            svc_cfg.http_threads, svc_cfg.max_queue);
+    /* Live now, ready once the repository has loaded. */
+    if (svc_repo_init(svc_cfg.repo_dir) != 0) {
+        svc_http_stop();
+        svc_repo_shutdown();
+        return 1;
+    }
+    if (!atomic_load(&svc_draining)) atomic_store(&svc_ready, 1);
+    svc_log("info", "ready: %zu built-in models%s%s", svc_repo_builtin_count(),
+            svc_cfg.repo_dir ? ", repository " : "", svc_cfg.repo_dir ? svc_cfg.repo_dir : "");
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    uv_loop_close(&loop);
+    svc_repo_shutdown();
+    svc_metrics_shutdown();
+    svc_auth_shutdown();
+    svc_log("info", "stopped");
+    return 0;
+}

@@ -1,0 +1,521 @@
+/*
+ * repo.c — the model table, loading from the repository folder or from a
+ * request, atomic writes, unload, and the index.
+ *
+ * <repo>/<name>/config.json is {"type": ..., "config": {...}} plus the
+ * server's own optional "allow_nonfinite": true; weights.safetensors holds
+ * the state_dict.  A load is validated completely in memory (the model is
+ * built) before anything is written; the new folder is assembled beside the
+ * old one and exchanged with it in one rename (renameat2 RENAME_EXCHANGE),
+ * so a crash leaves either the old model or the new one on disk, never a
+ * mixture; then the table entry is swapped.
+ */
+#include "repo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define CONFIG_MAX (1u << 20)
+
+typedef struct entry {
+    char name[SVC_MODEL_NAME_MAX + 1];
+    svc_model *model;   /* NULL: not serving */
+    char reason[256];   /* why not */
+} entry;
+
+static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER; /* entries */
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;  /* one load at a time */
+static entry *entries;
+static size_t n_entries, cap_entries;
+static svc_model **builtins;
+static size_t n_builtins;
+static char *repo_dir;
+static atomic_uint_fast64_t generation;
+static atomic_uint tmp_counter;
+
+/* snprintf for paths: -1 when the result would not fit. */
+__attribute__((format(printf, 3, 4))) static int pathf(char *out, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* ---- reference counting ---- */
+
+void svc_model_ref(svc_model *m) {
+    if (m) atomic_fetch_add(&m->refs, 1);
+}
+
+void svc_model_unref(svc_model *m) {
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    attn_model_free(m->m);
+    free(m);
+}
+
+static svc_model *model_new(const char *name, const attn_mech_info *mech, attn_model *am,
+                            int allow_nonfinite, int builtin) {
+    svc_model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    atomic_init(&m->refs, 1);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->mech = mech;
+    m->m = am;
+    m->builtin = builtin;
+    m->allow_nonfinite = allow_nonfinite;
+    m->generation = atomic_fetch_add(&generation, 1) + 1;
+    m->stats = svc_metrics_model(name);
+    return m;
+}
+
+/* ---- the table ---- */
+
+static entry *find_entry(const char *name) { /* table_mu held */
+    for (size_t i = 0; i < n_entries; i++)
+        if (strcmp(entries[i].name, name) == 0) return &entries[i];
+    return NULL;
+}
+
+static entry *get_entry(const char *name) { /* table_mu held */
+    entry *e = find_entry(name);
+    if (e) return e;
+    if (n_entries == cap_entries) {
+        size_t cap = cap_entries ? cap_entries * 2 : 16;
+        entry *p = realloc(entries, cap * sizeof *p);
+        if (!p) return NULL;
+        entries = p;
+        cap_entries = cap;
+    }
+    e = &entries[n_entries++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    return e;
+}
+
+static svc_model *find_builtin(const char *name) {
+    for (size_t i = 0; i < n_builtins; i++) {
+        const attn_mech_info *info = builtins[i]->mech;
+        if (strcmp(info->name, name) == 0) return builtins[i];
+        for (const char *const *a = info->aliases; a && *a; a++)
+            if (strcmp(*a, name) == 0) return builtins[i];
+    }
+    return NULL;
+}
+
+svc_model *svc_repo_get(const char *name) {
+    svc_model *m = NULL;
+    pthread_mutex_lock(&table_mu);
+    entry *e = find_entry(name);
+    if (e && e->model) { /* a repository model shadows a built-in of the same name */
+        m = e->model;
+        svc_model_ref(m);
+    }
+    pthread_mutex_unlock(&table_mu);
+    if (!m) {
+        m = find_builtin(name);
+        svc_model_ref(m);
+    }
+    return m;
+}
+
+/* Installs m under name (m may be NULL: unload) and drops the old one. */
+static int swap_in(const char *name, svc_model *m, const char *reason) {
+    pthread_mutex_lock(&table_mu);
+    entry *e = get_entry(name);
+    if (!e) {
+        pthread_mutex_unlock(&table_mu);
+        return -1;
+    }
+    svc_model *old = e->model;
+    e->model = m;
+    snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
+    pthread_mutex_unlock(&table_mu);
+    svc_model_unref(old); /* freed when its last request ends */
+    return 0;
+}
+
+static void note_failure(const char *name, const char *why) {
+    pthread_mutex_lock(&table_mu);
+    entry *e = get_entry(name);
+    if (e && !e->model) snprintf(e->reason, sizeof e->reason, "%s", why);
+    pthread_mutex_unlock(&table_mu);
+}
+
+/* ---- building a model ---- */
+
+static int read_small(const char *path, char **out, size_t *len, char *err, size_t errcap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errcap, "cannot open %s: %s", path, strerror(errno));
+        return errno == ENOENT ? 404 : 500;
+    }
+    char *buf = malloc(CONFIG_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf) {
+        snprintf(err, errcap, "out of memory");
+        return 503;
+    }
+    if (n > CONFIG_MAX) {
+        free(buf);
+        snprintf(err, errcap, "%s is larger than %u bytes", path, CONFIG_MAX);
+        return 400;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* config.json text + weights -> model.  Returns an HTTP status. */
+static int build(const char *name, const char *cfg, size_t cfg_len, const attn_tensor_set *weights,
+                 svc_model **out, char *err, size_t errcap) {
+    json_error_t je;
+    json_t *root = json_loadb(cfg, cfg_len, JSON_REJECT_DUPLICATES, &je);
+    attn_model *am = NULL;
+    char *inner = NULL;
+    int st = 400;
+    if (!root || !json_is_object(root)) {
+        snprintf(err, errcap, "config.json: %s", root ? "must be an object" : je.text);
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "type") && strcmp(key, "config") && strcmp(key, "allow_nonfinite")) {
+            snprintf(err, errcap, "config.json: unknown key '%s' (type, config, allow_nonfinite)", key);
+            goto out;
+        }
+    }
+    const char *type = json_string_value(json_object_get(root, "type"));
+    json_t *config = json_object_get(root, "config");
+    json_t *anf = json_object_get(root, "allow_nonfinite");
+    if (!type) {
+        snprintf(err, errcap, "config.json: \"type\" must be a string");
+        goto out;
+    }
+    const attn_mech_info *mech = attn_mech_find(type);
+    if (!mech) {
+        snprintf(err, errcap, "config.json: unknown type '%s'", type);
+        goto out;
+    }
+    if (config && !json_is_object(config) && !json_is_null(config)) {
+        snprintf(err, errcap, "config.json: \"config\" must be an object");
+        goto out;
+    }
+    if (anf && !json_is_boolean(anf)) {
+        snprintf(err, errcap, "config.json: \"allow_nonfinite\" must be true or false");
+        goto out;
+    }
+    inner = config && json_is_object(config) ? json_dumps(config, JSON_COMPACT) : NULL;
+    attn_error ae = {0};
+    attn_status s = attn_model_new(type, inner ? inner : "{}", weights, &am, &ae);
+    if (s != ATTN_OK) {
+        snprintf(err, errcap, "%s", ae.msg[0] ? ae.msg : attn_status_str(s));
+        st = svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+        goto out;
+    }
+    *out = model_new(name, mech, am, anf && json_is_true(anf), 0);
+    if (!*out) {
+        attn_model_free(am);
+        snprintf(err, errcap, "out of memory");
+        st = 503;
+        goto out;
+    }
+    st = 200;
+out:
+    free(inner);
+    json_decref(root);
+    return st;
+}
+
+static int load_from_dir(const char *name, svc_model **out, char *err, size_t errcap) {
+    char path[4096];
+    char *cfg = NULL;
+    size_t cfg_len = 0;
+    attn_tensor_set *w = NULL;
+    pathf(path, sizeof path, "%s/%s/config.json", repo_dir, name);
+    int st = read_small(path, &cfg, &cfg_len, err, errcap);
+    if (st == 404) snprintf(err, errcap, "model '%s' is not in the repository", name);
+    if (st) return st;
+    pathf(path, sizeof path, "%s/%s/weights.safetensors", repo_dir, name);
+    if (access(path, F_OK) == 0) {
+        attn_error ae = {0};
+        attn_status s = attn_safetensors_read_file(path, &w, &ae);
+        if (s != ATTN_OK) {
+            snprintf(err, errcap, "weights.safetensors: %s", ae.msg);
+            free(cfg);
+            return svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+        }
+    }
+    st = build(name, cfg, cfg_len, w, out, err, errcap);
+    attn_tensor_set_free(w);
+    free(cfg);
+    return st;
+}
+
+/* ---- atomic writes ---- */
+
+static int write_all(const char *path, const void *p, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+/* Removes a folder we made (plain files only). */
+static void remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char path[4096];
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        pathf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (unlink(path) != 0) svc_log("warn", "cannot remove %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    if (rmdir(dir) != 0) svc_log("warn", "cannot remove %s: %s", dir, strerror(errno));
+}
+
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static int persist(const char *name, const char *cfg, size_t cfg_len, const void *weights,
+                   size_t weights_len, char *err, size_t errcap) {
+    char tmp[4096], target[4096], path[4096];
+    pathf(tmp, sizeof tmp, "%s/.load-%s-%ld-%u", repo_dir, name, (long)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
+    pathf(target, sizeof target, "%s/%s", repo_dir, name);
+    if (mkdir(tmp, 0755) != 0) {
+        snprintf(err, errcap, "cannot write to the repository: %s", strerror(errno));
+        return 500;
+    }
+    pathf(path, sizeof path, "%s/config.json", tmp);
+    int bad = write_all(path, cfg, cfg_len);
+    if (!bad && weights) {
+        pathf(path, sizeof path, "%s/weights.safetensors", tmp);
+        bad = write_all(path, weights, weights_len);
+    }
+    if (bad) {
+        snprintf(err, errcap, "cannot write to the repository: %s", strerror(errno));
+        remove_dir(tmp);
+        return 500;
+    }
+    sync_dir(tmp);
+    struct stat stt;
+    if (lstat(target, &stt) == 0) {
+        if (!S_ISDIR(stt.st_mode)) {
+            snprintf(err, errcap, "%s exists and is not a folder", target);
+            remove_dir(tmp);
+            return 500;
+        }
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) == 0) {
+            remove_dir(tmp); /* holds the old version now */
+        } else { /* file systems without exchange: two renames, old kept aside */
+            char old[4096];
+            pathf(old, sizeof old, "%s/.old-%s-%ld-%u", repo_dir, name, (long)getpid(),
+                     atomic_fetch_add(&tmp_counter, 1));
+            if (rename(target, old) != 0 || rename(tmp, target) != 0) {
+                snprintf(err, errcap, "cannot replace %s: %s", target, strerror(errno));
+                if (access(target, F_OK) != 0) rename(old, target);
+                remove_dir(tmp);
+                return 500;
+            }
+            remove_dir(old);
+        }
+    } else if (rename(tmp, target) != 0) {
+        snprintf(err, errcap, "cannot create %s: %s", target, strerror(errno));
+        remove_dir(tmp);
+        return 500;
+    }
+    sync_dir(repo_dir);
+    return 0;
+}
+
+/* ---- public ---- */
+
+int svc_repo_load(const char *name, const char *cfg, size_t cfg_len, const void *weights,
+                  size_t weights_len, char *err, size_t errcap) {
+    svc_model *m = NULL;
+    int st;
+    pthread_mutex_lock(&load_mu);
+    if (!cfg) {
+        if (!repo_dir) {
+            snprintf(err, errcap, "no model repository (--model-repository) to load '%s' from", name);
+            st = 400;
+            goto out;
+        }
+        st = load_from_dir(name, &m, err, errcap);
+    } else {
+        attn_tensor_set *w = NULL;
+        if (weights) {
+            attn_error ae = {0};
+            attn_status s = attn_safetensors_read_mem(weights, weights_len, &w, &ae);
+            if (s != ATTN_OK) {
+                snprintf(err, errcap, "weights.safetensors: %s", ae.msg);
+                st = svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+                goto out;
+            }
+        }
+        st = build(name, cfg, cfg_len, w, &m, err, errcap);
+        attn_tensor_set_free(w);
+        if (st == 200 && repo_dir) st = persist(name, cfg, cfg_len, weights, weights_len, err, errcap);
+        if (st == 0) st = 200;
+    }
+    if (st == 200 && swap_in(name, m, NULL) != 0) {
+        snprintf(err, errcap, "out of memory");
+        st = 503;
+    }
+    if (st != 200) svc_model_unref(m);
+out:
+    if (st != 200) note_failure(name, err);
+    pthread_mutex_unlock(&load_mu);
+    if (st == 200) svc_log("info", "model '%s' loaded", name);
+    else svc_log("warn", "model '%s' failed to load: %s", name, err);
+    return st;
+}
+
+int svc_repo_unload(const char *name, char *err, size_t errcap) {
+    pthread_mutex_lock(&load_mu);
+    pthread_mutex_lock(&table_mu);
+    entry *e = find_entry(name);
+    int known = e != NULL;
+    pthread_mutex_unlock(&table_mu);
+    int st = 200;
+    if (known) {
+        swap_in(name, NULL, "unloaded");
+    } else if (find_builtin(name)) {
+        snprintf(err, errcap, "'%s' is a built-in model and cannot be unloaded", name);
+        st = 400;
+    } else {
+        snprintf(err, errcap, "unknown model '%s'", name);
+        st = 404;
+    }
+    pthread_mutex_unlock(&load_mu);
+    if (st == 200) svc_log("info", "model '%s' unloaded", name);
+    return st;
+}
+
+static int has_config(const char *name) {
+    char path[4096];
+    pathf(path, sizeof path, "%s/%s/config.json", repo_dir, name);
+    return access(path, R_OK) == 0;
+}
+
+json_t *svc_repo_index(int ready_only) {
+    json_t *a = json_array();
+    pthread_mutex_lock(&table_mu);
+    for (size_t i = 0; i < n_entries; i++) {
+        entry *e = &entries[i];
+        if (ready_only && !e->model) continue;
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "name", e->name, "version", "1",
+                                           "state", e->model ? "READY" : "UNAVAILABLE", "reason",
+                                           e->reason));
+    }
+    pthread_mutex_unlock(&table_mu);
+    DIR *d = repo_dir && !ready_only ? opendir(repo_dir) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d))) { /* folders added since the last load */
+        if (!svc_valid_model_name(de->d_name, strlen(de->d_name)) || !has_config(de->d_name)) continue;
+        pthread_mutex_lock(&table_mu);
+        int known = find_entry(de->d_name) != NULL;
+        pthread_mutex_unlock(&table_mu);
+        if (!known)
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "name", de->d_name, "version",
+                                               "1", "state", "UNAVAILABLE", "reason", "not loaded"));
+    }
+    if (d) closedir(d);
+    for (size_t i = 0; i < n_builtins; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", builtins[i]->name,
+                                           "version", "1", "state", "READY", "reason", "built-in",
+                                           "builtin", 1));
+    return a;
+}
+
+size_t svc_repo_builtin_count(void) { return n_builtins; }
+
+int svc_repo_init(const char *dir) {
+    size_t n = attn_mech_count();
+    builtins = calloc(n ? n : 1, sizeof *builtins);
+    if (!builtins) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const attn_mech_info *info = attn_mech_at(i);
+        if (!info || info->has_weights) continue;
+        attn_model *am = NULL;
+        attn_error ae = {0};
+        attn_status s = attn_model_new(info->name, "{}", NULL, &am, &ae);
+        svc_model *m = model_new(info->name, info, s == ATTN_OK ? am : NULL, 0, 1);
+        if (!m) {
+            attn_model_free(am);
+            return -1;
+        }
+        if (s != ATTN_OK) snprintf(m->default_err, sizeof m->default_err, "%s", ae.msg);
+        builtins[n_builtins++] = m;
+    }
+    if (!dir) return 0;
+    if (strlen(dir) > 3000) { /* every path we build then fits in 4096 bytes */
+        svc_log("error", "the model repository path is too long");
+        return -1;
+    }
+    repo_dir = strdup(dir);
+    DIR *d = repo_dir ? opendir(dir) : NULL;
+    if (!d) {
+        svc_log("error", "cannot open the model repository %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!svc_valid_model_name(de->d_name, strlen(de->d_name)) || !has_config(de->d_name)) continue;
+        char err[300];
+        svc_repo_load(de->d_name, NULL, 0, NULL, 0, err, sizeof err); /* logs; the index tells */
+    }
+    closedir(d);
+    return 0;
+}
+
+void svc_repo_shutdown(void) {
+    pthread_mutex_lock(&table_mu);
+    for (size_t i = 0; i < n_entries; i++) svc_model_unref(entries[i].model);
+    free(entries);
+    entries = NULL;
+    n_entries = cap_entries = 0;
+    pthread_mutex_unlock(&table_mu);
+    for (size_t i = 0; i < n_builtins; i++) svc_model_unref(builtins[i]);
+    free(builtins);
+    builtins = NULL;
+    n_builtins = 0;
+    free(repo_dir);
+    repo_dir = NULL;
+}

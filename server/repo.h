@@ -1,0 +1,59 @@
+/*
+ * repo.h — the models attnd serves: the repository's models (loaded from
+ * <repo>/<name>/ or from a load request) and the built-in models (every
+ * parameter-free mechanism, named by its type and its aliases).
+ *
+ * A served model is an immutable, reference-counted svc_model.  Requests
+ * hold a reference for their whole life, so a load or an unload swaps the
+ * table entry and the old version is freed only when its last request ends.
+ */
+#ifndef SVC_REPO_H
+#define SVC_REPO_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+
+#include "svc.h"
+
+struct svc_stats;
+
+typedef struct svc_model {
+    atomic_int refs;
+    char name[SVC_MODEL_NAME_MAX + 1];   /* canonical (built-ins: the type name) */
+    const attn_mech_info *mech;
+    attn_model *m;                       /* NULL: a built-in whose defaults are incomplete */
+    char default_err[256];               /* why m is NULL */
+    int builtin;
+    int allow_nonfinite;
+    uint64_t generation;                 /* increases with every load */
+    struct svc_stats *stats;             /* metrics slot, lives as long as the process */
+} svc_model;
+
+/* Builds the built-ins and loads every model folder of dir (may be NULL).
+ * Failures are logged and reported by the index; they do not stop startup. */
+int svc_repo_init(const char *dir);
+void svc_repo_shutdown(void);
+
+/* New reference to the model served under `name`, or NULL. */
+svc_model *svc_repo_get(const char *name);
+void svc_model_ref(svc_model *m);
+void svc_model_unref(svc_model *m);
+
+/* Loads <repo>/<name>/ (config_json == NULL) or the given content:
+ * config_json is config.json's text, weights the raw safetensors bytes (may
+ * be NULL for parameter-free types).  The new model is validated first,
+ * then written to the repository atomically, then swapped in; on any
+ * failure the old model keeps serving.  Returns an HTTP status (200 on
+ * success) with a message in err.  Serialised internally. */
+int svc_repo_load(const char *name, const char *config_json, size_t config_len,
+                  const void *weights, size_t weights_len, char *err, size_t errcap);
+/* 200 (unloaded, or was not loaded), 400 (built-in), 404 (unknown). */
+int svc_repo_unload(const char *name, char *err, size_t errcap);
+
+/* [{"name", "version", "state", "reason"}...]; new reference. */
+json_t *svc_repo_index(int ready_only);
+
+/* Every built-in model, for metrics and the server metadata. */
+size_t svc_repo_builtin_count(void);
+
+#endif

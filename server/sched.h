@@ -1,0 +1,61 @@
+/*
+ * sched.h — compute jobs on the libuv thread pool.
+ *
+ * An HTTP thread reserves a queue slot (refused at once when the queue is
+ * full: the caller answers 503), suspends its connection and submits a job;
+ * the loop thread hands the job to the pool, watches its deadline and, when
+ * the job ends, passes its reply to the connection.  At the deadline the
+ * connection gets 504 at once; the job is told to stop (attn_ctx_set_cancel)
+ * and is freed whenever its thread lets go of it.
+ *
+ * Threads per call: the pool has svc_cfg.threads threads and the machine
+ * svc_cfg.cores cores.  A starting job takes the cores that are free minus
+ * one for each job still waiting (at least 1, at most call_threads), and
+ * returns them when it ends: one request alone gets every core, many
+ * requests get one each, and the sum never exceeds the cores when the pool
+ * is no larger than the machine.
+ */
+#ifndef SVC_SCHED_H
+#define SVC_SCHED_H
+
+#include <uv.h>
+
+#include "svc.h"
+
+struct svc_req;
+struct svc_stats;
+
+typedef enum { SVC_JOB_DONE, SVC_JOB_TIMEOUT, SVC_JOB_ABORTED } svc_job_end;
+
+typedef struct svc_job svc_job;
+struct svc_job {
+    /* Set by the creator. */
+    void (*run)(svc_job *j, attn_ctx *ctx);       /* pool thread: fill j->reply */
+    void (*finish)(svc_job *j, svc_job_end how);  /* loop thread: account and free the job */
+    svc_reply reply;
+    uint64_t deadline_us;                         /* 0: no deadline */
+    struct svc_stats *stats;                      /* optional per-model counters */
+    /* Set by the scheduler. */
+    uint64_t t_submit, t_start, t_end;            /* svc_now_us() */
+    int threads;                                  /* given to run() */
+    volatile int cancel;
+    /* Private. */
+    uv_work_t work;
+    struct svc_req *req;                          /* NULL once the connection was answered */
+    svc_job_end end;
+    svc_job *prev, *next;
+};
+
+int svc_sched_init(uv_loop_t *loop);
+/* Any thread.  0: a slot is reserved for one submit; -1: the queue is full. */
+int svc_sched_reserve(void);
+void svc_sched_unreserve(void);
+/* Any thread, after a successful reserve; the connection is suspended. */
+void svc_sched_submit(svc_job *j, struct svc_req *req);
+int svc_sched_pending(void);  /* waiting for a thread (metrics) */
+int svc_sched_active(void);   /* submitted and not yet finished */
+/* Loop thread: answer every job's connection with 503 and cancel the jobs. */
+void svc_sched_abort_all(const char *why);
+void svc_sched_close(void);   /* loop thread: close the handles */
+
+#endif

@@ -1,0 +1,73 @@
+"""Runs attnd's integration tests: `python3 main.py BUILD_DIR [FILTER]`."""
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+from harness import CTX, TESTS, Server  # noqa: E402
+import t_api  # noqa: E402,F401  (registers tests)
+import t_golden  # noqa: E402
+import t_repo  # noqa: E402,F401
+import t_runtime  # noqa: E402
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    filt = sys.argv[2] if len(sys.argv) > 2 else ""
+    root = os.path.dirname(os.path.dirname(HERE))
+    CTX.root = root
+    CTX.build = os.path.abspath(build)
+    CTX.attnd = os.path.join(CTX.build, "attnd")
+    CTX.attn = os.path.join(CTX.build, "attn")
+    CTX.golden = os.path.join(CTX.build, "golden")
+    CTX.cases = os.path.join(root, "tests", "golden", "cases")
+    for exe in (CTX.attnd, CTX.attn, CTX.golden):
+        if not os.access(exe, os.X_OK):
+            print(f"integration: {exe} is missing (make all first)")
+            return 2
+    with tempfile.TemporaryDirectory(prefix="attnd-it-") as work:
+        CTX.work = work
+        t0 = time.time()
+        cases = harness.prepare_golden()
+        print(f"integration: {len(cases)} golden cases prepared in {time.time() - t0:.1f} s", flush=True)
+        golden = Server("--model-repository", CTX.repo, tag="golden")
+        t_golden.SERVER["golden"] = t_api.SERVER["golden"] = t_runtime.SERVER["golden"] = golden
+        st, h, b = golden.request("POST", "/v2/repository/index")
+        builtin = {e["name"] for e in json.loads(b) if e.get("builtin")}
+        t_golden.register(cases, builtin)
+        passed, failed = 0, []
+        for name, fn in TESTS:
+            if filt and filt not in name:
+                continue
+            t = time.time()
+            try:
+                fn()
+                passed += 1
+                print(f"  ok   {name} ({time.time() - t:.2f} s)", flush=True)
+            except Exception as e:  # noqa: BLE001
+                failed.append(name)
+                print(f"  FAIL {name}: {e}", flush=True)
+                if not isinstance(e, AssertionError):
+                    traceback.print_exc()
+        try:
+            rc = golden.stop()
+            if rc != 0:
+                failed.append("golden server exit code")
+                print(f"  FAIL golden server exited {rc}:\n{golden.log()[-3000:]}")
+        except AssertionError as e:
+            failed.append("golden server stop")
+            print(f"  FAIL golden server: {e}")
+        print(f"integration: {passed} passed, {len(failed)} failed ({time.time() - t0:.1f} s)")
+        for f in failed:
+            print(f"  failed: {f}")
+        return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
