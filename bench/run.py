@@ -214,7 +214,7 @@ def fmt_ms(x):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(HERE), "build"))
     ap.add_argument("--sizes", default="small,medium,large,xl")
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -227,6 +227,7 @@ def main():
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--max-reps", type=int, default=30)
     opts = ap.parse_args()
+    opts.build = os.path.abspath(opts.build)
     if opts.smoke:
         opts.min_ms, opts.min_reps, opts.max_reps = 0, 1, 1
     sizes = set(opts.sizes.split(","))

@@ -298,6 +298,7 @@ attn_status attn_safetensors_write_file(const attn_tensor_set *s, const char *pa
         st = attn__err(err, ATTN_E_IO, "%.160s: %s", path, strerror(errno));
         goto out;
     }
+    (void)fchmod(fd, 0644); /* mkstemp makes 0600; outputs are ordinary files */
     const unsigned char *p = buf;
     size_t left = len;
     while (left) {

@@ -20,6 +20,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v nginx >/dev/null         || need+=(nginx-light)
   command -v node >/dev/null          || need+=(nodejs)
   command -v clang >/dev/null         || need+=(clang)
+  /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+  command -v kubectl >/dev/null       || need+=(kubernetes-client)
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 fi
 for p in ${ATTND_DEPS_EXTRA:-}; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done

@@ -13,8 +13,14 @@ case "$BUILD" in /*) B=$BUILD ;; *) B=$TOP/$BUILD ;; esac
 W=$(mktemp -d)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null; done
+  # SIGTERM first (nginx's workers outlive a SIGKILLed master), SIGKILL after 5 s.
+  if [ ${#PIDS[@]} -gt 0 ]; then
+    kill "${PIDS[@]}" 2>/dev/null
+    ( sleep 5; kill -9 "${PIDS[@]}" 2>/dev/null ) &
+    local watchdog=$!
+    wait "${PIDS[@]}" 2>/dev/null
+    kill "$watchdog" 2>/dev/null
+  fi
   rm -rf "$W"
 }
 trap cleanup EXIT

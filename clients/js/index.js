@@ -335,6 +335,9 @@ async function readFileNode(path) {
 // Weights larger than this go as raw bytes after the load request's JSON header.
 export const BINARY_LOAD_THRESHOLD = 1 << 20;
 
+// Below this many body bytes a broken connection is not taken for an early 413.
+const EARLY_ANSWER_MIN = 1 << 16;
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -435,6 +438,16 @@ export class Client {
       try {
         res = await this._once(method, path, body, h, t, signal);
       } catch (e) {
+        if (e instanceof ConnectError && body && body.length > EARLY_ANSWER_MIN) {
+          // attnd answers 413 as soon as it sees a Content-Length over its limit
+          // and closes; fetch, still sending, only sees the broken connection.
+          const limit = await this._bodyLimit(h);
+          if (limit !== null && body.length > limit) {
+            throw new PayloadTooLargeError(
+              `request body of ${body.length} bytes exceeds the server's limit of ${limit} bytes (max_body_bytes)`,
+              { status: 413, cause: e });
+          }
+        }
         if (e instanceof ConnectError && retry && attempt < this.retries) {
           const ms = this._delay(attempt, null);
           if (ms <= this.maxBackoff) {
@@ -453,6 +466,17 @@ export class Client {
       }
       if (res.status >= 400) throw errorForStatus(res.status, errorMessage(res.status, res.bytes), res.bytes, res.headers);
       return res;
+    }
+  }
+
+  // The server's body limit from GET /v2 (limits.max_body_bytes), or null.
+  async _bodyLimit(headers) {
+    try {
+      const res = await this._once('GET', '/v2', undefined, headers, 5000, undefined);
+      const limit = res.status === 200 ? parseJSON(dec.decode(res.bytes))?.limits?.max_body_bytes : undefined;
+      return Number.isFinite(limit) ? limit : null;
+    } catch {
+      return null;
     }
   }
 

@@ -108,3 +108,23 @@ test('NaN and infinities travel over JSON and binary', async () => {
 test('unreachable server: ConnectError', async () => {
   await assert.rejects(new attnd.Client('http://127.0.0.1:9', { retries: 0 }).serverMetadata(), (e) => e instanceof attnd.ConnectError && e.status === null);
 });
+
+test('requested outputs', async () => {
+  for (const binary of [true, false]) {
+    const res = await client().infer('full', { queries: q, keys: q, values: q }, { outputs: ['output'], binary });
+    assert.deepEqual(Object.keys(res.outputs), ['output']);
+    await assert.rejects(client().infer('full', { queries: q, keys: q, values: q }, { outputs: ['nope'], binary }),
+      (e) => e instanceof attnd.BadRequestError && /nope/.test(e.message));
+  }
+});
+
+test('concurrent requests on one client are not mixed up', async () => {
+  const c = client();
+  const run = async (k) => Array.from((await c.attention('full', q, q, [[[[k]], [[2 * k]]]])).data);
+  const want = [];
+  for (let k = 0; k < 8; k++) want.push(await run(k));
+  assert.equal(new Set(want.map(String)).size, 8);
+  await Promise.all(want.map(async (w, k) => {
+    for (let i = 0; i < 20; i++) assert.deepEqual(await run(k), w);
+  }));
+});

@@ -102,3 +102,30 @@ export function withinTolerance(tensor, entry, rtol, atol) {
     }
   }
 }
+
+/** An extra attnd with its own flags on a free port; resolves {url, close()}. */
+export async function spawnAttnd(flags) {
+  const { spawn } = await import('node:child_process');
+  const bin = process.env.ATTND_BIN || join(BUILD, 'attnd');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ATTND_')));
+  const proc = spawn(bin, ['--host', '127.0.0.1', '--port', '0', ...flags], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const close = () => new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', resolve);
+    proc.kill('SIGTERM');
+  });
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline && proc.exitCode === null) {
+    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+    if (m) {
+      const url = `http://127.0.0.1:${m[1]}`;
+      if (await new Client(url, { retries: 0 }).isReady().catch(() => false)) return { url, close };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await close();
+  throw new Error(`extra attnd did not start: ${log}`);
+}

@@ -132,3 +132,67 @@ def test_invalid_model_name(client):
         client.metadata("")
     with pytest.raises((attnd.ModelNotFoundError, attnd.BadRequestError)):
         client.metadata("../etc/passwd")
+
+
+def test_nan_and_infinities_travel_over_json_and_binary(client, pure_client):
+    """A fully masked row is NaN in the reference (and in attnd)."""
+    import math
+    q = [[[[1.0, 0.0]], [[0.0, 1.0]]]]
+    mask = [[False, False], [True, True]]
+    for cl in (client, pure_client):
+        for binary in (True, False):
+            out = cl.attention("full", q, q, q, attn_mask=mask, binary=binary)
+            flat = out.ravel().tolist() if hasattr(out, "ravel") else out.data
+            assert math.isnan(flat[0]) and math.isnan(flat[1]), flat
+            assert math.isfinite(flat[2])
+
+
+def test_readme_numbers(client):
+    q = [[[[1.0, 0.0]], [[0.0, 1.0]]]]
+    v = [[[[10.0]], [[20.0]]]]
+    out = client.attention("full", q, q, v, softmax_temp=1.0)
+    flat = out.ravel().tolist() if hasattr(out, "ravel") else out.data
+    assert abs(flat[0] - 12.6894142) < 1e-5 and abs(flat[1] - 17.3105858) < 1e-5
+    # the config as parameters.config (an object) gives the same bits
+    same = client.infer("full", {"queries": q, "keys": q, "values": v},
+                        parameters={"config": {"softmax_temp": 1.0}})["output"]
+    assert (same.tobytes() if hasattr(same, "tobytes") else same.data) == \
+        (out.tobytes() if hasattr(out, "tobytes") else out.data)
+
+
+def test_requested_outputs(client):
+    q = [[[[1.0, 0.0]], [[0.0, 1.0]]]]
+    for binary in (True, False):
+        res = client.infer("full", {"queries": q, "keys": q, "values": q}, outputs=["output"], binary=binary)
+        assert list(res) == ["output"]
+        with pytest.raises(attnd.BadRequestError) as ei:
+            client.infer("full", {"queries": q, "keys": q, "values": q}, outputs=["nope"], binary=binary)
+        assert "nope" in ei.value.message
+
+
+def test_one_client_shared_by_threads(client):
+    """One keep-alive connection per thread; results are not mixed up."""
+    import threading
+    errors = []
+    q = [[[[1.0, 0.0]], [[0.0, 1.0]]]]
+
+    def run(k):
+        out = client.attention("full", q, q, [[[[float(k)]], [[float(k) * 2]]]])
+        return out.ravel().tolist() if hasattr(out, "ravel") else out.data
+
+    want = {k: run(k) for k in range(8)}
+    assert len({tuple(w) for w in want.values()}) == 8
+
+    def work(k):
+        try:
+            for _ in range(20):
+                assert run(k) == want[k], k
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
