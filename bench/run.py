@@ -141,6 +141,11 @@ def run_case(c, build, tmp, opts):
     write_st(os.path.join(d, "inputs.safetensors"), ins)
     res = {"case": c, "attnd": {}, "torch": {}, "check": "", "err": None}
     out_path = os.path.join(d, "out.safetensors")
+    # The load of a shared machine drifts: for the case a target is stated
+    # on, measure the sgemm ceiling right before and after it too.
+    bracket = c.id == "full-large" and not opts.smoke
+    if bracket:
+        before = sgemm(build, opts, min_ms=1000)
     lines = bench_core(build, "case", d, "--threads", ",".join(map(str, THREADS)), "--min-ms", opts.min_ms,
                        "--min-reps", opts.min_reps, "--max-reps", opts.max_reps, "--output", out_path)
     for ln in lines:
@@ -148,6 +153,10 @@ def run_case(c, build, tmp, opts):
             res["attnd"][ln["threads"]] = ln
         elif "maxrss_kib" in ln:
             res["attnd_maxrss_kib"] = ln["maxrss_kib"]
+    if bracket:
+        after = sgemm(build, opts, min_ms=1000)
+        res["sgemm_bracket"] = {T: (before[T] + after[T]) / 2 for T in THREADS}
+        res["sgemm_bracket_raw"] = (before, after)
     got = read_st(out_path)["output"]
     if c.torch_skip:
         res["check"] = "torch not run"
@@ -174,10 +183,12 @@ def run_case(c, build, tmp, opts):
     return res
 
 
-def sgemm(build, opts):
+def sgemm(build, opts, min_ms=None):
     M, Nn, K = SGEMM_SHAPE
+    if min_ms is None:
+        min_ms = 300 if opts.smoke else 2000
     lines = bench_core(build, "sgemm", "--threads", ",".join(map(str, THREADS)), "--shape", f"{M},{Nn},{K}",
-                       "--min-ms", 300 if opts.smoke else 2000)
+                       "--min-ms", min_ms)
     return {ln["threads"]: ln["gflops"] for ln in lines}
 
 
@@ -301,10 +312,12 @@ def derived(r, sg):
         for T in THREADS:
             d[f"speedup_{T}"] = t[T]["median_ms"] / a[T]["median_ms"]
     if c.flops:
+        ceil = r.get("sgemm_bracket", sg)
         for T in THREADS:
             g = c.flops / (a[T]["median_ms"] * 1e6)
             d[f"gflops_{T}"] = g
-            d[f"frac_{T}"] = g / sg[T]
+            d[f"frac_{T}"] = g / ceil[T]
+            d[f"ceil_{T}"] = ceil[T]
             if t:
                 d[f"torch_gflops_{T}"] = c.flops / (t[T]["median_ms"] * 1e6)
     return d
@@ -397,6 +410,12 @@ def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, 
     w("|---|---|---|---|")
     for T in THREADS:
         w(f"| {T} | {sg_start[T]:.1f} | {sg_end[T]:.1f} | {sg[T]:.1f} |")
+    for r in results:
+        if "sgemm_bracket_raw" in r:
+            b, a = r["sgemm_bracket_raw"]
+            w(f"\nAround `{r['case'].id}` (its % of sgemm uses these): before "
+              + ", ".join(f"{T}t {b[T]:.1f}" for T in THREADS) + "; after "
+              + ", ".join(f"{T}t {a[T]:.1f}" for T in THREADS) + ".")
     if sg_extra:
         w("\nOther shapes (GFLOP/s, same threading), for reference:\n")
         w("| shape (M×N×K) | 1 thread | 2 threads |")
@@ -460,7 +479,9 @@ def targets(results, sg, rss):
     if r:
         d = derived(r, sg)
         out.append(f"| full L=S=4096, 2 threads: ≥ 85% of sgemm GFLOP/s | {d['gflops_2']:.1f} GFLOP/s = "
-                   f"{100 * d['frac_2']:.0f}% of {sg[2]:.1f} | {'met' if d['frac_2'] >= 0.85 else 'MISSED'} |")
+                   f"{100 * d['frac_2']:.0f}% of {d['ceil_2']:.1f} (sgemm measured right before and after; "
+                   f"1 thread: {100 * d['frac_1']:.0f}% of {d['ceil_1']:.1f}) | "
+                   f"{'met' if d['frac_2'] >= 0.85 else 'MISSED'} |")
         if "speedup_2" in d:
             out.append(f"| full L=S=4096, 2 threads: ≥ 3× faster than PyTorch | {d['speedup_2']:.2f}× vs torch 2t, "
                        f"{d['torch_best'] / r['attnd'][2]['median_ms']:.2f}× vs torch best ({d['torch_best_T']}t) | "

@@ -21,6 +21,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v node >/dev/null          || need+=(nodejs)
   command -v clang >/dev/null         || need+=(clang)
   /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+  /usr/bin/python3 -c 'import pip, setuptools, wheel' 2>/dev/null || need+=(python3-pip python3-setuptools python3-wheel)
+  command -v tsc >/dev/null           || need+=(node-typescript)
   command -v kubectl >/dev/null       || need+=(kubernetes-client)
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 fi

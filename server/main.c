@@ -235,6 +235,7 @@ static int parse_args(int argc, char **argv) {
 static uv_signal_t sig_term, sig_int;
 static uv_timer_t drain_timer, hard_exit;
 static int drain_phase; /* 0 delay, 1 draining, 2 answered the rest, 3 stopping */
+static int hard_exit_armed;
 static uint64_t phase_deadline;
 
 static void on_hard_exit(uv_timer_t *t) {
@@ -273,6 +274,7 @@ static void drain_tick(uv_timer_t *t) {
     uv_timer_init(t->loop, &hard_exit);
     uv_timer_start(&hard_exit, on_hard_exit, 10000, 0);
     uv_unref((uv_handle_t *)&hard_exit);
+    hard_exit_armed = 1;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -338,8 +340,11 @@ int main(int argc, char **argv) {
             svc_cfg.repo_dir ? ", repository " : "", svc_cfg.repo_dir ? svc_cfg.repo_dir : "");
 
     uv_run(&loop, UV_RUN_DEFAULT);
-
-    uv_loop_close(&loop);
+    if (hard_exit_armed) { /* every job is done: close the last handle */
+        uv_close((uv_handle_t *)&hard_exit, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&loop) != 0) svc_log("warn", "event loop closed with handles open");
     svc_repo_shutdown();
     svc_metrics_shutdown();
     svc_auth_shutdown();

@@ -25,6 +25,7 @@ static atomic_int n_active;
 static int closed;                       /* no more jobs (mu) */
 
 static void answer(svc_job *j, int status, const char *fmt, double arg) {
+    j->status = status;
     svc_reply r;
     svc_reply_init(&r);
     svc_reply_error(&r, status, fmt, arg);
@@ -80,6 +81,7 @@ static void after_cb(uv_work_t *w, int status) {
     if (j->next) j->next->prev = j->prev;
     atomic_fetch_sub(&n_active, 1);
     if (j->req) {
+        j->status = j->reply.status;
         svc_http_complete(j->req, &j->reply);
         j->req = NULL;
     }
@@ -194,6 +196,7 @@ void svc_sched_abort_all(const char *why) {
         svc_reply r;
         svc_reply_init(&r);
         svc_reply_error(&r, 503, "%s", why);
+        j->status = 503;
         svc_http_complete(j->req, &r);
         j->req = NULL;
     }

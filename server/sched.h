@@ -38,6 +38,7 @@ struct svc_job {
     /* Set by the scheduler. */
     uint64_t t_submit, t_start, t_end;            /* svc_now_us() */
     int threads;                                  /* given to run() */
+    int status;                                   /* HTTP status the client got (for finish) */
     volatile int cancel;
     /* Private. */
     uv_work_t work;

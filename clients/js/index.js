@@ -325,8 +325,14 @@ function toBytes(x) {
   throw new TypeError('expected bytes (Uint8Array, ArrayBuffer or a typed array)');
 }
 
+// Node modules, loaded only when a file path is given (never in browsers);
+// the specifier is a variable so that bundlers leave it alone.
+function nodeModule(name) {
+  return import(/* webpackIgnore: true */ /* @vite-ignore */ `node:${name}`);
+}
+
 async function readFileNode(path) {
-  const fs = await import('node:fs/promises');
+  const fs = await nodeModule('fs/promises');
   return new Uint8Array(await fs.readFile(path));
 }
 
@@ -668,8 +674,8 @@ export class Client {
       if (typeof config === 'object') configText = JSON.stringify(config);
       else if (/^\s*\{/.test(config)) configText = String(config);
       else {
-        const fs = await import('node:fs/promises');
-        const path = await import('node:path');
+        const fs = await nodeModule('fs/promises');
+        const path = await nodeModule('path');
         let file = String(config);
         if ((await fs.stat(file)).isDirectory()) {
           const w = path.join(file, 'weights.safetensors');

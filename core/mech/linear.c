@@ -104,8 +104,10 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     memset(z, 0, F * sizeof *z);
     if (!s->causal) {
         attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vv, D, 0.0f, kv, D);
-        for (size_t t = 0; t < Su; t++)
+        for (size_t t = 0; t < Su; t++) {
+#pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += pk[t * F + f];
+        }
         float *o = blk; /* (CH, D) */
         for (size_t l0 = 0; l0 < L; l0 += CH) {
             size_t nl = L - l0 < CH ? L - l0 : CH;
@@ -113,8 +115,10 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
             for (size_t i = 0; i < nl; i++) {
                 const float *qf = pq + (l0 + i) * F;
                 float den = 0;
+#pragma omp simd reduction(+ : den)
                 for (size_t f = 0; f < F; f++) den += qf[f] * z[f];
                 float inv = 1.0f / (den + s->eps);
+#pragma omp simd
                 for (size_t d = 0; d < D; d++) out[(l0 + i) * H * D + d] = o[i * D + d] * inv;
             }
         }
@@ -133,14 +137,18 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
         for (size_t i = 0; i < nl; i++) {
             const float *qf = qc + i * F;
             float den = 0;
+#pragma omp simd reduction(+ : den)
             for (size_t f = 0; f < F; f++) den += qf[f] * z[f];
             for (size_t t = 0; t <= i; t++) den += A[i * nl + t];
             float inv = 1.0f / (den + s->eps);
+#pragma omp simd
             for (size_t d = 0; d < D; d++) out[(l0 + i) * H * D + d] = o[i * D + d] * inv;
         }
         attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, D, 1.0f, kv, D);
-        for (size_t t = 0; t < nl; t++)
+        for (size_t t = 0; t < nl; t++) {
+#pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += kc[t * F + f];
+        }
     }
     return ATTN_OK;
 }

@@ -38,6 +38,7 @@ def main():
         print(f"integration: {len(cases)} golden cases prepared in {time.time() - t0:.1f} s", flush=True)
         golden = Server("--model-repository", CTX.repo, tag="golden")
         t_golden.SERVER["golden"] = t_api.SERVER["golden"] = t_runtime.SERVER["golden"] = golden
+        t_golden.SERVER["builtin"] = builtin_srv = Server(tag="builtin")
         st, h, b = golden.request("POST", "/v2/repository/index")
         builtin = {e["name"] for e in json.loads(b) if e.get("builtin")}
         t_golden.register(cases, builtin)
@@ -55,14 +56,15 @@ def main():
                 print(f"  FAIL {name}: {e}", flush=True)
                 if not isinstance(e, AssertionError):
                     traceback.print_exc()
-        try:
-            rc = golden.stop()
-            if rc != 0:
-                failed.append("golden server exit code")
-                print(f"  FAIL golden server exited {rc}:\n{golden.log()[-3000:]}")
-        except AssertionError as e:
-            failed.append("golden server stop")
-            print(f"  FAIL golden server: {e}")
+        for srv in (golden, builtin_srv):
+            try:
+                rc = srv.stop()
+                if rc != 0:
+                    failed.append(f"{srv.log_path}: exit code {rc}")
+                    print(f"  FAIL server exited {rc}:\n{srv.log()[-3000:]}")
+            except AssertionError as e:
+                failed.append("server stop")
+                print(f"  FAIL server stop: {e}")
         print(f"integration: {passed} passed, {len(failed)} failed ({time.time() - t0:.1f} s)")
         for f in failed:
             print(f"  failed: {f}")

@@ -54,7 +54,8 @@ def concurrent_clients():
         for c, binary in chunk:
             st, h, out = s.infer(c.id, c.inputs, binary=binary)
             check(st == 200, f"{c.id}: {st}")
-            check(same_bits(out["output"], c.expected, nan_any=not binary), f"{c.id}: wrong output under load")
+            ok = any(same_bits(out["output"], v, nan_any=not binary) for v in c.variants)
+            check(ok, f"{c.id}: wrong output under load")
         return True
     res, _ = _parallel([lambda i=i: client(jobs[i::8]) for i in range(8)])
     errs = [r for r in res if r is not True]

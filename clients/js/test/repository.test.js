@@ -67,3 +67,47 @@ test('unload, then reload from the repository folder', async () => {
 test('unload of an unknown model: ModelNotFoundError', async () => {
   await assert.rejects(client().unloadModel('js_never_loaded'), attnd.ModelNotFoundError);
 });
+
+test('without Node globals (Buffer, process), as in a browser: load with base64 and infer', async () => {
+  const { execFile } = await import('node:child_process');
+  const c = loadCase('aft_full');
+  const here = (f) => JSON.stringify(new URL(f, import.meta.url).href);
+  const script = `
+    const { loadCase, toTensor } = await import(${here('./helpers.js')});
+    const fs = await import('node:fs');
+    const [url, apiKey, adminKey] = [process.env.ATTND_URL, process.env.ATTND_API_KEY, process.env.ATTND_ADMIN_KEY];
+    const c = loadCase('aft_full');
+    const weights = new Uint8Array(fs.readFileSync(c.dir + '/model/weights.safetensors'));
+    const inputs = Object.fromEntries(Object.entries(c.inputs).map(([n, e]) => [n, toTensor(e, n)]));
+    const stdout = process.stdout;
+    // Node's own fetch needs its globals: give them back only while it runs
+    const saved = { Buffer: globalThis.Buffer, process: globalThis.process };
+    const realFetch = globalThis.fetch;
+    const hide = () => { delete globalThis.Buffer; delete globalThis.process; };
+    const fetch = async (...args) => {
+      Object.assign(globalThis, saved);
+      try {
+        const res = await realFetch(...args);
+        const body = await res.arrayBuffer();
+        const headers = [...res.headers];
+        return { status: res.status, headers: { forEach: (f) => headers.forEach(([k, v]) => f(v, k)) }, arrayBuffer: async () => body };
+      } finally {
+        hide();
+      }
+    };
+    hide();
+    const { Client } = await import(${here('../index.js')});
+    const client = new Client(url, { apiKey, adminKey, fetch });
+    await client.loadModel('js_nobuffer', c.modelConfig, weights, { binary: false });
+    const out = (await client.infer('js_nobuffer', inputs)).outputs.output;
+    stdout.write(JSON.stringify({ buffer: typeof Buffer, process: typeof process, bytes: Array.from(out.bytes()) }));
+  `;
+  const stdout = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 60000 },
+      (err, out, errOut) => (err ? reject(new Error(`child failed:\n${errOut}`)) : resolve(out)));
+  });
+  const res = JSON.parse(stdout);
+  assert.equal(res.buffer, 'undefined');
+  assert.equal(res.process, 'undefined');
+  assert.deepEqual(new Uint8Array(res.bytes), c.attnRun.raw);
+});

@@ -29,6 +29,7 @@ test('every Client method is declared', () => {
 
 test('index.js runs in browsers: no static imports, no Node globals outside guarded spots', () => {
   assert.doesNotMatch(JS, /^import /m);
+  assert.doesNotMatch(JS, /import\(['"]/); // Node modules only through nodeModule()
   assert.doesNotMatch(JS, /require\(/);
   assert.doesNotMatch(JS, /\bprocess\./);
   // Buffer only as globalThis.Buffer, behind a typeof check
