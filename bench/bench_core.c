@@ -205,9 +205,11 @@ static int cmd_case(const char *dir, const opts *o) {
             if (t[i] < mn) mn = t[i];
             if (t[i] > mx) mx = t[i];
         }
-        printf("{\"threads\": %d, \"median_ms\": %.6g, \"min_ms\": %.6g, \"max_ms\": %.6g, \"warmup_ms\": %.6g, "
-               "\"reps\": %d}\n",
-               o->threads[ti], median(t, n), mn, mx, warm, n);
+        printf("{\"threads\": %d, \"warmup_ms\": %.6g, \"reps\": %d, \"min_ms\": %.6g, \"max_ms\": %.6g, "
+               "\"times\": [",
+               o->threads[ti], warm, n, mn, mx);
+        for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", t[i]);
+        printf("], \"median_ms\": %.6g}\n", median(t, n));
         fflush(stdout);
     }
     printf("{\"maxrss_kib\": %ld}\n", maxrss_kib());

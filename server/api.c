@@ -149,13 +149,14 @@ void svc_api_server_meta(svc_req *r) {
     svc_reply rep;
     svc_reply_init(&rep);
     json_t *o = json_pack(
-        "{s:s, s:s, s:[s,s,s,s], s:{s:I, s:I, s:i, s:I, s:i, s:f, s:i, s:i, s:i, s:i, s:b}}",
+        "{s:s, s:s, s:[s,s,s,s], s:{s:I, s:I, s:i, s:I, s:i, s:f, s:i, s:i, s:I, s:i, s:i, s:b}}",
         "name", SVC_NAME, "version", ATTN_VERSION, "extensions", "binary_tensor_data",
         "model_repository", "parameters", "model_configuration", "limits", "max_body_bytes",
         (json_int_t)svc_cfg.max_body, "max_tensor_elements", (json_int_t)svc_cfg.max_elements,
         "max_rank", svc_cfg.max_rank, "max_dim", (json_int_t)svc_cfg.max_dim, "max_queue",
         svc_cfg.max_queue, "request_timeout_s", svc_cfg.timeout_s, "threads", svc_cfg.threads,
-        "threads_per_request", svc_cfg.call_threads, "http_threads", svc_cfg.http_threads,
+        "threads_per_request", svc_cfg.call_threads, "elements_per_thread",
+        (json_int_t)svc_cfg.elems_per_thread, "http_threads", svc_cfg.http_threads,
         "max_json_depth", svc_cfg.max_json_depth, "allow_nonfinite", svc_cfg.allow_nonfinite);
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);

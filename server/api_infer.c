@@ -269,7 +269,9 @@ void svc_api_infer(svc_req *r) {
         st = 503;
         goto fail;
     }
+    size_t total = 0;
     for (size_t i = 0; i < w.n_in; i++) {
+        total += w.in[i].numel; /* each is bounded by max_elements: no overflow */
         attn_tensor *t = NULL;
         st = svc_wire_decode(&w.in[i], allow_nf, &t, err, sizeof err);
         if (st) goto fail;
@@ -302,6 +304,10 @@ void svc_api_infer(svc_req *r) {
     j->base.stats = m->stats;
     svc_reply_init(&j->base.reply);
     j->base.deadline_us = svc_now_us() + (uint64_t)(timeout * 1e6);
+    if (svc_cfg.elems_per_thread) {
+        size_t cap = 1 + total / svc_cfg.elems_per_thread;
+        j->base.max_threads = cap > 1024 ? 1024 : (int)cap;
+    }
     if (svc_req_submit(r, &j->base) == 0) return;
     snprintf(err, sizeof err, "server busy: %d requests are already queued", svc_cfg.max_queue);
     st = 503;

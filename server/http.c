@@ -42,6 +42,7 @@ struct svc_req {
     char *body;
     size_t len, cap;
     int state;
+    int submitted;                   /* a job owns the answer (HTTP thread only) */
     svc_reply reply;                 /* waiting to be queued */
     int have_reply;
     int status;                      /* sent */
@@ -152,6 +153,7 @@ void svc_req_reply(svc_req *r, svc_reply *rep) {
 
 int svc_req_submit(svc_req *r, struct svc_job *j) {
     if (svc_sched_reserve() != 0) return -1;
+    r->submitted = 1;
     r->state = ST_SUSPENDED;
     MHD_suspend_connection(r->conn);
     svc_sched_submit(j, r);
@@ -303,8 +305,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     }
     r->body[r->len] = '\0';
     r->route.handler(r);
-    if (r->have_reply) return queue_reply(r);
-    return MHD_YES; /* suspended: the job answers */
+    /* After a submit the job may already have answered on the loop thread:
+     * that reply is queued when libmicrohttpd resumes us, never from here. */
+    if (r->submitted) return MHD_YES;
+    return r->have_reply ? queue_reply(r) : MHD_NO;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

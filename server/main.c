@@ -59,6 +59,8 @@ static const opt opts[] = {
      "compute pool threads (default: the cores available)"},
     {"threads-per-request", "ATTND_THREADS_PER_REQUEST", O_INT, &svc_cfg.call_threads, 1, 1024, "N",
      "most threads one request may use (default: the cores available)"},
+    {"elements-per-thread", "ATTND_ELEMENTS_PER_THREAD", O_SIZE, &svc_cfg.elems_per_thread, 0, 1e15,
+     "N", "give a request one thread per N input elements (0: every request may use all)"},
     {"http-threads", "ATTND_HTTP_THREADS", O_INT, &svc_cfg.http_threads, 1, 256, "N",
      "HTTP threads that parse and decode requests (default: min(cores, 4))"},
     {"max-body-bytes", "ATTND_MAX_BODY_BYTES", O_SIZE, &svc_cfg.max_body, 1024, 1e12, "BYTES",

@@ -24,11 +24,12 @@ static svc_job *active;                  /* on the pool (loop thread only) */
 static atomic_int n_active;
 static int closed;                       /* no more jobs (mu) */
 
-static void answer(svc_job *j, int status, const char *fmt, double arg) {
-    j->status = status;
+static void answer_timeout(svc_job *j) {
+    j->status = 504;
     svc_reply r;
     svc_reply_init(&r);
-    svc_reply_error(&r, status, fmt, arg);
+    svc_reply_error(&r, 504, "request timed out after %.3f s (the computation was abandoned)",
+                    (double)(j->deadline_us - j->t_submit) / 1e6);
     svc_http_complete(j->req, &r);
     j->req = NULL;
 }
@@ -39,6 +40,7 @@ static void work_cb(uv_work_t *w) {
     pending--;
     int t = free_cores - pending;
     if (t > svc_cfg.call_threads) t = svc_cfg.call_threads;
+    if (j->max_threads > 0 && t > j->max_threads) t = j->max_threads;
     if (t > free_cores) t = free_cores;
     if (t < 1) t = 1;
     free_cores -= t;
@@ -123,8 +125,7 @@ static void tick_cb(uv_timer_t *h) {
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
         j->end = SVC_JOB_TIMEOUT;
         uv_cancel((uv_req_t *)&j->work); /* succeeds only while it waits */
-        answer(j, 504, "request timed out after %.3f s (the computation was abandoned)",
-               (double)(j->deadline_us - j->t_submit) / 1e6);
+        answer_timeout(j);
     }
 }
 

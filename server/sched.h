@@ -13,7 +13,8 @@
  * one for each job still waiting (at least 1, at most call_threads), and
  * returns them when it ends: one request alone gets every core, many
  * requests get one each, and the sum never exceeds the cores when the pool
- * is no larger than the machine.
+ * is no larger than the machine.  A job may cap its own share (max_threads):
+ * for a tiny request, starting threads costs more than they save.
  */
 #ifndef SVC_SCHED_H
 #define SVC_SCHED_H
@@ -34,6 +35,7 @@ struct svc_job {
     void (*finish)(svc_job *j, svc_job_end how);  /* loop thread: account and free the job */
     svc_reply reply;
     uint64_t deadline_us;                         /* 0: no deadline */
+    int max_threads;                              /* 0: no cap of its own */
     struct svc_stats *stats;                      /* optional per-model counters */
     /* Set by the scheduler. */
     uint64_t t_submit, t_start, t_end;            /* svc_now_us() */

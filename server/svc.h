@@ -30,6 +30,7 @@ typedef struct svc_config {
     int threads;             /* compute pool threads */
     int http_threads;        /* libmicrohttpd threads (decode, validate) */
     int call_threads;        /* most threads one request may use */
+    size_t elems_per_thread; /* a request gets a thread per this many input elements; 0: no cap */
     int cores;               /* threads the machine offers */
     size_t max_body;         /* bytes, 413 beyond */
     size_t max_elements;     /* per tensor */

@@ -154,7 +154,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
                 if (!mask[jj]) row[jj] = -FLT_MAX;
         if (s->causal)
             for (size_t jj = i + 1; jj < N; jj++) row[jj] = -FLT_MAX;
-        attn__softmax_strided(row, N, 1);
+        attn__softmax_row_d(row, N);
     }
 
     for (size_t r = 0; r < R; r++) {
@@ -172,7 +172,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
             for (size_t e = 0; e < E; e++) acc += q[e] * k[e];
             w[r] = acc;
         }
-        attn__softmax_strided(w, R, 1);
+        attn__softmax_row_d(w, R);
         float *o = comb + n * SE;
         for (size_t e = 0; e < E; e++) o[e] = 0.0f;
         for (size_t r = 0; r < R; r++) {

@@ -97,34 +97,6 @@ static void conv(const attn_conv2d *c, const float *in, const float *w, const fl
     attn__conv2d(c, in, w, bias, out, false, col, 0, c->h_out);
 }
 
-/* Softmax over the `rows` rows of a (rows, n) block for every column, with
- * the arithmetic of attn__softmax_strided column by column (max, expf, sum
- * in double over the rows in order, times 1/sum) but walking whole rows, so
- * the loops are contiguous instead of n-strided.  mx: n floats, sum: n
- * doubles. */
-static void softmax_cols(float *x, size_t rows, size_t n, float *mx, double *sum) {
-    for (size_t i = 0; i < n; i++) mx[i] = -INFINITY, sum[i] = 0.0;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * n;
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) mx[i] = xr[i] > mx[i] ? xr[i] : mx[i];
-    }
-    for (size_t r = 0; r < rows; r++) {
-        float *xr = x + r * n;
-        for (size_t i = 0; i < n; i++) {
-            float e = expf(xr[i] - mx[i]);
-            xr[i] = e;
-            sum[i] += e;
-        }
-    }
-    for (size_t i = 0; i < n; i++) mx[i] = (float)(1.0 / sum[i]);
-    for (size_t r = 0; r < rows; r++) {
-        float *xr = x + r * n;
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) xr[i] *= mx[i];
-    }
-}
-
 static attn_status li_image(void *arg, size_t b, int worker) {
     const li_job *j = arg;
     const li_state *s = j->s;
@@ -161,9 +133,9 @@ static attn_status li_image(void *arg, size_t b, int worker) {
 
     for (size_t h = 0; h < nh; h++) {
         float *qh = q + h * kd * n, *kh = k + h * kd * T, *vh = v + h * vd * T;
-        for (size_t d = 0; d < kd; d++) attn__softmax_strided(kh + d * T, T, 1);
+        for (size_t d = 0; d < kd; d++) attn__softmax_row_d(kh + d * T, T);
         if (s->norm_q) /* over the kd features of every position (dim -2) */
-            softmax_cols(qh, kd, n, cmax, csum);
+            attn__softmax_cols(qh, kd, n, cmax, csum);
         attn__gemm(0, 1, kd, vd, T, 1.0f, kh, T, vh, T, 0.0f, ctx, vd);
         attn__gemm(1, 0, vd, n, kd, 1.0f, ctx, vd, qh, n, 0.0f, o + h * vd * n, n);
     }

@@ -132,7 +132,7 @@ typedef struct ls_job {
     float *q, *k, *v, *att;
     float *scratch;   /* per worker: scratch_len floats */
     size_t scratch_len;
-    double *dscratch; /* per worker: d*d + d doubles (the causal running sums) */
+    double *dscratch; /* per worker: d*d + d doubles (causal running sums; column softmax sums) */
 } ls_job;
 
 static void psi_apply(int psi, float *x, size_t n) {
@@ -174,7 +174,7 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     take_head(j->q + b * N * HD, N, HD, h * d, d, s->qk_scale, q);
     take_head(j->k + b * S * KD, S, KD, kh * d, d, s->qk_scale, k);
     take_head(j->v + b * S * KD, S, KD, kh * d, d, 1.0f, v);
-    for (size_t n = 0; n < N; n++) attn__softmax_strided(q + n * d, d, 1);
+    for (size_t n = 0; n < N; n++) attn__softmax_row_d(q + n * d, d);
 
     if (!s->causal) {
         /* Masked keys get -finfo.max before the softmax over positions and
@@ -185,7 +185,8 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
                     for (size_t c = 0; c < d; c++) k[n * d + c] = -FLT_MAX;
                     memset(v + n * d, 0, d * sizeof *v);
                 }
-        for (size_t c = 0; c < d; c++) attn__softmax_strided(k + c, S, d);
+        /* softmax over the positions (dim -2): columns of the (S,d) block */
+        attn__softmax_cols(k, S, d, ctx + d * d, j->dscratch + (size_t)worker * (d * d + d));
         attn__gemm(1, 0, d, d, S, 1.0f, k, d, v, d, 0.0f, ctx, d);
         attn__gemm(0, 0, N, d, d, 1.0f, q, d, ctx, d, 0.0f, att, HD);
         return ATTN_OK;
@@ -334,7 +335,7 @@ static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *
     }
     if (!(buf = attn__calloc(total, sizeof(float), err)) ||
         !(scratch = attn__calloc(all, sizeof(float), err)) ||
-        (s->causal && !(dscratch = attn__calloc(dall, sizeof(double), err)))) {
+        !(dscratch = attn__calloc(dall, sizeof(double), err))) {
         st = err ? err->code : ATTN_E_NOMEM;
         goto fail;
     }

@@ -10,4 +10,4 @@ if ! "$PY" -c 'import numpy' 2>/dev/null; then
   echo "integration: $PY with numpy is required" >&2
   exit 2
 fi
-exec "$PY" "$HERE/main.py" "$BUILD" "${2:-}"
+exec "$PY" -B "$HERE/main.py" "$BUILD" "${2:-}"

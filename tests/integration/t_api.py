@@ -390,3 +390,29 @@ def help_and_flags():
         st, m = s.get_json("/v2")
         check(m["limits"]["max_queue"] == 3 and m["limits"]["request_timeout_s"] == 7.5,
               f"ATTND_* variables: {m['limits']}")
+
+
+@test
+def json_float_round_trip():
+    """Random float32 bit patterns (subnormals and extremes included) through
+    the JSON decoder and encoder: a JSON request and a binary request must
+    give the same bits, and the JSON response the same bits as the binary
+    one.  The model is built-in `full` with one key, whose output is the
+    value row times a softmax weight of one."""
+    s = _srv()
+    rng = np.random.default_rng(11)
+    bits = rng.integers(0, 2**32, size=20000, dtype=np.uint64).astype(np.uint32)
+    v = bits.view(np.float32).copy()
+    v[~np.isfinite(v)] = 1.5
+    v[:6] = [np.finfo(np.float32).max, -np.finfo(np.float32).max, np.finfo(np.float32).tiny,
+             1e-45, 0.1, 16777217.0]
+    inp = {"queries": np.ones((1, 1, 1, 1), np.float32), "keys": np.ones((1, 1, 1, 1), np.float32),
+           "values": v.reshape(1, 1, 1, -1)}
+    st, h, jb = s.infer("full", inp, binary=False)
+    check(st == 200, f"JSON request: {st}")
+    st, h, bb = s.infer("full", inp, binary=True)
+    check(st == 200, f"binary request: {st}")
+    check(same_bits(jb["output"], bb["output"]), "JSON and binary paths disagree")
+    out = bb["output"].ravel()
+    exact = np.count_nonzero(out.view(np.uint32) == v.view(np.uint32))
+    check(exact >= len(v) - 64, f"identity model changed {len(v) - exact} values")

@@ -4,6 +4,7 @@ body), failed loads that leave the old model serving, persistence."""
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 
@@ -154,3 +155,25 @@ def repository_nonfinite_flag():
         st, h, out2 = s.infer("lenient", inp, binary=True)
         check(st == 200 and same_bits(out2["output"], out["output"], nan_any=True), "binary agrees")
         expect_error(s.infer("full", inp), 400, "the built-in still refuses NaN")
+
+
+@test
+def ready_after_repository():
+    """Live at once, ready only once the repository has loaded: a model
+    whose config.json is a FIFO holds the load until the test writes it."""
+    f = _case("full_causal")
+    repo = _repo("repo_fifo")
+    os.makedirs(os.path.join(repo, "slow"))
+    fifo = os.path.join(repo, "slow", "config.json")
+    os.mkfifo(fifo)
+    with Server("--model-repository", repo, tag="fifo", wait_ready=False) as s:
+        check(s.request("GET", "/v2/health/live")[0] == 200, "live while loading")
+        check(s.request("GET", "/v2/health/ready")[0] == 400, "ready before the repository loaded")
+        with open(fifo, "w") as w:
+            w.write(open(os.path.join(f.model_dir, "config.json")).read())
+        for _ in range(200):
+            if s.request("GET", "/v2/health/ready")[0] == 200:
+                break
+            time.sleep(0.02)
+        check(s.request("GET", "/v2/health/ready")[0] == 200, "ready after the repository loaded")
+        _same(s, "slow", f, "the model that was loading")

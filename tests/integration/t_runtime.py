@@ -21,9 +21,29 @@ def _case(cid):
     return next(c for c in CTX.golden_cases if c.id == cid)
 
 
-def _slow_inputs(n=2, length=8192, seed=0):
-    """A built-in `full` request that takes about a second on one core."""
+_SLOW_LEN = []
+
+
+def _slow_length():
+    """The sequence length at which one built-in `full` request (batch 1)
+    takes about 0.4 s on this machine and build (sanitizers are slow)."""
+    if not _SLOW_LEN:
+        s = SERVER["golden"]
+        rng = np.random.default_rng(0)
+        probe = {k: rng.standard_normal((1, 2048, 4, 4)).astype(np.float32) for k in ("queries", "keys", "values")}
+        s.infer("full", probe, binary=True)  # warm up
+        t = time.time()
+        s.infer("full", probe, binary=True)
+        dt = max(time.time() - t, 1e-3)
+        length = int(2048 * (0.4 / dt) ** 0.5) // 256 * 256
+        _SLOW_LEN.append(min(max(length, 1024), 16384))
+    return _SLOW_LEN[0]
+
+
+def _slow_inputs(n=2, seed=0):
+    """A built-in `full` request that takes about n * 0.4 s on one core."""
     rng = np.random.default_rng(seed)
+    length = _slow_length()
     return {k: rng.standard_normal((n, length, 4, 4)).astype(np.float32) for k in ("queries", "keys", "values")}
 
 
@@ -145,7 +165,7 @@ def load_while_in_flight():
 
 @test
 def graceful_shutdown():
-    s = Server("--threads", "2", "--shutdown-delay", "0.6", tag="shutdown")
+    s = Server("--threads", "2", "--shutdown-delay", "0.6", "--drain-timeout", "300", tag="shutdown")
     try:
         inp = _slow_inputs()
         ref = None
