@@ -308,7 +308,8 @@ attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *e
     const char *k;
     json_t *v;
     json_object_foreach(root, k, v) {
-        if (strcmp(k, "type") && strcmp(k, "config")) {
+        /* allow_nonfinite is read by attnd (its input policy), not here. */
+        if (strcmp(k, "type") && strcmp(k, "config") && strcmp(k, "allow_nonfinite")) {
             st = attn__err(err, ATTN_E_CONFIG, "%.200s: unknown key '%.48s'", path, k);
             goto out;
         }

@@ -171,10 +171,11 @@ attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const
     j.nrows = numel / (j.T * j.D);
     j.scale = (float)pow((double)sa->dim_heads, -0.5);
 
-    /* Chunks of ~256 tokens keep the projections in few sgemm calls, but
-     * never so few chunks that a thread sits idle. */
-    size_t threads = (size_t)attn_ctx_threads(ctx);
-    size_t rpt = (256 + j.T - 1) / j.T, fair = (j.nrows + threads - 1) / threads;
+    /* Chunks of ~256 tokens keep the projections in few sgemm calls, and at
+     * least 8 chunks keep the threads busy.  The chunking depends on the
+     * shape only, never on the thread count, so the sgemm sizes — and the
+     * result bits — are the same however many threads run. */
+    size_t rpt = (256 + j.T - 1) / j.T, fair = (j.nrows + 7) / 8;
     if (rpt > fair) rpt = fair;
     if (rpt == 0) rpt = 1;
     j.rows_per_task = rpt;

@@ -259,8 +259,9 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
         st = attn__err(err, ATTN_E_SHAPE, "axial_image_transformer: bad image size");
         goto done;
     }
-    /* Row blocks: enough tasks for every thread even when B is 1. */
-    size_t threads = (size_t)attn_ctx_threads(ctx), want = 4 * threads;
+    /* Row blocks: enough tasks for several threads even when B is 1; a
+     * function of the shape only, so results do not depend on threads. */
+    size_t want = 16;
     size_t blocks = (want + B - 1) / B;
     if (blocks > H) blocks = H;
     j->rows_per_task = (H + blocks - 1) / blocks;

@@ -144,9 +144,9 @@ static attn_status lin_task(void *arg, size_t t, int worker) {
 
 static attn_status par_linear(attn_ctx *ctx, const float *x, size_t rows, size_t in,
                               const float *W, const float *b, size_t out, float *y) {
-    const size_t workers = (size_t)attn__workers(ctx, rows);
-    lin_job j = {.x = x, .W = W, .b = b, .y = y, .rows = rows, .in = in, .out = out,
-                 .chunk = (rows + workers - 1) / workers};
+    /* Fixed 64-row chunks: the sgemm sizes, hence the bits, do not depend
+     * on the thread count. */
+    lin_job j = {.x = x, .W = W, .b = b, .y = y, .rows = rows, .in = in, .out = out, .chunk = 64};
     return attn__parallel_for(ctx, (rows + j.chunk - 1) / j.chunk, lin_task, &j);
 }
 

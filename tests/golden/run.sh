@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every golden case (or those whose id contains $2) through `attn run`
-# and checks the output against the reference within the case's tolerance.
+# and checks the output against the reference within the case's tolerance,
+# and that 1 and 3 threads give the same bits (the server varies threads).
 set -u
 BUILD=${1:-build}
 FILTER=${2:-}
@@ -15,7 +16,10 @@ for dir in "$HERE"/cases/*/; do
   w="$WORK/$id"
   if "$BUILD/golden" prep "$dir" "$w" 2>"$w.err" &&
      "$BUILD/attn" run --model "$w/model" --inputs "$w/inputs.safetensors" --output "$w/out.safetensors" 2>>"$w.err" &&
-     "$BUILD/golden" cmp "$dir" "$w/out.safetensors" 2>>"$w.err"; then
+     "$BUILD/golden" cmp "$dir" "$w/out.safetensors" 2>>"$w.err" &&
+     "$BUILD/attn" run --threads 1 --model "$w/model" --inputs "$w/inputs.safetensors" --output "$w/out1.safetensors" 2>>"$w.err" &&
+     "$BUILD/attn" run --threads 3 --model "$w/model" --inputs "$w/inputs.safetensors" --output "$w/out3.safetensors" 2>>"$w.err" &&
+     { cmp -s "$w/out1.safetensors" "$w/out3.safetensors" || { echo "output bits depend on the thread count" >>"$w.err"; false; }; }; then
     pass=$((pass+1))
   else
     fail=$((fail+1)); failed+=("$id: $(tr '\n' ' ' < "$w.err")")
