@@ -1,9 +1,9 @@
 /*
  * parallel.c — the call context and the parallel-for.
  *
- * One forward may use ctx->threads threads: the calling thread plus
- * threads-1 short-lived pthreads that pull task indices from an atomic
- * counter.  OpenBLAS is pinned to one thread per call (once, at the first
+ * One forward may use ctx->threads threads: the calling thread plus up to
+ * threads-1 helpers from a shared, persistent pool, all pulling task
+ * indices from an atomic counter.  OpenBLAS is pinned to one thread per call (once, at the first
  * context), so parallelism comes only from here and the thread count stays a
  * per-call parameter: a server can give one big request every core and many
  * small ones one core each without oversubscribing.
@@ -56,12 +56,14 @@ typedef struct pf_job {
     void *arg;
     atomic_size_t next;
     atomic_int status; /* first failure wins */
+    /* Guarded by pool_mu: */
+    int slots;  /* helpers wanted (workers - 1) */
+    int joined; /* helpers that took an index */
+    int active; /* helpers still running */
+    int closed; /* the caller finished: no more helpers may join */
+    pthread_cond_t done;
+    struct pf_job *next_job;
 } pf_job;
-
-typedef struct pf_worker {
-    pf_job *job;
-    int index;
-} pf_worker;
 
 static void run_worker(pf_job *j, int worker) {
     for (;;) {
@@ -82,10 +84,62 @@ static void run_worker(pf_job *j, int worker) {
     }
 }
 
-static void *thread_main(void *p) {
-    pf_worker *w = p;
-    run_worker(w->job, w->index);
+/* ---- the shared helper pool ----
+ * Threads are created on demand (up to the largest worker count any call
+ * asked for, capped) and then kept: starting threads per call cost more
+ * than a small request's compute.  A call never waits for a helper to
+ * become free — the caller works through the tasks itself and helpers that
+ * are idle join in — so concurrent calls share the pool without deadlock,
+ * and which thread runs a task never changes its arithmetic. */
+#define POOL_MAX 255
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static pf_job *queue_head;
+static int pool_size;
+
+static void unlink_job(pf_job *j) {
+    for (pf_job **p = &queue_head; *p; p = &(*p)->next_job)
+        if (*p == j) {
+            *p = j->next_job;
+            return;
+        }
+}
+
+static void *pool_main(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        pf_job *j = queue_head;
+        while (j && (j->closed || j->joined >= j->slots)) j = j->next_job;
+        if (!j) {
+            pthread_cond_wait(&pool_cv, &pool_mu);
+            continue;
+        }
+        int index = ++j->joined;
+        j->active++;
+        if (j->joined >= j->slots) unlink_job(j);
+        pthread_mutex_unlock(&pool_mu);
+        run_worker(j, index);
+        pthread_mutex_lock(&pool_mu);
+        if (--j->active == 0 && j->closed) pthread_cond_signal(&j->done);
+    }
     return NULL;
+}
+
+/* Called with pool_mu held. */
+static void grow_pool(int want) {
+    if (want > POOL_MAX) want = POOL_MAX;
+    while (pool_size < want) {
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &at, pool_main, NULL);
+        pthread_attr_destroy(&at);
+        if (rc != 0) return; /* run with the helpers we have */
+        pool_size++;
+    }
 }
 
 attn_status attn__parallel_for(attn_ctx *ctx, size_t n, attn_task_fn fn, void *arg) {
@@ -95,16 +149,26 @@ attn_status attn__parallel_for(attn_ctx *ctx, size_t n, attn_task_fn fn, void *a
     atomic_init(&job.next, 0);
     atomic_init(&job.status, ATTN_OK);
     int workers = attn__workers(ctx, n);
-    pthread_t tids[256];
-    pf_worker ws[256];
-    int started = 0;
-    for (int i = 1; i < workers; i++) {
-        ws[i].job = &job;
-        ws[i].index = i;
-        if (pthread_create(&tids[i], NULL, thread_main, &ws[i]) != 0) break; /* run with fewer */
-        started = i;
+    if (workers <= 1) {
+        run_worker(&job, 0);
+        return (attn_status)atomic_load(&job.status);
     }
+    pthread_cond_init(&job.done, NULL);
+    job.slots = workers - 1;
+    pthread_mutex_lock(&pool_mu);
+    grow_pool(workers - 1);
+    job.next_job = queue_head;
+    queue_head = &job;
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+
     run_worker(&job, 0);
-    for (int i = 1; i <= started; i++) pthread_join(tids[i], NULL);
+
+    pthread_mutex_lock(&pool_mu);
+    job.closed = 1;
+    unlink_job(&job);
+    while (job.active > 0) pthread_cond_wait(&job.done, &pool_mu);
+    pthread_mutex_unlock(&pool_mu);
+    pthread_cond_destroy(&job.done);
     return (attn_status)atomic_load(&job.status);
 }

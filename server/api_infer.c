@@ -29,6 +29,7 @@ typedef struct infer_job {
     int binary;
     uint64_t t0, input_us, infer_us, output_us;
     int ran;
+    int accounted; /* metrics recorded (once) */
 } infer_job;
 
 /* Parameters the protocol reserves: never part of a model's config. */
@@ -163,10 +164,10 @@ static void run(svc_job *base, attn_ctx *ctx) {
     j->output_us = svc_now_us() - t;
 }
 
-static void finish(svc_job *base, svc_job_end how) {
+static void account(svc_job *base) {
     infer_job *j = (infer_job *)base;
-    (void)how; /* the scheduler recorded what the client got */
-    int status = j->base.status;
+    if (j->accounted) return;
+    j->accounted = 1;
     svc_stats *st = j->model->stats;
     if (st) {
         if (j->ran) atomic_fetch_add(&st->exec_count, 1);
@@ -174,7 +175,13 @@ static void finish(svc_job *base, svc_job_end how) {
         atomic_fetch_add(&st->infer_us, j->infer_us);
         atomic_fetch_add(&st->output_us, j->output_us);
     }
-    svc_metrics_request(st, status, svc_now_us() - j->t0);
+    svc_metrics_request(st, j->base.status, svc_now_us() - j->t0);
+}
+
+static void finish(svc_job *base, svc_job_end how) {
+    infer_job *j = (infer_job *)base;
+    (void)how; /* the scheduler recorded what the client got */
+    account(base);
     svc_reply_clear(&j->base.reply);
     attn_tensor_set_free(j->inputs);
     attn_model_free(j->own);
@@ -301,6 +308,7 @@ void svc_api_infer(svc_req *r) {
     j->input_us = svc_now_us() - t0;
     j->base.run = run;
     j->base.finish = finish;
+    j->base.account = account;
     j->base.stats = m->stats;
     svc_reply_init(&j->base.reply);
     j->base.deadline_us = svc_now_us() + (uint64_t)(timeout * 1e6);

@@ -84,6 +84,7 @@ static void after_cb(uv_work_t *w, int status) {
     atomic_fetch_sub(&n_active, 1);
     if (j->req) {
         j->status = j->reply.status;
+        if (j->account) j->account(j);
         svc_http_complete(j->req, &j->reply);
         j->req = NULL;
     }

@@ -33,6 +33,9 @@ struct svc_job {
     /* Set by the creator. */
     void (*run)(svc_job *j, attn_ctx *ctx);       /* pool thread: fill j->reply */
     void (*finish)(svc_job *j, svc_job_end how);  /* loop thread: account and free the job */
+    void (*account)(svc_job *j);                  /* optional, loop thread: record metrics just
+                                                     before the reply goes out, so that a client
+                                                     that reads /metrics next sees its request */
     svc_reply reply;
     uint64_t deadline_us;                         /* 0: no deadline */
     int max_threads;                              /* 0: no cap of its own */
