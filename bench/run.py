@@ -151,6 +151,8 @@ def machine():
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
         "torch_blas": sh("/usr/bin/python3 -c 'import torch;print(torch.__config__.show())' | grep -o 'BLAS_INFO=[a-z]*'"),
         "cc": sh("cc --version | head -1"),
+        "commit": sh(f"git -C {os.path.dirname(HERE)} log -1 --format='%h %ad' --date=format:'%Y-%m-%d %H:%M'"),
+        "dirty": sh(f"git -C {os.path.dirname(HERE)} status --porcelain --untracked-files=no -- core bench"),
     }
 
 
@@ -283,8 +285,13 @@ def main():
     ap.add_argument("--min-ms", type=float, default=1000)
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--max-reps", type=int, default=30)
+    ap.add_argument("--render", default="", help="only re-write the .md/.csv/.png of a run from its .json")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
+    if opts.render:
+        with open(opts.render) as f:
+            render(os.path.splitext(opts.render)[0], json.load(f))
+        return 0
     if opts.smoke:
         opts.min_ms, opts.min_reps, opts.max_reps = 0, 1, 1
     sizes = set(opts.sizes.split(","))
@@ -333,15 +340,46 @@ def main():
     out_dir = tempfile.mkdtemp(prefix="attnd-bench-smoke.") if opts.smoke else opts.out
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, started.strftime("%Y-%m-%d"))
-    write_csv(stem + ".csv", results, sg, started)
-    png = plot(stem, results) if not opts.smoke else None
-    write_md(stem + ".md", results, sg, sg_start, sg_end, sg_extra, rss, info, started, png, opts)
-    print(f"bench: wrote {stem}.md, {stem}.csv" + (f", {png}" if png else ""))
+    raw = {"started": started.isoformat(), "info": info, "sg_start": sg_start, "sg_end": sg_end,
+           "sg_extra": sg_extra, "rss": rss, "opts": vars(opts),
+           "results": [{k: v for k, v in r.items() if k != "case"} | {"id": r["case"].id} for r in results]}
+    with open(stem + ".json", "w") as f:
+        json.dump(raw, f, indent=1)
+    render(stem, raw, opts.smoke)
     if opts.smoke:
         checked = [r for r in results if r["check"].startswith(("ok", "MISMATCH", "SHAPE"))]
         print(f"smoke: {len(checked) - fails} passed, {fails} failed")
         shutil.rmtree(out_dir, ignore_errors=True)
     return 1 if fails else 0
+
+
+def _intkeys(d):
+    return {int(k): v for k, v in d.items()} if isinstance(d, dict) else d
+
+
+def render(stem, raw, smoke=False):
+    """Writes stem.md, stem.csv and stem-time.png from a run's raw record
+    (stem.json), so a report can be re-rendered: run.py --render stem.json."""
+    byid = {c.id: c for c in CASES.make_cases(tiny=smoke)}
+    results = []
+    for r in raw["results"]:
+        r = dict(r)
+        r["case"] = byid[r.pop("id")]
+        for k in ("attnd", "torch", "sgemm_bracket", "sgemm_bracket_best"):
+            if k in r:
+                r[k] = _intkeys(r[k])
+        if "sgemm_bracket_raw" in r:
+            r["sgemm_bracket_raw"] = [_intkeys(x) for x in r["sgemm_bracket_raw"]]
+        results.append(r)
+    sg_start, sg_end = _intkeys(raw["sg_start"]), _intkeys(raw["sg_end"])
+    sg_extra = {k: _intkeys(v) for k, v in raw["sg_extra"].items()}
+    sg = {T: (sg_start[T] + sg_end[T]) / 2 for T in THREADS}
+    started = datetime.datetime.fromisoformat(raw["started"])
+    opts = argparse.Namespace(**raw["opts"])
+    write_csv(stem + ".csv", results, sg, started)
+    png = plot(stem, results) if not smoke else None
+    write_md(stem + ".md", results, sg, sg_start, sg_end, sg_extra, raw["rss"], raw["info"], started, png, opts)
+    print(f"bench: wrote {stem}.md, {stem}.csv" + (f", {png}" if png else ""))
 
 
 # ---------------------------------------------------------------- outputs
@@ -456,7 +494,8 @@ def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, 
       f"Python {info['python']}; compiler: {info['cc']}; Linux {info['kernel']}")
     w(f"- Load: `{info['uptime_start']}` at the start, `{info['uptime_end']}` at the end "
       f"(the machine is shared: other jobs ran during the run). Run time {info['seconds']} s.")
-    w(f"- attnd: {info['attn_version']}, sizes {opts.sizes}, min {opts.min_ms:g} ms and {opts.min_reps}.."
+    w(f"- attnd: {info['attn_version']} at commit {info['commit'] or '?'}"
+      f"{' with uncommitted changes in core/ or bench/' if info['dirty'] else ''}, sizes {opts.sizes}, min {opts.min_ms:g} ms and {opts.min_reps}.."
       f"{opts.max_reps} repetitions per measurement.\n")
     w("## sgemm ceiling\n")
     M, Nn, K = SGEMM_SHAPE
@@ -537,6 +576,8 @@ def targets(results, sg, rss):
            "(the fastest sample of each side, the one least disturbed by other jobs on this shared machine).\n",
            "| target | measured (medians) | measured (best-of-N) | status |", "|---|---|---|---|"]
 
+    notes = []
+
     def status(a, b):
         return "met" if a and b else ("met on best-of-N only" if b else ("met on medians only" if a else "MISSED"))
     byid = {r["case"].id: r for r in results}
@@ -572,13 +613,27 @@ def targets(results, sg, rss):
                    f"{len(meds) - len(miss_m)}/{len(meds)}; below 2×: {', '.join(miss_m) or 'none'} | "
                    f"{len(meds) - len(miss_b)}/{len(meds)}; below 2×: {', '.join(miss_b) or 'none'} | "
                    f"{status(not miss_m, not miss_b)} |")
+        # How far a mechanism could go if all its FLOPs ran at sgemm speed:
+        # PyTorch's best time over the time of its FLOPs at the sgemm rate.
+        bounds = []
+        for x in meds:
+            d = derived(x, sg)
+            c = x["case"]
+            if c.flops and min(d["speedup_best"], d["speedup_bo"]) < 2:
+                b1 = d["torch_best"] / (c.flops / (sg[1] * 1e6))
+                b2 = d["torch_best"] / (c.flops / (sg[2] * 1e6))
+                bounds.append(f"{c.mech} {b1:.1f}× / {b2:.1f}×")
+        if bounds:
+            notes.append("\nCeiling on the speed-up of the medium cases below 2× that have FLOPs: PyTorch's best median "
+                       "time over the time their FLOPs take at the sgemm rate on 1 / 2 threads (what attnd would get "
+                       "if every FLOP ran at sgemm speed): " + ", ".join(bounds) + ".")
     for x in rss:
         if x["L"] == 65536:
             mib = x["maxrss_kib"] / 1024
             out.append(f"| full L=S=65536 (N=1, H={x['H']}, E=D={x['E']}): peak RSS < 512 MiB | {mib:.0f} MiB "
                        f"(inputs+output alone {x['io_bytes'] / 2**20:.0f} MiB) | — | "
                        f"{'met' if mib < 512 else 'MISSED'} |")
-    return out
+    return out + notes
 
 
 if __name__ == "__main__":

@@ -19,10 +19,13 @@ trap 'rm -rf "$WORK"' EXIT
 rm -rf "$ROOT/examples/models" "$ROOT/examples/requests"
 mkdir -p "$ROOT/examples/models" "$ROOT/examples/requests"
 for id in $PICK; do
+  # A folder named like a type would hide that type's built-in model.
+  name=$id
+  if "$BUILD/attn" schema "$id" >/dev/null 2>&1; then name="${id}_example"; fi
   "$BUILD/golden" prep "$CASES/$id" "$WORK/$id"
-  cp -r "$WORK/$id/model" "$ROOT/examples/models/$id"
+  cp -r "$WORK/$id/model" "$ROOT/examples/models/$name"
   /usr/bin/python3 - "$WORK/$id/inputs.safetensors" "$CASES/$id/case.json" \
-      > "$ROOT/examples/requests/$id.json" <<'PY'
+      > "$ROOT/examples/requests/$name.json" <<'PY'
 import json, struct, sys
 import numpy as np
 raw = open(sys.argv[1], "rb").read()

@@ -13,8 +13,9 @@ enum { SVC_NUM_SYNTAX = 1, SVC_NUM_RANGE = 2, SVC_NUM_NOT_INT = 3 };
 #define SVC_F32_CHARS 24
 
 /* Shortest decimal that reads back as v; NaN / Infinity / -Infinity for
- * non-finite values (the tokens Triton and Python write).  Not terminated;
- * returns the length. */
+ * non-finite values (the tokens Triton and Python write).  Returns the
+ * length; out needs SVC_F32_CHARS + 1 bytes, since a NUL may follow the
+ * text (it is not always written). */
 size_t svc_f32_format(char *out, float v);
 
 /* Parse one JSON number at p (< end) correctly rounded to float32.  Returns

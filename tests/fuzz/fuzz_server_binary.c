@@ -1,0 +1,59 @@
+/* fuzz_server_binary.c — libFuzzer target: attnd's binary tensor data
+ * extension (server/codec_binary.c, through svc_wire_parse with an
+ * Inference-Header-Content-Length).  Input: two little-endian bytes give
+ * the header length (a length past the body is legal input: it must be
+ * refused), the rest is the body: the JSON header, then the raw tensors.
+ * Every decoded tensor must hold exactly the bytes it was bound to. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+svc_config svc_cfg;
+atomic_int svc_ready;
+atomic_int svc_draining;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (!svc_cfg.max_rank) {
+        svc_cfg.max_rank = ATTN_MAX_RANK;
+        svc_cfg.max_dim = 1 << 20;
+        svc_cfg.max_elements = 1 << 20;
+        svc_cfg.max_json_depth = 32;
+        svc_cfg.max_body = 1 << 20;
+    }
+    if (size < 2 || size > (1 << 20)) return 0;
+    long hlen = (long)(data[0] | data[1] << 8);
+    size -= 2;
+    /* An exact-size copy, so that ASan sees any read past the body (the
+     * server's buffer has one more byte, the NUL, which we add too). */
+    char *body = malloc(size + 1);
+    if (!body) return 0;
+    memcpy(body, data + 2, size);
+    body[size] = '\0';
+    char err[512];
+    svc_wire w;
+    if (svc_wire_parse(body, size, hlen, &w, err, sizeof err) == 0) {
+        if ((size_t)hlen > size || hlen == 0) abort(); /* must have been refused */
+        size_t off = (size_t)hlen;
+        for (size_t i = 0; i < w.n_in; i++) {
+            svc_wire_input *in = &w.in[i];
+            attn_tensor *t = NULL;
+            if (in->is_binary) {
+                if (in->bin != (const unsigned char *)body + off) abort(); /* in input order */
+                off += in->bin_len;
+            }
+            if (svc_wire_decode(in, (int)(data[0] & 1), &t, err, sizeof err) != 0) continue;
+            if (in->is_binary && (t->nbytes != in->bin_len || (t->nbytes && memcmp(t->data, in->bin, t->nbytes))))
+                abort();
+            attn_tensor_free(t);
+        }
+        if (off != size) abort(); /* the sizes add up to the whole tail */
+        svc_wire_free(&w);
+    } else if (!err[0]) {
+        abort();
+    }
+    free(body);
+    return 0;
+}

@@ -1,0 +1,352 @@
+"""The hostile-input table: raw HTTP requests and what attnd must answer.
+
+Each case is Case(group, name, request bytes, status, ...):
+  status    the HTTP status expected (an int, or a tuple of acceptable ones);
+  body      "json" (default): Content-Type application/json and {"error": "<non-empty>"};
+            "mhd": libmicrohttpd itself refuses malformed HTTP before attnd sees the
+            request, so the body is its own (HTML) text; only the 4xx status is checked;
+  half_close  shut our write side after sending (for lengths that promise more:
+            the request never ends, so closing without an answer (None) is right too);
+  server    which server answers: "main" or "auth" (keys configured).
+
+The server runs with --max-body-bytes 1M, --max-json-depth 32 (the default) and
+the example repository (see hostile.py).  Models used: the built-in `full`
+(queries/keys/values [N,L,H,E], optional attn_mask [L,S] BOOL and
+query_lengths/key_lengths [N] INT64), the repository model full_key_lengths
+(the same inputs, fixed config) and compositional_mask (x [B,N,16], mask [B,N]).
+"""
+import base64
+import json
+
+from rawhttp import binary_body, chunked, f32, floats, qkv_binary, qkv_inputs, qkv_json, request_bytes
+
+
+class Case:
+    def __init__(self, group, name, req, status, body="json", half_close=False, server="main"):
+        self.group, self.name, self.req, self.status = group, name, req, status
+        self.body, self.half_close, self.server = body, half_close, server
+
+
+CASES = []
+JSON = {"Content-Type": "application/json"}
+OCTET = {"Content-Type": "application/octet-stream"}
+INFER = "/v2/models/full/infer"
+
+
+def case(group, name, req, status, **kw):
+    CASES.append(Case(group, name, req, status, **kw))
+
+
+def post(body, path=INFER, headers=None, **kw):
+    h = dict(JSON)
+    h.update(headers or {})
+    return request_bytes("POST", path, body, h, **kw)
+
+
+def post_bin(body_hlen, path=INFER, hlen=None, headers=None):
+    body, n = body_hlen
+    h = dict(OCTET)
+    h["Inference-Header-Content-Length"] = str(n if hlen is None else hlen)
+    h.update(headers or {})
+    return request_bytes("POST", path, body, h)
+
+
+def bin_edit(body_hlen, old, new):
+    """Edits the JSON header of a binary request (the header length follows)."""
+    body, n = body_hlen
+    head = body[:n]
+    assert old in head, old
+    head = head.replace(old, new, 1)
+    return head + body[n:], len(head)
+
+
+def with_input(**fields):
+    """The valid q/k/v request plus one more input."""
+    return qkv_json(extra=[fields])
+
+
+def one_input(**fields):
+    """A request whose queries input is replaced by `fields` (keys and values stay valid)."""
+    ins = qkv_inputs()
+    ins[0] = dict(name="queries", **fields)
+    return json.dumps({"inputs": ins}).encode()
+
+
+VALID = qkv_json()
+
+
+def tok(t):
+    """The valid request with its first element written as the token t."""
+    body = one_input(shape=[1, 3, 2, 2], datatype="FP32", data=[0.125] + floats(11))
+    assert body.count(b"[0.125, ") == 1
+    return post(body.replace(b"[0.125, ", b"[" + t + b", "))
+
+# ---- truncated and malformed JSON -------------------------------------------------------
+g = "truncated"
+case(g, "empty body", post(b""), 400)
+case(g, "just an open brace", post(b"{"), 400)
+case(g, "cut after inputs", post(b'{"inputs": ['), 400)
+case(g, "cut inside a string", post(b'{"inputs":[{"name":"quer'), 400)
+case(g, "cut inside data", post(VALID[:VALID.index(b'"data"') + 20]), 400)
+case(g, "cut at half", post(VALID[:len(VALID) // 2]), 400)
+case(g, "cut one byte short", post(VALID[:-1]), 400)
+case(g, "cut inside an escape", post(b'{"id":"\\u12'), 400)
+case(g, "document is an array", post(b"[" + VALID + b"]"), 400)
+case(g, "document is null", post(b"null"), 400)
+case(g, "document is a number", post(b"42"), 400)
+case(g, "trailing garbage", post(VALID + b" xyz"), 400)
+case(g, "two documents", post(VALID + VALID), 400)
+case(g, "byte order mark", post(b"\xef\xbb\xbf" + VALID), 400)
+case(g, "invalid UTF-8 in a name", post(VALID.replace(b'"queries"', b'"q\xff\xfe"', 1)), 400)
+case(g, "NUL inside the document", post(VALID[:10] + b"\0" + VALID[10:]), 400)
+case(g, "single quotes", post(VALID.replace(b'"', b"'")), 400)
+case(g, "comment", post(b"/* hi */" + VALID), 400)
+case(g, "leading zero", tok(b'01'), 400)
+case(g, "lone minus", tok(b'-'), 400)
+case(g, "hex number", tok(b'0x10'), 400)
+case(g, "object in data", tok(b'{"a": 1}'), 400)
+case(g, "trailing comma in data", post(one_input(shape=[1, 3, 2, 2], datatype="FP32", data=floats(11) + [0.375])
+                                       .replace(b"0.375]", b"0.375,]")), 400)
+
+# ---- nesting -------------------------------------------------------------------------------
+g = "nesting"
+case(g, "100k open brackets", post(b"[" * 100000), 400)
+case(g, "100k nested objects", post(b'{"a":' * 100000 + b"1" + b"}" * 100000), 400)
+case(g, "33 nested objects (limit 32)", post(b'{"a":' * 33 + b"1" + b"}" * 33), 400)
+case(g, "deep parameters", post(VALID[:-1] + b', "parameters": ' + b'{"a":' * 40 + b"1" + b"}" * 41), 400)
+case(g, "10k nested data", post(one_input(shape=[1], datatype="FP32", data=None).replace(
+    b'"data": null', b'"data": ' + b"[" * 10000 + b"1" + b"]" * 10000)), 400)
+case(g, "data deeper than the shape", post(one_input(shape=[1, 3, 2, 2], datatype="FP32",
+                                                     data=[[[[[v]] for v in floats(2)] for _ in range(3)]])), 400)
+case(g, "ragged nested data", post(one_input(shape=[1, 3, 2, 2], datatype="FP32",
+                                             data=[[[[1, 2], [3, 4]], [[5, 6], [7, 8]], [[9, 10], [11]]]])), 400)
+
+# ---- numbers -------------------------------------------------------------------------------
+g = "numbers"
+case(g, "FP32 beyond range", tok(b'1e39'), 400)
+case(g, "FP32 beyond range, negative", tok(b'-3.5e38'), 400)
+case(g, "exponent of 1e999999999", tok(b'1e999999999'), 400)
+case(g, "10k-digit number", tok(b"1" + b"0" * 10000), 400)
+case(g, "INT64 beyond range", post(with_input(name="key_lengths", shape=[1], datatype="INT64",
+                                              data=None).replace(b'"data": null', b'"data": [9223372036854775808]')), 400)
+case(g, "INT32 beyond range", post(with_input(name="key_lengths", shape=[1], datatype="INT32", data=[2 ** 31])), 400)
+case(g, "fractional length", post(with_input(name="key_lengths", shape=[1], datatype="INT64", data=[1.5])), 400)
+case(g, "fractional dimension", post(one_input(shape=[1, 3.0, 2, 2], datatype="FP32", data=floats(12))), 400)
+case(g, "dimension beyond int64", post(one_input(shape=[1], datatype="FP32", data=[1]).replace(
+    b'"shape": [1]', b'"shape": [18446744073709551616]')), 400)
+case(g, "dimension over --max-dim", post(one_input(shape=[1, 1048577, 1, 1], datatype="FP32", data=[1])), 400)
+case(g, "string element", tok(b'"0.5"'), 400)
+case(g, "boolean in FP32 data", tok(b'true'), 400)
+BDS = b'"binary_data_size": 48'
+case(g, "binary_data_size negative", post_bin(bin_edit(qkv_binary(), BDS, b'"binary_data_size": -48')), 400)
+case(g, "binary_data_size not a number", post_bin(bin_edit(qkv_binary(), BDS, b'"binary_data_size": "48"')), 400)
+
+# ---- NaN and infinities (full does not allow them) -------------------------------------------
+g = "nonfinite"
+for t in (b"NaN", b"Infinity", b"-Infinity", b'"NaN"', b'"-Infinity"'):
+    case(g, f"{t.decode()} in JSON data", tok(t), 400)
+case(g, "nan in lower case", tok(b'nan'), 400)
+case(g, "NaN in a shape", post(one_input(shape=[1], datatype="FP32", data=[1]).replace(b'"shape": [1]',
+                                                                                        b'"shape": [NaN]')), 400)
+case(g, "NaN bits in binary data", post_bin(binary_body(
+    [(n, "FP32", (1, 1, 1, 2), f32([0.5]) + b"\x00\x00\xc0\x7f") for n in ("queries", "keys", "values")])), 400)
+case(g, "+Inf bits in binary data", post_bin(binary_body(
+    [(n, "FP32", (1, 1, 1, 2), f32([0.5]) + b"\x00\x00\x80\x7f") for n in ("queries", "keys", "values")])), 400)
+
+# ---- shapes --------------------------------------------------------------------------------
+g = "shapes"
+case(g, "product = 2^64 (wraps to 0) with no data", post(one_input(shape=[65536] * 4, datatype="FP32", data=[])), 400)
+case(g, "product = 2^80 with one element", post(one_input(shape=[1048576] * 4, datatype="FP32", data=[1])), 400)
+case(g, "product = 2^160 at rank 8", post(one_input(shape=[1048576] * 8, datatype="FP32", data=[1])), 400)
+case(g, "product over the element limit", post(one_input(shape=[1024, 1024, 16, 2], datatype="FP32", data=[1])), 400)
+case(g, "binary product = 2^64, size 0", post_bin(binary_body(
+    [("queries", "FP32", (65536,) * 4, b"")] + [(n, "FP32", (1, 3, 2, 2), f32(floats(12))) for n in ("keys", "values")])),
+    400)
+case(g, "binary: size 2^62 claimed", post_bin(bin_edit(qkv_binary(), BDS, b'"binary_data_size": 4611686018427387904')),
+     400)
+case(g, "negative dimension", post(one_input(shape=[-1, 3, 2, 2], datatype="FP32", data=floats(12))), 400)
+case(g, "INT64_MIN dimension", post(one_input(shape=[1, -9223372036854775808, 2, 2], datatype="FP32", data=[1])), 400)
+case(g, "zero batch", post(qkv_json(shape=(0, 3, 2, 2))), 400)
+case(g, "zero length", post(qkv_json(shape=(1, 0, 2, 2))), 400)
+case(g, "zero heads", post(qkv_json(shape=(1, 3, 0, 2))), 400)
+case(g, "zero features", post(qkv_json(shape=(1, 3, 2, 0))), 400)
+case(g, "rank 9 (limit 8)", post(one_input(shape=[1] * 9, datatype="FP32", data=[1])), 400)
+case(g, "rank 100000", post(one_input(shape=[1] * 100000, datatype="FP32", data=[1])), 400)
+case(g, "rank 0 for a rank-4 input", post(one_input(shape=[], datatype="FP32", data=[1])), 400)
+case(g, "rank 3 for a rank-4 input", post(one_input(shape=[3, 2, 2], datatype="FP32", data=floats(12))), 400)
+case(g, "shape is not an array", post(one_input(shape="1,3,2,2", datatype="FP32", data=floats(12))), 400)
+case(g, "more data than the shape", post(one_input(shape=[1, 3, 2, 2], datatype="FP32", data=floats(13))), 400)
+case(g, "less data than the shape", post(one_input(shape=[1, 3, 2, 2], datatype="FP32", data=floats(11))), 400)
+case(g, "queries and keys disagree on N", post(json.dumps({"inputs": [
+    dict(qkv_inputs()[0], shape=[2, 3, 1, 2]), *qkv_inputs()[1:]]}).encode()), 400)
+
+# ---- lengths and masks ---------------------------------------------------------------------
+g = "lengths-masks"
+case(g, "key_lengths beyond S", post(with_input(name="key_lengths", shape=[1], datatype="INT64", data=[4])), 400)
+case(g, "key_lengths 2^62", post(with_input(name="key_lengths", shape=[1], datatype="INT64", data=[2 ** 62])), 400)
+case(g, "key_lengths negative", post(with_input(name="key_lengths", shape=[1], datatype="INT64", data=[-1])), 400)
+case(g, "query_lengths beyond L", post(with_input(name="query_lengths", shape=[1], datatype="INT64", data=[99])), 400)
+case(g, "key_lengths for two batches of one", post(with_input(name="key_lengths", shape=[2], datatype="INT64",
+                                                               data=[1, 1])), 400)
+case(g, "key_lengths as FP32", post(with_input(name="key_lengths", shape=[1], datatype="FP32", data=[1.0])), 400)
+case(g, "repository model: key_lengths beyond S", post(with_input(name="key_lengths", shape=[1], datatype="INT64",
+                                                                  data=[1000]), path="/v2/models/full_key_lengths/infer"), 400)
+case(g, "binary key_lengths beyond S", post_bin(qkv_binary(extra=[("key_lengths", "INT64", (1,),
+                                                                    (1 << 40).to_bytes(8, "little"))])), 400)
+case(g, "mask of the wrong shape", post(with_input(name="attn_mask", shape=[2, 3], datatype="BOOL", data=[True] * 6)), 400)
+case(g, "mask of the wrong rank", post(with_input(name="attn_mask", shape=[3, 3, 1], datatype="BOOL", data=[True] * 9)),
+     400)
+case(g, "mask as FP32", post(with_input(name="attn_mask", shape=[3, 3], datatype="FP32", data=[1.0] * 9)), 400)
+case(g, "mask element 2", post(with_input(name="attn_mask", shape=[3, 3], datatype="BOOL", data=[1, 2] + [1] * 7)), 400)
+case(g, "binary mask byte 2", post_bin(qkv_binary(extra=[("attn_mask", "BOOL", (3, 3), bytes([1, 2] + [1] * 7))])), 400)
+case(g, "compositional mask [B, N+1]", post(json.dumps({"inputs": [
+    {"name": "x", "shape": [1, 3, 16], "datatype": "FP32", "data": floats(48)},
+    {"name": "mask", "shape": [1, 4], "datatype": "BOOL", "data": [True] * 4}]}).encode(),
+    path="/v2/models/compositional_mask/infer"), 400)
+
+# ---- content types -------------------------------------------------------------------------
+g = "content-type"
+case(g, "multipart/form-data", post(b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
+                                    headers={"Content-Type": "multipart/form-data; boundary=x"}), 415)
+case(g, "image/png", post(VALID, headers={"Content-Type": "image/png"}), 415)
+case(g, "text/html", post(VALID, headers={"Content-Type": "text/html"}), 415)
+case(g, "application/xml", post(b"<inputs/>", headers={"Content-Type": "application/xml"}), 415)
+case(g, "binary body labelled JSON (no header length)", post(qkv_binary()[0]), 400)
+case(g, "binary body without its header length", post(qkv_binary()[0], headers=OCTET), 400)
+case(g, "form-encoded body", post(b"inputs=1&x=2", headers={"Content-Type": "application/x-www-form-urlencoded"}), 400)
+
+# ---- chunked bodies ------------------------------------------------------------------------
+g = "chunked"
+TE = {"Transfer-Encoding": "chunked"}
+case(g, "chunked, truncated JSON", post(chunked(VALID[:200]), headers=TE), 400)
+case(g, "chunked, over the body limit", post(chunked(b" " * 1100000, 65536), headers=TE), 413)
+case(g, "chunk size not hex", post(b"zz\r\n" + VALID + b"\r\n0\r\n\r\n", headers=TE), (400,), body="mhd")
+case(g, "chunk size overflows 64 bits", post(b"1" + b"0" * 20 + b"\r\nab\r\n0\r\n\r\n", headers=TE), (400, 413),
+     body="mhd")
+case(g, "chunk size line of 100 KB", post(b"1;" + b"x" * 100000 + b"\r\na\r\n0\r\n\r\n", headers=TE), (400, 413, 431),
+     body="mhd")
+case(g, "chunk shorter than announced, then EOF", post(b"100\r\n" + VALID[:50], headers=TE), (None, 400),
+     half_close=True)
+case(g, "chunked and Content-Length both", post(chunked(VALID), headers=dict(TE, **{"Content-Length": "5"})), 400,
+     body="mhd")
+
+# ---- length fields that lie ----------------------------------------------------------------
+g = "lying-lengths"
+IHCL = "Inference-Header-Content-Length"
+case(g, "header length past the body", post_bin(qkv_binary(), hlen=100000), 400)
+case(g, "header length negative", post_bin(qkv_binary(), hlen=-5), 400)
+case(g, "header length not a number", post_bin(qkv_binary(), hlen="abc"), 400)
+case(g, "header length 0", post_bin(qkv_binary(), hlen=0), 400)
+case(g, "header length of 20 digits", post_bin(qkv_binary(), hlen="99999999999999999999"), 400)
+case(g, "header length cuts the JSON", post_bin(qkv_binary(), hlen=30), 400)
+case(g, "header length one too long", post_bin(qkv_binary(), hlen=qkv_binary()[1] + 1), 400)
+case(g, "binary sizes add up past the body", post_bin((qkv_binary()[0][:-8], qkv_binary()[1])), 400)
+case(g, "binary size smaller than the shape", post_bin(bin_edit(qkv_binary(), BDS, b'"binary_data_size": 44')), 400)
+case(g, "binary bytes left over", post_bin((qkv_binary()[0] + b"\0\0\0\0", qkv_binary()[1])), 400)
+case(g, "binary_data_size without the header", post(qkv_binary()[0][:qkv_binary()[1]]), 400)
+case(g, "Content-Length over the limit", request_bytes("POST", INFER, b"", dict(JSON, **{"Content-Length": "2000000"}),
+                                                       length=False), 413)
+case(g, "Content-Length of 30 digits", request_bytes("POST", INFER, b"", dict(JSON, **{"Content-Length": "9" * 30}),
+                                                     length=False), (400, 413), body="mhd")
+case(g, "Content-Length negative", request_bytes("POST", INFER, VALID, dict(JSON, **{"Content-Length": "-1"}),
+                                                 length=False), 400, body="mhd")
+case(g, "Content-Length shorter than the body", request_bytes("POST", INFER, VALID,
+                                                              dict(JSON, **{"Content-Length": "100"}), length=False), 400)
+case(g, "Content-Length longer than the body, then EOF", request_bytes(
+    "POST", INFER, VALID, dict(JSON, **{"Content-Length": str(len(VALID) + 100)}), length=False), (None, 400), half_close=True)
+case(g, "two different Content-Lengths", request_bytes("POST", INFER, VALID, dict(JSON, **{
+    "Content-Length": str(len(VALID)), "content-length": "7"}), length=False), 400, body="mhd")
+
+# ---- paths and model names -----------------------------------------------------------------
+g = "paths"
+LOAD_BODY = json.dumps({"parameters": {"config": '{"type": "full", "config": {}}'}}).encode()
+for p, st in (("/v2/repository/models/../load", 400),
+              ("/v2/repository/models/%2e%2e/load", 400),
+              ("/v2/repository/models/..%2F..%2Ftmp%2Fevil/load", 404),
+              ("/v2/repository/models/%2E%2E%2F%2E%2E%2Fetc/load", 404),
+              ("/v2/repository/models/a%2Fb/load", 404),
+              ("/v2/repository/models/%2Ftmp%2Fevil/load", 404),
+              ("/v2/repository/models/.hidden/load", 400),
+              ("/v2/repository/models/a%00b/load", 404),
+              ("/v2/repository/models/..%5C..%5Cevil/load", 400),
+              ("/v2/repository/models/" + "a" * 65 + "/load", 400),
+              ("/v2/repository/models/%C3%A9t%C3%A9/load", 400)):
+    case(g, f"load {p}", post(LOAD_BODY, path=p), st)
+for p in ("/v2/models/../../etc/passwd", "/v2/models/..%2F..%2Fetc%2Fpasswd/infer", "/v2/models/%2e%2e/infer",
+          "/v2/models/full%2F..%2Ffull/infer", "/v2/models/full/../full/infer", "/v2/models//full/infer",
+          "/v2/models/full/versions/..%2F1/infer"):
+    case(g, f"infer {p}", post(VALID, path=p), (400, 404))
+case(g, "load: a file outside weights.safetensors", post(json.dumps({"parameters": {
+    "config": '{"type": "full", "config": {}}', "file:../../evil": base64.b64encode(b"x").decode()}}).encode(),
+    path="/v2/repository/models/evil/load"), 400)
+case(g, "load: a file in a subfolder", post(json.dumps({"parameters": {
+    "config": '{"type": "full", "config": {}}', "file:2/weights.safetensors": base64.b64encode(b"x").decode()}}).encode(),
+    path="/v2/repository/models/evil/load"), 400)
+case(g, "GET with an absolute URI", request_bytes("GET", "http://evil.example/v2/models/full"), (400, 404))
+
+# ---- unknown fields and names --------------------------------------------------------------
+g = "unknown"
+case(g, "unknown top-level field", post(qkv_json(extra_field=1)), 400)
+case(g, "unknown input field", post(json.dumps({"inputs": [dict(qkv_inputs()[0], dims="N,L,H,E"),
+                                                          *qkv_inputs()[1:]]}).encode()), 400)
+case(g, "unknown input parameter (shared memory)", post(json.dumps({"inputs": [
+    dict(qkv_inputs()[0], parameters={"shared_memory_region": "r"}), *qkv_inputs()[1:]]}).encode()), 400)
+case(g, "unknown output field", post(qkv_json(outputs=[{"name": "output", "classes": 3}])), 400)
+case(g, "unknown output parameter", post(qkv_json(outputs=[{"name": "output", "parameters": {"classification": 3}}])),
+     400)
+case(g, "unknown input name", post(with_input(name="extra", shape=[1], datatype="FP32", data=[1.0])), 400)
+case(g, "unknown output name", post(qkv_json(outputs=[{"name": "logits"}])), 400)
+case(g, "unknown datatype FP16", post(one_input(shape=[1, 3, 2, 2], datatype="FP16", data=floats(12))), 400)
+case(g, "unknown datatype BYTES", post(one_input(shape=[1], datatype="BYTES", data=["x"])), 400)
+case(g, "unknown config key (built-in)", post(qkv_json(parameters={"no_such_key": 1})), 400)
+case(g, "any config on a repository model", post(qkv_json(parameters={"softmax_temp": 1.0}),
+                                                 path="/v2/models/full_key_lengths/infer"), 400)
+case(g, "unknown model", post(VALID, path="/v2/models/no_such_model/infer"), 404)
+case(g, "unknown version", post(VALID, path="/v2/models/full/versions/2/infer"), 404)
+case(g, "unknown endpoint", post(VALID, path="/v2/models/full/explain"), 404)
+case(g, "unknown field in a load", post(json.dumps({"parameters": {"config": '{"type": "full", "config": {}}'},
+                                                    "weights": "x"}).encode(), path="/v2/repository/models/u1/load"),
+     400)
+case(g, "unknown parameter in a load", post(json.dumps({"parameters": {"config": '{"type": "full", "config": {}}',
+                                                                       "overwrite": True}}).encode(),
+                                            path="/v2/repository/models/u2/load"), 400)
+case(g, "unknown field in the index request", post(b'{"ready": true, "all": 1}', path="/v2/repository/index"), 400)
+case(g, "duplicate key", post(VALID[:-1] + b', "inputs": []}'), 400)
+case(g, "duplicate input", post(json.dumps({"inputs": qkv_inputs() + qkv_inputs()[:1]}).encode()), 400)
+case(g, "65 inputs", post(json.dumps({"inputs": [dict(qkv_inputs()[0], name=f"i{k}") for k in range(65)]}).encode()),
+     400)
+case(g, "id is a number", post(qkv_json(id=7)), 400)
+case(g, "id of 10 KB", post(qkv_json(id="x" * 10000)), 400)
+
+# ---- HTTP itself ---------------------------------------------------------------------------
+g = "http"
+case(g, "PUT on infer", request_bytes("PUT", INFER, VALID, JSON), 405)
+case(g, "DELETE on a model", request_bytes("DELETE", "/v2/models/full"), 405)
+case(g, "GET on load", request_bytes("GET", "/v2/repository/models/full/load"), 405)
+case(g, "unknown method", request_bytes("BREW", INFER, VALID, JSON), (400, 405, 501), body="mhd")
+case(g, "no Host header in HTTP/1.1", b"GET /v2/models/full HTTP/1.1\r\n\r\n", 400, body="mhd")
+case(g, "header line without a colon", b"GET /v2/models/full HTTP/1.1\r\nHost: x\r\nbroken\r\n\r\n", 400, body="mhd")
+case(g, "header of 100 KB", request_bytes("GET", "/v2/models/full", b"", {"X-Big": "a" * 100000}), (400, 413, 431),
+     body="mhd")
+case(g, "URL of 100 KB", request_bytes("GET", "/v2/models/" + "a" * 100000), (400, 404, 414, 431), body="mhd")
+case(g, "HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", (400, 505), body="mhd")
+case(g, "HTTP/3.0", b"GET /v2 HTTP/3.0\r\nHost: x\r\n\r\n", (400, 505), body="mhd")
+case(g, "request line of garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 40 + b"\r\n\r\n",
+     (400, 505), body="mhd")
+
+# ---- access control (a server with --api-key-file and --admin-key-file) ---------------------
+g = "auth"
+API, ADMIN = "hostile-api-token", "hostile-admin-token"
+A = {"Authorization": f"Bearer {API}"}
+for name, hdr in (("no token", {}), ("api token", A), ("wrong admin token", {"Authorization": "Bearer " + ADMIN[:-1]}),
+                  ("admin token, wrong scheme", {"Authorization": f"Basic {ADMIN}"}),
+                  ("admin token with a suffix", {"Authorization": f"Bearer {ADMIN}x"})):
+    case(g, f"load with {name}", post(LOAD_BODY, path="/v2/repository/models/x/load", headers=hdr), 401, server="auth")
+case(g, "unload with the api token", post(b"", path="/v2/repository/models/full_causal/unload", headers=A), 401,
+     server="auth")
+case(g, "index with no token", post(b"", path="/v2/repository/index"), 401, server="auth")
+case(g, "infer with no token", post(VALID), 401, server="auth")
+case(g, "infer with an empty bearer", post(VALID, headers={"Authorization": "Bearer "}), 401, server="auth")
+case(g, "infer with a 100 KB token", post(VALID, headers={"Authorization": "Bearer " + "a" * 60000}), 401,
+     server="auth")
+case(g, "metadata with no token", request_bytes("GET", "/v2/models/full"), 401, server="auth")
