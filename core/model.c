@@ -170,7 +170,9 @@ static attn_status build(const attn_mech *mech, const json_t *cfg_obj, const att
     }
     json_t *empty = NULL;
     if (!cfg_obj) cfg_obj = empty = json_object();
-    m->config_json = json_dumps(cfg_obj, JSON_COMPACT | JSON_SORT_KEYS);
+    /* 15 digits: the echo reads "0.1", not "0.10000000000000001"; the model
+     * itself was built from the exact values. */
+    m->config_json = json_dumps(cfg_obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     attn_cfg cfg = {.obj = cfg_obj, .params = mech->info.params, .mech = mech->info.name, .err = err};
     attn_binder b = {.w = w, .used = used, .m = m, .err = err};
     snprintf(b.prefix, sizeof b.prefix, "%s", prefix ? prefix : "");

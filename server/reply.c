@@ -47,7 +47,7 @@ void svc_reply_error(svc_reply *r, int status, const char *fmt, ...) {
 void svc_reply_json(svc_reply *r, int status, void *obj) {
     json_t *o = obj;
     svc_reply_clear(r);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(o);
     if (!s) {
         svc_reply_error(r, 503, "out of memory");

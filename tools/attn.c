@@ -159,7 +159,7 @@ static int cmd_schema(const char *type) {
         return 2;
     }
     json_t *s = schema_of(m);
-    char *txt = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *txt = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     json_decref(s);
     if (!txt) return 2;
     printf("%s\n", txt);
