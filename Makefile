@@ -82,7 +82,7 @@ golden: $(BUILD)/attn $(BUILD)/golden
 
 # Every tests/integration/run.sh, clients/*/test.sh and deploy/test.sh is
 # called with the build directory; each starts what it needs on loopback.
-SUITES = $(wildcard tests/integration/run.sh clients/*/test.sh deploy/test.sh)
+SUITES = $(wildcard tests/integration/run.sh clients/*/test.sh deploy/test.sh proto/test.sh)
 
 test: deps test-deps
 	@$(MAKE) --no-print-directory all

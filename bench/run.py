@@ -564,6 +564,10 @@ def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, 
     w("## Targets (issue 6)\n")
     for line in targets(results, sg, rss):
         w(line)
+    notes = os.path.splitext(path)[0] + "-notes.md"
+    if os.path.exists(notes):  # findings written by hand (profiles of the misses), kept on re-render
+        with open(notes) as f:
+            w("\n" + f.read().strip() + "\n")
     w("\n## Server\n")
     w("Not measured in this run: the server benchmarks of issue 6 (wrk against attnd on loopback, JSON and "
       "binary codec throughput, the Flask + PyTorch peer) are added to this report once the server lands.\n")

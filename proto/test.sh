@@ -10,7 +10,7 @@
 #   - a live attnd (our own, on a free loopback port, with a temporary copy of
 #     examples/models) answers every exchange of proto/lib/scenario.mjs with
 #     the expected status, a documented content type and headers, and a body
-#     that validates -- errors included (400 401 404 405 413 500 503 504);
+#     that validates -- errors included (400 401 404 405 413 415 500 503 504);
 #   - and each kind of check fails on a broken document, response, request,
 #     example, config or schema file.
 # Needs node >= 20 and npm (the validators are pinned by package-lock.json

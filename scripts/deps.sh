@@ -19,6 +19,7 @@ if [ "${1:-}" = "--test" ]; then
   pkg-config --exists libcurl         || need+=(libcurl4-openssl-dev)
   command -v nginx >/dev/null         || need+=(nginx-light)
   command -v node >/dev/null          || need+=(nodejs)
+  command -v npm >/dev/null           || need+=(npm)
   command -v clang >/dev/null         || need+=(clang)
   /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
   /usr/bin/python3 -c 'import pip, setuptools, wheel' 2>/dev/null || need+=(python3-pip python3-setuptools python3-wheel)

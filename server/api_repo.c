@@ -131,6 +131,14 @@ static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
     }
     j->root = svc_json_parse(body, json_len, err, errcap);
     if (!j->root) return 400;
+    const char *k;
+    json_t *v;
+    json_object_foreach(j->root, k, v) {
+        if (strcmp(k, "parameters") != 0) {
+            snprintf(err, errcap, "the load request: unknown field '%.64s' (only parameters)", k);
+            return 400;
+        }
+    }
     json_t *params = json_object_get(j->root, "parameters");
     if (!params) {
         if (j->raw_len) {
@@ -143,8 +151,6 @@ static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
         snprintf(err, errcap, "parameters must be an object");
         return 400;
     }
-    const char *k;
-    json_t *v;
     json_object_foreach(params, k, v) {
         if (strcmp(k, "config") == 0) {
             if (json_is_string(v)) {
@@ -172,7 +178,10 @@ static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
             j->b64 = json_string_value(v);
             j->b64_len = json_string_length(v);
         } else if (strncmp(k, "file:", 5) == 0) {
-            snprintf(err, errcap, "unsupported file '%s' (only weights.safetensors)", k + 5);
+            snprintf(err, errcap, "unsupported file '%.64s' (only weights.safetensors)", k + 5);
+            return 400;
+        } else {
+            snprintf(err, errcap, "parameter '%.64s' is not known (config, file:weights.safetensors)", k);
             return 400;
         }
     }
@@ -232,7 +241,8 @@ void svc_api_repo_index(svc_req *r) {
         char err[300] = "bad value";
         json_t *o = svc_json_parse(body, len, err, sizeof err);
         json_t *ready = o ? json_object_get(o, "ready") : NULL;
-        if (!o || (ready && !json_is_boolean(ready))) {
+        if (o && json_object_size(o) > (ready ? 1u : 0u)) snprintf(err, sizeof err, "unknown field");
+        if (!o || (ready && !json_is_boolean(ready)) || json_object_size(o) > (ready ? 1u : 0u)) {
             svc_reply_error(&rep, 400, "the index takes {\"ready\": true|false}: %s", err);
             json_decref(o);
             svc_req_reply(r, &rep);

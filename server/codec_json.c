@@ -45,6 +45,31 @@ void svc_wire_free(svc_wire *w) {
     memset(w, 0, sizeof *w);
 }
 
+/* Refuses a key outside `known` (NULL-terminated): a misspelt or
+ * unsupported field (Triton's shared-memory parameters, say) gets 400
+ * instead of being ignored. */
+static int known_keys(json_t *o, const char *const *known, const char *what, const char *name,
+                      char *err, size_t errcap) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        (void)v;
+        const char *const *n = known;
+        while (*n && strcmp(*n, k) != 0) n++;
+        if (!*n) {
+            snprintf(err, errcap, "%s%s: unknown field '%.64s'", what, name, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *const request_keys[] = {"id", "parameters", "inputs", "outputs", NULL};
+static const char *const input_keys[] = {"name", "shape", "datatype", "parameters", "data", NULL};
+static const char *const input_param_keys[] = {"binary_data_size", NULL};
+static const char *const output_keys[] = {"name", "parameters", NULL};
+static const char *const output_param_keys[] = {"binary_data", NULL};
+
 #define BAD(...)                                                                                   \
     do {                                                                                           \
         snprintf(err, errcap, __VA_ARGS__);                                                        \
@@ -92,10 +117,15 @@ static int parse_input(json_t *ji, size_t idx, const char *body, const svc_span 
     if (svc_datatype_parse(in->datatype, &in->dtype) != 0)
         BAD("input '%s': datatype %.32s is not supported (FP32, BOOL, INT32, INT64)", in->name,
             in->datatype);
+    char label[ATTN_NAME_MAX + 16];
+    snprintf(label, sizeof label, "'%s'", in->name);
+    if (known_keys(ji, input_keys, "input ", label, err, errcap) != 0) return -1;
     if (parse_shape(json_object_get(ji, "shape"), in, err, errcap) != 0) return -1;
     json_t *params = json_object_get(ji, "parameters");
     json_t *data = json_object_get(ji, "data");
     if (params && !json_is_object(params)) BAD("input '%s': parameters must be an object", in->name);
+    if (params && known_keys(params, input_param_keys, "the parameters of input ", label, err, errcap) != 0)
+        return -1;
     json_t *bds = params ? json_object_get(params, "binary_data_size") : NULL;
     if (bds) {
         if (!json_is_integer(bds) || json_integer_value(bds) < 0)
@@ -142,8 +172,13 @@ static int parse_outputs(json_t *jo, svc_wire *w, char *err, size_t errcap) {
         w->out[i].binary = -1;
         w->out[i].name = json_string_value(json_object_get(o, "name"));
         if (!json_is_object(o) || !w->out[i].name) BAD("outputs[%zu] must be an object with a name", i);
+        char label[32];
+        snprintf(label, sizeof label, "[%zu]", i);
+        if (known_keys(o, output_keys, "outputs", label, err, errcap) != 0) return -1;
         json_t *p = json_object_get(o, "parameters");
         if (p && !json_is_object(p)) BAD("outputs[%zu]: parameters must be an object", i);
+        if (p && known_keys(p, output_param_keys, "the parameters of outputs", label, err, errcap) != 0)
+            return -1;
         json_t *b = p ? json_object_get(p, "binary_data") : NULL;
         if (b && !json_is_boolean(b)) BAD("outputs[%zu]: binary_data must be true or false", i);
         if (b) w->out[i].binary = json_is_true(b);
@@ -172,6 +207,7 @@ int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, c
     w->root = svc_json_load(body, json_len, spans, n_spans, err, errcap);
     if (!w->root) goto bad;
 
+    if (known_keys(w->root, request_keys, "the request", "", err, errcap) != 0) goto bad;
     json_t *id = json_object_get(w->root, "id");
     if (id && !json_is_string(id)) BAD("id must be a string");
     if (id && strlen(json_string_value(id)) > MAX_ID_LEN) BAD("id longer than %d bytes", MAX_ID_LEN);

@@ -6,11 +6,24 @@
  * Limits that libmicrohttpd enforces for us: header size (the per-connection
  * memory pool, --max-header-bytes), chunk-size lines (parsed inside that
  * pool), connection count and idle time.  The body limit is ours: a declared
- * Content-Length over it gets 413 before any of the body is read; a chunked
- * body is counted as it arrives, and when it passes the limit it gets 413
- * and the connection is closed (libmicrohttpd 0.9.75 cannot queue a
- * response in the middle of an upload, so the status line is written to the
- * socket directly).
+ * Content-Length over it gets 413 before any of the body is stored; a
+ * chunked body is counted as it arrives, and when it passes the limit it
+ * gets 413 at once (libmicrohttpd 0.9.75 cannot queue a response in the
+ * middle of an upload, so the status line is written to the socket
+ * directly).
+ *
+ * An answer given before the body has been read (401, 404, 413, 415, ...)
+ * waits until the client has sent that body, which is read and dropped, up
+ * to DRAIN_MAX bytes past the limit: most clients read nothing before they
+ * have sent everything, and closing on a client still sending makes it see
+ * a reset instead of the answer.  A client that sends Expect: 100-continue
+ * gets the answer at once instead of the go-ahead.
+ *
+ * Two things libmicrohttpd does not do: bound the time a request may take
+ * to arrive (its timeout only counts idle time, so a byte a second would
+ * hold a connection forever), and notice that a client whose request is
+ * computing has gone.  Each connection is tracked for both (see "the
+ * receive deadline" below).
  */
 #include "http.h"
 
@@ -18,9 +31,12 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,10 +45,30 @@
 #include "metrics.h"
 #include "sched.h"
 
-enum { ST_READING, ST_SUSPENDED, ST_RESUMED, ST_ANSWERED };
+/* Bytes of an unwanted body read and dropped past --max-body-bytes before
+ * the connection is closed on the client (see above). */
+#define DRAIN_MAX ((size_t)64 << 20)
+
+/* A request must arrive within --idle-timeout seconds plus one second for
+ * every MIN_UPLOAD_RATE bytes of its body. */
+#define MIN_UPLOAD_RATE (16 * 1024)
+
+enum {
+    ST_READING,
+    ST_DISCARDING, /* answered; reading and dropping the body before the answer goes out */
+    ST_DRAINING,   /* the 413 went out on the socket; dropping the body, then close */
+    ST_SUSPENDED,
+    ST_RESUMED,
+    ST_ANSWERED
+};
+
+struct conn_track;
 
 struct svc_req {
     struct MHD_Connection *conn;
+    MHD_socket fd;
+    struct conn_track *track;        /* the connection's; NULL if it could not be tracked */
+    size_t dropped;                  /* body bytes read and dropped (ST_DISCARDING, ST_DRAINING) */
     char method[16];
     char path[256];                  /* for the log: truncated */
     char id[SVC_REQUEST_ID_MAX + 1];
@@ -54,6 +90,120 @@ static struct MHD_Daemon *daemon_;
 static atomic_int inflight;
 static atomic_uint req_counter;
 static unsigned req_seed;
+
+/* ---- the receive deadline, and clients that leave ---- */
+
+/* One per TCP connection, from libmicrohttpd's connection notifications.
+ * A receive window opens when the connection opens, when a request line
+ * arrives and when an answer has gone out; it closes when the whole
+ * request is in (busy).  The loop thread's sweep shuts down a connection
+ * whose window has been open longer than allowed; libmicrohttpd then sees
+ * the end of the stream and closes it on its own thread.  Guarded by
+ * track_mu; libmicrohttpd reports CLOSED before it closes the socket, so
+ * a tracked fd is always the connection's own. */
+typedef struct conn_track {
+    MHD_socket fd;
+    uint64_t t;        /* the window opened (svc_now_us) */
+    size_t body;       /* body bytes received in the window */
+    int busy;          /* the request is in: no deadline until it is answered */
+    int cut;
+    struct conn_track *prev, *next;
+} conn_track;
+
+static pthread_mutex_t track_mu = PTHREAD_MUTEX_INITIALIZER;
+static conn_track *tracks;
+static atomic_ullong n_cut;
+
+static conn_track *track_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void track_window(conn_track *t) {
+    if (!t) return;
+    pthread_mutex_lock(&track_mu);
+    t->t = svc_now_us();
+    t->body = 0;
+    t->busy = 0;
+    pthread_mutex_unlock(&track_mu);
+}
+
+static void track_body(conn_track *t, size_t n) {
+    if (!t) return;
+    pthread_mutex_lock(&track_mu);
+    t->body += n;
+    pthread_mutex_unlock(&track_mu);
+}
+
+static void track_busy(conn_track *t) {
+    if (!t) return;
+    pthread_mutex_lock(&track_mu);
+    t->busy = 1;
+    pthread_mutex_unlock(&track_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_track *t = ci ? calloc(1, sizeof *t) : NULL;
+        *socket_context = t;
+        if (!t) return; /* untracked: libmicrohttpd's idle timeout still applies */
+        t->fd = ci->connect_fd;
+        t->t = svc_now_us();
+        pthread_mutex_lock(&track_mu);
+        t->next = tracks;
+        if (tracks) tracks->prev = t;
+        tracks = t;
+        pthread_mutex_unlock(&track_mu);
+        return;
+    }
+    conn_track *t = *socket_context;
+    if (!t) return;
+    pthread_mutex_lock(&track_mu);
+    if (t->prev) t->prev->next = t->next;
+    else tracks = t->next;
+    if (t->next) t->next->prev = t->prev;
+    pthread_mutex_unlock(&track_mu);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* Called when a request line has arrived: its window starts now. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)cls;
+    (void)uri;
+    track_window(track_of(c));
+    return NULL;
+}
+
+void svc_http_sweep(void) {
+    if (svc_cfg.idle_timeout_s <= 0) return;
+    uint64_t now = svc_now_us(), base = (uint64_t)svc_cfg.idle_timeout_s * 1000000u;
+    unsigned cut = 0;
+    pthread_mutex_lock(&track_mu);
+    for (conn_track *t = tracks; t; t = t->next) {
+        if (t->busy || t->cut) continue;
+        uint64_t allowed = base + (uint64_t)(t->body / MIN_UPLOAD_RATE) * 1000000u;
+        if (now - t->t <= allowed) continue;
+        shutdown(t->fd, SHUT_RDWR);
+        t->cut = 1;
+        cut++;
+    }
+    pthread_mutex_unlock(&track_mu);
+    if (cut) {
+        atomic_fetch_add(&n_cut, cut);
+        svc_log("warn", "closed %u connection%s still sending a request after the receive deadline "
+                        "(--idle-timeout %d s, then %d KiB/s)",
+                cut, cut == 1 ? "" : "s", svc_cfg.idle_timeout_s, MIN_UPLOAD_RATE / 1024);
+    }
+}
+
+int svc_http_client_gone(const svc_req *r) {
+    struct pollfd p = {.fd = r->fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
 
 /* ---- request ids ---- */
 
@@ -190,9 +340,9 @@ void svc_req_set_model(svc_req *r, const char *name) {
 
 /* ---- the access handler ---- */
 
-/* A chunked body passed the limit: say 413 on the socket and close. */
+/* A chunked body passed the limit: say 413 on the socket, then read and
+ * drop the rest of the body (ST_DRAINING) and close. */
 static enum MHD_Result refuse_midstream(svc_req *r) {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     char msg[400], body[200];
     int bn = snprintf(body, sizeof body, "{\"error\":\"request body exceeds the limit of %zu bytes\"}",
                       svc_cfg.max_body);
@@ -200,36 +350,79 @@ static enum MHD_Result refuse_midstream(svc_req *r) {
                      "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
                      "Content-Length: %d\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n%s",
                      bn, r->id, body);
-    if (ci && n > 0 && (size_t)n < sizeof msg) {
-        ssize_t w = send(ci->connect_fd, msg, (size_t)n, MSG_NOSIGNAL);
+    if (n > 0 && (size_t)n < sizeof msg) {
+        ssize_t w = send(r->fd, msg, (size_t)n, MSG_NOSIGNAL);
         (void)w; /* best effort: the connection closes either way */
-        shutdown(ci->connect_fd, SHUT_WR);
     }
     r->status = 413;
     r->bytes_out = (size_t)(n > 0 ? n : 0);
     snprintf(r->error, sizeof r->error, "request body exceeds the limit of %zu bytes", svc_cfg.max_body);
-    r->state = ST_ANSWERED;
-    return MHD_NO;
+    free(r->body);
+    r->body = NULL;
+    r->dropped = r->len;
+    r->len = r->cap = 0;
+    r->state = ST_DRAINING;
+    return MHD_YES;
 }
 
-static int first_call(svc_req *r, const char *url, const char *method) {
+/* Media types a request body may carry: JSON, the binary extension, and
+ * what `curl -d` and plain-text tools send. */
+static int body_type_ok(const char *ct) {
+    static const char *const ok[] = {"application/json", "application/octet-stream",
+                                     "application/x-www-form-urlencoded", "text/plain"};
+    if (!ct) return 1;
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (strlen(ok[i]) == n && strncasecmp(ct, ok[i], n) == 0) return 1;
+    return 0;
+}
+
+static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) ++*(int *)cls;
+    return MHD_YES;
+}
+
+/* Routing, auth and the framing checks, before any of the body is read.
+ * An answer given here is queued by the caller (or, when a body follows,
+ * after the body: see the top of the file). */
+static void first_call(svc_req *r, const char *url, const char *method) {
     svc_reply rep;
     svc_reply_init(&rep);
     const char *rid = svc_req_header(r, "X-Request-Id");
     if (rid && valid_id(rid)) snprintf(r->id, sizeof r->id, "%s", rid);
     else snprintf(r->id, sizeof r->id, "%08x%08x", req_seed, atomic_fetch_add(&req_counter, 1));
+    const char *cl = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = svc_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    int n_cl = 0;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_length, &n_cl);
+    if (n_cl > 1 || (cl && te)) {
+        /* Two framings: a proxy in front may have read another one (request smuggling). */
+        svc_reply_error(&rep, 400, "%s", n_cl > 1 ? "more than one Content-Length"
+                                                  : "both Content-Length and Transfer-Encoding");
+        svc_req_reply(r, &rep);
+        return;
+    }
     if (svc_api_match(method, url, &r->route, &rep) != 0) {
         svc_req_reply(r, &rep);
-        return 0;
+        return;
     }
     if (r->route.model[0]) svc_req_set_model(r, r->route.model);
     if (!svc_auth_check(r->route.auth, svc_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION))) {
         svc_reply_error(&rep, 401, "missing or invalid bearer token");
         rep.auth_challenge = 1;
         svc_req_reply(r, &rep);
-        return 0;
+        return;
     }
-    const char *cl = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *ct = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (strcmp(method, "POST") == 0 && !body_type_ok(ct)) {
+        svc_reply_error(&rep, 415, "Content-Type %.60s is not accepted (application/json, or "
+                                   "application/octet-stream for binary tensors)", ct);
+        svc_req_reply(r, &rep);
+        return;
+    }
     if (cl) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
@@ -237,19 +430,38 @@ static int first_call(svc_req *r, const char *url, const char *method) {
             svc_reply_error(&rep, 413, "request body of %llu bytes exceeds the limit of %zu bytes", n,
                             svc_cfg.max_body);
             svc_req_reply(r, &rep);
-            return 0;
+            return;
         }
         if (*end == '\0' && n > 0) { /* one allocation for a declared body */
             r->body = malloc((size_t)n + 1);
             if (!r->body) {
                 svc_reply_error(&rep, 503, "out of memory for a %llu-byte body", n);
                 svc_req_reply(r, &rep);
-                return 0;
+                return;
             }
             r->cap = (size_t)n;
         }
     }
-    return 0;
+}
+
+/* An answer is ready before the body: send it now, or after the body has
+ * been read and dropped.  The body is waited for when one follows, the
+ * client did not ask for 100-continue (then it sends no body unless told
+ * to), and the declared length is within DRAIN_MAX of the limit. */
+static enum MHD_Result answer_early(svc_req *r) {
+    const char *cl = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = svc_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *expect = svc_req_header(r, MHD_HTTP_HEADER_EXPECT);
+    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+    int body_follows = te != NULL || n > 0;
+    if (!body_follows || (expect && strcasecmp(expect, "100-continue") == 0) ||
+        n > svc_cfg.max_body + DRAIN_MAX)
+        return queue_reply(r);
+    free(r->body); /* first_call may have allocated it */
+    r->body = NULL;
+    r->cap = 0;
+    r->state = ST_DISCARDING;
+    return MHD_YES;
 }
 
 static int append(svc_req *r, const char *data, size_t n) {
@@ -284,21 +496,37 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         snprintf(r->path, sizeof r->path, "%s", url);
         atomic_fetch_add(&inflight, 1);
         svc_metrics_inflight(1);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        r->fd = ci ? ci->connect_fd : MHD_INVALID_SOCKET;
+        r->track = track_of(c);
         first_call(r, url, method);
-        return r->have_reply ? queue_reply(r) : MHD_YES;
+        return r->have_reply ? answer_early(r) : MHD_YES;
     }
     if (r->state == ST_RESUMED) return queue_reply(r);
+    if (r->state == ST_DISCARDING || r->state == ST_DRAINING) {
+        if (*size) {
+            track_body(r->track, *size);
+            r->dropped += *size;
+            *size = 0;
+            /* A body past every bound: close on it (the client may see a reset). */
+            return r->dropped > svc_cfg.max_body + DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
+        /* The body is in: give the answer, or close after the 413 already sent. */
+        return r->state == ST_DISCARDING ? queue_reply(r) : MHD_NO;
+    }
     if (r->state != ST_READING) {
         *size = 0; /* answered already: whatever still arrives is dropped */
         return MHD_YES;
     }
     if (*size) {
+        track_body(r->track, *size);
         int st = append(r, data, *size);
         if (st == 413) return refuse_midstream(r);
         if (st) return MHD_NO; /* out of memory mid-body: drop the connection */
         *size = 0;
         return MHD_YES;
     }
+    track_busy(r->track);
     if (!r->body) {
         r->body = malloc(1);
         if (!r->body) return MHD_NO;
@@ -314,7 +542,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode how) {
     (void)cls;
-    (void)c;
+    track_window(track_of(c));
     svc_req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
@@ -325,7 +553,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         .model = r->model[0] ? r->model : NULL,
         .id = r->id,
         .status = r->status,
-        .bytes_in = r->len,
+        .bytes_in = r->len + r->dropped,
         .bytes_out = how == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->status == 413 ? r->bytes_out : 0,
         .us = svc_now_us() - r->t0,
         .error = r->error[0] ? r->error : NULL,
@@ -377,7 +605,8 @@ int svc_http_start(void) {
         MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)svc_cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)svc_cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, svc_cfg.max_header,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
         MHD_OPTION_END);
     if (!daemon_) {
         svc_log("error", "cannot listen on %s:%d", svc_cfg.host, svc_cfg.port);

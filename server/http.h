@@ -20,6 +20,12 @@ int svc_http_port(void);         /* the bound port */
 void svc_http_quiesce(void);     /* stop accepting connections */
 void svc_http_stop(void);
 int svc_http_inflight(void);     /* requests received and not yet fully answered */
+/* Loop thread, a few times a second: shuts down connections whose request
+ * has taken longer to arrive than --idle-timeout plus one second per
+ * 16 KiB of body. */
+void svc_http_sweep(void);
+/* The client of a suspended request has closed its side (or reset). */
+int svc_http_client_gone(const svc_req *r);
 
 /* Any thread: answer a suspended request and resume it; steals *rep. */
 void svc_http_complete(svc_req *r, svc_reply *rep);

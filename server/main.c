@@ -235,7 +235,7 @@ static int parse_args(int argc, char **argv) {
 /* ---- shutdown ---- */
 
 static uv_signal_t sig_term, sig_int;
-static uv_timer_t drain_timer, hard_exit;
+static uv_timer_t drain_timer, hard_exit, sweep_timer;
 static int drain_phase; /* 0 delay, 1 draining, 2 answered the rest, 3 stopping */
 static int hard_exit_armed;
 static uint64_t phase_deadline;
@@ -269,6 +269,8 @@ static void drain_tick(uv_timer_t *t) {
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     svc_http_stop();
+    uv_timer_stop(&sweep_timer);
+    uv_close((uv_handle_t *)&sweep_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     svc_sched_close();
@@ -277,6 +279,11 @@ static void drain_tick(uv_timer_t *t) {
     uv_timer_start(&hard_exit, on_hard_exit, 10000, 0);
     uv_unref((uv_handle_t *)&hard_exit);
     hard_exit_armed = 1;
+}
+
+static void on_sweep(uv_timer_t *t) {
+    (void)t;
+    svc_http_sweep();
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -328,6 +335,9 @@ int main(int argc, char **argv) {
     uv_signal_start(&sig_int, on_signal, SIGINT);
 
     if (svc_http_start() != 0) return 1;
+    uv_timer_init(&loop, &sweep_timer);
+    uv_timer_start(&sweep_timer, on_sweep, 250, 250);
+    uv_unref((uv_handle_t *)&sweep_timer); /* it alone does not keep the loop alive */
     svc_log("info", "attnd %s listening on %s:%d (threads %d, per request %d, http %d, queue %d)",
             ATTN_VERSION, svc_cfg.host, svc_http_port(), svc_cfg.threads, svc_cfg.call_threads,
             svc_cfg.http_threads, svc_cfg.max_queue);

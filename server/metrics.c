@@ -19,7 +19,7 @@
 static const double bucket_s[SVC_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                   0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
 static const char *const fail_name[SVC_FAIL_COUNT] = {"INVALID", "REJECTED", "TIMEOUT", "BACKEND"};
-static const int http_codes[] = {200, 400, 401, 404, 405, 413, 500, 503, 504};
+static const int http_codes[] = {200, 400, 401, 404, 405, 413, 415, 499, 500, 503, 504};
 #define N_CODES (sizeof http_codes / sizeof *http_codes)
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,6 +467,48 @@ json_t *svc_repo_index(int ready_only) {
 
 size_t svc_repo_builtin_count(void) { return n_builtins; }
 
+/* Folders a load left behind when its process died (kill -9, power loss):
+ * .load-<name>-<pid>-<n> (half written, or holding the old version after
+ * the exchange) is removed; .old-<name>-<pid>-<n> (the old version kept
+ * aside by the two-rename fallback) is put back when <name> is missing,
+ * since the crash came between the two renames, and removed otherwise.  The
+ * folders of a process still running (another attnd on this repository)
+ * are left alone; our own pid can only be a previous life's (a container's
+ * pid 1). */
+static void recover_leftovers(void) {
+    DIR *d = opendir(repo_dir);
+    if (!d) return;
+    struct dirent *de;
+    char path[4096], target[4096];
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        int old = strncmp(n, ".old-", 5) == 0;
+        if (!old && strncmp(n, ".load-", 6) != 0) continue;
+        const char *name = n + (old ? 5 : 6);
+        const char *last = strrchr(name, '-'), *dash = last; /* <name>-<pid>-<n>: parse from the end */
+        while (dash && dash > name && dash[-1] != '-') dash--;
+        if (!last || !dash || dash <= name + 1) continue;
+        dash--; /* the '-' before <pid> */
+        char *end;
+        long pid = strtol(dash + 1, &end, 10);
+        if (end != last || pid <= 0 || !svc_valid_model_name(name, (size_t)(dash - name))) continue;
+        if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
+        if (pathf(path, sizeof path, "%s/%s", repo_dir, n) != 0 ||
+            pathf(target, sizeof target, "%s/%.*s", repo_dir, (int)(dash - name), name) != 0)
+            continue;
+        struct stat st;
+        if (old && lstat(target, &st) != 0 && errno == ENOENT) {
+            if (rename(path, target) == 0) svc_log("warn", "restored %s from %s (a load was interrupted)", target, n);
+            else svc_log("warn", "cannot restore %s from %s: %s", target, n, strerror(errno));
+            continue;
+        }
+        svc_log("warn", "removing %s, left by an interrupted load", path);
+        remove_dir(path);
+    }
+    closedir(d);
+    sync_dir(repo_dir);
+}
+
 int svc_repo_init(const char *dir) {
     size_t n = attn_mech_count();
     builtins = calloc(n ? n : 1, sizeof *builtins);
@@ -495,6 +538,7 @@ int svc_repo_init(const char *dir) {
         svc_log("error", "cannot open the model repository %s: %s", dir, strerror(errno));
         return -1;
     }
+    recover_leftovers();
     struct dirent *de;
     while ((de = readdir(d))) {
         if (!svc_valid_model_name(de->d_name, strlen(de->d_name)) || !has_config(de->d_name)) continue;

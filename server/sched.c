@@ -34,6 +34,18 @@ static void answer_timeout(svc_job *j) {
     j->req = NULL;
 }
 
+/* The client left while its job waited or ran: the work is abandoned, as
+ * at a deadline, and the connection is answered (499, nginx's "client
+ * closed request") only so that it can be released. */
+static void answer_gone(svc_job *j) {
+    j->status = 499;
+    svc_reply r;
+    svc_reply_init(&r);
+    svc_reply_error(&r, 499, "the client closed the connection (the computation was abandoned)");
+    svc_http_complete(j->req, &r);
+    j->req = NULL;
+}
+
 static void work_cb(uv_work_t *w) {
     svc_job *j = w->data;
     pthread_mutex_lock(&mu);
@@ -122,11 +134,15 @@ static void tick_cb(uv_timer_t *h) {
     (void)h;
     uint64_t now = svc_now_us();
     for (svc_job *j = active; j; j = j->next) {
-        if (!j->req || !j->deadline_us || now < j->deadline_us) continue;
+        if (!j->req) continue;
+        int late = j->deadline_us && now >= j->deadline_us;
+        int gone = !late && svc_http_client_gone(j->req);
+        if (!late && !gone) continue;
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
-        j->end = SVC_JOB_TIMEOUT;
+        j->end = late ? SVC_JOB_TIMEOUT : SVC_JOB_ABORTED;
         uv_cancel((uv_req_t *)&j->work); /* succeeds only while it waits */
-        answer_timeout(j);
+        if (late) answer_timeout(j);
+        else answer_gone(j);
     }
 }
 

@@ -112,31 +112,55 @@ export function request(port, req) {
   });
 }
 
-/** A chunked upload on a raw socket for a body over the server's limit:
- *  every chunk of `body` is sent, but not the last (empty) one, and then the
- *  server's answer is awaited (attnd answers 413 once the body passes the
- *  limit, and closes).  Nothing is written after the chunk that passes the
- *  limit when `body` is at most one chunk (16 KiB) over it: writing on after
- *  attnd has closed gets EPIPE, and Node then drops the socket with the
- *  unread response.  Resolves to {status, headers, body}; rejects when the
- *  connection ends without a response. */
+/** A chunked upload on a raw socket, for a body over the server's limit:
+ *  the chunks of `body` are sent until the server answers (attnd answers 413
+ *  as soon as the body passes the limit, then reads and drops the rest, or
+ *  closes), and the last (empty) chunk only with `terminate`.  Resolves to {status,
+ *  headers, body} once the whole response is in; rejects when the
+ *  connection ends without one. */
 export function chunkedUpload(port, req) {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: "127.0.0.1", port });
-    const got = [];
-    let answered = false;
+    let raw = Buffer.alloc(0);
+    let answered = false, done = false;
     const head = [`${req.method} ${req.path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Transfer-Encoding: chunked",
       ...Object.entries(req.headers || {}).map(([k, v]) => `${k}: ${v}`), "", ""].join("\r\n");
     const body = Buffer.from(req.body);
     const step = 16 * 1024;
     let off = 0;
+    // One chunk at a time with a turn of the event loop in between, so that
+    // an answer is read before the next write: writing on after attnd has
+    // answered and closed gets EPIPE, and Node then drops the socket with the
+    // unread response.
     const more = () => {
-      while (!answered && off < body.length) {
-        const piece = body.subarray(off, off + step);
-        off += step;
-        if (!sock.write(Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n")])))
-          return sock.once("drain", more);
+      if (answered) return;
+      if (off >= body.length) {
+        if (req.terminate) sock.write("0\r\n\r\n");
+        return;
       }
+      const piece = body.subarray(off, off + step);
+      off += step;
+      sock.write(Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n")]),
+        () => setTimeout(() => setImmediate(more), 0));
+    };
+    const parse = () => {
+      const end = raw.indexOf("\r\n\r\n");
+      if (end < 0) return null;
+      const lines = raw.subarray(0, end).toString("latin1").split("\r\n");
+      const headers = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(":");
+        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      const n = Number(headers["content-length"] ?? NaN);
+      const rest = raw.subarray(end + 4);
+      if (!(rest.length >= n)) return null;
+      return { status: Number(lines[0].split(" ")[1]), headers, body: rest.subarray(0, n) };
+    };
+    const finish = (r) => {
+      done = true;
+      sock.destroy();
+      resolve(r);
     };
     sock.on("connect", () => {
       sock.write(head);
@@ -144,23 +168,13 @@ export function chunkedUpload(port, req) {
     });
     sock.on("data", (d) => {
       answered = true;
-      got.push(d);
+      raw = Buffer.concat([raw, d]);
+      const r = parse();
+      if (r && !done) finish(r);
     });
-    sock.on("error", () => {}); // EPIPE/ECONNRESET once the server has answered and closed
+    sock.on("error", () => {}); // EPIPE or ECONNRESET after the answer
     sock.on("close", () => {
-      const raw = Buffer.concat(got);
-      const end = raw.indexOf("\r\n\r\n");
-      if (end < 0) return reject(new Error(`the connection closed without a response (${raw.length} bytes)`));
-      const lines = raw.subarray(0, end).toString("latin1").split("\r\n");
-      const status = Number(lines[0].split(" ")[1]);
-      const headers = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(":");
-        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      let rest = raw.subarray(end + 4);
-      if (headers["content-length"] !== undefined) rest = rest.subarray(0, Number(headers["content-length"]));
-      resolve({ status, headers, body: rest });
+      if (!done) reject(new Error(`the connection closed without a whole response (${raw.length} bytes)`));
     });
     setTimeout(() => sock.destroy(), 10000).unref();
   });

@@ -27,8 +27,8 @@ for (const ex of exchanges) {
   const e = toExample(ex);
   if (ex.step.name === "metrics") {
     // one model's lines and the server-wide ones: the whole text is ~80 KB
-    e.response.text = e.response.text.split("\n").filter((l) => !/model="/.test(l) || /model="full_causal"/.test(l)).join("\n");
-    e.response.excerpt = "lines of models other than full_causal left out";
+    e.response.text = e.response.text.split("\n").filter((l) => !/model="/.test(l) || /model="full"/.test(l)).join("\n");
+    e.response.excerpt = "lines of models other than the built-in full left out";
     delete e.response.headers["Content-Length"];
   }
   fs.writeFileSync(path.join(EXAMPLES, `${ex.step.example}.json`), format(e) + "\n");

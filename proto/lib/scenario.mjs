@@ -8,7 +8,6 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { ADMIN_TOKEN, API_TOKEN, chunkedUpload, request } from "./attnd.mjs";
-import { ROOT } from "./contract.mjs";
 
 export const SERVER_ARGS = ["--threads", "1", "--threads-per-request", "1", "--max-queue", "1",
   "--max-body-bytes", "1M", "--shutdown-delay", "2"];
@@ -23,24 +22,45 @@ const tensor = (name, shape, data, datatype = "FP32") => ({ name, datatype, shap
 const qkv = (q, k, v) => [tensor("queries", [1, 2, 1, 2], q), tensor("keys", [1, 2, 1, 2], k), tensor("values", [1, 2, 1, 2], v)];
 const binInput = (name, bytes) => ({ name, datatype: "FP32", shape: [1, 2, 1, 2], parameters: { binary_data_size: bytes } });
 
-const aftWeights = () => fs.readFileSync(path.join(ROOT, "examples/models/aft_full/weights.safetensors"));
-const aftConfig = () => fs.readFileSync(path.join(ROOT, "examples/models/aft_full/config.json"), "utf8");
+/** The repository models the scenario uses, chosen by type from the server's
+ *  copy of examples/models (the first folder in name order), so that renaming
+ *  an example model does not break the test (the recorded examples keep the
+ *  names they were recorded with). */
+function pickModels(repo) {
+  const folders = fs.readdirSync(repo).sort().filter((d) => fs.existsSync(path.join(repo, d, "config.json")));
+  const pick = (type, weights = false) => {
+    const d = folders.find((d) => JSON.parse(fs.readFileSync(path.join(repo, d, "config.json"), "utf8")).type === type &&
+      (!weights || fs.existsSync(path.join(repo, d, "weights.safetensors"))));
+    if (!d) throw new Error(`${repo} has no model of type ${type}${weights ? " with weights" : ""}`);
+    return d;
+  };
+  const aft = pick("aft_full", true);
+  return {
+    full: pick("full"),
+    aft,
+    area: pick("area"),
+    layer: pick("attention_layer", true),
+    aftConfig: fs.readFileSync(path.join(repo, aft, "config.json"), "utf8"),
+    aftWeights: fs.readFileSync(path.join(repo, aft, "weights.safetensors")),
+  };
+}
 
-// A request that keeps the one compute thread busy for about 2 s and cannot
-// be cut short (a single clustering task of 10^6 Lloyd iterations; attnd
-// checks for cancellation between tasks), with a deadline of `timeout` µs.
-// The cost is in the queries (64 of them, 8 clusters); keys and values are few.
-function slowRequest(timeout) {
+// A request that keeps the one compute thread busy for about 2 s: clustered
+// attention with 10^6 Lloyd iterations (the cost is in the 64 queries and 8
+// clusters; keys and values are few).
+function slowRequest() {
   const queries = Array.from({ length: 128 }, (_, i) => (i % 9) - 4);
   return {
-    parameters: { clusters: 8, iterations: 1000000, timeout },
+    parameters: { clusters: 8, iterations: 1000000 },
     inputs: [tensor("queries", [1, 64, 1, 2], queries), tensor("keys", [1, 2, 1, 2], [1, 0, 0, 1]),
       tensor("values", [1, 2, 1, 2], [1, 2, 3, 4])],
   };
 }
 
-/** The plain steps: [{name, example?, summary, request, expect}]. */
-export function steps() {
+/** The plain steps: [{name, example?, summary, request, expect}], for a
+ *  server whose repository is the folder `repo`. */
+export function steps(repo) {
+  const m = pickModels(repo);
   const q = [1, 0, 0, 1];
   const binHeader = {
     inputs: [binInput("queries", 16), binInput("keys", 16), binInput("values", 16)],
@@ -60,7 +80,7 @@ export function steps() {
     { name: "server_metadata", example: "server_metadata", summary: "Server metadata: extensions and the limits in force.",
       request: { method: "GET", path: "/v2", headers: API }, expect: 200 },
     { name: "model_metadata", example: "model_metadata", summary: "A repository model's metadata.",
-      request: { method: "GET", path: "/v2/models/full_causal", headers: API }, expect: 200 },
+      request: { method: "GET", path: `/v2/models/${m.full}`, headers: API }, expect: 200 },
     { name: "model_metadata_builtin", example: "model_metadata_builtin",
       summary: "A built-in model's metadata lists its config keys under parameters.",
       request: { method: "GET", path: "/v2/models/full", headers: API }, expect: 200 },
@@ -70,17 +90,17 @@ export function steps() {
     { name: "model_metadata_alias", summary: "A built-in under an alias.",
       request: { method: "GET", path: "/v2/models/exact-topk", headers: API }, expect: 200 },
     { name: "model_metadata_weights", summary: "A model with weights (attention_layer).",
-      request: { method: "GET", path: "/v2/models/attention_layer_full", headers: ADMIN }, expect: 200 },
+      request: { method: "GET", path: `/v2/models/${m.layer}`, headers: ADMIN }, expect: 200 },
     { name: "model_version_metadata", example: "model_version_metadata", summary: "The same under /versions/1.",
-      request: { method: "GET", path: "/v2/models/aft_full/versions/1", headers: API }, expect: 200 },
+      request: { method: "GET", path: `/v2/models/${m.aft}/versions/1`, headers: API }, expect: 200 },
     { name: "model_config", example: "model_config", summary: "A repository model's type and config.",
-      request: { method: "GET", path: "/v2/models/full_causal/config", headers: API }, expect: 200 },
+      request: { method: "GET", path: `/v2/models/${m.full}/config`, headers: API }, expect: 200 },
     { name: "model_config_incomplete", summary: "A built-in whose defaults are incomplete: config null.",
       request: { method: "GET", path: "/v2/models/linear/config", headers: API }, expect: 200 },
     { name: "model_version_config", example: "model_version_config", summary: "The same under /versions/1.",
-      request: { method: "GET", path: "/v2/models/area_max_mean_2d/versions/1/config", headers: API }, expect: 200 },
+      request: { method: "GET", path: `/v2/models/${m.area}/versions/1/config`, headers: API }, expect: 200 },
     { name: "model_ready", example: "model_ready", summary: "Model readiness: 200 when it serves.",
-      request: { method: "GET", path: "/v2/models/full_causal/ready" }, expect: 200 },
+      request: { method: "GET", path: `/v2/models/${m.full}/ready` }, expect: 200 },
     { name: "model_version_ready", example: "model_version_ready", summary: "The same under /versions/1.",
       request: { method: "GET", path: "/v2/models/full/versions/1/ready" }, expect: 200 },
     { name: "model_ready_unknown", example: "model_ready_false", summary: "Model readiness: 400 (false) for an unknown model.",
@@ -99,17 +119,17 @@ export function steps() {
         json: { parameters: { config: "{\"local_context\": 3}" }, inputs: qkv(q, q, [1, 2, 3, 4]) } },
       expect: 200 },
     { name: "infer_int64_bool", summary: "INT64 and BOOL inputs, and INT32 where INT64 is declared.",
-      request: { method: "POST", path: "/v2/models/full_key_lengths/infer", headers: { ...API, ...JSON_CT },
+      request: { method: "POST", path: `/v2/models/${m.full}/infer`, headers: { ...API, ...JSON_CT },
         json: { inputs: [...qkv(q, q, [1, 2, 3, 4]), tensor("key_lengths", [1], [1], "INT32"),
           tensor("attn_mask", [2, 2], [true, false, true, true], "BOOL")] } },
       expect: 200 },
     { name: "infer_version", example: "model_version_infer", summary: "A repository model under /versions/1.",
-      request: { method: "POST", path: "/v2/models/full_causal/versions/1/infer", headers: { ...API, ...JSON_CT },
+      request: { method: "POST", path: `/v2/models/${m.full}/versions/1/infer`, headers: { ...API, ...JSON_CT },
         json: { inputs: qkv(q, q, [1, 2, 3, 4]), outputs: [{ name: "output" }] } },
       expect: 200 },
     { name: "infer_binary", example: "infer_binary",
       summary: "The binary tensor data extension both ways: Inference-Header-Content-Length gives the JSON part's length, raw float32 follow.",
-      request: { method: "POST", path: "/v2/models/full_causal/infer", headers: { ...API, ...BIN_CT },
+      request: { method: "POST", path: `/v2/models/${m.full}/infer`, headers: { ...API, ...BIN_CT },
         json: binHeader, binary: binBody },
       expect: 200 },
     { name: "infer_binary_json_out", summary: "Binary inputs, JSON output.",
@@ -117,7 +137,7 @@ export function steps() {
         json: { ...binHeader, outputs: [{ name: "output", parameters: { binary_data: false } }] }, binary: binBody },
       expect: 200 },
     { name: "infer_binary_output_only", summary: "JSON inputs, binary output (parameters.binary_data_output).",
-      request: { method: "POST", path: "/v2/models/aft_full/infer", headers: API,
+      request: { method: "POST", path: `/v2/models/${m.aft}/infer`, headers: API,
         json: { parameters: { binary_data_output: true }, inputs: qkv(q, q, [1, 2, 3, 4]) } },
       expect: 200 },
 
@@ -128,11 +148,11 @@ export function steps() {
     { name: "repository_index_all", summary: "Every model, without a body.",
       request: { method: "POST", path: "/v2/repository/index", headers: ADMIN }, expect: 200 },
     { name: "repository_load", example: "repository_load", summary: "(Re)load a model from its folder: no body.",
-      request: { method: "POST", path: "/v2/repository/models/full_causal/load", headers: ADMIN }, expect: 200 },
+      request: { method: "POST", path: `/v2/repository/models/${m.full}/load`, headers: ADMIN }, expect: 200 },
     { name: "repository_load_json", example: "repository_load_json",
       summary: "Load a model given in the request: config.json's text and the weights in base64 (Triton's load_model).",
       request: { method: "POST", path: "/v2/repository/models/aft_copy/load", headers: { ...ADMIN, ...JSON_CT },
-        json: { parameters: { config: aftConfig(), "file:weights.safetensors": aftWeights().toString("base64") } } },
+        json: { parameters: { config: m.aftConfig, "file:weights.safetensors": m.aftWeights.toString("base64") } } },
       expect: 200 },
     { name: "repository_load_object", summary: "Load a model whose config is given as an object (no weights).",
       request: { method: "POST", path: "/v2/repository/models/my_full/load", headers: { ...ADMIN, ...JSON_CT },
@@ -141,7 +161,7 @@ export function steps() {
     { name: "repository_load_binary", example: "repository_load_binary",
       summary: "Load with the binary framing: a JSON header with the config, then the raw safetensors bytes.",
       request: { method: "POST", path: "/v2/repository/models/aft_bin/load", headers: { ...ADMIN, ...BIN_CT },
-        json: { parameters: { config: aftConfig() } }, binary: aftWeights() },
+        json: { parameters: { config: m.aftConfig } }, binary: m.aftWeights },
       expect: 200 },
     { name: "infer_loaded", summary: "A model loaded over HTTP serves.",
       request: { method: "POST", path: "/v2/models/aft_bin/infer", headers: { ...API, ...JSON_CT },
@@ -162,7 +182,7 @@ export function steps() {
         json: { inputs: [{ name: "queries", datatype: "FP16", shape: [1, 2, 1, 2], data: q }] } },
       expect: 400 },
     { name: "error_400_fixed_config", summary: "400: a repository model has a fixed config.",
-      request: { method: "POST", path: "/v2/models/full_causal/infer", headers: API,
+      request: { method: "POST", path: `/v2/models/${m.full}/infer`, headers: API,
         json: { parameters: { softmax_temp: 0.5 }, inputs: qkv(q, q, q) } },
       expect: 400 },
     { name: "error_400_json", summary: "400: not JSON.",
@@ -181,7 +201,7 @@ export function steps() {
     { name: "error_400_unload_builtin", summary: "400: a built-in cannot be unloaded.",
       request: { method: "POST", path: "/v2/repository/models/full/unload", headers: ADMIN }, expect: 400 },
     { name: "error_400_load_config", summary: "400: a load whose config is wrong (the old version keeps serving).",
-      request: { method: "POST", path: "/v2/repository/models/full_causal/load", headers: ADMIN,
+      request: { method: "POST", path: `/v2/repository/models/${m.full}/load`, headers: ADMIN,
         json: { parameters: { config: "{\"type\": \"full\", \"config\": {\"softmax_temp\": \"hot\"}}" } } },
       expect: 400 },
     { name: "error_400_index", summary: "400: the index takes {\"ready\": true|false}.",
@@ -199,7 +219,7 @@ export function steps() {
     { name: "error_404", example: "error_404", summary: "404: no such model.",
       request: { method: "GET", path: "/v2/models/nope", headers: API }, expect: 404 },
     { name: "error_404_version", summary: "404: only version 1 exists.",
-      request: { method: "GET", path: "/v2/models/full_causal/versions/2", headers: API }, expect: 404 },
+      request: { method: "GET", path: `/v2/models/${m.full}/versions/2`, headers: API }, expect: 404 },
     { name: "error_404_config", summary: "404: no such model (config).",
       request: { method: "GET", path: "/v2/models/nope/config", headers: API }, expect: 404 },
     { name: "error_404_infer", summary: "404: no such model (infer).",
@@ -215,12 +235,30 @@ export function steps() {
     { name: "error_405_infer", summary: "405: a POST route asked with GET.",
       request: { method: "GET", path: "/v2/models/full/infer", headers: API }, expect: 405 },
     { name: "error_413", example: "error_413",
-      summary: "413: a declared Content-Length over --max-body-bytes is refused before any of the body is read (the example server runs with --max-body-bytes 1M).",
-      request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT, "Content-Length": "2000000" } },
+      summary: "413: a declared Content-Length over --max-body-bytes (the example server runs with 1M); with Expect: 100-continue the answer comes before any of the body is sent.",
+      request: { method: "POST", path: "/v2/models/full/infer",
+        headers: { ...API, ...JSON_CT, "Content-Length": "2000000", Expect: "100-continue" } },
       expect: 413 },
-    { name: "error_413_chunked", summary: "413: a chunked body that passes the limit; the connection is closed.",
-      request: { method: "POST", path: "/v2/models/full/infer", headers: API, body: Buffer.alloc(1024 * 1024 + 8 * 1024, 0x20), chunked: true },
+    { name: "error_413_sent", summary: "413: a body over the limit sent whole: read, dropped, then answered.",
+      request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT }, body: Buffer.alloc(1100 * 1024, 0x20) },
       expect: 413 },
+    { name: "error_413_far", summary: "413 at once: a declared length far past the limit, no body sent.",
+      request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, "Content-Length": "200000000" } },
+      expect: 413 },
+    { name: "error_413_chunked", summary: "413: a chunked body that passes the limit.",
+      request: { method: "POST", path: "/v2/models/full/infer", headers: API, body: Buffer.alloc(1200 * 1024, 0x20), chunked: true },
+      expect: 413 },
+    { name: "error_400_framing", summary: "400: both Content-Length and Transfer-Encoding.",
+      request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, "Content-Length": "2" },
+        body: "{}", chunked: true, terminate: true },
+      expect: 400 },
+    { name: "error_415", example: "error_415", summary: "415: a Content-Type attnd does not read.",
+      request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, "Content-Type": "text/html" },
+        json: { inputs: qkv(q, q, q) } },
+      expect: 415 },
+    { name: "error_415_repository", summary: "415 on a repository endpoint.",
+      request: { method: "POST", path: "/v2/repository/index", headers: { ...ADMIN, "Content-Type": "application/xml" } },
+      expect: 415 },
     { name: "error_500", example: "error_500",
       summary: "500: attnd's own fault: the repository cannot take the model (a plain file named like the model is in the way).",
       request: { method: "POST", path: "/v2/repository/models/blocker/load", headers: { ...ADMIN, ...JSON_CT },
@@ -245,7 +283,7 @@ export function encode(req) {
   } else if (req.body !== undefined) {
     body = Buffer.from(req.body);
   }
-  return { method: req.method, path: req.path, headers, body, chunked: req.chunked };
+  return { method: req.method, path: req.path, headers, body, chunked: req.chunked, terminate: req.terminate };
 }
 
 const lowerKeys = (h) => Object.fromEntries(Object.entries(h || {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
@@ -257,10 +295,11 @@ export async function send(port, step) {
   return { step, request: { ...wire, headers: lowerKeys(wire.headers), body: wire.body || Buffer.alloc(0) }, response };
 }
 
-async function metric(port, name) {
+/** The value of one series of /metrics, e.g. 'attnd_queue_depth'. */
+async function metric(port, series) {
   const r = await request(port, { method: "GET", path: "/metrics" });
-  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(r.body.toString());
-  return m ? Number(m[1]) : NaN;
+  const line = r.body.toString().split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : NaN;
 }
 
 async function until(what, fn, ms = 10000) {
@@ -271,32 +310,35 @@ async function until(what, fn, ms = 10000) {
   }
 }
 
-/** 504 and 503 on purpose (the server has one compute thread and a queue of
- *  one): a slow request with a 0.3 s deadline gets 504 while its computation
- *  still holds the thread; a second request then waits in the queue; a third
+/** 503 and 504 on purpose (the server has one compute thread and a queue of
+ *  one): a slow request takes the thread for about 2 s; a second request,
+ *  with a 0.3 s deadline, waits in the queue and gets 504 at its deadline
+ *  (a queued job never starts); a third, sent while the second still waits,
  *  finds the queue full and gets 503 with Retry-After.  Returns the three
- *  exchanges (the waiting one ends with 200 once the thread is free). */
+ *  exchanges (the slow one ends with 200). */
 export async function overload(port) {
-  const slow = { name: "error_504", example: "error_504",
-    summary: "504: the request passed its deadline (parameters.timeout, in µs); the computation is abandoned.",
-    request: { method: "POST", path: "/v2/models/clustered/infer", headers: { ...API, ...JSON_CT }, json: slowRequest(300000) },
-    expect: 504 };
   const q = [1, 0, 0, 1];
-  const waiting = { name: "queued", summary: "Waits in the queue while the thread is busy, then runs.",
-    request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT }, json: { inputs: qkv(q, q, q) } },
+  const slow = { name: "slow", summary: "Takes the one compute thread for about 2 s.",
+    request: { method: "POST", path: "/v2/models/clustered/infer", headers: { ...API, ...JSON_CT }, json: slowRequest() },
     expect: 200 };
+  const late = { name: "error_504", example: "error_504",
+    summary: "504: the request passed its deadline (parameters.timeout, in µs; here while it waited for a compute thread, so it never ran).",
+    request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT },
+      json: { parameters: { timeout: 300000 }, inputs: qkv(q, q, q) } },
+    expect: 504 };
   const refused = { name: "error_503", example: "error_503",
     summary: "503: the queue is full (--max-queue); Retry-After says when to try again.",
     request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT }, json: { inputs: qkv(q, q, q) } },
     expect: 503 };
-  const depth0 = await metric(port, "attnd_queue_depth");
-  if (depth0 !== 0) throw new Error(`the queue is not empty (${depth0}) before the overload`);
-  const a = await send(port, slow); // answered at the deadline; the thread stays busy ~2 s
-  const pending = send(port, waiting);
-  await until("the second request to wait in the queue", async () => (await metric(port, "attnd_queue_depth")) === 1);
+  const depth = () => metric(port, "attnd_queue_depth");
+  if ((await depth()) !== 0) throw new Error("the queue is not empty before the overload");
+  const a = send(port, slow);
+  await until("the slow request to run", async () =>
+    (await metric(port, 'attnd_inference_executing_request_count{model="clustered",version="1"}')) === 1);
+  const b = send(port, late);
+  await until("the second request to wait in the queue", async () => (await depth()) === 1);
   const c = await send(port, refused);
-  const b = await pending;
-  return [a, b, c];
+  return [await a, await b, c];
 }
 
 /** Readiness while draining: after SIGTERM (with --shutdown-delay 2) the
@@ -311,7 +353,7 @@ export const drainingReady = { name: "health_ready_draining", example: "health_r
  *  Returns the exchanges in order. */
 export async function runScenario(server, { extra } = {}) {
   const out = [];
-  for (const step of steps()) out.push(await send(server.port, step));
+  for (const step of steps(server.repo)) out.push(await send(server.port, step));
   if (extra) out.push(...(await extra(server.port)));
   out.push(...(await overload(server.port)));
   server.proc.kill("SIGTERM");
