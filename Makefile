@@ -87,12 +87,18 @@ SUITES = $(wildcard tests/integration/run.sh clients/*/test.sh deploy/test.sh pr
 test: deps test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit golden
+	@bash bench/smoke.sh $(BUILD)
 	@set -e; for s in $(SUITES); do echo "== $$s"; bash $$s $(BUILD); done
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 asan: deps test-deps
 	@$(MAKE) --no-print-directory ASAN=1 OPT=-O1 all unit golden
 	@if [ -f tests/integration/run.sh ]; then ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh build/asan; fi
+
+# Benchmarks (issue 6): results in bench/results/<date>.md, summary in BENCHMARKS.md.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f bench/Makefile BUILD=$(BUILD) run
 
 run: deps
 	@$(MAKE) --no-print-directory all

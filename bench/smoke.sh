@@ -8,7 +8,7 @@ set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 make --no-print-directory -s -f bench/Makefile BUILD="$BUILD" bench-core
-PY=/usr/bin/python3
+PY=${BENCH_PYTHON:-/usr/bin/python3}
 if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
   exec "$PY" bench/run.py --smoke --build "$BUILD"
 fi

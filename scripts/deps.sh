@@ -15,6 +15,7 @@ command -v curl >/dev/null       || need+=(curl)
 if [ "${1:-}" = "--test" ]; then
   command -v curl >/dev/null          || need+=(curl)
   [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3 python3-numpy)
+  /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
   /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
   pkg-config --exists libcurl         || need+=(libcurl4-openssl-dev)
   command -v nginx >/dev/null         || need+=(nginx-light)

@@ -5,6 +5,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -52,13 +53,19 @@ float attn__exp_sub_sum(float *x, size_t n, float m) {
 void attn__softmax_row(float *x, size_t n) {
     if (n == 0) return;
     float mx = -INFINITY;
-    for (size_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    if (mx == -INFINITY || mx == INFINITY || mx != mx) {
+    bool nan = false;
+#pragma omp simd reduction(max : mx) reduction(| : nan)
+    for (size_t i = 0; i < n; i++) {
+        mx = x[i] > mx ? x[i] : mx;
+        nan |= x[i] != x[i];
+    }
+    if (mx == -INFINITY || mx == INFINITY || nan) {
         /* torch: an all -inf row, or one with +inf (inf - inf), is NaN */
         for (size_t i = 0; i < n; i++) x[i] = NAN;
         return;
     }
     float inv = 1.0f / attn__exp_sub_sum(x, n, mx);
+#pragma omp simd
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
@@ -86,7 +93,9 @@ void attn__layernorm(const float *x, size_t rows, size_t n, const float *gamma, 
 }
 
 void attn__elu1(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] + 1.0f : expm1f(x[i]) + 1.0f;
+    /* elu(x) + 1 = x + 1 above 0 and exp(x) below: the vectorised exp. */
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] + 1.0f : fast_exp(x[i]);
 }
 
 void attn__relu(float *x, size_t n) {

@@ -7,7 +7,7 @@
       now and then, metadata, health and /metrics; a side thread reloads and
       unloads models meanwhile.  Passes when every response is 200 or 503 (and
       wrk saw no socket error), RSS after the run is within 5% of RSS after the
-      warm-up (the first fifth of the run, at least 5 s), the server still
+      warm-up (the first fifth of the run, at least 20 s), the server still
       answers, has nothing in flight, and exits 0 on SIGTERM.
   python3 soak.py valgrind BUILD_DIR REQUESTS
       attnd (a build without -march=native: valgrind does not decode AVX-512)
@@ -165,7 +165,7 @@ def run_load(build, seconds, results_path=None):
             stop.set()
             rc = s.stop()
         log = s.log()
-    warm = max(5.0, seconds / 5)
+    warm = max(20.0, seconds / 5)
     after_warm = [r for t, r in samples if t >= warm]
     check(len(after_warm) >= 3, f"too few RSS samples ({len(samples)})")
     k = min(5, max(1, len(after_warm) // 4))
@@ -179,7 +179,7 @@ def run_load(build, seconds, results_path=None):
         "rps": round(total / seconds, 1), "socket_errors": res["errors"], "p50_ms": res["p50_us"] / 1000,
         "p99_ms": res["p99_us"] / 1000, "rss_warm_kib": rss_warm, "rss_end_kib": rss_end,
         "rss_max_kib": max(r for _, r in samples), "rss_growth_pct": round(100 * growth, 2),
-        "rss_series_kib": [samples[min(len(samples) - 1, len(samples) * i // 10)][1] for i in range(11)],
+        "rss_series_kib": [samples[min(len(samples) - 1, len(samples) * i // 20)][1] for i in range(21)],
         "model_loads": loads, "exit_code": rc,
     }
     print("soak: " + json.dumps(summary), flush=True)
