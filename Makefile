@@ -99,6 +99,7 @@ asan: deps test-deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f bench/Makefile BUILD=$(BUILD) run
+	@bash bench/server/run.sh $(BUILD)
 
 run: deps
 	@$(MAKE) --no-print-directory all

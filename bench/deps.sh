@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # bench/deps.sh — the Debian packages `make bench` needs besides the build:
 # PyTorch and numpy for /usr/bin/python3 (the PyTorch side) and gnuplot for
-# the plots.  Needs root (or sudo).
+# the plots; wrk and Flask for the server benchmarks (bench/server/).  Needs root
+# (or sudo).
 set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v wrk >/dev/null || need+=(wrk)
+/usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "bench deps: installing ${need[*]}" >&2
 SUDO=""

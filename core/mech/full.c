@@ -63,7 +63,8 @@ typedef struct full_job {
     float temp;
     float *out;
     size_t qblocks;
-    float *scratch; /* per worker: BQ*BK scores + BQ*D acc + 2*BQ */
+    size_t bk;      /* key block: min(S, BK) */
+    float *scratch; /* per worker: bq*bk scores + bq*D acc + 2*bq (bq = min(L, BQ)) */
     size_t per_worker;
 } full_job;
 
@@ -75,7 +76,7 @@ static attn_status full_task(void *arg, size_t task, int worker) {
     size_t qb = task % j->qblocks, nh = task / j->qblocks, n = nh / H, h = nh % H;
     size_t l0 = qb * BQ, nq = L - l0 < BQ ? L - l0 : BQ;
     float *sc = j->scratch + (size_t)worker * j->per_worker;
-    float *acc = sc + (size_t)BQ * BK, *mx = acc + (size_t)BQ * D, *sum = mx + BQ;
+    float *acc = sc + nq * j->bk, *mx = acc + nq * D, *sum = mx + nq;
     const float *q = a->q + ((n * L + l0) * H + h) * E;
     const float *k = a->k + (n * S * H + h) * E;
     const float *v = a->v + (n * S * H + h) * D;
@@ -87,8 +88,8 @@ static attn_status full_task(void *arg, size_t task, int worker) {
         sum[i] = 0.0f;
     }
     /* Keys at or past key_lengths are -inf for every query: skip them. */
-    for (size_t s0 = 0; s0 < klen; s0 += BK) {
-        size_t nk = klen - s0 < BK ? klen - s0 : BK;
+    for (size_t s0 = 0; s0 < klen; s0 += j->bk) {
+        size_t nk = klen - s0 < j->bk ? klen - s0 : j->bk;
         attn__gemm(0, 1, nq, nk, E, j->temp, q, H * E, k + s0 * H * E, H * E, 0.0f, sc, nk);
         for (size_t i = 0; i < nq; i++) {
             float *row = sc + i * nk;
@@ -130,10 +131,18 @@ attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv
     size_t tasks;
     if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "full: too many tasks");
-    j.per_worker = (size_t)BQ * BK + (size_t)BQ * (size_t)a->D + 2 * BQ;
+    /* Scratch sized by the blocks actually used (a 16-token request needs
+     * 16×16 scores, not 256×1024) and not zeroed: every task initialises
+     * what it reads. */
+    size_t bq = (size_t)a->L < BQ ? (size_t)a->L : BQ, bk = (size_t)a->S < BK ? (size_t)a->S : BK;
+    j.bk = bk;
+    j.per_worker = bq * bk + bq * (size_t)a->D + 2 * bq;
     int workers = attn__workers(ctx, tasks);
-    j.scratch = attn__calloc((size_t)workers, j.per_worker * sizeof(float), err);
-    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    size_t bytes;
+    if (!attn__mul((size_t)workers, j.per_worker * sizeof(float), &bytes))
+        return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
+    j.scratch = malloc(bytes ? bytes : 1);
+    if (!j.scratch) return attn__err(err, ATTN_E_NOMEM, "out of memory (%zu bytes of scratch)", bytes);
     attn_status st = attn__parallel_for(ctx, tasks, full_task, &j);
     free(j.scratch);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");

@@ -16,6 +16,9 @@
                            and the serving version are intact (old or new, never a mix)
   queue_full               503 with Retry-After when the queue is full, then recovery,
                            burst after burst
+  cpu_quota                in a cgroup with a CPU quota of 1 CPU, attnd sizes its pool by
+                           the quota, not by the cores it sees (skipped where no cgroup
+                           can be made)
 
   python3 faults.py BUILD_DIR [FILTER]
 """
@@ -487,6 +490,75 @@ def queue_full():
             codes = [r.status for r in got]
             check(codes == [200, 200, 200], f"after burst {burst}, a full queue's worth: {codes}")
         small_ok(s)
+
+
+def _cgroup_dir():
+    """A fresh cgroup folder in which a CPU quota can be set, with the
+    quota file names; None when this machine does not allow it."""
+    try:
+        lines = open("/proc/self/cgroup").read().splitlines()
+    except OSError:
+        return None
+    for ln in lines:
+        _, ctrl, path = ln.split(":", 2)
+        if "cpu" in ctrl.split(","):
+            base = "/sys/fs/cgroup/cpu" + (path if path != "/" else "")
+            d = os.path.join(base, f"attnd-test-{os.getpid()}")
+            try:
+                os.mkdir(d)
+            except OSError:
+                return None
+            return d, "v1"
+    for ln in lines:
+        if ln.startswith("0::"):
+            base = "/sys/fs/cgroup" + (ln[3:] if ln[3:] != "/" else "")
+            try:
+                if "cpu" not in open(os.path.join(base, "cgroup.subtree_control")).read().split():
+                    return None
+                d = os.path.join(base, f"attnd-test-{os.getpid()}")
+                os.mkdir(d)
+            except OSError:
+                return None
+            return d, "v2"
+    return None
+
+
+@test
+def cpu_quota():
+    if len(os.sched_getaffinity(0)) < 2:
+        print("       skipped: one CPU only", flush=True)
+        return
+    got = _cgroup_dir()
+    if not got:
+        print("       skipped: no cgroup can be made here", flush=True)
+        return
+    d, kind = got
+    s = None
+    try:
+        if kind == "v1":
+            with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                f.write("100000")
+            with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                f.write("100000")
+        else:
+            with open(os.path.join(d, "cpu.max"), "w") as f:
+                f.write("100000 100000")
+        procs = os.path.join(d, "cgroup.procs")
+        s = attnd(tag="quota", wrapper=["/bin/sh", "-c", f'echo $$ > {procs} && exec "$0" "$@"'])
+        lim = s.http("GET", "/v2").json()["limits"]
+        check(lim["threads"] == 1 and lim["threads_per_request"] == 1,
+              f"a 1-CPU quota on {len(os.sched_getaffinity(0))} cores: threads {lim['threads']}, "
+              f"per request {lim['threads_per_request']}")
+        small_ok(s)
+    finally:
+        if s:
+            check(s.stop() == 0, "exit code")
+        for _ in range(50):
+            try:
+                os.rmdir(d)
+                break
+            except OSError:
+                time.sleep(0.1)
 
 
 def main():

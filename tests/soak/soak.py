@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -222,8 +223,17 @@ def run_valgrind(build, n):
                 method, path, body, hdr = mix[k % len(mix)]
                 r = exchange(s.port, request_bytes(method, path, body or b"", hdr), timeout=600)
                 codes[r.status] = codes.get(r.status, 0) + 1
-            # and a few of the faults: a dropped upload, a refused body
+            # and the fault paths: refused and oversized bodies, dropped uploads, an abandoned computation
             exchange(s.port, request_bytes("POST", "/v2/models/full/infer", b"{", {"Content-Type": "image/png"}))
+            exchange(s.port, request_bytes("POST", "/v2/models/full/infer", b"", {
+                "Content-Length": str(1 << 30), "Expect": "100-continue"}, length=False))
+            method, path, body, hdr = mix[0]
+            whole = request_bytes(method, path, body, hdr)
+            for cut in (len(whole) // 3, len(whole) - 5, len(whole)):
+                sk = socket.create_connection(("127.0.0.1", s.port))
+                sk.sendall(whole[:cut])
+                time.sleep(0.5)
+                sk.close()
             cfg = open(os.path.join(repo, "attention_layer_full", "config.json")).read()
             w = base64.b64encode(open(os.path.join(repo, "attention_layer_full", "weights.safetensors"), "rb").read())
             r = s.http("POST", "/v2/repository/models/attention_layer_full/load",
