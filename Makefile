@@ -34,7 +34,7 @@ ifneq ($(SERVER_SRC),)
 TOOLS += $(BUILD)/attnd
 endif
 
-.PHONY: all deps test-deps test unit golden run asan clean bench fuzz fuzz-build install
+.PHONY: all deps test-deps test unit golden run asan clean bench fuzz fuzz-build install soak
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so $(TOOLS)
 
 deps:
@@ -82,7 +82,12 @@ golden: $(BUILD)/attn $(BUILD)/golden
 
 # Every tests/integration/run.sh, clients/*/test.sh and deploy/test.sh is
 # called with the build directory; each starts what it needs on loopback.
-SUITES = $(wildcard tests/integration/run.sh clients/*/test.sh deploy/test.sh proto/test.sh)
+# So are tests/hostile (bad input), tests/faults (disconnects, slow clients,
+# SIGTERM, kill -9, full queue) and tests/soak (30 s of mixed load).
+SUITES = $(wildcard tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh tests/soak/run.sh \
+                    clients/*/test.sh deploy/test.sh proto/test.sh)
+# The server suites that run against the sanitizer build too (make asan).
+ASAN_SUITES = $(wildcard tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh)
 
 test: deps test-deps
 	@$(MAKE) --no-print-directory all
@@ -93,7 +98,19 @@ test: deps test-deps
 
 asan: deps test-deps
 	@$(MAKE) --no-print-directory ASAN=1 OPT=-O1 all unit golden
-	@if [ -f tests/integration/run.sh ]; then ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh build/asan; fi
+	@set -e; for s in $(ASAN_SUITES); do echo "== $$s (asan)"; ASAN_OPTIONS=detect_leaks=1 bash $$s build/asan; done
+
+# Five minutes of mixed load from wrk (no error but 503, RSS growth under 5%
+# after the warm-up), then a few hundred requests under valgrind memcheck on
+# a build without -march=native.  Not part of `make test`.
+SOAK_SECONDS ?= 300
+SOAK_VALGRIND_REQUESTS ?= 300
+soak: deps test-deps
+	@ATTND_DEPS_EXTRA="wrk valgrind" bash scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=build/valgrind PORTABLE=1 build/valgrind/attnd
+	@bash tests/soak/run.sh $(BUILD) $(SOAK_SECONDS)
+	@/usr/bin/python3 -B tests/soak/soak.py valgrind build/valgrind $(SOAK_VALGRIND_REQUESTS)
 
 # Benchmarks (issue 6): results in bench/results/<date>.md, summary in BENCHMARKS.md.
 bench: deps
@@ -112,6 +129,8 @@ FUZZ_SRC  = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN  = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
+# tests/fuzz/fuzz_server_*.c link every server object but main.o, so each
+# defines svc_cfg, svc_ready and svc_draining (main.c's globals) itself.
 fuzz-build: deps
 	@ATTND_DEPS_EXTRA="clang libclang-rt-14-dev" bash scripts/deps.sh
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/fuzz OPT=-O1 \

@@ -27,6 +27,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v tsc >/dev/null           || need+=(node-typescript)
   command -v kubectl >/dev/null       || need+=(kubernetes-client)
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
+  command -v wrk >/dev/null           || need+=(wrk)  # tests/soak
 fi
 for p in ${ATTND_DEPS_EXTRA:-}; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

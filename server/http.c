@@ -112,7 +112,6 @@ typedef struct conn_track {
 
 static pthread_mutex_t track_mu = PTHREAD_MUTEX_INITIALIZER;
 static conn_track *tracks;
-static atomic_ullong n_cut;
 
 static conn_track *track_of(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -193,7 +192,6 @@ void svc_http_sweep(void) {
     }
     pthread_mutex_unlock(&track_mu);
     if (cut) {
-        atomic_fetch_add(&n_cut, cut);
         svc_log("warn", "closed %u connection%s still sending a request after the receive deadline "
                         "(--idle-timeout %d s, then %d KiB/s)",
                 cut, cut == 1 ? "" : "s", svc_cfg.idle_timeout_s, MIN_UPLOAD_RATE / 1024);

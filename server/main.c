@@ -80,7 +80,7 @@ static const opt opts[] = {
     {"shutdown-delay", "ATTND_SHUTDOWN_DELAY", O_SECS, &svc_cfg.shutdown_delay_s, 0, 1e6, "SECS",
      "on SIGTERM/SIGINT, time reported not-ready before the listener closes"},
     {"idle-timeout", "ATTND_IDLE_TIMEOUT", O_INT, &svc_cfg.idle_timeout_s, 0, 86400, "SECS",
-     "close connections idle this long (also bounds slow uploads)"},
+     "close connections idle this long; a request must arrive within it + 1 s per 16 KiB of body"},
     {"max-connections", "ATTND_MAX_CONNECTIONS", O_INT, &svc_cfg.max_connections, 1, 1e6, "N",
      "concurrent connections"},
     {"max-header-bytes", "ATTND_MAX_HEADER_BYTES", O_SIZE, &svc_cfg.max_header, 4096, 1 << 24,
