@@ -401,18 +401,26 @@ int svc_repo_load(const char *name, const char *cfg, size_t cfg_len, const void 
     }
     if (st != 200) svc_model_unref(m);
 out:
-    if (st != 200) note_failure(name, err);
+    /* A failed load is listed (UNAVAILABLE, with its reason) only for a name
+     * the repository knows; a name with no folder leaves no phantom entry. */
+    if (st != 200 && st != 404) note_failure(name, err);
     pthread_mutex_unlock(&load_mu);
     if (st == 200) svc_log("info", "model '%s' loaded", name);
     else svc_log("warn", "model '%s' failed to load: %s", name, err);
     return st;
 }
 
+static int has_config(const char *name) {
+    char path[4096];
+    pathf(path, sizeof path, "%s/%s/config.json", repo_dir, name);
+    return access(path, R_OK) == 0;
+}
+
 int svc_repo_unload(const char *name, char *err, size_t errcap) {
     pthread_mutex_lock(&load_mu);
     pthread_mutex_lock(&table_mu);
     entry *e = find_entry(name);
-    int known = e != NULL;
+    int known = e != NULL && (e->model != NULL || has_config(name));
     pthread_mutex_unlock(&table_mu);
     int st = 200;
     if (known) {
@@ -429,11 +437,6 @@ int svc_repo_unload(const char *name, char *err, size_t errcap) {
     return st;
 }
 
-static int has_config(const char *name) {
-    char path[4096];
-    pathf(path, sizeof path, "%s/%s/config.json", repo_dir, name);
-    return access(path, R_OK) == 0;
-}
 
 json_t *svc_repo_index(int ready_only) {
     json_t *a = json_array();

@@ -68,6 +68,10 @@ def repository_index_unload_load():
         check(idx["broken"]["state"] == "UNAVAILABLE" and "no_such_type" in idx["broken"]["reason"],
               f"a broken model is listed with its reason: {idx.get('broken')}")
         check("broken" not in _index(s, ready=True), "ready-only index")
+        # a load of a name with no folder is a 404 and leaves no phantom entry
+        check(s.request("POST", "/v2/repository/models/ghost/load")[0] == 404, "load of a missing folder")
+        check("ghost" not in _index(s), "no phantom index entry after a failed load")
+        check(s.request("POST", "/v2/repository/models/ghost/unload")[0] == 404, "unload of an unknown name")
         st, h, b = s.request("POST", f"/v2/repository/models/{a.id}/unload")
         check(st == 200, f"unload: {st}")
         expect_error(s.infer(a.id, a.inputs), 404, "infer after unload")
