@@ -69,10 +69,15 @@ $(BUILD)/attnd: $(SERVER_OBJ) $(BUILD)/libattn.a
 	    $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
 
 $(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
+# The fused attention kernel is written for fused multiply-adds (-std=c11 turns contraction off).
+$(BUILD)/obj/core/mech/full_fused.o: CFLAGS += -ffp-contract=fast
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(WHOLE) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(WHOLE) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
+
+# Unit tests of server code link the server objects they test.
+$(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

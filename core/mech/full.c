@@ -124,9 +124,9 @@ static attn_status full_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv *a, float *out,
-                               attn_error *err) {
-    full_job j = {.a = a, .temp = attn__temp(softmax_temp, a->E), .out = out};
+attn_status attn__full_blas(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,
+                            attn_error *err) {
+    full_job j = {.a = a, .temp = temp, .out = out};
     j.qblocks = ((size_t)a->L + BQ - 1) / BQ;
     size_t tasks;
     if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks))
@@ -147,6 +147,17 @@ attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv
     free(j.scratch);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
+}
+
+/* The fused kernel wherever it applies; with fewer than 8 queries its
+ * vector-wide query blocks would mostly compute padding. */
+attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               attn_error *err) {
+    float temp = attn__temp(softmax_temp, a->E);
+#ifndef ATTN_FULL_NO_FUSED
+    if (a->L >= 8 && attn__full_fused_ok(a)) return attn__full_fused(temp, ctx, a, out, err);
+#endif
+    return attn__full_blas(temp, ctx, a, out, err);
 }
 
 static attn_status full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,

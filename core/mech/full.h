@@ -17,6 +17,12 @@ attn_status attn__full_parse(const attn_cfg *cfg, attn_full_cfg *out);
 float attn__temp(float softmax_temp, int64_t E);
 attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv *a, float *out,
                                attn_error *err);
+/* The two fast paths attn__full_forward chooses between (temp already
+ * resolved): the fused kernel of full_fused.c, for D a multiple of the
+ * vector width (attn__full_fused_ok), and blocked sgemm calls (any shape). */
+int attn__full_fused_ok(const attn_qkv *a);
+attn_status attn__full_fused(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
+attn_status attn__full_blas(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
 attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *out, attn_error *err);
 
 #endif

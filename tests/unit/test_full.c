@@ -2,6 +2,8 @@
  * plain softmax written here, masks, lengths and edge cases. */
 #include "test_util.h"
 
+#include "mech/full.h"
+
 /* Plain softmax attention, double accumulation, from the reference formula. */
 static void naive_full(const attn_tensor_set *in, float temp, float *out) {
     const attn_tensor *q = attn_tensor_set_get(in, "queries"), *k = attn_tensor_set_get(in, "keys"),
@@ -64,9 +66,114 @@ static void blocked_matches_plain(void **state) {
     check_against_naive(4, 64, 64, 2, 8, 8, 0, 1, 1);
 }
 
+/* Both fast paths (fused kernel, blocked sgemm) called directly on a grid of
+ * shapes that cross every tile and block edge, against naive_full. */
+static void run_paths(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int64_t D, int mask,
+                      int lengths, int threads) {
+    attn_tensor_set *in = tu_qkv((uint64_t)(L * 7919 + S * 31 + E * 7 + D), N, L, S, H, E, D);
+    if (mask == 1) tu_add(in, "attn_mask", tu_tril(L, S, 0));     /* causal: the skip path */
+    if (mask == 2) tu_add(in, "attn_mask", tu_tril(L, S, S - L)); /* shifted: not "lower triangular" */
+    if (mask == 3) { /* random, with whole rows hidden */
+        attn_tensor *mt = tu_tril(L, S, S);
+        uint64_t seed = 77;
+        uint8_t *mb = mt->data;
+        for (int64_t i = 0; i < L * S; i++) mb[i] = tu_rand(&seed) > -0.5f;
+        for (int64_t s = 0; s < S; s++) mb[(L / 2) * S + s] = 0;
+        tu_add(in, "attn_mask", mt);
+    }
+    if (lengths) {
+        int64_t kl[4] = {S, S / 2 + 1, S, 1};
+        tu_add(in, "key_lengths", tu_lengths(N, kl));
+    }
+    const attn_tensor *tm = attn_tensor_set_get(in, "attn_mask"), *tk = attn_tensor_set_get(in, "key_lengths");
+    attn_qkv a = {.N = N, .L = L, .S = S, .H = H, .E = E, .D = D,
+                  .q = attn_tensor_set_get(in, "queries")->data,
+                  .k = attn_tensor_set_get(in, "keys")->data,
+                  .v = attn_tensor_set_get(in, "values")->data,
+                  .attn_mask = tm ? tm->data : NULL,
+                  .key_lengths = tk ? tk->data : NULL};
+    attn__qkv_prepare(&a);
+    size_t n = (size_t)(N * L * H * D);
+    float *ref = calloc(n, sizeof *ref), *f = calloc(n, sizeof *f), *b = calloc(n, sizeof *b);
+    float temp = 1.0f / sqrtf((float)E);
+    naive_full(in, temp, ref);
+    attn_ctx *ctx = attn_ctx_new(threads);
+    attn_error e = {0};
+    assert_int_equal(attn__full_blas(temp, ctx, &a, b, &e), ATTN_OK);
+    if (attn__full_fused_ok(&a)) {
+        assert_int_equal(attn__full_fused(temp, ctx, &a, f, &e), ATTN_OK);
+    } else {
+        assert_int_equal(attn__full_fused(temp, ctx, &a, f, &e), ATTN_E_INVALID);
+        memcpy(f, b, n * sizeof *f);
+    }
+    float mf = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(ref[i]) || isnan(f[i]) || isnan(b[i])) {
+            if (!(isnan(ref[i]) && isnan(f[i]) && isnan(b[i])))
+                fail_msg("N=%lld L=%lld S=%lld E=%lld D=%lld mask=%d: NaN at %zu differs (ref %g fused %g blas %g)",
+                         (long long)N, (long long)L, (long long)S, (long long)E, (long long)D, mask, i, ref[i], f[i], b[i]);
+            continue;
+        }
+        mf = fmaxf(mf, fabsf(f[i] - ref[i]));
+        mb = fmaxf(mb, fabsf(b[i] - ref[i]));
+    }
+    if (!(mf < 2e-5f && mb < 2e-5f))
+        fail_msg("N=%lld L=%lld S=%lld H=%lld E=%lld D=%lld mask=%d lengths=%d: fused %g blas %g", (long long)N,
+                 (long long)L, (long long)S, (long long)H, (long long)E, (long long)D, mask, lengths, mf, mb);
+    attn_ctx_free(ctx);
+    free(ref);
+    free(f);
+    free(b);
+    attn_tensor_set_free(in);
+}
+
+static void fused_and_blas_paths_match_plain(void **state) {
+    (void)state;
+    static const int64_t Ls[] = {1, 8, 17, 96, 97, 200}, Ss[] = {1, 13, 256, 257, 600};
+    static const int64_t EDs[][2] = {{64, 64}, {7, 16}, {1, 32}, {33, 48}, {16, 80}, {24, 128}, {8, 8}, {5, 3}};
+    for (size_t li = 0; li < sizeof Ls / sizeof *Ls; li++)
+        for (size_t si = 0; si < sizeof Ss / sizeof *Ss; si++)
+            for (size_t ei = 0; ei < sizeof EDs / sizeof *EDs; ei++) {
+                int64_t L = Ls[li], S = Ss[si];
+                int variant = (int)((li + si + ei) % 4);
+                run_paths(2, L, S, 2, EDs[ei][0], EDs[ei][1], variant, (int)(ei % 2), 1 + (int)(ei % 3));
+            }
+    run_paths(1, 300, 300, 3, 64, 64, 1, 0, 2); /* causal, square: key blocks skipped */
+    run_paths(4, 33, 1030, 1, 64, 64, 3, 1, 2);
+}
+
+/* Infinite and NaN scores: both paths give NaN exactly where torch would. */
+static void nonfinite_inputs_agree_across_paths(void **state) {
+    (void)state;
+    int64_t N = 1, L = 40, S = 300, H = 1, E = 16, D = 32;
+    attn_tensor_set *in = tu_qkv(5, N, L, S, H, E, D);
+    float *K = attn_tensor_set_get(in, "keys")->data, *Q = attn_tensor_set_get(in, "queries")->data;
+    K[17 * E + 3] = INFINITY; /* key 17: +inf or -inf score depending on the query's sign */
+    Q[5 * E + 2] = NAN;       /* query 5: NaN everywhere */
+    attn_qkv a = {.N = N, .L = L, .S = S, .H = H, .E = E, .D = D, .q = Q, .k = K,
+                  .v = attn_tensor_set_get(in, "values")->data};
+    attn__qkv_prepare(&a);
+    size_t n = (size_t)(L * D);
+    float *f = calloc(n, sizeof *f), *b = calloc(n, sizeof *b);
+    attn_ctx *ctx = attn_ctx_new(1);
+    attn_error e = {0};
+    assert_int_equal(attn__full_blas(0.25f, ctx, &a, b, &e), ATTN_OK);
+    if (attn__full_fused_ok(&a)) assert_int_equal(attn__full_fused(0.25f, ctx, &a, f, &e), ATTN_OK);
+    else memcpy(f, b, n * sizeof *f);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(isnan(f[i]) != 0, isnan(b[i]) != 0);
+        if (!isnan(b[i])) assert_true(fabsf(f[i] - b[i]) < 1e-5f);
+    }
+    for (int64_t d = 0; d < D; d++) assert_true(isnan(f[5 * D + d]));
+    attn_ctx_free(ctx);
+    free(f);
+    free(b);
+    attn_tensor_set_free(in);
+}
+
 static void threads_do_not_change_results(void **state) {
     (void)state;
-    attn_tensor_set *in = tu_qkv(9, 3, 200, 150, 4, 16, 16);
+    attn_tensor_set *in = tu_qkv(9, 3, 200, 300, 4, 16, 64); /* the fused path */
     attn_model *m = tu_model("full", NULL);
     attn_tensor *a = tu_run_ok(m, in, 1), *b = tu_run_ok(m, in, 2), *c = tu_run_ok(m, in, 7);
     assert_memory_equal(a->data, b->data, a->nbytes);
@@ -212,6 +319,8 @@ static void cancellation(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(blocked_matches_plain),
+        cmocka_unit_test(fused_and_blas_paths_match_plain),
+        cmocka_unit_test(nonfinite_inputs_agree_across_paths),
         cmocka_unit_test(threads_do_not_change_results),
         cmocka_unit_test(fully_masked_rows_are_nan),
         cmocka_unit_test(single_key_returns_its_value),
