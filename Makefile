@@ -70,7 +70,7 @@ $(BUILD)/attnd: $(SERVER_OBJ) $(BUILD)/libattn.a
 
 $(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
 # The fused attention kernel is written for fused multiply-adds (-std=c11 turns contraction off).
-$(BUILD)/obj/core/mech/full_fused.o: CFLAGS += -ffp-contract=fast
+$(BUILD)/obj/core/mech/full_fused.o $(BUILD)/obj/core/kernels/gemm.o: CFLAGS += -ffp-contract=fast
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)

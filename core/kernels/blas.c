@@ -23,6 +23,16 @@ void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const
         }
         return;
     }
+    /* Thin products (a vector, a few rows or columns) stay with OpenBLAS,
+     * whose kernels do not pad them to a full register tile. */
+    if (m >= 12 && n >= 32 && k >= 16 &&
+        attn__gemm_own(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
+    attn__gemm_blas(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void attn__gemm_blas(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     /* Callers bound every dimension far below INT_MAX (tensor element limits);
      * the casts below are therefore exact. */
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,

@@ -16,6 +16,19 @@
 void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* libattn's own sgemm (kernels/gemm.c), same contract as attn__gemm: used by
+ * attn__gemm on CPUs with AVX-512 for all but thin products.  Returns -1
+ * (C untouched) when it is not built for this CPU or cannot allocate its
+ * packing buffers.  attn__gemm_blas is the OpenBLAS call, attn__gemm_ref a
+ * plain triple loop (double accumulation) for tests. */
+int attn__gemm_own_available(void);
+int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                   const float *B, size_t ldb, float beta, float *C, size_t ldc);
+void attn__gemm_blas(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+void attn__gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
 /* torch.nn.Linear: y (rows,out) = x (rows,in) · W(out,in)ᵀ + b (b may be NULL).
  * x and y are contiguous with row strides `in` and `out`. */
 void attn__linear(const float *x, size_t rows, size_t in, const float *W, const float *b,

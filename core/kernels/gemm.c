@@ -1,0 +1,240 @@
+/*
+ * gemm.c — libattn's own single-precision matrix product, for CPUs with
+ * AVX-512, where it beats the OpenBLAS kernels this project's machines run.
+ *
+ *   C (m, n) = alpha · op(A) (m, k) · op(B) (k, n) + beta · C
+ *   row-major; op(A)(i, p) = ta ? A[p·lda + i] : A[i·lda + p], same for B.
+ *
+ * Classic three-level blocking (Goto / BLIS): for each NC-wide column block
+ * of B and each KC-deep slice, the slice of op(B) is packed into panels of
+ * NR columns (kc × NR, row by row); for each MC-tall block of op(A) the
+ * slice is packed into panels of MR rows (kc × MR, column by column); a
+ * register-blocked microkernel multiplies one MR-row panel by one NR-column
+ * panel, 2·MR vector accumulators (MR = 12, NR = 2 vectors).  Edge panels
+ * are zero-padded, and their tile is written through a small buffer.
+ *
+ * Rounding: products are accumulated in k order within each KC slice with
+ * fused multiply-adds (built with -ffp-contract=fast); results depend on
+ * the shapes only, never on the thread count (each call is one thread).
+ * attn__gemm_ref is the plain triple loop the tests compare it with.
+ */
+#include "kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#if defined(__AVX512F__)
+#define GEMM_VLEN 16
+#define MR 12
+#define NR 32 /* 2 vectors */
+#define KC 256
+#define MC 96
+#define NC 2048
+
+typedef float vf __attribute__((vector_size(GEMM_VLEN * sizeof(float))));
+#define AI static inline __attribute__((always_inline))
+
+AI vf vload(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+AI void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+AI vf vsplat(float x) { return (vf){0} + x; }
+
+int attn__gemm_own_available(void) { return 1; }
+
+/* In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i]. */
+AI void tr16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+    }
+}
+
+/* dst[q·ldd + i] = src[i·lds + q] for q < 16 and i < lanes (<= 16); source
+ * rows i >= nr read as zeros. */
+AI void tr16_copy(const float *src, size_t lds, size_t nr, float *dst, size_t ldd, int lanes) {
+    __m512 r[16];
+    for (size_t i = 0; i < 16; i++) r[i] = i < nr ? _mm512_loadu_ps(src + i * lds) : _mm512_setzero_ps();
+    tr16(r);
+    __mmask16 m = (__mmask16)((1u << lanes) - 1u);
+    for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (size_t)q * ldd, m, r[q]);
+}
+
+/* op(B)[p0 .. p0+kc) × [j0 .. j0+nc) into panels of NR columns. */
+static void pack_b(int tb, const float *B, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *bp) {
+    for (size_t j = 0; j < nc; j += NR) {
+        size_t w = nc - j < NR ? nc - j : NR;
+        float *dst = bp + j * kc;
+        if (!tb) {
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = B + (p0 + p) * ldb + j0 + j;
+                float *d = dst + p * NR;
+                if (w == NR) {
+                    memcpy(d, src, NR * sizeof *d);
+                } else {
+                    memcpy(d, src, w * sizeof *d);
+                    memset(d + w, 0, (NR - w) * sizeof *d);
+                }
+            }
+        } else {
+            size_t p = 0;
+            for (; p + 16 <= kc; p += 16)
+                for (size_t c0 = 0; c0 < NR; c0 += 16) {
+                    size_t nr = w > c0 ? (w - c0 < 16 ? w - c0 : 16) : 0;
+                    tr16_copy(B + (j0 + j + c0) * ldb + p0 + p, ldb, nr, dst + p * NR + c0, NR, 16);
+                }
+            for (size_t c = 0; c < NR; c++) {
+                const float *src = c < w ? B + (j0 + j + c) * ldb + p0 : NULL;
+                for (size_t q = p; q < kc; q++) dst[q * NR + c] = src ? src[q] : 0.0f;
+            }
+        }
+    }
+}
+
+/* op(A)[i0 .. i0+mc) × [p0 .. p0+kc) into panels of MR rows. */
+static void pack_a(int ta, const float *A, size_t lda, size_t i0, size_t mc, size_t p0, size_t kc, float *ap) {
+    for (size_t i = 0; i < mc; i += MR) {
+        size_t h = mc - i < MR ? mc - i : MR;
+        float *dst = ap + i * kc;
+        if (ta) {
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = A + (p0 + p) * lda + i0 + i;
+                float *d = dst + p * MR;
+                memcpy(d, src, h * sizeof *d);
+                for (size_t r = h; r < MR; r++) d[r] = 0.0f;
+            }
+        } else {
+            size_t p = 0;
+            for (; p + 16 <= kc; p += 16) tr16_copy(A + (i0 + i) * lda + p0 + p, lda, h, dst + p * MR, MR, MR);
+            for (size_t r = 0; r < MR; r++) {
+                const float *src = r < h ? A + (i0 + i + r) * lda + p0 : NULL;
+                for (size_t q = p; q < kc; q++) dst[q * MR + r] = src ? src[q] : 0.0f;
+            }
+        }
+    }
+}
+
+/* The MR × NR tile: acc = Σ_p ap[p][r] · bp[p][..]; then
+ * C = alpha·acc + (first ? beta·C : C), with beta == 0 never reading C. */
+static void micro(size_t kc, const float *ap, const float *bp, float *C, size_t ldc, size_t h, size_t w,
+                  float alpha, float beta, int first) {
+    vf acc[MR][2];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = vsplat(0.0f);
+    for (size_t p = 0; p < kc; p++) {
+        vf b0 = vload(bp), b1 = vload(bp + GEMM_VLEN);
+        bp += NR;
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            vf a = vsplat(ap[r]);
+            acc[r][0] += a * b0;
+            acc[r][1] += a * b1;
+        }
+        ap += MR;
+    }
+    vf va = vsplat(alpha), vb = vsplat(beta);
+    if (h == MR && w == NR) {
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            float *c = C + (size_t)r * ldc;
+            vf x0 = acc[r][0] * va, x1 = acc[r][1] * va;
+            if (!first) {
+                x0 += vload(c);
+                x1 += vload(c + GEMM_VLEN);
+            } else if (beta != 0.0f) {
+                x0 += vb * vload(c);
+                x1 += vb * vload(c + GEMM_VLEN);
+            }
+            vstore(c, x0);
+            vstore(c + GEMM_VLEN, x1);
+        }
+        return;
+    }
+    float tile[MR * NR];
+    for (int r = 0; r < MR; r++) {
+        vstore(tile + r * NR, acc[r][0] * va);
+        vstore(tile + r * NR + GEMM_VLEN, acc[r][1] * va);
+    }
+    for (size_t r = 0; r < h; r++) {
+        float *c = C + r * ldc;
+        const float *t = tile + r * NR;
+        for (size_t j = 0; j < w; j++)
+            c[j] = !first ? c[j] + t[j] : beta != 0.0f ? t[j] + beta * c[j] : t[j];
+    }
+}
+
+int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                   const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    size_t ncap = n < NC ? n : NC, kcap = k < KC ? k : KC, mcap = m < MC ? m : MC;
+    size_t bfl = (ncap + NR - 1) / NR * NR * kcap, afl = (mcap + MR - 1) / MR * MR * kcap;
+    float *buf = aligned_alloc(64, (bfl + afl) * sizeof(float));
+    if (!buf) return -1;
+    float *bp = buf, *ap = buf + bfl;
+    for (size_t j0 = 0; j0 < n; j0 += NC) {
+        size_t nc = n - j0 < NC ? n - j0 : NC;
+        for (size_t p0 = 0; p0 < k; p0 += KC) {
+            size_t kc = k - p0 < KC ? k - p0 : KC;
+            pack_b(tb, B, ldb, p0, kc, j0, nc, bp);
+            for (size_t i0 = 0; i0 < m; i0 += MC) {
+                size_t mc = m - i0 < MC ? m - i0 : MC;
+                pack_a(ta, A, lda, i0, mc, p0, kc, ap);
+                for (size_t j = 0; j < nc; j += NR) {
+                    size_t w = nc - j < NR ? nc - j : NR;
+                    for (size_t i = 0; i < mc; i += MR) {
+                        size_t h = mc - i < MR ? mc - i : MR;
+                        micro(kc, ap + i * kc, bp + j * kc, C + (i0 + i) * ldc + j0 + j, ldc, h, w, alpha,
+                              beta, p0 == 0);
+                    }
+                }
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+#else /* no AVX-512: OpenBLAS is the better choice */
+
+int attn__gemm_own_available(void) { return 0; }
+int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                   const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
+    (void)beta, (void)C, (void)ldc;
+    return -1;
+}
+
+#endif
+
+void attn__gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0.0;
+            for (size_t p = 0; p < k; p++)
+                s += (double)(ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
+            float *c = C + i * ldc + j;
+            *c = (float)(alpha * s) + (beta != 0.0f ? beta * *c : 0.0f);
+        }
+}
