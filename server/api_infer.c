@@ -5,7 +5,9 @@
  * declared inputs (names, datatypes, ranks, fixed dimensions), decode every
  * tensor, and for a built-in model build the per-request model from the
  * request's parameters.  On a pool thread: run the model and encode the
- * response.  The request body is released before the job is queued.
+ * response.  The request body is released before the job is queued, unless
+ * binary inputs are read in place (views into the body, when their bytes are
+ * aligned): then the job owns the body until the forward is done.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ typedef struct infer_job {
     attn_model *own;            /* a built-in's per-request model, or NULL */
     const attn_model *am;       /* the model that runs */
     attn_tensor_set *inputs;
+    void *body;                 /* the request body's block, when inputs are views into it */
     char name[SVC_MODEL_NAME_MAX + 1];
     char out_name[sizeof ((attn_io_spec *)0)->name];
     char *id;
@@ -152,6 +155,8 @@ static void run(svc_job *base, attn_ctx *ctx) {
     j->infer_us = svc_now_us() - t;
     attn_tensor_set_free(j->inputs); /* release the memory before encoding */
     j->inputs = NULL;
+    free(j->body);
+    j->body = NULL;
     if (s != ATTN_OK) {
         int code = svc_http_status(s);
         svc_reply_error(&j->base.reply, code, "%s", ae.msg[0] ? ae.msg : attn_status_str(s));
@@ -184,6 +189,7 @@ static void finish(svc_job *base, svc_job_end how) {
     account(base);
     svc_reply_clear(&j->base.reply);
     attn_tensor_set_free(j->inputs);
+    free(j->body);
     attn_model_free(j->own);
     svc_model_unref(j->model);
     free(j->id);
@@ -277,11 +283,15 @@ void svc_api_infer(svc_req *r) {
         goto fail;
     }
     size_t total = 0;
+    int any_view = 0;
     for (size_t i = 0; i < w.n_in; i++) {
         total += w.in[i].numel; /* each is bounded by max_elements: no overflow */
         attn_tensor *t = NULL;
-        st = svc_wire_decode(&w.in[i], allow_nf, &t, err, sizeof err);
+        int viewed = 0;
+        st = w.in[i].is_binary ? svc_wire_view_binary(&w.in[i], allow_nf, &t, &viewed, err, sizeof err)
+                               : svc_wire_decode(&w.in[i], allow_nf, &t, err, sizeof err);
         if (st) goto fail;
+        any_view |= viewed;
         attn_error ae = {0};
         if (attn_tensor_set_add(j->inputs, w.in[i].name, t, &ae) != ATTN_OK) {
             snprintf(err, sizeof err, "%s", ae.msg);
@@ -289,6 +299,7 @@ void svc_api_infer(svc_req *r) {
             goto fail;
         }
     }
+    if (any_view) j->body = svc_req_take_body_block(r); /* the views point into it */
     snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->am)->name);
     j->binary = w.binary_output;
     for (size_t i = 0; i < w.n_out; i++)
@@ -327,6 +338,7 @@ fail:
     json_decref(cfg);
     if (j) {
         attn_tensor_set_free(j->inputs);
+        free(j->body);
         attn_model_free(j->own);
         free(j->id);
         free(j);

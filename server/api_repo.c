@@ -26,7 +26,7 @@
 typedef struct load_job {
     svc_job base;
     char name[SVC_MODEL_NAME_MAX + 1];
-    char *body;                 /* the request body, owned (config and weights point into it) */
+    void *body;                 /* the request body's block, owned (config and weights point into it) */
     char *config;               /* owned copy, or NULL: load from the folder */
     size_t config_len;
     const char *b64;            /* base64 weights inside body's JSON (jansson-owned copy) */
@@ -207,8 +207,8 @@ void svc_api_repo_load(svc_req *r) {
     snprintf(j->name, sizeof j->name, "%s", svc_req_model(r));
     st = parse_load(r, j, err, sizeof err);
     if (st == 0) {
-        size_t len; /* the job outlives this call: it keeps the body raw points into */
-        j->body = svc_req_take_body(r, &len);
+        /* the job outlives this call: it keeps the body raw points into */
+        j->body = svc_req_take_body_block(r);
         j->base.run = load_run;
         j->base.finish = load_finish;
         svc_reply_init(&j->base.reply);

@@ -71,6 +71,11 @@ int svc_wire_bind_binary(svc_wire *w, const unsigned char *bin, size_t bin_len, 
                          size_t errcap);
 int svc_wire_decode_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out,
                            char *err, size_t errcap);
+/* The same, but when the input's bytes are aligned for its dtype the tensor
+ * is a view into the body (*viewed = 1, no copy): the body must then outlive
+ * the tensor.  Unaligned bytes are copied (*viewed = 0). */
+int svc_wire_view_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, int *viewed,
+                         char *err, size_t errcap);
 
 /* The response.  `output` is stolen.  With binary set, the data travels
  * after the JSON header (reply->tail, header_len set); otherwise as JSON

@@ -7,6 +7,7 @@
 #include "codec.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +44,45 @@ int svc_wire_bind_binary(svc_wire *w, const unsigned char *bin, size_t bin_len, 
     return 0;
 }
 
-int svc_wire_decode_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out,
-                           char *err, size_t errcap) {
+/* The checks a decoded binary tensor must pass: BOOL bytes are 0 or 1; FP32
+ * values are finite unless the model accepts NaN and infinities. */
+static int check_values(const svc_wire_input *in, const attn_tensor *t, int allow_nonfinite, char *err,
+                        size_t errcap) {
+    if (t->dtype == ATTN_BOOL) {
+        const uint8_t *b = t->data;
+        for (size_t i = 0; i < t->numel; i++)
+            if (b[i] > 1) {
+                snprintf(err, errcap, "input '%s': BOOL element %zu is %u, not 0 or 1", in->name, i, b[i]);
+                return 400;
+            }
+    }
+    if (t->dtype == ATTN_F32 && !allow_nonfinite) {
+        const float *f = t->data;
+        int bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (size_t i = 0; i < t->numel; i++) bad |= !isfinite(f[i]);
+        if (bad)
+            for (size_t i = 0; i < t->numel; i++)
+                if (!isfinite(f[i])) {
+                    snprintf(err, errcap,
+                             "input '%s': element %zu is not finite (this model does not accept NaN or infinities)",
+                             in->name, i);
+                    return 400;
+                }
+    }
+    return 0;
+}
+
+static int decode(const svc_wire_input *in, int allow_nonfinite, int may_view, attn_tensor **out, int *viewed,
+                  char *err, size_t errcap) {
     attn_tensor *t = NULL;
     attn_error ae;
-    if (attn_tensor_new(in->dtype, in->rank, in->shape, &t, &ae) != ATTN_OK) {
+    size_t align = attn_dtype_size(in->dtype);
+    int view = may_view && in->bin_len && align && (uintptr_t)in->bin % align == 0;
+    attn_status s = view ? attn_tensor_view(in->dtype, in->rank, in->shape, (void *)(uintptr_t)in->bin, in->bin_len,
+                                            &t, &ae)
+                         : attn_tensor_new(in->dtype, in->rank, in->shape, &t, &ae);
+    if (s != ATTN_OK) {
         snprintf(err, errcap, "input '%s': %s", in->name, ae.msg);
         return ae.code == ATTN_E_NOMEM ? 503 : 400;
     }
@@ -56,27 +91,24 @@ int svc_wire_decode_binary(const svc_wire_input *in, int allow_nonfinite, attn_t
         attn_tensor_free(t);
         return 400;
     }
-    if (in->bin_len) memcpy(t->data, in->bin, in->bin_len);
-    if (t->dtype == ATTN_BOOL) {
-        const uint8_t *b = t->data;
-        for (size_t i = 0; i < t->numel; i++)
-            if (b[i] > 1) {
-                snprintf(err, errcap, "input '%s': BOOL element %zu is %u, not 0 or 1", in->name, i, b[i]);
-                attn_tensor_free(t);
-                return 400;
-            }
+    if (!view && in->bin_len) memcpy(t->data, in->bin, in->bin_len);
+    int st = check_values(in, t, allow_nonfinite, err, errcap);
+    if (st) {
+        attn_tensor_free(t);
+        return st;
     }
-    if (t->dtype == ATTN_F32 && !allow_nonfinite) {
-        const float *f = t->data;
-        for (size_t i = 0; i < t->numel; i++)
-            if (!isfinite(f[i])) {
-                snprintf(err, errcap,
-                         "input '%s': element %zu is not finite (this model does not accept NaN or infinities)",
-                         in->name, i);
-                attn_tensor_free(t);
-                return 400;
-            }
-    }
+    if (viewed) *viewed = view;
     *out = t;
     return 0;
+}
+
+int svc_wire_decode_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out,
+                           char *err, size_t errcap) {
+    return decode(in, allow_nonfinite, 0, out, NULL, err, errcap);
+}
+
+int svc_wire_view_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, int *viewed,
+                         char *err, size_t errcap) {
+    *viewed = 0;
+    return decode(in, allow_nonfinite, 1, out, viewed, err, errcap);
 }

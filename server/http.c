@@ -75,8 +75,8 @@ struct svc_req {
     char model[SVC_MODEL_NAME_MAX + 1];
     svc_route route;
     uint64_t t0;
-    char *body;
-    size_t len, cap;
+    char *body;                      /* body_pad bytes into its allocation */
+    size_t len, cap, body_pad;
     int state;
     int submitted;                   /* a job owns the answer (HTTP thread only) */
     svc_reply reply;                 /* waiting to be queued */
@@ -324,10 +324,15 @@ const char *svc_req_body(svc_req *r, size_t *len) {
     *len = r->len;
     return r->body;
 }
-char *svc_req_take_body(svc_req *r, size_t *len) {
-    char *b = r->body;
-    *len = r->len;
+static void body_free(svc_req *r) {
+    if (r->body) free(r->body - r->body_pad);
     r->body = NULL;
+    r->body_pad = 0;
+}
+void *svc_req_take_body_block(svc_req *r) {
+    void *b = r->body ? r->body - r->body_pad : NULL;
+    r->body = NULL;
+    r->body_pad = 0;
     return b;
 }
 const char *svc_req_model(svc_req *r) { return r->route.model; }
@@ -355,8 +360,7 @@ static enum MHD_Result refuse_midstream(svc_req *r) {
     r->status = 413;
     r->bytes_out = (size_t)(n > 0 ? n : 0);
     snprintf(r->error, sizeof r->error, "request body exceeds the limit of %zu bytes", svc_cfg.max_body);
-    free(r->body);
-    r->body = NULL;
+    body_free(r);
     r->dropped = r->len;
     r->len = r->cap = 0;
     r->state = ST_DRAINING;
@@ -431,7 +435,15 @@ static void first_call(svc_req *r, const char *url, const char *method) {
             return;
         }
         if (*end == '\0' && n > 0) { /* one allocation for a declared body */
-            r->body = malloc((size_t)n + 1);
+            /* With the binary extension, place the body so that the tensor
+             * bytes after its JSON header start 64-byte aligned: then they
+             * can be used in place (api_infer.c). */
+            const char *hl = svc_req_header(r, "Inference-Header-Content-Length");
+            unsigned long long h = hl ? strtoull(hl, NULL, 10) : 0;
+            size_t pad = h && h <= n ? (size_t)((64 - h % 64) % 64) : 0;
+            char *base = aligned_alloc(64, ((size_t)n + 1 + pad + 63) / 64 * 64);
+            r->body = base ? base + pad : NULL;
+            r->body_pad = base ? pad : 0;
             if (!r->body) {
                 svc_reply_error(&rep, 503, "out of memory for a %llu-byte body", n);
                 svc_req_reply(r, &rep);
@@ -455,8 +467,7 @@ static enum MHD_Result answer_early(svc_req *r) {
     if (!body_follows || (expect && strcasecmp(expect, "100-continue") == 0) ||
         n > svc_cfg.max_body + DRAIN_MAX)
         return queue_reply(r);
-    free(r->body); /* first_call may have allocated it */
-    r->body = NULL;
+    body_free(r); /* first_call may have allocated it */
     r->cap = 0;
     r->state = ST_DISCARDING;
     return MHD_YES;
@@ -467,6 +478,11 @@ static int append(svc_req *r, const char *data, size_t n) {
     if (n > r->cap - r->len) {
         size_t cap = r->cap ? r->cap : 4096;
         while (cap - r->len < n) cap = cap > svc_cfg.max_body / 2 ? svc_cfg.max_body : cap * 2;
+        if (r->body_pad) { /* a declared body does not grow; keep realloc valid regardless */
+            memmove(r->body - r->body_pad, r->body, r->len);
+            r->body -= r->body_pad;
+            r->body_pad = 0;
+        }
         char *p = realloc(r->body, cap + 1);
         if (!p) return 503;
         r->body = p;
@@ -559,7 +575,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     svc_log_request(&line);
     svc_metrics_http(r->status);
     svc_reply_clear(&r->reply);
-    free(r->body);
+    body_free(r);
     free(r);
     svc_metrics_inflight(-1);
     atomic_fetch_sub(&inflight, 1);

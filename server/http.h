@@ -33,9 +33,10 @@ void svc_http_complete(svc_req *r, svc_reply *rep);
 /* For handlers. */
 const char *svc_req_header(svc_req *r, const char *name);   /* borrowed, NULL if absent */
 const char *svc_req_body(svc_req *r, size_t *len);          /* NUL-terminated at len */
-/* The body, now owned by the caller (free); the request keeps its length
- * for the log. */
-char *svc_req_take_body(svc_req *r, size_t *len);
+/* The body's allocation, now owned by the caller (free), with the body left
+ * where it is: svc_req_body's pointer stays valid until that free.  The
+ * request keeps the body's length for the log. */
+void *svc_req_take_body_block(svc_req *r);
 const char *svc_req_model(svc_req *r);                      /* {name} from the path, or "" */
 const char *svc_req_id(svc_req *r);
 void svc_req_set_model(svc_req *r, const char *name);       /* for the log line */

@@ -224,6 +224,63 @@ def bad_binary():
     _bad(_infer_raw(s, "full", h2), 400, "binary_data_size without the header")
 
 
+@test
+def binary_in_place_and_copied():
+    """Binary inputs are read in place when aligned, copied when not (a BOOL
+    mask of odd size before them, a chunked body): the same answer as JSON."""
+    s = _srv()
+    from harness import binary_request, parse_response
+    rng = np.random.default_rng(3)
+    inp = {"attn_mask": rng.random((3, 5)) > 0.3}
+    inp["attn_mask"][:, 0] = True
+    inp.update(_qkv((2, 3, 2, 16), seed=4))
+    inp["keys"] = rng.standard_normal((2, 5, 2, 16)).astype(np.float32)
+    inp["values"] = rng.standard_normal((2, 5, 2, 16)).astype(np.float32)
+    st, _, want = s.infer("full", inp)
+    check(st == 200, f"json: {st} {want}")
+    st, _, got = s.infer("full", inp, binary=True)  # 15 mask bytes first: floats copied
+    check(st == 200, f"binary with mask first: {st} {got}")
+    check(np.array_equal(got["output"], want["output"]), "binary (copied) differs from JSON")
+    plain = {k: inp[k] for k in ("queries", "keys", "values")}
+    st, _, want2 = s.infer("full", plain)
+    st, _, got2 = s.infer("full", plain, binary=True)  # aligned: read in place
+    check(st == 200 and np.array_equal(got2["output"], want2["output"]), "binary (in place) differs from JSON")
+    # chunked: no Content-Length, the body grows as it arrives
+    body, hl = binary_request(plain)
+    chunks = [body[i:i + 100] for i in range(0, len(body), 100)]
+    head = (f"POST /v2/models/full/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            f"Inference-Header-Content-Length: {hl}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    data = b"".join(b"%x\r\n" % len(c) + c + b"\r\n" for c in chunks) + b"0\r\n\r\n"
+    sk = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    try:
+        sk.sendall(head + data)
+        resp = b""
+        while True:  # Connection: close: read to the end
+            part = sk.recv(65536)
+            if not part:
+                break
+            resp += part
+    finally:
+        sk.close()
+    hdr_end = resp.index(b"\r\n\r\n")
+    check(resp.startswith(b"HTTP/1.1 200"), f"chunked binary: {resp[:200]!r}")
+    heads = {l.split(b":", 1)[0].decode().lower(): l.split(b":", 1)[1].strip().decode()
+             for l in resp[:hdr_end].split(b"\r\n")[1:] if b":" in l}
+    rb = resp[hdr_end + 4:]
+    if heads.get("transfer-encoding") == "chunked":
+        out, rest = b"", rb
+        while True:
+            n_end = rest.index(b"\r\n")
+            n = int(rest[:n_end], 16)
+            if n == 0:
+                break
+            out += rest[n_end + 2:n_end + 2 + n]
+            rest = rest[n_end + 4 + n:]
+        rb = out
+    got3, _ = parse_response(heads, rb)
+    check(np.array_equal(got3["output"], want2["output"]), "chunked binary differs from JSON")
+
+
 # ---- limits ----------------------------------------------------------------------------
 
 
