@@ -8,7 +8,7 @@
  *       milliseconds and R repetitions have passed, for each thread count.
  *       --output writes the warm-up output (the smoke test compares it with
  *       PyTorch's).
- *   bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS]
+ *   bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS] [--impl openblas|attn]
  *       OpenBLAS sgemm GFLOP/s with the threading libattn uses: OpenBLAS
  *       pinned to one thread, T independent sgemm loops on T pthreads, each
  *       on its own A, B, C.  T in the shape: B transposed (as Q·Kᵀ).
@@ -87,7 +87,7 @@ static int die(const char *what, const attn_error *e) {
 static int usage(void) {
     fprintf(stderr, "usage: bench_core case DIR [--threads 1,2] [--min-ms MS] [--min-reps R] [--max-reps R] "
                     "[--output OUT.safetensors]\n"
-                    "       bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS]\n"
+                    "       bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS] [--impl openblas|attn]\n"
                     "       bench_core rss --L L [--N 1] [--H 8] [--E 64] [--D 64] [--threads 2]\n"
                     "       bench_core info\n");
     return 2;
@@ -100,6 +100,7 @@ typedef struct opts {
     const char *output;
     long M, Nn, K;
     int transb;
+    int impl_attn; /* sgemm: libattn's attn__gemm instead of OpenBLAS */
     long L, N, H, E, D;
 } opts;
 
@@ -134,6 +135,10 @@ static int parse_opts(int argc, char **argv, int first, opts *o) {
         else if (!strcmp(k, "--min-reps")) o->min_reps = atoi(v);
         else if (!strcmp(k, "--max-reps")) o->max_reps = atoi(v);
         else if (!strcmp(k, "--output")) o->output = v;
+        else if (!strcmp(k, "--impl")) {
+            if (strcmp(v, "openblas") && strcmp(v, "attn")) return -1;
+            o->impl_attn = !strcmp(v, "attn");
+        }
         else if (!strcmp(k, "--shape")) {
             if (sscanf(v, "%ld,%ld,%ld,%d", &o->M, &o->Nn, &o->K, &o->transb) < 3) return -1;
         } else if (!strcmp(k, "--L")) o->L = atol(v);
@@ -224,15 +229,24 @@ out:
 
 /* ---- sgemm ---- */
 
+/* libattn's product (core/kernels/blas.c: its own AVX-512 sgemm where
+ * built for it, else OpenBLAS); internal, declared here. */
+void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
 typedef struct sg_job {
     long M, N, K;
-    int transb, calls;
+    int transb, calls, impl_attn;
     float *A, *B, *C;
     pthread_barrier_t *bar;
 } sg_job;
 
 static void sg_run(sg_job *j) {
     for (int r = 0; r < j->calls; r++)
+        if (j->impl_attn)
+            attn__gemm(0, j->transb, (size_t)j->M, (size_t)j->N, (size_t)j->K, 1.0f, j->A, (size_t)j->K, j->B,
+                       j->transb ? (size_t)j->K : (size_t)j->N, 0.0f, j->C, (size_t)j->N);
+        else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, j->transb ? CblasTrans : CblasNoTrans, (int)j->M, (int)j->N,
                     (int)j->K, 1.0f, j->A, (int)j->K, j->B, j->transb ? (int)j->K : (int)j->N, 0.0f, j->C,
                     (int)j->N);
@@ -268,7 +282,8 @@ static int cmd_sgemm(const opts *o) {
         int calls = (int)(5e9 / flop);
         if (calls < 1) calls = 1;
         for (int i = 0; i < T; i++) {
-            jobs[i] = (sg_job){.M = o->M, .N = o->Nn, .K = o->K, .transb = o->transb, .calls = calls};
+            jobs[i] = (sg_job){.M = o->M, .N = o->Nn, .K = o->K, .transb = o->transb, .calls = calls,
+                             .impl_attn = o->impl_attn};
             jobs[i].A = rand_buf((size_t)(o->M * o->K), &seed);
             jobs[i].B = rand_buf((size_t)(o->K * o->Nn), &seed);
             jobs[i].C = rand_buf((size_t)(o->M * o->Nn), &seed);
@@ -298,9 +313,9 @@ static int cmd_sgemm(const opts *o) {
             if (t[i] < best) best = t[i];
         double med = median(t, n);
         double work = flop * calls * T;
-        printf("{\"threads\": %d, \"M\": %ld, \"N\": %ld, \"K\": %ld, \"transb\": %d, \"gflops\": %.4g, "
+        printf("{\"impl\": \"%s\", \"threads\": %d, \"M\": %ld, \"N\": %ld, \"K\": %ld, \"transb\": %d, \"gflops\": %.4g, "
                "\"gflops_best\": %.4g, \"rounds\": %d}\n",
-               T, o->M, o->Nn, o->K, o->transb, work / med / 1e6, work / best / 1e6, n);
+               o->impl_attn ? "attn" : "openblas", T, o->M, o->Nn, o->K, o->transb, work / med / 1e6, work / best / 1e6, n);
         fflush(stdout);
         for (int i = 0; i < T; i++) {
             free(jobs[i].A);

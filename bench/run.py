@@ -229,13 +229,14 @@ def run_case(c, build, tmp, opts):
     return res
 
 
-def sgemm(build, opts, min_ms=None, best=False):
-    """GFLOP/s per thread count (median round), or (median, best round)."""
+def sgemm(build, opts, min_ms=None, best=False, impl="openblas"):
+    """GFLOP/s per thread count (median round), or (median, best round).
+    impl "attn": libattn's own product (attn__gemm) instead of OpenBLAS."""
     M, Nn, K = SGEMM_SHAPE
     if min_ms is None:
         min_ms = 300 if opts.smoke else 2000
     lines = bench_core(build, "sgemm", "--threads", ",".join(map(str, THREADS)), "--shape", f"{M},{Nn},{K}",
-                       "--min-ms", min_ms)
+                       "--min-ms", min_ms, "--impl", impl)
     return {ln["threads"]: (ln["gflops"], ln["gflops_best"]) if best else ln["gflops"] for ln in lines}
 
 
@@ -311,6 +312,8 @@ def main():
     print(f"bench: {len(sel)} cases, {info['cpu']}, load {' '.join(info['load_start'])}", flush=True)
     sg_start = sgemm(opts.build, opts)
     print(f"  sgemm {SGEMM_SHAPE}: {sg_start}", flush=True)
+    own_start = sgemm(opts.build, opts, impl="attn")
+    print(f"  libattn gemm {SGEMM_SHAPE}: {own_start}", flush=True)
     results = []
     tmp = opts.keep or tempfile.mkdtemp(prefix="attnd-bench.")
     fails = 0
@@ -329,9 +332,12 @@ def main():
         rss = [] if opts.no_rss else rss_runs(opts.build, opts)
         sg_end = sgemm(opts.build, opts)
         print(f"  sgemm {SGEMM_SHAPE} at the end: {sg_end}", flush=True)
+        own_end = sgemm(opts.build, opts, impl="attn")
+        print(f"  libattn gemm {SGEMM_SHAPE} at the end: {own_end}", flush=True)
     finally:
         if not opts.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+    info["own_gemm_start"], info["own_gemm_end"] = own_start, own_end
     info["load_end"] = loadavg()
     info["uptime_end"] = sh("uptime")
     info["seconds"] = round((datetime.datetime.now() - started).total_seconds())
@@ -507,6 +513,16 @@ def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, 
     w("|---|---|---|---|")
     for T in THREADS:
         w(f"| {T} | {sg_start[T]:.1f} | {sg_end[T]:.1f} | {sg[T]:.1f} |")
+    og0, og1 = info.get("own_gemm_start"), info.get("own_gemm_end")
+    if og0 and og1:
+        og0, og1 = _intkeys(og0), _intkeys(og1)
+        w("\nFor comparison, libattn's own product (`attn__gemm`: core/kernels/gemm.c, AVX-512, used by every "
+          "mechanism for all but thin products) on the same shape and threading, GFLOP/s:\n")
+        w("| threads | start | end | mean | × OpenBLAS |")
+        w("|---|---|---|---|---|")
+        for T in THREADS:
+            m = (og0[T] + og1[T]) / 2
+            w(f"| {T} | {og0[T]:.1f} | {og1[T]:.1f} | {m:.1f} | {m / sg[T]:.2f} |")
     for r in results:
         if "sgemm_bracket_raw" in r:
             w(f"\nAround the rounds of `{r['case'].id}` (its % of sgemm uses these: the median of the median "
