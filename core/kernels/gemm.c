@@ -88,15 +88,13 @@ static void pack_b(int tb, const float *B, size_t ldb, size_t p0, size_t kc, siz
         size_t w = nc - j < NR ? nc - j : NR;
         float *dst = bp + j * kc;
         if (!tb) {
+            __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFFu : (1u << w) - 1u);
+            __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFFu : w > 16 ? (1u << (w - 16)) - 1u : 0u);
             for (size_t p = 0; p < kc; p++) {
                 const float *src = B + (p0 + p) * ldb + j0 + j;
                 float *d = dst + p * NR;
-                if (w == NR) {
-                    memcpy(d, src, NR * sizeof *d);
-                } else {
-                    memcpy(d, src, w * sizeof *d);
-                    memset(d + w, 0, (NR - w) * sizeof *d);
-                }
+                _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m0, src));
+                _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(m1, src + 16));
             }
         } else {
             size_t p = 0;
@@ -119,12 +117,9 @@ static void pack_a(int ta, const float *A, size_t lda, size_t i0, size_t mc, siz
         size_t h = mc - i < MR ? mc - i : MR;
         float *dst = ap + i * kc;
         if (ta) {
-            for (size_t p = 0; p < kc; p++) {
-                const float *src = A + (p0 + p) * lda + i0 + i;
-                float *d = dst + p * MR;
-                memcpy(d, src, h * sizeof *d);
-                for (size_t r = h; r < MR; r++) d[r] = 0.0f;
-            }
+            __mmask16 m = (__mmask16)((1u << h) - 1u);
+            for (size_t p = 0; p < kc; p++)
+                _mm512_mask_storeu_ps(dst + p * MR, (__mmask16)((1u << MR) - 1u), _mm512_maskz_loadu_ps(m, A + (p0 + p) * lda + i0 + i));
         } else {
             size_t p = 0;
             for (; p + 16 <= kc; p += 16) tr16_copy(A + (i0 + i) * lda + p0 + p, lda, h, dst + p * MR, MR, MR);
