@@ -147,6 +147,11 @@ attn_status attn__input(const attn_model *m, const attn_tensor_set *in, const ch
  * the context's flag is raised; returns the first non-OK status of fn. */
 typedef attn_status (*attn_task_fn)(void *arg, size_t task, int worker);
 attn_status attn__parallel_for(attn_ctx *ctx, size_t n, attn_task_fn fn, void *arg);
+/* torch.nn.Linear (attn__linear) over `rows` rows, split into fixed row
+ * chunks run by attn__parallel_for: results do not depend on the thread
+ * count.  ATTN_OK or ATTN_E_CANCELLED. */
+attn_status attn__linear_rows(attn_ctx *ctx, const float *x, size_t rows, size_t in, const float *W,
+                              const float *b, size_t out, float *y);
 /* Number of workers attn__parallel_for would use for n tasks. */
 int attn__workers(const attn_ctx *ctx, size_t n);
 bool attn__cancelled(const attn_ctx *ctx);

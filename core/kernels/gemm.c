@@ -131,10 +131,16 @@ static void pack_a(int ta, const float *A, size_t lda, size_t i0, size_t mc, siz
     }
 }
 
-/* The MR × NR tile: acc = Σ_p ap[p][r] · bp[p][..]; then
- * C = alpha·acc + (first ? beta·C : C), with beta == 0 never reading C. */
-static void micro(size_t kc, const float *ap, const float *bp, float *C, size_t ldc, size_t h, size_t w,
-                  float alpha, float beta, int first) {
+/* The MR × NR tile: acc = Σ_p a(r, p) · bp[p][..]; then
+ * C = alpha·acc + (first ? beta·C : C), with beta == 0 never reading C.
+ * a(r, p) is, by kind: A_PACKED a[p·MR + r] (a packed panel), A_ROWS
+ * a[r·lda + p] (op(A) = A read in place), A_COLS a[p·lda + r] (op(A) = Aᵀ
+ * read in place).  Reading A in place saves its packing; only the last,
+ * partial panel of rows is packed (zero rows keep the loads in bounds). */
+enum { A_PACKED, A_ROWS, A_COLS };
+
+AI void micro_t(const int kind, size_t kc, const float *a, size_t lda, const float *bp, float *C, size_t ldc,
+                size_t h, size_t w, float alpha, float beta, int first) {
     vf acc[MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = vsplat(0.0f);
@@ -143,11 +149,13 @@ static void micro(size_t kc, const float *ap, const float *bp, float *C, size_t 
         bp += NR;
 #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
-            vf a = vsplat(ap[r]);
-            acc[r][0] += a * b0;
-            acc[r][1] += a * b1;
+            float x = kind == A_PACKED ? a[p * MR + (size_t)r]
+                      : kind == A_ROWS ? a[(size_t)r * lda + p]
+                                       : a[p * lda + (size_t)r];
+            vf av = vsplat(x);
+            acc[r][0] += av * b0;
+            acc[r][1] += av * b1;
         }
-        ap += MR;
     }
     vf va = vsplat(alpha), vb = vsplat(beta);
     if (h == MR && w == NR) {
@@ -180,27 +188,47 @@ static void micro(size_t kc, const float *ap, const float *bp, float *C, size_t 
     }
 }
 
+static void micro_packed(size_t kc, const float *a, const float *bp, float *C, size_t ldc, size_t h, size_t w,
+                         float alpha, float beta, int first) {
+    micro_t(A_PACKED, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
+}
+static void micro_rows(size_t kc, const float *a, size_t lda, const float *bp, float *C, size_t ldc, size_t w,
+                       float alpha, float beta, int first) {
+    micro_t(A_ROWS, kc, a, lda, bp, C, ldc, MR, w, alpha, beta, first);
+}
+static void micro_cols(size_t kc, const float *a, size_t lda, const float *bp, float *C, size_t ldc, size_t w,
+                       float alpha, float beta, int first) {
+    micro_t(A_COLS, kc, a, lda, bp, C, ldc, MR, w, alpha, beta, first);
+}
+
 int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
                    const float *B, size_t ldb, float beta, float *C, size_t ldc) {
-    size_t ncap = n < NC ? n : NC, kcap = k < KC ? k : KC, mcap = m < MC ? m : MC;
-    size_t bfl = (ncap + NR - 1) / NR * NR * kcap, afl = (mcap + MR - 1) / MR * MR * kcap;
+    size_t ncap = n < NC ? n : NC, kcap = k < KC ? k : KC;
+    size_t bfl = (ncap + NR - 1) / NR * NR * kcap, afl = MR * kcap;
     float *buf = aligned_alloc(64, (bfl + afl) * sizeof(float));
     if (!buf) return -1;
     float *bp = buf, *ap = buf + bfl;
+    size_t mfull = m / MR * MR; /* rows in whole panels, read in place */
     for (size_t j0 = 0; j0 < n; j0 += NC) {
         size_t nc = n - j0 < NC ? n - j0 : NC;
         for (size_t p0 = 0; p0 < k; p0 += KC) {
             size_t kc = k - p0 < KC ? k - p0 : KC;
+            int first = p0 == 0;
             pack_b(tb, B, ldb, p0, kc, j0, nc, bp);
+            if (mfull < m) pack_a(ta, A, lda, mfull, m - mfull, p0, kc, ap);
             for (size_t i0 = 0; i0 < m; i0 += MC) {
                 size_t mc = m - i0 < MC ? m - i0 : MC;
-                pack_a(ta, A, lda, i0, mc, p0, kc, ap);
                 for (size_t j = 0; j < nc; j += NR) {
                     size_t w = nc - j < NR ? nc - j : NR;
-                    for (size_t i = 0; i < mc; i += MR) {
-                        size_t h = mc - i < MR ? mc - i : MR;
-                        micro(kc, ap + i * kc, bp + j * kc, C + (i0 + i) * ldc + j0 + j, ldc, h, w, alpha,
-                              beta, p0 == 0);
+                    const float *bj = bp + j * kc;
+                    for (size_t i = i0; i < i0 + mc; i += MR) {
+                        float *c = C + i * ldc + j0 + j;
+                        if (i >= mfull)
+                            micro_packed(kc, ap, bj, c, ldc, m - mfull, w, alpha, beta, first);
+                        else if (!ta)
+                            micro_rows(kc, A + i * lda + p0, lda, bj, c, ldc, w, alpha, beta, first);
+                        else
+                            micro_cols(kc, A + p0 * lda + i, lda, bj, c, ldc, w, alpha, beta, first);
                     }
                 }
             }

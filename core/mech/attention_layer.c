@@ -110,18 +110,22 @@ static attn_status layer_forward(const attn_model *m, const void *state, attn_ct
         st = err ? err->code : ATTN_E_NOMEM;
         goto done;
     }
-    /* Projections are plain sgemms over all rows; the inner attention
-     * parallelises over N×H with the call's threads. */
-    attn__linear(tq->data, rq, (size_t)s->d_model, s->wq, s->bq, hk, Q);
-    attn__linear(tk->data, rk, (size_t)s->dmk, s->wk, s->bk, hk, K);
-    attn__linear(tv->data, rk, (size_t)s->dmk, s->wv, s->bv, hv, V);
+    /* Projections run over row chunks, the inner attention over N×H, both
+     * with the call's threads. */
+    if ((st = attn__linear_rows(ctx, tq->data, rq, (size_t)s->d_model, s->wq, s->bq, hk, Q)) ||
+        (st = attn__linear_rows(ctx, tk->data, rk, (size_t)s->dmk, s->wk, s->bk, hk, K)) ||
+        (st = attn__linear_rows(ctx, tv->data, rk, (size_t)s->dmk, s->wv, s->bv, hv, V)))
+        goto done;
     a.q = Q;
     a.k = K;
     a.v = V;
     if ((st = attn__model_forward_qkv(s->inner, ctx, &a, O, err))) goto done;
     int64_t oshape[3] = {N, L, s->d_model};
     if ((st = attn_tensor_new(ATTN_F32, 3, oshape, &res, err))) goto done;
-    attn__linear(O, rq, hv, s->wo, s->bo, (size_t)s->d_model, res->data);
+    if ((st = attn__linear_rows(ctx, O, rq, hv, s->wo, s->bo, (size_t)s->d_model, res->data))) {
+        attn_tensor_free(res);
+        goto done;
+    }
     *out = res;
 done:
     free(Q);

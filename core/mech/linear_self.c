@@ -237,30 +237,11 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-/* The row-wise products (projections in, projection out) run in chunks of
- * rows so that one long sequence still spreads over the threads. */
-#define ROWS_PER_TASK 64
-
-typedef struct rows_job {
-    const float *x;  /* (rows, in) */
-    size_t rows, in, out;
-    const float *w, *b; /* nn.Linear weight (out, in), bias or NULL */
-    float *y;        /* (rows, out) */
-} rows_job;
-
-static attn_status rows_task(void *arg, size_t t, int worker) {
-    (void)worker;
-    const rows_job *r = arg;
-    const size_t r0 = t * ROWS_PER_TASK;
-    const size_t n = r->rows - r0 < ROWS_PER_TASK ? r->rows - r0 : ROWS_PER_TASK;
-    attn__linear(r->x + r0 * r->in, n, r->in, r->w, r->b, r->out, r->y + r0 * r->out);
-    return ATTN_OK;
-}
-
+/* The row-wise products (projections in, projection out): fixed row chunks
+ * on the call's threads (attn__linear_rows). */
 static attn_status linear_rows(attn_ctx *ctx, const float *x, size_t rows, size_t in, const float *w,
                                const float *b, size_t out, float *y) {
-    rows_job r = {.x = x, .rows = rows, .in = in, .out = out, .w = w, .b = b, .y = y};
-    return attn__parallel_for(ctx, rows / ROWS_PER_TASK + (rows % ROWS_PER_TASK != 0), rows_task, &r);
+    return attn__linear_rows(ctx, x, rows, in, w, b, out, y);
 }
 
 static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t B, int64_t n,
