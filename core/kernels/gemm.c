@@ -139,16 +139,16 @@ static void pack_a(int ta, const float *A, size_t lda, size_t i0, size_t mc, siz
  * partial panel of rows is packed (zero rows keep the loads in bounds). */
 enum { A_PACKED, A_ROWS, A_COLS };
 
-AI void micro_t(const int kind, size_t kc, const float *a, size_t lda, const float *bp, float *C, size_t ldc,
-                size_t h, size_t w, float alpha, float beta, int first) {
+AI void micro_t(const int kind, const int mr, size_t kc, const float *a, size_t lda, const float *bp, float *C,
+                size_t ldc, size_t h, size_t w, float alpha, float beta, int first) {
     vf acc[MR][2];
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = vsplat(0.0f);
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = vsplat(0.0f);
     for (size_t p = 0; p < kc; p++) {
         vf b0 = vload(bp), b1 = vload(bp + GEMM_VLEN);
         bp += NR;
 #pragma GCC unroll 12
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < mr; r++) {
             float x = kind == A_PACKED ? a[p * MR + (size_t)r]
                       : kind == A_ROWS ? a[(size_t)r * lda + p]
                                        : a[p * lda + (size_t)r];
@@ -176,7 +176,7 @@ AI void micro_t(const int kind, size_t kc, const float *a, size_t lda, const flo
         return;
     }
     float tile[MR * NR];
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < mr; r++) {
         vstore(tile + r * NR, acc[r][0] * va);
         vstore(tile + r * NR + GEMM_VLEN, acc[r][1] * va);
     }
@@ -188,17 +188,23 @@ AI void micro_t(const int kind, size_t kc, const float *a, size_t lda, const flo
     }
 }
 
+/* The last, partial panel of h rows: a 4-, 8- or 12-row tile (h <= mr). */
 static void micro_packed(size_t kc, const float *a, const float *bp, float *C, size_t ldc, size_t h, size_t w,
                          float alpha, float beta, int first) {
-    micro_t(A_PACKED, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
+    if (h <= 4)
+        micro_t(A_PACKED, 4, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
+    else if (h <= 8)
+        micro_t(A_PACKED, 8, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
+    else
+        micro_t(A_PACKED, MR, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
 }
 static void micro_rows(size_t kc, const float *a, size_t lda, const float *bp, float *C, size_t ldc, size_t w,
                        float alpha, float beta, int first) {
-    micro_t(A_ROWS, kc, a, lda, bp, C, ldc, MR, w, alpha, beta, first);
+    micro_t(A_ROWS, MR, kc, a, lda, bp, C, ldc, MR, w, alpha, beta, first);
 }
 static void micro_cols(size_t kc, const float *a, size_t lda, const float *bp, float *C, size_t ldc, size_t w,
                        float alpha, float beta, int first) {
-    micro_t(A_COLS, kc, a, lda, bp, C, ldc, MR, w, alpha, beta, first);
+    micro_t(A_COLS, MR, kc, a, lda, bp, C, ldc, MR, w, alpha, beta, first);
 }
 
 int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
