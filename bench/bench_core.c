@@ -12,7 +12,7 @@
  *       OpenBLAS sgemm GFLOP/s with the threading libattn uses: OpenBLAS
  *       pinned to one thread, T independent sgemm loops on T pthreads, each
  *       on its own A, B, C.  T in the shape: B transposed (as Q·Kᵀ).
- *   bench_core rss --L L [--N 1 --H 8 --E 64 --D 64] [--threads 2]
+ *   bench_core rss --L L [--N 1 --H 8 --E 64 --D 64] [--threads 2] [--in-place 1]
  *       One `full` forward over random inputs made in memory (no files);
  *       prints the peak RSS (VmHWM), the RSS before the inputs exist and
  *       the bytes of inputs plus output.  Run it in a fresh process per size.
@@ -88,7 +88,7 @@ static int usage(void) {
     fprintf(stderr, "usage: bench_core case DIR [--threads 1,2] [--min-ms MS] [--min-reps R] [--max-reps R] "
                     "[--output OUT.safetensors]\n"
                     "       bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS] [--impl openblas|attn]\n"
-                    "       bench_core rss --L L [--N 1] [--H 8] [--E 64] [--D 64] [--threads 2]\n"
+                    "       bench_core rss --L L [--N 1] [--H 8] [--E 64] [--D 64] [--threads 2] [--in-place 1]\n"
                     "       bench_core info\n");
     return 2;
 }
@@ -101,6 +101,7 @@ typedef struct opts {
     long M, Nn, K;
     int transb;
     int impl_attn; /* sgemm: libattn's attn__gemm instead of OpenBLAS */
+    int in_place;  /* rss: the output overwrites the queries (attn_model_forward_into) */
     long L, N, H, E, D;
 } opts;
 
@@ -135,6 +136,7 @@ static int parse_opts(int argc, char **argv, int first, opts *o) {
         else if (!strcmp(k, "--min-reps")) o->min_reps = atoi(v);
         else if (!strcmp(k, "--max-reps")) o->max_reps = atoi(v);
         else if (!strcmp(k, "--output")) o->output = v;
+        else if (!strcmp(k, "--in-place")) o->in_place = atoi(v) != 0;
         else if (!strcmp(k, "--impl")) {
             if (strcmp(v, "openblas") && strcmp(v, "attn")) return -1;
             o->impl_attn = !strcmp(v, "attn");
@@ -356,12 +358,18 @@ static int cmd_rss(const opts *o) {
     long inputs_kib = rss_now_kib();
     attn_tensor *out = NULL;
     double t0 = now_ms();
-    if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
+    if (o->in_place) { /* the output takes the queries' place: three tensors, not four */
+        attn_tensor *q = (attn_tensor *)attn_tensor_set_get(in, "queries");
+        if (attn_model_forward_into(m, ctx, in, q, &e)) return die("forward", &e);
+    } else {
+        if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
+        io_bytes += out->nbytes;
+    }
     double ms = now_ms() - t0;
-    io_bytes += out->nbytes;
-    printf("{\"L\": %ld, \"N\": %ld, \"H\": %ld, \"E\": %ld, \"D\": %ld, \"threads\": %d, \"forward_ms\": %.6g, "
+    printf("{\"L\": %ld, \"N\": %ld, \"H\": %ld, \"E\": %ld, \"D\": %ld, \"threads\": %d, \"in_place\": %d, "
+           "\"forward_ms\": %.6g, "
            "\"maxrss_kib\": %ld, \"base_rss_kib\": %ld, \"after_inputs_rss_kib\": %ld, \"io_bytes\": %zu}\n",
-           o->L, o->N, o->H, o->E, o->D, attn_ctx_threads(ctx), ms, maxrss_kib(), base_kib, inputs_kib,
+           o->L, o->N, o->H, o->E, o->D, attn_ctx_threads(ctx), o->in_place, ms, maxrss_kib(), base_kib, inputs_kib,
            io_bytes);
     attn_tensor_free(out);
     attn_tensor_set_free(in);

@@ -110,6 +110,10 @@ typedef struct attn_mech {
     /* Inner-attention forward for the fast-transformers family. */
     attn_status (*forward_qkv)(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
                                attn_error *err);
+    /* forward_qkv may write `out` over the queries (same bytes, E == D):
+     * every output row is written after the last read of its own query row
+     * and no other task reads that row. */
+    bool out_may_alias_queries;
 } attn_mech;
 
 const attn_mech *attn__mech_find(const char *name);

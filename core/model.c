@@ -428,8 +428,34 @@ attn_status attn__qkv_read_masks(const attn_model *m, const attn_tensor_set *in,
     return ATTN_OK;
 }
 
+static bool same_shape(const attn_tensor *t, int rank, const int64_t *shape) {
+    if (t->dtype != ATTN_F32 || t->rank != rank) return false;
+    for (int i = 0; i < rank; i++)
+        if (t->shape[i] != shape[i]) return false;
+    return true;
+}
+
+static attn_status into_shape_err(const attn_tensor *t, int rank, const int64_t *shape, attn_error *err) {
+    char s1[96], s2[96];
+    return attn__err(err, ATTN_E_SHAPE, "output tensor is %s %s; the output is FP32 %s", attn_dtype_name(t->dtype),
+                     attn_shape_str(t->rank, t->shape, s1, sizeof s1), attn_shape_str(rank, shape, s2, sizeof s2));
+}
+
+/* Does t's memory overlap any tensor of the set? */
+static bool overlaps_any(const attn_tensor *t, const attn_tensor_set *in) {
+    uintptr_t a0 = (uintptr_t)t->data, a1 = a0 + t->nbytes;
+    for (size_t i = 0; i < attn_tensor_set_count(in); i++) {
+        const attn_tensor *u = attn_tensor_set_at(in, i);
+        uintptr_t b0 = (uintptr_t)u->data, b1 = b0 + u->nbytes;
+        if (u->nbytes && t->nbytes && a0 < b1 && b0 < a1) return true;
+    }
+    return false;
+}
+
+/* into == NULL: a new *out.  into != NULL: the result goes into it, and
+ * *out is set only when it was computed aside (the caller copies). */
 static attn_status qkv_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *in,
-                               attn_tensor **out, attn_error *err) {
+                               attn_tensor *into, attn_tensor **out, attn_error *err) {
     const attn_tensor *q, *k, *v;
     attn_status st;
     if ((st = attn__input(m, in, "queries", &q, err)) || (st = attn__input(m, in, "keys", &k, err)) ||
@@ -446,6 +472,11 @@ static attn_status qkv_forward(const attn_model *m, attn_ctx *ctx, const attn_te
                          attn_shape_str(4, v->shape, s1, sizeof s1), attn_shape_str(4, k->shape, s2, sizeof s2));
     if ((st = attn__qkv_read_masks(m, in, &a, err))) return st;
     int64_t oshape[4] = {a.N, a.L, a.H, a.D};
+    if (into) { /* attn_model_forward_into: write straight into the caller's tensor when safe */
+        if (!same_shape(into, 4, oshape)) return into_shape_err(into, 4, oshape, err);
+        bool alias_ok = m->mech->out_may_alias_queries && into->data == q->data && a.E == a.D;
+        if (alias_ok || !overlaps_any(into, in)) return m->mech->forward_qkv(m->state, ctx, &a, into->data, err);
+    }
     attn_tensor *o;
     st = attn_tensor_new(ATTN_F32, 4, oshape, &o, err);
     if (st) return st;
@@ -511,13 +542,38 @@ attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_te
     if (m->mech->forward)
         st = m->mech->forward(m, m->state, ctx, in, output, err);
     else
-        st = qkv_forward(m, ctx, in, output, err);
+        st = qkv_forward(m, ctx, in, NULL, output, err);
     attn_tensor_set_free(shadow);
     if (!st && attn__cancelled(ctx)) {
         attn_tensor_free(*output);
         *output = NULL;
         st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
     }
+    if (st && err && err->code != st) attn__err(err, st, "%s", attn_status_str(st));
+    return st;
+}
+
+attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                    attn_tensor *output, attn_error *err) {
+    if (!m || !inputs || !output) return attn__err(err, ATTN_E_INVALID, "forward: NULL argument");
+    attn_tensor_set *shadow;
+    attn_status st = widen_inputs(m, inputs, &shadow, err);
+    if (st) return st;
+    const attn_tensor_set *in = shadow ? shadow : inputs;
+    attn_tensor *aside = NULL;
+    if (m->mech->forward)
+        st = m->mech->forward(m, m->state, ctx, in, &aside, err);
+    else
+        st = qkv_forward(m, ctx, in, output, &aside, err);
+    attn_tensor_set_free(shadow);
+    if (!st && aside) {
+        if (same_shape(output, aside->rank, aside->shape))
+            memcpy(output->data, aside->data, aside->nbytes);
+        else
+            st = into_shape_err(output, aside->rank, aside->shape, err);
+    }
+    attn_tensor_free(aside);
+    if (!st && attn__cancelled(ctx)) st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
     if (st && err && err->code != st) attn__err(err, st, "%s", attn_status_str(st));
     return st;
 }

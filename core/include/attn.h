@@ -231,6 +231,18 @@ const attn_io_spec *attn_model_output(const attn_model *m);
 attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
                                attn_tensor **output, attn_error *err);
 
+/* The same, into a caller-owned FP32 tensor `output` that must have exactly
+ * the output's shape (ATTN_E_SHAPE otherwise; it is then left unchanged).
+ * `output` may share memory with the inputs.  For `full` with E == D the
+ * output can be the queries tensor itself: the forward then overwrites the
+ * queries in place and needs no output buffer at all (a long sequence in
+ * three tensors' memory instead of four).  With other mechanisms, or other
+ * overlaps, the result is computed aside and copied in.  After a failure
+ * other than ATTN_E_SHAPE (cancellation, say) `output` — and so the queries,
+ * when they are the output — may hold part of the result. */
+attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                    attn_tensor *output, attn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -209,4 +209,5 @@ const attn_mech attn_mech_full = {
     .state_size = sizeof(attn_full_cfg),
     .init = full_init,
     .forward_qkv = full_forward_qkv,
+    .out_may_alias_queries = true, /* both paths: a task reads only its own query rows */
 };

@@ -171,6 +171,45 @@ static void nonfinite_inputs_agree_across_paths(void **state) {
     attn_tensor_set_free(in);
 }
 
+/* attn_model_forward_into: into a separate tensor, over the queries (in
+ * place), over the keys (computed aside), and with a wrong shape. */
+static void forward_into_and_in_place(void **state) {
+    (void)state;
+    for (int path = 0; path < 2; path++) {
+        int64_t D = path ? 64 : 8; /* fused kernel / blocked-sgemm path */
+        attn_tensor_set *in = tu_qkv(21, 2, 130, 70, 3, D, D);
+        attn_model *m = tu_model("full", NULL);
+        attn_ctx *ctx = attn_ctx_new(2);
+        attn_error e = {0};
+        attn_tensor *want = tu_run_ok(m, in, 2), *sep = NULL;
+        assert_int_equal(attn_tensor_new(ATTN_F32, 4, want->shape, &sep, &e), ATTN_OK);
+        assert_int_equal(attn_model_forward_into(m, ctx, in, sep, &e), ATTN_OK);
+        assert_memory_equal(sep->data, want->data, want->nbytes);
+        /* over the keys: L != S, so the shapes differ -> ATTN_E_SHAPE, keys untouched */
+        attn_tensor *k = (attn_tensor *)attn_tensor_set_get(in, "keys");
+        float k0 = ((float *)k->data)[0];
+        assert_int_equal(attn_model_forward_into(m, ctx, in, k, &e), ATTN_E_SHAPE);
+        assert_true(((float *)k->data)[0] == k0);
+        /* a view over the values' bytes with the output's shape: overlaps, computed aside */
+        attn_tensor_set *in2 = tu_qkv(21, 2, 130, 130, 3, D, D);
+        attn_tensor *want2 = tu_run_ok(m, in2, 1), *v2 = (attn_tensor *)attn_tensor_set_get(in2, "values"), *ov;
+        assert_int_equal(attn_tensor_view(ATTN_F32, 4, want2->shape, v2->data, v2->nbytes, &ov, &e), ATTN_OK);
+        assert_int_equal(attn_model_forward_into(m, ctx, in2, ov, &e), ATTN_OK);
+        assert_memory_equal(ov->data, want2->data, want2->nbytes);
+        attn_tensor_free(ov);
+        attn_tensor_set_free(in2);
+        /* over the queries: in place */
+        attn_tensor *q = (attn_tensor *)attn_tensor_set_get(in, "queries");
+        assert_int_equal(attn_model_forward_into(m, ctx, in, q, &e), ATTN_OK);
+        assert_memory_equal(q->data, want->data, want->nbytes);
+        attn_tensor_free(want);
+        attn_tensor_free(sep);
+        attn_ctx_free(ctx);
+        attn_model_free(m);
+        attn_tensor_set_free(in);
+    }
+}
+
 static void threads_do_not_change_results(void **state) {
     (void)state;
     attn_tensor_set *in = tu_qkv(9, 3, 200, 300, 4, 16, 64); /* the fused path */
@@ -321,6 +360,7 @@ int main(void) {
         cmocka_unit_test(blocked_matches_plain),
         cmocka_unit_test(fused_and_blas_paths_match_plain),
         cmocka_unit_test(nonfinite_inputs_agree_across_paths),
+        cmocka_unit_test(forward_into_and_in_place),
         cmocka_unit_test(threads_do_not_change_results),
         cmocka_unit_test(fully_masked_rows_are_nan),
         cmocka_unit_test(single_key_returns_its_value),
