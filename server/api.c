@@ -110,6 +110,7 @@ int svc_api_match(const char *method, const char *path, svc_route *rt, svc_reply
     }
     if (want_post ? strcmp(method, "POST") != 0 : !is_get(method)) {
         svc_reply_error(rep, 405, "%s is not allowed here (use %s)", method, want_post ? "POST" : "GET");
+        rep->allow = want_post ? "POST" : "GET, HEAD"; /* RFC 9110: a 405 says what is */
         return 405;
     }
     return 0;
@@ -247,7 +248,8 @@ void svc_api_model_config(svc_req *r) {
     }
     json_t *cfg = m->m ? json_loads(attn_model_config_json(m->m), 0, NULL) : NULL;
     json_t *o = json_pack("{s:s, s:s, s:o, s:b}", "name", svc_req_model(r), "type", m->mech->name,
-                          "config", cfg ? cfg : json_null(), "allow_nonfinite", m->allow_nonfinite);
+                          "config", cfg ? cfg : json_null(), "allow_nonfinite",
+                          m->allow_nonfinite || svc_cfg.allow_nonfinite); /* what the server applies */
     svc_model_unref(m);
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);

@@ -266,7 +266,7 @@ static enum MHD_Result queue_reply(svc_req *r) {
     }
     long header_len = rep->header_len;
     int retry = rep->retry_after, challenge = rep->auth_challenge;
-    const char *ctype = rep->ctype;
+    const char *ctype = rep->ctype, *allow = rep->allow;
     struct MHD_Response *resp = make_response(rep);
     svc_reply_clear(rep);
     r->have_reply = 0;
@@ -283,6 +283,7 @@ static enum MHD_Result queue_reply(svc_req *r) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
     }
     if (challenge) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (atomic_load(&svc_draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result q = MHD_queue_response(r->conn, (unsigned)status, resp);

@@ -85,6 +85,7 @@ typedef struct svc_reply {
     long header_len;         /* Inference-Header-Content-Length; -1 none */
     int retry_after;         /* seconds; 0 none */
     int auth_challenge;      /* add WWW-Authenticate: Bearer */
+    const char *allow;       /* static string: the Allow header of a 405; NULL none */
 } svc_reply;
 
 void svc_reply_init(svc_reply *r);

@@ -94,8 +94,12 @@ def builtin_metadata():
 @test
 def routing_errors():
     s = _srv()
-    expect_error(s.request("GET", "/v2/models/full/infer"), 405, "GET infer")
-    expect_error(s.request("POST", "/v2/health/live"), 405, "POST live")
+    r = s.request("GET", "/v2/models/full/infer")
+    expect_error(r, 405, "GET infer")
+    check(r[1].get("allow") == "POST", f"405 on infer names POST in Allow: {r[1].get('allow')!r}")
+    r = s.request("POST", "/v2/health/live")
+    expect_error(r, 405, "POST live")
+    check(r[1].get("allow") == "GET, HEAD", f"405 on live names GET, HEAD in Allow: {r[1].get('allow')!r}")
     expect_error(s.request("GET", "/v3/nothing"), 404, "unknown path")
     expect_error(s.request("GET", "/v2/models/bad%20name"), 404, "invalid name")
 

@@ -159,6 +159,14 @@ def repository_nonfinite_flag():
         st, h, out2 = s.infer("lenient", inp, binary=True)
         check(st == 200 and same_bits(out2["output"], out["output"], nan_any=True), "binary agrees")
         expect_error(s.infer("full", inp), 400, "the built-in still refuses NaN")
+        st, h, b = s.request("GET", "/v2/models/lenient/config")
+        check(st == 200 and json.loads(b)["allow_nonfinite"] is True, f"config of lenient: {b!r}")
+        st, h, b = s.request("GET", "/v2/models/full/config")
+        check(st == 200 and json.loads(b)["allow_nonfinite"] is False, f"config of full: {b!r}")
+    with Server("--model-repository", repo, "--allow-nonfinite", tag="repo_nf") as s:
+        st, h, b = s.request("GET", "/v2/models/full/config")
+        check(st == 200 and json.loads(b)["allow_nonfinite"] is True,
+              f"--allow-nonfinite shows in every model's config: {b!r}")
 
 
 @test
