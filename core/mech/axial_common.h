@@ -62,8 +62,10 @@ attn_status attn__axial_pos_init(axial_pos *pe, attn_binder *b, const char *pref
                                  const char *what, attn_error *err);
 
 /* *out = x + param_0 + param_1 + ... with torch broadcasting (new tensor,
- * owned by the caller; its shape is the broadcast shape). */
-attn_status attn__axial_pos_apply(const axial_pos *pe, const attn_tensor *x, attn_tensor **out,
-                                  attn_error *err);
+ * owned by the caller; its shape is the broadcast shape), on ctx's threads
+ * (ctx may be NULL: one thread); the result does not depend on the thread
+ * count. */
+attn_status attn__axial_pos_apply_ctx(const axial_pos *pe, attn_ctx *ctx, const attn_tensor *x,
+                                      attn_tensor **out, attn_error *err);
 
 #endif

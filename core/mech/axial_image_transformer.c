@@ -229,7 +229,7 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
     /* o holds x after the positional embedding, then the running stream
      * (x1 of the reversible pair). */
     if (s->has_pos) {
-        if ((st = attn__axial_pos_apply(&s->pos, x, &o, err))) return st;
+        if ((st = attn__axial_pos_apply_ctx(&s->pos, ctx, x, &o, err))) return st;
     } else {
         if ((st = attn_tensor_new(ATTN_F32, x->rank, x->shape, &o, err))) return st;
         memcpy(o->data, x->data, x->nbytes);

@@ -8,6 +8,7 @@
 #include "mech/axial_common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 attn_status attn__axial_pos_init(axial_pos *pe, attn_binder *b, const char *prefix, int64_t dim,
@@ -62,76 +63,194 @@ static void bcast_strides(int r, const int64_t *shape, int R, const int64_t *out
     }
 }
 
-attn_status attn__axial_pos_apply(const axial_pos *pe, const attn_tensor *x, attn_tensor **out,
-                                  attn_error *err) {
-    int R = x->rank > pe->rank ? x->rank : pe->rank;
+/* The broadcast add, split over blocks of output rows (rows = the last
+ * dimension).  Inside a row every operand's stride is 0 (broadcast) or 1
+ * (bcast_strides gives the last dimension stride 1 unless it is broadcast).
+ * The output is written once, with no zeroing, and each element is summed in
+ * the reference's order, x + p0 + p1 + ..., whatever the thread count. */
+typedef struct pos_job {
+    int R, n;
     int64_t oshape[ATTN_MAX_RANK];
+    size_t xs[ATTN_MAX_RANK], ps[AXIAL_MAX_POS][ATTN_MAX_RANK];
+    const float *x, *param[AXIAL_MAX_POS];
+    float *o;
+    size_t W, rows, rows_per_task;
+} pos_job;
+
+#define POS_CHUNK 64
+
+/* Any number of parameters: the row in chunks summed in a small buffer. */
+static void pos_row(float *orow, const float *xr, size_t xw, int n, const float *const *pr,
+                    const size_t *pw, size_t W) {
+    for (size_t c0 = 0; c0 < W; c0 += POS_CHUNK) {
+        const size_t cw = W - c0 < POS_CHUNK ? W - c0 : POS_CHUNK;
+        float acc[POS_CHUNK];
+        if (xw) {
+#pragma omp simd
+            for (size_t c = 0; c < cw; c++) acc[c] = xr[c0 + c];
+        } else {
+            const float v = xr[0];
+#pragma omp simd
+            for (size_t c = 0; c < cw; c++) acc[c] = v;
+        }
+        for (int i = 0; i < n; i++) {
+            if (pw[i]) {
+                const float *p = pr[i] + c0;
+#pragma omp simd
+                for (size_t c = 0; c < cw; c++) acc[c] += p[c];
+            } else {
+                const float v = pr[i][0];
+#pragma omp simd
+                for (size_t c = 0; c < cw; c++) acc[c] += v;
+            }
+        }
+        memcpy(orow + c0, acc, cw * sizeof *acc);
+    }
+}
+
+/* `rows` consecutive output rows along the second-to-last dimension, whose
+ * operands advance by xs, s0, s1 floats from row to row.  For one or two
+ * parameters (the usual 2-D image case) the operands' strides inside a row
+ * are fixed at compile time, so that each row is one vector loop. */
+typedef void (*pos_run_fn)(float *restrict o, const float *restrict x, const float *restrict p0,
+                           const float *restrict p1, size_t W, size_t rows, size_t xs, size_t s0,
+                           size_t s1);
+#define POS_RUN1(XW, P0W)                                                                          \
+    static void pos_run1_##XW##P0W(float *restrict o, const float *restrict x,                     \
+                                   const float *restrict p0, const float *restrict p1, size_t W,   \
+                                   size_t rows, size_t xs, size_t s0, size_t s1) {                 \
+        (void)p1, (void)s1;                                                                        \
+        for (size_t r = 0; r < rows; r++, o += W, x += xs, p0 += s0) {                             \
+            _Pragma("omp simd") for (size_t c = 0; c < W; c++) o[c] = x[c * XW] + p0[c * P0W];    \
+        }                                                                                          \
+    }
+#define POS_RUN2(XW, P0W, P1W)                                                                     \
+    static void pos_run2_##XW##P0W##P1W(float *restrict o, const float *restrict x,                \
+                                        const float *restrict p0, const float *restrict p1,        \
+                                        size_t W, size_t rows, size_t xs, size_t s0, size_t s1) {  \
+        for (size_t r = 0; r < rows; r++, o += W, x += xs, p0 += s0, p1 += s1) {                   \
+            _Pragma("omp simd") for (size_t c = 0; c < W; c++) o[c] =                              \
+                (x[c * XW] + p0[c * P0W]) + p1[c * P1W];                                           \
+        }                                                                                          \
+    }
+POS_RUN1(0, 0) POS_RUN1(0, 1) POS_RUN1(1, 0) POS_RUN1(1, 1)
+POS_RUN2(0, 0, 0) POS_RUN2(0, 0, 1) POS_RUN2(0, 1, 0) POS_RUN2(0, 1, 1)
+POS_RUN2(1, 0, 0) POS_RUN2(1, 0, 1) POS_RUN2(1, 1, 0) POS_RUN2(1, 1, 1)
+static const pos_run_fn pos_run1_fns[4] = {pos_run1_00, pos_run1_01, pos_run1_10, pos_run1_11};
+static const pos_run_fn pos_run2_fns[8] = {pos_run2_000, pos_run2_001, pos_run2_010, pos_run2_011,
+                                           pos_run2_100, pos_run2_101, pos_run2_110, pos_run2_111};
+
+/* Task t: output rows [t * rows_per_task, ...).  R >= 2 (the parameters
+ * have rank len(shape) + 2, x the same). */
+static attn_status pos_rows(void *arg, size_t t, int worker) {
+    (void)worker;
+    const pos_job *j = arg;
+    const int R = j->R, n = j->n, d2 = R - 2;
+    const size_t r0 = t * j->rows_per_task;
+    const size_t r1 = j->rows - r0 < j->rows_per_task ? j->rows : r0 + j->rows_per_task;
+    /* The odometer over the dimensions before the last, started at row r0;
+     * each operand's offset follows its own strides. */
+    size_t idx[ATTN_MAX_RANK] = {0}, xo = 0, po[AXIAL_MAX_POS] = {0}, rem = r0;
+    for (int d = d2; d >= 0; d--) {
+        idx[d] = rem % (size_t)j->oshape[d];
+        rem /= (size_t)j->oshape[d];
+        xo += idx[d] * j->xs[d];
+        for (int i = 0; i < n; i++) po[i] += idx[d] * j->ps[i][d];
+    }
+    /* Row strides: 1 or 0 (broadcast) for every operand. */
+    const size_t xw = j->xs[R - 1] != 0;
+    size_t pw[AXIAL_MAX_POS];
+    for (int i = 0; i < n; i++) pw[i] = j->ps[i][R - 1] != 0;
+    const pos_run_fn fn = n == 1 ? pos_run1_fns[xw * 2 + pw[0]]
+                        : n == 2 ? pos_run2_fns[xw * 4 + pw[0] * 2 + pw[1]]
+                                 : NULL;
+    const size_t len2 = (size_t)j->oshape[d2];
+    for (size_t r = r0; r < r1;) {
+        /* A run of rows along dimension d2, up to its end or the task's. */
+        size_t cnt = len2 - idx[d2] < r1 - r ? len2 - idx[d2] : r1 - r;
+        /* The output is a new tensor: it overlaps no operand. */
+        if (fn) {
+            fn(j->o + r * j->W, j->x + xo, j->param[0] + po[0], n > 1 ? j->param[1] + po[1] : NULL,
+               j->W, cnt, j->xs[d2], j->ps[0][d2], n > 1 ? j->ps[1][d2] : 0);
+        } else {
+            for (size_t k = 0; k < cnt; k++) {
+                const float *pr[AXIAL_MAX_POS];
+                for (int i = 0; i < n; i++) pr[i] = j->param[i] + po[i] + k * j->ps[i][d2];
+                pos_row(j->o + (r + k) * j->W, j->x + xo + k * j->xs[d2], xw, n, pr, pw, j->W);
+            }
+        }
+        r += cnt;
+        idx[d2] += cnt;
+        xo += cnt * j->xs[d2];
+        for (int i = 0; i < n; i++) po[i] += cnt * j->ps[i][d2];
+        if (idx[d2] < len2) continue; /* the task ends inside the run */
+        for (int d = d2; d >= 0; d--) {
+            if (d < d2) {
+                xo += j->xs[d];
+                for (int i = 0; i < n; i++) po[i] += j->ps[i][d];
+                if (++idx[d] < (size_t)j->oshape[d]) break;
+            }
+            xo -= j->xs[d] * idx[d];
+            for (int i = 0; i < n; i++) po[i] -= j->ps[i][d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+    return ATTN_OK;
+}
+
+/* Output elements per task: enough to pay for handing a task to a thread. */
+#define POS_TASK_ELEMS ((size_t)1 << 14)
+
+attn_status attn__axial_pos_apply_ctx(const axial_pos *pe, attn_ctx *ctx, const attn_tensor *x,
+                                      attn_tensor **out, attn_error *err) {
+    pos_job j = {.n = pe->n, .x = x->data};
+    int R = j.R = x->rank > pe->rank ? x->rank : pe->rank;
     for (int d = 0; d < R; d++) {
         int k = d - (R - x->rank);
-        oshape[d] = k >= 0 ? x->shape[k] : 1;
+        j.oshape[d] = k >= 0 ? x->shape[k] : 1;
     }
     for (int i = 0; i < pe->n; i++)
         for (int d = 0; d < R; d++) {
             int k = d - (R - pe->rank);
             int64_t p = k >= 0 ? pe->shape[i][k] : 1;
-            if (p == oshape[d] || p == 1) continue;
-            if (oshape[d] != 1) {
+            if (p == j.oshape[d] || p == 1) continue;
+            if (j.oshape[d] != 1) {
                 char a[96], c[96];
                 return attn__err(err, ATTN_E_SHAPE,
                                  "x of shape %s does not broadcast with param_%d of shape %s",
                                  attn_shape_str(x->rank, x->shape, a, sizeof a), i,
                                  attn_shape_str(pe->rank, pe->shape[i], c, sizeof c));
             }
-            oshape[d] = p;
+            j.oshape[d] = p;
         }
-    attn_tensor *o;
-    attn_status st = attn_tensor_new(ATTN_F32, R, oshape, &o, err);
+    /* Every element is written below, so the output is not zeroed. */
+    size_t numel;
+    attn_status st = attn_shape_numel(R, j.oshape, sizeof(float), &numel, err);
     if (st) return st;
-    size_t xs[ATTN_MAX_RANK], ps[AXIAL_MAX_POS][ATTN_MAX_RANK];
-    bcast_strides(x->rank, x->shape, R, oshape, xs);
-    for (int i = 0; i < pe->n; i++) bcast_strides(pe->rank, pe->shape[i], R, oshape, ps[i]);
-    /* Walk the output row by row (rows = the last dimension) with an
-     * odometer over the other dimensions; each operand's offset follows its
-     * own strides.  Inside a row an operand's stride is 0 (broadcast) or 1,
-     * so the row loops are plain vector loops.  Sums in the reference's
-     * order: x + p0 + p1. */
-    size_t idx[ATTN_MAX_RANK] = {0}, xo = 0, po[AXIAL_MAX_POS] = {0};
-    const float *xd = x->data;
-    float *od = o->data;
-    const size_t W = R > 0 ? (size_t)oshape[R - 1] : 1, rows = W ? o->numel / W : 0;
-    const size_t xw = R > 0 ? xs[R - 1] : 0;
-    for (size_t r = 0; r < rows; r++) {
-        float *orow = od + r * W;
-        const float *xr = xd + xo;
-        /* The output is a new tensor: it overlaps no operand. */
-        if (xw == 1) {
-#pragma omp simd
-            for (size_t c = 0; c < W; c++) orow[c] = xr[c];
-        } else {
-            for (size_t c = 0; c < W; c++) orow[c] = xr[c * xw];
-        }
-        for (int i = 0; i < pe->n; i++) {
-            const float *pr = pe->param[i] + po[i];
-            const size_t pw = R > 0 ? ps[i][R - 1] : 0;
-            if (pw == 1) {
-#pragma omp simd
-                for (size_t c = 0; c < W; c++) orow[c] += pr[c];
-            } else if (pw == 0) {
-                const float p = pr[0];
-#pragma omp simd
-                for (size_t c = 0; c < W; c++) orow[c] += p;
-            } else {
-                for (size_t c = 0; c < W; c++) orow[c] += pr[c * pw];
-            }
-        }
-        for (int d = R - 2; d >= 0; d--) {
-            xo += xs[d];
-            for (int i = 0; i < pe->n; i++) po[i] += ps[i][d];
-            if (++idx[d] < (size_t)oshape[d]) break;
-            xo -= xs[d] * idx[d];
-            for (int i = 0; i < pe->n; i++) po[i] -= ps[i][d] * idx[d];
-            idx[d] = 0;
-        }
+    float *data = malloc(numel ? numel * sizeof *data : 1);
+    if (!data)
+        return attn__err(err, ATTN_E_NOMEM, "out of memory allocating a %zu-byte tensor",
+                         numel * sizeof *data);
+    attn_tensor *o;
+    if ((st = attn_tensor_view(ATTN_F32, R, j.oshape, data, numel * sizeof *data, &o, err))) {
+        free(data);
+        return st;
+    }
+    o->owns_data = 1;
+    bcast_strides(x->rank, x->shape, R, j.oshape, j.xs);
+    for (int i = 0; i < pe->n; i++) {
+        bcast_strides(pe->rank, pe->shape[i], R, j.oshape, j.ps[i]);
+        j.param[i] = pe->param[i];
+    }
+    j.o = o->data;
+    j.W = R > 0 ? (size_t)j.oshape[R - 1] : 1;
+    j.rows = j.W ? numel / j.W : 0;
+    j.rows_per_task = j.W >= POS_TASK_ELEMS ? 1 : POS_TASK_ELEMS / j.W;
+    if ((st = attn__parallel_for(ctx, j.rows ? (j.rows - 1) / j.rows_per_task + 1 : 0, pos_rows,
+                                 &j))) {
+        attn_tensor_free(o);
+        return attn__err(err, st, "axial_positional_embedding: forward %s",
+                         st == ATTN_E_CANCELLED ? "cancelled" : "failed");
     }
     *out = o;
     return ATTN_OK;
@@ -189,7 +308,7 @@ static attn_status pos_forward(const attn_model *m, const void *state, attn_ctx 
     const attn_tensor *x;
     attn_status st = attn__input(m, in, "x", &x, err);
     if (st) return st;
-    return attn__axial_pos_apply(&s->pe, x, out, err);
+    return attn__axial_pos_apply_ctx(&s->pe, ctx, x, out, err);
 }
 
 const attn_mech attn_mech_axial_positional_embedding = {

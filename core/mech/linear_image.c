@@ -9,6 +9,7 @@
  */
 #include "attn_internal.h"
 #include "kernels/conv2d.h"
+#include "kernels/fast_exp.h"
 #include "kernels/kernels.h"
 #include "mech/strided_softmax.h"
 
@@ -77,69 +78,284 @@ static attn_status li_init(attn_model *m, void *state, const attn_cfg *cfg, attn
  * Shapes per image b: x (C, H, W); q, k (H*kd, Hq, Wq), v (H*vd, Hq, Wq),
  * read as (heads, kd|vd, n) with n = H*W: the reference reshapes them so,
  * which is only valid when Hq*Wq == H*W.  With context (C, L), seen as a
- * (C, 1, L) image, ck and cv (heads, kd, m) are appended along n.
- * Per head: ks = softmax_n(k), qs = softmax_kd(q) (norm_queries),
+ * (C, 1, L) image, ck and cv (heads, kd, m) are appended along n (T = n + m).
+ * Per head: ks = softmax_T(k), qs = softmax_kd(q) (norm_queries),
  *   ctx (kd, vd) = ks vᵀ, o (vd, n) = ctxᵀ qs; o (heads*vd, H, W) then goes
- *   through to_out (stride 1) into the output (Co, Ho, Wo). */
+ *   through to_out (stride 1) into the output (Co, Ho, Wo).
+ *
+ * to_out is linear in o and o is linear in qs, so to_out(o) is computed as
+ * one convolution of qs (heads*kd, H, W) with the folded weights
+ *   M[co, h*kd + d, ky, kx] = sum_e ctx_h[d, e] to_out.weight[co, h*vd + e, ky, kx]
+ * (zero padding of o is zero padding of qs: o has no bias).  That skips o and
+ * its (heads*vd x heads*kd x n) product.
+ *
+ * Work, in tasks whose arithmetic depends only on the shapes (never on the
+ * thread count):
+ *   1. one task per (image, head): k of the head and its softmax, ctx, and
+ *      the head's slice of M.  ctx comes from v, or, with 1x1 convolutions
+ *      (when it is cheaper), from x: ctx = (ks xᵀ) Wvᵀ + (ks 1) bvᵀ, no v;
+ *   2. 1x1 convolutions: one task per (image, block of positions): q of every
+ *      head for the block, its softmax, and the block of the output, M·qs;
+ *      other convolutions, image by image: q for a block of rows into a
+ *      per-image buffer, then to_out over blocks of output rows. */
+
+/* im2col workspace per convolution call: rows are processed in blocks of at
+ * most this many floats of columns (at least one row). */
+#define LI_CONV_WS ((size_t)1 << 17)
+/* 1x1 convolutions: positions per phase-2 task, for this many q floats. */
+#define LI_Q_BLOCK ((size_t)1 << 16)
 
 typedef struct li_job {
     const li_state *s;
-    size_t n, m, L;              /* n = H*W, m = context positions after the conv */
-    attn_conv2d xq, xv, cq, cv, o; /* x -> q/k and v, context -> k and v, to_out */
+    size_t n, m, L, T, Wq;       /* T = n + m; Wq: columns of the q/k/v convolutions */
+    bool pointwise;              /* every convolution is 1x1, stride 1, unpadded */
+    bool fold_v;                 /* pointwise, and ctx is cheaper through x than through v */
+    attn_conv2d xk, xv, ck, cv;  /* one head's k / v convolutions of x and of the context */
+    attn_conv2d xq;              /* every head's q convolution of x */
+    attn_conv2d o;               /* to_out, folded: qs (heads*kd, H, W) -> (Co, Ho, Wo) */
+    size_t rb_x, rb_c, rb_q, rb_o; /* rows per im2col block of xk/xv, ck/cv, xq, o */
+    size_t nb, nblk;             /* pointwise: positions per task, tasks per image */
+    size_t col1, ctmp;           /* phase 1 per worker: im2col floats, context conv floats */
+    size_t img;                  /* general phase 2/3: the image being worked on */
     const float *x, *c;          /* c may be NULL */
     float *out;
+    float *M;                    /* (B, Co, heads*kd, K, K) folded to_out weights */
+    float *Q;                    /* general: one image's qs (heads*kd, n) */
     float *scratch;
-    size_t scratch_len, col_len;
+    size_t ws;                   /* floats per worker, a multiple of 16 */
 } li_job;
 
-static void conv(const attn_conv2d *c, const float *in, const float *w, const float *bias,
-                 float *col, float *out) {
-    attn__conv2d(c, in, w, bias, out, false, col, 0, c->h_out);
+/* Every output row of c, im2col'ed at most rb rows at a time into col. */
+static void conv_rows(const attn_conv2d *c, const float *in, const float *w, const float *bias,
+                      float *out, float *col, size_t rb) {
+    for (size_t r = 0; r < c->h_out; r += rb)
+        attn__conv2d(c, in, w, bias, out, false, col, r, r + rb < c->h_out ? r + rb : c->h_out);
 }
 
-static attn_status li_image(void *arg, size_t b, int worker) {
+/* Softmax over the `rows` entries of each of `w` columns of a block with row
+ * stride ld (dim -2), as attn__softmax_cols: max, exp, sum in double over the
+ * rows in order, times 1/sum.  With every column max finite the exponentials
+ * are the kernels' vectorised ones (as attn__softmax_row_d); otherwise expf.
+ * mx: w floats, sum: w doubles. */
+static void col_softmax(float *x, size_t rows, size_t w, size_t ld, float *mx, double *sum) {
+    for (size_t i = 0; i < w; i++) mx[i] = -INFINITY, sum[i] = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld;
+#pragma omp simd
+        for (size_t i = 0; i < w; i++) mx[i] = xr[i] > mx[i] ? xr[i] : mx[i];
+    }
+    bool finite = true;
+    for (size_t i = 0; i < w; i++) finite &= isfinite(mx[i]) != 0;
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+        /* (Two loops: GCC does not vectorise fast_exp next to a double sum.) */
+        if (finite) {
+#pragma omp simd
+            for (size_t i = 0; i < w; i++) xr[i] = fast_exp(xr[i] - mx[i]);
+        } else {
+            for (size_t i = 0; i < w; i++) xr[i] = expf(xr[i] - mx[i]);
+        }
+#pragma omp simd
+        for (size_t i = 0; i < w; i++) sum[i] += xr[i];
+    }
+    for (size_t i = 0; i < w; i++) mx[i] = (float)(1.0 / sum[i]);
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+#pragma omp simd
+        for (size_t i = 0; i < w; i++) xr[i] *= mx[i];
+    }
+}
+
+/* attn__softmax_row_d (max-subtracted, the kernels' vectorised exp, sum in
+ * double, times 1/sum) in three passes: the maximum (in vector lanes; NaNs
+ * never win the comparison), the exponentials with their sum, the scaling.
+ * Returns the sum of the result, accumulated in double (ks 1, for fold_v).  A row whose
+ * maximum is not finite takes attn__softmax_row_d's own path. */
+static float row_softmax(float *x, size_t n) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (size_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0, total = 0.0;
+    if (!isfinite(mx)) {
+        attn__softmax_row_d(x, n);
+    } else {
+        /* In chunks that stay in L1: GCC does not vectorise fast_exp next to
+         * a double sum. */
+        for (size_t i0 = 0; i0 < n; i0 += 256) {
+            float *xc = x + i0;
+            const size_t w = n - i0 < 256 ? n - i0 : 256;
+#pragma omp simd
+            for (size_t i = 0; i < w; i++) xc[i] = fast_exp(xc[i] - mx);
+#pragma omp simd reduction(+ : sum)
+            for (size_t i = 0; i < w; i++) sum += xc[i];
+        }
+        const float inv = (float)(1.0 / sum);
+#pragma omp simd reduction(+ : total)
+        for (size_t i = 0; i < n; i++) {
+            x[i] *= inv;
+            total += x[i];
+        }
+        return (float)total;
+    }
+#pragma omp simd reduction(+ : total)
+    for (size_t i = 0; i < n; i++) total += x[i];
+    return (float)total;
+}
+
+/* y[r] = (y[r] + bias[r]) * scale over rows of w floats, row stride ld. */
+static void bias_scale(float *y, size_t rows, size_t w, size_t ld, const float *bias, bool scale,
+                       float sc) {
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * ld;
+        const float bv = bias[r];
+        if (scale) {
+#pragma omp simd
+            for (size_t i = 0; i < w; i++) yr[i] = (yr[i] + bv) * sc;
+        } else {
+#pragma omp simd
+            for (size_t i = 0; i < w; i++) yr[i] += bv;
+        }
+    }
+}
+
+/* One head's projection y (r, T): the x part (r, n), times the scale when
+ * `scale`, then the (unscaled) context part (r, m).  w, bias: the head's rows
+ * of the convolution weight and bias. */
+static void project(const li_job *j, const attn_conv2d *cx, const attn_conv2d *cc, const float *xb,
+                    const float *cb, const float *w, const float *bias, size_t r, bool scale,
+                    float *y, float *col, float *ctmp) {
+    const li_state *s = j->s;
+    const size_t n = j->n, m = j->m, T = j->T, C = (size_t)s->C;
+    if (j->pointwise) {
+        attn__gemm(0, 0, r, n, C, 1.0f, w, C, xb, n, 0.0f, y, T);
+        bias_scale(y, r, n, T, bias, scale, s->scale);
+        if (cb) {
+            attn__gemm(0, 0, r, m, C, 1.0f, w, C, cb, j->L, 0.0f, y + n, T);
+            bias_scale(y + n, r, m, T, bias, false, 1.0f);
+        }
+        return;
+    }
+    conv_rows(cx, xb, w, bias, y, col, j->rb_x); /* (r, n) */
+    if (scale)
+        for (size_t i = 0; i < r * n; i++) y[i] *= s->scale;
+    if (cb) {
+        for (size_t d = r; d-- > 1;) memmove(y + d * T, y + d * n, n * sizeof *y);
+        conv_rows(cc, cb, w, bias, ctmp, col, j->rb_c); /* (r, m) */
+        for (size_t d = 0; d < r; d++) memcpy(y + d * T + n, ctmp + d * m, m * sizeof *y);
+    }
+}
+
+/* Phase 1, task (image b, head h). */
+static attn_status li_head(void *arg, size_t t, int worker) {
     const li_job *j = arg;
     const li_state *s = j->s;
-    const size_t kd = (size_t)s->kd, vd = (size_t)s->vd, nh = (size_t)s->H;
-    const size_t n = j->n, m = j->m, T = n + m, C = (size_t)s->C;
+    const size_t kd = (size_t)s->kd, vd = (size_t)s->vd, nh = (size_t)s->H, C = (size_t)s->C;
+    const size_t KK = (size_t)(s->K * s->K), Co = (size_t)s->Co, QC = nh * kd, T = j->T;
+    const size_t b = t / nh, h = t % nh;
+    const float *xb = j->x + b * C * j->xk.h_in * j->xk.w_in;
+    const float *cb = j->c ? j->c + b * C * j->L : NULL;
+    float *kh = j->scratch + (size_t)worker * j->ws; /* (kd, T) */
+    float *ctx;                                        /* (kd, vd) */
 
-    float *col = j->scratch + (size_t)worker * j->scratch_len;
-    float *q = col + j->col_len;   /* (heads*kd, n) */
-    float *k = q + nh * kd * n;    /* (heads*kd, T) */
-    float *v = k + nh * kd * T;    /* (heads*vd, T) */
-    float *tmp = v + nh * vd * T;  /* (heads*max(kd,vd), max(n,m)) conv output */
-    const size_t tmp_len = nh * (kd > vd ? kd : vd) * (n > m ? n : m);
-    float *ctx = tmp + tmp_len;    /* (kd, vd) */
-    float *o = ctx + kd * vd;      /* (heads*vd, n) */
-    float *cs = o + nh * vd * n;   /* column softmax: n doubles (8-aligned) + n floats */
-    double *csum = (double *)(void *)(cs + ((uintptr_t)cs % sizeof(double) ? 1 : 0));
-    float *cmax = (float *)(void *)(csum + n);
-
-    const float *x = j->x + b * C * j->xq.h_in * j->xq.w_in;
-    conv(&j->xq, x, s->wq, s->bq, col, q);
-    for (size_t i = 0; i < nh * kd * n; i++) q[i] *= s->scale;
-    conv(&j->xq, x, s->wk, s->bk, col, tmp);
-    for (size_t r = 0; r < nh * kd; r++)
-        for (size_t i = 0; i < n; i++) k[r * T + i] = tmp[r * n + i] * s->scale;
-    conv(&j->xv, x, s->wv, s->bv, col, tmp);
-    for (size_t r = 0; r < nh * vd; r++) memcpy(v + r * T, tmp + r * n, n * sizeof *v);
-    if (j->c) {
-        const float *c = j->c + b * C * j->L;
-        conv(&j->cq, c, s->wk, s->bk, col, tmp);
-        for (size_t r = 0; r < nh * kd; r++) memcpy(k + r * T + n, tmp + r * m, m * sizeof *k);
-        conv(&j->cv, c, s->wv, s->bv, col, tmp);
-        for (size_t r = 0; r < nh * vd; r++) memcpy(v + r * T + n, tmp + r * m, m * sizeof *v);
-    }
-
-    for (size_t h = 0; h < nh; h++) {
-        float *qh = q + h * kd * n, *kh = k + h * kd * T, *vh = v + h * vd * T;
-        for (size_t d = 0; d < kd; d++) attn__softmax_row_d(kh + d * T, T);
-        if (s->norm_q) /* over the kd features of every position (dim -2) */
-            attn__softmax_cols(qh, kd, n, cmax, csum);
+    if (j->fold_v) {
+        /* 1x1 convolutions: v = Wv [x | c] + bv, so
+         *   ctx = ks vᵀ = (ks [x | c]ᵀ) Wvᵀ + (ks 1) bvᵀ,
+         * with ks's row sums taken as computed (not as 1).  No v at all. */
+        float *g = kh + kd * T;   /* (kd, C) */
+        float *rs = g + kd * C;   /* kd row sums */
+        ctx = rs + kd;
+        project(j, NULL, NULL, xb, cb, s->wk + h * kd * C, s->bk + h * kd, kd, true, kh, NULL, NULL);
+        for (size_t d = 0; d < kd; d++) rs[d] = row_softmax(kh + d * T, T);
+        attn__gemm(0, 1, kd, C, j->n, 1.0f, kh, T, xb, j->n, 0.0f, g, C);
+        if (cb) attn__gemm(0, 1, kd, C, j->m, 1.0f, kh + j->n, T, cb, j->L, 1.0f, g, C);
+        attn__gemm(0, 1, kd, vd, C, 1.0f, g, C, s->wv + h * vd * C, C, 0.0f, ctx, vd);
+        const float *bv = s->bv + h * vd;
+        for (size_t d = 0; d < kd; d++)
+            for (size_t e = 0; e < vd; e++) ctx[d * vd + e] += rs[d] * bv[e];
+    } else {
+        float *vh = kh + kd * T;   /* (vd, T) */
+        ctx = vh + vd * T;
+        float *col = ctx + kd * vd; /* general: im2col */
+        float *ctmp = col + j->col1; /* general, context: (max(kd,vd), m) */
+        project(j, &j->xk, &j->ck, xb, cb, s->wk + h * kd * C * KK, s->bk + h * kd, kd, true, kh,
+                col, ctmp);
+        project(j, &j->xv, &j->cv, xb, cb, s->wv + h * vd * C * KK, s->bv + h * vd, vd, false, vh,
+                col, ctmp);
+        for (size_t d = 0; d < kd; d++) row_softmax(kh + d * T, T);
         attn__gemm(0, 1, kd, vd, T, 1.0f, kh, T, vh, T, 0.0f, ctx, vd);
-        attn__gemm(1, 0, vd, n, kd, 1.0f, ctx, vd, qh, n, 0.0f, o + h * vd * n, n);
     }
-    conv(&j->o, o, s->wo, s->bo, col, j->out + b * j->o.c_out * j->o.h_out * j->o.w_out);
+
+    /* M[co, h*kd + d, kk] = sum_e ctx[d, e] Wo[co, h*vd + e, kk] */
+    float *Mb = j->M + b * Co * QC * KK;
+    if (KK == 1) {
+        attn__gemm(0, 1, Co, kd, vd, 1.0f, s->wo + h * vd, nh * vd, ctx, vd, 0.0f, Mb + h * kd, QC);
+    } else {
+        for (size_t co = 0; co < Co; co++)
+            attn__gemm(0, 0, kd, KK, vd, 1.0f, ctx, vd, s->wo + (co * nh * vd + h * vd) * KK, KK,
+                       0.0f, Mb + (co * QC + h * kd) * KK, KK);
+    }
+    return ATTN_OK;
+}
+
+/* Phase 2 with 1x1 convolutions, task (image b, block of positions). */
+static attn_status li_block(void *arg, size_t t, int worker) {
+    const li_job *j = arg;
+    const li_state *s = j->s;
+    const size_t kd = (size_t)s->kd, nh = (size_t)s->H, C = (size_t)s->C, Co = (size_t)s->Co;
+    const size_t QC = nh * kd, n = j->n, nb = j->nb;
+    const size_t b = t / j->nblk, p0 = (t % j->nblk) * nb, w = n - p0 < nb ? n - p0 : nb;
+
+    float *base = j->scratch + (size_t)worker * j->ws;
+    double *sum = (double *)(void *)base;  /* nb doubles (the region is 64-byte aligned) */
+    float *mx = base + 2 * nb;             /* nb */
+    float *qb = mx + nb;                   /* (QC, w) */
+    const float *xb = j->x + b * C * n;
+
+    attn__gemm(0, 0, QC, w, C, 1.0f, s->wq, C, xb + p0, n, 0.0f, qb, w);
+    bias_scale(qb, QC, w, w, s->bq, true, s->scale);
+    if (s->norm_q)
+        for (size_t h = 0; h < nh; h++) col_softmax(qb + h * kd * w, kd, w, w, mx, sum);
+    float *ob = j->out + b * Co * n + p0;
+    attn__gemm(0, 0, Co, w, QC, 1.0f, j->M + b * Co * QC, QC, qb, w, 0.0f, ob, n);
+    bias_scale(ob, Co, w, n, s->bo, false, 1.0f);
+    return ATTN_OK;
+}
+
+/* General phase 2, image j->img: q for the q-conv rows of block t, scaled and
+ * softmaxed, into j->Q. */
+static attn_status li_qrows(void *arg, size_t t, int worker) {
+    const li_job *j = arg;
+    const li_state *s = j->s;
+    const size_t kd = (size_t)s->kd, nh = (size_t)s->H, C = (size_t)s->C, QC = nh * kd, n = j->n;
+    const size_t r0 = t * j->rb_q, r1 = r0 + j->rb_q < j->xq.h_out ? r0 + j->rb_q : j->xq.h_out;
+    const size_t p0 = r0 * j->Wq, w = (r1 - r0) * j->Wq, wmax = j->rb_q * j->Wq;
+
+    float *base = j->scratch + (size_t)worker * j->ws;
+    double *sum = (double *)(void *)base; /* wmax doubles */
+    float *mx = base + 2 * wmax;          /* wmax */
+    float *col = mx + wmax;
+    const float *xb = j->x + j->img * C * j->xq.h_in * j->xq.w_in;
+
+    attn__conv2d(&j->xq, xb, s->wq, s->bq, j->Q, false, col, r0, r1);
+    for (size_t ch = 0; ch < QC; ch++) {
+        float *qr = j->Q + ch * n + p0;
+#pragma omp simd
+        for (size_t i = 0; i < w; i++) qr[i] *= s->scale;
+    }
+    if (s->norm_q)
+        for (size_t h = 0; h < nh; h++) col_softmax(j->Q + h * kd * n + p0, kd, w, n, mx, sum);
+    return ATTN_OK;
+}
+
+/* General phase 3, image j->img: output rows of block t, to_out folded over Q. */
+static attn_status li_orows(void *arg, size_t t, int worker) {
+    const li_job *j = arg;
+    const li_state *s = j->s;
+    const size_t QC = (size_t)(s->H * s->kd), KK = (size_t)(s->K * s->K), Co = (size_t)s->Co;
+    const size_t r0 = t * j->rb_o, r1 = r0 + j->rb_o < j->o.h_out ? r0 + j->rb_o : j->o.h_out;
+    float *col = j->scratch + (size_t)worker * j->ws;
+    attn__conv2d(&j->o, j->Q, j->M + j->img * Co * QC * KK, s->bo,
+                 j->out + j->img * Co * j->o.h_out * j->o.w_out, false, col, r0, r1);
     return ATTN_OK;
 }
 
@@ -158,12 +374,43 @@ static attn_status conv_setup(attn_conv2d *c, const li_state *s, size_t c_in, si
     return ATTN_OK;
 }
 
+/* Rows per im2col block of c (workspace at most LI_CONV_WS floats, at least
+ * one row) and that block's workspace; false on overflow. */
+static bool conv_block(const attn_conv2d *c, size_t *rows, size_t *ws) {
+    size_t per_row;
+    if (!attn__conv2d_workspace(c, 1, &per_row)) return false;
+    size_t rb = per_row ? LI_CONV_WS / per_row : c->h_out;
+    if (rb < 1) rb = 1;
+    if (rb > c->h_out) rb = c->h_out;
+    *rows = rb;
+    return attn__conv2d_workspace(c, rb, ws);
+}
+
+static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
+
+/* A new float tensor whose data is left uninitialised (every element is
+ * written by the forward): calloc's zeroing would be wasted work. */
+static attn_status new_output(int rank, const int64_t *shape, attn_tensor **out, attn_error *err) {
+    size_t numel;
+    attn_status st = attn_shape_numel(rank, shape, sizeof(float), &numel, err);
+    if (st) return st;
+    float *d = malloc(numel ? numel * sizeof *d : 1);
+    if (!d) return attn__err(err, ATTN_E_NOMEM, "out of memory allocating a %zu-byte tensor",
+                             numel * sizeof *d);
+    if ((st = attn_tensor_view(ATTN_F32, rank, shape, d, numel * sizeof *d, out, err))) {
+        free(d);
+        return st;
+    }
+    (*out)->owns_data = 1;
+    return ATTN_OK;
+}
+
 static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const li_state *s = state;
     const attn_tensor *x, *c = NULL;
     attn_status st;
-    float *scratch = NULL;
+    float *scratch = NULL, *M = NULL, *Q = NULL;
     attn_tensor *y = NULL;
     char sh[96];
     li_job j = {.s = s};
@@ -171,10 +418,12 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
     if ((st = attn__input(m, in, "x", &x, err))) return st;
     const size_t B = (size_t)x->shape[0], H = (size_t)x->shape[2], W = (size_t)x->shape[3];
     const size_t C = (size_t)s->C, kd = (size_t)s->kd, vd = (size_t)s->vd, nh = (size_t)s->H;
-    const size_t St = (size_t)s->St;
-    if ((st = conv_setup(&j.xq, s, C, nh * kd, H, W, St, "x", err)) ||
-        (st = conv_setup(&j.xv, s, C, nh * vd, H, W, St, "x", err)) ||
-        (st = conv_setup(&j.o, s, nh * vd, (size_t)s->Co, H, W, 1, "to_out input", err)))
+    const size_t St = (size_t)s->St, KK = (size_t)(s->K * s->K), Co = (size_t)s->Co;
+    const size_t QC = nh * kd; /* <= 2^28 by the param bounds */
+    if ((st = conv_setup(&j.xq, s, C, QC, H, W, St, "x", err)) ||
+        (st = conv_setup(&j.xk, s, C, kd, H, W, St, "x", err)) ||
+        (st = conv_setup(&j.xv, s, C, vd, H, W, St, "x", err)) ||
+        (st = conv_setup(&j.o, s, QC, Co, H, W, 1, "to_out input", err)))
         return st;
     size_t n, nq;
     if (!attn__mul(H, W, &n) || !attn__mul(j.xq.h_out, j.xq.w_out, &nq))
@@ -187,6 +436,7 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
                          "stride 1)",
                          attn_shape_str(x->rank, x->shape, sh, sizeof sh), j.xq.h_out, j.xq.w_out, n);
     j.n = n;
+    j.Wq = j.xq.w_out;
     if (attn_tensor_set_get(in, "context")) {
         if ((st = attn__input(m, in, "context", &c, err))) return st;
         if ((size_t)c->shape[0] != B)
@@ -199,56 +449,109 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
                              (long long)s->kd, (long long)s->vd);
         /* The reference views the context as a (C, 1, L) image. */
         j.L = (size_t)c->shape[2];
-        if ((st = conv_setup(&j.cq, s, C, nh * kd, 1, j.L, St, "context", err)) ||
-            (st = conv_setup(&j.cv, s, C, nh * vd, 1, j.L, St, "context", err)))
+        if ((st = conv_setup(&j.ck, s, C, kd, 1, j.L, St, "context", err)) ||
+            (st = conv_setup(&j.cv, s, C, vd, 1, j.L, St, "context", err)))
             return st;
-        j.m = j.cq.h_out * j.cq.w_out;
+        j.m = j.ck.h_out * j.ck.w_out;
     }
-    if ((st = attn_tensor_new(ATTN_F32, 4,
-                              (int64_t[]){(int64_t)B, s->Co, (int64_t)j.o.h_out, (int64_t)j.o.w_out},
-                              &y, err)))
+    j.pointwise = s->K == 1 && s->P == 0 && s->St == 1;
+    if ((st = new_output(4, (int64_t[]){(int64_t)B, s->Co, (int64_t)j.o.h_out, (int64_t)j.o.w_out},
+                         &y, err)))
         return st;
 
-    /* Per worker: im2col (the largest of the convolutions) + q, k, v, conv
-     * output, ctx and o.  All products overflow-checked. */
-    const size_t T = n + j.m, mx = kd > vd ? kd : vd, nm = n > j.m ? n : j.m;
-    size_t w1 = 0, w2 = 0, w3 = 0, w4 = 0, a, t, pw, all;
-    bool ok = attn__conv2d_workspace(&j.xq, j.xq.h_out, &w1) &&
-              attn__conv2d_workspace(&j.o, j.o.h_out, &w2) &&
-              (!c || (attn__conv2d_workspace(&j.cq, j.cq.h_out, &w3) &&
-                      attn__conv2d_workspace(&j.cv, j.cv.h_out, &w4)));
-    j.col_len = w1 > w2 ? w1 : w2;
-    j.col_len = j.col_len > w3 ? j.col_len : w3;
-    j.col_len = j.col_len > w4 ? j.col_len : w4;
-    ok = ok && attn__mul(nh * kd, n, &pw) && attn__mul(nh * (kd + vd), T, &a) &&
-         attn__add(pw, a, &pw) && attn__mul(nh * mx, nm, &t) && attn__add(pw, t, &pw) &&
-         attn__add(pw, kd * vd, &pw) && attn__mul(nh * vd, n, &t) && attn__add(pw, t, &pw) &&
-         attn__add(pw, j.col_len, &pw) && attn__mul(n, 3, &t) && attn__add(pw, t, &pw) && attn__add(pw, 1, &pw);
-    const int workers = attn__workers(ctx, B);
-    ok = ok && attn__mul(pw, (size_t)workers, &all);
+    /* Sizes, all overflow-checked.  Per worker, the largest of
+     *   phase 1: k (kd, T), v (vd, T), ctx (kd, vd), im2col, context conv (max(kd,vd), m),
+     *            or, fold_v, k, g, row sums and ctx;
+     *   pointwise phase 2: nb doubles + nb floats + q (QC, nb);
+     *   general phase 2: wmax doubles + wmax floats + im2col (wmax = q-conv block positions);
+     *   general phase 3: im2col.
+     * Shared: M (B, Co, QC, KK) and, general, Q (QC, n). */
+    size_t T = 0, p1 = 0, t1 = 0, ws = 0, m_len = 0, q_len = 0, ntask = 0, w1 = 0, w2 = 0;
+    bool ok = attn__add(n, j.m, &T) && attn__mul(kd + vd, T, &p1) && attn__add(p1, kd * vd, &p1) &&
+              attn__mul(Co, QC, &m_len) && attn__mul(m_len, KK, &m_len) &&
+              attn__mul(m_len, B, &m_len) && attn__mul(B, nh, &ntask);
+    j.T = T;
+    /* Through x: kd*C*T multiply-adds per head instead of vd*C*T + kd*vd*T.
+     * (Each factor is at most 2^17: no overflow.) */
+    j.fold_v = j.pointwise && kd * C <= vd * (C + kd);
+    if (ok && j.fold_v) /* k (kd, T), g (kd, C), row sums (kd), ctx (kd, vd) */
+        ok = attn__add(T, C + vd + 1, &p1) && attn__mul(kd, p1, &p1);
+    if (ok && j.pointwise) {
+        size_t nb = LI_Q_BLOCK / QC;
+        nb = nb < 16 ? 16 : nb / 16 * 16;
+        if (nb > n) nb = n;
+        j.nb = nb ? nb : 1;
+        j.nblk = (n + j.nb - 1) / j.nb;
+        ok = attn__mul(QC + 3, j.nb, &ws) && attn__mul(B, j.nblk, &t1);
+        ntask = max2(ntask, t1);
+    } else if (ok) {
+        ok = conv_block(&j.xk, &j.rb_x, &w1) && conv_block(&j.xv, &j.rb_x, &w2);
+        j.col1 = max2(w1, w2);
+        if (ok && c) {
+            ok = conv_block(&j.ck, &j.rb_c, &w1) && conv_block(&j.cv, &j.rb_c, &w2) &&
+                 attn__mul(max2(kd, vd), j.m, &j.ctmp);
+            j.col1 = max2(j.col1, max2(w1, w2));
+        }
+        ok = ok && attn__add(p1, j.col1, &p1) && attn__add(p1, j.ctmp, &p1);
+        /* phases 2 and 3 */
+        size_t wmax;
+        ok = ok && conv_block(&j.xq, &j.rb_q, &w1) && attn__mul(j.rb_q, j.Wq, &wmax) &&
+             attn__mul(wmax, 3, &ws) && attn__add(ws, w1, &ws) && conv_block(&j.o, &j.rb_o, &w2) &&
+             attn__mul(QC, n, &q_len);
+        ws = max2(ws, w2);
+        t1 = max2((j.xq.h_out + j.rb_q - 1) / j.rb_q, (j.o.h_out + j.rb_o - 1) / j.rb_o);
+        ntask = max2(ntask, t1);
+    }
+    ws = max2(ws, p1);
+    const int workers = attn__workers(ctx, ntask);
+    size_t all;
+    ok = ok && attn__add(ws, 15, &ws);
+    ws = ws / 16 * 16; /* keeps every worker's region 64-byte aligned */
+    ok = ok && attn__mul(ws, (size_t)workers, &all) && attn__mul(all, sizeof(float), &all) &&
+         attn__mul(m_len, sizeof(float), &m_len) && attn__mul(q_len, sizeof(float), &q_len);
     if (!ok) {
         st = attn__err(err, ATTN_E_OVERFLOW, "linear_image: scratch size overflows for x %s",
                        attn_shape_str(x->rank, x->shape, sh, sizeof sh));
         goto fail;
     }
-    if (!(scratch = attn__calloc(all, sizeof(float), err))) {
-        st = err ? err->code : ATTN_E_NOMEM;
+    /* Every element of the scratch, M and Q is written before it is read. */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, all ? all : 1)) p = NULL;
+    scratch = p;
+    M = malloc(m_len ? m_len : 1);
+    Q = q_len ? malloc(q_len) : NULL;
+    if (!scratch || !M || (q_len && !Q)) {
+        st = attn__err(err, ATTN_E_NOMEM, "linear_image: out of memory allocating %zu bytes of "
+                       "scratch", all + m_len + q_len);
         goto fail;
     }
     j.x = x->data;
     j.c = c ? c->data : NULL;
     j.out = y->data;
+    j.M = M;
+    j.Q = Q;
     j.scratch = scratch;
-    j.scratch_len = pw;
-    if ((st = attn__parallel_for(ctx, B, li_image, &j))) {
+    j.ws = ws;
+    st = attn__parallel_for(ctx, B * nh, li_head, &j);
+    if (!st && j.pointwise) st = attn__parallel_for(ctx, B * j.nblk, li_block, &j);
+    for (size_t b = 0; !st && !j.pointwise && b < B; b++) {
+        j.img = b;
+        st = attn__parallel_for(ctx, (j.xq.h_out + j.rb_q - 1) / j.rb_q, li_qrows, &j);
+        if (!st) st = attn__parallel_for(ctx, (j.o.h_out + j.rb_o - 1) / j.rb_o, li_orows, &j);
+    }
+    if (st) {
         attn__err(err, st, "linear_image: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
         goto fail;
     }
     free(scratch);
+    free(M);
+    free(Q);
     *out = y;
     return ATTN_OK;
 fail:
     free(scratch);
+    free(M);
+    free(Q);
     attn_tensor_free(y);
     return st;
 }
