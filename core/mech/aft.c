@@ -17,6 +17,7 @@
  */
 #include "attn_internal.h"
 #include "kernels/kernels.h"
+#include "kernels/fast_exp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -179,28 +180,26 @@ static attn_status simple_task(void *arg, size_t task, int worker) {
         }
     }
     if (!j->causal) {
-        /* softmax over s of every feature, then Σ_s softmax · V (an all
-         * -inf feature is NaN, as torch's softmax makes it). */
+        /* softmax over s of every feature and Σ_s exp · V in one pass over K
+         * and V, normalised at the end (an all -inf feature is NaN, as
+         * torch's softmax makes it); then σ(Q) ⊙ that, row by row. */
         for (int64_t s = 0; s < S; s++) {
-            const float *ks = k0 + (size_t)s * ld;
+            const float *ks = k0 + (size_t)s * ld, *vs = v0 + (size_t)s * ld;
             const float km = s < klen ? 0.0f : -INFINITY;
-            float *es = e + s * D;
 #pragma omp simd
-            for (int64_t d = 0; d < D; d++) es[d] = ks[d] + km - mx[d];
-            attn__exp_sub_sum(es, (size_t)D, 0.0f); /* vectorised exp; -inf -> 0 */
-#pragma omp simd
-            for (int64_t d = 0; d < D; d++) sum[d] += es[d];
+            for (int64_t d = 0; d < D; d++) {
+                float x = fast_exp(ks[d] + km - mx[d]); /* -inf -> 0 */
+                sum[d] += x;
+                acc[d] += x * vs[d];
+            }
         }
-        for (int64_t d = 0; d < D; d++) sum[d] = 1.0f / sum[d];
-        for (int64_t s = 0; s < S; s++) {
-            const float *vs = v0 + (size_t)s * ld, *es = e + s * D;
 #pragma omp simd
-            for (int64_t d = 0; d < D; d++) acc[d] += (es[d] * sum[d]) * vs[d];
-        }
+        for (int64_t d = 0; d < D; d++) acc[d] /= sum[d];
         for (int64_t l = 0; l < L; l++) {
             const float *q = q0 + (size_t)l * ld;
             float *o = o0 + (size_t)l * ld;
-            sigmoid_div(acc, q, e, o, D);
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) o[d] = acc[d] / (1.0f + fast_exp(-q[d]));
         }
         return ATTN_OK;
     }
