@@ -11,5 +11,5 @@ BUILD=${1:-build}
 shift || true
 cd "$(dirname "$0")/../.."
 bash bench/deps.sh
-make --no-print-directory -f bench/Makefile BUILD="$BUILD" bench-codec
+make --no-print-directory -f bench/Makefile BUILD="$BUILD" bench-codec bench-sink
 exec /usr/bin/python3 bench/server/run.py --build "$BUILD" "$@"
