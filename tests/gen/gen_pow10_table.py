@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+# gen_pow10_table.py — the power-of-ten table of svc_f32_format (server/json_num.c),
+# computed with exact integers, plus the proofs the C code relies on.
+#   usage: /usr/bin/python3 tests/gen/gen_pow10_table.py      (prints the C table)
+#
+# The printer scales a float32 v = c * 2^q (c < 2^24, -149 <= q <= 104) by 10^-k,
+# where 10^k <= (width of v's rounding interval) < 10^(k+1).  For each e = -k it
+# needs g(e) = ceil(10^e * 2^(63 - b(e))), b(e) = floor(log2(10^e)), so that
+# 2^63 <= g(e) < 2^64, and it computes X * 2^q * 10^-k (X = 4c - 2, 4c - 1, 4c or
+# 4c + 2, all < 2^26) as the high word of (X << h) * g(-k), h = q + b(-k) + 1,
+# with the low word telling whether the exact product is an integer.
+#
+# Checked here, exactly, before anything is printed (an AssertionError otherwise):
+#   1. 2^63 <= g < 2^64 for every e used;
+#   2. the integer formulas of the C code for k (both interval shapes) and for b
+#      are exact over the whole range of q, and 0 <= h <= 4 (so X << h < 2^30);
+#   3. the low word decides: for every (q, k) the C code can meet and every
+#      1 <= X < 2^26, X * 2^q * 10^-k is either an integer or at least 2^-34 away
+#      from every integer.  The rounding-up error of g adds less than
+#      (X << h) < 2^30 units of 2^-64 to the product, so the high word is the exact
+#      floor and the low word is >= 2^30 exactly when the value is not an integer
+#      (it is below 2^30 when it is one).
+# The exhaustive check tests/gen/f32_format_exhaustive.c then tests every float.
+import math
+import sys
+from fractions import Fraction
+
+Q_MIN, Q_MAX = -149, 104          # exponents of the float32 significand grid
+X_LIMIT = 1 << 26                 # X = 4c + 2 < 2^26
+FRAC_MIN = Fraction(1, 1 << 34)   # required distance from an integer
+
+# The C code's integer formulas (arithmetic shifts, i.e. floor division here).
+def k_regular_c(q): return (q * 315653) >> 20
+def k_irregular_c(q): return (q * 315653 - 131237) >> 20
+def b_c(e): return (e * 1741647) >> 19
+
+
+def floor_log10(x):
+    """floor(log10(x)) for a positive Fraction x, exactly."""
+    k = 0
+    while Fraction(10) ** k > x:
+        k -= 1
+    while Fraction(10) ** (k + 1) <= x:
+        k += 1
+    return k
+
+
+def floor_log2_pow10(e):
+    """floor(log2(10^e)), exactly."""
+    if e >= 0:
+        return (10 ** e).bit_length() - 1
+    d = 10 ** -e                      # floor(log2(1/d)) = -ceil(log2(d))
+    return -((d - 1).bit_length())
+
+
+def g_of(e):
+    b = floor_log2_pow10(e)
+    s = 63 - b
+    if e >= 0:
+        n = 10 ** e
+        return n << s if s >= 0 else -((-n) >> -s)   # ceil(n / 2^-s)
+    return -((-(1 << s)) // (10 ** -e))               # ceil(2^s / 10^-e)
+
+
+def min_dist_to_int(alpha, n):
+    """Least distance to an integer of X * alpha over 1 <= X < n, X * alpha not an
+    integer (None when all are integers).  alpha = a / b in lowest terms.  If b < n
+    the nonzero distances are multiples of 1/b and 1/b itself occurs; otherwise no
+    X * alpha is an integer and the least distance is reached at the last
+    continued-fraction convergent denominator below n (best approximations of the
+    second kind)."""
+    a, b = alpha.numerator, alpha.denominator
+    if b == 1:
+        return None
+    if b < n:
+        return Fraction(1, b)
+    # convergents p/q of a/b
+    p0, q0, p1, q1 = 0, 1, 1, 0
+    x, y = a, b
+    best = None
+    while y:
+        t = x // y
+        x, y = y, x - t * y
+        p0, q0, p1, q1 = p1, q1, t * p1 + p0, t * q1 + q0
+        if q1 >= n:
+            break
+        best = q1
+    d = best * alpha
+    return min(d - (d.numerator // d.denominator), (d.numerator // d.denominator) + 1 - d)
+
+
+def main():
+    ks = set()
+    worst = None
+    for q in range(Q_MIN, Q_MAX + 1):
+        for irregular in (False, True):
+            width = Fraction(3, 4) * Fraction(2) ** q if irregular else Fraction(2) ** q
+            k = floor_log10(width)
+            kc = k_irregular_c(q) if irregular else k_regular_c(q)
+            assert kc == k, (q, irregular, k, kc)
+            assert b_c(-k) == floor_log2_pow10(-k), (k, b_c(-k))
+            h = q + floor_log2_pow10(-k) + 1
+            assert 0 <= h <= 4, (q, irregular, h)
+            ks.add(k)
+            alpha = Fraction(2) ** q / Fraction(10) ** k
+            d = min_dist_to_int(alpha, X_LIMIT)
+            if d is not None:
+                assert d >= FRAC_MIN, (q, irregular, float(d))
+                worst = d if worst is None or d < worst else worst
+    k_min, k_max = min(ks), max(ks)
+    assert ks == set(range(k_min, k_max + 1))
+    e_min, e_max = -k_max, -k_min
+    rows = []
+    for e in range(e_min, e_max + 1):
+        g = g_of(e)
+        assert (1 << 63) <= g < (1 << 64), e
+        # the definition once more, without the shortcuts of g_of
+        G = Fraction(10) ** e * Fraction(2) ** (63 - floor_log2_pow10(e))
+        assert g - 1 < G <= g
+        rows.append(g)
+
+    out = sys.stdout
+    out.write("/* Generated by tests/gen/gen_pow10_table.py: pow10_g[e - POW10_E_MIN] =\n"
+              " * ceil(10^e * 2^(63 - floor(log2 10^e))) for e = %d..%d.  Least distance from\n"
+              " * an integer of X * 2^q * 10^-k, when not one (1 <= X < 2^26, every (q, k) used):\n"
+              " * 2^%.2f. */\n"
+              % (e_min, e_max, math.log2(worst)))
+    out.write("#define POW10_E_MIN (%d)\n" % e_min)
+    out.write("static const uint64_t pow10_g[%d] = {\n" % len(rows))
+    for i in range(0, len(rows), 3):
+        out.write("    " + " ".join("0x%016xu," % g for g in rows[i:i + 3]) + "\n")
+    out.write("};\n")
+
+
+if __name__ == "__main__":
+    main()
