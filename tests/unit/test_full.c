@@ -197,6 +197,7 @@ static void forward_into_and_in_place(void **state) {
         assert_int_equal(attn_model_forward_into(m, ctx, in2, ov, &e), ATTN_OK);
         assert_memory_equal(ov->data, want2->data, want2->nbytes);
         attn_tensor_free(ov);
+        attn_tensor_free(want2);
         attn_tensor_set_free(in2);
         /* over the queries: in place */
         attn_tensor *q = (attn_tensor *)attn_tensor_set_get(in, "queries");
