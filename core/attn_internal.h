@@ -163,6 +163,11 @@ bool attn__cancelled(const attn_ctx *ctx);
 /* Gives a tensor set ownership of the buffer its views point into. */
 void attn__tensor_set_own_backing(attn_tensor_set *s, void *p, size_t len, int is_mmap);
 
+/* attn_tensor_new without the zeroing, for outputs whose every element the
+ * forward writes. */
+attn_status attn__tensor_new_uninit(attn_dtype dtype, int rank, const int64_t *shape, attn_tensor **out,
+                                    attn_error *err);
+
 /* Allocates n*size bytes (zeroed) with overflow check; NULL + err. */
 void *attn__calloc(size_t n, size_t size, attn_error *err);
 

@@ -8,6 +8,7 @@
 #include "attn_internal.h"
 
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -89,12 +90,12 @@ static attn_status tensor_header(attn_dtype dtype, int rank, const int64_t *shap
     return ATTN_OK;
 }
 
-attn_status attn_tensor_new(attn_dtype dtype, int rank, const int64_t *shape, attn_tensor **out,
-                            attn_error *err) {
+static attn_status tensor_alloc(attn_dtype dtype, int rank, const int64_t *shape, bool zero, attn_tensor **out,
+                                attn_error *err) {
     attn_tensor *t;
     attn_status st = tensor_header(dtype, rank, shape, &t, err);
     if (st) return st;
-    t->data = calloc(t->nbytes ? t->nbytes : 1, 1);
+    t->data = zero ? calloc(t->nbytes ? t->nbytes : 1, 1) : malloc(t->nbytes ? t->nbytes : 1);
     if (!t->data) {
         size_t nb = t->nbytes;
         free(t);
@@ -103,6 +104,16 @@ attn_status attn_tensor_new(attn_dtype dtype, int rank, const int64_t *shape, at
     t->owns_data = 1;
     *out = t;
     return ATTN_OK;
+}
+
+attn_status attn_tensor_new(attn_dtype dtype, int rank, const int64_t *shape, attn_tensor **out,
+                            attn_error *err) {
+    return tensor_alloc(dtype, rank, shape, true, out, err);
+}
+
+attn_status attn__tensor_new_uninit(attn_dtype dtype, int rank, const int64_t *shape, attn_tensor **out,
+                                    attn_error *err) {
+    return tensor_alloc(dtype, rank, shape, false, out, err);
 }
 
 attn_status attn_tensor_view(attn_dtype dtype, int rank, const int64_t *shape, void *data,

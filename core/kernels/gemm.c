@@ -28,23 +28,19 @@
 #endif
 
 #if defined(__AVX512F__)
-#define GEMM_VLEN 16
+#include "vec.h"
+#define GEMM_VLEN ATTN_VLEN /* 16 */
 #define MR 12
 #define NR 32 /* 2 vectors */
 #define KC 256
 #define MC 96
 #define NC 2048
 
-typedef float vf __attribute__((vector_size(GEMM_VLEN * sizeof(float))));
-#define AI static inline __attribute__((always_inline))
-
-AI vf vload(const float *p) {
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-AI void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
-AI vf vsplat(float x) { return (vf){0} + x; }
+typedef attn_vf vf;
+#define AI ATTN_AI
+#define vload attn_vload
+#define vstore attn_vstore
+#define vsplat attn_vsplat
 
 int attn__gemm_own_available(void) { return 1; }
 

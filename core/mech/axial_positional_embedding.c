@@ -224,19 +224,9 @@ attn_status attn__axial_pos_apply_ctx(const axial_pos *pe, attn_ctx *ctx, const 
             j.oshape[d] = p;
         }
     /* Every element is written below, so the output is not zeroed. */
-    size_t numel;
-    attn_status st = attn_shape_numel(R, j.oshape, sizeof(float), &numel, err);
-    if (st) return st;
-    float *data = malloc(numel ? numel * sizeof *data : 1);
-    if (!data)
-        return attn__err(err, ATTN_E_NOMEM, "out of memory allocating a %zu-byte tensor",
-                         numel * sizeof *data);
     attn_tensor *o;
-    if ((st = attn_tensor_view(ATTN_F32, R, j.oshape, data, numel * sizeof *data, &o, err))) {
-        free(data);
-        return st;
-    }
-    o->owns_data = 1;
+    attn_status st = attn__tensor_new_uninit(ATTN_F32, R, j.oshape, &o, err);
+    if (st) return st;
     bcast_strides(x->rank, x->shape, R, j.oshape, j.xs);
     for (int i = 0; i < pe->n; i++) {
         bcast_strides(pe->rank, pe->shape[i], R, j.oshape, j.ps[i]);
@@ -244,7 +234,7 @@ attn_status attn__axial_pos_apply_ctx(const axial_pos *pe, attn_ctx *ctx, const 
     }
     j.o = o->data;
     j.W = R > 0 ? (size_t)j.oshape[R - 1] : 1;
-    j.rows = j.W ? numel / j.W : 0;
+    j.rows = j.W ? o->numel / j.W : 0;
     j.rows_per_task = j.W >= POS_TASK_ELEMS ? 1 : POS_TASK_ELEMS / j.W;
     if ((st = attn__parallel_for(ctx, j.rows ? (j.rows - 1) / j.rows_per_task + 1 : 0, pos_rows,
                                  &j))) {

@@ -32,24 +32,19 @@
  */
 #include "attn_internal.h"
 #include "kernels/fast_exp.h"
+#include "kernels/vec.h"
 #include "mech/full.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__)
-#define VLEN 16
+#define VLEN ATTN_VLEN
+#if VLEN == 16
 #define MRK 12  /* keys per qk tile: 12 × 2 accumulators */
 #define NVMAX 4 /* vectors of D per pv tile */
 #define MRV 6   /* queries per pv tile: 6 × 4 accumulators */
-#elif defined(__AVX__)
-#define VLEN 8
-#define MRK 6
-#define NVMAX 2
-#define MRV 6
 #else
-#define VLEN 4
 #define MRK 6
 #define NVMAX 2
 #define MRV 6
@@ -63,17 +58,11 @@
 #define FUSED_BK 256 /* keys per block */
 #endif
 
-typedef float vf __attribute__((vector_size(VLEN * sizeof(float))));
-
-#define AI static inline __attribute__((always_inline))
-
-AI vf vload(const float *p) {
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-AI void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
-AI vf vsplat(float x) { return (vf){0} + x; }
+typedef attn_vf vf;
+#define AI ATTN_AI
+#define vload attn_vload
+#define vstore attn_vstore
+#define vsplat attn_vsplat
 
 int attn__full_fused_ok(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
 

@@ -388,23 +388,6 @@ static bool conv_block(const attn_conv2d *c, size_t *rows, size_t *ws) {
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
 
-/* A new float tensor whose data is left uninitialised (every element is
- * written by the forward): calloc's zeroing would be wasted work. */
-static attn_status new_output(int rank, const int64_t *shape, attn_tensor **out, attn_error *err) {
-    size_t numel;
-    attn_status st = attn_shape_numel(rank, shape, sizeof(float), &numel, err);
-    if (st) return st;
-    float *d = malloc(numel ? numel * sizeof *d : 1);
-    if (!d) return attn__err(err, ATTN_E_NOMEM, "out of memory allocating a %zu-byte tensor",
-                             numel * sizeof *d);
-    if ((st = attn_tensor_view(ATTN_F32, rank, shape, d, numel * sizeof *d, out, err))) {
-        free(d);
-        return st;
-    }
-    (*out)->owns_data = 1;
-    return ATTN_OK;
-}
-
 static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const li_state *s = state;
@@ -455,7 +438,7 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
         j.m = j.ck.h_out * j.ck.w_out;
     }
     j.pointwise = s->K == 1 && s->P == 0 && s->St == 1;
-    if ((st = new_output(4, (int64_t[]){(int64_t)B, s->Co, (int64_t)j.o.h_out, (int64_t)j.o.w_out},
+    if ((st = attn__tensor_new_uninit(ATTN_F32, 4, (int64_t[]){(int64_t)B, s->Co, (int64_t)j.o.h_out, (int64_t)j.o.w_out},
                          &y, err)))
         return st;
 

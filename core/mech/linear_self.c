@@ -237,13 +237,6 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-/* The row-wise products (projections in, projection out): fixed row chunks
- * on the call's threads (attn__linear_rows). */
-static attn_status linear_rows(attn_ctx *ctx, const float *x, size_t rows, size_t in, const float *w,
-                               const float *b, size_t out, float *y) {
-    return attn__linear_rows(ctx, x, rows, in, w, b, out, y);
-}
-
 static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t B, int64_t n,
                               const char *dims, attn_error *err) {
     char sh[96];
@@ -327,11 +320,11 @@ static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *
     j.k = j.att + qn;
     j.v = j.k + kn;
     const size_t D = (size_t)s->dim;
-    if ((st = linear_rows(ctx, x->data, bn, D, s->wq, NULL, HD, j.q)) ||
-        (st = linear_rows(ctx, src->data, bs_, D, s->wk, NULL, KD, j.k)) ||
-        (st = linear_rows(ctx, src->data, bs_, D, s->wv, NULL, KD, j.v)) ||
+    if ((st = attn__linear_rows(ctx, x->data, bn, D, s->wq, NULL, HD, j.q)) ||
+        (st = attn__linear_rows(ctx, src->data, bs_, D, s->wk, NULL, KD, j.k)) ||
+        (st = attn__linear_rows(ctx, src->data, bs_, D, s->wv, NULL, KD, j.v)) ||
         (st = attn__parallel_for(ctx, Bz * (size_t)s->H, ls_head, &j)) ||
-        (st = linear_rows(ctx, j.att, bn, HD, s->wo, s->bo, D, y->data))) {
+        (st = attn__linear_rows(ctx, j.att, bn, HD, s->wo, s->bo, D, y->data))) {
         attn__err(err, st, "linear_self: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
         goto fail;
     }
