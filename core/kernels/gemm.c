@@ -207,7 +207,7 @@ int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, co
                    const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     size_t ncap = n < NC ? n : NC, kcap = k < KC ? k : KC;
     size_t bfl = (ncap + NR - 1) / NR * NR * kcap, afl = MR * kcap;
-    float *buf = aligned_alloc(64, (bfl + afl) * sizeof(float));
+    float *buf = aligned_alloc(64, ((bfl + afl) * sizeof(float) + 63) / 64 * 64); /* C11: a multiple of 64 */
     if (!buf) return -1;
     float *bp = buf, *ap = buf + bfl;
     size_t mfull = m / MR * MR; /* rows in whole panels, read in place */
