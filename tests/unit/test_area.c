@@ -11,27 +11,11 @@
  * whose k-th and (k+1)-th weights nearly tie are not compared (rounding may
  * legitimately pick either side); the test asserts that they are rare.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "test_util.h"
 
-#include <cmocka.h>
-
-#include <math.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "attn.h"
 
 /* ---- helpers ---- */
-
-static double urand(uint64_t *s) {
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(*s >> 11) / 9007199254740992.0;
-}
 
 /* Uniform in [lo, hi), rounded to a multiple of quant when quant > 0. */
 static attn_tensor *rand_tensor(int rank, const int64_t *shape, uint64_t *seed, double lo,
@@ -40,7 +24,7 @@ static attn_tensor *rand_tensor(int rank, const int64_t *shape, uint64_t *seed, 
     assert_int_equal(attn_tensor_new(ATTN_F32, rank, shape, &t, NULL), ATTN_OK);
     float *d = t->data;
     for (size_t i = 0; i < t->numel; i++) {
-        double x = lo + (hi - lo) * urand(seed);
+        double x = lo + (hi - lo) * tu_urand(seed);
         d[i] = (float)(quant > 0 ? floor(x / quant) * quant : x);
     }
     return t;
@@ -56,9 +40,9 @@ static attn_tensor *t3(int64_t a, int64_t b, int64_t c, uint64_t *seed, double l
 static attn_tensor_set *qkv_set(attn_tensor *q, attn_tensor *k, attn_tensor *v) {
     attn_tensor_set *s = attn_tensor_set_new();
     assert_non_null(s);
-    assert_int_equal(attn_tensor_set_add(s, "q", q, NULL), ATTN_OK);
-    assert_int_equal(attn_tensor_set_add(s, "k", k, NULL), ATTN_OK);
-    assert_int_equal(attn_tensor_set_add(s, "v", v, NULL), ATTN_OK);
+    tu_add(s, "q", q);
+    tu_add(s, "k", k);
+    tu_add(s, "v", v);
     return s;
 }
 
@@ -75,34 +59,8 @@ static const float *add_weight(attn_tensor_set *w, const char *prefix, const cha
     const int64_t shape[2] = {d0, d1};
     snprintf(full, sizeof full, "%s%s", prefix, name);
     attn_tensor *t = rand_tensor(rank, shape, seed, -scale, scale, 0);
-    assert_int_equal(attn_tensor_set_add(w, full, t, NULL), ATTN_OK);
+    tu_add(w, full, t);
     return t->data;
-}
-
-static attn_status build(const char *type, const char *cfg, const attn_tensor_set *w,
-                         attn_model **m, attn_error *err) {
-    memset(err, 0, sizeof *err);
-    *m = NULL;
-    return attn_model_new(type, cfg, w, m, err);
-}
-
-static attn_tensor *run_ok(const attn_model *m, const attn_tensor_set *in, int threads) {
-    attn_ctx *ctx = attn_ctx_new(threads);
-    attn_tensor *out = NULL;
-    attn_error err = {0};
-    attn_status st = attn_model_forward(m, ctx, in, &out, &err);
-    if (st) fail_msg("forward failed: %s", err.msg);
-    attn_ctx_free(ctx);
-    return out;
-}
-
-static attn_status run_err(const attn_model *m, const attn_tensor_set *in, attn_error *err) {
-    attn_tensor *out = NULL;
-    memset(err, 0, sizeof *err);
-    attn_status st = attn_model_forward(m, NULL, in, &out, err);
-    if (st == ATTN_OK) attn_tensor_free(out);
-    assert_null(st == ATTN_OK ? NULL : out);
-    return st;
 }
 
 /* ---- the slow reference ---- */
@@ -300,7 +258,7 @@ static void test_grid(void **state) {
                             ref_weights(&r, w, "", &seed);
                             attn_model *m;
                             attn_error err;
-                            attn_status st = build("area", cfg, w, &m, &err);
+                            attn_status st = tu_model_try("area", cfg, w, &m, &err);
                             if (MH > r.H || MW > r.W) {
                                 /* The reference's test skips these as invalid. */
                                 assert_int_equal(st, ATTN_E_CONFIG);
@@ -314,7 +272,7 @@ static void test_grid(void **state) {
                                 qkv_set(t3(B, NQ, D, &seed, -1, 1, 0),
                                         t3(B, S, D, &seed, -2, 2, 0.125),
                                         t3(B, S, DV, &seed, -1, 1, 0));
-                            attn_tensor *out = run_ok(m, in, 2);
+                            attn_tensor *out = tu_run_ok(m, in, 2);
                             assert_int_equal(out->rank, 3);
                             assert_int_equal(out->shape[0], B);
                             assert_int_equal(out->shape[1], NQ);
@@ -373,8 +331,8 @@ static void test_unit_areas_are_plain_attention(void **state) {
                      D, KEY_MODES[km], VALUE_MODES[vm], H, W);
             attn_model *m;
             attn_error err;
-            assert_int_equal(build("area", cfg, NULL, &m, &err), ATTN_OK);
-            attn_tensor *out = run_ok(m, in, 1);
+            assert_int_equal(tu_model_try("area", cfg, NULL, &m, &err), ATTN_OK);
+            attn_tensor *out = tu_run_ok(m, in, 1);
             const float *o = out->data;
             for (int b = 0; b < B; b++)
                 for (int i = 0; i < NQ; i++) {
@@ -413,11 +371,11 @@ static void test_top1_is_one_area(void **state) {
         cfg_json(&r, cfg, sizeof cfg);
         attn_model *m;
         attn_error err;
-        assert_int_equal(build("area", cfg, NULL, &m, &err), ATTN_OK);
+        assert_int_equal(tu_model_try("area", cfg, NULL, &m, &err), ATTN_OK);
         attn_tensor_set *in =
             qkv_set(t3(B, NQ, D, &seed, -1, 1, 0), t3(B, H * W, D, &seed, -2, 2, 0),
                     t3(B, H * W, DV, &seed, -1, 1, 0));
-        attn_tensor *out = run_ok(m, in, 1);
+        attn_tensor *out = tu_run_ok(m, in, 1);
         const size_t A = ref_count(&r);
         double *keys = malloc(A * D * sizeof *keys), *vals = malloc(A * DV * sizeof *vals);
         for (int b = 0; b < B; b++) {
@@ -453,9 +411,9 @@ static double config_diff(const char *cfg_a, const char *cfg_b, bool *bitwise) {
                                   t3(B, H * W, DV, &seed, -1, 1, 0));
     attn_model *ma, *mb;
     attn_error err;
-    assert_int_equal(build("area", cfg_a, NULL, &ma, &err), ATTN_OK);
-    assert_int_equal(build("area", cfg_b, NULL, &mb, &err), ATTN_OK);
-    attn_tensor *a = run_ok(ma, in, 1), *b = run_ok(mb, in, 1);
+    assert_int_equal(tu_model_try("area", cfg_a, NULL, &ma, &err), ATTN_OK);
+    assert_int_equal(tu_model_try("area", cfg_b, NULL, &mb, &err), ATTN_OK);
+    attn_tensor *a = tu_run_ok(ma, in, 1), *b = tu_run_ok(mb, in, 1);
     assert_int_equal(a->numel, b->numel);
     *bitwise = memcmp(a->data, b->data, a->nbytes) == 0;
     double d = 0;
@@ -515,11 +473,11 @@ static void test_std_of_large_keys_is_finite(void **state) {
         ref_weights(&r, w, "", &seed);
         attn_model *m;
         attn_error err;
-        assert_int_equal(build("area", cfg, w, &m, &err), ATTN_OK);
+        assert_int_equal(tu_model_try("area", cfg, w, &m, &err), ATTN_OK);
         attn_tensor_set *in = qkv_set(t3(B, NQ, D, &seed, -0.01, 0.01, 0),
                                       t3(B, H * W, D, &seed, 3000, 3001, 0),
                                       t3(B, H * W, DV, &seed, -1, 1, 0));
-        attn_tensor *out = run_ok(m, in, 1);
+        attn_tensor *out = tu_run_ok(m, in, 1);
         for (size_t i = 0; i < out->numel; i++) assert_true(isfinite(((float *)out->data)[i]));
         attn_tensor_free(out);
         attn_tensor_set_free(in);
@@ -540,10 +498,10 @@ static void test_threads_agree(void **state) {
     ref_weights(&r, w, "", &seed);
     attn_model *m;
     attn_error err;
-    assert_int_equal(build("area", cfg, w, &m, &err), ATTN_OK);
+    assert_int_equal(tu_model_try("area", cfg, w, &m, &err), ATTN_OK);
     attn_tensor_set *in = qkv_set(t3(B, NQ, D, &seed, -1, 1, 0), t3(B, S, D, &seed, -1, 1, 0),
                                   t3(B, S, DV, &seed, -1, 1, 0));
-    attn_tensor *a = run_ok(m, in, 1), *b = run_ok(m, in, 3);
+    attn_tensor *a = tu_run_ok(m, in, 1), *b = tu_run_ok(m, in, 3);
     assert_memory_equal(a->data, b->data, a->nbytes);
     attn_tensor_free(a);
     attn_tensor_free(b);
@@ -552,8 +510,8 @@ static void test_threads_agree(void **state) {
      * threads; the result must not change either. */
     in = qkv_set(t3(1, 300, D, &seed, -1, 1, 0), t3(1, S, D, &seed, -1, 1, 0),
                  t3(1, S, DV, &seed, -1, 1, 0));
-    a = run_ok(m, in, 1);
-    b = run_ok(m, in, 2);
+    a = tu_run_ok(m, in, 1);
+    b = tu_run_ok(m, in, 2);
     assert_int_equal(a->shape[1], 300);
     assert_memory_equal(a->data, b->data, a->nbytes);
     attn_tensor_free(a);
@@ -619,12 +577,12 @@ static void test_multi_head_is_heads_of_area(void **state) {
             const float *bo = add_weight(wm, "", "output_projection.bias", 1, VIN, 0, &seed, .5);
             attn_model *mm, *ma;
             attn_error err;
-            if (build("multi_head_area", cfg, wm, &mm, &err)) fail_msg("%s", err.msg);
-            if (build("area", inner, wa, &ma, &err)) fail_msg("%s", err.msg);
+            if (tu_model_try("multi_head_area", cfg, wm, &mm, &err)) fail_msg("%s", err.msg);
+            if (tu_model_try("area", inner, wa, &ma, &err)) fail_msg("%s", err.msg);
             attn_tensor_set *in =
                 qkv_set(t3(B, NQ, KIN, &seed, -1, 1, 0), t3(B, S, KIN, &seed, -1, 1, 0),
                         t3(B, S, VIN, &seed, -1, 1, 0));
-            attn_tensor *got = run_ok(mm, in, 2);
+            attn_tensor *got = tu_run_ok(mm, in, 2);
             assert_int_equal(got->shape[2], VIN);
 
             float Q[B * NQ * HK], K[B * S * HK], V[B * S * HV];
@@ -638,7 +596,7 @@ static void test_multi_head_is_heads_of_area(void **state) {
             split_heads(K, B, S, HEADS, KH, hk->data);
             split_heads(V, B, S, HEADS, VH, hv->data);
             attn_tensor_set *hin = qkv_set(hq, hk, hv);
-            attn_tensor *ho = run_ok(ma, hin, 1);
+            attn_tensor *ho = tu_run_ok(ma, hin, 1);
             float att[B * NQ * HV], want[B * NQ * VIN];
             for (size_t b = 0; b < B; b++)
                 for (size_t h = 0; h < HEADS; h++)
@@ -701,11 +659,11 @@ static void test_multi_head_errors(void **state) {
          "key_query_size_hidden"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(build("multi_head_area", bad[i].cfg, w, &m, &err), ATTN_E_CONFIG);
+        assert_int_equal(tu_model_try("multi_head_area", bad[i].cfg, w, &m, &err), ATTN_E_CONFIG);
         if (!strstr(err.msg, bad[i].needle)) fail_msg("'%s' not in '%s'", bad[i].needle, err.msg);
     }
     /* A learned key mode needs area_attention.key_query_size == key_query_size_hidden. */
-    assert_int_equal(build("multi_head_area",
+    assert_int_equal(tu_model_try("multi_head_area",
                            "{\"area_attention\": {\"key_query_size\": 4, \"area_key_mode\": "
                            "\"sample_sum\"}, " MHA_REST, w, &m, &err),
                      ATTN_E_CONFIG);
@@ -718,34 +676,34 @@ static void test_multi_head_errors(void **state) {
     const char *lcfg = "{\"area_attention\": {\"key_query_size\": 4, \"area_key_mode\": "
                        "\"sample_sum\"}, \"num_heads\": 2, \"key_query_size\": 4, "
                        "\"key_query_size_hidden\": 4, \"value_size\": 5, \"value_size_hidden\": 2}";
-    assert_int_equal(build("multi_head_area", lcfg, wl, &m, &err), ATTN_E_WEIGHTS);
+    assert_int_equal(tu_model_try("multi_head_area", lcfg, wl, &m, &err), ATTN_E_WEIGHTS);
     assert_non_null(strstr(err.msg, "area_attention.area_"));
     attn_tensor_set_free(wl);
     /* Missing projection weight. */
     const char *ok = "{\"area_attention\": {\"key_query_size\": 3, \"memory_width\": 4, "
                      "\"max_area_width\": 2}, " MHA_REST;
-    assert_int_equal(build("multi_head_area", ok, w_nobias, &m, &err), ATTN_E_WEIGHTS);
+    assert_int_equal(tu_model_try("multi_head_area", ok, w_nobias, &m, &err), ATTN_E_WEIGHTS);
     assert_non_null(strstr(err.msg, "output_projection.bias"));
     /* "type": "area" is accepted in the nested config. */
-    assert_int_equal(build("multi_head_area",
+    assert_int_equal(tu_model_try("multi_head_area",
                            "{\"area_attention\": {\"type\": \"area\", \"key_query_size\": 3, "
                            "\"memory_width\": 4}, " MHA_REST, w, &m, &err),
                      ATTN_OK);
     attn_model_free(m);
-    assert_int_equal(build("multi_head_area", ok, w, &m, &err), ATTN_OK);
+    assert_int_equal(tu_model_try("multi_head_area", ok, w, &m, &err), ATTN_OK);
     assert_int_equal(attn_model_num_inputs(m), 3);
     assert_int_equal(attn_model_input(m, 1)->shape[1], 4); /* memory_width * memory_height */
     assert_int_equal(attn_model_output(m)->shape[2], 5);
     uint64_t s = 1;
     attn_tensor_set *in = qkv_set(t3(2, 3, 4, &s, 0, 1, 0), t3(2, 5, 4, &s, 0, 1, 0),
                                   t3(2, 4, 5, &s, 0, 1, 0));
-    assert_int_equal(run_err(m, in, &err), ATTN_E_SHAPE); /* 5 keys, memory holds 4 */
+    assert_int_equal(tu_run_status(m, in, &err), ATTN_E_SHAPE); /* 5 keys, memory holds 4 */
     attn_tensor_set_free(in);
     in = qkv_set(t3(2, 3, 4, &s, 0, 1, 0), t3(2, 4, 4, &s, 0, 1, 0), t3(2, 4, 3, &s, 0, 1, 0));
-    assert_int_equal(run_err(m, in, &err), ATTN_E_SHAPE); /* value_size is 5 */
+    assert_int_equal(tu_run_status(m, in, &err), ATTN_E_SHAPE); /* value_size is 5 */
     attn_tensor_set_free(in);
     in = qkv_set(t3(2, 3, 4, &s, 0, 1, 0), t3(2, 4, 4, &s, 0, 1, 0), t3(2, 4, 5, &s, 0, 1, 0));
-    attn_tensor *a = run_ok(m, in, 1), *b = run_ok(m, in, 2);
+    attn_tensor *a = tu_run_ok(m, in, 1), *b = tu_run_ok(m, in, 2);
     assert_int_equal(a->shape[0], 2);
     assert_int_equal(a->shape[1], 3);
     assert_int_equal(a->shape[2], 5);
@@ -784,12 +742,12 @@ static void test_area_config_errors(void **state) {
     attn_model *m;
     attn_error err;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(build("area", bad[i].cfg, NULL, &m, &err), ATTN_E_CONFIG);
+        assert_int_equal(tu_model_try("area", bad[i].cfg, NULL, &m, &err), ATTN_E_CONFIG);
         assert_null(m);
         if (!strstr(err.msg, bad[i].needle)) fail_msg("'%s' not in '%s'", bad[i].needle, err.msg);
     }
     /* Odd sizes are fine where no size embedding is involved; null = default. */
-    assert_int_equal(build("area", "{\"key_query_size\": 7, \"area_key_mode\": \"max\", "
+    assert_int_equal(tu_model_try("area", "{\"key_query_size\": 7, \"area_key_mode\": \"max\", "
                                    "\"top_k_areas\": null}", NULL, &m, &err),
                      ATTN_OK);
     attn_model_free(m);
@@ -805,21 +763,21 @@ static void test_area_weight_errors(void **state) {
                       "\"memory_height\": 2, \"memory_width\": 2, \"max_area_height\": 2}";
     attn_model *m;
     attn_error err;
-    assert_int_equal(build("area", cfg, NULL, &m, &err), ATTN_E_WEIGHTS);
+    assert_int_equal(tu_model_try("area", cfg, NULL, &m, &err), ATTN_E_WEIGHTS);
     assert_non_null(strstr(err.msg, "area_"));
     uint64_t seed = 1;
     ref_area r = {.kqs = 4, .H = 2, .W = 2, .MH = 2, .MW = 1, .kmode = "max_concat"};
     attn_tensor_set *w = attn_tensor_set_new();
     ref_weights(&r, w, "", &seed);
-    assert_int_equal(build("area", cfg, w, &m, &err), ATTN_OK);
+    assert_int_equal(tu_model_try("area", cfg, w, &m, &err), ATTN_OK);
     attn_model_free(m);
     /* max_area_height 1 wants a (1, 2) height embedding, not (2, 2). */
     const char *cfg1 = "{\"key_query_size\": 4, \"area_key_mode\": \"max_concat\", "
                        "\"memory_height\": 2, \"memory_width\": 2}";
-    assert_int_equal(build("area", cfg1, w, &m, &err), ATTN_E_WEIGHTS);
+    assert_int_equal(tu_model_try("area", cfg1, w, &m, &err), ATTN_E_WEIGHTS);
     assert_non_null(strstr(err.msg, "area_height_embedding.weight"));
     /* A parameter-free mode has no use for them. */
-    assert_int_equal(build("area", "{\"key_query_size\": 4, \"memory_height\": 2, "
+    assert_int_equal(tu_model_try("area", "{\"key_query_size\": 4, \"memory_height\": 2, "
                                    "\"memory_width\": 2, \"max_area_height\": 2}", w, &m, &err),
                      ATTN_E_WEIGHTS);
     assert_non_null(strstr(err.msg, "unexpected"));
@@ -830,7 +788,7 @@ static void test_area_input_errors(void **state) {
     (void)state;
     attn_model *m;
     attn_error err;
-    assert_int_equal(build("area", "{\"key_query_size\": 4, \"memory_height\": 2, "
+    assert_int_equal(tu_model_try("area", "{\"key_query_size\": 4, \"memory_height\": 2, "
                                    "\"memory_width\": 3, \"max_area_width\": 2}", NULL, &m, &err),
                      ATTN_OK);
     assert_int_equal(attn_model_num_inputs(m), 3);
@@ -856,7 +814,7 @@ static void test_area_input_errors(void **state) {
         attn_tensor_set *in = qkv_set(rand_tensor(3, cases[i].q, &s, 0, 1, 0),
                                       rand_tensor(3, cases[i].k, &s, 0, 1, 0),
                                       rand_tensor(3, cases[i].v, &s, 0, 1, 0));
-        assert_int_equal(run_err(m, in, &err), cases[i].want);
+        assert_int_equal(tu_run_status(m, in, &err), cases[i].want);
         if (cases[i].want) assert_true(strlen(err.msg) > 0);
         attn_tensor_set_free(in);
     }
@@ -865,18 +823,18 @@ static void test_area_input_errors(void **state) {
     const int64_t q2[2] = {3, 4};
     assert_int_equal(attn_tensor_set_add(in, "q", rand_tensor(2, q2, &s, 0, 1, 0), NULL), ATTN_OK);
     assert_int_equal(attn_tensor_set_add(in, "k", t3(1, 6, 4, &s, 0, 1, 0), NULL), ATTN_OK);
-    assert_int_equal(run_err(m, in, &err), ATTN_E_SHAPE);
+    assert_int_equal(tu_run_status(m, in, &err), ATTN_E_SHAPE);
     attn_tensor_set_free(in);
     in = attn_tensor_set_new();
     assert_int_equal(attn_tensor_set_add(in, "q", t3(1, 3, 4, &s, 0, 1, 0), NULL), ATTN_OK);
     assert_int_equal(attn_tensor_set_add(in, "k", t3(1, 6, 4, &s, 0, 1, 0), NULL), ATTN_OK);
-    assert_int_equal(run_err(m, in, &err), ATTN_E_INPUT);
+    assert_int_equal(tu_run_status(m, in, &err), ATTN_E_INPUT);
     assert_non_null(strstr(err.msg, "'v'"));
     attn_tensor *vi;
     const int64_t vs[3] = {1, 6, 3};
     assert_int_equal(attn_tensor_new(ATTN_I32, 3, vs, &vi, NULL), ATTN_OK);
     assert_int_equal(attn_tensor_set_add(in, "v", vi, NULL), ATTN_OK);
-    assert_int_equal(run_err(m, in, &err), ATTN_E_DTYPE);
+    assert_int_equal(tu_run_status(m, in, &err), ATTN_E_DTYPE);
     attn_tensor_set_free(in);
     attn_model_free(m);
 }

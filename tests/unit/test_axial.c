@@ -9,45 +9,16 @@
  * and input with its status and a message naming the culprit.  The conv2d
  * and channel-norm kernels have their own test_image_kernels.c.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "test_util.h"
 
-#include <cmocka.h>
-
-#include <math.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "attn.h"
 
 /* ---- fixtures ---- */
-
-static float gauss(uint64_t *s) {
-    float x = 0.0f;
-    for (int i = 0; i < 4; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        x += (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
-    }
-    return x * 1.7320508f;
-}
-
-static attn_tensor *rand_tensor(int rank, const int64_t *shape, uint64_t seed, float scale) {
-    attn_tensor *t;
-    assert_int_equal(attn_tensor_new(ATTN_F32, rank, shape, &t, NULL), ATTN_OK);
-    float *d = t->data;
-    for (size_t i = 0; i < t->numel; i++) d[i] = scale * gauss(&seed);
-    return t;
-}
 
 /* Adds a random weight; scale 0 gives zeros. */
 static void wadd(attn_tensor_set *w, const char *name, int rank, const int64_t *shape,
                  uint64_t seed, float scale) {
-    assert_int_equal(attn_tensor_set_add(w, name, rand_tensor(rank, shape, seed, scale), NULL),
-                     ATTN_OK);
+    tu_add(w, name, tu_gauss_tensor(&seed, rank, shape, scale));
 }
 
 static void wadd2(attn_tensor_set *w, const char *name, int64_t a, int64_t b, uint64_t seed,
@@ -94,83 +65,39 @@ static attn_tensor_set *one_axis(const attn_tensor_set *src, int from) {
     for (size_t i = 0; i < attn_tensor_set_count(src); i++) {
         const char *name = attn_tensor_set_name(src, i);
         if (strncmp(name, pre, strlen(pre))) continue;
-        const attn_tensor *t = attn_tensor_set_at(src, i);
-        attn_tensor *c;
-        assert_int_equal(attn_tensor_new(ATTN_F32, t->rank, t->shape, &c, NULL), ATTN_OK);
-        memcpy(c->data, t->data, t->nbytes);
         char n[160];
         snprintf(n, sizeof n, "axial_attentions.0.%s", name + strlen(pre));
-        assert_int_equal(attn_tensor_set_add(w, n, c, NULL), ATTN_OK);
+        tu_add(w, n, tu_copy(attn_tensor_set_at(src, i)));
     }
     return w;
-}
-
-static attn_model *build(const char *type, const char *cfg, const attn_tensor_set *w) {
-    attn_model *m = NULL;
-    attn_error err = {0};
-    attn_status st = attn_model_new(type, cfg, w, &m, &err);
-    if (st) fprintf(stderr, "build %s %s: %s\n", type, cfg, err.msg);
-    assert_int_equal(st, ATTN_OK);
-    return m;
-}
-
-/* Expects attn_model_new to fail with `code` and a message containing `needle`. */
-static void build_fails(const char *type, const char *cfg, const attn_tensor_set *w,
-                        attn_status code, const char *needle) {
-    attn_model *m = NULL;
-    attn_error err = {0};
-    attn_status st = attn_model_new(type, cfg, w, &m, &err);
-    if (st != code || !strstr(err.msg, needle))
-        fprintf(stderr, "%s %s: got %d '%s', want %d '%s'\n", type, cfg, st, err.msg, code, needle);
-    assert_int_equal(st, code);
-    assert_null(m);
-    assert_non_null(strstr(err.msg, needle));
 }
 
 /* Runs m on x (borrowed) with `threads`; returns the output (owned). */
 static attn_tensor *run(const attn_model *m, const attn_tensor *x, int threads) {
     attn_tensor_set *in = attn_tensor_set_new();
-    attn_tensor *v, *out = NULL;
+    attn_tensor *v;
     assert_int_equal(attn_tensor_view(ATTN_F32, x->rank, x->shape, x->data, x->nbytes, &v, NULL),
                      ATTN_OK);
-    assert_int_equal(attn_tensor_set_add(in, "x", v, NULL), ATTN_OK);
-    attn_ctx *ctx = attn_ctx_new(threads);
-    attn_error err = {0};
-    attn_status st = attn_model_forward(m, ctx, in, &out, &err);
-    if (st) fprintf(stderr, "forward: %s\n", err.msg);
-    assert_int_equal(st, ATTN_OK);
-    attn_ctx_free(ctx);
+    tu_add(in, "x", v);
+    attn_tensor *out = tu_run_ok(m, in, threads);
     attn_tensor_set_free(in);
     return out;
 }
 
+/* Expects running m on x (borrowed) to fail with a message containing `needle`. */
 static attn_status run_fails(const attn_model *m, const attn_tensor *x, const char *needle) {
     attn_tensor_set *in = attn_tensor_set_new();
-    attn_tensor *v, *out = NULL;
+    attn_tensor *v;
     assert_int_equal(attn_tensor_view(x->dtype, x->rank, x->shape, x->data, x->nbytes, &v, NULL),
                      ATTN_OK);
-    assert_int_equal(attn_tensor_set_add(in, "x", v, NULL), ATTN_OK);
-    attn_ctx *ctx = attn_ctx_new(1);
-    attn_error err = {0};
-    attn_status st = attn_model_forward(m, ctx, in, &out, &err);
-    if (!strstr(err.msg, needle)) fprintf(stderr, "message '%s' lacks '%s'\n", err.msg, needle);
+    tu_add(in, "x", v);
+    attn_error err;
+    attn_status st = tu_run_status(m, in, &err);
     assert_int_not_equal(st, ATTN_OK);
-    assert_null(out);
+    if (!strstr(err.msg, needle)) fprintf(stderr, "message '%s' lacks '%s'\n", err.msg, needle);
     assert_non_null(strstr(err.msg, needle));
-    attn_ctx_free(ctx);
     attn_tensor_set_free(in);
     return st;
-}
-
-static void assert_close(const attn_tensor *a, const attn_tensor *b, float tol) {
-    assert_int_equal(a->rank, b->rank);
-    for (int i = 0; i < a->rank; i++) assert_int_equal(a->shape[i], b->shape[i]);
-    const float *x = a->data, *y = b->data;
-    for (size_t i = 0; i < a->numel; i++) {
-        if (!(fabsf(x[i] - y[i]) <= tol * (1.0f + fabsf(y[i]))))
-            fprintf(stderr, "element %zu: %g vs %g\n", i, (double)x[i], (double)y[i]);
-        assert_true(fabsf(x[i] - y[i]) <= tol * (1.0f + fabsf(y[i])));
-    }
 }
 
 /* out (a rank-4 tensor) with dims 1..3 permuted: out[b][i][j][k] = in[b][...] */
@@ -215,12 +142,12 @@ static void test_axial_shapes(void **state) {
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         attn_tensor_set *w = axial_weights(cases[c].n_axes, cases[c].dim, cases[c].hid, 7 + c);
-        attn_model *m = build("axial", cases[c].cfg, w);
+        attn_model *m = tu_model_w("axial", cases[c].cfg, w);
         assert_int_equal(attn_model_num_inputs(m), 1);
         const attn_io_spec *in = attn_model_input(m, 0);
         assert_string_equal(in->name, "x");
         assert_int_equal(in->rank, cases[c].rank);
-        attn_tensor *x = rand_tensor(cases[c].rank, cases[c].shape, 100 + c, 1.0f);
+        attn_tensor *x = tu_gauss_tensor(&(uint64_t){100 + c}, cases[c].rank, cases[c].shape, 1.0f);
         attn_tensor *y = run(m, x, 2);
         assert_int_equal(y->rank, x->rank);
         for (int d = 0; d < x->rank; d++) assert_int_equal(y->shape[d], x->shape[d]);
@@ -237,11 +164,11 @@ static void test_axial_shapes(void **state) {
 static void test_axial_one_dim_sum_equals_sequential(void **state) {
     (void)state;
     attn_tensor_set *w = axial_weights(1, 8, 12, 3);
-    attn_model *a = build("axial", "{\"dim\":8,\"heads\":4,\"dim_heads\":3,\"num_dimensions\":1}", w);
-    attn_model *b = build(
+    attn_model *a = tu_model_w("axial", "{\"dim\":8,\"heads\":4,\"dim_heads\":3,\"num_dimensions\":1}", w);
+    attn_model *b = tu_model_w(
         "axial", "{\"dim\":8,\"heads\":4,\"dim_heads\":3,\"num_dimensions\":1,\"sum_axial_out\":false}", w);
     int64_t s[3] = {3, 9, 8};
-    attn_tensor *x = rand_tensor(3, s, 11, 1.0f);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){11}, 3, s, 1.0f);
     attn_tensor *ya = run(a, x, 1), *yb = run(b, x, 1);
     assert_memory_equal(ya->data, yb->data, ya->nbytes);
     attn_tensor_free(ya);
@@ -263,14 +190,14 @@ static void test_axial_layouts_agree(void **state) {
                  sum ? "true" : "false");
         snprintf(c2, sizeof c2, "{\"dim\":6,\"heads\":3,\"dim_index\":-1,\"sum_axial_out\":%s}",
                  sum ? "true" : "false");
-        attn_model *first = build("axial", c1, w), *last = build("axial", c2, w);
+        attn_model *first = tu_model_w("axial", c1, w), *last = tu_model_w("axial", c2, w);
         int64_t s[4] = {2, 6, 5, 7};
-        attn_tensor *x = rand_tensor(4, s, 5, 1.0f);
+        attn_tensor *x = tu_gauss_tensor(&(uint64_t){5}, 4, s, 1.0f);
         static const int to_last[4] = {0, 2, 3, 1}, to_first[4] = {0, 3, 1, 2};
         attn_tensor *xl = permute4(x, to_last);
         attn_tensor *yf = run(first, x, 1), *yl = run(last, xl, 2);
         attn_tensor *back = permute4(yl, to_first);
-        assert_close(yf, back, 1e-5f);
+        tu_assert_tensor_close(yf, back, 1e-5f);
         attn_tensor_free(x);
         attn_tensor_free(xl);
         attn_tensor_free(yf);
@@ -289,12 +216,12 @@ static void test_axial_two_dims_are_two_axes(void **state) {
     (void)state;
     attn_tensor_set *w = axial_weights(2, 4, 4, 31);
     attn_tensor_set *w0 = one_axis(w, 0), *w1 = one_axis(w, 1);
-    attn_model *sum = build("axial", "{\"dim\":4,\"heads\":2}", w);
-    attn_model *seq = build("axial", "{\"dim\":4,\"heads\":2,\"sum_axial_out\":false}", w);
+    attn_model *sum = tu_model_w("axial", "{\"dim\":4,\"heads\":2}", w);
+    attn_model *seq = tu_model_w("axial", "{\"dim\":4,\"heads\":2,\"sum_axial_out\":false}", w);
     const char *one = "{\"dim\":4,\"heads\":2,\"num_dimensions\":1}";
-    attn_model *a0 = build("axial", one, w0), *a1 = build("axial", one, w1);
+    attn_model *a0 = tu_model_w("axial", one, w0), *a1 = tu_model_w("axial", one, w1);
     int64_t s[4] = {1, 5, 6, 4}; /* (1, H, W, C) */
-    attn_tensor *x = rand_tensor(4, s, 9, 1.0f);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){9}, 4, s, 1.0f);
     static const int swap[4] = {0, 2, 1, 3};
     /* axis 0 attends over H for each W: view x as (W, H, C) */
     attn_tensor *xt = permute4(x, swap); /* (1, W, H, C) */
@@ -334,9 +261,9 @@ static void test_axial_two_dims_are_two_axes(void **state) {
 static void test_axial_permutation_equivariant(void **state) {
     (void)state;
     attn_tensor_set *w = axial_weights(1, 4, 4, 41);
-    attn_model *m = build("axial", "{\"dim\":4,\"heads\":2,\"num_dimensions\":1}", w);
+    attn_model *m = tu_model_w("axial", "{\"dim\":4,\"heads\":2,\"num_dimensions\":1}", w);
     int64_t s[3] = {2, 7, 4};
-    attn_tensor *x = rand_tensor(3, s, 2, 1.0f), *xp = rand_tensor(3, s, 2, 1.0f);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){2}, 3, s, 1.0f), *xp = tu_gauss_tensor(&(uint64_t){2}, 3, s, 1.0f);
     static const int perm[7] = {3, 0, 6, 1, 5, 2, 4};
     float *src = x->data, *dst = xp->data;
     for (int b = 0; b < 2; b++)
@@ -367,9 +294,9 @@ static void test_axial_zero_queries_average(void **state) {
     wadd2(w, "axial_attentions.0.fn.to_kv.weight", 2 * hid, D, 2, 0.5f);
     wadd2(w, "axial_attentions.0.fn.to_out.weight", D, hid, 3, 0.5f);
     wadd1(w, "axial_attentions.0.fn.to_out.bias", D, 4, 0.5f);
-    attn_model *m = build("axial", "{\"dim\":4,\"heads\":2,\"dim_heads\":3,\"num_dimensions\":1}", w);
+    attn_model *m = tu_model_w("axial", "{\"dim\":4,\"heads\":2,\"dim_heads\":3,\"num_dimensions\":1}", w);
     int64_t s[3] = {3, T, D};
-    attn_tensor *x = rand_tensor(3, s, 5, 1.0f), *y = run(m, x, 1);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){5}, 3, s, 1.0f), *y = run(m, x, 1);
     const float *wkv = attn_tensor_set_get(w, "axial_attentions.0.fn.to_kv.weight")->data;
     const float *wo = attn_tensor_set_get(w, "axial_attentions.0.fn.to_out.weight")->data;
     const float *bo = attn_tensor_set_get(w, "axial_attentions.0.fn.to_out.bias")->data;
@@ -397,11 +324,11 @@ static void test_axial_zero_queries_average(void **state) {
 static void test_axial_threads_agree(void **state) {
     (void)state;
     attn_tensor_set *w = axial_weights(2, 8, 8, 51);
-    attn_model *m = build("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":1}", w);
+    attn_model *m = tu_model_w("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":1}", w);
     int64_t s[4] = {3, 8, 37, 70};
-    attn_tensor *x = rand_tensor(4, s, 77, 1.0f);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){77}, 4, s, 1.0f);
     attn_tensor *y1 = run(m, x, 1), *y4 = run(m, x, 4);
-    assert_close(y4, y1, 1e-6f);
+    tu_assert_tensor_close(y4, y1, 1e-6f);
     attn_tensor_free(x);
     attn_tensor_free(y1);
     attn_tensor_free(y4);
@@ -412,19 +339,19 @@ static void test_axial_threads_agree(void **state) {
 static void test_axial_config_errors(void **state) {
     (void)state;
     attn_tensor_set *w = axial_weights(2, 8, 8, 1);
-    build_fails("axial", "{\"dim\":8,\"heads\":3}", w, ATTN_E_CONFIG, "divisible");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":3}", w, ATTN_E_CONFIG, "divisible");
     /* the reference asserts divisibility even with dim_heads given */
-    build_fails("axial", "{\"dim\":8,\"heads\":3,\"dim_heads\":4}", w, ATTN_E_CONFIG, "divisible");
-    build_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":0}", w, ATTN_E_CONFIG, "dim_index");
-    build_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":4}", w, ATTN_E_CONFIG, "dim_index");
-    build_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":-5}", w, ATTN_E_CONFIG, "dim_index");
-    build_fails("axial", "{\"dim\":8,\"heads\":0}", w, ATTN_E_CONFIG, "heads");
-    build_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_heads\":0}", w, ATTN_E_CONFIG, "dim_heads");
-    build_fails("axial", "{\"dim\":8,\"num_dimensions\":0}", w, ATTN_E_CONFIG, "num_dimensions");
-    build_fails("axial", "{\"dim\":8,\"num_dimensions\":7}", w, ATTN_E_CONFIG, "num_dimensions");
-    build_fails("axial", "{\"heads\":2}", w, ATTN_E_CONFIG, "dim");
-    build_fails("axial", "{\"dim\":8,\"heads\":2,\"dropout\":0.1}", w, ATTN_E_CONFIG, "dropout");
-    build_fails("axial", "{\"dim\":8,\"heads\":2,\"sum_axial_out\":1}", w, ATTN_E_CONFIG,
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":3,\"dim_heads\":4}", w, ATTN_E_CONFIG, "divisible");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":0}", w, ATTN_E_CONFIG, "dim_index");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":4}", w, ATTN_E_CONFIG, "dim_index");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":-5}", w, ATTN_E_CONFIG, "dim_index");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":0}", w, ATTN_E_CONFIG, "heads");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":2,\"dim_heads\":0}", w, ATTN_E_CONFIG, "dim_heads");
+    tu_model_fails("axial", "{\"dim\":8,\"num_dimensions\":0}", w, ATTN_E_CONFIG, "num_dimensions");
+    tu_model_fails("axial", "{\"dim\":8,\"num_dimensions\":7}", w, ATTN_E_CONFIG, "num_dimensions");
+    tu_model_fails("axial", "{\"heads\":2}", w, ATTN_E_CONFIG, "dim");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":2,\"dropout\":0.1}", w, ATTN_E_CONFIG, "dropout");
+    tu_model_fails("axial", "{\"dim\":8,\"heads\":2,\"sum_axial_out\":1}", w, ATTN_E_CONFIG,
                 "sum_axial_out");
     attn_tensor_set_free(w);
 }
@@ -434,31 +361,31 @@ static void test_axial_weight_errors(void **state) {
     const char *cfg = "{\"dim\":8,\"heads\":2}";
     /* missing: only one axis given */
     attn_tensor_set *w = axial_weights(1, 8, 8, 1);
-    build_fails("axial", cfg, w, ATTN_E_WEIGHTS, "axial_attentions.1.fn.to_q.weight");
+    tu_model_fails("axial", cfg, w, ATTN_E_WEIGHTS, "axial_attentions.1.fn.to_q.weight");
     attn_tensor_set_free(w);
     /* extra: three axes for a 2-D model */
     w = axial_weights(3, 8, 8, 1);
-    build_fails("axial", cfg, w, ATTN_E_WEIGHTS, "axial_attentions.2.fn.");
+    tu_model_fails("axial", cfg, w, ATTN_E_WEIGHTS, "axial_attentions.2.fn.");
     attn_tensor_set_free(w);
     /* mis-shaped: hidden 10 (dim_heads 5) where the config needs 8; both shapes named */
     w = axial_weights(2, 8, 10, 1);
-    build_fails("axial", cfg, w, ATTN_E_WEIGHTS, "(10,8)");
-    build_fails("axial", cfg, w, ATTN_E_WEIGHTS, "(8,8)");
-    attn_model *m = build("axial", "{\"dim\":8,\"heads\":2,\"dim_heads\":5}", w);
+    tu_model_fails("axial", cfg, w, ATTN_E_WEIGHTS, "(10,8)");
+    tu_model_fails("axial", cfg, w, ATTN_E_WEIGHTS, "(8,8)");
+    attn_model *m = tu_model_w("axial", "{\"dim\":8,\"heads\":2,\"dim_heads\":5}", w);
     attn_model_free(m);
     attn_tensor_set_free(w);
-    build_fails("axial", cfg, NULL, ATTN_E_WEIGHTS, "axial_attentions.0.fn.to_q.weight");
+    tu_model_fails("axial", cfg, NULL, ATTN_E_WEIGHTS, "axial_attentions.0.fn.to_q.weight");
 }
 
 static void test_axial_input_errors(void **state) {
     (void)state;
     attn_tensor_set *w = axial_weights(2, 8, 8, 1);
-    attn_model *m = build("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":1}", w);
+    attn_model *m = tu_model_w("axial", "{\"dim\":8,\"heads\":2,\"dim_index\":1}", w);
     int64_t bad_dim[4] = {1, 7, 3, 3}, bad_rank[3] = {1, 8, 3};
-    attn_tensor *x = rand_tensor(4, bad_dim, 1, 1.0f);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){1}, 4, bad_dim, 1.0f);
     assert_int_equal(run_fails(m, x, "x"), ATTN_E_SHAPE);
     attn_tensor_free(x);
-    x = rand_tensor(3, bad_rank, 1, 1.0f);
+    x = tu_gauss_tensor(&(uint64_t){1}, 3, bad_rank, 1.0f);
     assert_int_equal(run_fails(m, x, "rank"), ATTN_E_SHAPE);
     attn_tensor_free(x);
     int64_t ok[4] = {1, 8, 3, 3};
@@ -477,13 +404,13 @@ static void test_pos_emb_adds_params(void **state) {
     int64_t s0[4] = {1, 3, 4, 1}, s1[4] = {1, 3, 1, 5};
     wadd(w, "param_0", 4, s0, 1, 1.0f);
     wadd(w, "param_1", 4, s1, 2, 1.0f);
-    attn_model *m = build("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5]}", w);
+    attn_model *m = tu_model_w("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5]}", w);
     const float *p0 = attn_tensor_set_get(w, "param_0")->data;
     const float *p1 = attn_tensor_set_get(w, "param_1")->data;
     /* full x, and x broadcast along H (size 1) */
     int64_t xs[2][4] = {{2, 3, 4, 5}, {2, 3, 1, 5}};
     for (int k = 0; k < 2; k++) {
-        attn_tensor *x = rand_tensor(4, xs[k], 3, 1.0f), *y = run(m, x, 1);
+        attn_tensor *x = tu_gauss_tensor(&(uint64_t){3}, 4, xs[k], 1.0f), *y = run(m, x, 1);
         int64_t want[4] = {2, 3, 4, 5};
         for (int d = 0; d < 4; d++) assert_int_equal(y->shape[d], want[d]);
         const float *xd = x->data, *yd = y->data;
@@ -500,7 +427,7 @@ static void test_pos_emb_adds_params(void **state) {
         attn_tensor_free(y);
     }
     int64_t bad[4] = {2, 3, 3, 5};
-    attn_tensor *x = rand_tensor(4, bad, 3, 1.0f);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){3}, 4, bad, 1.0f);
     assert_int_equal(run_fails(m, x, "broadcast"), ATTN_E_SHAPE);
     attn_tensor_free(x);
     attn_model_free(m);
@@ -515,25 +442,25 @@ static void test_pos_emb_index_forms(void **state) {
     wadd(w, "param_0", 4, s0, 1, 1.0f);
     wadd(w, "param_1", 4, s1, 2, 1.0f);
     attn_model *m =
-        build("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5],\"emb_dim_index\":-1}", w);
+        tu_model_w("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5],\"emb_dim_index\":-1}", w);
     attn_model_free(m);
-    build_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5]}", w, ATTN_E_WEIGHTS,
+    tu_model_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5]}", w, ATTN_E_WEIGHTS,
                 "(1,3,4,1)");
-    build_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5],\"emb_dim_index\":4}", w,
+    tu_model_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5],\"emb_dim_index\":4}", w,
                 ATTN_E_CONFIG, "emb_dim_index");
-    build_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5],\"emb_dim_index\":-5}",
+    tu_model_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,5],\"emb_dim_index\":-5}",
                 w, ATTN_E_CONFIG, "emb_dim_index");
-    build_fails("axial_positional_embedding", "{\"dim\":3}", w, ATTN_E_CONFIG, "shape");
+    tu_model_fails("axial_positional_embedding", "{\"dim\":3}", w, ATTN_E_CONFIG, "shape");
     /* no axial dims: no parameters, no index check, and x passes unchanged */
-    m = build("axial_positional_embedding", "{\"dim\":3,\"shape\":[],\"emb_dim_index\":5}", NULL);
+    m = tu_model_w("axial_positional_embedding", "{\"dim\":3,\"shape\":[],\"emb_dim_index\":5}", NULL);
     int64_t s2[2] = {2, 3};
-    attn_tensor *x = rand_tensor(2, s2, 4, 1.0f), *y = run(m, x, 1);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){4}, 2, s2, 1.0f), *y = run(m, x, 1);
     assert_int_equal(y->rank, 2);
     assert_memory_equal(x->data, y->data, x->nbytes);
     attn_tensor_free(x);
     attn_tensor_free(y);
     attn_model_free(m);
-    build_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,0]}", w, ATTN_E_CONFIG,
+    tu_model_fails("axial_positional_embedding", "{\"dim\":3,\"shape\":[4,0]}", w, ATTN_E_CONFIG,
                 "shape");
     attn_tensor_set_free(w);
 }
@@ -609,9 +536,9 @@ static void test_ait_zero_blocks_are_identity(void **state) {
                           .dead = 0xff, .H = 5, .W = 3};
             attn_tensor_set *w = ait_weights(&o, 100);
             char cfg[256];
-            attn_model *m = build("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
+            attn_model *m = tu_model_w("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
             int64_t s[4] = {2, 4, 5, 3};
-            attn_tensor *x = rand_tensor(4, s, 8, 1.0f), *y = run(m, x, 2);
+            attn_tensor *x = tu_gauss_tensor(&(uint64_t){8}, 4, s, 1.0f), *y = run(m, x, 2);
             const float *xd = x->data, *yd = y->data;
             const float *p0 = pos ? attn_tensor_set_get(w, "pos_emb.param_0")->data : NULL;
             const float *p1 = pos ? attn_tensor_set_get(w, "pos_emb.param_1")->data : NULL;
@@ -642,13 +569,13 @@ static void test_ait_reversible_halves_one_pair(void **state) {
         unsigned live = lives[li];
         attn_tensor *y[2];
         int64_t s[4] = {2, 4, 5, 6};
-        attn_tensor *x = rand_tensor(4, s, 12, 1.0f);
+        attn_tensor *x = tu_gauss_tensor(&(uint64_t){12}, 4, s, 1.0f);
         for (int rev = 0; rev < 2; rev++) {
             ait_opts o = {.dim = 4, .depth = 1, .hid = 4, .reversible = rev, .pos = false,
                           .dead = 0xf & ~live};
             attn_tensor_set *w = ait_weights(&o, 500);
             char cfg[256];
-            attn_model *m = build("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
+            attn_model *m = tu_model_w("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
             y[rev] = run(m, x, 2);
             attn_model_free(m);
             attn_tensor_set_free(w);
@@ -670,9 +597,9 @@ static void test_ait_reversible_halves_one_pair(void **state) {
 /* Depth 0 with no embedding is exactly x (the reversible mean of x and x). */
 static void test_ait_depth0(void **state) {
     (void)state;
-    attn_model *m = build("axial_image_transformer", "{\"dim\":4,\"depth\":0,\"heads\":2}", NULL);
+    attn_model *m = tu_model_w("axial_image_transformer", "{\"dim\":4,\"depth\":0,\"heads\":2}", NULL);
     int64_t s[4] = {1, 4, 3, 3};
-    attn_tensor *x = rand_tensor(4, s, 8, 1.0f), *y = run(m, x, 1);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){8}, 4, s, 1.0f), *y = run(m, x, 1);
     assert_memory_equal(x->data, y->data, x->nbytes);
     attn_tensor_free(x);
     attn_tensor_free(y);
@@ -685,11 +612,11 @@ static void test_ait_shapes_and_threads(void **state) {
         ait_opts o = {.dim = 8, .depth = 2, .hid = 8, .reversible = rev, .pos = true, .H = 9, .W = 6};
         attn_tensor_set *w = ait_weights(&o, 300);
         char cfg[256];
-        attn_model *m = build("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
+        attn_model *m = tu_model_w("axial_image_transformer", ait_cfg(&o, cfg, sizeof cfg), w);
         int64_t s[4] = {2, 8, 9, 6};
-        attn_tensor *x = rand_tensor(4, s, 4, 1.0f);
+        attn_tensor *x = tu_gauss_tensor(&(uint64_t){4}, 4, s, 1.0f);
         attn_tensor *y1 = run(m, x, 1), *y3 = run(m, x, 3);
-        assert_close(y3, y1, 1e-5f);
+        tu_assert_tensor_close(y3, y1, 1e-5f);
         /* the blocks do something: the output is not x + pos */
         const float *a = y1->data, *b = x->data;
         double diff = 0;
@@ -707,29 +634,29 @@ static void test_ait_errors(void **state) {
     (void)state;
     ait_opts o = {.dim = 4, .depth = 1, .hid = 4, .reversible = true};
     attn_tensor_set *w = ait_weights(&o, 1);
-    build_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":8}", w, ATTN_E_CONFIG,
+    tu_model_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":8}", w, ATTN_E_CONFIG,
                 "dim // heads");
-    build_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_index\":0}", w,
+    tu_model_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_index\":0}", w,
                 ATTN_E_CONFIG, "dim_index");
-    build_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_index\":-4}",
+    tu_model_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_index\":-4}",
                 w, ATTN_E_CONFIG, "dim_index");
-    build_fails("axial_image_transformer", "{\"dim\":4}", w, ATTN_E_CONFIG, "depth");
+    tu_model_fails("axial_image_transformer", "{\"dim\":4}", w, ATTN_E_CONFIG, "depth");
     /* reversible weights named for the plain stack, and the reverse */
-    build_fails("axial_image_transformer",
+    tu_model_fails("axial_image_transformer",
                 "{\"dim\":4,\"depth\":1,\"heads\":2,\"reversible\":false}", w, ATTN_E_WEIGHTS,
                 "layers.blocks.0.0.fn.fn.to_q.weight");
     /* a positional embedding the weights lack */
-    build_fails("axial_image_transformer",
+    tu_model_fails("axial_image_transformer",
                 "{\"dim\":4,\"depth\":1,\"heads\":2,\"axial_pos_emb_shape\":[3,3]}", w,
                 ATTN_E_WEIGHTS, "pos_emb.param_0");
     /* a head size the weights lack: the message names both shapes */
-    build_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_heads\":3}",
+    tu_model_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_heads\":3}",
                 w, ATTN_E_WEIGHTS, "(6,4)");
-    build_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_heads\":3}",
+    tu_model_fails("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_heads\":3}",
                 w, ATTN_E_WEIGHTS, "(4,4)");
-    attn_model *m = build("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2}", w);
+    attn_model *m = tu_model_w("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2}", w);
     int64_t bad[4] = {1, 5, 3, 3};
-    attn_tensor *x = rand_tensor(4, bad, 1, 1.0f);
+    attn_tensor *x = tu_gauss_tensor(&(uint64_t){1}, 4, bad, 1.0f);
     assert_int_equal(run_fails(m, x, "x"), ATTN_E_SHAPE);
     attn_tensor_free(x);
     attn_model_free(m);
@@ -737,13 +664,13 @@ static void test_ait_errors(void **state) {
     /* dim at index 2 needs H == dim too, since the convolutions read dim 1 */
     ait_opts o2 = {.dim = 4, .depth = 1, .hid = 4, .reversible = true};
     w = ait_weights(&o2, 2);
-    m = build("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_index\":2}", w);
+    m = tu_model_w("axial_image_transformer", "{\"dim\":4,\"depth\":1,\"heads\":2,\"dim_index\":2}", w);
     int64_t s2[4] = {1, 4, 3, 5};
-    x = rand_tensor(4, s2, 1, 1.0f);
+    x = tu_gauss_tensor(&(uint64_t){1}, 4, s2, 1.0f);
     assert_int_equal(run_fails(m, x, "x"), ATTN_E_SHAPE);
     attn_tensor_free(x);
     int64_t s3[4] = {1, 4, 4, 5};
-    x = rand_tensor(4, s3, 1, 1.0f);
+    x = tu_gauss_tensor(&(uint64_t){1}, 4, s3, 1.0f);
     attn_tensor *y = run(m, x, 1);
     attn_tensor_free(y);
     attn_tensor_free(x);

@@ -6,126 +6,13 @@
  * padded queries give 0, the causal variant never reads the future, a seed
  * reproduces, and every rejected mask / config / shape gives its status.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "test_util.h"
 
-#include <cmocka.h>
-
-#include <math.h>
 #include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "attn.h"
-
-/* ---- fixtures ---- */
-
-typedef struct qkv {
-    int64_t N, L, S, H, E, D;
-    float *q, *k, *v;
-    uint8_t *mask;          /* (L,S) or NULL */
-    int64_t *ql, *kl;       /* (N) or NULL */
-} qkv;
-
-static float gauss(uint64_t *s) {
-    /* Sum of uniforms: plenty for test inputs, and no libm dependence on order. */
-    float x = 0.0f;
-    for (int i = 0; i < 4; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        x += (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
-    }
-    return x * 1.7320508f;
-}
-
-static qkv make(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int64_t D, uint64_t seed) {
-    qkv a = {N, L, S, H, E, D, NULL, NULL, NULL, NULL, NULL, NULL};
-    size_t nq = (size_t)(N * L * H * E), nk = (size_t)(N * S * H * E), nv = (size_t)(N * S * H * D);
-    a.q = malloc(nq * sizeof(float));
-    a.k = malloc(nk * sizeof(float));
-    a.v = malloc(nv * sizeof(float));
-    assert_non_null(a.q);
-    assert_non_null(a.k);
-    assert_non_null(a.v);
-    for (size_t i = 0; i < nq; i++) a.q[i] = gauss(&seed);
-    for (size_t i = 0; i < nk; i++) a.k[i] = gauss(&seed);
-    for (size_t i = 0; i < nv; i++) a.v[i] = gauss(&seed);
-    return a;
-}
-
-static void drop(qkv *a) {
-    free(a->q);
-    free(a->k);
-    free(a->v);
-    free(a->mask);
-    free(a->ql);
-    free(a->kl);
-}
-
-static void causal_mask(qkv *a) {
-    a->mask = calloc((size_t)(a->L * a->S), 1);
-    assert_non_null(a->mask);
-    for (int64_t i = 0; i < a->L; i++)
-        for (int64_t j = 0; j <= i && j < a->S; j++) a->mask[i * a->S + j] = 1;
-}
-
-static void add(attn_tensor_set *s, const char *name, attn_dtype t, int rank, const int64_t *shape,
-                const void *data) {
-    attn_tensor *x;
-    assert_int_equal(attn_tensor_new(t, rank, shape, &x, NULL), ATTN_OK);
-    memcpy(x->data, data, x->nbytes);
-    assert_int_equal(attn_tensor_set_add(s, name, x, NULL), ATTN_OK);
-}
-
-/* Runs `type` with `config` on a; *out owned (NULL on error). */
-static attn_status run_threads(const char *type, const char *config, const qkv *a, int threads,
-                               attn_tensor **out, attn_error *err) {
-    attn_model *m = NULL;
-    *out = NULL;
-    attn_status st = attn_model_new(type, config, NULL, &m, err);
-    if (st) return st;
-    attn_tensor_set *s = attn_tensor_set_new();
-    assert_non_null(s);
-    int64_t qs[4] = {a->N, a->L, a->H, a->E}, ks[4] = {a->N, a->S, a->H, a->E},
-            vs[4] = {a->N, a->S, a->H, a->D}, ms[2] = {a->L, a->S}, ns[1] = {a->N};
-    add(s, "queries", ATTN_F32, 4, qs, a->q);
-    add(s, "keys", ATTN_F32, 4, ks, a->k);
-    add(s, "values", ATTN_F32, 4, vs, a->v);
-    if (a->mask) add(s, "attn_mask", ATTN_BOOL, 2, ms, a->mask);
-    if (a->ql) add(s, "query_lengths", ATTN_I64, 1, ns, a->ql);
-    if (a->kl) add(s, "key_lengths", ATTN_I64, 1, ns, a->kl);
-    attn_ctx *ctx = attn_ctx_new(threads);
-    st = attn_model_forward(m, ctx, s, out, err);
-    attn_ctx_free(ctx);
-    attn_tensor_set_free(s);
-    attn_model_free(m);
-    return st;
-}
-
-static attn_tensor *run_ok(const char *type, const char *config, const qkv *a) {
-    attn_tensor *out;
-    attn_error err = {0};
-    attn_status st = run_threads(type, config, a, 2, &out, &err);
-    if (st) fail_msg("%s %s: %s", type, config, err.msg);
-    assert_int_equal(out->rank, 4);
-    assert_int_equal(out->shape[0], a->N);
-    assert_int_equal(out->shape[1], a->L);
-    assert_int_equal(out->shape[2], a->H);
-    assert_int_equal(out->shape[3], a->D);
-    return out;
-}
-
-static attn_status run_err(const char *type, const char *config, const qkv *a, attn_error *err) {
-    attn_tensor *out;
-    attn_status st = run_threads(type, config, a, 1, &out, err);
-    attn_tensor_free(out);
-    return st;
-}
 
 /* Plain-loop FullAttention in double: softmax(temp q·k + masks) v; key
  * padding and attn_mask as -inf. */
-static void full_ref(const qkv *a, double temp, float *out) {
+static void full_ref(const tu_qkv_buf *a, double temp, float *out) {
     int64_t L = a->L, S = a->S, H = a->H, E = a->E, D = a->D;
     double *w = malloc((size_t)S * sizeof *w);
     assert_non_null(w);
@@ -153,49 +40,41 @@ static void full_ref(const qkv *a, double temp, float *out) {
     free(w);
 }
 
-static void assert_close(const float *got, const float *want, size_t n, float tol) {
-    for (size_t i = 0; i < n; i++)
-        if (!(fabsf(got[i] - want[i]) <= tol * (1.0f + fabsf(want[i]))))
-            fail_msg("element %zu: got %.8g, want %.8g", i, (double)got[i], (double)want[i]);
-}
-
-static float *full_out(const qkv *a, double temp) {
+static float *full_out(const tu_qkv_buf *a, double temp) {
     float *r = malloc((size_t)(a->N * a->L * a->H * a->D) * sizeof(float));
     assert_non_null(r);
     full_ref(a, temp, r);
     return r;
 }
 
-static size_t numel(const qkv *a) { return (size_t)(a->N * a->L * a->H * a->D); }
-
 /* ---- clustered ---- */
 
 /* K = L and distinct hashes: every query is its own centroid, so the
  * centroid attention is each query's exact attention. */
 static void test_clustered_one_per_cluster_is_full(void **st) {
-    qkv a = make(2, 12, 9, 2, 8, 5, 1);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 12, 9, 2, 8, 5, 1);
     a.kl = malloc(2 * sizeof *a.kl);
     a.kl[0] = 9;
     a.kl[1] = 4;
-    attn_tensor *o = run_ok("clustered", "{\"clusters\": 12, \"bits\": 63, \"iterations\": 10}", &a);
+    attn_tensor *o = tu_qkv_buf_run_ok("clustered", "{\"clusters\": 12, \"bits\": 63, \"iterations\": 10}", &a);
     float *want = full_out(&a, 1.0 / sqrt(8.0));
-    assert_close(o->data, want, numel(&a), 1e-5f);
+    tu_assert_close(o->data, want, tu_qkv_buf_out_numel(&a), 1e-5f);
     free(want);
     attn_tensor_free(o);
     /* The explicit temperature is used as given. */
-    o = run_ok("clustered", "{\"clusters\": 12, \"bits\": 63, \"softmax_temp\": 0.7}", &a);
+    o = tu_qkv_buf_run_ok("clustered", "{\"clusters\": 12, \"bits\": 63, \"softmax_temp\": 0.7}", &a);
     want = full_out(&a, 0.7);
-    assert_close(o->data, want, numel(&a), 1e-5f);
+    tu_assert_close(o->data, want, tu_qkv_buf_out_numel(&a), 1e-5f);
     free(want);
     attn_tensor_free(o);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 /* With fewer clusters every output is its centroid's: at most C distinct
  * rows per (n,h), each a convex combination of the values. */
 static void test_clustered_shares_outputs(void **st) {
-    qkv a = make(2, 20, 7, 3, 6, 4, 2);
-    attn_tensor *o = run_ok("clustered", "{\"clusters\": 3}", &a);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 20, 7, 3, 6, 4, 2);
+    attn_tensor *o = tu_qkv_buf_run_ok("clustered", "{\"clusters\": 3}", &a);
     const float *y = o->data;
     for (int64_t n = 0; n < a.N; n++)
         for (int64_t h = 0; h < a.H; h++) {
@@ -219,7 +98,7 @@ static void test_clustered_shares_outputs(void **st) {
             assert_in_range(distinct, 1, 3);
         }
     attn_tensor_free(o);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 static void test_padded_queries_are_zero(void **st) {
@@ -229,12 +108,12 @@ static void test_padded_queries_are_zero(void **st) {
     const char *cfgs[] = {"{\"clusters\": 4}", "{\"clusters\": 4, \"topk\": 3}",
                           "{\"clusters\": 4, \"topk\": 10}"};
     for (int t = 0; t < 3; t++) {
-        qkv a = make(2, 10, 10, 2, 4, 3, 3);
+        tu_qkv_buf a = tu_qkv_buf_new(2, 10, 10, 2, 4, 3, 3);
         a.ql = malloc(2 * sizeof *a.ql);
         a.ql[0] = 10;
         a.ql[1] = 6;
-        if (t == 2) causal_mask(&a);
-        attn_tensor *o = run_ok(types[t], cfgs[t], &a);
+        if (t == 2) tu_qkv_buf_causal(&a);
+        attn_tensor *o = tu_qkv_buf_run_ok(types[t], cfgs[t], &a);
         const float *y = o->data;
         for (int64_t l = 0; l < a.L; l++)
             for (int64_t i = 0; i < a.H * a.D; i++) {
@@ -244,34 +123,34 @@ static void test_padded_queries_are_zero(void **st) {
                 else assert_true(x1 != 0.0f);
             }
         attn_tensor_free(o);
-        drop(&a);
+        tu_qkv_buf_free(&a);
     }
 }
 
 /* ---- improved ---- */
 
 static void test_improved_topk_all_is_full(void **st) {
-    qkv a = make(2, 11, 13, 2, 6, 5, 4);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 11, 13, 2, 6, 5, 4);
     a.kl = malloc(2 * sizeof *a.kl);
     a.kl[0] = 13;
     a.kl[1] = 5;
     /* topk >= S: every query scores every key exactly, whatever the
      * clustering; bottom-k mass is 0. */
-    attn_tensor *o = run_ok("improved-clustered", "{\"clusters\": 3, \"topk\": 13}", &a);
+    attn_tensor *o = tu_qkv_buf_run_ok("improved-clustered", "{\"clusters\": 3, \"topk\": 13}", &a);
     float *want = full_out(&a, 1.0 / sqrt(6.0));
-    assert_close(o->data, want, numel(&a), 1e-5f);
+    tu_assert_close(o->data, want, tu_qkv_buf_out_numel(&a), 1e-5f);
     attn_tensor_free(o);
-    o = run_ok("improved_clustered", "{\"clusters\": 2, \"topk\": 50, \"bits\": 64, \"hash_bias\": false}", &a);
-    assert_close(o->data, want, numel(&a), 1e-5f);
+    o = tu_qkv_buf_run_ok("improved_clustered", "{\"clusters\": 2, \"topk\": 50, \"bits\": 64, \"hash_bias\": false}", &a);
+    tu_assert_close(o->data, want, tu_qkv_buf_out_numel(&a), 1e-5f);
     attn_tensor_free(o);
     free(want);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 /* Small top-k: not full attention, but still a convex combination. */
 static void test_improved_small_topk_convex(void **st) {
-    qkv a = make(1, 16, 16, 2, 4, 3, 5);
-    attn_tensor *o = run_ok("improved_clustered", "{\"clusters\": 4, \"topk\": 3}", &a);
+    tu_qkv_buf a = tu_qkv_buf_new(1, 16, 16, 2, 4, 3, 5);
+    attn_tensor *o = tu_qkv_buf_run_ok("improved_clustered", "{\"clusters\": 4, \"topk\": 3}", &a);
     float *want = full_out(&a, 0.5);
     const float *y = o->data;
     bool differs = false;
@@ -290,20 +169,20 @@ static void test_improved_small_topk_convex(void **st) {
     assert_true(differs); /* the approximation is an approximation */
     free(want);
     attn_tensor_free(o);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 /* ---- causal ---- */
 
 static void test_causal_topk_all_is_causal_full(void **st) {
-    qkv a = make(2, 9, 9, 2, 5, 4, 6);
-    causal_mask(&a);
-    attn_tensor *o = run_ok("causal-improved-clustered", "{\"clusters\": 3, \"topk\": 9}", &a);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 9, 9, 2, 5, 4, 6);
+    tu_qkv_buf_causal(&a);
+    attn_tensor *o = tu_qkv_buf_run_ok("causal-improved-clustered", "{\"clusters\": 3, \"topk\": 9}", &a);
     float *want = full_out(&a, 1.0 / sqrt(5.0));
-    assert_close(o->data, want, numel(&a), 1e-5f);
+    tu_assert_close(o->data, want, tu_qkv_buf_out_numel(&a), 1e-5f);
     free(want);
     attn_tensor_free(o);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 /* Future values get weight exactly 0: making them huge changes nothing
@@ -312,39 +191,39 @@ static void test_causal_never_reads_future(void **st) {
     const int64_t t = 5;
     const char *cfgs[] = {"{\"clusters\": 3, \"topk\": 4}", "{\"clusters\": 3, \"topk\": 12}"};
     for (int c = 0; c < 2; c++) {
-        qkv a = make(1, 12, 12, 2, 4, 3, 7);
-        causal_mask(&a);
-        attn_tensor *o1 = run_ok("improved-clustered-causal", cfgs[c], &a);
+        tu_qkv_buf a = tu_qkv_buf_new(1, 12, 12, 2, 4, 3, 7);
+        tu_qkv_buf_causal(&a);
+        attn_tensor *o1 = tu_qkv_buf_run_ok("improved-clustered-causal", cfgs[c], &a);
         for (int64_t s = t + 1; s < a.S; s++)
             for (int64_t i = 0; i < a.H * a.D; i++) a.v[s * a.H * a.D + i] = 1e6f;
         if (c == 1)
             for (int64_t s = t + 1; s < a.S; s++)
                 for (int64_t i = 0; i < a.H * a.E; i++) a.k[s * a.H * a.E + i] *= -3.0f;
-        attn_tensor *o2 = run_ok("improved_clustered_causal", cfgs[c], &a);
+        attn_tensor *o2 = tu_qkv_buf_run_ok("improved_clustered_causal", cfgs[c], &a);
         size_t head = (size_t)((t + 1) * a.H * a.D);
-        assert_close(o2->data, o1->data, head, 1e-6f);
+        tu_assert_close(o2->data, o1->data, head, 1e-6f);
         const float *y = o2->data;
         bool leaked = false;
-        for (size_t i = head; i < numel(&a); i++) leaked |= fabsf(y[i]) > 1e3f;
+        for (size_t i = head; i < tu_qkv_buf_out_numel(&a); i++) leaked |= fabsf(y[i]) > 1e3f;
         if (c == 1) assert_true(leaked); /* later queries do see those values */
         attn_tensor_free(o1);
         attn_tensor_free(o2);
-        drop(&a);
+        tu_qkv_buf_free(&a);
     }
 }
 
 /* key_lengths shrink k to the batch's shortest valid length. */
 static void test_causal_key_lengths(void **st) {
-    qkv a = make(2, 8, 8, 1, 4, 2, 8);
-    causal_mask(&a);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 8, 8, 1, 4, 2, 8);
+    tu_qkv_buf_causal(&a);
     a.kl = malloc(2 * sizeof *a.kl);
     a.kl[0] = 8;
     a.kl[1] = 3;
-    attn_tensor *o = run_ok("improved_clustered_causal", "{\"clusters\": 2, \"topk\": 8}", &a);
+    attn_tensor *o = tu_qkv_buf_run_ok("improved_clustered_causal", "{\"clusters\": 2, \"topk\": 8}", &a);
     const float *y = o->data;
-    for (size_t i = 0; i < numel(&a); i++) assert_true(isfinite(y[i]));
+    for (size_t i = 0; i < tu_qkv_buf_out_numel(&a); i++) assert_true(isfinite(y[i]));
     attn_tensor_free(o);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 /* ---- seeds, threads ---- */
@@ -354,14 +233,14 @@ static void test_seed_reproducible(void **st) {
     const char *same[] = {"{\"clusters\": 3, \"seed\": 5}", "{\"clusters\": 3, \"topk\": 2, \"seed\": 5}"};
     const char *other[] = {"{\"clusters\": 3, \"seed\": 6}", "{\"clusters\": 3, \"topk\": 2, \"seed\": 6}"};
     for (int t = 0; t < 2; t++) {
-        qkv a = make(2, 24, 10, 2, 6, 4, 9);
+        tu_qkv_buf a = tu_qkv_buf_new(2, 24, 10, 2, 6, 4, 9);
         attn_tensor *o1, *o2, *o3, *o4;
         attn_error err;
         /* Same seed: identical bits, whatever the thread count. */
-        assert_int_equal(run_threads(types[t], same[t], &a, 1, &o1, &err), ATTN_OK);
-        assert_int_equal(run_threads(types[t], same[t], &a, 2, &o2, &err), ATTN_OK);
-        assert_int_equal(run_threads(types[t], same[t], &a, 3, &o3, &err), ATTN_OK);
-        assert_int_equal(run_threads(types[t], other[t], &a, 1, &o4, &err), ATTN_OK);
+        assert_int_equal(tu_qkv_buf_run(types[t], same[t], &a, 1, &o1, &err), ATTN_OK);
+        assert_int_equal(tu_qkv_buf_run(types[t], same[t], &a, 2, &o2, &err), ATTN_OK);
+        assert_int_equal(tu_qkv_buf_run(types[t], same[t], &a, 3, &o3, &err), ATTN_OK);
+        assert_int_equal(tu_qkv_buf_run(types[t], other[t], &a, 1, &o4, &err), ATTN_OK);
         assert_memory_equal(o1->data, o2->data, o1->nbytes);
         assert_memory_equal(o1->data, o3->data, o1->nbytes);
         assert_true(memcmp(o1->data, o4->data, o1->nbytes) != 0);
@@ -369,37 +248,37 @@ static void test_seed_reproducible(void **st) {
         attn_tensor_free(o2);
         attn_tensor_free(o3);
         attn_tensor_free(o4);
-        drop(&a);
+        tu_qkv_buf_free(&a);
     }
 }
 
 /* ---- errors ---- */
 
 static void test_mask_errors(void **st) {
-    qkv a = make(1, 6, 6, 1, 4, 4, 10);
+    tu_qkv_buf a = tu_qkv_buf_new(1, 6, 6, 1, 4, 4, 10);
     attn_error err = {0};
-    causal_mask(&a);
-    assert_int_equal(run_err("clustered", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
+    tu_qkv_buf_causal(&a);
+    assert_int_equal(tu_qkv_buf_run_err("clustered", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "Clustered attention cannot use an arbitrary attention mask"));
-    assert_int_equal(run_err("improved_clustered", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
+    assert_int_equal(tu_qkv_buf_run_err("improved_clustered", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "Improved-clustered attention cannot use an arbitrary attention mask"));
     /* An all-true mask is fine. */
     memset(a.mask, 1, 36);
-    attn_tensor_free(run_ok("clustered", "{\"clusters\": 2}", &a));
+    attn_tensor_free(tu_qkv_buf_run_ok("clustered", "{\"clusters\": 2}", &a));
     /* The causal variant needs exactly the lower-triangular mask. */
-    assert_int_equal(run_err("improved_clustered_causal", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
+    assert_int_equal(tu_qkv_buf_run_err("improved_clustered_causal", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "only supports lower triangular masks"));
     free(a.mask);
     a.mask = NULL;
-    assert_int_equal(run_err("improved_clustered_causal", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
-    causal_mask(&a);
+    assert_int_equal(tu_qkv_buf_run_err("improved_clustered_causal", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
+    tu_qkv_buf_causal(&a);
     a.mask[0] = 0;
-    assert_int_equal(run_err("improved_clustered_causal", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
-    drop(&a);
+    assert_int_equal(tu_qkv_buf_run_err("improved_clustered_causal", "{\"clusters\": 2}", &a, &err), ATTN_E_UNSUPPORTED);
+    tu_qkv_buf_free(&a);
 }
 
 static void test_config_errors(void **st) {
-    qkv a = make(1, 6, 6, 1, 4, 4, 11);
+    tu_qkv_buf a = tu_qkv_buf_new(1, 6, 6, 1, 4, 4, 11);
     attn_error err = {0};
     struct { const char *type, *cfg; attn_status want; } cases[] = {
         {"clustered", "{}", ATTN_E_CONFIG},
@@ -418,28 +297,28 @@ static void test_config_errors(void **st) {
         {"improved_clustered", "{\"clusters\": 7}", ATTN_E_INPUT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        attn_status got = run_err(cases[i].type, cases[i].cfg, &a, &err);
+        attn_status got = tu_qkv_buf_run_err(cases[i].type, cases[i].cfg, &a, &err);
         if (got != cases[i].want)
             fail_msg("%s %s: got %d (%s), want %d", cases[i].type, cases[i].cfg, got, err.msg,
                      cases[i].want);
     }
     /* Boundaries that are accepted. */
-    attn_tensor_free(run_ok("clustered", "{\"clusters\": 6, \"bits\": 1, \"iterations\": 0}", &a));
-    attn_tensor_free(run_ok("improved_clustered", "{\"clusters\": 1, \"topk\": 0, \"seed\": 123456789012}", &a));
-    attn_tensor_free(run_ok("clustered", "{\"clusters\": 2, \"softmax_temp\": null, \"attention_dropout\": 0.5}", &a));
-    drop(&a);
+    attn_tensor_free(tu_qkv_buf_run_ok("clustered", "{\"clusters\": 6, \"bits\": 1, \"iterations\": 0}", &a));
+    attn_tensor_free(tu_qkv_buf_run_ok("improved_clustered", "{\"clusters\": 1, \"topk\": 0, \"seed\": 123456789012}", &a));
+    attn_tensor_free(tu_qkv_buf_run_ok("clustered", "{\"clusters\": 2, \"softmax_temp\": null, \"attention_dropout\": 0.5}", &a));
+    tu_qkv_buf_free(&a);
 }
 
 /* topk = 0 keeps only the bottom (centroid) part, which is then exactly
  * the clustered output for the same seed. */
 static void test_improved_topk0_is_clustered(void **st) {
-    qkv a = make(2, 10, 8, 2, 4, 3, 12);
-    attn_tensor *o1 = run_ok("clustered", "{\"clusters\": 3, \"seed\": 4}", &a);
-    attn_tensor *o2 = run_ok("improved_clustered", "{\"clusters\": 3, \"topk\": 0, \"seed\": 4}", &a);
-    assert_close(o2->data, o1->data, numel(&a), 1e-6f);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 10, 8, 2, 4, 3, 12);
+    attn_tensor *o1 = tu_qkv_buf_run_ok("clustered", "{\"clusters\": 3, \"seed\": 4}", &a);
+    attn_tensor *o2 = tu_qkv_buf_run_ok("improved_clustered", "{\"clusters\": 3, \"topk\": 0, \"seed\": 4}", &a);
+    tu_assert_close(o2->data, o1->data, tu_qkv_buf_out_numel(&a), 1e-6f);
     attn_tensor_free(o1);
     attn_tensor_free(o2);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 static void test_registry(void **st) {

@@ -61,10 +61,7 @@ static attn_tensor_set *weights(const cfg *c, uint64_t seed) {
 static attn_model *build(const cfg *c, uint64_t seed) {
     char buf[256];
     attn_tensor_set *w = weights(c, seed);
-    attn_model *m = NULL;
-    attn_error e = {0};
-    if (attn_model_new("compositional", cfg_json(c, buf, sizeof buf), w, &m, &e))
-        fail_msg("build: %s", e.msg);
+    attn_model *m = tu_model_w("compositional", cfg_json(c, buf, sizeof buf), w);
     attn_tensor_set_free(w);
     return m;
 }
@@ -72,14 +69,6 @@ static attn_model *build(const cfg *c, uint64_t seed) {
 static attn_tensor *x_new(uint64_t seed, int64_t B, int64_t N, int64_t D) {
     int64_t sh[3] = {B, N, D};
     return tu_randn(&seed, 3, sh);
-}
-
-static attn_tensor *mask_new(int64_t B, int64_t N, const uint8_t *vals) {
-    attn_tensor *t = NULL;
-    int64_t sh[2] = {B, N};
-    assert_int_equal(attn_tensor_new(ATTN_BOOL, 2, sh, &t, NULL), ATTN_OK);
-    memcpy(t->data, vals, (size_t)(B * N));
-    return t;
 }
 
 static attn_tensor_set *inputs(attn_tensor *x, attn_tensor *mask) {
@@ -94,26 +83,6 @@ static attn_tensor *run(const attn_model *m, attn_tensor *x, attn_tensor *mask, 
     attn_tensor *o = tu_run_ok(m, in, threads);
     attn_tensor_set_free(in);
     return o;
-}
-
-static attn_tensor *copy(const attn_tensor *t) {
-    attn_tensor *c = NULL;
-    assert_int_equal(attn_tensor_new(t->dtype, t->rank, t->shape, &c, NULL), ATTN_OK);
-    memcpy(c->data, t->data, t->nbytes);
-    return c;
-}
-
-/* max |a - b| over rows [r0, r1) of two (B,N,D) tensors, batch b. */
-static float rows_diff(const attn_tensor *a, const attn_tensor *b, int64_t bi, int64_t r0, int64_t r1) {
-    const int64_t N = a->shape[1], D = a->shape[2];
-    const float *x = (const float *)a->data + bi * N * D, *y = (const float *)b->data + bi * N * D;
-    float md = 0;
-    for (int64_t i = r0 * D; i < r1 * D; i++) {
-        float d = fabsf(x[i] - y[i]);
-        if (d != d) return INFINITY;
-        md = d > md ? d : md;
-    }
-    return md;
 }
 
 /* ---- tests ---- */
@@ -205,7 +174,7 @@ static void input_errors(void **state) {
     attn_tensor_set_free(in);
     uint8_t ones[12];
     memset(ones, 1, sizeof ones);
-    in = inputs(x_new(1, 2, 5, 8), mask_new(2, 6, ones)); /* mask (2,6) for N = 5 */
+    in = inputs(x_new(1, 2, 5, 8), tu_mask(2, 6, ones)); /* mask (2,6) for N = 5 */
     assert_null(tu_run(m, in, 1, &st, &e));
     assert_int_equal(st, ATTN_E_SHAPE);
     assert_non_null(strstr(e.msg, "mask"));
@@ -234,7 +203,7 @@ static void single_position_closed_form(void **state) {
     attn_model *m = NULL;
     assert_int_equal(attn_model_new("compositional", cfg_json(&c, buf, sizeof buf), w, &m, NULL), ATTN_OK);
     attn_tensor *x = x_new(6, 2, 1, 6);
-    attn_tensor *xc = copy(x);
+    attn_tensor *xc = tu_copy(x);
     attn_tensor *o = run(m, x, NULL, 1);
     const float *wrv = attn_tensor_set_get(w, "to_retrieval_values.weight")->data;
     const float *wo = attn_tensor_set_get(w, "to_out.weight")->data;
@@ -263,14 +232,14 @@ static void causal_ignores_the_future(void **state) {
     attn_model *m = build(&c, 7);
     const int64_t N = 9;
     attn_tensor *x = x_new(8, 2, N, 8);
-    attn_tensor *x2 = copy(x);
+    attn_tensor *x2 = tu_copy(x);
     float *p = x2->data;
     for (int64_t i = 5 * 8; i < N * 8; i++) p[i] += 3.0f;          /* batch 0, t >= 5 */
     for (int64_t i = (N + 5) * 8; i < 2 * N * 8; i++) p[i] -= 2.0f; /* batch 1, t >= 5 */
     attn_tensor *o1 = run(m, x, NULL, 2), *o2 = run(m, x2, NULL, 2);
     for (int b = 0; b < 2; b++) {
-        assert_true(rows_diff(o1, o2, b, 0, 5) <= 1e-6f);
-        assert_true(rows_diff(o1, o2, b, 5, N) > 1e-3f); /* the test can fail */
+        assert_true(tu_rows_diff(o1, o2, b, 0, 5) <= 1e-6f);
+        assert_true(tu_rows_diff(o1, o2, b, 5, N) > 1e-3f); /* the test can fail */
     }
     attn_tensor_free(o1);
     attn_tensor_free(o2);
@@ -283,15 +252,15 @@ static void masked_positions_do_not_leak(void **state) {
     attn_model *m = build(&c, 11);
     const int64_t N = 6;
     static const uint8_t mv[12] = {1, 0, 1, 1, 0, 1, /**/ 0, 0, 0, 0, 0, 0};
-    attn_tensor *x = x_new(12, 2, N, 8), *x2 = copy(x);
+    attn_tensor *x = x_new(12, 2, N, 8), *x2 = tu_copy(x);
     float *p = x2->data;
     for (int d = 0; d < 8; d++) p[1 * 8 + d] += (float)d, p[4 * 8 + d] *= -2.0f;
-    attn_tensor *o1 = run(m, x, mask_new(2, N, mv), 1), *o2 = run(m, x2, mask_new(2, N, mv), 1);
+    attn_tensor *o1 = run(m, x, tu_mask(2, N, mv), 1), *o2 = run(m, x2, tu_mask(2, N, mv), 1);
     /* batch 0: rows other than 1 and 4 are untouched; those two change. */
-    assert_true(rows_diff(o1, o2, 0, 0, 1) <= 1e-6f);
-    assert_true(rows_diff(o1, o2, 0, 2, 4) <= 1e-6f);
-    assert_true(rows_diff(o1, o2, 0, 5, 6) <= 1e-6f);
-    assert_true(rows_diff(o1, o2, 0, 1, 2) > 1e-4f);
+    assert_true(tu_rows_diff(o1, o2, 0, 0, 1) <= 1e-6f);
+    assert_true(tu_rows_diff(o1, o2, 0, 2, 4) <= 1e-6f);
+    assert_true(tu_rows_diff(o1, o2, 0, 5, 6) <= 1e-6f);
+    assert_true(tu_rows_diff(o1, o2, 0, 1, 2) > 1e-4f);
     /* batch 1, every key masked: finite (uniform attention), as with
      * -finfo.max in the reference, never NaN. */
     for (size_t i = (size_t)(N * 8); i < o1->numel; i++) assert_true(isfinite(((float *)o1->data)[i]));
@@ -306,8 +275,8 @@ static void all_true_mask_is_no_mask(void **state) {
     attn_model *m = build(&c, 13);
     uint8_t ones[14];
     memset(ones, 1, sizeof ones);
-    attn_tensor *x = x_new(14, 2, 7, 8), *x2 = copy(x);
-    attn_tensor *o1 = run(m, x, NULL, 1), *o2 = run(m, x2, mask_new(2, 7, ones), 1);
+    attn_tensor *x = x_new(14, 2, 7, 8), *x2 = tu_copy(x);
+    attn_tensor *o1 = run(m, x, NULL, 1), *o2 = run(m, x2, tu_mask(2, 7, ones), 1);
     assert_true(tu_maxdiff(o1, o2) == 0.0f);
     attn_tensor_free(o1);
     attn_tensor_free(o2);
@@ -320,7 +289,7 @@ static void permutation_equivariant(void **state) {
     attn_model *m = build(&c, 17);
     const int64_t N = 6;
     static const int perm[6] = {3, 0, 5, 1, 4, 2};
-    attn_tensor *x = x_new(18, 1, N, 8), *xp = copy(x);
+    attn_tensor *x = x_new(18, 1, N, 8), *xp = tu_copy(x);
     for (int i = 0; i < N; i++)
         memcpy((float *)xp->data + i * 8, (float *)x->data + perm[i] * 8, 8 * sizeof(float));
     attn_tensor *o = run(m, x, NULL, 1), *op = run(m, xp, NULL, 1);
@@ -336,7 +305,7 @@ static void prenorm_is_affine_invariant(void **state) {
     (void)state;
     cfg c = {.dim = 16, .dh = 4, .S = 2, .R = 2, .prenorm = true};
     attn_model *m = build(&c, 19);
-    attn_tensor *x = x_new(20, 2, 5, 16), *x2 = copy(x);
+    attn_tensor *x = x_new(20, 2, 5, 16), *x2 = tu_copy(x);
     float *p = x2->data;
     for (size_t i = 0; i < x2->numel; i++) p[i] = 3.0f * p[i] + 0.75f;
     attn_tensor *o1 = run(m, x, NULL, 1), *o2 = run(m, x2, NULL, 1);
@@ -353,7 +322,7 @@ static void batches_and_threads_independent(void **state) {
     const int64_t N = 70; /* more than one row chunk */
     attn_tensor *x = x_new(24, 3, N, 8), *x1 = x_new(0, 1, N, 8);
     memcpy(x1->data, (float *)x->data + 2 * N * 8, (size_t)(N * 8) * sizeof(float));
-    attn_tensor *xc = copy(x);
+    attn_tensor *xc = tu_copy(x);
     attn_tensor *o1 = run(m, x, NULL, 1), *o3 = run(m, xc, NULL, 3), *ob = run(m, x1, NULL, 2);
     assert_true(tu_maxdiff(o1, o3) == 0.0f);
     float md = 0;

@@ -2,13 +2,6 @@
  * nested configs and weight binding errors. */
 #include "test_util.h"
 
-static attn_status build(const char *type, const char *cfg, attn_error *e) {
-    attn_model *m = NULL;
-    attn_status st = attn_model_new(type, cfg, NULL, &m, e);
-    attn_model_free(m);
-    return st;
-}
-
 static void registry_lists_and_finds(void **state) {
     (void)state;
     assert_true(attn_mech_count() >= 13);
@@ -32,39 +25,39 @@ static void registry_lists_and_finds(void **state) {
 static void config_errors_name_the_key(void **state) {
     (void)state;
     attn_error e = {0};
-    assert_int_equal(build("nope", NULL, &e), ATTN_E_NOTFOUND);
-    assert_int_equal(build("full", "{\"softmax_tmp\": 1}", &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("nope", NULL, NULL, &e), ATTN_E_NOTFOUND);
+    assert_int_equal(tu_model_status("full", "{\"softmax_tmp\": 1}", NULL, &e), ATTN_E_CONFIG);
     assert_non_null(strstr(e.msg, "softmax_tmp"));
-    assert_int_equal(build("full", "{\"softmax_temp\": \"hot\"}", &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("full", "{\"softmax_temp\": \"hot\"}", NULL, &e), ATTN_E_CONFIG);
     assert_non_null(strstr(e.msg, "softmax_temp"));
-    assert_int_equal(build("full", "{\"attention_dropout\": 2}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("full", "[1]", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("full", "{bad json", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("full", "{\"a\":1,\"a\":2}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("local", "{}", &e), ATTN_E_CONFIG); /* local_context is required */
+    assert_int_equal(tu_model_status("full", "{\"attention_dropout\": 2}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("full", "[1]", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("full", "{bad json", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("full", "{\"a\":1,\"a\":2}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("local", "{}", NULL, &e), ATTN_E_CONFIG); /* local_context is required */
     assert_non_null(strstr(e.msg, "local_context"));
-    assert_int_equal(build("local", "{\"local_context\": 0}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("local", "{\"local_context\": 2.5}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("local", "{\"local_context\": 4.0}", &e), ATTN_OK); /* int(4.0) */
-    assert_int_equal(build("linear", "{}", &e), ATTN_E_CONFIG); /* query_dimensions required */
-    assert_int_equal(build("linear", "{\"query_dimensions\": 4, \"feature_map\": \"nope\"}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("linear", "{\"query_dimensions\": 4, \"feature_map\": {\"type\": \"favor\", \"x\": 1}}", &e),
+    assert_int_equal(tu_model_status("local", "{\"local_context\": 0}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("local", "{\"local_context\": 2.5}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("local", "{\"local_context\": 4.0}", NULL, &e), ATTN_OK); /* int(4.0) */
+    assert_int_equal(tu_model_status("linear", "{}", NULL, &e), ATTN_E_CONFIG); /* query_dimensions required */
+    assert_int_equal(tu_model_status("linear", "{\"query_dimensions\": 4, \"feature_map\": \"nope\"}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("linear", "{\"query_dimensions\": 4, \"feature_map\": {\"type\": \"favor\", \"x\": 1}}", NULL, &e),
                      ATTN_E_CONFIG);
-    assert_int_equal(build("exact_topk", "{\"topk\": true}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("full", "{\"softmax_temp\": null}", &e), ATTN_OK);
+    assert_int_equal(tu_model_status("exact_topk", "{\"topk\": true}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("full", "{\"softmax_temp\": null}", NULL, &e), ATTN_OK);
 }
 
 static void nested_configs(void **state) {
     (void)state;
     attn_error e = {0};
-    assert_int_equal(build("conditional_full", "{\"other_attention\": {\"type\": \"linear\", \"query_dimensions\": 4}}", &e),
+    assert_int_equal(tu_model_status("conditional_full", "{\"other_attention\": {\"type\": \"linear\", \"query_dimensions\": 4}}", NULL, &e),
                      ATTN_OK);
-    assert_int_equal(build("conditional_full", "{\"other_attention\": \"full\"}", &e), ATTN_OK);
-    assert_int_equal(build("conditional_full", "{}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("conditional_full", "{\"other_attention\": {\"type\": \"nope\"}}", &e), ATTN_E_CONFIG);
-    assert_int_equal(build("conditional_full", "{\"other_attention\": {\"type\": \"attention_layer\"}}", &e),
+    assert_int_equal(tu_model_status("conditional_full", "{\"other_attention\": \"full\"}", NULL, &e), ATTN_OK);
+    assert_int_equal(tu_model_status("conditional_full", "{}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("conditional_full", "{\"other_attention\": {\"type\": \"nope\"}}", NULL, &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("conditional_full", "{\"other_attention\": {\"type\": \"attention_layer\"}}", NULL, &e),
                      ATTN_E_CONFIG); /* not an inner attention */
-    assert_int_equal(build("conditional_full", "{\"other_attention\": {\"type\": \"local\"}}", &e), ATTN_E_CONFIG);
+    assert_int_equal(tu_model_status("conditional_full", "{\"other_attention\": {\"type\": \"local\"}}", NULL, &e), ATTN_E_CONFIG);
     assert_non_null(strstr(e.msg, "local_context"));
 }
 

@@ -29,12 +29,6 @@ static void naive_linear(const attn_tensor_set *in, int causal, float *out) {
             }
 }
 
-static void expect_close(const attn_tensor *o, const float *ref, float tol) {
-    for (size_t i = 0; i < o->numel; i++)
-        if (!(fabsf(AT(o, i) - ref[i]) <= tol * (1 + fabsf(ref[i]))))
-            fail_msg("element %zu: got %g expected %g", i, AT(o, i), ref[i]);
-}
-
 static void linear_matches_formula(void **state) {
     (void)state;
     for (int causal = 0; causal < 2; causal++) {
@@ -47,7 +41,7 @@ static void linear_matches_formula(void **state) {
             attn_tensor *o = tu_run_ok(m, in, 2);
             float *ref = calloc(o->numel, sizeof *ref);
             naive_linear(in, causal, ref);
-            expect_close(o, ref, 2e-5f);
+            tu_assert_close(o->data, ref, o->numel, 2e-5f);
             free(ref);
             attn_tensor_free(o);
             attn_model_free(m);

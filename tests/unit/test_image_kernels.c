@@ -5,29 +5,12 @@
  * included), row-split and accumulating calls, the sizes torch refuses, and
  * the reference's channel layer norm (eps added to the std).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "test_util.h"
 
-#include <cmocka.h>
-
-#include <math.h>
 #include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "kernels/conv2d.h"
 #include "kernels/image_ops.h"
-
-static float gauss(uint64_t *s) {
-    float x = 0.0f;
-    for (int i = 0; i < 4; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        x += (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
-    }
-    return x * 1.7320508f;
-}
 
 static void naive_conv(const attn_conv2d *c, const float *x, const float *wt, const float *b,
                        float *y) {
@@ -74,9 +57,9 @@ static void test_conv2d_matches_loops(void **state) {
         size_t ny = c.c_out * c.h_out * c.w_out, nwork;
         float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(c.c_out * 4);
         float *want = malloc(ny * 4), *got = malloc(ny * 4);
-        for (size_t i = 0; i < nx; i++) x[i] = gauss(&seed);
-        for (size_t i = 0; i < nw; i++) wt[i] = gauss(&seed);
-        for (size_t i = 0; i < c.c_out; i++) b[i] = gauss(&seed);
+        for (size_t i = 0; i < nx; i++) x[i] = tu_gauss(&seed);
+        for (size_t i = 0; i < nw; i++) wt[i] = tu_gauss(&seed);
+        for (size_t i = 0; i < c.c_out; i++) b[i] = tu_gauss(&seed);
         assert_true(attn__conv2d_workspace(&c, c.h_out, &nwork));
         float *work = malloc((nwork ? nwork : 1) * 4);
         for (int with_bias = 0; with_bias < 2; with_bias++) {
@@ -114,10 +97,10 @@ static void test_chan_layernorm(void **state) {
     /* half the pixels have a tiny spread, where eps on the std and eps
      * inside the square root differ by ~eps/std (0.3%) */
     for (size_t i = 0; i < C * HW; i++)
-        x[i] = (i % HW) < HW / 2 ? 0.003f * gauss(&seed) : 2.0f * gauss(&seed) + 1.0f;
+        x[i] = (i % HW) < HW / 2 ? 0.003f * tu_gauss(&seed) : 2.0f * tu_gauss(&seed) + 1.0f;
     for (size_t i = 0; i < C; i++) {
-        g[i] = gauss(&seed);
-        b[i] = gauss(&seed);
+        g[i] = tu_gauss(&seed);
+        b[i] = tu_gauss(&seed);
     }
     attn__chan_layernorm(x, C, HW, g, b, 1e-5f, y);
     for (size_t p = 0; p < HW; p++) {

@@ -2,17 +2,9 @@
  * round-trip text, nearest among the shortest, attnd's layout) and reading
  * its output back with svc_num_f32.  server/json_num.o is linked in (see the
  * Makefile); tests/gen/f32_format_exhaustive.c checks all 2^32 floats. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "test_util.h"
 
 #include <float.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "../../server/json_num.h"
 

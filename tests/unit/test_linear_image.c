@@ -57,10 +57,7 @@ static attn_tensor_set *weights(const cfg *c, uint64_t seed) {
 
 static attn_model *build_w(const cfg *c, const attn_tensor_set *w) {
     char buf[512];
-    attn_model *m = NULL;
-    attn_error e = {0};
-    if (attn_model_new("linear_image", cfg_json(c, buf, sizeof buf), w, &m, &e)) fail_msg("build: %s", e.msg);
-    return m;
+    return tu_model_w("linear_image", cfg_json(c, buf, sizeof buf), w);
 }
 
 static attn_model *build(const cfg *c, uint64_t seed) {
@@ -78,13 +75,6 @@ static attn_tensor *img(uint64_t seed, int64_t B, int64_t C, int64_t H, int64_t 
 static attn_tensor *seq(uint64_t seed, int64_t B, int64_t C, int64_t L) {
     int64_t sh[3] = {B, C, L};
     return tu_randn(&seed, 3, sh);
-}
-
-static attn_tensor *copy(const attn_tensor *t) {
-    attn_tensor *c = NULL;
-    assert_int_equal(attn_tensor_new(t->dtype, t->rank, t->shape, &c, NULL), ATTN_OK);
-    memcpy(c->data, t->data, t->nbytes);
-    return c;
 }
 
 /* Runs with x and an optional context (both stolen); NULL + *st on error. */
@@ -216,7 +206,7 @@ static void pixel_permutation_equivariant(void **state) {
     attn_model *m = build(&c, 20);
     const int64_t H = 2, W = 3, n = H * W;
     static const int perm[6] = {4, 0, 5, 2, 1, 3};
-    attn_tensor *x = img(21, 1, 3, H, W), *xp = copy(x);
+    attn_tensor *x = img(21, 1, 3, H, W), *xp = tu_copy(x);
     for (int ch = 0; ch < 3; ch++)
         for (int i = 0; i < n; i++) ((float *)xp->data)[ch * n + i] = ((float *)x->data)[ch * n + perm[i]];
     attn_tensor *o = run(m, x, NULL, 1), *op = run(m, xp, NULL, 1);
@@ -232,13 +222,13 @@ static void context_order_does_not_matter(void **state) {
     (void)state;
     cfg c = {.chan = 3, .kd = 2, .vd = 2, .heads = 2};
     attn_model *m = build(&c, 30);
-    attn_tensor *x = img(31, 2, 3, 3, 2), *cx = seq(32, 2, 3, 5), *cr = copy(cx);
+    attn_tensor *x = img(31, 2, 3, 3, 2), *cx = seq(32, 2, 3, 5), *cr = tu_copy(cx);
     for (int b = 0; b < 2; b++)
         for (int ch = 0; ch < 3; ch++)
             for (int l = 0; l < 5; l++)
                 ((float *)cr->data)[(b * 3 + ch) * 5 + l] = ((float *)cx->data)[(b * 3 + ch) * 5 + 4 - l];
-    attn_tensor *o0 = run(m, copy(x), NULL, 1);
-    attn_tensor *o1 = run(m, copy(x), cx, 1), *o2 = run(m, x, cr, 2);
+    attn_tensor *o0 = run(m, tu_copy(x), NULL, 1);
+    attn_tensor *o1 = run(m, tu_copy(x), cx, 1), *o2 = run(m, x, cr, 2);
     assert_true(tu_maxdiff(o1, o2) < 1e-5f);
     assert_true(tu_maxdiff(o0, o1) > 1e-4f); /* the context does contribute */
     attn_tensor_free(o0);
@@ -290,7 +280,7 @@ static void batches_and_threads_independent(void **state) {
     attn_tensor *x1 = img(0, 1, 4, 5, 6), *c1 = seq(0, 1, 4, 7);
     memcpy(x1->data, (float *)x->data + 2 * 4 * 30, 4 * 30 * sizeof(float));
     memcpy(c1->data, (float *)cx->data + 2 * 4 * 7, 4 * 7 * sizeof(float));
-    attn_tensor *o1 = run(m, copy(x), copy(cx), 1), *o3 = run(m, x, cx, 3), *ob = run(m, x1, c1, 1);
+    attn_tensor *o1 = run(m, tu_copy(x), tu_copy(cx), 1), *o3 = run(m, x, cx, 3), *ob = run(m, x1, c1, 1);
     assert_true(tu_maxdiff(o1, o3) == 0.0f);
     float md = 0;
     for (int i = 0; i < 3 * 30; i++)

@@ -61,10 +61,7 @@ static attn_tensor_set *weights(const cfg *c, uint64_t seed) {
 
 static attn_model *build_w(const cfg *c, const attn_tensor_set *w) {
     char buf[512];
-    attn_model *m = NULL;
-    attn_error e = {0};
-    if (attn_model_new("linear_self", cfg_json(c, buf, sizeof buf), w, &m, &e)) fail_msg("build: %s", e.msg);
-    return m;
+    return tu_model_w("linear_self", cfg_json(c, buf, sizeof buf), w);
 }
 
 static attn_model *build(const cfg *c, uint64_t seed) {
@@ -77,9 +74,7 @@ static attn_model *build(const cfg *c, uint64_t seed) {
 static attn_status try_build(const cfg *c, const char *extra_cfg, attn_error *e) {
     char buf[512];
     attn_tensor_set *w = weights(c, 1);
-    attn_model *m = NULL;
-    attn_status st = attn_model_new("linear_self", extra_cfg ? extra_cfg : cfg_json(c, buf, sizeof buf), w, &m, e);
-    attn_model_free(m);
+    attn_status st = tu_model_status("linear_self", extra_cfg ? extra_cfg : cfg_json(c, buf, sizeof buf), w, e);
     attn_tensor_set_free(w);
     return st;
 }
@@ -87,21 +82,6 @@ static attn_status try_build(const cfg *c, const char *extra_cfg, attn_error *e)
 static attn_tensor *x_new(uint64_t seed, int64_t B, int64_t N, int64_t D) {
     int64_t sh[3] = {B, N, D};
     return tu_randn(&seed, 3, sh);
-}
-
-static attn_tensor *copy(const attn_tensor *t) {
-    attn_tensor *c = NULL;
-    assert_int_equal(attn_tensor_new(t->dtype, t->rank, t->shape, &c, NULL), ATTN_OK);
-    memcpy(c->data, t->data, t->nbytes);
-    return c;
-}
-
-static attn_tensor *mask_new(int64_t B, int64_t N, const uint8_t *vals) {
-    attn_tensor *t = NULL;
-    int64_t sh[2] = {B, N};
-    assert_int_equal(attn_tensor_new(ATTN_BOOL, 2, sh, &t, NULL), ATTN_OK);
-    memcpy(t->data, vals, (size_t)(B * N));
-    return t;
 }
 
 /* Runs with the named inputs (stolen; NULL entries skipped). */
@@ -120,24 +100,11 @@ static attn_tensor *run(const attn_model *m, attn_tensor *x, attn_tensor *mask) 
     return run4(m, 1, "x", x, "input_mask", mask, NULL, NULL);
 }
 
+/* tu_run_status on `in` (freed). */
 static attn_status run_err(const attn_model *m, attn_tensor_set *in, attn_error *e) {
-    attn_status st;
-    attn_tensor *o = tu_run(m, in, 1, &st, e);
-    assert_null(o);
+    attn_status st = tu_run_status(m, in, e);
     attn_tensor_set_free(in);
     return st;
-}
-
-static float rows_diff(const attn_tensor *a, const attn_tensor *b, int64_t bi, int64_t r0, int64_t r1) {
-    const int64_t N = a->shape[1], D = a->shape[2];
-    const float *x = (const float *)a->data + bi * N * D, *y = (const float *)b->data + bi * N * D;
-    float md = 0;
-    for (int64_t i = r0 * D; i < r1 * D; i++) {
-        float d = fabsf(x[i] - y[i]);
-        if (d != d) return INFINITY;
-        md = d > md ? d : md;
-    }
-    return md;
 }
 
 /* ---- tests ---- */
@@ -225,7 +192,7 @@ static void input_errors(void **state) {
     tu_add(in, "x", x_new(1, 2, 8, 8));
     uint8_t ones[16];
     memset(ones, 1, sizeof ones);
-    tu_add(in, "input_mask", mask_new(2, 7, ones));
+    tu_add(in, "input_mask", tu_mask(2, 7, ones));
     assert_int_equal(run_err(m, in, &e), ATTN_E_SHAPE);
     assert_non_null(strstr(e.msg, "input_mask"));
     attn_model_free(m);
@@ -247,7 +214,7 @@ static void input_errors(void **state) {
     in = attn_tensor_set_new();
     tu_add(in, "x", x_new(1, 2, 8, 8));
     tu_add(in, "context", x_new(2, 2, 5, 8));
-    tu_add(in, "context_mask", mask_new(2, 8, ones)); /* (B,N), not (B,S) */
+    tu_add(in, "context_mask", tu_mask(2, 8, ones)); /* (B,N), not (B,S) */
     assert_int_equal(run_err(m, in, &e), ATTN_E_SHAPE);
     attn_model_free(m);
 
@@ -268,13 +235,13 @@ static void causal_ignores_the_future(void **state) {
             cfg c = {.dim = 12, .heads = 3, .causal = true, .bs = bs, .psi = psis[p], .one_kv = p % 2};
             attn_model *m = build(&c, 10 + p);
             const int64_t N = 12, t0 = 6; /* change t >= 6 (bucket 1 of size 4 starts at 4) */
-            attn_tensor *x = x_new(20 + p, 2, N, 12), *x2 = copy(x);
+            attn_tensor *x = x_new(20 + p, 2, N, 12), *x2 = tu_copy(x);
             float *q = x2->data;
             for (int64_t i = t0 * 12; i < N * 12; i++) q[i] += 1.5f * (float)(i % 5) - 2.0f;
             attn_tensor *o1 = run(m, x, NULL), *o2 = run(m, x2, NULL);
-            assert_true(rows_diff(o1, o2, 0, 0, t0) <= 1e-6f);
-            assert_true(rows_diff(o1, o2, 0, t0, N) > 1e-5f);
-            assert_true(rows_diff(o1, o2, 1, 0, N) <= 1e-6f); /* batch 1 untouched */
+            assert_true(tu_rows_diff(o1, o2, 0, 0, t0) <= 1e-6f);
+            assert_true(tu_rows_diff(o1, o2, 0, t0, N) > 1e-5f);
+            assert_true(tu_rows_diff(o1, o2, 1, 0, N) <= 1e-6f); /* batch 1 untouched */
             attn_tensor_free(o1);
             attn_tensor_free(o2);
             attn_model_free(m);
@@ -306,13 +273,13 @@ static void bucket_mates_are_blind(void **state) {
     (void)state;
     cfg c = {.dim = 8, .heads = 2, .causal = true, .bs = 4, .psi = "relu"};
     attn_model *m = build(&c, 35);
-    attn_tensor *x = x_new(36, 1, 12, 8), *x2 = copy(x);
+    attn_tensor *x = x_new(36, 1, 12, 8), *x2 = tu_copy(x);
     for (int d = 0; d < 8; d++) ((float *)x2->data)[5 * 8 + d] += 2.0f - (float)d;
     attn_tensor *o1 = run(m, x, NULL), *o2 = run(m, x2, NULL);
-    assert_true(rows_diff(o1, o2, 0, 0, 5) <= 1e-6f);
-    assert_true(rows_diff(o1, o2, 0, 6, 8) <= 1e-6f);
-    assert_true(rows_diff(o1, o2, 0, 5, 6) > 1e-5f);
-    assert_true(rows_diff(o1, o2, 0, 8, 12) > 1e-5f);
+    assert_true(tu_rows_diff(o1, o2, 0, 0, 5) <= 1e-6f);
+    assert_true(tu_rows_diff(o1, o2, 0, 6, 8) <= 1e-6f);
+    assert_true(tu_rows_diff(o1, o2, 0, 5, 6) > 1e-5f);
+    assert_true(tu_rows_diff(o1, o2, 0, 8, 12) > 1e-5f);
     attn_tensor_free(o1);
     attn_tensor_free(o2);
     attn_model_free(m);
@@ -325,7 +292,7 @@ static void one_position_returns_value(void **state) {
     cfg c = {.dim = 6, .heads = 2, .causal = true};
     attn_tensor_set *w = weights(&c, 41);
     attn_model *m = build_w(&c, w);
-    attn_tensor *x = x_new(42, 1, 1, 6), *xc = copy(x);
+    attn_tensor *x = x_new(42, 1, 1, 6), *xc = tu_copy(x);
     attn_tensor *o = run(m, x, NULL);
     const float *wv = attn_tensor_set_get(w, "to_v.weight")->data;
     const float *wo = attn_tensor_set_get(w, "to_out.weight")->data;
@@ -354,13 +321,13 @@ static void masked_keys_do_not_leak(void **state) {
         attn_tensor_set *w = weights(&c, 50 + causal);
         attn_model *m = build_w(&c, w);
         static const uint8_t mv[12] = {1, 1, 0, 1, 1, 0, /**/ 0, 0, 0, 0, 0, 0};
-        attn_tensor *x = x_new(52, 2, 6, 8), *x2 = copy(x);
+        attn_tensor *x = x_new(52, 2, 6, 8), *x2 = tu_copy(x);
         float *p = x2->data;
         for (int d = 0; d < 8; d++) p[2 * 8 + d] += 3.0f, p[5 * 8 + d] -= 1.0f + (float)d;
-        attn_tensor *o1 = run(m, x, mask_new(2, 6, mv)), *o2 = run(m, x2, mask_new(2, 6, mv));
-        assert_true(rows_diff(o1, o2, 0, 0, 2) <= 1e-6f);
-        assert_true(rows_diff(o1, o2, 0, 3, 5) <= 1e-6f);
-        assert_true(rows_diff(o1, o2, 0, 2, 3) > 1e-5f); /* its own query still changes */
+        attn_tensor *o1 = run(m, x, tu_mask(2, 6, mv)), *o2 = run(m, x2, tu_mask(2, 6, mv));
+        assert_true(tu_rows_diff(o1, o2, 0, 0, 2) <= 1e-6f);
+        assert_true(tu_rows_diff(o1, o2, 0, 3, 5) <= 1e-6f);
+        assert_true(tu_rows_diff(o1, o2, 0, 2, 3) > 1e-5f); /* its own query still changes */
         /* batch 1 has every key masked: masked values are zeroed, so the
          * attention output is 0 and the layer returns its bias. */
         const float *bias = attn_tensor_set_get(w, "to_out.bias")->data;
@@ -379,7 +346,7 @@ static void permutation_equivariant(void **state) {
     cfg c = {.dim = 8, .heads = 2, .dh = 3};
     attn_model *m = build(&c, 60);
     static const int perm[7] = {6, 2, 0, 5, 1, 3, 4};
-    attn_tensor *x = x_new(61, 1, 7, 8), *xp = copy(x);
+    attn_tensor *x = x_new(61, 1, 7, 8), *xp = tu_copy(x);
     for (int i = 0; i < 7; i++) memcpy((float *)xp->data + i * 8, (float *)x->data + perm[i] * 8, 8 * sizeof(float));
     attn_tensor *o = run(m, x, NULL), *op = run(m, xp, NULL);
     for (int i = 0; i < 7; i++)
@@ -402,8 +369,8 @@ static void context_mode_matches_self(void **state) {
         attn_tensor_set *w = weights(&self, 70);
         attn_model *ms = build_w(&self, w), *mc = build_w(&ctx, w);
         attn_tensor *x = x_new(71, 2, 8, 8);
-        attn_tensor *o1 = run(ms, copy(x), mask_new(2, 8, mv));
-        attn_tensor *o2 = run4(mc, 2, "x", copy(x), "context", x, "context_mask", mask_new(2, 8, mv));
+        attn_tensor *o1 = run(ms, tu_copy(x), tu_mask(2, 8, mv));
+        attn_tensor *o2 = run4(mc, 2, "x", tu_copy(x), "context", x, "context_mask", tu_mask(2, 8, mv));
         assert_true(tu_maxdiff(o1, o2) <= 1e-6f);
         attn_tensor_free(o1);
         attn_tensor_free(o2);
@@ -428,7 +395,7 @@ static void one_kv_head_with_one_head_is_plain(void **state) {
         attn_tensor_set *w = weights(&a, 80); /* same shapes for both with one head */
         attn_model *ma = build_w(&a, w), *mb = build_w(&b, w);
         attn_tensor *x = x_new(81, 2, 5, 6);
-        attn_tensor *o1 = run(ma, copy(x), NULL), *o2 = run(mb, x, NULL);
+        attn_tensor *o1 = run(ma, tu_copy(x), NULL), *o2 = run(mb, x, NULL);
         assert_true(tu_maxdiff(o1, o2) == 0.0f);
         attn_tensor_free(o1);
         attn_tensor_free(o2);
@@ -443,7 +410,7 @@ static void threads_agree(void **state) {
     cfg c = {.dim = 16, .heads = 4, .causal = true, .bs = 2, .psi = "softplus"};
     attn_model *m = build(&c, 90);
     attn_tensor *x = x_new(91, 3, 130, 16);
-    attn_tensor *o1 = run4(m, 1, "x", copy(x), NULL, NULL, NULL, NULL);
+    attn_tensor *o1 = run4(m, 1, "x", tu_copy(x), NULL, NULL, NULL, NULL);
     attn_tensor *o3 = run4(m, 3, "x", x, NULL, NULL, NULL, NULL);
     assert_true(tu_maxdiff(o1, o3) == 0.0f);
     attn_tensor_free(o1);

@@ -5,121 +5,16 @@
  * exact shared-QK attention, outputs are convex combinations of the values,
  * keys are ignored, a seed reproduces, and the shape/config errors.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "test_util.h"
 
-#include <cmocka.h>
-
-#include <math.h>
 #include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "attn.h"
-
-typedef struct qkv {
-    int64_t N, L, S, H, E, D;
-    float *q, *k, *v;
-    uint8_t *mask;
-    int64_t *kl;
-} qkv;
-
-static float gauss(uint64_t *s) {
-    float x = 0.0f;
-    for (int i = 0; i < 4; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        x += (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
-    }
-    return x * 1.7320508f;
-}
-
-static qkv make(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int64_t D, uint64_t seed) {
-    qkv a = {N, L, S, H, E, D, NULL, NULL, NULL, NULL, NULL};
-    size_t nq = (size_t)(N * L * H * E), nk = (size_t)(N * S * H * E), nv = (size_t)(N * S * H * D);
-    a.q = malloc(nq * sizeof(float));
-    a.k = malloc(nk * sizeof(float));
-    a.v = malloc(nv * sizeof(float));
-    assert_true(a.q && a.k && a.v);
-    for (size_t i = 0; i < nq; i++) a.q[i] = gauss(&seed);
-    for (size_t i = 0; i < nk; i++) a.k[i] = gauss(&seed);
-    for (size_t i = 0; i < nv; i++) a.v[i] = gauss(&seed);
-    return a;
-}
-
-static void drop(qkv *a) {
-    free(a->q);
-    free(a->k);
-    free(a->v);
-    free(a->mask);
-    free(a->kl);
-}
-
-static void causal_mask(qkv *a) {
-    a->mask = calloc((size_t)(a->L * a->S), 1);
-    assert_non_null(a->mask);
-    for (int64_t i = 0; i < a->L; i++)
-        for (int64_t j = 0; j <= i && j < a->S; j++) a->mask[i * a->S + j] = 1;
-}
-
-static void add(attn_tensor_set *s, const char *name, attn_dtype t, int rank, const int64_t *shape,
-                const void *data) {
-    attn_tensor *x;
-    assert_int_equal(attn_tensor_new(t, rank, shape, &x, NULL), ATTN_OK);
-    memcpy(x->data, data, x->nbytes);
-    assert_int_equal(attn_tensor_set_add(s, name, x, NULL), ATTN_OK);
-}
-
-static attn_status run_threads(const char *config, const qkv *a, int threads, attn_tensor **out,
-                               attn_error *err) {
-    attn_model *m = NULL;
-    *out = NULL;
-    attn_status st = attn_model_new("reformer", config, NULL, &m, err);
-    if (st) return st;
-    attn_tensor_set *s = attn_tensor_set_new();
-    assert_non_null(s);
-    int64_t qs[4] = {a->N, a->L, a->H, a->E}, ks[4] = {a->N, a->S, a->H, a->E},
-            vs[4] = {a->N, a->S, a->H, a->D}, ms[2] = {a->L, a->S}, ns[1] = {a->N};
-    add(s, "queries", ATTN_F32, 4, qs, a->q);
-    add(s, "keys", ATTN_F32, 4, ks, a->k);
-    add(s, "values", ATTN_F32, 4, vs, a->v);
-    if (a->mask) add(s, "attn_mask", ATTN_BOOL, 2, ms, a->mask);
-    if (a->kl) add(s, "key_lengths", ATTN_I64, 1, ns, a->kl);
-    attn_ctx *ctx = attn_ctx_new(threads);
-    st = attn_model_forward(m, ctx, s, out, err);
-    attn_ctx_free(ctx);
-    attn_tensor_set_free(s);
-    attn_model_free(m);
-    return st;
-}
-
-static attn_tensor *run_ok(const char *config, const qkv *a) {
-    attn_tensor *out;
-    attn_error err = {0};
-    if (run_threads(config, a, 2, &out, &err)) fail_msg("%s: %s", config, err.msg);
-    assert_int_equal(out->shape[0], a->N);
-    assert_int_equal(out->shape[1], a->L);
-    assert_int_equal(out->shape[2], a->H);
-    assert_int_equal(out->shape[3], a->D);
-    return out;
-}
-
-static attn_status run_err(const char *config, const qkv *a, attn_error *err) {
-    attn_tensor *out;
-    attn_status st = run_threads(config, a, 1, &out, err);
-    attn_tensor_free(out);
-    return st;
-}
-
-static size_t numel(const qkv *a) { return (size_t)(a->N * a->L * a->H * a->D); }
 
 /* Shared-QK full attention in double: keys are the unit-length queries
  * (0 at padded positions), logits q_i·k_j + key padding (-inf) + -1e9 on
  * the diagonal when `masked` + attn_mask (-inf). */
-static float *shared_qk_ref(const qkv *a, double temp, bool masked) {
+static float *shared_qk_ref(const tu_qkv_buf *a, double temp, bool masked) {
     int64_t L = a->L, H = a->H, E = a->E;
-    float *out = malloc(numel(a) * sizeof(float));
+    float *out = malloc(tu_qkv_buf_out_numel(a) * sizeof(float));
     double *w = malloc((size_t)L * sizeof *w), *kn = malloc((size_t)(L * E) * sizeof *kn);
     assert_true(out && w && kn);
     for (int64_t n = 0; n < a->N; n++)
@@ -155,16 +50,10 @@ static float *shared_qk_ref(const qkv *a, double temp, bool masked) {
     return out;
 }
 
-static void assert_close(const float *got, const float *want, size_t n, float tol) {
-    for (size_t i = 0; i < n; i++)
-        if (!(fabsf(got[i] - want[i]) <= tol * (1.0f + fabsf(want[i]))))
-            fail_msg("element %zu: got %.8g, want %.8g", i, (double)got[i], (double)want[i]);
-}
-
 /* Per (n,h,d): every output lies within the values' range, widened to 0
  * when `with_zero` (a fully masked row is unmasked by the reference
  * together with chunk 0's zero look-back keys and values). */
-static void assert_convex(const qkv *a, const float *y, bool with_zero) {
+static void assert_convex(const tu_qkv_buf *a, const float *y, bool with_zero) {
     for (int64_t n = 0; n < a->N; n++)
         for (int64_t h = 0; h < a->H; h++)
             for (int64_t d = 0; d < a->D; d++) {
@@ -189,7 +78,7 @@ static void assert_convex(const qkv *a, const float *y, bool with_zero) {
 /* One chunk holds every position, so hashing cannot matter: exact
  * shared-QK attention, and every round is the same. */
 static void test_one_chunk_is_shared_qk_full(void **st) {
-    qkv a = make(2, 8, 8, 2, 6, 6, 1);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 8, 8, 2, 6, 6, 1);
     a.kl = malloc(2 * sizeof *a.kl);
     a.kl[0] = 8;
     a.kl[1] = 5;
@@ -203,15 +92,15 @@ static void test_one_chunk_is_shared_qk_full(void **st) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         free(a.mask);
         a.mask = NULL;
-        if (cases[i].causal) causal_mask(&a);
-        attn_tensor *o = run_ok(cases[i].cfg, &a);
+        if (cases[i].causal) tu_qkv_buf_causal(&a);
+        attn_tensor *o = tu_qkv_buf_run_ok("reformer", cases[i].cfg, &a);
         double temp = cases[i].temp ? cases[i].temp : 1.0 / sqrt(6.0);
         float *want = shared_qk_ref(&a, temp, cases[i].masked);
-        assert_close(o->data, want, numel(&a), 1e-5f);
+        tu_assert_close(o->data, want, tu_qkv_buf_out_numel(&a), 1e-5f);
         free(want);
         attn_tensor_free(o);
     }
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 /* Without padding or attn_mask every query sees at least itself (the
@@ -225,16 +114,16 @@ static void test_convex_combination(void **st) {
         "{\"chunk_size\": 1, \"bits\": 64, \"rounds\": 5, \"masked\": true}",
     };
     for (size_t c = 0; c < 4; c++) {
-        qkv a = make(2, 16, 16, 3, 5, 5, 2 + c);
-        attn_tensor *o = run_ok(cfgs[c], &a);
+        tu_qkv_buf a = tu_qkv_buf_new(2, 16, 16, 3, 5, 5, 2 + c);
+        attn_tensor *o = tu_qkv_buf_run_ok("reformer", cfgs[c], &a);
         assert_convex(&a, o->data, false);
-        for (size_t i = 0; i < numel(&a); i++) a.v[i] = 0.75f;
+        for (size_t i = 0; i < tu_qkv_buf_out_numel(&a); i++) a.v[i] = 0.75f;
         attn_tensor_free(o);
-        o = run_ok(cfgs[c], &a);
+        o = tu_qkv_buf_run_ok("reformer", cfgs[c], &a);
         const float *y = o->data;
-        for (size_t i = 0; i < numel(&a); i++) assert_float_equal(y[i], 0.75f, 1e-6f);
+        for (size_t i = 0; i < tu_qkv_buf_out_numel(&a); i++) assert_float_equal(y[i], 0.75f, 1e-6f);
         attn_tensor_free(o);
-        drop(&a);
+        tu_qkv_buf_free(&a);
     }
 }
 
@@ -244,53 +133,53 @@ static void test_convex_combination(void **st) {
 static void test_masked_rows_stay_finite(void **st) {
     const char *cfgs[] = {"{\"chunk_size\": 2, \"bits\": 3}", "{\"chunk_size\": 4, \"masked\": true}"};
     for (size_t c = 0; c < 2; c++) {
-        qkv a = make(2, 16, 16, 3, 5, 5, 7 + c);
+        tu_qkv_buf a = tu_qkv_buf_new(2, 16, 16, 3, 5, 5, 7 + c);
         a.kl = malloc(2 * sizeof *a.kl);
         a.kl[0] = 16;
         a.kl[1] = 3;
-        causal_mask(&a);
-        attn_tensor *o = run_ok(cfgs[c], &a);
+        tu_qkv_buf_causal(&a);
+        attn_tensor *o = tu_qkv_buf_run_ok("reformer", cfgs[c], &a);
         const float *y = o->data;
-        for (size_t i = 0; i < numel(&a); i++) assert_true(isfinite(y[i]));
+        for (size_t i = 0; i < tu_qkv_buf_out_numel(&a); i++) assert_true(isfinite(y[i]));
         assert_convex(&a, o->data, true);
         attn_tensor_free(o);
-        drop(&a);
+        tu_qkv_buf_free(&a);
     }
 }
 
 /* Several chunks: no longer full attention (the approximation shows). */
 static void test_chunks_approximate(void **st) {
-    qkv a = make(1, 32, 32, 1, 4, 4, 3);
-    attn_tensor *o = run_ok("{\"chunk_size\": 4, \"rounds\": 1}", &a);
+    tu_qkv_buf a = tu_qkv_buf_new(1, 32, 32, 1, 4, 4, 3);
+    attn_tensor *o = tu_qkv_buf_run_ok("reformer", "{\"chunk_size\": 4, \"rounds\": 1}", &a);
     float *want = shared_qk_ref(&a, 0.5, false);
     const float *y = o->data;
     bool differs = false;
-    for (size_t i = 0; i < numel(&a); i++) differs |= fabsf(y[i] - want[i]) > 1e-3f;
+    for (size_t i = 0; i < tu_qkv_buf_out_numel(&a); i++) differs |= fabsf(y[i] - want[i]) > 1e-3f;
     assert_true(differs);
     free(want);
     attn_tensor_free(o);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 static void test_keys_ignored(void **st) {
-    qkv a = make(2, 12, 12, 2, 4, 4, 4);
-    attn_tensor *o1 = run_ok("{\"chunk_size\": 3}", &a);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 12, 12, 2, 4, 4, 4);
+    attn_tensor *o1 = tu_qkv_buf_run_ok("reformer", "{\"chunk_size\": 3}", &a);
     for (size_t i = 0; i < (size_t)(a.N * a.S * a.H * a.E); i++) a.k[i] = -7.0f * a.k[i] + 1.0f;
-    attn_tensor *o2 = run_ok("{\"chunk_size\": 3}", &a);
+    attn_tensor *o2 = tu_qkv_buf_run_ok("reformer", "{\"chunk_size\": 3}", &a);
     assert_memory_equal(o1->data, o2->data, o1->nbytes);
     attn_tensor_free(o1);
     attn_tensor_free(o2);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 static void test_seed_reproducible(void **st) {
-    qkv a = make(2, 24, 24, 2, 6, 6, 5);
+    tu_qkv_buf a = tu_qkv_buf_new(2, 24, 24, 2, 6, 6, 5);
     attn_tensor *o1, *o2, *o3, *o4;
     attn_error err;
-    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 17}", &a, 1, &o1, &err), ATTN_OK);
-    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 17}", &a, 2, &o2, &err), ATTN_OK);
-    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 17}", &a, 3, &o3, &err), ATTN_OK);
-    assert_int_equal(run_threads("{\"chunk_size\": 4, \"seed\": 18}", &a, 1, &o4, &err), ATTN_OK);
+    assert_int_equal(tu_qkv_buf_run("reformer", "{\"chunk_size\": 4, \"seed\": 17}", &a, 1, &o1, &err), ATTN_OK);
+    assert_int_equal(tu_qkv_buf_run("reformer", "{\"chunk_size\": 4, \"seed\": 17}", &a, 2, &o2, &err), ATTN_OK);
+    assert_int_equal(tu_qkv_buf_run("reformer", "{\"chunk_size\": 4, \"seed\": 17}", &a, 3, &o3, &err), ATTN_OK);
+    assert_int_equal(tu_qkv_buf_run("reformer", "{\"chunk_size\": 4, \"seed\": 18}", &a, 1, &o4, &err), ATTN_OK);
     assert_memory_equal(o1->data, o2->data, o1->nbytes);
     assert_memory_equal(o1->data, o3->data, o1->nbytes);
     assert_true(memcmp(o1->data, o4->data, o1->nbytes) != 0);
@@ -298,31 +187,31 @@ static void test_seed_reproducible(void **st) {
     attn_tensor_free(o2);
     attn_tensor_free(o3);
     attn_tensor_free(o4);
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 static void test_shape_errors(void **st) {
     attn_error err = {0};
-    qkv a = make(1, 8, 6, 1, 4, 4, 6); /* S != L */
-    assert_int_equal(run_err("{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
+    tu_qkv_buf a = tu_qkv_buf_new(1, 8, 6, 1, 4, 4, 6); /* S != L */
+    assert_int_equal(tu_qkv_buf_run_err("reformer", "{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
     assert_non_null(strstr(err.msg, "S = 6"));
-    drop(&a);
-    a = make(1, 8, 8, 1, 4, 3, 7); /* D != E */
-    assert_int_equal(run_err("{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
+    tu_qkv_buf_free(&a);
+    a = tu_qkv_buf_new(1, 8, 8, 1, 4, 3, 7); /* D != E */
+    assert_int_equal(tu_qkv_buf_run_err("reformer", "{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
     assert_non_null(strstr(err.msg, "D == E"));
-    drop(&a);
-    a = make(1, 10, 10, 1, 4, 4, 8); /* L not a multiple of chunk_size */
-    assert_int_equal(run_err("{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
+    tu_qkv_buf_free(&a);
+    a = tu_qkv_buf_new(1, 10, 10, 1, 4, 4, 8); /* L not a multiple of chunk_size */
+    assert_int_equal(tu_qkv_buf_run_err("reformer", "{\"chunk_size\": 4}", &a, &err), ATTN_E_SHAPE);
     assert_non_null(strstr(err.msg, "chunk_size"));
     /* The default chunk (32) needs L a multiple of 32. */
-    assert_int_equal(run_err("{}", &a, &err), ATTN_E_SHAPE);
-    attn_tensor_free(run_ok("{\"chunk_size\": 5}", &a));
-    attn_tensor_free(run_ok("{\"chunk_size\": 10}", &a));
-    drop(&a);
+    assert_int_equal(tu_qkv_buf_run_err("reformer", "{}", &a, &err), ATTN_E_SHAPE);
+    attn_tensor_free(tu_qkv_buf_run_ok("reformer", "{\"chunk_size\": 5}", &a));
+    attn_tensor_free(tu_qkv_buf_run_ok("reformer", "{\"chunk_size\": 10}", &a));
+    tu_qkv_buf_free(&a);
 }
 
 static void test_config_errors(void **st) {
-    qkv a = make(1, 8, 8, 1, 4, 4, 9);
+    tu_qkv_buf a = tu_qkv_buf_new(1, 8, 8, 1, 4, 4, 9);
     attn_error err = {0};
     const char *bad[] = {
         "{\"chunk_size\": 0}", "{\"bits\": 0}",           "{\"bits\": 65}",
@@ -330,12 +219,12 @@ static void test_config_errors(void **st) {
         "{\"seed\": \"x\"}",   "{\"attention_dropout\": -0.1}", "[]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        attn_status got = run_err(bad[i], &a, &err);
+        attn_status got = tu_qkv_buf_run_err("reformer", bad[i], &a, &err);
         if (got != ATTN_E_CONFIG) fail_msg("%s: got %d (%s)", bad[i], got, err.msg);
     }
-    attn_tensor_free(run_ok("{\"chunk_size\": 8, \"bits\": 1, \"rounds\": 1, \"masked\": false, "
+    attn_tensor_free(tu_qkv_buf_run_ok("reformer", "{\"chunk_size\": 8, \"bits\": 1, \"rounds\": 1, \"masked\": false, "
                             "\"softmax_temp\": null, \"attention_dropout\": 0.0, \"seed\": 99}", &a));
-    drop(&a);
+    tu_qkv_buf_free(&a);
 }
 
 static void test_registry(void **st) {
