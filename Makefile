@@ -34,7 +34,8 @@ ifneq ($(SERVER_SRC),)
 TOOLS += $(BUILD)/attnd
 endif
 
-.PHONY: all deps test-deps test unit golden run asan clean bench fuzz fuzz-build install soak
+.PHONY: all deps test-deps test unit golden run asan clean bench fuzz fuzz-build install soak \
+        test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-fuzz
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so $(TOOLS)
 
 deps:
@@ -82,28 +83,56 @@ $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-golden: $(BUILD)/attn $(BUILD)/golden
+golden: tests/golden/run.sh $(BUILD)/attn $(BUILD)/golden
 	@bash tests/golden/run.sh $(BUILD)
 
-# Every tests/integration/run.sh, clients/*/test.sh and deploy/test.sh is
-# called with the build directory; each starts what it needs on loopback.
-# So are tests/hostile (bad input), tests/faults (disconnects, slow clients,
-# SIGTERM, kill -9, full queue) and tests/soak (30 s of mixed load).
-SUITES = $(wildcard tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh tests/soak/run.sh \
-                    clients/*/test.sh deploy/test.sh proto/test.sh)
+# `make test` = `all`, then these parts in this order; each also runs alone
+# (after `make deps test-deps` once).  Every suite script is called with the
+# build directory and starts what it needs on loopback.  The scripts are
+# prerequisites, so a missing one stops make ("No rule to make target").
+#   test-unit    every tests/unit/test_*.c (cmocka)          (alias: unit)
+#   test-golden  tests/golden/run.sh: every golden case      (alias: golden)
+#   test-bench   bench/smoke.sh: each mechanism at a tiny size, against PyTorch
+#   test-server  tests/integration, tests/hostile (bad input), tests/faults
+#                (disconnects, slow clients, SIGTERM, kill -9, full queue) and
+#                tests/soak (30 s of mixed load)
+#   test-clients clients/*/test.sh (C, JavaScript, Python)
+#   test-deploy  deploy/test.sh
+#   test-proto   proto/test.sh
+#   test-fuzz    every fuzz target for FUZZ_SMOKE_SECONDS
+TEST_PARTS    = test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-fuzz
 # The server suites that run against the sanitizer build too (make asan).
-ASAN_SUITES = $(wildcard tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh)
+ASAN_SUITES   = tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh
+SERVER_SUITES = $(ASAN_SUITES) tests/soak/run.sh
+CLIENT_SUITES = clients/c/test.sh clients/js/test.sh clients/python/test.sh
+SUITES        = $(SERVER_SUITES) $(CLIENT_SUITES) deploy/test.sh proto/test.sh
+# $(call run_suites,scripts,build dir[,environment]): each script in turn, stops at the first failure.
+run_suites = set -e; for s in $(1); do echo "== $$s"; $(3) bash $$s $(2); done
 
-test: deps test-deps
+test: $(SUITES) bench/smoke.sh tests/golden/run.sh deps test-deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit golden
+	@set -e; for t in $(TEST_PARTS); do $(MAKE) --no-print-directory $$t; done
+
+test-unit: unit
+test-golden: golden
+test-bench: bench/smoke.sh all
 	@bash bench/smoke.sh $(BUILD)
-	@set -e; for s in $(SUITES); do echo "== $$s"; bash $$s $(BUILD); done
+test-server: $(SERVER_SUITES) all
+	@$(call run_suites,$(SERVER_SUITES),$(BUILD))
+test-clients: $(CLIENT_SUITES) all
+	@$(call run_suites,$(CLIENT_SUITES),$(BUILD))
+test-deploy: deploy/test.sh all
+	@$(call run_suites,deploy/test.sh,$(BUILD))
+test-proto: proto/test.sh all
+	@$(call run_suites,proto/test.sh,$(BUILD))
+test-fuzz:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
-asan: deps test-deps
+# The sanitizer build (build/asan, -O1): test-unit, test-golden and the
+# ASAN_SUITES against it, with leak detection.
+asan: $(ASAN_SUITES) deps test-deps
 	@$(MAKE) --no-print-directory ASAN=1 OPT=-O1 all unit golden
-	@set -e; for s in $(ASAN_SUITES); do echo "== $$s (asan)"; ASAN_OPTIONS=detect_leaks=1 bash $$s build/asan; done
+	@$(call run_suites,$(ASAN_SUITES),build/asan,ASAN_OPTIONS=detect_leaks=1)
 
 # Five minutes of mixed load from wrk (no error but 503, RSS growth under 5%
 # after the warm-up), then a few hundred requests under valgrind memcheck on
