@@ -83,7 +83,7 @@ $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-golden: tests/golden/run.sh $(BUILD)/attn $(BUILD)/golden
+golden: $(BUILD)/attn $(BUILD)/golden
 	@bash tests/golden/run.sh $(BUILD)
 
 # `make test` = `all`, then these parts in this order; each also runs alone
