@@ -34,8 +34,7 @@ ifneq ($(SERVER_SRC),)
 TOOLS += $(BUILD)/attnd
 endif
 
-.PHONY: all deps test-deps test unit golden run asan clean bench fuzz fuzz-build install soak \
-        test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-fuzz
+.PHONY: all deps test-deps test unit golden run asan clean bench fuzz fuzz-build install soak
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so $(TOOLS)
 
 deps:
@@ -101,6 +100,7 @@ golden: $(BUILD)/attn $(BUILD)/golden
 #   test-proto   proto/test.sh
 #   test-fuzz    every fuzz target for FUZZ_SMOKE_SECONDS
 TEST_PARTS    = test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-fuzz
+.PHONY: $(TEST_PARTS)
 # The server suites that run against the sanitizer build too (make asan).
 ASAN_SUITES   = tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh
 SERVER_SUITES = $(ASAN_SUITES) tests/soak/run.sh
