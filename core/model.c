@@ -257,8 +257,10 @@ attn_status attn__model_new_nested(attn_model *m, const json_t *spec, attn_binde
     attn_status st;
     if (!mech) {
         st = attn__err(err, ATTN_E_CONFIG, "unknown nested attention type '%.64s'", type);
-    } else if (!mech->forward_qkv) {
+    } else if (!mech->info.is_inner) {
         st = attn__err(err, ATTN_E_CONFIG, "'%s' cannot be used as an inner attention", mech->info.name);
+    } else if (!mech->forward_qkv) {
+        st = attn__err(err, ATTN_E_INTERNAL, "'%s' is marked inner but has no forward_qkv", mech->info.name);
     } else {
         char full[192];
         snprintf(full, sizeof full, "%s%s", parent->prefix, prefix ? prefix : "");

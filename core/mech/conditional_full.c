@@ -16,7 +16,7 @@ typedef struct cond_state {
 static const attn_param cond_params[] = {
     {"other_attention", ATTN_P_OBJECT, NULL, 0, 0, NULL,
      "the attention used above the limit: {\"type\": ..., ...its config}"},
-    {"length_limit", ATTN_P_INT, "512", 1, 1e15, NULL, "full attention while L and S <= this"},
+    {"length_limit", ATTN_P_INT, "512", 0, 1e15, NULL, "full attention while L and S <= this"},
     {"softmax_temp", ATTN_P_FLOAT, "null", 0, 0, NULL, "null (or 0) means 1/sqrt(E)"},
     {"attention_dropout", ATTN_P_FLOAT, "0.1", 0, 1, NULL, "accepted and ignored (eval mode)"},
     {0},
