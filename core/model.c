@@ -551,7 +551,7 @@ attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_te
         *output = NULL;
         st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
     }
-    if (st && err && err->code != st) attn__err(err, st, "%s", attn_status_str(st));
+    if (st && err && err->code != st) attn__err(err, st, "%s%s", attn_status_str(st), attn__fail_detail(st));
     return st;
 }
 
@@ -576,6 +576,6 @@ attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const at
     }
     attn_tensor_free(aside);
     if (!st && attn__cancelled(ctx)) st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
-    if (st && err && err->code != st) attn__err(err, st, "%s", attn_status_str(st));
+    if (st && err && err->code != st) attn__err(err, st, "%s%s", attn_status_str(st), attn__fail_detail(st));
     return st;
 }

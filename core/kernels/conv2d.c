@@ -92,9 +92,9 @@ static void im2col(const attn_conv2d *c, const float *x, float *col, size_t row0
     }
 }
 
-void attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
-                  float *y, bool accumulate, float *work, size_t row0, size_t row1) {
-    if (row1 <= row0) return;
+attn_status attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
+                         float *y, bool accumulate, float *work, size_t row0, size_t row1) {
+    if (row1 <= row0) return ATTN_OK;
     size_t K = c->c_in * c->k_h * c->k_w, plane = c->h_out * c->w_out;
     size_t n = (row1 - row0) * c->w_out;
     const float *B;
@@ -109,10 +109,12 @@ void attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, con
         ldb = n;
     }
     float *Y = y + row0 * c->w_out;
-    attn__gemm(0, 0, c->c_out, n, K, 1.0f, weight, K, B, ldb, accumulate ? 1.0f : 0.0f, Y, plane);
+    attn_status st = attn__gemm(0, 0, c->c_out, n, K, 1.0f, weight, K, B, ldb, accumulate ? 1.0f : 0.0f, Y, plane);
+    if (st) return st;
     if (bias)
         for (size_t co = 0; co < c->c_out; co++) {
             float *yc = Y + co * plane, bv = bias[co];
             for (size_t i = 0; i < n; i++) yc[i] += bv;
         }
+    return ATTN_OK;
 }

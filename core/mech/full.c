@@ -90,7 +90,7 @@ static attn_status full_task(void *arg, size_t task, int worker) {
     /* Keys at or past key_lengths are -inf for every query: skip them. */
     for (size_t s0 = 0; s0 < klen; s0 += j->bk) {
         size_t nk = klen - s0 < j->bk ? klen - s0 : j->bk;
-        attn__gemm(0, 1, nq, nk, E, j->temp, q, H * E, k + s0 * H * E, H * E, 0.0f, sc, nk);
+        ATTN_TRY(attn__gemm(0, 1, nq, nk, E, j->temp, q, H * E, k + s0 * H * E, H * E, 0.0f, sc, nk));
         for (size_t i = 0; i < nq; i++) {
             float *row = sc + i * nk;
             if (a->attn_mask && !a->mask_all_ones) {
@@ -114,7 +114,7 @@ static attn_status full_task(void *arg, size_t task, int worker) {
                 for (size_t d = 0; d < D; d++) o[d] *= scale;
             }
         }
-        attn__gemm(0, 0, nq, D, nk, 1.0f, sc, nk, v + s0 * H * D, H * D, 1.0f, acc, D);
+        ATTN_TRY(attn__gemm(0, 0, nq, D, nk, 1.0f, sc, nk, v + s0 * H * D, H * D, 1.0f, acc, D));
     }
     float *out = j->out + ((n * L + l0) * H + h) * D;
     for (size_t i = 0; i < nq; i++) {

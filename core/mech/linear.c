@@ -115,7 +115,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     memset(kv, 0, F * D * sizeof *kv);
     memset(z, 0, F * sizeof *z);
     if (!s->causal) {
-        attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vv, D, 0.0f, kv, D);
+        ATTN_TRY(attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vv, D, 0.0f, kv, D));
         for (size_t t = 0; t < Su; t++) {
 #pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += pk[t * F + f];
@@ -123,7 +123,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
         float *o = blk; /* (CH, D) */
         for (size_t l0 = 0; l0 < L; l0 += CH) {
             size_t nl = L - l0 < CH ? L - l0 : CH;
-            attn__gemm(0, 0, nl, D, F, 1.0f, pq + l0 * F, F, kv, D, 0.0f, o, D);
+            ATTN_TRY(attn__gemm(0, 0, nl, D, F, 1.0f, pq + l0 * F, F, kv, D, 0.0f, o, D));
             for (size_t i = 0; i < nl; i++) {
                 const float *qf = pq + (l0 + i) * F;
                 float den = 0;
@@ -141,11 +141,11 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     for (size_t l0 = 0; l0 < L; l0 += CH) {
         size_t nl = L - l0 < CH ? L - l0 : CH;
         const float *qc = pq + l0 * F, *kc = pk + l0 * F, *vc = vv + l0 * D;
-        attn__gemm(0, 1, nl, nl, F, 1.0f, qc, F, kc, F, 0.0f, A, nl);
+        ATTN_TRY(attn__gemm(0, 1, nl, nl, F, 1.0f, qc, F, kc, F, 0.0f, A, nl));
         for (size_t i = 0; i < nl; i++)
             for (size_t t = i + 1; t < nl; t++) A[i * nl + t] = 0.0f;
-        attn__gemm(0, 0, nl, D, F, 1.0f, qc, F, kv, D, 0.0f, o, D);
-        attn__gemm(0, 0, nl, D, nl, 1.0f, A, nl, vc, D, 1.0f, o, D);
+        ATTN_TRY(attn__gemm(0, 0, nl, D, F, 1.0f, qc, F, kv, D, 0.0f, o, D));
+        ATTN_TRY(attn__gemm(0, 0, nl, D, nl, 1.0f, A, nl, vc, D, 1.0f, o, D));
         for (size_t i = 0; i < nl; i++) {
             const float *qf = qc + i * F;
             float den = 0;
@@ -156,7 +156,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
 #pragma omp simd
             for (size_t d = 0; d < D; d++) out[(l0 + i) * H * D + d] = o[i * D + d] * inv;
         }
-        attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, D, 1.0f, kv, D);
+        ATTN_TRY(attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, D, 1.0f, kv, D));
         for (size_t t = 0; t < nl; t++) {
 #pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += kc[t * F + f];

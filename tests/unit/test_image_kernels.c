@@ -82,11 +82,11 @@ static void test_conv2d_matches_loops(void **state) {
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             naive_conv(&c, x, wt, with_bias ? b : NULL, want);
             /* whole image, then row by row (as threads split it) */
-            attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, false, work, 0, c.h_out);
+            assert_int_equal(attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, false, work, 0, c.h_out), ATTN_OK);
             for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - want[i]) <= 1e-4f);
             for (size_t i = 0; i < ny; i++) got[i] = 1.0f;
             for (size_t r = 0; r < c.h_out; r++)
-                attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, true, work, r, r + 1);
+                assert_int_equal(attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, true, work, r, r + 1), ATTN_OK);
             for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - (want[i] + 1.0f)) <= 1e-4f);
         }
         free(x);
