@@ -217,6 +217,12 @@ static attn_status run_fn(ait_run *r, const ait_layer *L, int blk, int k, const 
     return st;
 }
 
+/* Shapes: x (B,C,H,W) F32 with dim channels at dim_index (1, 2 or 3; the
+ * convolutions read dim 1 as channels, as the reference does); with
+ * axial_pos_emb_shape, x broadcast against the embedding.  -> *out of x's
+ * (broadcast) shape, F32, new and owned by the caller.  x is borrowed and
+ * only read; the second stream, the norm and hidden buffers and the
+ * per-worker scratch are allocated here and freed before returning. */
 static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                                const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const ait_state *s = state;

@@ -252,6 +252,12 @@ static const char *const mask_message[] = {
     [IMPROVED_CAUSAL] = "ImprovedClusteredCausalAttention only supports lower triangular masks",
 };
 
+/* Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) F32, clusters <= L.
+ * -> out (N,L,H,D), caller-owned, fully written (rows past query_lengths
+ * are 0), not aliasing the inputs.  attn_mask must be all ones (clustered,
+ * improved_clustered) or lower triangular (improved_clustered_causal); the
+ * planes and the per-worker scratch are allocated here and freed before
+ * returning. */
 static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
                                attn_error *err) {
     const struct clustered *s = state;

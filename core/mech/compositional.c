@@ -195,6 +195,11 @@ static attn_status comp_output(void *arg, size_t t, int worker) {
     return ATTN_OK;
 }
 
+/* Shapes: x (B,N,dim) F32, optional mask (B,N) BOOL (0 = masked key).
+ * -> *out (B,N,dim) F32, new and owned by the caller.  Inputs are borrowed
+ * and only read; the projections sq, sk, rq (B,N,S*E), rv (B,N,R*E), comb
+ * (B,N,S*E) and the per-worker scratch are allocated here and freed before
+ * returning. */
 static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                                 const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const comp_state *s = state;

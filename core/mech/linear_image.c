@@ -389,6 +389,12 @@ static bool conv_block(const attn_conv2d *c, size_t *rows, size_t *ws) {
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Shapes: x (B,C,H,W) F32 (C = chan), optional context (B,C,L) F32.
+ * -> *out (B,chan_out,H',W') F32, new and owned by the caller; H', W' are
+ * to_out's convolution of (H,W) (stride 1).  Needs Hq*Wq == H*W of the q/k/v
+ * convolutions (the reference reshapes to H*W).  Inputs are borrowed and
+ * only read; M, Q and the per-worker scratch are allocated here and freed
+ * before returning. */
 static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const li_state *s = state;

@@ -247,6 +247,11 @@ static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t
     return ATTN_OK;
 }
 
+/* Shapes: x (B,N,dim) F32; with receives_context, context (B,S,dim) F32 and
+ * optional context_mask (B,S) BOOL, else optional input_mask (B,N) BOOL
+ * (0 = masked key).  -> *out (B,N,dim) F32, new and owned by the caller.
+ * Inputs are borrowed and only read; scratch (q, k, v, att and per-worker
+ * buffers) is allocated here and freed before returning. */
 static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const ls_state *s = state;

@@ -215,6 +215,10 @@ static attn_status slice(void *arg, size_t t, int worker) {
     return ATTN_OK;
 }
 
+/* Shapes: q (N,L,H,E), v (N,L,H,E) F32 (S == L, D == E, L a multiple of
+ * chunk_size); k is ignored (shared-QK).  -> out (N,L,H,E), caller-owned,
+ * fully written, not aliasing the inputs.  Masks as attn_qkv; the planes and
+ * the per-worker scratch are allocated here and freed before returning. */
 static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
                                attn_error *err) {
     const struct reformer *s = state;
