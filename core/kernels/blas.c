@@ -47,6 +47,16 @@ attn_status attn__gemm_blas(int ta, int tb, size_t m, size_t n, size_t k, float 
     return ATTN_OK;
 }
 
+void attn__linear_reference(const float *x, size_t rows, size_t in, const float *W, const float *b, size_t out,
+                            float *y) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t o = 0; o < out; o++) {
+            double s = b ? b[o] : 0.0;
+            for (size_t i = 0; i < in; i++) s += (double)x[r * in + i] * W[o * in + i];
+            y[r * out + o] = (float)s;
+        }
+}
+
 attn_status attn__linear(const float *x, size_t rows, size_t in, const float *W, const float *b,
                          size_t out, float *y) {
     if (!fits_blas_int(rows, out, in, in, in, out)) return ATTN_E_OVERFLOW;

@@ -51,4 +51,11 @@ bool attn__conv2d_workspace(const attn_conv2d *c, size_t rows, size_t *floats);
 ATTN_MUST_USE attn_status attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
                                        float *y, bool accumulate, float *work, size_t row0, size_t row1);
 
+/* The plain reference of attn__conv2d: the whole output y (c_out, h_out,
+ * w_out) = conv2d(x, weight) + bias (bias may be NULL) as direct loops
+ * accumulated in double; no workspace.  The tests compare the fast path
+ * against it. */
+void attn__conv2d_reference(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
+                            float *y);
+
 #endif

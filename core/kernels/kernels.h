@@ -54,6 +54,11 @@ void attn__gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, c
 ATTN_MUST_USE attn_status attn__linear(const float *x, size_t rows, size_t in, const float *W, const float *b,
                                        size_t out, float *y);
 
+/* The plain reference of attn__linear: the same y, as a double-accumulating
+ * loop (no BLAS, no limits); the tests compare the fast path against it. */
+void attn__linear_reference(const float *x, size_t rows, size_t in, const float *W, const float *b, size_t out,
+                            float *y);
+
 /* In-place softmax of one row of n floats, computed as torch does:
  * max-subtracted, exp, divided by the sum.  A row that is all -inf
  * becomes NaN, as in torch. */
