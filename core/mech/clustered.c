@@ -1,7 +1,8 @@
 /*
- * clustered.c — fast-transformers' clustered attentions (spec §5):
- * ClusteredAttention, ImprovedClusteredAttention and
- * ImprovedClusteredCausalAttention.  All three hash the queries with
+ * clustered.c — fast-transformers' clustered attentions
+ * (docs/reference/fast-transformers-spec.md §5): ClusteredAttention,
+ * ImprovedClusteredAttention and ImprovedClusteredCausalAttention.  All
+ * three hash the queries with
  * random hyperplanes, group them by k-means in Hamming space and attend
  * with the group centroids; they differ in what they do with the centroid
  * attention.  Hashing and clustering live in clustering.c.

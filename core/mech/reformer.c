@@ -1,6 +1,7 @@
 /*
- * reformer.c — fast-transformers' ReformerAttention (spec §3.5): shared-QK
- * LSH attention.  Each round hashes the normalised queries with random
+ * reformer.c — fast-transformers' ReformerAttention
+ * (docs/reference/fast-transformers-spec.md §3.5): shared-QK LSH attention.
+ * Each round hashes the normalised queries with random
  * rotations (argmax over [P, -P]), sorts the positions by hash, cuts them
  * into chunks and lets every chunk attend to itself and the chunk before
  * it; the output is the mean of the rounds.  The keys argument is ignored,
