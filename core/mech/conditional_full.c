@@ -32,8 +32,9 @@ static attn_status cond_init(attn_model *m, void *state, const attn_cfg *cfg, at
         return st;
     s->softmax_temp = fc.softmax_temp;
     if ((st = attn__model_new_nested(m, other, b, "other_attention.", &s->other, cfg->err))) return st;
-    /* The other attention may fix E or D (linear's query_dimensions): keep
-     * its declaration so inputs are checked against it up front. */
+    /* The other attention may fix E or D (query_dimensions of linear with a
+     * random feature map): keep its declaration so inputs are checked
+     * against it up front. */
     const attn_io_spec *q = attn_model_input(s->other, 0), *v = attn_model_input(s->other, 2);
     return attn__qkv_declare(m, q ? q->shape[3] : 0, v ? v->shape[3] : 0);
 }
