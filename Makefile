@@ -55,17 +55,19 @@ $(BUILD)/libattn.a: $(CORE_OBJ)
 $(BUILD)/libattn.so: $(CORE_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# Tools link the whole archive so that every mechanism object is present.
-WHOLE = -Wl,--whole-archive $(BUILD)/libattn.a -Wl,--no-whole-archive
+# The core exports only what attn.h marks ATTN_API.  The registry refers to
+# every mechanism, so a plain link of the archive gets all of them.
+$(BUILD)/obj/core/%.o: CFLAGS += -fvisibility=hidden
+LIBATTN = $(BUILD)/libattn.a
 
 $(BUILD)/attn: $(BUILD)/obj/tools/attn.o $(BUILD)/libattn.a
-	$(CC) $(LDFLAGS) -o $@ $< $(WHOLE) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBATTN) $(LIBS)
 
 $(BUILD)/golden: $(BUILD)/obj/tests/golden/golden.o $(BUILD)/libattn.a
-	$(CC) $(LDFLAGS) -o $@ $< $(WHOLE) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBATTN) $(LIBS)
 
 $(BUILD)/attnd: $(SERVER_OBJ) $(BUILD)/libattn.a
-	$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(WHOLE) $(LIBS) \
+	$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIBATTN) $(LIBS) \
 	    $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
 
 $(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
@@ -74,13 +76,19 @@ $(BUILD)/obj/core/mech/full_fused.o $(BUILD)/obj/core/kernels/gemm.o: CFLAGS += 
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(WHOLE) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBATTN) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
 
 # Unit tests of server code link the server objects they test.
 $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 
-unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+# tests/link: the archive linked by a plain program, and the .so's exports.
+$(BUILD)/tests/registry_link: tests/link/registry_link.c $(BUILD)/libattn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libattn.a $(LIBS)
+
+unit: $(UNIT_BIN) $(BUILD)/tests/registry_link $(BUILD)/libattn.so
+	@set -e; for t in $(UNIT_BIN) $(BUILD)/tests/registry_link; do echo "== $$t"; $$t; done
+	@bash tests/link/exports.sh $(BUILD)/libattn.so core/include/attn.h
 
 golden: $(BUILD)/attn $(BUILD)/golden
 	@bash tests/golden/run.sh $(BUILD)

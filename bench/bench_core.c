@@ -233,8 +233,8 @@ out:
 
 /* libattn's product (core/kernels/blas.c: its own AVX-512 sgemm where
  * built for it, else OpenBLAS); internal, declared here. */
-void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                const float *B, size_t ldb, float beta, float *C, size_t ldc);
+attn_status attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                       const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
 typedef struct sg_job {
     long M, N, K;

@@ -18,6 +18,12 @@
 attn_status attn__err(attn_error *err, attn_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The detail a failure message appends for a task's status: a product too
+ * large for BLAS's int is reported as such; other statuses add nothing. */
+static inline const char *attn__fail_detail(attn_status st) {
+    return st == ATTN_E_OVERFLOW ? ": a matrix product exceeds BLAS's int range (INT_MAX)" : "";
+}
+
 /* Checked size arithmetic: false on overflow. */
 static inline bool attn__mul(size_t a, size_t b, size_t *out) {
     return !__builtin_mul_overflow(a, b, out);

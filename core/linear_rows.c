@@ -22,8 +22,7 @@ static attn_status linear_task(void *arg, size_t t, int worker) {
     (void)worker;
     const linear_job *j = arg;
     size_t r0 = t * LINEAR_ROWS, n = j->rows - r0 < LINEAR_ROWS ? j->rows - r0 : LINEAR_ROWS;
-    attn__linear(j->x + r0 * j->in, n, j->in, j->W, j->b, j->out, j->y + r0 * j->out);
-    return ATTN_OK;
+    return attn__linear(j->x + r0 * j->in, n, j->in, j->W, j->b, j->out, j->y + r0 * j->out);
 }
 
 attn_status attn__linear_rows(attn_ctx *ctx, const float *x, size_t rows, size_t in, const float *W,

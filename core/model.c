@@ -257,8 +257,10 @@ attn_status attn__model_new_nested(attn_model *m, const json_t *spec, attn_binde
     attn_status st;
     if (!mech) {
         st = attn__err(err, ATTN_E_CONFIG, "unknown nested attention type '%.64s'", type);
-    } else if (!mech->forward_qkv) {
+    } else if (!mech->info.is_inner) {
         st = attn__err(err, ATTN_E_CONFIG, "'%s' cannot be used as an inner attention", mech->info.name);
+    } else if (!mech->forward_qkv) {
+        st = attn__err(err, ATTN_E_INTERNAL, "'%s' is marked inner but has no forward_qkv", mech->info.name);
     } else {
         char full[192];
         snprintf(full, sizeof full, "%s%s", parent->prefix, prefix ? prefix : "");
@@ -549,7 +551,7 @@ attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_te
         *output = NULL;
         st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
     }
-    if (st && err && err->code != st) attn__err(err, st, "%s", attn_status_str(st));
+    if (st && err && err->code != st) attn__err(err, st, "%s%s", attn_status_str(st), attn__fail_detail(st));
     return st;
 }
 
@@ -574,6 +576,6 @@ attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const at
     }
     attn_tensor_free(aside);
     if (!st && attn__cancelled(ctx)) st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
-    if (st && err && err->code != st) attn__err(err, st, "%s", attn_status_str(st));
+    if (st && err && err->code != st) attn__err(err, st, "%s%s", attn_status_str(st), attn__fail_detail(st));
     return st;
 }

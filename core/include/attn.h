@@ -28,6 +28,14 @@
 extern "C" {
 #endif
 
+/* Marks the public API: libattn.so is built with -fvisibility=hidden and
+ * exports exactly the functions declared with ATTN_API below. */
+#if defined(__GNUC__) || defined(__clang__)
+#define ATTN_API __attribute__((visibility("default")))
+#else
+#define ATTN_API
+#endif
+
 #define ATTN_VERSION "0.1.0"
 #define ATTN_MAX_RANK 8
 #define ATTN_NAME_MAX 128
@@ -58,7 +66,7 @@ typedef enum {
 } attn_status;
 
 /* Static string for a status code ("unknown status" for others). */
-const char *attn_status_str(attn_status s);
+ATTN_API const char *attn_status_str(attn_status s);
 
 /* Caller-provided error detail (jansson style).  May be NULL everywhere. */
 typedef struct attn_error {
@@ -71,11 +79,11 @@ typedef struct attn_error {
 typedef enum { ATTN_F32 = 0, ATTN_BOOL = 1, ATTN_I32 = 2, ATTN_I64 = 3 } attn_dtype;
 
 /* Bytes per element (F32 4, BOOL 1 (0 or 1), I32 4, I64 8). */
-size_t attn_dtype_size(attn_dtype t);
+ATTN_API size_t attn_dtype_size(attn_dtype t);
 /* safetensors names: "F32", "BOOL", "I32", "I64". */
-const char *attn_dtype_name(attn_dtype t);
+ATTN_API const char *attn_dtype_name(attn_dtype t);
 /* Parse a safetensors dtype name; ATTN_E_DTYPE for any other. */
-attn_status attn_dtype_parse(const char *name, attn_dtype *out);
+ATTN_API attn_status attn_dtype_parse(const char *name, attn_dtype *out);
 
 /* A dense tensor.  `data` is owned by the tensor when owns_data != 0
  * (allocated by attn_tensor_new), otherwise borrowed from someone else
@@ -93,35 +101,35 @@ typedef struct attn_tensor {
 /* numel = product of shape[0..rank); rejects rank outside [0, ATTN_MAX_RANK],
  * negative dims, and products (also in bytes of `elem` each) over SIZE_MAX
  * or INT64_MAX.  `elem` may be 0 to skip the byte check. */
-attn_status attn_shape_numel(int rank, const int64_t *shape, size_t elem, size_t *numel,
-                             attn_error *err);
+ATTN_API attn_status attn_shape_numel(int rank, const int64_t *shape, size_t elem, size_t *numel,
+                                      attn_error *err);
 
 /* New zero-filled tensor; *out owned (attn_tensor_free). */
-attn_status attn_tensor_new(attn_dtype dtype, int rank, const int64_t *shape, attn_tensor **out,
-                            attn_error *err);
+ATTN_API attn_status attn_tensor_new(attn_dtype dtype, int rank, const int64_t *shape, attn_tensor **out,
+                                     attn_error *err);
 /* New tensor header over borrowed `data` (nbytes must match); *out owned,
  * data not. */
-attn_status attn_tensor_view(attn_dtype dtype, int rank, const int64_t *shape, void *data,
-                             size_t nbytes, attn_tensor **out, attn_error *err);
-void attn_tensor_free(attn_tensor *t);
+ATTN_API attn_status attn_tensor_view(attn_dtype dtype, int rank, const int64_t *shape, void *data,
+                                      size_t nbytes, attn_tensor **out, attn_error *err);
+ATTN_API void attn_tensor_free(attn_tensor *t);
 /* "(2,3,4)" into buf. */
-const char *attn_shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
+ATTN_API const char *attn_shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
 
 /* ---- named tensor sets (inputs, weights, safetensors files) ----------------
  * A set owns the tensors added to it and, optionally, a backing buffer
  * (mmap or heap) that views point into. */
 typedef struct attn_tensor_set attn_tensor_set;
 
-attn_tensor_set *attn_tensor_set_new(void); /* owned; NULL when out of memory */
-void attn_tensor_set_free(attn_tensor_set *s);
+ATTN_API attn_tensor_set *attn_tensor_set_new(void); /* owned; NULL when out of memory */
+ATTN_API void attn_tensor_set_free(attn_tensor_set *s);
 /* Adds `t` under a copy of `name`; steals t.  Duplicate names: ATTN_E_INVALID. */
-attn_status attn_tensor_set_add(attn_tensor_set *s, const char *name, attn_tensor *t,
-                                attn_error *err);
+ATTN_API attn_status attn_tensor_set_add(attn_tensor_set *s, const char *name, attn_tensor *t,
+                                         attn_error *err);
 /* Borrowed; NULL when absent. */
-const attn_tensor *attn_tensor_set_get(const attn_tensor_set *s, const char *name);
-size_t attn_tensor_set_count(const attn_tensor_set *s);
-const char *attn_tensor_set_name(const attn_tensor_set *s, size_t i);  /* borrowed */
-const attn_tensor *attn_tensor_set_at(const attn_tensor_set *s, size_t i); /* borrowed */
+ATTN_API const attn_tensor *attn_tensor_set_get(const attn_tensor_set *s, const char *name);
+ATTN_API size_t attn_tensor_set_count(const attn_tensor_set *s);
+ATTN_API const char *attn_tensor_set_name(const attn_tensor_set *s, size_t i);  /* borrowed */
+ATTN_API const attn_tensor *attn_tensor_set_at(const attn_tensor_set *s, size_t i); /* borrowed */
 
 /* ---- safetensors ----------------------------------------------------------
  * Readers validate everything: header length, header JSON (depth and size
@@ -130,17 +138,17 @@ const attn_tensor *attn_tensor_set_at(const attn_tensor_set *s, size_t i); /* bo
  * rejected with a message naming the tensor. */
 
 /* mmap `path`; tensors are views into the mapping, which the set owns. */
-attn_status attn_safetensors_read_file(const char *path, attn_tensor_set **out, attn_error *err);
+ATTN_API attn_status attn_safetensors_read_file(const char *path, attn_tensor_set **out, attn_error *err);
 /* Parse `len` bytes at `buf`; the data is copied, buf stays the caller's. */
-attn_status attn_safetensors_read_mem(const void *buf, size_t len, attn_tensor_set **out,
-                                      attn_error *err);
+ATTN_API attn_status attn_safetensors_read_mem(const void *buf, size_t len, attn_tensor_set **out,
+                                               attn_error *err);
 /* Serialise a set (names sorted, 8-byte aligned data) to heap memory;
  * *out owned (free()). */
-attn_status attn_safetensors_write_mem(const attn_tensor_set *s, void **out, size_t *len,
-                                       attn_error *err);
+ATTN_API attn_status attn_safetensors_write_mem(const attn_tensor_set *s, void **out, size_t *len,
+                                                attn_error *err);
 /* Write to `path` atomically (temp file in the same directory + rename). */
-attn_status attn_safetensors_write_file(const attn_tensor_set *s, const char *path,
-                                        attn_error *err);
+ATTN_API attn_status attn_safetensors_write_file(const attn_tensor_set *s, const char *path,
+                                                 attn_error *err);
 
 /* ---- mechanisms (the registry) --------------------------------------------- */
 
@@ -186,21 +194,21 @@ typedef struct attn_mech_info {
     int is_inner;                /* 1: usable as attention_layer's inner attention */
 } attn_mech_info;
 
-size_t attn_mech_count(void);
-const attn_mech_info *attn_mech_at(size_t i);
+ATTN_API size_t attn_mech_count(void);
+ATTN_API const attn_mech_info *attn_mech_at(size_t i);
 /* By canonical name or alias; NULL when unknown. */
-const attn_mech_info *attn_mech_find(const char *name);
+ATTN_API const attn_mech_info *attn_mech_find(const char *name);
 
 /* ---- call context -------------------------------------------------------------
  * Per-call settings: how many threads one forward may use, and an optional
  * cancellation flag polled between work items (ATTN_E_CANCELLED). */
 typedef struct attn_ctx attn_ctx;
-attn_ctx *attn_ctx_new(int threads); /* owned; threads < 1 means 1 */
-void attn_ctx_free(attn_ctx *c);
-int attn_ctx_threads(const attn_ctx *c);
-void attn_ctx_set_threads(attn_ctx *c, int threads);
+ATTN_API attn_ctx *attn_ctx_new(int threads); /* owned; threads < 1 means 1 */
+ATTN_API void attn_ctx_free(attn_ctx *c);
+ATTN_API int attn_ctx_threads(const attn_ctx *c);
+ATTN_API void attn_ctx_set_threads(attn_ctx *c, int threads);
 /* `flag` is borrowed and read atomically; non-zero cancels.  NULL clears. */
-void attn_ctx_set_cancel(attn_ctx *c, const volatile int *flag);
+ATTN_API void attn_ctx_set_cancel(attn_ctx *c, const volatile int *flag);
 
 /* ---- models ---------------------------------------------------------------------
  * A model is a mechanism with its config parsed and its weights bound.
@@ -211,25 +219,25 @@ typedef struct attn_model attn_model;
  * `weights`: borrowed, may be NULL for parameter-free types.  Every weight
  * the reference state_dict has must be present with its exact shape; extra
  * weights are an error.  *out owned. */
-attn_status attn_model_new(const char *type, const char *config_json,
-                           const attn_tensor_set *weights, attn_model **out, attn_error *err);
+ATTN_API attn_status attn_model_new(const char *type, const char *config_json,
+                                    const attn_tensor_set *weights, attn_model **out, attn_error *err);
 /* Load a model folder: config.json = {"type": ..., "config": {...}} and an
  * optional weights.safetensors.  *out owned. */
-attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *err);
-void attn_model_free(attn_model *m);
+ATTN_API attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *err);
+ATTN_API void attn_model_free(attn_model *m);
 
-const attn_mech_info *attn_model_mech(const attn_model *m);
+ATTN_API const attn_mech_info *attn_model_mech(const attn_model *m);
 /* The config as given, normalised to compact JSON text (borrowed). */
-const char *attn_model_config_json(const attn_model *m);
-size_t attn_model_num_inputs(const attn_model *m);
-const attn_io_spec *attn_model_input(const attn_model *m, size_t i);
-const attn_io_spec *attn_model_output(const attn_model *m);
+ATTN_API const char *attn_model_config_json(const attn_model *m);
+ATTN_API size_t attn_model_num_inputs(const attn_model *m);
+ATTN_API const attn_io_spec *attn_model_input(const attn_model *m, size_t i);
+ATTN_API const attn_io_spec *attn_model_output(const attn_model *m);
 
 /* Run the model.  Inputs are looked up by name in `inputs` (borrowed; extra
  * tensors ignored); INT32 lengths are accepted where INT64 is specified.
  * *output is owned by the caller (attn_tensor_free). */
-attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
-                               attn_tensor **output, attn_error *err);
+ATTN_API attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                        attn_tensor **output, attn_error *err);
 
 /* The same, into a caller-owned FP32 tensor `output` that must have exactly
  * the output's shape (ATTN_E_SHAPE otherwise; it is then left unchanged).
@@ -240,8 +248,8 @@ attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_te
  * overlaps, the result is computed aside and copied in.  After a failure
  * other than ATTN_E_SHAPE (cancellation, say) `output` — and so the queries,
  * when they are the output — may hold part of the result. */
-attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
-                                    attn_tensor *output, attn_error *err);
+ATTN_API attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                             attn_tensor *output, attn_error *err);
 
 #ifdef __cplusplus
 }

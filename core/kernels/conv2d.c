@@ -92,9 +92,29 @@ static void im2col(const attn_conv2d *c, const float *x, float *col, size_t row0
     }
 }
 
-void attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
-                  float *y, bool accumulate, float *work, size_t row0, size_t row1) {
-    if (row1 <= row0) return;
+void attn__conv2d_reference(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
+                            float *y) {
+    for (size_t co = 0; co < c->c_out; co++)
+        for (size_t oy = 0; oy < c->h_out; oy++)
+            for (size_t ox = 0; ox < c->w_out; ox++) {
+                double s = bias ? bias[co] : 0.0;
+                for (size_t ci = 0; ci < c->c_in; ci++)
+                    for (size_t ky = 0; ky < c->k_h; ky++)
+                        for (size_t kx = 0; kx < c->k_w; kx++) {
+                            long iy = (long)(oy * c->stride_h + ky * c->dil_h) - (long)c->pad_h;
+                            long ix = (long)(ox * c->stride_w + kx * c->dil_w) - (long)c->pad_w;
+                            if (iy < 0 || ix < 0 || iy >= (long)c->h_in || ix >= (long)c->w_in)
+                                continue;
+                            s += (double)x[(ci * c->h_in + (size_t)iy) * c->w_in + (size_t)ix] *
+                                 weight[((co * c->c_in + ci) * c->k_h + ky) * c->k_w + kx];
+                        }
+                y[(co * c->h_out + oy) * c->w_out + ox] = (float)s;
+            }
+}
+
+attn_status attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
+                         float *y, bool accumulate, float *work, size_t row0, size_t row1) {
+    if (row1 <= row0) return ATTN_OK;
     size_t K = c->c_in * c->k_h * c->k_w, plane = c->h_out * c->w_out;
     size_t n = (row1 - row0) * c->w_out;
     const float *B;
@@ -109,10 +129,12 @@ void attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, con
         ldb = n;
     }
     float *Y = y + row0 * c->w_out;
-    attn__gemm(0, 0, c->c_out, n, K, 1.0f, weight, K, B, ldb, accumulate ? 1.0f : 0.0f, Y, plane);
+    attn_status st = attn__gemm(0, 0, c->c_out, n, K, 1.0f, weight, K, B, ldb, accumulate ? 1.0f : 0.0f, Y, plane);
+    if (st) return st;
     if (bias)
         for (size_t co = 0; co < c->c_out; co++) {
             float *yc = Y + co * plane, bv = bias[co];
             for (size_t i = 0; i < n; i++) yc[i] += bv;
         }
+    return ATTN_OK;
 }

@@ -18,6 +18,8 @@
 #ifndef ATTN_CONV2D_H
 #define ATTN_CONV2D_H
 
+#include "kernels/kernels.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,8 +46,16 @@ bool attn__conv2d_workspace(const attn_conv2d *c, size_t rows, size_t *floats);
 
 /* Output rows [row0, row1) of y = conv2d(x, weight) + bias; with accumulate
  * the result is added to what y holds (a fused residual), otherwise y is
- * overwritten.  `work` holds attn__conv2d_workspace(c, row1 - row0) floats. */
-void attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
-                  float *y, bool accumulate, float *work, size_t row0, size_t row1);
+ * overwritten.  `work` holds attn__conv2d_workspace(c, row1 - row0) floats.
+ * Fails only as attn__gemm does (ATTN_E_OVERFLOW). */
+ATTN_MUST_USE attn_status attn__conv2d(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
+                                       float *y, bool accumulate, float *work, size_t row0, size_t row1);
+
+/* The plain reference of attn__conv2d: the whole output y (c_out, h_out,
+ * w_out) = conv2d(x, weight) + bias (bias may be NULL) as direct loops
+ * accumulated in double; no workspace.  The tests compare the fast path
+ * against it. */
+void attn__conv2d_reference(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
+                            float *y);
 
 #endif

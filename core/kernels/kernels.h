@@ -2,19 +2,37 @@
  * kernels.h — numeric building blocks shared by the mechanisms: products
  * (OpenBLAS, single-threaded per call; parallelism comes from
  * attn__parallel_for), softmax, normalisation and activations.
- * None of them allocates; none fails.  Row-major everywhere.
+ * None of them allocates (but libattn's own sgemm its packing buffer); only
+ * the products can fail, on sizes BLAS's int cannot hold.  Row-major
+ * everywhere.
  */
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
 
+#include "attn.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#define ATTN_MUST_USE __attribute__((warn_unused_result))
+
+/* Returns the status of `expr` from the enclosing function when it is not
+ * ATTN_OK: for task functions whose kernels can fail (attn__gemm's BLAS
+ * limit) and hold nothing to clean up. */
+#define ATTN_TRY(expr)                                                                             \
+    do {                                                                                           \
+        attn_status try_st_ = (expr);                                                              \
+        if (try_st_ != ATTN_OK) return try_st_;                                                    \
+    } while (0)
+
 /* C (m,n) = alpha * op(A) op(B) + beta * C, op = transpose when ta/tb.
  * lda/ldb/ldc are row strides in elements.  Plain cblas_sgemm underneath;
- * m, n or k of 0 is fine. */
-void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
-                size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+ * m, n or k of 0 is fine.  ATTN_E_OVERFLOW, with no matrix touched, when
+ * any of m, n, k, lda, ldb, ldc exceeds INT_MAX (cblas_sgemm's int);
+ * otherwise ATTN_OK. */
+ATTN_MUST_USE attn_status attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
 /* libattn's own sgemm (kernels/gemm.c), same contract as attn__gemm: used by
  * attn__gemm on CPUs with AVX-512 for all but thin products.  Returns -1
@@ -24,15 +42,22 @@ void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const
 int attn__gemm_own_available(void);
 int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
                    const float *B, size_t ldb, float beta, float *C, size_t ldc);
-void attn__gemm_blas(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
-                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+ATTN_MUST_USE attn_status attn__gemm_blas(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                                          const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                                          float *C, size_t ldc);
 void attn__gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
                     const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
 /* torch.nn.Linear: y (rows,out) = x (rows,in) · W(out,in)ᵀ + b (b may be NULL).
- * x and y are contiguous with row strides `in` and `out`. */
-void attn__linear(const float *x, size_t rows, size_t in, const float *W, const float *b,
-                  size_t out, float *y);
+ * x and y are contiguous with row strides `in` and `out`.  Fails as
+ * attn__gemm does (ATTN_E_OVERFLOW before writing y). */
+ATTN_MUST_USE attn_status attn__linear(const float *x, size_t rows, size_t in, const float *W, const float *b,
+                                       size_t out, float *y);
+
+/* The plain reference of attn__linear: the same y, as a double-accumulating
+ * loop (no BLAS, no limits); the tests compare the fast path against it. */
+void attn__linear_reference(const float *x, size_t rows, size_t in, const float *W, const float *b, size_t out,
+                            float *y);
 
 /* In-place softmax of one row of n floats, computed as torch does:
  * max-subtracted, exp, divided by the sum.  A row that is all -inf

@@ -111,8 +111,11 @@ static attn_status aft_full_forward_qkv(const void *state, attn_ctx *ctx, const 
     aft_job j = {.s = s, .a = a, .out = out};
     float *w = attn__calloc((size_t)a->L * (size_t)a->S, sizeof *w, err);
     if (!w) return err ? err->code : ATTN_E_NOMEM;
-    attn__gemm(0, 1, (size_t)a->L, (size_t)a->S, (size_t)s->ap, 1.0f, s->u, (size_t)s->ap, s->v,
-               (size_t)s->ap, 0.0f, w, (size_t)a->S);
+    if ((st = attn__gemm(0, 1, (size_t)a->L, (size_t)a->S, (size_t)s->ap, 1.0f, s->u, (size_t)s->ap, s->v,
+                         (size_t)s->ap, 0.0f, w, (size_t)a->S))) {
+        free(w);
+        return attn__err(err, st, "aft_full: a matrix product exceeds BLAS's int");
+    }
     if (a->attn_mask)
         for (size_t i = 0; i < (size_t)a->L * (size_t)a->S; i++)
             if (!a->attn_mask[i]) w[i] += -INFINITY;

@@ -465,9 +465,9 @@ static void top_k_filter(float *row, size_t n, size_t k) {
 
 /* Area keys (A, kw) and values (A, dv) of one batch element, with the
  * scratch of layout l at base. */
-static void area_build(const area_cfg *a, size_t dk, size_t dv, const float *k, size_t ldk,
-                       const float *v, size_t ldv, float *keys, float *vals,
-                       const area_layout *l, char *base) {
+static attn_status area_build(const area_cfg *a, size_t dk, size_t dv, const float *k, size_t ldk,
+                              const float *v, size_t ldv, float *keys, float *vals,
+                              const area_layout *l, char *base) {
     double *acc = BUF(double, base, l->acc);
     float *integ = BUF(float, base, l->integ), *rowmax = BUF(float, base, l->rowmax);
     float *kstd = BUF(float, base, l->kstd), *kfeat = BUF(float, base, l->kfeat);
@@ -485,9 +485,10 @@ static void area_build(const area_cfg *a, size_t dk, size_t dv, const float *k, 
     }
     if (attn__area_learned(a)) {
         area_key_features(a, kbase, kstd, kfeat);
-        attn__linear(kfeat, A, a->feat, a->w1, a->b1, C, khid);
+        attn_status st = attn__linear(kfeat, A, a->feat, a->w1, a->b1, C, khid);
+        if (st) return st;
         relu_nan(khid, A * C);
-        attn__linear(khid, A, C, a->w2, a->b2, C, keys);
+        if ((st = attn__linear(khid, A, C, a->w2, a->b2, C, keys))) return st;
     }
     if (a->value_mode == AREA_VALUE_MAX) {
         area_max(a, v, ldv, dv, rowmax, vals);
@@ -495,36 +496,39 @@ static void area_build(const area_cfg *a, size_t dk, size_t dv, const float *k, 
         area_sums(a, v, ldv, dv, false, integ, acc, vals);
         if (a->value_mode == AREA_VALUE_MEAN) area_mean_std(a, dv, vals, NULL);
     }
+    return ATTN_OK;
 }
 
 /* Queries q (nq, dk) against built areas, QBLOCK queries at a time:
  * logits / temperature, softmax, top-k, then · values into out (nq, dv). */
-static void area_attend(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
-                        size_t ldq, const float *keys, const float *vals, float *out, size_t ldo,
-                        float *logits) {
+static attn_status area_attend(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
+                               size_t ldq, const float *keys, const float *vals, float *out, size_t ldo,
+                               float *logits) {
     const size_t A = a->n_areas;
+    attn_status st;
     for (size_t q0 = 0; q0 < nq; q0 += QBLOCK) {
         const size_t nb = nq - q0 < QBLOCK ? nq - q0 : QBLOCK;
-        attn__gemm(0, 1, nb, A, dk, 1.0f, q + q0 * ldq, ldq, keys, dk, 0.0f, logits, A);
+        if ((st = attn__gemm(0, 1, nb, A, dk, 1.0f, q + q0 * ldq, ldq, keys, dk, 0.0f, logits, A))) return st;
         for (size_t r = 0; r < nb; r++) {
             float *row = logits + r * A;
             for (size_t i = 0; i < A; i++) row[i] = row[i] / a->temperature;
             attn__softmax_row(row, A);
             if (a->top_k > 0) top_k_filter(row, A, (size_t)a->top_k);
         }
-        attn__gemm(0, 0, nb, dv, A, 1.0f, logits, A, vals, dv, 0.0f, out + q0 * ldo, ldo);
+        if ((st = attn__gemm(0, 0, nb, dv, A, 1.0f, logits, A, vals, dv, 0.0f, out + q0 * ldo, ldo))) return st;
     }
+    return ATTN_OK;
 }
 
-void attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
-                        size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                        float *out, size_t ldo, void *scratch) {
+attn_status attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
+                               size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
+                               float *out, size_t ldo, void *scratch) {
     area_layout l;
     char *base = scratch;
     (void)layout_make(a, nq, dk, dv, true, &l); /* checked by attn__area_scratch */
     float *keys = BUF(float, base, l.keys), *vals = BUF(float, base, l.varea);
-    area_build(a, dk, dv, k, ldk, v, ldv, keys, vals, &l, base);
-    area_attend(a, nq, dk, dv, q, ldq, keys, vals, out, ldo, BUF(float, base, l.logits));
+    attn_status st = area_build(a, dk, dv, k, ldk, v, ldv, keys, vals, &l, base);
+    return st ? st : area_attend(a, nq, dk, dv, q, ldq, keys, vals, out, ldo, BUF(float, base, l.logits));
 }
 
 /* ---- the `area` mechanism ---- */
@@ -566,31 +570,28 @@ typedef struct area_job {
 static attn_status whole_task(void *arg, size_t b, int worker) {
     const area_job *j = arg;
     const size_t S = j->a->n_mem;
-    attn__area_forward(j->a, j->nq, j->dk, j->dv, j->q + b * j->nq * j->dk, j->dk,
-                       j->k + b * S * j->dk, j->dk, j->v + b * S * j->dv, j->dv,
-                       j->out + b * j->nq * j->dv, j->dv,
-                       j->scratch + (size_t)worker * j->per_worker);
-    return ATTN_OK;
+    return attn__area_forward(j->a, j->nq, j->dk, j->dv, j->q + b * j->nq * j->dk, j->dk,
+                              j->k + b * S * j->dk, j->dk, j->v + b * S * j->dv, j->dv,
+                              j->out + b * j->nq * j->dv, j->dv,
+                              j->scratch + (size_t)worker * j->per_worker);
 }
 
 static attn_status build_task(void *arg, size_t b, int worker) {
     const area_job *j = arg;
     const size_t S = j->a->n_mem, A = j->a->n_areas;
-    area_build(j->a, j->dk, j->dv, j->k + b * S * j->dk, j->dk, j->v + b * S * j->dv, j->dv,
-               j->keys + b * A * j->kw, j->vals + b * A * j->dv, &j->build,
-               j->scratch + (size_t)worker * j->per_worker);
-    return ATTN_OK;
+    return area_build(j->a, j->dk, j->dv, j->k + b * S * j->dk, j->dk, j->v + b * S * j->dv, j->dv,
+                      j->keys + b * A * j->kw, j->vals + b * A * j->dv, &j->build,
+                      j->scratch + (size_t)worker * j->per_worker);
 }
 
 static attn_status attend_task(void *arg, size_t t, int worker) {
     const area_job *j = arg;
     const size_t A = j->a->n_areas, b = t / j->nblocks, q0 = (t % j->nblocks) * QBLOCK;
     const size_t nb = j->nq - q0 < QBLOCK ? j->nq - q0 : QBLOCK;
-    area_attend(j->a, nb, j->dk, j->dv, j->q + (b * j->nq + q0) * j->dk, j->dk,
-                j->keys + b * A * j->kw, j->vals + b * A * j->dv,
-                j->out + (b * j->nq + q0) * j->dv, j->dv,
-                (float *)(void *)(j->scratch + (size_t)worker * j->per_worker));
-    return ATTN_OK;
+    return area_attend(j->a, nb, j->dk, j->dv, j->q + (b * j->nq + q0) * j->dk, j->dk,
+                       j->keys + b * A * j->kw, j->vals + b * A * j->dv,
+                       j->out + (b * j->nq + q0) * j->dv, j->dv,
+                       (float *)(void *)(j->scratch + (size_t)worker * j->per_worker));
 }
 
 /* Sizes the split path; false when it does not fit in size_t. */

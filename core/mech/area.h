@@ -66,9 +66,9 @@ attn_status attn__area_scratch(const area_cfg *a, size_t nq, size_t dk, size_t d
  *   v   (n_mem, dv)  row stride ldv
  *   out (nq, dv)     row stride ldo
  * `scratch` holds attn__area_scratch bytes, 8-byte aligned.  For learned
- * key modes dk must equal kqs. */
-void attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
-                        size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                        float *out, size_t ldo, void *scratch);
+ * key modes dk must equal kqs.  Fails only as attn__gemm does. */
+attn_status attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
+                               size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
+                               float *out, size_t ldo, void *scratch);
 
 #endif

@@ -112,18 +112,18 @@ static attn_status sa_task(void *arg, size_t task, int worker) {
         attn__layernorm(X, RT, D, sa->ln_w, sa->ln_b, 1e-5f, N);
         in = N;
     }
-    attn__linear(in, RT, D, sa->wq, NULL, hid, Q);
-    attn__linear(in, RT, D, sa->wkv, NULL, 2 * hid, KV);
+    ATTN_TRY(attn__linear(in, RT, D, sa->wq, NULL, hid, Q));
+    ATTN_TRY(attn__linear(in, RT, D, sa->wkv, NULL, 2 * hid, KV));
     for (size_t rr = 0; rr < R; rr++)
         for (size_t h = 0; h < (size_t)sa->heads; h++) {
             float *q = Q + rr * T * hid + h * e;
             const float *k = KV + rr * T * 2 * hid + h * e, *v = k + hid;
-            attn__gemm(0, 1, T, T, e, j->scale, q, hid, k, 2 * hid, 0.0f, S, T);
+            ATTN_TRY(attn__gemm(0, 1, T, T, e, j->scale, q, hid, k, 2 * hid, 0.0f, S, T));
             for (size_t t = 0; t < T; t++) attn__softmax_row(S + t * T, T);
             /* q's slice is no longer needed: the head's output takes its place */
-            attn__gemm(0, 0, T, e, T, 1.0f, S, T, v, 2 * hid, 0.0f, q, hid);
+            ATTN_TRY(attn__gemm(0, 0, T, e, T, 1.0f, S, T, v, 2 * hid, 0.0f, q, hid));
         }
-    attn__linear(Q, RT, hid, sa->wo, sa->bo, D, X);
+    ATTN_TRY(attn__linear(Q, RT, hid, sa->wo, sa->bo, D, X));
     for (size_t rr = 0; rr < R; rr++) {
         float *dst = j->y + row_offset(j, r0 + rr);
         const float *src = X + rr * T * D;

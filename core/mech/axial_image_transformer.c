@@ -165,8 +165,8 @@ static attn_status ff_conv1_task(void *arg, size_t task, int worker) {
     size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
     size_t r1 = r0 + j->rows_per_task < j->c1.h_out ? r0 + j->rows_per_task : j->c1.h_out;
     float *h = j->Hb + b * j->c1.c_out * j->HW;
-    attn__conv2d(&j->c1, j->A + b * j->C * j->HW, j->ff->w1, j->ff->b1, h, false,
-                 j->work + (size_t)worker * j->work_per_worker, r0, r1);
+    ATTN_TRY(attn__conv2d(&j->c1, j->A + b * j->C * j->HW, j->ff->w1, j->ff->b1, h, false,
+                          j->work + (size_t)worker * j->work_per_worker, r0, r1));
     for (size_t co = 0; co < j->c1.c_out; co++)
         attn__leaky_relu(h + co * j->HW + r0 * j->c1.w_out, (r1 - r0) * j->c1.w_out, 0.01f);
     return ATTN_OK;
@@ -176,10 +176,9 @@ static attn_status ff_conv2_task(void *arg, size_t task, int worker) {
     const ff_job *j = arg;
     size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
     size_t r1 = r0 + j->rows_per_task < j->c2.h_out ? r0 + j->rows_per_task : j->c2.h_out;
-    attn__conv2d(&j->c2, j->Hb + b * j->c1.c_out * j->HW, j->ff->w2, j->ff->b2,
-                 j->dst + b * j->C * j->HW, true, j->work + (size_t)worker * j->work_per_worker,
-                 r0, r1);
-    return ATTN_OK;
+    return attn__conv2d(&j->c2, j->Hb + b * j->c1.c_out * j->HW, j->ff->w2, j->ff->b2,
+                        j->dst + b * j->C * j->HW, true, j->work + (size_t)worker * j->work_per_worker,
+                        r0, r1);
 }
 
 /* dst += ff(src); src and dst (B, C, H, W) may be the same buffer: src is
@@ -214,9 +213,16 @@ static attn_status run_fn(ait_run *r, const ait_layer *L, int blk, int k, const 
                                  dst, true, r->err);
     attn_status st = ff_apply(&r->ff, r->ctx, &L->ff[k], src, dst);
     if (st == ATTN_E_CANCELLED) return attn__err(r->err, st, "axial_image_transformer: cancelled");
+    if (st) return attn__err(r->err, st, "axial_image_transformer: feed-forward failed%s", attn__fail_detail(st));
     return st;
 }
 
+/* Shapes: x (B,C,H,W) F32 with dim channels at dim_index (1, 2 or 3; the
+ * convolutions read dim 1 as channels, as the reference does); with
+ * axial_pos_emb_shape, x broadcast against the embedding.  -> *out of x's
+ * (broadcast) shape, F32, new and owned by the caller.  x is borrowed and
+ * only read; the second stream, the norm and hidden buffers and the
+ * per-worker scratch are allocated here and freed before returning. */
 static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                                const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const ait_state *s = state;

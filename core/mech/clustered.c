@@ -1,7 +1,8 @@
 /*
- * clustered.c — fast-transformers' clustered attentions (spec §5):
- * ClusteredAttention, ImprovedClusteredAttention and
- * ImprovedClusteredCausalAttention.  All three hash the queries with
+ * clustered.c — fast-transformers' clustered attentions
+ * (docs/reference/fast-transformers-spec.md §5): ClusteredAttention,
+ * ImprovedClusteredAttention and ImprovedClusteredCausalAttention.  All
+ * three hash the queries with
  * random hyperplanes, group them by k-means in Hamming space and attend
  * with the group centroids; they differ in what they do with the centroid
  * attention.  Hashing and clustering live in clustering.c.
@@ -177,13 +178,13 @@ static attn_status slice(void *arg, size_t t, int worker) {
     /* A stream per slice keeps results independent of the thread count. */
     attn_rng rng;
     attn__rng_seed(&rng, j->task_seed ^ ((uint64_t)(t + 1) * 0xD1B54A32D192ED03ull));
-    attn__clu_hash(q, L, ldq, E, j->planes, s->bits, proj, hash);
+    ATTN_TRY(attn__clu_hash(q, L, ldq, E, j->planes, s->bits, proj, hash));
     attn__clu_kmeans(hash, L, ql, j->init, K, s->iterations, s->bits, &rng, &w, labels, counts);
     attn__clu_means(q, ldq, E, labels, ql, counts, K, qc);
 
     /* Centroid logits with the key-padding mask added, as the reference
      * adds key_lengths.additive_matrix (0 / -inf). */
-    attn__gemm(0, 1, K, S, E, 1.0f, qc, E, k, ldq, 0.0f, qk, S);
+    ATTN_TRY(attn__gemm(0, 1, K, S, E, 1.0f, qc, E, k, ldq, 0.0f, qk, S));
     for (size_t c = 0; c < K && kl < S; c++)
         for (size_t i = kl; i < S; i++) qk[c * S + i] += -INFINITY;
 
@@ -205,7 +206,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
             }
         }
         /* clustered: the centroid outputs; improved: their bottom-k part. */
-        attn__gemm(0, 0, K, D, S, 1.0f, qk, S, v, ldv, 0.0f, vc, D);
+        ATTN_TRY(attn__gemm(0, 0, K, D, S, 1.0f, qk, S, v, ldv, 0.0f, vc, D));
     }
 
     for (size_t l = 0; l < L; l++) {
@@ -252,6 +253,12 @@ static const char *const mask_message[] = {
     [IMPROVED_CAUSAL] = "ImprovedClusteredCausalAttention only supports lower triangular masks",
 };
 
+/* Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) F32, clusters <= L.
+ * -> out (N,L,H,D), caller-owned, fully written (rows past query_lengths
+ * are 0), not aliasing the inputs.  attn_mask must be all ones (clustered,
+ * improved_clustered) or lower triangular (improved_clustered_causal); the
+ * planes and the per-worker scratch are allocated here and freed before
+ * returning. */
 static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
                                attn_error *err) {
     const struct clustered *s = state;
@@ -331,7 +338,8 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
     j.init = perm;
     st = attn__parallel_for(ctx, tasks, slice, &j);
     if (st)
-        attn__err(err, st, "%s", st == ATTN_E_CANCELLED ? "cancelled" : "clustered attention failed");
+        attn__err(err, st, "%s%s", st == ATTN_E_CANCELLED ? "cancelled" : "clustered attention failed",
+                  attn__fail_detail(st));
 done:
     free(planes);
     free(perm);

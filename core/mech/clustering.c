@@ -9,14 +9,14 @@
 #include <math.h>
 #include <string.h>
 
-void attn__clu_hash(const float *x, size_t L, size_t ldx, size_t E, const float *planes,
-                    int bits, float *proj, uint64_t *hash) {
+attn_status attn__clu_hash(const float *x, size_t L, size_t ldx, size_t E, const float *planes,
+                           int bits, float *proj, uint64_t *hash) {
     /* Shapes: proj (L,bits) = x (L,E) · planes[:, :E]ᵀ.  The reference sums
      * each projection in a plain loop compiled with -ffast-math, so its
      * order is the compiler's; a bit whose projection lies within rounding
      * of the offset may differ, exactly as between two builds of it. */
     size_t B = (size_t)bits;
-    attn__gemm(0, 1, L, B, E, 1.0f, x, ldx, planes, E + 1, 0.0f, proj, B);
+    ATTN_TRY(attn__gemm(0, 1, L, B, E, 1.0f, x, ldx, planes, E + 1, 0.0f, proj, B));
     for (size_t l = 0; l < L; l++) {
         uint64_t h = 0;
         const float *p = proj + l * B;
@@ -24,6 +24,7 @@ void attn__clu_hash(const float *x, size_t L, size_t ldx, size_t E, const float 
             h |= (uint64_t)(p[i] > planes[i * (E + 1) + E]) << i;
         hash[l] = h;
     }
+    return ATTN_OK;
 }
 
 /* Label of the nearest centroid; the lowest index wins ties. */

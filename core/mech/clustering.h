@@ -23,9 +23,9 @@ static inline uint64_t attn__clu_bitmask(int bits) {
  * Shapes: x (L,E) with row stride ldx; planes (bits,E+1), row i is the
  * hyperplane normal in [0,E) and its offset in column E; proj (L,bits)
  * scratch; hash (L).  Bit i of hash[l] is [x_l·planes[i,:E] > planes[i,E]]
- * (strict), bit 63 included. */
-void attn__clu_hash(const float *x, size_t L, size_t ldx, size_t E, const float *planes,
-                    int bits, float *proj, uint64_t *hash);
+ * (strict), bit 63 included.  Fails only as attn__gemm does. */
+attn_status attn__clu_hash(const float *x, size_t L, size_t ldx, size_t E, const float *planes,
+                           int bits, float *proj, uint64_t *hash);
 
 /* Scratch of attn__clu_kmeans. */
 typedef struct attn_clu_work {

@@ -112,10 +112,10 @@ static attn_status comp_project(void *arg, size_t t, int worker) {
         x = xn;
     }
     float *sq = j->sq + r0 * SE, *rq = j->rq + r0 * SE;
-    attn__linear(x, n, D, s->w_sq, NULL, SE, sq);
-    attn__linear(x, n, D, s->w_sk, NULL, SE, j->sk + r0 * SE);
-    attn__linear(x, n, D, s->w_rq, NULL, SE, rq);
-    attn__linear(x, n, D, s->w_rv, NULL, RE, j->rv + r0 * RE);
+    ATTN_TRY(attn__linear(x, n, D, s->w_sq, NULL, SE, sq));
+    ATTN_TRY(attn__linear(x, n, D, s->w_sk, NULL, SE, j->sk + r0 * SE));
+    ATTN_TRY(attn__linear(x, n, D, s->w_rq, NULL, SE, rq));
+    ATTN_TRY(attn__linear(x, n, D, s->w_rv, NULL, RE, j->rv + r0 * RE));
     /* The reference scales after projecting (sq * scale), so do we. */
     for (size_t i = 0; i < n * SE; i++) {
         sq[i] *= s->scale;
@@ -144,7 +144,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
     const float *rv = j->rv + b * N * RE;
     const uint8_t *mask = j->mask ? j->mask + b * N : NULL;
 
-    attn__gemm(0, 1, N, N, E, 1.0f, sq, SE, sk, SE, 0.0f, sim, N);
+    ATTN_TRY(attn__gemm(0, 1, N, N, E, 1.0f, sq, SE, sk, SE, 0.0f, sim, N));
     /* Masked scores get -finfo.max, not -inf, as in the reference: a row
      * with every key masked becomes uniform instead of NaN. */
     for (size_t i = 0; i < N; i++) {
@@ -159,8 +159,8 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
 
     for (size_t r = 0; r < R; r++) {
         float *ret_r = ret + r * N * E;
-        attn__gemm(0, 0, N, E, N, 1.0f, sim, N, rv + r * E, RE, 0.0f, ret_r, E);
-        attn__linear(ret_r, N, E, s->w_rk, NULL, E, rk + r * N * E);
+        ATTN_TRY(attn__gemm(0, 0, N, E, N, 1.0f, sim, N, rv + r * E, RE, 0.0f, ret_r, E));
+        ATTN_TRY(attn__linear(ret_r, N, E, s->w_rk, NULL, E, rk + r * N * E));
     }
 
     float *comb = j->comb + b * N * SE + si * E;
@@ -191,10 +191,15 @@ static attn_status comp_output(void *arg, size_t t, int worker) {
     const size_t D = (size_t)s->dim, SE = (size_t)(s->S * s->E);
     const size_t r0 = t * ROWS_PER_TASK, rows = (size_t)(j->B * j->N);
     const size_t n = rows - r0 < ROWS_PER_TASK ? rows - r0 : ROWS_PER_TASK;
-    attn__linear(j->comb + r0 * SE, n, SE, s->w_out, NULL, D, j->out + r0 * D);
+    ATTN_TRY(attn__linear(j->comb + r0 * SE, n, SE, s->w_out, NULL, D, j->out + r0 * D));
     return ATTN_OK;
 }
 
+/* Shapes: x (B,N,dim) F32, optional mask (B,N) BOOL (0 = masked key).
+ * -> *out (B,N,dim) F32, new and owned by the caller.  Inputs are borrowed
+ * and only read; the projections sq, sk, rq (B,N,S*E), rv (B,N,R*E), comb
+ * (B,N,S*E) and the per-worker scratch are allocated here and freed before
+ * returning. */
 static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                                 const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const comp_state *s = state;
@@ -252,7 +257,8 @@ static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx
     if ((st = attn__parallel_for(ctx, row_tasks(rows), comp_project, &j)) ||
         (st = attn__parallel_for(ctx, Bz * (size_t)s->S, comp_search, &j)) ||
         (st = attn__parallel_for(ctx, row_tasks(rows), comp_output, &j))) {
-        attn__err(err, st, "compositional: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
+        attn__err(err, st, "compositional: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                  attn__fail_detail(st));
         goto fail;
     }
     free(buf);

@@ -16,7 +16,7 @@ typedef struct cond_state {
 static const attn_param cond_params[] = {
     {"other_attention", ATTN_P_OBJECT, NULL, 0, 0, NULL,
      "the attention used above the limit: {\"type\": ..., ...its config}"},
-    {"length_limit", ATTN_P_INT, "512", 1, 1e15, NULL, "full attention while L and S <= this"},
+    {"length_limit", ATTN_P_INT, "512", 0, 1e15, NULL, "full attention while L and S <= this"},
     {"softmax_temp", ATTN_P_FLOAT, "null", 0, 0, NULL, "null (or 0) means 1/sqrt(E)"},
     {"attention_dropout", ATTN_P_FLOAT, "0.1", 0, 1, NULL, "accepted and ignored (eval mode)"},
     {0},
@@ -32,8 +32,9 @@ static attn_status cond_init(attn_model *m, void *state, const attn_cfg *cfg, at
         return st;
     s->softmax_temp = fc.softmax_temp;
     if ((st = attn__model_new_nested(m, other, b, "other_attention.", &s->other, cfg->err))) return st;
-    /* The other attention may fix E or D (linear's query_dimensions): keep
-     * its declaration so inputs are checked against it up front. */
+    /* The other attention may fix E or D (query_dimensions of linear with a
+     * random feature map): keep its declaration so inputs are checked
+     * against it up front. */
     const attn_io_spec *q = attn_model_input(s->other, 0), *v = attn_model_input(s->other, 2);
     return attn__qkv_declare(m, q ? q->shape[3] : 0, v ? v->shape[3] : 0);
 }

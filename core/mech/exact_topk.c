@@ -84,8 +84,8 @@ static attn_status topk_task(void *arg, size_t task, int worker) {
     float *w = heap + S;
     uint32_t *idx = (uint32_t *)(void *)(w + S);
     size_t klen = a->key_lengths ? (size_t)a->key_lengths[n] : S;
-    attn__gemm(0, 1, nq, S, E, 1.0f, a->q + ((n * L + l0) * H + h) * E, H * E,
-               a->k + (n * S * H + h) * E, H * E, 0.0f, sc, S);
+    ATTN_TRY(attn__gemm(0, 1, nq, S, E, 1.0f, a->q + ((n * L + l0) * H + h) * E, H * E,
+                        a->k + (n * S * H + h) * E, H * E, 0.0f, sc, S));
     for (size_t i = 0; i < nq; i++) {
         float *row = sc + i * S;
         if (a->attn_mask && !a->mask_all_ones) {

@@ -181,6 +181,10 @@ static float kern(attn_fm_kernel k, float u) {
     return u;
 }
 
+/* Shapes: x (rows, E) F32 contiguous, E = fm->E; -> out (rows, F) F32
+ * contiguous, F = fm->F, every element written; ω (E, cols) is the map's.
+ * out must not overlap x (the random maps read all of x_r while writing
+ * out_r).  No allocation; never fails. */
 void attn__fmap_apply(const attn_fmap *fm, const float *x, size_t rows, float *out, float seq_max) {
     const size_t E = (size_t)fm->E, C = (size_t)fm->cols, F = (size_t)fm->F;
     if (fm->kind == FM_ELU) {

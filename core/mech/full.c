@@ -90,7 +90,7 @@ static attn_status full_task(void *arg, size_t task, int worker) {
     /* Keys at or past key_lengths are -inf for every query: skip them. */
     for (size_t s0 = 0; s0 < klen; s0 += j->bk) {
         size_t nk = klen - s0 < j->bk ? klen - s0 : j->bk;
-        attn__gemm(0, 1, nq, nk, E, j->temp, q, H * E, k + s0 * H * E, H * E, 0.0f, sc, nk);
+        ATTN_TRY(attn__gemm(0, 1, nq, nk, E, j->temp, q, H * E, k + s0 * H * E, H * E, 0.0f, sc, nk));
         for (size_t i = 0; i < nq; i++) {
             float *row = sc + i * nk;
             if (a->attn_mask && !a->mask_all_ones) {
@@ -114,7 +114,7 @@ static attn_status full_task(void *arg, size_t task, int worker) {
                 for (size_t d = 0; d < D; d++) o[d] *= scale;
             }
         }
-        attn__gemm(0, 0, nq, D, nk, 1.0f, sc, nk, v + s0 * H * D, H * D, 1.0f, acc, D);
+        ATTN_TRY(attn__gemm(0, 0, nq, D, nk, 1.0f, sc, nk, v + s0 * H * D, H * D, 1.0f, acc, D));
     }
     float *out = j->out + ((n * L + l0) * H + h) * D;
     for (size_t i = 0; i < nq; i++) {
@@ -166,32 +166,35 @@ static attn_status full_forward_qkv(const void *state, attn_ctx *ctx, const attn
     return attn__full_forward(c->softmax_temp, ctx, a, out, err);
 }
 
-/* ---- plain reference (tests compare the fast path against it) ---- */
+/* ---- plain reference (tests compare the fast paths against it) ---- */
 
 attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *out,
                                  attn_error *err) {
     const int64_t N = a->N, L = a->L, S = a->S, H = a->H, E = a->E, D = a->D;
-    float temp = attn__temp(softmax_temp, E);
-    float *row = attn__calloc((size_t)S, sizeof *row, err);
+    const double temp = attn__temp(softmax_temp, E);
+    double *row = attn__calloc(S > 0 ? (size_t)S : 1, sizeof *row, err);
     if (!row) return ATTN_E_NOMEM;
     for (int64_t n = 0; n < N; n++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t l = 0; l < L; l++) {
                 const float *q = a->q + ((n * L + l) * H + h) * E;
+                double mx = -INFINITY, sum = 0.0;
                 for (int64_t s = 0; s < S; s++) {
                     const float *k = a->k + ((n * S + s) * H + h) * E;
-                    float dot = 0.0f;
-                    for (int64_t e = 0; e < E; e++) dot += q[e] * k[e];
-                    row[s] = temp * dot;
-                    if (a->attn_mask && !a->attn_mask[l * S + s]) row[s] = -INFINITY;
-                    if (a->key_lengths && s >= a->key_lengths[n]) row[s] = -INFINITY;
+                    double dot = 0.0;
+                    for (int64_t e = 0; e < E; e++) dot += (double)q[e] * k[e];
+                    bool keep = (!a->attn_mask || a->attn_mask[l * S + s]) &&
+                                (!a->key_lengths || s < a->key_lengths[n]);
+                    row[s] = keep ? temp * dot : -INFINITY;
+                    mx = row[s] > mx ? row[s] : mx;
                 }
-                attn__softmax_row(row, (size_t)S);
+                /* every key masked: NaN, as torch's softmax of all -inf */
+                for (int64_t s = 0; s < S; s++) sum += row[s] = mx == -INFINITY ? NAN : exp(row[s] - mx);
                 float *o = out + ((n * L + l) * H + h) * D;
                 for (int64_t d = 0; d < D; d++) {
-                    float acc = 0.0f;
-                    for (int64_t s = 0; s < S; s++) acc += row[s] * a->v[((n * S + s) * H + h) * D + d];
-                    o[d] = acc;
+                    double acc = 0.0;
+                    for (int64_t s = 0; s < S; s++) acc += row[s] / sum * a->v[((n * S + s) * H + h) * D + d];
+                    o[d] = (float)acc;
                 }
             }
     free(row);

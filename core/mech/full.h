@@ -23,6 +23,9 @@ attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv
 int attn__full_fused_ok(const attn_qkv *a);
 attn_status attn__full_fused(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
 attn_status attn__full_blas(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
+/* The plain reference of both fast paths, and the one plain full attention
+ * of the tests: softmax(temp q·k, masked keys -inf) v per (n, h, l) in
+ * three loops, accumulated in double; a row with every key masked is NaN. */
 attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *out, attn_error *err);
 
 #endif

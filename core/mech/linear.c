@@ -32,7 +32,8 @@ typedef struct lin_state {
 } lin_state;
 
 static const attn_param lin_params[] = {
-    {"query_dimensions", ATTN_P_INT, NULL, 1, 1 << 20, NULL, "E, the per-head query dimension"},
+    {"query_dimensions", ATTN_P_INT, NULL, 1, 1 << 20, NULL,
+     "E, the per-head query dimension: sizes a random feature map's omega; ignored by the default elu map"},
     {"feature_map", ATTN_P_OBJECT, "null", 0, 0, NULL,
      "null (elu(x)+1), or \"elu\"|\"rff\"|\"smoothed_rff\"|\"favor\"|\"grf\", or an object {type, n_dims, "
      "softmax_temp, orthogonal, smoothing, stabilize, kernel_fn, seed}"},
@@ -53,7 +54,17 @@ static attn_status lin_init_common(attn_model *m, lin_state *s, const attn_cfg *
     s->eps = (float)eps;
     s->causal = causal;
     if ((st = attn__fmap_init(&s->fm, fm, qd, b))) return st;
-    return attn__qkv_declare(m, qd, 0);
+    /* As in the reference, query_dimensions only sizes ω: the default elu
+     * map has none and works on any E; a random map's ω (qd, ·) fixes E. */
+    return attn__qkv_declare(m, s->fm.kind == FM_ELU ? 0 : qd, 0);
+}
+
+/* The feature map for per-head dimension E: elu(x)+1 maps E to E features
+ * whatever query_dimensions says; the random maps are fixed at init. */
+static attn_fmap lin_fmap(const lin_state *s, int64_t E) {
+    attn_fmap fm = s->fm;
+    if (fm.kind == FM_ELU) fm.E = fm.F = E;
+    return fm;
 }
 
 static attn_status linear_init(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b) {
@@ -81,8 +92,9 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     const lin_job *j = arg;
     const lin_state *s = j->s;
     const attn_qkv *a = j->a;
+    const attn_fmap fm = lin_fmap(s, a->E);
     const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, L = (size_t)a->L,
-                 S = (size_t)a->S, F = (size_t)s->fm.F, Su = (size_t)j->S_used;
+                 S = (size_t)a->S, F = (size_t)fm.F, Su = (size_t)j->S_used;
     const size_t n = task / H, h = task % H;
     float *w = j->scratch + (size_t)worker * j->per_worker;
     size_t big = L > Su ? L : Su;
@@ -90,11 +102,11 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
           *z = kv + F * D, *blk = z + F;
 
     gather(a->q + n * L * H * E, L, H, E, h, raw);
-    float mq = s->fm.stabilize ? attn__fmap_sqnorm_max(&s->fm, raw, L) : 0;
-    attn__fmap_apply(&s->fm, raw, L, pq, mq);
+    float mq = fm.stabilize ? attn__fmap_sqnorm_max(&fm, raw, L) : 0;
+    attn__fmap_apply(&fm, raw, L, pq, mq);
     gather(a->k + n * S * H * E, Su, H, E, h, raw);
-    float mk = s->fm.stabilize ? attn__fmap_sqnorm_max(&s->fm, raw, Su) : 0;
-    attn__fmap_apply(&s->fm, raw, Su, pk, mk);
+    float mk = fm.stabilize ? attn__fmap_sqnorm_max(&fm, raw, Su) : 0;
+    attn__fmap_apply(&fm, raw, Su, pk, mk);
     gather(a->v + n * S * H * D, Su, H, D, h, vv);
     if (a->key_lengths)
         for (size_t t = (size_t)a->key_lengths[n]; t < Su; t++) memset(pk + t * F, 0, F * sizeof *pk);
@@ -103,7 +115,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     memset(kv, 0, F * D * sizeof *kv);
     memset(z, 0, F * sizeof *z);
     if (!s->causal) {
-        attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vv, D, 0.0f, kv, D);
+        ATTN_TRY(attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vv, D, 0.0f, kv, D));
         for (size_t t = 0; t < Su; t++) {
 #pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += pk[t * F + f];
@@ -111,7 +123,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
         float *o = blk; /* (CH, D) */
         for (size_t l0 = 0; l0 < L; l0 += CH) {
             size_t nl = L - l0 < CH ? L - l0 : CH;
-            attn__gemm(0, 0, nl, D, F, 1.0f, pq + l0 * F, F, kv, D, 0.0f, o, D);
+            ATTN_TRY(attn__gemm(0, 0, nl, D, F, 1.0f, pq + l0 * F, F, kv, D, 0.0f, o, D));
             for (size_t i = 0; i < nl; i++) {
                 const float *qf = pq + (l0 + i) * F;
                 float den = 0;
@@ -129,11 +141,11 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     for (size_t l0 = 0; l0 < L; l0 += CH) {
         size_t nl = L - l0 < CH ? L - l0 : CH;
         const float *qc = pq + l0 * F, *kc = pk + l0 * F, *vc = vv + l0 * D;
-        attn__gemm(0, 1, nl, nl, F, 1.0f, qc, F, kc, F, 0.0f, A, nl);
+        ATTN_TRY(attn__gemm(0, 1, nl, nl, F, 1.0f, qc, F, kc, F, 0.0f, A, nl));
         for (size_t i = 0; i < nl; i++)
             for (size_t t = i + 1; t < nl; t++) A[i * nl + t] = 0.0f;
-        attn__gemm(0, 0, nl, D, F, 1.0f, qc, F, kv, D, 0.0f, o, D);
-        attn__gemm(0, 0, nl, D, nl, 1.0f, A, nl, vc, D, 1.0f, o, D);
+        ATTN_TRY(attn__gemm(0, 0, nl, D, F, 1.0f, qc, F, kv, D, 0.0f, o, D));
+        ATTN_TRY(attn__gemm(0, 0, nl, D, nl, 1.0f, A, nl, vc, D, 1.0f, o, D));
         for (size_t i = 0; i < nl; i++) {
             const float *qf = qc + i * F;
             float den = 0;
@@ -144,7 +156,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
 #pragma omp simd
             for (size_t d = 0; d < D; d++) out[(l0 + i) * H * D + d] = o[i * D + d] * inv;
         }
-        attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, D, 1.0f, kv, D);
+        ATTN_TRY(attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, D, 1.0f, kv, D));
         for (size_t t = 0; t < nl; t++) {
 #pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += kc[t * F + f];
@@ -171,7 +183,7 @@ static attn_status lin_forward_qkv(const void *state, attn_ctx *ctx, const attn_
     }
     /* Scratch per worker: raw rows, φQ, φK, V, KV, z, and a block buffer. */
     size_t L = (size_t)a->L, Su = (size_t)j.S_used, E = (size_t)a->E, D = (size_t)a->D,
-           F = (size_t)s->fm.F, big = L > Su ? L : Su, tot = 0, t;
+           F = (size_t)lin_fmap(s, a->E).F, big = L > Su ? L : Su, tot = 0, t;
     bool ok = attn__mul(big, E, &tot) && attn__mul(L, F, &t) && attn__add(tot, t, &tot) &&
               attn__mul(Su, F, &t) && attn__add(tot, t, &tot) && attn__mul(Su, D, &t) &&
               attn__add(tot, t, &tot) && attn__mul(F, D, &t) && attn__add(tot, t, &tot) &&

@@ -126,10 +126,11 @@ typedef struct li_job {
 } li_job;
 
 /* Every output row of c, im2col'ed at most rb rows at a time into col. */
-static void conv_rows(const attn_conv2d *c, const float *in, const float *w, const float *bias,
-                      float *out, float *col, size_t rb) {
+static attn_status conv_rows(const attn_conv2d *c, const float *in, const float *w, const float *bias,
+                             float *out, float *col, size_t rb) {
     for (size_t r = 0; r < c->h_out; r += rb)
-        attn__conv2d(c, in, w, bias, out, false, col, r, r + rb < c->h_out ? r + rb : c->h_out);
+        ATTN_TRY(attn__conv2d(c, in, w, bias, out, false, col, r, r + rb < c->h_out ? r + rb : c->h_out));
+    return ATTN_OK;
 }
 
 /* Softmax over the `rows` entries of each of `w` columns of a block with row
@@ -221,28 +222,29 @@ static void bias_scale(float *y, size_t rows, size_t w, size_t ld, const float *
 /* One head's projection y (r, T): the x part (r, n), times the scale when
  * `scale`, then the (unscaled) context part (r, m).  w, bias: the head's rows
  * of the convolution weight and bias. */
-static void project(const li_job *j, const attn_conv2d *cx, const attn_conv2d *cc, const float *xb,
-                    const float *cb, const float *w, const float *bias, size_t r, bool scale,
-                    float *y, float *col, float *ctmp) {
+static attn_status project(const li_job *j, const attn_conv2d *cx, const attn_conv2d *cc, const float *xb,
+                           const float *cb, const float *w, const float *bias, size_t r, bool scale,
+                           float *y, float *col, float *ctmp) {
     const li_state *s = j->s;
     const size_t n = j->n, m = j->m, T = j->T, C = (size_t)s->C;
     if (j->pointwise) {
-        attn__gemm(0, 0, r, n, C, 1.0f, w, C, xb, n, 0.0f, y, T);
+        ATTN_TRY(attn__gemm(0, 0, r, n, C, 1.0f, w, C, xb, n, 0.0f, y, T));
         bias_scale(y, r, n, T, bias, scale, s->scale);
         if (cb) {
-            attn__gemm(0, 0, r, m, C, 1.0f, w, C, cb, j->L, 0.0f, y + n, T);
+            ATTN_TRY(attn__gemm(0, 0, r, m, C, 1.0f, w, C, cb, j->L, 0.0f, y + n, T));
             bias_scale(y + n, r, m, T, bias, false, 1.0f);
         }
-        return;
+        return ATTN_OK;
     }
-    conv_rows(cx, xb, w, bias, y, col, j->rb_x); /* (r, n) */
+    ATTN_TRY(conv_rows(cx, xb, w, bias, y, col, j->rb_x)); /* (r, n) */
     if (scale)
         for (size_t i = 0; i < r * n; i++) y[i] *= s->scale;
     if (cb) {
         for (size_t d = r; d-- > 1;) memmove(y + d * T, y + d * n, n * sizeof *y);
-        conv_rows(cc, cb, w, bias, ctmp, col, j->rb_c); /* (r, m) */
+        ATTN_TRY(conv_rows(cc, cb, w, bias, ctmp, col, j->rb_c)); /* (r, m) */
         for (size_t d = 0; d < r; d++) memcpy(y + d * T + n, ctmp + d * m, m * sizeof *y);
     }
+    return ATTN_OK;
 }
 
 /* Phase 1, task (image b, head h). */
@@ -264,11 +266,11 @@ static attn_status li_head(void *arg, size_t t, int worker) {
         float *g = kh + kd * T;   /* (kd, C) */
         float *rs = g + kd * C;   /* kd row sums */
         ctx = rs + kd;
-        project(j, NULL, NULL, xb, cb, s->wk + h * kd * C, s->bk + h * kd, kd, true, kh, NULL, NULL);
+        ATTN_TRY(project(j, NULL, NULL, xb, cb, s->wk + h * kd * C, s->bk + h * kd, kd, true, kh, NULL, NULL));
         for (size_t d = 0; d < kd; d++) rs[d] = row_softmax(kh + d * T, T);
-        attn__gemm(0, 1, kd, C, j->n, 1.0f, kh, T, xb, j->n, 0.0f, g, C);
-        if (cb) attn__gemm(0, 1, kd, C, j->m, 1.0f, kh + j->n, T, cb, j->L, 1.0f, g, C);
-        attn__gemm(0, 1, kd, vd, C, 1.0f, g, C, s->wv + h * vd * C, C, 0.0f, ctx, vd);
+        ATTN_TRY(attn__gemm(0, 1, kd, C, j->n, 1.0f, kh, T, xb, j->n, 0.0f, g, C));
+        if (cb) ATTN_TRY(attn__gemm(0, 1, kd, C, j->m, 1.0f, kh + j->n, T, cb, j->L, 1.0f, g, C));
+        ATTN_TRY(attn__gemm(0, 1, kd, vd, C, 1.0f, g, C, s->wv + h * vd * C, C, 0.0f, ctx, vd));
         const float *bv = s->bv + h * vd;
         for (size_t d = 0; d < kd; d++)
             for (size_t e = 0; e < vd; e++) ctx[d * vd + e] += rs[d] * bv[e];
@@ -277,22 +279,22 @@ static attn_status li_head(void *arg, size_t t, int worker) {
         ctx = vh + vd * T;
         float *col = ctx + kd * vd; /* general: im2col */
         float *ctmp = col + j->col1; /* general, context: (max(kd,vd), m) */
-        project(j, &j->xk, &j->ck, xb, cb, s->wk + h * kd * C * KK, s->bk + h * kd, kd, true, kh,
-                col, ctmp);
-        project(j, &j->xv, &j->cv, xb, cb, s->wv + h * vd * C * KK, s->bv + h * vd, vd, false, vh,
-                col, ctmp);
+        ATTN_TRY(project(j, &j->xk, &j->ck, xb, cb, s->wk + h * kd * C * KK, s->bk + h * kd, kd, true, kh,
+                         col, ctmp));
+        ATTN_TRY(project(j, &j->xv, &j->cv, xb, cb, s->wv + h * vd * C * KK, s->bv + h * vd, vd, false, vh,
+                         col, ctmp));
         for (size_t d = 0; d < kd; d++) row_softmax(kh + d * T, T);
-        attn__gemm(0, 1, kd, vd, T, 1.0f, kh, T, vh, T, 0.0f, ctx, vd);
+        ATTN_TRY(attn__gemm(0, 1, kd, vd, T, 1.0f, kh, T, vh, T, 0.0f, ctx, vd));
     }
 
     /* M[co, h*kd + d, kk] = sum_e ctx[d, e] Wo[co, h*vd + e, kk] */
     float *Mb = j->M + b * Co * QC * KK;
     if (KK == 1) {
-        attn__gemm(0, 1, Co, kd, vd, 1.0f, s->wo + h * vd, nh * vd, ctx, vd, 0.0f, Mb + h * kd, QC);
+        ATTN_TRY(attn__gemm(0, 1, Co, kd, vd, 1.0f, s->wo + h * vd, nh * vd, ctx, vd, 0.0f, Mb + h * kd, QC));
     } else {
         for (size_t co = 0; co < Co; co++)
-            attn__gemm(0, 0, kd, KK, vd, 1.0f, ctx, vd, s->wo + (co * nh * vd + h * vd) * KK, KK,
-                       0.0f, Mb + (co * QC + h * kd) * KK, KK);
+            ATTN_TRY(attn__gemm(0, 0, kd, KK, vd, 1.0f, ctx, vd, s->wo + (co * nh * vd + h * vd) * KK, KK,
+                                0.0f, Mb + (co * QC + h * kd) * KK, KK));
     }
     return ATTN_OK;
 }
@@ -311,12 +313,12 @@ static attn_status li_block(void *arg, size_t t, int worker) {
     float *qb = mx + nb;                   /* (QC, w) */
     const float *xb = j->x + b * C * n;
 
-    attn__gemm(0, 0, QC, w, C, 1.0f, s->wq, C, xb + p0, n, 0.0f, qb, w);
+    ATTN_TRY(attn__gemm(0, 0, QC, w, C, 1.0f, s->wq, C, xb + p0, n, 0.0f, qb, w));
     bias_scale(qb, QC, w, w, s->bq, true, s->scale);
     if (s->norm_q)
         for (size_t h = 0; h < nh; h++) col_softmax(qb + h * kd * w, kd, w, w, mx, sum);
     float *ob = j->out + b * Co * n + p0;
-    attn__gemm(0, 0, Co, w, QC, 1.0f, j->M + b * Co * QC, QC, qb, w, 0.0f, ob, n);
+    ATTN_TRY(attn__gemm(0, 0, Co, w, QC, 1.0f, j->M + b * Co * QC, QC, qb, w, 0.0f, ob, n));
     bias_scale(ob, Co, w, n, s->bo, false, 1.0f);
     return ATTN_OK;
 }
@@ -336,7 +338,7 @@ static attn_status li_qrows(void *arg, size_t t, int worker) {
     float *col = mx + wmax;
     const float *xb = j->x + j->img * C * j->xq.h_in * j->xq.w_in;
 
-    attn__conv2d(&j->xq, xb, s->wq, s->bq, j->Q, false, col, r0, r1);
+    ATTN_TRY(attn__conv2d(&j->xq, xb, s->wq, s->bq, j->Q, false, col, r0, r1));
     for (size_t ch = 0; ch < QC; ch++) {
         float *qr = j->Q + ch * n + p0;
 #pragma omp simd
@@ -354,9 +356,8 @@ static attn_status li_orows(void *arg, size_t t, int worker) {
     const size_t QC = (size_t)(s->H * s->kd), KK = (size_t)(s->K * s->K), Co = (size_t)s->Co;
     const size_t r0 = t * j->rb_o, r1 = r0 + j->rb_o < j->o.h_out ? r0 + j->rb_o : j->o.h_out;
     float *col = j->scratch + (size_t)worker * j->ws;
-    attn__conv2d(&j->o, j->Q, j->M + j->img * Co * QC * KK, s->bo,
-                 j->out + j->img * Co * j->o.h_out * j->o.w_out, false, col, r0, r1);
-    return ATTN_OK;
+    return attn__conv2d(&j->o, j->Q, j->M + j->img * Co * QC * KK, s->bo,
+                        j->out + j->img * Co * j->o.h_out * j->o.w_out, false, col, r0, r1);
 }
 
 /* A convolution of the module: c_in -> c_out over an (h, w) image. */
@@ -388,6 +389,12 @@ static bool conv_block(const attn_conv2d *c, size_t *rows, size_t *ws) {
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Shapes: x (B,C,H,W) F32 (C = chan), optional context (B,C,L) F32.
+ * -> *out (B,chan_out,H',W') F32, new and owned by the caller; H', W' are
+ * to_out's convolution of (H,W) (stride 1).  Needs Hq*Wq == H*W of the q/k/v
+ * convolutions (the reference reshapes to H*W).  Inputs are borrowed and
+ * only read; M, Q and the per-worker scratch are allocated here and freed
+ * before returning. */
 static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const li_state *s = state;
@@ -523,7 +530,8 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
         if (!st) st = attn__parallel_for(ctx, (j.o.h_out + j.rb_o - 1) / j.rb_o, li_orows, &j);
     }
     if (st) {
-        attn__err(err, st, "linear_image: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
+        attn__err(err, st, "linear_image: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                  attn__fail_detail(st));
         goto fail;
     }
     free(scratch);

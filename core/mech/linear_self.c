@@ -187,8 +187,8 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
                 }
         /* softmax over the positions (dim -2): columns of the (S,d) block */
         attn__softmax_cols(k, S, d, ctx + d * d, j->dscratch + (size_t)worker * (d * d + d));
-        attn__gemm(1, 0, d, d, S, 1.0f, k, d, v, d, 0.0f, ctx, d);
-        attn__gemm(0, 0, N, d, d, 1.0f, q, d, ctx, d, 0.0f, att, HD);
+        ATTN_TRY(attn__gemm(1, 0, d, d, S, 1.0f, k, d, v, d, 0.0f, ctx, d));
+        ATTN_TRY(attn__gemm(0, 0, N, d, d, 1.0f, q, d, ctx, d, 0.0f, att, HD));
         return ATTN_OK;
     }
 
@@ -216,7 +216,7 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
             if (u == 0) {
                 for (size_t r = 0; r < bs; r++) memset(au + r * HD, 0, d * sizeof *au);
             } else {
-                attn__gemm(0, 0, bs, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD);
+                ATTN_TRY(attn__gemm(0, 0, bs, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD));
             }
         }
         /* The bucket's own key sum (float, as b_k.sum) and kᵀv (float gemm),
@@ -227,12 +227,12 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
             ksum[c] += (double)t;
             den[c] = (float)ksum[c] + 1e-6f;
         }
-        attn__gemm(1, 0, d, d, bs, 1.0f, ku, d, vu, d, 0.0f, bctx, d);
+        ATTN_TRY(attn__gemm(1, 0, d, d, bs, 1.0f, ku, d, vu, d, 0.0f, bctx, d));
         for (size_t i = 0; i < d * d; i++) {
             csum[i] += (double)bctx[i];
             ctx[i] = (float)csum[i] / den[i / d];
         }
-        if (bs == 1) attn__gemm(0, 0, 1, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD);
+        if (bs == 1) ATTN_TRY(attn__gemm(0, 0, 1, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD));
     }
     return ATTN_OK;
 }
@@ -247,6 +247,11 @@ static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t
     return ATTN_OK;
 }
 
+/* Shapes: x (B,N,dim) F32; with receives_context, context (B,S,dim) F32 and
+ * optional context_mask (B,S) BOOL, else optional input_mask (B,N) BOOL
+ * (0 = masked key).  -> *out (B,N,dim) F32, new and owned by the caller.
+ * Inputs are borrowed and only read; scratch (q, k, v, att and per-worker
+ * buffers) is allocated here and freed before returning. */
 static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *ctx,
                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
     const ls_state *s = state;
@@ -325,7 +330,8 @@ static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *
         (st = attn__linear_rows(ctx, src->data, bs_, D, s->wv, NULL, KD, j.v)) ||
         (st = attn__parallel_for(ctx, Bz * (size_t)s->H, ls_head, &j)) ||
         (st = attn__linear_rows(ctx, j.att, bn, HD, s->wo, s->bo, D, y->data))) {
-        attn__err(err, st, "linear_self: forward %s", st == ATTN_E_CANCELLED ? "cancelled" : "failed");
+        attn__err(err, st, "linear_self: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                  attn__fail_detail(st));
         goto fail;
     }
     free(buf);

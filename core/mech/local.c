@@ -74,8 +74,8 @@ static attn_status local_task(void *arg, size_t task, int worker) {
         for (int64_t i = 0; i < nq; i++) memset(out + i * H * D, 0, (size_t)D * sizeof *out);
         return ATTN_OK;
     }
-    attn__gemm(0, 1, (size_t)nq, (size_t)nk, (size_t)E, 1.0f, a->q + ((n * L + l0) * H + h) * E,
-               (size_t)(H * E), a->k + ((n * S + k0) * H + h) * E, (size_t)(H * E), 0.0f, sc, (size_t)nk);
+    ATTN_TRY(attn__gemm(0, 1, (size_t)nq, (size_t)nk, (size_t)E, 1.0f, a->q + ((n * L + l0) * H + h) * E,
+                        (size_t)(H * E), a->k + ((n * S + k0) * H + h) * E, (size_t)(H * E), 0.0f, sc, (size_t)nk));
     memset(pm, 0, (size_t)(nq * nk) * sizeof *pm);
     for (int64_t i = 0; i < nq; i++) {
         const int64_t l = l0 + i;
@@ -99,8 +99,8 @@ static attn_status local_task(void *arg, size_t task, int worker) {
         for (int64_t s = start; s < vend; s++) prow[s - k0] = slot[s - l + half];
     }
     /* out rows (stride H·D) = P · V over the block's keys. */
-    attn__gemm(0, 0, (size_t)nq, (size_t)D, (size_t)nk, 1.0f, pm, (size_t)nk, a->v + ((n * S + k0) * H + h) * D,
-               (size_t)(H * D), 0.0f, out, (size_t)(H * D));
+    ATTN_TRY(attn__gemm(0, 0, (size_t)nq, (size_t)D, (size_t)nk, 1.0f, pm, (size_t)nk, a->v + ((n * S + k0) * H + h) * D,
+                        (size_t)(H * D), 0.0f, out, (size_t)(H * D)));
     return ATTN_OK;
 }
 

@@ -138,8 +138,7 @@ static attn_status lin_task(void *arg, size_t t, int worker) {
     (void)worker;
     const lin_job *j = arg;
     const size_t r0 = t * j->chunk, n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
-    attn__linear(j->x + r0 * j->in, n, j->in, j->W, j->b, j->out, j->y + r0 * j->out);
-    return ATTN_OK;
+    return attn__linear(j->x + r0 * j->in, n, j->in, j->W, j->b, j->out, j->y + r0 * j->out);
 }
 
 static attn_status par_linear(attn_ctx *ctx, const float *x, size_t rows, size_t in,
@@ -163,11 +162,10 @@ static attn_status mha_task(void *arg, size_t t, int worker) {
     const mha_job *j = arg;
     const size_t H = (size_t)j->s->heads, b = t / H, h = t % H;
     const size_t kqh = (size_t)j->s->kqh, vh = (size_t)j->s->vh;
-    attn__area_forward(&j->s->area, j->nq, kqh, vh, j->Q + b * j->nq * j->hq + h * kqh, j->hq,
-                       j->K + b * j->S * j->hq + h * kqh, j->hq, j->V + b * j->S * j->hv + h * vh,
-                       j->hv, j->att + b * j->nq * j->hv + h * vh, j->hv,
-                       j->scratch + (size_t)worker * j->per_worker);
-    return ATTN_OK;
+    return attn__area_forward(&j->s->area, j->nq, kqh, vh, j->Q + b * j->nq * j->hq + h * kqh, j->hq,
+                              j->K + b * j->S * j->hq + h * kqh, j->hq, j->V + b * j->S * j->hv + h * vh,
+                              j->hv, j->att + b * j->nq * j->hv + h * vh, j->hv,
+                              j->scratch + (size_t)worker * j->per_worker);
 }
 
 static attn_status mha_forward(const attn_model *m, const void *state, attn_ctx *ctx,

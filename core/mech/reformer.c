@@ -1,6 +1,7 @@
 /*
- * reformer.c — fast-transformers' ReformerAttention (spec §3.5): shared-QK
- * LSH attention.  Each round hashes the normalised queries with random
+ * reformer.c — fast-transformers' ReformerAttention
+ * (docs/reference/fast-transformers-spec.md §3.5): shared-QK LSH attention.
+ * Each round hashes the normalised queries with random
  * rotations (argmax over [P, -P]), sorts the positions by hash, cuts them
  * into chunks and lets every chunk attend to itself and the chunk before
  * it; the output is the mean of the rounds.  The keys argument is ignored,
@@ -158,7 +159,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
 
     size_t r = jb->round;
     /* Hash, then a stable counting sort of the positions by bucket. */
-    attn__gemm(0, 1, L, B, E, 1.0f, kn, E, jb->planes, E, 0.0f, proj, B);
+    ATTN_TRY(attn__gemm(0, 1, L, B, E, 1.0f, kn, E, jb->planes, E, 0.0f, proj, B));
     size_t start[129] = {0};
     for (size_t l = 0; l < L; l++) {
         hash[l] = bucket(proj + l * B, s->bits);
@@ -179,9 +180,9 @@ static attn_status slice(void *arg, size_t t, int worker) {
         const float *qb = qs + b * c * E;
         if (b == 0) {
             for (size_t i = 0; i < c; i++) memset(logits + i * c2, 0, c * sizeof *logits);
-            attn__gemm(0, 1, c, c, E, 1.0f, qb, E, ks, E, 0.0f, logits + c, c2);
+            ATTN_TRY(attn__gemm(0, 1, c, c, E, 1.0f, qb, E, ks, E, 0.0f, logits + c, c2));
         } else {
-            attn__gemm(0, 1, c, c2, E, 1.0f, qb, E, ks + (b - 1) * c * E, E, 0.0f, logits, c2);
+            ATTN_TRY(attn__gemm(0, 1, c, c2, E, 1.0f, qb, E, ks + (b - 1) * c * E, E, 0.0f, logits, c2));
         }
         for (size_t i = 0; i < c; i++) {
             size_t qi = (size_t)order[b * c + i];
@@ -202,9 +203,9 @@ static attn_status slice(void *arg, size_t t, int worker) {
             attn__softmax_row(row, c2);
         }
         if (b == 0)
-            attn__gemm(0, 0, c, E, c, 1.0f, logits + c, c2, vs, E, 0.0f, res, E);
+            ATTN_TRY(attn__gemm(0, 0, c, E, c, 1.0f, logits + c, c2, vs, E, 0.0f, res, E));
         else
-            attn__gemm(0, 0, c, E, c2, 1.0f, logits, c2, vs + (b - 1) * c * E, E, 0.0f, res, E);
+            ATTN_TRY(attn__gemm(0, 0, c, E, c2, 1.0f, logits, c2, vs + (b - 1) * c * E, E, 0.0f, res, E));
         for (size_t i = 0; i < c; i++) {
             float *dst = o + (size_t)order[b * c + i] * ld;
             const float *src = res + i * E;
@@ -215,6 +216,10 @@ static attn_status slice(void *arg, size_t t, int worker) {
     return ATTN_OK;
 }
 
+/* Shapes: q (N,L,H,E), v (N,L,H,E) F32 (S == L, D == E, L a multiple of
+ * chunk_size); k is ignored (shared-QK).  -> out (N,L,H,E), caller-owned,
+ * fully written, not aliasing the inputs.  Masks as attn_qkv; the planes and
+ * the per-worker scratch are allocated here and freed before returning. */
 static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
                                attn_error *err) {
     const struct reformer *s = state;
@@ -276,7 +281,8 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
         st = attn__parallel_for(ctx, tasks, slice, &j);
     }
     if (st)
-        attn__err(err, st, "%s", st == ATTN_E_CANCELLED ? "cancelled" : "reformer attention failed");
+        attn__err(err, st, "%s%s", st == ATTN_E_CANCELLED ? "cancelled" : "reformer attention failed",
+                  attn__fail_detail(st));
 done:
     free(planes);
     free(j.scratch);

@@ -15,6 +15,8 @@
 
 #include <stdbool.h>
 
+#include "kernels/kernels.h"
+
 /* ---- helpers ---- */
 
 /* Uniform in [lo, hi), rounded to a multiple of quant when quant > 0. */
@@ -523,17 +525,6 @@ static void test_threads_agree(void **state) {
 
 /* ---- multi_head_area ---- */
 
-/* Naive nn.Linear: y (rows, out) = x W^T + b, accumulated in double. */
-static void linear_ref(const float *x, size_t rows, size_t in, const float *W, const float *b,
-                       size_t out, float *y) {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t o = 0; o < out; o++) {
-            double s = b[o];
-            for (size_t i = 0; i < in; i++) s += (double)x[r * in + i] * W[o * in + i];
-            y[r * out + o] = (float)s;
-        }
-}
-
 /* x (B, N, heads*d) -> out (B*heads, N, d), batch index b*heads + h. */
 static void split_heads(const float *x, size_t B, size_t N, size_t heads, size_t d, float *out) {
     for (size_t b = 0; b < B; b++)
@@ -586,9 +577,9 @@ static void test_multi_head_is_heads_of_area(void **state) {
             assert_int_equal(got->shape[2], VIN);
 
             float Q[B * NQ * HK], K[B * S * HK], V[B * S * HV];
-            linear_ref(data_of(in, "q"), B * NQ, KIN, wq, bq, HK, Q);
-            linear_ref(data_of(in, "k"), B * S, KIN, wk, bk, HK, K);
-            linear_ref(data_of(in, "v"), B * S, VIN, wv, bv, HV, V);
+            attn__linear_reference(data_of(in, "q"), B * NQ, KIN, wq, bq, HK, Q);
+            attn__linear_reference(data_of(in, "k"), B * S, KIN, wk, bk, HK, K);
+            attn__linear_reference(data_of(in, "v"), B * S, VIN, wv, bv, HV, V);
             attn_tensor *hq = t3(B * HEADS, NQ, KH, &seed, 0, 1, 0);
             attn_tensor *hk = t3(B * HEADS, S, KH, &seed, 0, 1, 0);
             attn_tensor *hv = t3(B * HEADS, S, VH, &seed, 0, 1, 0);
@@ -604,7 +595,7 @@ static void test_multi_head_is_heads_of_area(void **state) {
                         memcpy(att + (b * NQ + n) * HV + h * VH,
                                (float *)ho->data + ((b * HEADS + h) * NQ + n) * VH,
                                VH * sizeof(float));
-            linear_ref(att, B * NQ, HEADS * VH, wo, bo, VIN, want);
+            attn__linear_reference(att, B * NQ, HEADS * VH, wo, bo, VIN, want);
             for (size_t i = 0; i < got->numel; i++)
                 assert_float_equal(((float *)got->data)[i], want[i], 1e-5 + 1e-4 * fabs(want[i]));
             attn_tensor_free(got);

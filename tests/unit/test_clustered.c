@@ -9,35 +9,13 @@
 #include "test_util.h"
 
 #include <stdbool.h>
+#include "mech/full.h"
 
-/* Plain-loop FullAttention in double: softmax(temp q·k + masks) v; key
- * padding and attn_mask as -inf. */
+/* FullAttention by the plain reference (attn__full_reference, in core). */
 static void full_ref(const tu_qkv_buf *a, double temp, float *out) {
-    int64_t L = a->L, S = a->S, H = a->H, E = a->E, D = a->D;
-    double *w = malloc((size_t)S * sizeof *w);
-    assert_non_null(w);
-    for (int64_t n = 0; n < a->N; n++)
-        for (int64_t l = 0; l < L; l++)
-            for (int64_t h = 0; h < H; h++) {
-                int64_t kl = a->kl ? a->kl[n] : S;
-                double mx = -INFINITY, sum = 0.0;
-                for (int64_t s = 0; s < S; s++) {
-                    double x = 0.0;
-                    for (int64_t e = 0; e < E; e++)
-                        x += (double)a->q[((n * L + l) * H + h) * E + e] *
-                             a->k[((n * S + s) * H + h) * E + e];
-                    bool keep = s < kl && (!a->mask || a->mask[l * S + s]);
-                    w[s] = keep ? temp * x : -INFINITY;
-                    if (w[s] > mx) mx = w[s];
-                }
-                for (int64_t s = 0; s < S; s++) sum += w[s] = exp(w[s] - mx);
-                for (int64_t d = 0; d < D; d++) {
-                    double o = 0.0;
-                    for (int64_t s = 0; s < S; s++) o += w[s] / sum * a->v[((n * S + s) * H + h) * D + d];
-                    out[((n * L + l) * H + h) * D + d] = (float)o;
-                }
-            }
-    free(w);
+    attn_qkv x = {.N = a->N, .L = a->L, .S = a->S, .H = a->H, .E = a->E, .D = a->D, .q = a->q, .k = a->k,
+                  .v = a->v, .attn_mask = a->mask, .key_lengths = a->kl};
+    assert_int_equal(attn__full_reference((float)temp, &x, out, NULL), ATTN_OK);
 }
 
 static float *full_out(const tu_qkv_buf *a, double temp) {

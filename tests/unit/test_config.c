@@ -93,7 +93,8 @@ static void weights_missing_extra_misshaped(void **state) {
 
 static void model_metadata(void **state) {
     (void)state;
-    attn_model *m = tu_model("linear", "{\"query_dimensions\": 6}");
+    /* A random feature map's omega is (query_dimensions, .): E is fixed. */
+    attn_model *m = tu_model("linear", "{\"query_dimensions\": 6, \"feature_map\": \"favor\"}");
     assert_string_equal(attn_model_mech(m)->name, "linear");
     assert_int_equal(attn_model_num_inputs(m), 6);
     const attn_io_spec *q = attn_model_input(m, 0);
@@ -106,13 +107,36 @@ static void model_metadata(void **state) {
     assert_string_equal(attn_model_output(m)->name, "output");
     assert_non_null(strstr(attn_model_config_json(m), "query_dimensions"));
     attn_model_free(m);
+    /* The default elu map ignores query_dimensions, as the reference does. */
+    m = tu_model("linear", "{\"query_dimensions\": 6}");
+    assert_int_equal(attn_model_input(m, 0)->shape[3], -1);
+    attn_model_free(m);
+}
+
+/* is_inner is what attn__model_new_nested checks: a nested attention
+ * (conditional_full's other_attention) is refused exactly when the type is
+ * not marked inner. */
+static void is_inner_decides_nesting(void **state) {
+    (void)state;
+    size_t inner = 0;
+    for (size_t i = 0; i < attn_mech_count(); i++) {
+        const attn_mech_info *m = attn_mech_at(i);
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "{\"other_attention\": {\"type\": \"%s\"}}", m->name);
+        attn_error e = {0};
+        attn_status st = tu_model_status("conditional_full", cfg, NULL, &e);
+        int refused = st == ATTN_E_CONFIG && strstr(e.msg, "cannot be used as an inner attention") != NULL;
+        assert_int_equal(refused, !m->is_inner);
+        inner += m->is_inner != 0;
+    }
+    assert_true(inner > 0 && inner < attn_mech_count());
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(registry_lists_and_finds), cmocka_unit_test(config_errors_name_the_key),
         cmocka_unit_test(nested_configs),           cmocka_unit_test(weights_missing_extra_misshaped),
-        cmocka_unit_test(model_metadata),
+        cmocka_unit_test(model_metadata),           cmocka_unit_test(is_inner_decides_nesting),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -72,10 +72,12 @@ static void linear_mask_rules(void **state) {
     assert_null(tu_run(cau, in, 1, &st, &e));
     assert_int_equal(st, ATTN_E_SHAPE);
     attn_tensor_set_free(in);
-    in = tu_qkv(1, 1, 4, 4, 1, 3, 2); /* E disagrees with query_dimensions */
-    assert_null(tu_run(lin, in, 1, &st, &e));
+    in = tu_qkv(1, 1, 4, 4, 1, 3, 2); /* E disagrees with a random map's query_dimensions */
+    attn_model *fav = tu_model("linear", "{\"query_dimensions\": 4, \"feature_map\": \"favor\"}");
+    assert_null(tu_run(fav, in, 1, &st, &e));
     assert_int_equal(st, ATTN_E_SHAPE);
     attn_tensor_set_free(in);
+    attn_model_free(fav);
     attn_model_free(lin);
     attn_model_free(cau);
 }
@@ -241,6 +243,50 @@ static void conditional_switches_at_the_limit(void **state) {
     attn_tensor_set_free(in);
 }
 
+/* The reference's LinearAttention with the default elu map ignores
+ * query_dimensions: queries (2,5,2,6) with {"query_dimensions": 3} give
+ * (2,5,2,4), the same numbers as the plain formula. */
+static void linear_default_map_ignores_query_dimensions(void **state) {
+    (void)state;
+    attn_tensor_set *in = tu_qkv(60, 2, 5, 7, 2, 6, 4);
+    attn_model *m = tu_model("linear", "{\"query_dimensions\": 3}");
+    attn_tensor *o = tu_run_ok(m, in, 1);
+    assert_int_equal(o->rank, 4);
+    assert_int_equal(o->shape[0], 2);
+    assert_int_equal(o->shape[1], 5);
+    assert_int_equal(o->shape[2], 2);
+    assert_int_equal(o->shape[3], 4);
+    float *ref = calloc(o->numel, sizeof *ref);
+    naive_linear(in, 0, ref);
+    tu_assert_close(o->data, ref, o->numel, 2e-5f);
+    free(ref);
+    attn_tensor_free(o);
+    attn_model_free(m);
+    attn_tensor_set_free(in);
+}
+
+/* length_limit 0: the reference always takes the other attention (L, S >= 1). */
+static void conditional_limit_zero_is_always_other(void **state) {
+    (void)state;
+    attn_tensor_set *in = tu_qkv(51, 1, 1, 1, 2, 4, 4);
+    attn_model *lin = tu_model("linear", "{\"query_dimensions\": 4}");
+    attn_model *zero = tu_model("conditional_full", "{\"length_limit\": 0, \"other_attention\": {\"type\": \"linear\", \"query_dimensions\": 4}}");
+    attn_tensor *b = tu_run_ok(lin, in, 1), *c = tu_run_ok(zero, in, 1);
+    assert_memory_equal(b->data, c->data, b->nbytes);
+    attn_tensor_free(b);
+    attn_tensor_free(c);
+    attn_tensor_set_free(in);
+    in = tu_qkv(52, 2, 6, 3, 2, 4, 5);
+    b = tu_run_ok(lin, in, 1);
+    c = tu_run_ok(zero, in, 1);
+    assert_memory_equal(b->data, c->data, b->nbytes);
+    attn_tensor_free(b);
+    attn_tensor_free(c);
+    attn_tensor_set_free(in);
+    attn_model_free(lin);
+    attn_model_free(zero);
+}
+
 static void aft_simple_rules(void **state) {
     (void)state;
     attn_error e = {0};
@@ -355,11 +401,18 @@ static void layer_with_identity_projections_is_its_inner(void **state) {
     attn_tensor_set_free(in4);
     attn_tensor_set_free(in);
     attn_model_free(layer);
-    /* inner linear with a query_dimensions that disagrees with d_keys */
+    /* inner linear with a random map whose query_dimensions disagrees with d_keys */
+    assert_int_equal(attn_model_new("attention_layer",
+                                    "{\"attention\": {\"type\": \"linear\", \"query_dimensions\": 3, \"feature_map\": \"favor\"}, "
+                                    "\"d_model\": 8, \"n_heads\": 2}",
+                                    w, &layer, &e),
+                     ATTN_E_CONFIG);
+    /* the default elu map ignores query_dimensions, as the reference does */
     assert_int_equal(attn_model_new("attention_layer",
                                     "{\"attention\": {\"type\": \"linear\", \"query_dimensions\": 3}, \"d_model\": 8, \"n_heads\": 2}",
                                     w, &layer, &e),
-                     ATTN_E_CONFIG);
+                     ATTN_OK);
+    attn_model_free(layer);
     attn_tensor_set_free(w);
 }
 
@@ -373,6 +426,8 @@ int main(void) {
         cmocka_unit_test(local_matches_formula),
         cmocka_unit_test(topk_all_keys_equals_full),
         cmocka_unit_test(conditional_switches_at_the_limit),
+        cmocka_unit_test(linear_default_map_ignores_query_dimensions),
+        cmocka_unit_test(conditional_limit_zero_is_always_other),
         cmocka_unit_test(aft_simple_rules),
         cmocka_unit_test(aft_full_limits),
         cmocka_unit_test(layer_with_identity_projections_is_its_inner),

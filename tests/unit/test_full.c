@@ -4,35 +4,15 @@
 
 #include "mech/full.h"
 
-/* Plain softmax attention, double accumulation, from the reference formula. */
+/* The plain reference (attn__full_reference, in core) over a tensor set. */
 static void naive_full(const attn_tensor_set *in, float temp, float *out) {
     const attn_tensor *q = attn_tensor_set_get(in, "queries"), *k = attn_tensor_set_get(in, "keys"),
                       *v = attn_tensor_set_get(in, "values"), *m = attn_tensor_set_get(in, "attn_mask"),
                       *kl = attn_tensor_set_get(in, "key_lengths");
-    int64_t N = q->shape[0], L = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1], D = v->shape[3];
-    const float *Q = q->data, *K = k->data, *V = v->data;
-    double *row = calloc((size_t)S, sizeof *row);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t h = 0; h < H; h++)
-            for (int64_t l = 0; l < L; l++) {
-                double mx = -INFINITY;
-                for (int64_t s = 0; s < S; s++) {
-                    double d = 0;
-                    for (int64_t e = 0; e < E; e++) d += (double)Q[((n * L + l) * H + h) * E + e] * K[((n * S + s) * H + h) * E + e];
-                    row[s] = temp * d;
-                    if (m && !((uint8_t *)m->data)[l * S + s]) row[s] = -INFINITY;
-                    if (kl && s >= ((int64_t *)kl->data)[n]) row[s] = -INFINITY;
-                    mx = row[s] > mx ? row[s] : mx;
-                }
-                double sum = 0;
-                for (int64_t s = 0; s < S; s++) sum += row[s] = mx == -INFINITY ? NAN : exp(row[s] - mx);
-                for (int64_t d = 0; d < D; d++) {
-                    double acc = 0;
-                    for (int64_t s = 0; s < S; s++) acc += row[s] / sum * V[((n * S + s) * H + h) * D + d];
-                    out[((n * L + l) * H + h) * D + d] = (float)acc;
-                }
-            }
-    free(row);
+    attn_qkv a = {.N = q->shape[0], .L = q->shape[1], .S = k->shape[1], .H = q->shape[2], .E = q->shape[3],
+                  .D = v->shape[3], .q = q->data, .k = k->data, .v = v->data,
+                  .attn_mask = m ? m->data : NULL, .key_lengths = kl ? kl->data : NULL};
+    assert_int_equal(attn__full_reference(temp, &a, out, NULL), ATTN_OK);
 }
 
 static void check_against_naive(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int64_t D, int mask,

@@ -12,26 +12,6 @@
 #include "kernels/conv2d.h"
 #include "kernels/image_ops.h"
 
-static void naive_conv(const attn_conv2d *c, const float *x, const float *wt, const float *b,
-                       float *y) {
-    for (size_t co = 0; co < c->c_out; co++)
-        for (size_t oy = 0; oy < c->h_out; oy++)
-            for (size_t ox = 0; ox < c->w_out; ox++) {
-                double s = b ? b[co] : 0.0;
-                for (size_t ci = 0; ci < c->c_in; ci++)
-                    for (size_t ky = 0; ky < c->k_h; ky++)
-                        for (size_t kx = 0; kx < c->k_w; kx++) {
-                            long iy = (long)(oy * c->stride_h + ky * c->dil_h) - (long)c->pad_h;
-                            long ix = (long)(ox * c->stride_w + kx * c->dil_w) - (long)c->pad_w;
-                            if (iy < 0 || ix < 0 || iy >= (long)c->h_in || ix >= (long)c->w_in)
-                                continue;
-                            s += (double)x[(ci * c->h_in + (size_t)iy) * c->w_in + (size_t)ix] *
-                                 wt[((co * c->c_in + ci) * c->k_h + ky) * c->k_w + kx];
-                        }
-                y[(co * c->h_out + oy) * c->w_out + ox] = (float)s;
-            }
-}
-
 static void test_conv2d_matches_loops(void **state) {
     (void)state;
     attn_conv2d cases[] = {
@@ -63,13 +43,13 @@ static void test_conv2d_matches_loops(void **state) {
         assert_true(attn__conv2d_workspace(&c, c.h_out, &nwork));
         float *work = malloc((nwork ? nwork : 1) * 4);
         for (int with_bias = 0; with_bias < 2; with_bias++) {
-            naive_conv(&c, x, wt, with_bias ? b : NULL, want);
+            attn__conv2d_reference(&c, x, wt, with_bias ? b : NULL, want);
             /* whole image, then row by row (as threads split it) */
-            attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, false, work, 0, c.h_out);
+            assert_int_equal(attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, false, work, 0, c.h_out), ATTN_OK);
             for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - want[i]) <= 1e-4f);
             for (size_t i = 0; i < ny; i++) got[i] = 1.0f;
             for (size_t r = 0; r < c.h_out; r++)
-                attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, true, work, r, r + 1);
+                assert_int_equal(attn__conv2d(&c, x, wt, with_bias ? b : NULL, got, true, work, r, r + 1), ATTN_OK);
             for (size_t i = 0; i < ny; i++) assert_true(fabsf(got[i] - (want[i] + 1.0f)) <= 1e-4f);
         }
         free(x);
