@@ -9,7 +9,9 @@
  *   ATTN_CPU=avx512|avx2|generic   run that variant (auto or unset: the best
  *                                  this CPU executes)
  *   ATTN_GEMM=attn|openblas        attn__gemm's product (auto or unset: a
- *                                  calibration of a few milliseconds, once)
+ *                                  calibration of 40 ms, once)
+ *   ATTN_CPU_HIDE=avx512f,...      treat these CPU features as absent (to
+ *                                  see what a smaller CPU would run)
  *
  * An ATTN_CPU the CPU cannot execute, or an unknown value, is refused:
  * attn_cpu_check reports it (models are not built, attnd does not start),
@@ -59,7 +61,17 @@ static const attn_kernels variants[] = {
 static const char *const features[] = {"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"};
 #define N_FEATURES (sizeof features / sizeof *features)
 
+static int hidden(const char *f) {
+    const char *h = getenv("ATTN_CPU_HIDE");
+    if (!h) return 0;
+    size_t n = strlen(f);
+    for (const char *p = h + strspn(h, ", "); *p; p += strcspn(p, ", "), p += strspn(p, ", "))
+        if (strncmp(p, f, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')) return 1;
+    return 0;
+}
+
 static int has_feature(const char *f) {
+    if (hidden(f)) return 0;
 #if ATTN_X86
     /* __builtin_cpu_supports wants a string literal. */
 #define FEATURE(name)                                                                                      \
