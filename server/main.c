@@ -375,6 +375,16 @@ int main(int argc, char **argv) {
     int pa = parse_args(argc, argv);
     if (pa) return pa > 0 ? 0 : 2;
     svc_cfg.log_json = strcmp(log_format, "json") == 0;
+    attn_error cpu_err = {0};
+    if (attn_cpu_check(&cpu_err)) { /* ATTN_CPU / ATTN_GEMM refused */
+        svc_log("error", "%s", cpu_err.msg);
+        return 2;
+    }
+    char kernels[512] = "";
+    const char *ck, *cv;
+    for (size_t i = 0; attn_cpu_info(i, &ck, &cv); i++)
+        snprintf(kernels + strlen(kernels), sizeof kernels - strlen(kernels), "%s%s=%s", i ? "; " : "", ck, cv);
+    svc_log("info", "kernels: %s", kernels);
     if (!svc_cfg.threads) svc_cfg.threads = svc_cfg.cores;
     if (!svc_cfg.call_threads) svc_cfg.call_threads = svc_cfg.cores;
     if (!svc_cfg.http_threads) svc_cfg.http_threads = svc_cfg.cores < 4 ? svc_cfg.cores : 4;
