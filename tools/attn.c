@@ -49,8 +49,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static int parse_args(int argc, char **argv, args *a) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    a->threads = n > 0 ? (int)n : 1;
+    a->threads = attn_cpu_count(); /* affinity, capped by the cgroup CPU quota */
     a->repeat = 10;
     for (int i = 2; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

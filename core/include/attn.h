@@ -206,6 +206,11 @@ attn_status attn_cpu_check(attn_error *err);
  * "kernel_selection", "kernel_full", "kernel_softmax", "kernel_gemm",
  * "gemm_choice".  Static strings; returns 0 past the end. */
 int attn_cpu_info(size_t i, const char **key, const char **value);
+/* CPUs this process may use: its affinity mask, capped by the cgroup (v2
+ * cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us) CPU quota, rounded up;
+ * at least 1.  ATTN_CGROUP_ROOT replaces /sys/fs/cgroup, ATTN_CGROUP_SELF
+ * /proc/self/cgroup (for tests).  Read anew on every call. */
+int attn_cpu_count(void);
 
 /* ---- call context -------------------------------------------------------------
  * Per-call settings: how many threads one forward may use, and an optional

@@ -8,6 +8,8 @@
 #include "cpu.h"
 #include "kernels/kernels.h"
 
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,12 +176,95 @@ static void refused_selection_fails_model_new(void **state) {
     assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 }
 
+/* ---- attn_cpu_count over a fake cgroup folder (ATTN_CGROUP_ROOT) ---- */
+
+static void put(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int affinity(void) {
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    return CPU_COUNT(&set);
+}
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+static void cpu_count_follows_the_cgroup_quota(void **state) {
+    (void)state;
+    char root[] = "/tmp/attn-cgroup-XXXXXX", v1[64], own[64];
+    assert_non_null(mkdtemp(root));
+    setenv("ATTN_CGROUP_ROOT", root, 1);
+    int aff = affinity();
+    assert_int_equal(attn_cpu_count(), aff); /* no quota file at all */
+    put(root, "cpu.max", "max 100000\n");
+    assert_int_equal(attn_cpu_count(), aff);
+    put(root, "cpu.max", "100000 100000\n"); /* 1 CPU */
+    assert_int_equal(attn_cpu_count(), 1);
+    put(root, "cpu.max", "250000 100000\n"); /* 2.5 CPUs: 3 threads, unless fewer cores */
+    assert_int_equal(attn_cpu_count(), min_int(aff, 3));
+    put(root, "cpu.max", "max 100000\n");
+    /* v1: cpu/cpu.cfs_quota_us over cpu.cfs_period_us */
+    snprintf(v1, sizeof v1, "%s/cpu", root);
+    assert_int_equal(mkdir(v1, 0700), 0);
+    put(v1, "cpu.cfs_quota_us", "-1\n");
+    put(v1, "cpu.cfs_period_us", "100000\n");
+    assert_int_equal(attn_cpu_count(), aff);
+    put(v1, "cpu.cfs_quota_us", "50000\n"); /* half a CPU: one thread */
+    assert_int_equal(attn_cpu_count(), 1);
+    put(v1, "cpu.cfs_quota_us", "garbage\n");
+    assert_int_equal(attn_cpu_count(), aff);
+    /* the process's own cgroups below the root (a fake /proc/self/cgroup):
+     * the smallest quota on the way up binds */
+    char self[96], p[600];
+    snprintf(self, sizeof self, "%s/self", root);
+    put(root, "self", "1:cpu,cpuacct:/pod\n0::/pod/box\n");
+    setenv("ATTN_CGROUP_SELF", self, 1);
+    snprintf(own, sizeof own, "%s/pod", root);
+    assert_int_equal(mkdir(own, 0700), 0);
+    snprintf(p, sizeof p, "%s/pod/box", root);
+    assert_int_equal(mkdir(p, 0700), 0);
+    put(p, "cpu.max", "300000 100000\n");
+    assert_int_equal(attn_cpu_count(), min_int(aff, 3));
+    put(own, "cpu.max", "100000 100000\n"); /* the parent's quota binds its child */
+    assert_int_equal(attn_cpu_count(), 1);
+    put(own, "cpu.max", "max 100000\n");
+    assert_int_equal(attn_cpu_count(), min_int(aff, 3));
+    snprintf(v1, sizeof v1, "%s/cpu/pod", root); /* v1 below its own mount */
+    assert_int_equal(mkdir(v1, 0700), 0);
+    put(v1, "cpu.cfs_quota_us", "100000\n");
+    put(v1, "cpu.cfs_period_us", "100000\n");
+    assert_int_equal(attn_cpu_count(), 1);
+    const char *nested[] = {"pod/box/cpu.max", "pod/cpu.max", "cpu/pod/cpu.cfs_quota_us", "cpu/pod/cpu.cfs_period_us",
+                            "pod/box", "pod", "cpu/pod", "self"};
+    for (size_t i = 0; i < sizeof nested / sizeof *nested; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, nested[i]);
+        assert_int_equal(remove(p), 0);
+    }
+    unsetenv("ATTN_CGROUP_SELF");
+    snprintf(v1, sizeof v1, "%s/cpu", root);
+    const char *files[] = {"cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "cpu.max"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, files[i]);
+        unlink(p);
+    }
+    rmdir(v1);
+    rmdir(root);
+    unsetenv("ATTN_CGROUP_ROOT");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(softmax_of_every_variant_matches_double),
         cmocka_unit_test(selection_and_forcing),
         cmocka_unit_test(a_variant_the_cpu_lacks_is_refused),
         cmocka_unit_test(refused_selection_fails_model_new),
+        cmocka_unit_test(cpu_count_follows_the_cgroup_quota),
     };
     return cmocka_run_group_tests_name("cpu", tests, NULL, NULL);
 }
