@@ -35,7 +35,10 @@ VFLAGS_generic = -march=x86-64
 else
 VARIANTS   = generic
 endif
-VCFLAGS    = $(filter-out -march=% -mtune=% -mcpu=% -mavx% -mfma -msse%,$(CFLAGS))
+# -fno-trapping-math: without AVX-512's masks GCC vectorises the softmax
+# loops' selects only when comparisons may not trap (no value changes: FP
+# exceptions are never read).
+VCFLAGS    = $(filter-out -march=% -mtune=% -mcpu=% -mavx% -mfma -msse%,$(CFLAGS)) -fno-trapping-math
 CORE_OBJ   = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(VARIANT_SRC),$(CORE_SRC))) \
              $(foreach v,$(VARIANTS),$(VARIANT_SRC:%.c=$(BUILD)/obj/%.$(v).o))
 SERVER_SRC = $(sort $(wildcard server/*.c))
