@@ -9,7 +9,7 @@
  *   ATTN_CPU=avx512|avx2|generic   run that variant (auto or unset: the best
  *                                  this CPU executes)
  *   ATTN_GEMM=attn|openblas        attn__gemm's product (auto or unset: a
- *                                  calibration of 40 ms, once)
+ *                                  calibration of about 0.1 s, once)
  *   ATTN_CPU_HIDE=avx512f,...      treat these CPU features as absent (to
  *                                  see what a smaller CPU would run)
  *
@@ -98,10 +98,9 @@ int attn__kernels_runs(const attn_kernels *k) {
 
 /* ---- the selection, made once ---- */
 
-static pthread_once_t pick_once = PTHREAD_ONCE_INIT, gemm_once = PTHREAD_ONCE_INIT;
+static pthread_once_t pick_once = PTHREAD_ONCE_INIT;
 static const attn_kernels *chosen;
-static char cpu_error[200], gemm_error[120], gemm_why[120], selection[64];
-static int gemm_own;
+static char cpu_error[200], selection[64];
 
 static const attn_kernels *best_runnable(void) {
     for (size_t i = 0; i < N_VARIANTS; i++)
@@ -137,13 +136,25 @@ const attn_kernels *attn__kernels(void) {
 }
 
 /* ---- libattn's sgemm or OpenBLAS ----
- * Both single-threaded (attn_ctx_new pins OpenBLAS to one thread), on a
- * projection-sized product x·Wᵀ, in interleaved rounds for CAL_MS
- * milliseconds; the best time of each over the rounds after the first half
- * counts (the wide vector units and the clock need a few milliseconds to
- * ramp up: the first calls run at half speed).  The smaller time wins. */
-enum { CAL_M = 192, CAL_N = 256, CAL_K = 256 };
-#define CAL_MS 40.0
+ * Decided separately for two classes of products, by op(B)'s size n·k: up
+ * to GEMM_SMALL_NK (B's panels stay in L2; projections, attention blocks)
+ * and above it (where OpenBLAS's deeper blocking tends to win).  Each class
+ * is timed on one product x·Wᵀ, both single-threaded (attn_ctx_new pins
+ * OpenBLAS to one thread), in interleaved rounds; the best time of each
+ * over the rounds after a warm-up counts (the wide vector units and the
+ * clock need a few milliseconds to ramp up: the first calls run at half
+ * speed).  libattn's sgemm must be at least 5% faster to be chosen, so that
+ * a tie picks OpenBLAS every time rather than by noise. */
+#define GEMM_SMALL_NK ((size_t)1 << 18)
+typedef struct cal_shape {
+    int m, n, k;
+    double warm_ms, ms;
+} cal_shape;
+static const cal_shape cal_shapes[2] = {{192, 256, 256, 20.0, 20.0}, {384, 1024, 1024, 0.0, 40.0}};
+
+static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
+static int gemm_own[2]; /* per class: small, large */
+static char gemm_error[120], gemm_why[160];
 
 static double seconds(void) {
     struct timespec t;
@@ -151,42 +162,60 @@ static double seconds(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static double time_gemm(int own, const float *A, const float *B, float *C) {
+static double time_gemm(int own, const cal_shape *c, const float *A, const float *B, float *C) {
+    size_t m = (size_t)c->m, n = (size_t)c->n, k = (size_t)c->k;
     double t0 = seconds();
-    if (!own || attn__kernels()->gemm_own(0, 1, CAL_M, CAL_N, CAL_K, 1.0f, A, CAL_K, B, CAL_K, 0.0f, C, CAL_N) != 0)
-        attn__gemm_blas(0, 1, CAL_M, CAL_N, CAL_K, 1.0f, A, CAL_K, B, CAL_K, 0.0f, C, CAL_N);
+    if (!own || attn__kernels()->gemm_own(0, 1, m, n, k, 1.0f, A, k, B, k, 0.0f, C, n) != 0)
+        attn__gemm_blas(0, 1, m, n, k, 1.0f, A, k, B, k, 0.0f, C, n);
     return seconds() - t0;
 }
 
-static void calibrate(void) {
-    size_t na = (size_t)CAL_M * CAL_K, nb = (size_t)CAL_N * CAL_K, nc = (size_t)CAL_M * CAL_N;
+/* Best times (seconds) of OpenBLAS [0] and libattn [1] on shape c; -1 when
+ * the buffers cannot be allocated. */
+static int calibrate_shape(const cal_shape *c, double best[2]) {
+    size_t na = (size_t)c->m * c->k, nb = (size_t)c->n * c->k, nc = (size_t)c->m * c->n;
     float *buf = malloc((na + nb + nc) * sizeof *buf);
-    if (!buf) {
-        snprintf(gemm_why, sizeof gemm_why, "calibration could not allocate: OpenBLAS");
-        return;
-    }
+    if (!buf) return -1;
     float *A = buf, *B = A + na, *C = B + nb;
     for (size_t i = 0; i < na + nb; i++) buf[i] = (float)((i * 2654435761u) % 1024u) / 512.0f - 1.0f;
-    attn_ctx_free(attn_ctx_new(1)); /* OpenBLAS on one thread, as in every forward */
-    double best[2] = {1e30, 1e30}, start = seconds(), now = start;
-    while (now - start < CAL_MS * 1e-3) {
-        int measured = now - start >= CAL_MS * 0.5e-3;
+    best[0] = best[1] = 1e30;
+    double start = seconds(), now = start;
+    int rounds = 0;
+    while (now - start < (c->warm_ms + c->ms) * 1e-3 || rounds < 3) {
+        int measured = now - start >= c->warm_ms * 1e-3;
         for (int own = 0; own < 2; own++) {
-            double t = time_gemm(own, A, B, C);
+            double t = time_gemm(own, c, A, B, C);
             if (measured && t < best[own]) best[own] = t;
         }
+        rounds += measured;
         now = seconds();
     }
     free(buf);
-    gemm_own = best[1] < best[0];
-    snprintf(gemm_why, sizeof gemm_why, "calibrated on %dx%dx%d: attn %.3f ms, openblas %.3f ms", CAL_M, CAL_N,
-             CAL_K, best[1] * 1e3, best[0] * 1e3);
+    return 0;
+}
+
+static void calibrate(void) {
+    attn_ctx_free(attn_ctx_new(1)); /* OpenBLAS on one thread, as in every forward */
+    size_t len = 0;
+    for (int cl = 0; cl < 2; cl++) {
+        const cal_shape *c = &cal_shapes[cl];
+        double best[2];
+        if (calibrate_shape(c, best) != 0) {
+            snprintf(gemm_why, sizeof gemm_why, "calibration could not allocate: OpenBLAS");
+            gemm_own[0] = gemm_own[1] = 0;
+            return;
+        }
+        gemm_own[cl] = best[1] * 1.05 < best[0];
+        len += (size_t)snprintf(gemm_why + len, sizeof gemm_why - len, "%s%dx%dx%d: attn %.3f ms, openblas %.3f ms",
+                                cl ? "; " : "calibrated on ", c->m, c->n, c->k, best[1] * 1e3, best[0] * 1e3);
+        if (len >= sizeof gemm_why) len = sizeof gemm_why - 1;
+    }
 }
 
 static void pick_gemm(void) {
     const char *env = getenv("ATTN_GEMM");
     if (env && !strcmp(env, "attn")) {
-        gemm_own = 1;
+        gemm_own[0] = gemm_own[1] = 1;
         snprintf(gemm_why, sizeof gemm_why, "ATTN_GEMM=attn");
     } else if (env && !strcmp(env, "openblas")) {
         snprintf(gemm_why, sizeof gemm_why, "ATTN_GEMM=openblas");
@@ -197,9 +226,9 @@ static void pick_gemm(void) {
     }
 }
 
-int attn__gemm_use_own(void) {
+int attn__gemm_use_own(size_t n, size_t k) {
     pthread_once(&gemm_once, pick_gemm);
-    return gemm_own;
+    return gemm_own[n * k > GEMM_SMALL_NK]; /* n, k are bounded by the tensor limits: no overflow */
 }
 
 /* ---- the kernels' plain names ---- */
@@ -220,14 +249,14 @@ void attn__elu1(float *x, size_t n) { attn__kernels()->elu1(x, n); }
 
 attn_status attn_cpu_check(attn_error *err) {
     attn__kernels();
-    attn__gemm_use_own();
+    attn__gemm_use_own(0, 0);
     if (cpu_error[0]) return attn__err(err, ATTN_E_INVALID, "%s", cpu_error);
     if (gemm_error[0]) return attn__err(err, ATTN_E_INVALID, "%s", gemm_error);
     return ATTN_OK;
 }
 
 static pthread_once_t info_once = PTHREAD_ONCE_INIT;
-static char cpu_model[80], cpu_features[128], runnable[64], gemm_name[32];
+static char cpu_model[80], cpu_features[128], runnable[64], gemm_name[96];
 
 static void read_model(void) {
 #if ATTN_X86
@@ -260,10 +289,14 @@ static void fill_info(void) {
         if (attn__kernels_runs(&variants[i]))
             snprintf(runnable + strlen(runnable), sizeof runnable - strlen(runnable), "%s%s", runnable[0] ? " " : "",
                      variants[i].name);
-    if (attn__gemm_use_own())
-        snprintf(gemm_name, sizeof gemm_name, "attn-%s", attn__kernels()->name);
+    char own[32];
+    snprintf(own, sizeof own, "attn-%s", attn__kernels()->name);
+    int small = attn__gemm_use_own(0, 0), large = attn__gemm_use_own(GEMM_SMALL_NK + 1, 1);
+    if (small == large)
+        snprintf(gemm_name, sizeof gemm_name, "%s", small ? own : "openblas");
     else
-        snprintf(gemm_name, sizeof gemm_name, "openblas");
+        snprintf(gemm_name, sizeof gemm_name, "%s up to n*k = 2^18, %s above", small ? own : "openblas",
+                 large ? own : "openblas");
 }
 
 int attn_cpu_info(size_t i, const char **key, const char **value) {

@@ -44,8 +44,9 @@ const attn_kernels *attn__kernels(void);
 const attn_kernels *attn__kernels_at(size_t i);
 int attn__kernels_runs(const attn_kernels *k);
 
-/* attn__gemm's choice: 1 for libattn's sgemm, 0 for OpenBLAS (ATTN_GEMM,
- * else a calibration once per process). */
-int attn__gemm_use_own(void);
+/* attn__gemm's choice for an (m × k) · (k × n) product: 1 for libattn's
+ * sgemm, 0 for OpenBLAS (ATTN_GEMM, else a calibration once per process,
+ * one answer for n·k up to 2^18 and one above). */
+int attn__gemm_use_own(size_t n, size_t k);
 
 #endif

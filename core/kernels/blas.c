@@ -27,7 +27,7 @@ void attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const
     /* Thin products (a vector, a few rows or columns) stay with OpenBLAS,
      * whose kernels do not pad them to a full register tile; the others go
      * to libattn's sgemm where it is the faster (core/cpu.c). */
-    if (m >= 12 && n >= 32 && k >= 16 && attn__gemm_use_own() &&
+    if (m >= 12 && n >= 32 && k >= 16 && attn__gemm_use_own(n, k) &&
         attn__gemm_own(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
         return;
     attn__gemm_blas(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
