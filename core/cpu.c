@@ -9,7 +9,7 @@
  *   ATTN_CPU=avx512|avx2|generic   run that variant (auto or unset: the best
  *                                  this CPU executes)
  *   ATTN_GEMM=attn|openblas        attn__gemm's product (auto or unset: a
- *                                  calibration of about 0.1 s, once)
+ *                                  calibration, once per product class)
  *   ATTN_CPU_HIDE=avx512f,...      treat these CPU features as absent (to
  *                                  see what a smaller CPU would run)
  *
@@ -144,17 +144,20 @@ const attn_kernels *attn__kernels(void) {
  * over the rounds after a warm-up counts (the wide vector units and the
  * clock need a few milliseconds to ramp up: the first calls run at half
  * speed).  libattn's sgemm must be at least 5% faster to be chosen, so that
- * a tie picks OpenBLAS every time rather than by noise. */
+ * a tie picks OpenBLAS every time rather than by noise.  A class is timed
+ * at its first product (most processes never make a large one): about
+ * 10 ms for the small class, 40 ms for the large. */
 #define GEMM_SMALL_NK ((size_t)1 << 18)
 typedef struct cal_shape {
     int m, n, k;
     double warm_ms, ms;
 } cal_shape;
-static const cal_shape cal_shapes[2] = {{192, 256, 256, 20.0, 20.0}, {384, 1024, 1024, 0.0, 40.0}};
+static const cal_shape cal_shapes[2] = {{192, 256, 256, 5.0, 5.0}, {384, 1024, 1024, 5.0, 0.0}};
 
-static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
-static int gemm_own[2]; /* per class: small, large */
-static char gemm_error[120], gemm_why[160];
+static pthread_once_t gemm_once = PTHREAD_ONCE_INIT, class_once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+static int gemm_forced = -1;  /* ATTN_GEMM: 1 attn, 0 openblas, -1 calibrate */
+static int gemm_own[2];       /* per class: small, large */
+static char gemm_error[120], gemm_why[2][100];
 
 static double seconds(void) {
     struct timespec t;
@@ -194,41 +197,35 @@ static int calibrate_shape(const cal_shape *c, double best[2]) {
     return 0;
 }
 
-static void calibrate(void) {
+static void calibrate(int cl) {
     attn_ctx_free(attn_ctx_new(1)); /* OpenBLAS on one thread, as in every forward */
-    size_t len = 0;
-    for (int cl = 0; cl < 2; cl++) {
-        const cal_shape *c = &cal_shapes[cl];
-        double best[2];
-        if (calibrate_shape(c, best) != 0) {
-            snprintf(gemm_why, sizeof gemm_why, "calibration could not allocate: OpenBLAS");
-            gemm_own[0] = gemm_own[1] = 0;
-            return;
-        }
-        gemm_own[cl] = best[1] * 1.05 < best[0];
-        len += (size_t)snprintf(gemm_why + len, sizeof gemm_why - len, "%s%dx%dx%d: attn %.3f ms, openblas %.3f ms",
-                                cl ? "; " : "calibrated on ", c->m, c->n, c->k, best[1] * 1e3, best[0] * 1e3);
-        if (len >= sizeof gemm_why) len = sizeof gemm_why - 1;
+    const cal_shape *c = &cal_shapes[cl];
+    double best[2];
+    if (calibrate_shape(c, best) != 0) {
+        snprintf(gemm_why[cl], sizeof gemm_why[cl], "%dx%dx%d: could not allocate, OpenBLAS", c->m, c->n, c->k);
+        return;
     }
+    gemm_own[cl] = best[1] * 1.05 < best[0];
+    snprintf(gemm_why[cl], sizeof gemm_why[cl], "%dx%dx%d: attn %.3f ms, openblas %.3f ms", c->m, c->n, c->k,
+             best[1] * 1e3, best[0] * 1e3);
 }
+static void calibrate_small(void) { calibrate(0); }
+static void calibrate_large(void) { calibrate(1); }
 
-static void pick_gemm(void) {
+static void read_gemm_env(void) {
     const char *env = getenv("ATTN_GEMM");
-    if (env && !strcmp(env, "attn")) {
-        gemm_own[0] = gemm_own[1] = 1;
-        snprintf(gemm_why, sizeof gemm_why, "ATTN_GEMM=attn");
-    } else if (env && !strcmp(env, "openblas")) {
-        snprintf(gemm_why, sizeof gemm_why, "ATTN_GEMM=openblas");
-    } else {
-        if (env && *env && strcmp(env, "auto"))
-            snprintf(gemm_error, sizeof gemm_error, "ATTN_GEMM=%.32s: unknown (attn, openblas or auto)", env);
-        calibrate();
-    }
+    if (env && !strcmp(env, "attn")) gemm_forced = 1;
+    else if (env && !strcmp(env, "openblas")) gemm_forced = 0;
+    else if (env && *env && strcmp(env, "auto"))
+        snprintf(gemm_error, sizeof gemm_error, "ATTN_GEMM=%.32s: unknown (attn, openblas or auto)", env);
 }
 
 int attn__gemm_use_own(size_t n, size_t k) {
-    pthread_once(&gemm_once, pick_gemm);
-    return gemm_own[n * k > GEMM_SMALL_NK]; /* n, k are bounded by the tensor limits: no overflow */
+    pthread_once(&gemm_once, read_gemm_env);
+    if (gemm_forced >= 0) return gemm_forced;
+    int cl = n * k > GEMM_SMALL_NK; /* n, k are bounded by the tensor limits: no overflow */
+    pthread_once(&class_once[cl], cl ? calibrate_large : calibrate_small);
+    return gemm_own[cl];
 }
 
 /* ---- the kernels' plain names ---- */
@@ -249,14 +246,14 @@ void attn__elu1(float *x, size_t n) { attn__kernels()->elu1(x, n); }
 
 attn_status attn_cpu_check(attn_error *err) {
     attn__kernels();
-    attn__gemm_use_own(0, 0);
+    pthread_once(&gemm_once, read_gemm_env);
     if (cpu_error[0]) return attn__err(err, ATTN_E_INVALID, "%s", cpu_error);
     if (gemm_error[0]) return attn__err(err, ATTN_E_INVALID, "%s", gemm_error);
     return ATTN_OK;
 }
 
 static pthread_once_t info_once = PTHREAD_ONCE_INIT;
-static char cpu_model[80], cpu_features[128], runnable[64], gemm_name[96];
+static char cpu_model[80], cpu_features[128], runnable[64], gemm_name[96], gemm_choice[220];
 
 static void read_model(void) {
 #if ATTN_X86
@@ -297,6 +294,10 @@ static void fill_info(void) {
     else
         snprintf(gemm_name, sizeof gemm_name, "%s up to n*k = 2^18, %s above", small ? own : "openblas",
                  large ? own : "openblas");
+    if (gemm_forced >= 0)
+        snprintf(gemm_choice, sizeof gemm_choice, "ATTN_GEMM=%s", gemm_forced ? "attn" : "openblas");
+    else
+        snprintf(gemm_choice, sizeof gemm_choice, "calibrated on %s; %s", gemm_why[0], gemm_why[1]);
 }
 
 int attn_cpu_info(size_t i, const char **key, const char **value) {
@@ -304,7 +305,7 @@ int attn_cpu_info(size_t i, const char **key, const char **value) {
     const char *v = attn__kernels()->name;
     static const char *const keys[] = {"cpu",         "cpu_features", "kernel_variants", "kernel_selection",
                                        "kernel_full", "kernel_softmax", "kernel_gemm",   "gemm_choice"};
-    const char *vals[] = {cpu_model, cpu_features, runnable, selection, v, v, gemm_name, gemm_why};
+    const char *vals[] = {cpu_model, cpu_features, runnable, selection, v, v, gemm_name, gemm_choice};
     if (i >= sizeof keys / sizeof *keys) return 0;
     if (key) *key = keys[i];
     if (value) *value = vals[i];
