@@ -48,7 +48,7 @@
 #define NVMAX 4 /* vectors of D per pv tile */
 #define MRV 6   /* queries per pv tile: 6 × 4 accumulators */
 #else
-#define MRK 6
+#define MRK 5 /* 10 accumulators + 2 query vectors + broadcasts: no spill in 16 registers */
 #define NVMAX 2
 #define MRV 6
 #endif
