@@ -23,7 +23,24 @@ BUILD    = build/asan
 endif
 
 CORE_SRC   = $(sort $(wildcard core/*.c core/kernels/*.c core/mech/*.c))
-CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+# Run-time kernel selection (core/cpu.c): these sources are built once per
+# instruction-set variant, the variant's name suffixed to their symbols, with
+# the variant's flags instead of OPT's -march (so PORTABLE=1 has them too).
+VARIANT_SRC = core/mech/full_fused.c core/kernels/gemm.c core/kernels/softmax.c
+ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
+VARIANTS   = avx512 avx2 generic
+VFLAGS_avx512  = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
+VFLAGS_avx2    = -mavx2 -mfma
+VFLAGS_generic = -march=x86-64
+else
+VARIANTS   = generic
+endif
+# -fno-trapping-math: without AVX-512's masks GCC vectorises the softmax
+# loops' selects only when comparisons may not trap (no value changes: FP
+# exceptions are never read).
+VCFLAGS    = $(filter-out -march=% -mtune=% -mcpu=% -mavx% -mfma -msse%,$(CFLAGS)) -fno-trapping-math
+CORE_OBJ   = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(VARIANT_SRC),$(CORE_SRC))) \
+             $(foreach v,$(VARIANTS),$(VARIANT_SRC:%.c=$(BUILD)/obj/%.$(v).o))
 SERVER_SRC = $(sort $(wildcard server/*.c))
 SERVER_OBJ = $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
@@ -71,8 +88,17 @@ $(BUILD)/attnd: $(SERVER_OBJ) $(BUILD)/libattn.a
 	    $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
 
 $(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
-# The fused attention kernel is written for fused multiply-adds (-std=c11 turns contraction off).
-$(BUILD)/obj/core/mech/full_fused.o $(BUILD)/obj/core/kernels/gemm.o: CFLAGS += -ffp-contract=fast
+
+define variant_rule
+$(BUILD)/obj/%.$(1).o: %.c
+	@mkdir -p $$(dir $$@)
+	@echo "  CC $$< [$(1)]"; $$(CC) $$(CPPFLAGS) $$(VCFLAGS) $$(VFLAGS_$(1)) -DATTN_VARIANT=$(1) -MMD -MP -c $$< -o $$@
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rule,$(v))))
+# The fused attention kernel and the sgemm are written for fused multiply-adds
+# (-std=c11 turns contraction off).
+$(foreach v,$(VARIANTS),$(BUILD)/obj/core/mech/full_fused.$(v).o $(BUILD)/obj/core/kernels/gemm.$(v).o): \
+    CFLAGS += -ffp-contract=fast
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)

@@ -206,6 +206,8 @@ static attn_status check_leftovers(const attn_mech *mech, const attn_tensor_set 
 
 static attn_status model_new_json(const char *type, const json_t *cfg, const attn_tensor_set *w,
                                   attn_model **out, attn_error *err) {
+    attn_status cst = attn_cpu_check(err); /* a refused ATTN_CPU / ATTN_GEMM */
+    if (cst) return cst;
     const attn_mech *mech = attn__mech_find(type);
     if (!mech)
         return attn__err(err, ATTN_E_NOTFOUND, "unknown attention type '%.64s'", type ? type : "");

@@ -146,6 +146,14 @@ void svc_api_model_ready(svc_req *r) {
 
 /* ---- metadata ---- */
 
+/* The CPU and the kernel variants libattn chose for it (attn_cpu_info). */
+static json_t *cpu_params(void) {
+    json_t *p = json_object();
+    const char *k, *v;
+    for (size_t i = 0; attn_cpu_info(i, &k, &v); i++) json_object_set_new(p, k, json_string(v));
+    return p;
+}
+
 void svc_api_server_meta(svc_req *r) {
     svc_reply rep;
     svc_reply_init(&rep);
@@ -159,6 +167,7 @@ void svc_api_server_meta(svc_req *r) {
         "threads_per_request", svc_cfg.call_threads, "elements_per_thread",
         (json_int_t)svc_cfg.elems_per_thread, "http_threads", svc_cfg.http_threads,
         "max_json_depth", svc_cfg.max_json_depth, "allow_nonfinite", svc_cfg.allow_nonfinite);
+    if (o) json_object_set_new(o, "parameters", cpu_params());
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);
 }

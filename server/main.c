@@ -99,80 +99,9 @@ static const opt opts[] = {
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 
-/* The CPU quota of one cgroup folder, in CPUs; 0 when it has none (or no
- * such file).  v2: cpu.max "QUOTA PERIOD" or "max PERIOD"; v1:
- * cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us. */
-static double folder_quota(const char *dir, int v2) {
-    char path[4200];
-    long long quota = -1, period = 0;
-    snprintf(path, sizeof path, v2 ? "%s/cpu.max" : "%s/cpu.cfs_quota_us", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    int n = v2 ? fscanf(f, "%lld %lld", &quota, &period) : fscanf(f, "%lld", &quota);
-    fclose(f);
-    if (n < 1 || quota <= 0) return 0; /* "max" does not parse: no quota */
-    if (!v2) {
-        snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
-        if (!(f = fopen(path, "r"))) return 0;
-        n = fscanf(f, "%lld", &period);
-        fclose(f);
-    }
-    return period > 0 ? (double)quota / (double)period : 0;
-}
-
-/* The smallest CPU quota on the way from our cgroup up to the root of its
- * hierarchy (a parent's quota binds its children too), in CPUs; 0: none.
- * A container usually sees its own cgroup at the mount point, so the
- * mount point itself is looked at as well. */
-static double cgroup_quota(void) {
-    FILE *f = fopen("/proc/self/cgroup", "r");
-    if (!f) return 0;
-    char line[4096], rel[4096] = "", mount[64] = "";
-    int v2 = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
-        if (!b) continue;
-        *b = '\0';
-        char *ctrl = a + 1, *p = b + 1;
-        p[strcspn(p, "\n")] = '\0';
-        if (strncmp(line, "0:", 2) == 0 && !*ctrl) { /* the v2 line; v1 cpu wins when both exist */
-            if (!mount[0]) snprintf(rel, sizeof rel, "%s", p), snprintf(mount, sizeof mount, "/sys/fs/cgroup"), v2 = 1;
-            continue;
-        }
-        for (char *c = strtok(ctrl, ","); c; c = strtok(NULL, ","))
-            if (strcmp(c, "cpu") == 0) {
-                snprintf(rel, sizeof rel, "%s", p);
-                snprintf(mount, sizeof mount, "/sys/fs/cgroup/cpu");
-                v2 = 0;
-            }
-    }
-    fclose(f);
-    if (!mount[0]) return 0;
-    double best = folder_quota(mount, v2);
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s%s", mount, strcmp(rel, "/") ? rel : "");
-    while (strlen(dir) > strlen(mount)) {
-        double q = folder_quota(dir, v2);
-        if (q > 0 && (best == 0 || q < best)) best = q;
-        *strrchr(dir, '/') = '\0';
-    }
-    return best;
-}
-
-/* CPUs we may use: the affinity mask, capped by the cgroup CPU quota (a
- * container limited to 2 CPUs on a 64-core host gets 2, not 64). */
-static int available_cores(void) {
-    int n = 0;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
-    if (n <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 0 ? (int)c : 1;
-    }
-    double q = cgroup_quota();
-    if (q > 0 && q < n) n = (int)ceil(q - 1e-9);
-    return n > 0 ? n : 1;
-}
+/* CPUs we may use: the affinity mask, capped by the cgroup CPU quota
+ * (attn_cpu_count). */
+static int available_cores(void) { return attn_cpu_count(); }
 
 static void defaults(void) {
     svc_cfg = (svc_config){
@@ -375,6 +304,16 @@ int main(int argc, char **argv) {
     int pa = parse_args(argc, argv);
     if (pa) return pa > 0 ? 0 : 2;
     svc_cfg.log_json = strcmp(log_format, "json") == 0;
+    attn_error cpu_err = {0};
+    if (attn_cpu_check(&cpu_err)) { /* ATTN_CPU / ATTN_GEMM refused */
+        svc_log("error", "%s", cpu_err.msg);
+        return 2;
+    }
+    char kernels[512] = "";
+    const char *ck, *cv;
+    for (size_t i = 0; attn_cpu_info(i, &ck, &cv); i++)
+        snprintf(kernels + strlen(kernels), sizeof kernels - strlen(kernels), "%s%s=%s", i ? "; " : "", ck, cv);
+    svc_log("info", "kernels: %s", kernels);
     if (!svc_cfg.threads) svc_cfg.threads = svc_cfg.cores;
     if (!svc_cfg.call_threads) svc_cfg.call_threads = svc_cfg.cores;
     if (!svc_cfg.http_threads) svc_cfg.http_threads = svc_cfg.cores < 4 ? svc_cfg.cores : 4;

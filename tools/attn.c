@@ -3,6 +3,7 @@
  *
  *   attn run   --model DIR --inputs IN.safetensors --output OUT.safetensors [--threads T]
  *   attn list
+ *   attn info     the CPU and the kernel variant chosen per hot path
  *   attn schema TYPE
  *   attn bench --model DIR --inputs IN.safetensors [--threads T] [--repeat R]
  *
@@ -28,6 +29,7 @@ static int usage(void) {
     fprintf(stderr,
             "usage: attn run   --model DIR --inputs IN.safetensors --output OUT.safetensors [--threads T]\n"
             "       attn list\n"
+            "       attn info             (the CPU and the kernels chosen for it)\n"
             "       attn schema TYPE      (JSON Schema of TYPE's config)\n"
             "       attn bench --model DIR --inputs IN.safetensors [--threads T] [--repeat R]\n");
     return 2;
@@ -47,8 +49,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static int parse_args(int argc, char **argv, args *a) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    a->threads = n > 0 ? (int)n : 1;
+    a->threads = attn_cpu_count(); /* affinity, capped by the cgroup CPU quota */
     a->repeat = 10;
     for (int i = 2; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -81,6 +82,16 @@ static const char *ptype(attn_param_type t) {
     case ATTN_P_OBJECT: return "object";
     }
     return "?";
+}
+
+/* One "key: value" line per item of attn_cpu_info; exit status 2 (after
+ * the lines) when ATTN_CPU or ATTN_GEMM is refused. */
+static int cmd_info(void) {
+    const char *k, *v;
+    for (size_t i = 0; attn_cpu_info(i, &k, &v); i++) printf("%s: %s\n", k, v);
+    attn_error e = {0};
+    if (attn_cpu_check(&e)) return fail("info", &e);
+    return 0;
 }
 
 static int cmd_list(void) {
@@ -265,6 +276,7 @@ int main(int argc, char **argv) {
     if (argc < 2) return usage();
     args a = {0};
     if (!strcmp(argv[1], "list")) return argc == 2 ? cmd_list() : usage();
+    if (!strcmp(argv[1], "info")) return argc == 2 ? cmd_info() : usage();
     if (!strcmp(argv[1], "schema")) return argc == 3 ? cmd_schema(argv[2]) : usage();
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage();

@@ -9,6 +9,7 @@
  * shape is accepted or refused the same way on every CPU.
  */
 #include "kernels.h"
+#include "cpu.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -32,8 +33,9 @@ attn_status attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha
         return ATTN_OK;
     }
     /* Thin products (a vector, a few rows or columns) stay with OpenBLAS,
-     * whose kernels do not pad them to a full register tile. */
-    if (m >= 12 && n >= 32 && k >= 16 &&
+     * whose kernels do not pad them to a full register tile; the others go
+     * to libattn's sgemm where it is the faster (core/cpu.c). */
+    if (m >= 12 && n >= 32 && k >= 16 && attn__gemm_use_own(n, k) &&
         attn__gemm_own(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
         return ATTN_OK;
     return attn__gemm_blas(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -1,6 +1,7 @@
 /*
- * gemm.c — libattn's own single-precision matrix product, for CPUs with
- * AVX-512, where it beats the OpenBLAS kernels this project's machines run.
+ * gemm.c — libattn's own single-precision matrix product, built once per
+ * instruction-set variant (core/cpu.c); attn__gemm uses it where it beats
+ * OpenBLAS on the machine at hand (a calibration, or ATTN_GEMM).
  *
  *   C (m, n) = alpha · op(A) (m, k) · op(B) (k, n) + beta · C
  *   row-major; op(A)(i, p) = ta ? A[p·lda + i] : A[i·lda + p], same for B.
@@ -10,15 +11,23 @@
  * NR columns (kc × NR, row by row); for each MC-tall block of op(A) the
  * slice is packed into panels of MR rows (kc × MR, column by column); a
  * register-blocked microkernel multiplies one MR-row panel by one NR-column
- * panel, 2·MR vector accumulators (MR = 12, NR = 2 vectors).  Edge panels
- * are zero-padded, and their tile is written through a small buffer.
+ * panel, 2·MR vector accumulators (AVX-512: MR = 12, NR = 2 vectors of 16;
+ * AVX2 and SSE2, with 16 vector registers: MR = 6, NR = 2 vectors of 8 or 4).
+ * Edge panels are zero-padded, and their tile is written through a small
+ * buffer.  The AVX-512 variant packs with in-register transposes and masked
+ * loads; the others pack with plain loops.
  *
  * Rounding: products are accumulated in k order within each KC slice with
- * fused multiply-adds (built with -ffp-contract=fast); results depend on
- * the shapes only, never on the thread count (each call is one thread).
- * attn__gemm_ref is the plain triple loop the tests compare it with.
+ * fused multiply-adds where the variant has them (built with
+ * -ffp-contract=fast), so every variant rounds each element the same way
+ * but for FMA; results depend on the shapes only, never on the thread count
+ * (each call is one thread).  attn__gemm_ref is the plain triple loop the
+ * tests compare it with.
  */
+#include "cpu.h"
 #include "kernels.h"
+#include "variant.h"
+#include "vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +36,17 @@
 #include <immintrin.h>
 #endif
 
-#if defined(__AVX512F__)
-#include "vec.h"
-#define GEMM_VLEN ATTN_VLEN /* 16 */
+ATTN_CPU_DECLARE(ATTN_VARIANT)
+
+#define GEMM_VLEN ATTN_VLEN
+#if GEMM_VLEN == 16
 #define MR 12
-#define NR 32 /* 2 vectors */
+#else
+#define MR 6
+#endif
+#define NR (2 * GEMM_VLEN) /* 2 vectors */
 #define KC 256
-#define MC 96
+#define MC 96 /* a multiple of MR */
 #define NC 2048
 
 typedef attn_vf vf;
@@ -42,8 +55,7 @@ typedef attn_vf vf;
 #define vstore attn_vstore
 #define vsplat attn_vsplat
 
-int attn__gemm_own_available(void) { return 1; }
-
+#if defined(__AVX512F__)
 /* In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i]. */
 AI void tr16(__m512 r[16]) {
     __m512 t[16];
@@ -127,6 +139,49 @@ static void pack_a(int ta, const float *A, size_t lda, size_t i0, size_t mc, siz
     }
 }
 
+#else /* no AVX-512: plain packing loops */
+
+/* op(B)[p0 .. p0+kc) × [j0 .. j0+nc) into panels of NR columns. */
+static void pack_b(int tb, const float *B, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *bp) {
+    for (size_t j = 0; j < nc; j += NR) {
+        size_t w = nc - j < NR ? nc - j : NR;
+        float *dst = bp + j * kc;
+        if (!tb) {
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = B + (p0 + p) * ldb + j0 + j;
+                float *d = dst + p * NR;
+                for (size_t c = 0; c < NR; c++) d[c] = c < w ? src[c] : 0.0f;
+            }
+        } else {
+            for (size_t c = 0; c < NR; c++) {
+                const float *src = c < w ? B + (j0 + j + c) * ldb + p0 : NULL;
+                for (size_t p = 0; p < kc; p++) dst[p * NR + c] = src ? src[p] : 0.0f;
+            }
+        }
+    }
+}
+
+/* op(A)[i0 .. i0+mc) × [p0 .. p0+kc) into panels of MR rows. */
+static void pack_a(int ta, const float *A, size_t lda, size_t i0, size_t mc, size_t p0, size_t kc, float *ap) {
+    for (size_t i = 0; i < mc; i += MR) {
+        size_t h = mc - i < MR ? mc - i : MR;
+        float *dst = ap + i * kc;
+        if (ta) {
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = A + (p0 + p) * lda + i0 + i;
+                for (size_t r = 0; r < MR; r++) dst[p * MR + r] = r < h ? src[r] : 0.0f;
+            }
+        } else {
+            for (size_t r = 0; r < MR; r++) {
+                const float *src = r < h ? A + (i0 + i + r) * lda + p0 : NULL;
+                for (size_t p = 0; p < kc; p++) dst[p * MR + r] = src ? src[p] : 0.0f;
+            }
+        }
+    }
+}
+
+#endif
+
 /* The MR × NR tile: acc = Σ_p a(r, p) · bp[p][..]; then
  * C = alpha·acc + (first ? beta·C : C), with beta == 0 never reading C.
  * a(r, p) is, by kind: A_PACKED a[p·MR + r] (a packed panel), A_ROWS
@@ -184,13 +239,14 @@ AI void micro_t(const int kind, const int mr, size_t kc, const float *a, size_t 
     }
 }
 
-/* The last, partial panel of h rows: a 4-, 8- or 12-row tile (h <= mr). */
+/* The last, partial panel of h rows: a tile of a third, two thirds or all
+ * of MR rows (h <= mr). */
 static void micro_packed(size_t kc, const float *a, const float *bp, float *C, size_t ldc, size_t h, size_t w,
                          float alpha, float beta, int first) {
-    if (h <= 4)
-        micro_t(A_PACKED, 4, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
-    else if (h <= 8)
-        micro_t(A_PACKED, 8, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
+    if (h <= MR / 3)
+        micro_t(A_PACKED, MR / 3, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
+    else if (h <= 2 * MR / 3)
+        micro_t(A_PACKED, 2 * MR / 3, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
     else
         micro_t(A_PACKED, MR, kc, a, MR, bp, C, ldc, h, w, alpha, beta, first);
 }
@@ -203,8 +259,8 @@ static void micro_cols(size_t kc, const float *a, size_t lda, const float *bp, f
     micro_t(A_COLS, MR, kc, a, lda, bp, C, ldc, MR, w, alpha, beta, first);
 }
 
-int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                   const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+int ATTN_V(attn__gemm_own)(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     size_t ncap = n < NC ? n : NC, kcap = k < KC ? k : KC;
     size_t bfl = (ncap + NR - 1) / NR * NR * kcap, afl = MR * kcap;
     float *buf = aligned_alloc(64, ((bfl + afl) * sizeof(float) + 63) / 64 * 64); /* C11: a multiple of 64 */
@@ -238,28 +294,4 @@ int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, co
     }
     free(buf);
     return 0;
-}
-
-#else /* no AVX-512: OpenBLAS is the better choice */
-
-int attn__gemm_own_available(void) { return 0; }
-int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                   const float *B, size_t ldb, float beta, float *C, size_t ldc) {
-    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
-    (void)beta, (void)C, (void)ldc;
-    return -1;
-}
-
-#endif
-
-void attn__gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                    const float *B, size_t ldb, float beta, float *C, size_t ldc) {
-    for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = 0.0;
-            for (size_t p = 0; p < k; p++)
-                s += (double)(ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
-            float *c = C + i * ldc + j;
-            *c = (float)(alpha * s) + (beta != 0.0f ? beta * *c : 0.0f);
-        }
 }

@@ -1,7 +1,7 @@
 /*
  * kernels.h — numeric building blocks shared by the mechanisms: products
- * (OpenBLAS, single-threaded per call; parallelism comes from
- * attn__parallel_for), softmax, normalisation and activations.
+ * (OpenBLAS or libattn's sgemm, single-threaded per call; parallelism comes
+ * from attn__parallel_for), softmax, normalisation and activations.
  * None of them allocates (but libattn's own sgemm its packing buffer); only
  * the products can fail, on sizes BLAS's int cannot hold.  Row-major
  * everywhere.
@@ -34,12 +34,12 @@
 ATTN_MUST_USE attn_status attn__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
                                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
-/* libattn's own sgemm (kernels/gemm.c), same contract as attn__gemm: used by
- * attn__gemm on CPUs with AVX-512 for all but thin products.  Returns -1
- * (C untouched) when it is not built for this CPU or cannot allocate its
- * packing buffers.  attn__gemm_blas is the OpenBLAS call, attn__gemm_ref a
- * plain triple loop (double accumulation) for tests. */
-int attn__gemm_own_available(void);
+/* libattn's own sgemm (kernels/gemm.c, in the variant core/cpu.c chose),
+ * same contract as attn__gemm, which uses it for all but thin products when
+ * it is the faster of the two on this machine (attn__gemm_use_own).  Returns
+ * -1 (C untouched) when it cannot allocate its packing buffers.
+ * attn__gemm_blas is the OpenBLAS call, attn__gemm_ref (gemm_ref.c) a plain
+ * triple loop (double accumulation) for tests. */
 int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
                    const float *B, size_t ldb, float beta, float *C, size_t ldc);
 ATTN_MUST_USE attn_status attn__gemm_blas(int ta, int tb, size_t m, size_t n, size_t k, float alpha,

@@ -1,8 +1,9 @@
 /*
  * full_fused.c — FullAttention's fused kernel: both products and the online
  * softmax in one pass over cache-sized blocks, with register-blocked
- * microkernels written in GCC vector extensions (AVX-512 under
- * -march=native on this project's machines, AVX2 or SSE elsewhere).
+ * microkernels written in GCC vector extensions.  Built once per
+ * instruction-set variant (AVX-512, AVX2 + FMA, generic SSE2: see core/cpu.c),
+ * the vector width following the variant.
  *
  * Why not two sgemm calls per block (full.c's BLAS path)?  Each call packs
  * its operands again, and the softmax between them needs row reductions.
@@ -31,7 +32,9 @@
  * Requirements (attn__full_fused_ok): D a multiple of VLEN.
  */
 #include "attn_internal.h"
+#include "cpu.h"
 #include "kernels/fast_exp.h"
+#include "kernels/variant.h"
 #include "kernels/vec.h"
 #include "mech/full.h"
 
@@ -45,7 +48,7 @@
 #define NVMAX 4 /* vectors of D per pv tile */
 #define MRV 6   /* queries per pv tile: 6 × 4 accumulators */
 #else
-#define MRK 6
+#define MRK 5 /* 10 accumulators + 2 query vectors + broadcasts: no spill in 16 registers */
 #define NVMAX 2
 #define MRV 6
 #endif
@@ -58,13 +61,15 @@
 #define FUSED_BK 256 /* keys per block */
 #endif
 
+ATTN_CPU_DECLARE(ATTN_VARIANT)
+
 typedef attn_vf vf;
 #define AI ATTN_AI
 #define vload attn_vload
 #define vstore attn_vstore
 #define vsplat attn_vsplat
 
-int attn__full_fused_ok(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
+int ATTN_V(attn__full_fused_ok)(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
 
 /* pt[r][0 .. nv·VLEN) = temp · Σ_e k[r][e] qt[e][..] for r < mr.
  * k rows are ldk apart (the input's H·E), qt rows ldq apart. */
@@ -259,9 +264,9 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-attn_status attn__full_fused(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,
-                             attn_error *err) {
-    if (!attn__full_fused_ok(a)) return attn__err(err, ATTN_E_INVALID, "full: fused kernel needs D %% %d == 0", VLEN);
+attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                     attn_error *err) {
+    if (!ATTN_V(attn__full_fused_ok)(a)) return attn__err(err, ATTN_E_INVALID, "full: fused kernel needs D %% %d == 0", VLEN);
     fused_job j = {.a = a, .temp = temp, .out = out};
     size_t L = (size_t)a->L, S = (size_t)a->S, E = (size_t)a->E, D = (size_t)a->D;
     j.bq = L < FUSED_BQ ? L : FUSED_BQ;

@@ -55,6 +55,10 @@ def server_metadata():
         check(ext in m["extensions"], f"extension {ext} not advertised")
     for k in ("max_body_bytes", "max_tensor_elements", "max_rank", "max_queue", "request_timeout_s"):
         check(k in m["limits"], f"limit {k} not reported")
+    p = m.get("parameters", {})
+    for k in ("cpu", "cpu_features", "kernel_full", "kernel_softmax", "kernel_gemm"):
+        check(isinstance(p.get(k), str) and p[k], f"parameter {k} not reported: {p}")
+    check(p["kernel_full"] in p["kernel_variants"].split(), f"chosen variant not runnable: {p}")
 
 
 @test

@@ -2,6 +2,7 @@
  * plain softmax written here, masks, lengths and edge cases. */
 #include "test_util.h"
 
+#include "cpu.h"
 #include "mech/full.h"
 
 /* The plain reference (attn__full_reference, in core) over a tensor set. */
@@ -80,26 +81,33 @@ static void run_paths(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int
     attn_ctx *ctx = attn_ctx_new(threads);
     attn_error e = {0};
     assert_int_equal(attn__full_blas(temp, ctx, &a, b, &e), ATTN_OK);
-    if (attn__full_fused_ok(&a)) {
-        assert_int_equal(attn__full_fused(temp, ctx, &a, f, &e), ATTN_OK);
-    } else {
-        assert_int_equal(attn__full_fused(temp, ctx, &a, f, &e), ATTN_E_INVALID);
-        memcpy(f, b, n * sizeof *f);
-    }
-    float mf = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(ref[i]) || isnan(f[i]) || isnan(b[i])) {
-            if (!(isnan(ref[i]) && isnan(f[i]) && isnan(b[i])))
-                fail_msg("N=%lld L=%lld S=%lld E=%lld D=%lld mask=%d: NaN at %zu differs (ref %g fused %g blas %g)",
-                         (long long)N, (long long)L, (long long)S, (long long)E, (long long)D, mask, i, ref[i], f[i], b[i]);
-            continue;
+    /* the fused kernel of every variant this CPU executes (core/cpu.c) */
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        if (k->full_fused_ok(&a)) {
+            assert_int_equal(k->full_fused(temp, ctx, &a, f, &e), ATTN_OK);
+        } else {
+            assert_int_equal(k->full_fused(temp, ctx, &a, f, &e), ATTN_E_INVALID);
+            memcpy(f, b, n * sizeof *f);
         }
-        mf = fmaxf(mf, fabsf(f[i] - ref[i]));
-        mb = fmaxf(mb, fabsf(b[i] - ref[i]));
+        float mf = 0, mb = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (isnan(ref[i]) || isnan(f[i]) || isnan(b[i])) {
+                if (!(isnan(ref[i]) && isnan(f[i]) && isnan(b[i])))
+                    fail_msg("%s N=%lld L=%lld S=%lld E=%lld D=%lld mask=%d: NaN at %zu differs (ref %g fused %g blas %g)",
+                             k->name, (long long)N, (long long)L, (long long)S, (long long)E, (long long)D, mask, i,
+                             ref[i], f[i], b[i]);
+                continue;
+            }
+            mf = fmaxf(mf, fabsf(f[i] - ref[i]));
+            mb = fmaxf(mb, fabsf(b[i] - ref[i]));
+        }
+        if (!(mf < 2e-5f && mb < 2e-5f))
+            fail_msg("%s N=%lld L=%lld S=%lld H=%lld E=%lld D=%lld mask=%d lengths=%d: fused %g blas %g", k->name,
+                     (long long)N, (long long)L, (long long)S, (long long)H, (long long)E, (long long)D, mask,
+                     lengths, mf, mb);
     }
-    if (!(mf < 2e-5f && mb < 2e-5f))
-        fail_msg("N=%lld L=%lld S=%lld H=%lld E=%lld D=%lld mask=%d lengths=%d: fused %g blas %g", (long long)N,
-                 (long long)L, (long long)S, (long long)H, (long long)E, (long long)D, mask, lengths, mf, mb);
     attn_ctx_free(ctx);
     free(ref);
     free(f);
@@ -138,13 +146,17 @@ static void nonfinite_inputs_agree_across_paths(void **state) {
     attn_ctx *ctx = attn_ctx_new(1);
     attn_error e = {0};
     assert_int_equal(attn__full_blas(0.25f, ctx, &a, b, &e), ATTN_OK);
-    if (attn__full_fused_ok(&a)) assert_int_equal(attn__full_fused(0.25f, ctx, &a, f, &e), ATTN_OK);
-    else memcpy(f, b, n * sizeof *f);
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(isnan(f[i]) != 0, isnan(b[i]) != 0);
-        if (!isnan(b[i])) assert_true(fabsf(f[i] - b[i]) < 1e-5f);
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        if (k->full_fused_ok(&a)) assert_int_equal(k->full_fused(0.25f, ctx, &a, f, &e), ATTN_OK);
+        else memcpy(f, b, n * sizeof *f);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(isnan(f[i]) != 0, isnan(b[i]) != 0);
+            if (!isnan(b[i])) assert_true(fabsf(f[i] - b[i]) < 1e-5f);
+        }
+        for (int64_t d = 0; d < D; d++) assert_true(isnan(f[5 * D + d]));
     }
-    for (int64_t d = 0; d < D; d++) assert_true(isnan(f[5 * D + d]));
     attn_ctx_free(ctx);
     free(f);
     free(b);

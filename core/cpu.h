@@ -1,0 +1,52 @@
+/*
+ * cpu.h — run-time kernel selection (cpu.c).  The hot kernels are compiled
+ * once per instruction-set variant (the Makefile's VARIANT_SRC: the fused
+ * full-attention kernel, libattn's sgemm, the softmax loops), their symbols
+ * suffixed with the variant's name; cpu.c fills one table from cpuid at
+ * first use (or from ATTN_CPU) and defines the kernels' plain names over it.
+ */
+#ifndef ATTN_CPU_H
+#define ATTN_CPU_H
+
+#include "attn_internal.h"
+
+#include <stddef.h>
+
+/* The functions every variant object defines, named NAME_<variant>. */
+#define ATTN_CPU_DECLARE(v) ATTN_CPU_DECLARE_(v)
+#define ATTN_CPU_DECLARE_(v)                                                                              \
+    int attn__full_fused_ok_##v(const attn_qkv *a);                                                       \
+    attn_status attn__full_fused_##v(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,            \
+                                     attn_error *err);                                                    \
+    int attn__gemm_own_##v(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,    \
+                           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);     \
+    float attn__exp_sub_sum_##v(float *x, size_t n, float m);                                            \
+    void attn__softmax_row_##v(float *x, size_t n);                                                       \
+    void attn__elu1_##v(float *x, size_t n);
+
+typedef struct attn_kernels {
+    const char *name; /* "avx512", "avx2", "generic" */
+    const char *needs; /* the CPU features it executes, cpuid names */
+    int (*full_fused_ok)(const attn_qkv *a);
+    attn_status (*full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
+    int (*gemm_own)(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc);
+    float (*exp_sub_sum)(float *x, size_t n, float m);
+    void (*softmax_row)(float *x, size_t n);
+    void (*elu1)(float *x, size_t n);
+} attn_kernels;
+
+/* The variant in use: the best this CPU executes, or ATTN_CPU's when the
+ * CPU executes it (attn_cpu_check reports a refused ATTN_CPU). */
+const attn_kernels *attn__kernels(void);
+/* The i-th variant built into the library, best first; NULL past the end.
+ * Tests run every one for which attn__kernels_runs is true. */
+const attn_kernels *attn__kernels_at(size_t i);
+int attn__kernels_runs(const attn_kernels *k);
+
+/* attn__gemm's choice for an (m × k) · (k × n) product: 1 for libattn's
+ * sgemm, 0 for OpenBLAS (ATTN_GEMM, else a calibration once per process,
+ * one answer for n·k up to 2^18 and one above). */
+int attn__gemm_use_own(size_t n, size_t k);
+
+#endif

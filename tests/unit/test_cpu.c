@@ -1,0 +1,270 @@
+/* test_cpu.c — run-time kernel selection (core/cpu.c): the softmax loops of
+ * every variant this CPU executes against a double-precision softmax; the
+ * choice made from cpuid, ATTN_CPU, ATTN_CPU_HIDE and ATTN_GEMM, each in a
+ * child process (the selection is made once per process, so this test's
+ * own process never makes it: only attn__kernels_at / _runs are called). */
+#include "test_util.h"
+
+#include "cpu.h"
+#include "kernels/kernels.h"
+
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void softmax_of_every_variant_matches_double(void **state) {
+    (void)state;
+    static const size_t ns[] = {1, 3, 4, 7, 8, 15, 16, 17, 33, 100, 1000};
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        uint64_t seed = 3;
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+            size_t n = ns[t];
+            float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+            double mx = -INFINITY, sum = 0.0;
+            for (size_t i = 0; i < n; i++) {
+                x[i] = y[i] = 20.0f * tu_rand(&seed);
+                mx = x[i] > mx ? x[i] : mx;
+            }
+            x[n / 2] = y[n / 2] = -INFINITY; /* a masked score: exactly 0 */
+            for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - mx);
+            k->softmax_row(y, n);
+            for (size_t i = 0; i < n; i++) {
+                double want = n == 1 ? NAN : exp((double)x[i] - mx) / sum;
+                if (n == 1) assert_true(isnan(y[i])); /* the only score is -inf: NaN, as torch */
+                else if (!(fabs(y[i] - want) <= 1e-5 * want + 1e-30))
+                    fail_msg("%s n=%zu: softmax[%zu] = %.9g, want %.9g", k->name, n, i, (double)y[i], want);
+            }
+            for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] / 4.0f : x[i];
+            k->elu1(y, n);
+            for (size_t i = 0; i < n; i++) {
+                double v = x[i] > 0.0f ? x[i] / 4.0 : x[i], want = v > 0 ? v + 1.0 : exp(v);
+                if (!(fabs(y[i] - want) <= 1e-6 * want))
+                    fail_msg("%s n=%zu: elu1[%zu] = %.9g, want %.9g", k->name, n, i, (double)y[i], want);
+            }
+            free(x);
+            free(y);
+        }
+    }
+}
+
+/* What a child with these environment variables reports: the variant in
+ * use, attn_cpu_check's status and message, the gemm choice. */
+typedef struct outcome {
+    char variant[16];
+    int status;
+    char msg[256];
+    char gemm[32];
+} outcome;
+
+static outcome in_child(const char *cpu, const char *hide, const char *gemm) {
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        outcome o = {0};
+        unsetenv("ATTN_CPU"); /* the test's own environment (CI forces variants) */
+        unsetenv("ATTN_CPU_HIDE");
+        unsetenv("ATTN_GEMM");
+        if (cpu) setenv("ATTN_CPU", cpu, 1);
+        if (hide) setenv("ATTN_CPU_HIDE", hide, 1);
+        if (gemm) setenv("ATTN_GEMM", gemm, 1);
+        attn_error e = {0};
+        o.status = attn_cpu_check(&e);
+        snprintf(o.msg, sizeof o.msg, "%s", e.msg);
+        snprintf(o.variant, sizeof o.variant, "%s", attn__kernels()->name);
+        const char *key, *value;
+        for (size_t i = 0; attn_cpu_info(i, &key, &value); i++)
+            if (!strcmp(key, "kernel_gemm")) snprintf(o.gemm, sizeof o.gemm, "%s", value);
+        /* the kernels in use still run */
+        float x[3] = {0.0f, 1.0f, 2.0f};
+        attn__softmax_row(x, 3);
+        if (!(x[2] > x[1] && x[1] > x[0])) o.status = 99;
+        ssize_t w = write(fd[1], &o, sizeof o);
+        _exit(w == (ssize_t)sizeof o ? 0 : 1);
+    }
+    close(fd[1]);
+    outcome o;
+    assert_int_equal(read(fd[0], &o, sizeof o), (ssize_t)sizeof o);
+    close(fd[0]);
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    return o;
+}
+
+static const attn_kernels *best(void) {
+    for (size_t i = 0; attn__kernels_at(i); i++)
+        if (attn__kernels_runs(attn__kernels_at(i))) return attn__kernels_at(i);
+    return NULL;
+}
+
+static void selection_and_forcing(void **state) {
+    (void)state;
+    const attn_kernels *b = best();
+    assert_non_null(b);
+    outcome o = in_child(NULL, NULL, NULL);
+    assert_int_equal(o.status, ATTN_OK);
+    assert_string_equal(o.variant, b->name);
+    o = in_child("auto", NULL, NULL);
+    assert_string_equal(o.variant, b->name);
+    /* each variant this CPU executes, forced */
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        o = in_child(k->name, NULL, NULL);
+        assert_int_equal(o.status, ATTN_OK);
+        assert_string_equal(o.variant, k->name);
+    }
+    /* unknown names are refused, and the best variant runs meanwhile */
+    o = in_child("avx9000", NULL, NULL);
+    assert_int_equal(o.status, ATTN_E_INVALID);
+    assert_non_null(strstr(o.msg, "ATTN_CPU=avx9000: unknown"));
+    assert_string_equal(o.variant, b->name);
+    o = in_child(NULL, NULL, "mkl");
+    assert_int_equal(o.status, ATTN_E_INVALID);
+    assert_non_null(strstr(o.msg, "ATTN_GEMM=mkl"));
+    o = in_child(NULL, NULL, "openblas");
+    assert_int_equal(o.status, ATTN_OK);
+    assert_string_equal(o.gemm, "openblas");
+    o = in_child(NULL, NULL, "attn");
+    char want[32];
+    snprintf(want, sizeof want, "attn-%s", b->name);
+    assert_string_equal(o.gemm, want);
+}
+
+/* A CPU without a variant's features (hidden): that variant is refused when
+ * forced, never executed, and the next one down is chosen. */
+static void a_variant_the_cpu_lacks_is_refused(void **state) {
+    (void)state;
+    for (size_t vi = 0; attn__kernels_at(vi + 1); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi), *next = attn__kernels_at(vi + 1);
+        if (!attn__kernels_runs(k)) continue;
+        char hide[128];
+        snprintf(hide, sizeof hide, "%s", k->needs);
+        char *sp = strchr(hide, ' ');
+        if (sp) *sp = '\0'; /* its first feature, which the next variant does not need */
+        outcome o = in_child(k->name, hide, NULL);
+        assert_int_equal(o.status, ATTN_E_INVALID);
+        assert_non_null(strstr(o.msg, "this CPU cannot execute it"));
+        assert_string_equal(o.variant, next->name);
+        o = in_child(NULL, hide, NULL);
+        assert_int_equal(o.status, ATTN_OK);
+        assert_string_equal(o.variant, next->name);
+    }
+}
+
+/* A model cannot be built while the selection is refused. */
+static void refused_selection_fails_model_new(void **state) {
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("ATTN_CPU", "avx9000", 1);
+        unsetenv("ATTN_GEMM");
+        attn_model *m = NULL;
+        attn_error e = {0};
+        attn_status st = attn_model_new("full", NULL, NULL, &m, &e);
+        _exit(st == ATTN_E_INVALID && m == NULL && strstr(e.msg, "ATTN_CPU") ? 0 : 1);
+    }
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+}
+
+/* ---- attn_cpu_count over a fake cgroup folder (ATTN_CGROUP_ROOT) ---- */
+
+static void put(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int affinity(void) {
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    return CPU_COUNT(&set);
+}
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+static void cpu_count_follows_the_cgroup_quota(void **state) {
+    (void)state;
+    char root[] = "/tmp/attn-cgroup-XXXXXX", v1[64], own[64];
+    assert_non_null(mkdtemp(root));
+    setenv("ATTN_CGROUP_ROOT", root, 1);
+    int aff = affinity();
+    assert_int_equal(attn_cpu_count(), aff); /* no quota file at all */
+    put(root, "cpu.max", "max 100000\n");
+    assert_int_equal(attn_cpu_count(), aff);
+    put(root, "cpu.max", "100000 100000\n"); /* 1 CPU */
+    assert_int_equal(attn_cpu_count(), 1);
+    put(root, "cpu.max", "250000 100000\n"); /* 2.5 CPUs: 3 threads, unless fewer cores */
+    assert_int_equal(attn_cpu_count(), min_int(aff, 3));
+    put(root, "cpu.max", "max 100000\n");
+    /* v1: cpu/cpu.cfs_quota_us over cpu.cfs_period_us */
+    snprintf(v1, sizeof v1, "%s/cpu", root);
+    assert_int_equal(mkdir(v1, 0700), 0);
+    put(v1, "cpu.cfs_quota_us", "-1\n");
+    put(v1, "cpu.cfs_period_us", "100000\n");
+    assert_int_equal(attn_cpu_count(), aff);
+    put(v1, "cpu.cfs_quota_us", "50000\n"); /* half a CPU: one thread */
+    assert_int_equal(attn_cpu_count(), 1);
+    put(v1, "cpu.cfs_quota_us", "garbage\n");
+    assert_int_equal(attn_cpu_count(), aff);
+    /* the process's own cgroups below the root (a fake /proc/self/cgroup):
+     * the smallest quota on the way up binds */
+    char self[96], p[600];
+    snprintf(self, sizeof self, "%s/self", root);
+    put(root, "self", "1:cpu,cpuacct:/pod\n0::/pod/box\n");
+    setenv("ATTN_CGROUP_SELF", self, 1);
+    snprintf(own, sizeof own, "%s/pod", root);
+    assert_int_equal(mkdir(own, 0700), 0);
+    snprintf(p, sizeof p, "%s/pod/box", root);
+    assert_int_equal(mkdir(p, 0700), 0);
+    put(p, "cpu.max", "300000 100000\n");
+    assert_int_equal(attn_cpu_count(), min_int(aff, 3));
+    put(own, "cpu.max", "100000 100000\n"); /* the parent's quota binds its child */
+    assert_int_equal(attn_cpu_count(), 1);
+    put(own, "cpu.max", "max 100000\n");
+    assert_int_equal(attn_cpu_count(), min_int(aff, 3));
+    snprintf(v1, sizeof v1, "%s/cpu/pod", root); /* v1 below its own mount */
+    assert_int_equal(mkdir(v1, 0700), 0);
+    put(v1, "cpu.cfs_quota_us", "100000\n");
+    put(v1, "cpu.cfs_period_us", "100000\n");
+    assert_int_equal(attn_cpu_count(), 1);
+    const char *nested[] = {"pod/box/cpu.max", "pod/cpu.max", "cpu/pod/cpu.cfs_quota_us", "cpu/pod/cpu.cfs_period_us",
+                            "pod/box", "pod", "cpu/pod", "self"};
+    for (size_t i = 0; i < sizeof nested / sizeof *nested; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, nested[i]);
+        assert_int_equal(remove(p), 0);
+    }
+    unsetenv("ATTN_CGROUP_SELF");
+    snprintf(v1, sizeof v1, "%s/cpu", root);
+    const char *files[] = {"cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "cpu.max"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, files[i]);
+        unlink(p);
+    }
+    rmdir(v1);
+    rmdir(root);
+    unsetenv("ATTN_CGROUP_ROOT");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(softmax_of_every_variant_matches_double),
+        cmocka_unit_test(selection_and_forcing),
+        cmocka_unit_test(a_variant_the_cpu_lacks_is_refused),
+        cmocka_unit_test(refused_selection_fails_model_new),
+        cmocka_unit_test(cpu_count_follows_the_cgroup_quota),
+    };
+    return cmocka_run_group_tests_name("cpu", tests, NULL, NULL);
+}
