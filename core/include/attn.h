@@ -208,17 +208,17 @@ ATTN_API const attn_mech_info *attn_mech_find(const char *name);
  * something unknown or that this CPU cannot execute; building a model then
  * fails with the same error (the kernels themselves never run an
  * instruction the CPU lacks). */
-attn_status attn_cpu_check(attn_error *err);
+ATTN_API attn_status attn_cpu_check(attn_error *err);
 /* The i-th (key, value) of what the selection saw and chose: "cpu",
  * "cpu_features", "kernel_variants" (those this CPU executes),
  * "kernel_selection", "kernel_full", "kernel_softmax", "kernel_gemm",
  * "gemm_choice".  Static strings; returns 0 past the end. */
-int attn_cpu_info(size_t i, const char **key, const char **value);
+ATTN_API int attn_cpu_info(size_t i, const char **key, const char **value);
 /* CPUs this process may use: its affinity mask, capped by the cgroup (v2
  * cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us) CPU quota, rounded up;
  * at least 1.  ATTN_CGROUP_ROOT replaces /sys/fs/cgroup, ATTN_CGROUP_SELF
  * /proc/self/cgroup (for tests).  Read anew on every call. */
-int attn_cpu_count(void);
+ATTN_API int attn_cpu_count(void);
 
 /* ---- call context -------------------------------------------------------------
  * Per-call settings: how many threads one forward may use, and an optional
