@@ -1142,4 +1142,41 @@ CASES = [
                   'reshaped by the reference to (B, chan, 1, n). Imports of local_attention, '
                   'linformer, product_key_memory, axial_positional_embedding stubbed (unused with '
                   'n_local_attn_heads=0); fractions.gcd aliased to math.gcd.'},
+    # parity cases added with the generator (issue 11)
+    {'id': 'linear_query_dimensions',
+     'type': 'linear',
+     'seed': 1296,
+     'config': {'query_dimensions': 3, 'feature_map': None, 'eps': 1e-06},
+     'inputs': [['queries', [2, 5, 2, 6]], ['keys', [2, 7, 2, 6]], ['values', [2, 7, 2, 4]]],
+     'tol': [0.0001, 1e-05],
+     'reference': 'fast_transformers 0.4.0 (idiap/fast-transformers @2ad36b9) LinearAttention(3); '
+                  'forward(queries, keys, values, attn_mask, query_lengths, key_lengths) with '
+                  'masks built as fast_transformers.masking objects: attn_mask -> FullMask(bool '
+                  '(L,S)) (TriangularCausalMask when it is the causal mask), '
+                  'query_lengths/key_lengths -> LengthMask(lengths, max_len=L or S); an absent '
+                  'mask is the all-ones FullMask(L,S) / LengthMask of full lengths. torch 1.13.0a0 '
+                  'CPU float32, eval(), torch.manual_seed(1296) before init and inputs. '
+                  'feature_map=None means the default elu_feature_map: phi(x) = elu(x) + 1. '
+                  'query_dimensions (3) differs from E (6): the default feature map ignores it, '
+                  'so phi is applied to all 6 dimensions.'},
+    {'id': 'conditional_full_length_limit_0',
+     'type': 'conditional_full',
+     'seed': 1297,
+     'config': {'other_attention': {'type': 'linear', 'query_dimensions': 4, 'feature_map': None,
+                                    'eps': 1e-06},
+                'length_limit': 0,
+                'softmax_temp': None,
+                'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 6, 2, 4]], ['keys', [2, 5, 2, 4]], ['values', [2, 5, 2, 4]]],
+     'masks': {'key_lengths': ['lengths', [5, 3]]},
+     'tol': [0.0001, 1e-05],
+     'reference': 'fast_transformers 0.4.0 (idiap/fast-transformers @2ad36b9) ConditionalFullAttention(LinearAttention(4), length_limit=0); '
+                  'forward(queries, keys, values, attn_mask, query_lengths, key_lengths) with '
+                  'masks built as fast_transformers.masking objects: attn_mask -> FullMask(bool '
+                  '(L,S)) (TriangularCausalMask when it is the causal mask), '
+                  'query_lengths/key_lengths -> LengthMask(lengths, max_len=L or S); an absent '
+                  'mask is the all-ones FullMask(L,S) / LengthMask of full lengths. torch 1.13.0a0 '
+                  'CPU float32, eval(), torch.manual_seed(1297) before init and inputs. '
+                  'Uses other_attention when L > length_limit or S > length_limit, FullAttention '
+                  'otherwise; with length_limit=0 every input uses other_attention.'},
 ]
