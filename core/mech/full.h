@@ -24,5 +24,7 @@ int attn__full_fused_ok(const attn_qkv *a);
 attn_status attn__full_fused(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
 attn_status attn__full_blas(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
 attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *out, attn_error *err);
+/* The recurrent form (full_seq.c). */
+extern const struct attn_seq_ops attn__seq_full;
 
 #endif
