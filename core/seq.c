@@ -98,7 +98,7 @@ attn_status attn__seq_begin(attn_seq *s, int ndims, const int64_t *dims, int64_t
     if (ndims > ATTN__SEQ_MAX_DIMS) return attn__err(err, ATTN_E_INTERNAL, "sequence: too many dims");
     if (!s->laid_out) {
         s->ndims = ndims;
-        memcpy(s->dims, dims, (size_t)ndims * sizeof *dims);
+        if (ndims) memcpy(s->dims, dims, (size_t)ndims * sizeof *dims);
         if ((st = attn__seq_layout(s, err))) return st;
     } else {
         /* Cross sequences were laid out with one more dim (the memory's S). */
@@ -269,9 +269,10 @@ static attn_status memory_lengths(const attn_tensor_set *mem, int64_t N, int64_t
     for (int64_t n = 0; n < N; n++) {
         v[n] = t->dtype == ATTN_I64 ? ((const int64_t *)t->data)[n] : ((const int32_t *)t->data)[n];
         if (v[n] < 0 || v[n] > S) {
+            attn__err(err, ATTN_E_INPUT, "key_lengths[%lld] = %lld is outside [0, S=%lld]", (long long)n,
+                      (long long)v[n], (long long)S);
             free(v);
-            return attn__err(err, ATTN_E_INPUT, "key_lengths[%lld] = %lld is outside [0, S=%lld]", (long long)n,
-                             (long long)v[n], (long long)S);
+            return ATTN_E_INPUT;
         }
     }
     *kl = v;
