@@ -120,6 +120,9 @@ typedef struct attn_mech {
      * every output row is written after the last read of its own query row
      * and no other task reads that row. */
     bool out_may_alias_queries;
+    /* Recurrent form for sequences (core/seq_internal.h, seq.c); NULL when
+     * the mechanism has none. */
+    const struct attn_seq_ops *seq;
 } attn_mech;
 
 const attn_mech *attn__mech_find(const char *name);

@@ -272,6 +272,86 @@ ATTN_API attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, cons
 ATTN_API attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
                                              attn_tensor *output, attn_error *err);
 
+/* ---- sequences (autoregressive decoding) -------------------------------------
+ * A sequence is the recurrent state of one model over N streams that
+ * advance together (fast-transformers' recurrent modules): the key/value
+ * cache of softmax attention, the running sums of linear attention, and so
+ * on.  Each step takes T >= 1 new tokens per stream on the sequence axis
+ * (axis 1 of the model's first input: queries or x) and returns exactly
+ * the T new rows of the causal forward over everything the sequence has
+ * received, so any split into steps gives the causal forward's output
+ * (within float rounding).  docs/sequences.md lists what each type keeps
+ * and which inputs a step accepts.
+ *
+ *   ATTN_SEQ_SELF   every step carries the model's usual inputs for the new
+ *                   tokens (queries, keys, values; or x).  Causal by
+ *                   construction: attn_mask, query_lengths and key_lengths
+ *                   (mask, input_mask) are refused, never ignored.
+ *   ATTN_SEQ_CROSS  the memory (keys, values, optional key_lengths) is given
+ *                   once to attn_seq_new and stored (projected, for
+ *                   attention_layer); every step carries only queries.
+ *
+ * A sequence borrows its model (which must outlive it) and is not
+ * thread-safe: apply steps one at a time.  Different sequences of one model
+ * may step concurrently. */
+typedef enum { ATTN_SEQ_SELF = 1, ATTN_SEQ_CROSS = 2 } attn_seq_kind;
+typedef struct attn_seq attn_seq;
+
+/* The kinds (ATTN_SEQ_SELF | ATTN_SEQ_CROSS bits) model m supports; 0 when
+ * none.  Depends on the config (compositional needs causal=true, an
+ * attention_layer inherits its inner attention's kinds). */
+ATTN_API unsigned attn_model_seq_kinds(const attn_model *m);
+/* The registered types that support `kind` with some config, as
+ * "full, linear, ..." into buf (always NUL-terminated when cap > 0);
+ * returns the length the full list needs (snprintf style). */
+ATTN_API size_t attn_seq_types(attn_seq_kind kind, char *buf, size_t cap);
+
+/* New sequence of `kind` over n_streams (>= 1) streams of model m
+ * (borrowed).  `memory` (borrowed, read during the call only): NULL for
+ * self sequences; for cross sequences the model's keys and values with
+ * N = n_streams, and optionally key_lengths (I64 or I32).  `ctx` may be
+ * NULL (one thread).  A type without the kind: ATTN_E_UNSUPPORTED with a
+ * message naming the types that have it.  *out owned (attn_seq_free). */
+ATTN_API attn_status attn_seq_new(const attn_model *m, attn_seq_kind kind, int64_t n_streams,
+                         const attn_tensor_set *memory, attn_ctx *ctx, attn_seq **out, attn_error *err);
+ATTN_API void attn_seq_free(attn_seq *s);
+
+/* Appends the T new tokens in `inputs` (borrowed; tensors the model does
+ * not declare are ignored, as in attn_model_forward) and writes their
+ * output rows to *out (owned, the model's output shape with T on the
+ * sequence axis).  Bad inputs (shape, dtype, N, a refused mask) leave the
+ * sequence unchanged.  A failure after the inputs were accepted (out of
+ * memory, cancellation) leaves it broken: later steps and exports fail
+ * with ATTN_E_INVALID; free it. */
+ATTN_API attn_status attn_seq_step(attn_seq *s, attn_ctx *ctx, const attn_tensor_set *inputs, attn_tensor **out,
+                          attn_error *err);
+/* T, the tokens a step with `inputs` would append (axis 1 of the model's
+ * first input), without stepping: lets a caller refuse a step that would
+ * pass its longest length (attn_seq_length + T). */
+ATTN_API attn_status attn_seq_tokens(const attn_seq *s, const attn_tensor_set *inputs, int64_t *T, attn_error *err);
+
+/* Tokens received so far (0 for a new sequence; cross memory not counted). */
+ATTN_API int64_t attn_seq_length(const attn_seq *s);
+ATTN_API int64_t attn_seq_streams(const attn_seq *s);
+ATTN_API attn_seq_kind attn_seq_kind_of(const attn_seq *s);
+ATTN_API const attn_model *attn_seq_model(const attn_seq *s); /* borrowed */
+/* Bytes of state allocated now (caches with their spare capacity, sums,
+ * stored memory), the sequence object included. */
+ATTN_API size_t attn_seq_state_bytes(const attn_seq *s);
+
+/* The complete state as a tensor set (write it with attn_safetensors_write_*):
+ * "seq.meta" and "seq.model" (I64: format version, kind, streams, length,
+ * shape; a fingerprint of the model's type and config) and the mechanism's
+ * buffers (F32; I64 for integers and for the bits of double sums).
+ * *state owned.  A broken sequence: ATTN_E_INVALID. */
+ATTN_API attn_status attn_seq_export(const attn_seq *s, attn_tensor_set **state, attn_error *err);
+/* A sequence of model m (borrowed) from an export, on any process with the
+ * same model type and config: it continues bit-exactly as the exported one
+ * would.  Every tensor is checked (fingerprint, dtypes, shapes, extras);
+ * `state` is borrowed (copied).  *out owned. */
+ATTN_API attn_status attn_seq_import(const attn_model *m, const attn_tensor_set *state, attn_seq **out,
+                            attn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,10 +18,13 @@
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "kernels/fast_exp.h"
+#include "seq_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const attn_seq_ops simple_seq;
 
 typedef struct aft_state {
     int64_t msl, ap;
@@ -279,4 +282,64 @@ const attn_mech attn_mech_aft_simple = {
     .state_size = sizeof(int),
     .init = aft_simple_init,
     .forward_qkv = aft_simple_forward_qkv,
+    .seq = &simple_seq,
+};
+
+/* ---- sequences: aft_simple's causal form (lower-triangular attn_mask) ----
+ * out_t = σ(Q_t) ⊙ Σ_{s≤t} e_s / Σ_{r≤s} e_r ⊙ V_s.  Each ratio does not
+ * depend on the shift of the exponentials, so a stream shifts by its
+ * running max m (the reference by the max over the whole sequence, which
+ * a stream does not know yet): per (stream, head, feature) the state is m,
+ * the prefix sum P in units of exp(-m), rescaled when m grows, and the
+ * accumulated output A.  Per token: m' = max(m, k), P = P·exp(m - m') +
+ * exp(k - m'), A += exp(k - m')/P · v, out = A / (1 + exp(-q)). */
+
+enum { RUN_MAX, PREFIX_SUM, ACC };
+
+static unsigned simple_seq_kinds(const attn_model *m, const void *state, const char **why) { return ATTN_SEQ_SELF; }
+
+static attn_status simple_seq_layout(attn_seq *q, attn_error *err) {
+    if (q->dims[1] != q->dims[2])
+        return attn__err(err, ATTN_E_SHAPE,
+                         "AFT requires that queries, keys and values have the same dimensionality (E=%lld, D=%lld)",
+                         (long long)q->dims[1], (long long)q->dims[2]);
+    size_t w = (size_t)(q->dims[0] * q->dims[2]);
+    attn_status st;
+    if ((st = attn__seq_buf_add(q, "running_max", ATTN_F32, false, w, err)) ||
+        (st = attn__seq_buf_add(q, "prefix_sum", ATTN_F32, false, w, err)) ||
+        (st = attn__seq_buf_add(q, "acc", ATTN_F32, false, w, err)))
+        return st;
+    float *mx = attn__seq_stream(q, RUN_MAX, 0);
+    for (size_t i = 0; i < (size_t)q->N * w; i++) mx[i] = -INFINITY;
+    return ATTN_OK;
+}
+
+static attn_status simple_seq_step(attn_seq *q, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err) {
+    const size_t T = (size_t)a->L, W = (size_t)(a->H * a->D);
+    for (int64_t n = 0; n < a->N; n++) {
+        float *mx = attn__seq_stream(q, RUN_MAX, n), *sum = attn__seq_stream(q, PREFIX_SUM, n),
+              *acc = attn__seq_stream(q, ACC, n);
+        for (size_t t = 0; t < T; t++) {
+            const size_t r = ((size_t)n * T + t) * W;
+            const float *k = a->k + r, *v = a->v + r, *qq = a->q + r;
+            float *o = out + r;
+            for (size_t i = 0; i < W; i++) {
+                if (k[i] > mx[i]) {
+                    sum[i] *= expf(mx[i] - k[i]);
+                    mx[i] = k[i];
+                }
+                float e = expf(k[i] - mx[i]);
+                sum[i] += e;
+                acc[i] += (e / sum[i]) * v[i];
+                o[i] = acc[i] / (1.0f + expf(-qq[i]));
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+static const attn_seq_ops simple_seq = {
+    .kinds = simple_seq_kinds,
+    .layout = simple_seq_layout,
+    .step_qkv = simple_seq_step,
 };

@@ -12,8 +12,11 @@
  */
 #include "attn_internal.h"
 #include "kernels/kernels.h"
+#include "seq_internal.h"
 
 #include <stdlib.h>
+
+static const attn_seq_ops layer_seq;
 
 typedef struct layer_state {
     int64_t d_model, H, dk, dv, dmk;
@@ -148,4 +151,126 @@ const attn_mech attn_mech_attention_layer = {
     .state_size = sizeof(layer_state),
     .init = layer_init,
     .forward = layer_forward,
+    .seq = &layer_seq,
+};
+
+/* ---- sequences: RecurrentAttentionLayer / RecurrentCrossAttentionLayer ----
+ * The layer keeps no state of its own: a step projects only its new
+ * tokens and runs the inner attention's sequence (its child, exported
+ * under "inner.") on them, then the output projection.  A cross start
+ * projects the memory's keys and values once and hands them to the inner
+ * attention's cross start.  The kinds are the inner attention's. */
+
+static unsigned layer_seq_kinds(const attn_model *m, const void *state, const char **why) {
+    const layer_state *s = state;
+    if (!s) return ATTN_SEQ_SELF | ATTN_SEQ_CROSS; /* with some inner attention */
+    unsigned k = attn__seq_model_kinds(s->inner, why);
+    if (!k && why && !*why) *why = "its inner attention has no recurrent form";
+    return k;
+}
+
+static attn_status layer_seq_layout(attn_seq *q, attn_error *err) {
+    const layer_state *s = q->mstate;
+    return attn__seq_child(q, s->inner, err);
+}
+
+static const char *const layer_refused[] = {"attn_mask", "query_lengths", "key_lengths", NULL};
+
+/* Projects `rows` rows of x (width in) with W, b into a new (rows, outw) buffer. */
+static attn_status project(attn_ctx *ctx, const float *x, size_t rows, size_t in, const float *W, const float *b,
+                           size_t outw, float **out, attn_error *err) {
+    *out = attn__calloc(rows, outw * sizeof(float), err);
+    if (!*out) return err ? err->code : ATTN_E_NOMEM;
+    attn_status st = attn__linear_rows(ctx, x, rows, in, W, b, outw, *out);
+    if (st) attn__err(err, st, "cancelled");
+    return st;
+}
+
+static attn_status layer_seq_start(attn_seq *q, attn_ctx *ctx, const attn_tensor_set *mem, attn_error *err) {
+    const layer_state *s = q->mstate;
+    const attn_tensor *tk, *tv;
+    attn_status st;
+    if ((st = attn__input(q->model, mem, "keys", &tk, err)) || (st = attn__input(q->model, mem, "values", &tv, err)))
+        return st;
+    const int64_t N = q->N, S = tk->shape[1];
+    if (tk->shape[0] != N || tv->shape[0] != N || tv->shape[1] != S)
+        return attn__err(err, ATTN_E_SHAPE, "memory keys and values must be (N,S,d_model_keys) with N=%lld streams "
+                                            "and a common S", (long long)N);
+    int64_t *kl = NULL;
+    float *K = NULL, *V = NULL;
+    if ((st = attn__seq_memory_lengths(mem, N, S, &kl, err))) return st;
+    size_t rk = (size_t)(N * S), hk = (size_t)(s->H * s->dk), hv = (size_t)(s->H * s->dv);
+    if (!(st = project(ctx, tk->data, rk, (size_t)s->dmk, s->wk, s->bk, hk, &K, err)) &&
+        !(st = project(ctx, tv->data, rk, (size_t)s->dmk, s->wv, s->bv, hv, &V, err))) {
+        q->ndims = 1;
+        q->dims[0] = S;
+        st = attn__seq_layout(q, err);
+        attn_qkv a = {.N = N, .S = S, .H = s->H, .E = s->dk, .D = s->dv, .k = K, .v = V, .key_lengths = kl};
+        attn__qkv_prepare(&a);
+        if (!st) st = attn__seq_qkv_start(q->child, ctx, &a, err);
+    }
+    free(kl);
+    free(K);
+    free(V);
+    return st;
+}
+
+static attn_status layer_seq_step(attn_seq *q, attn_ctx *ctx, const attn_tensor_set *in, attn_tensor **out,
+                                  attn_error *err) {
+    const layer_state *s = q->mstate;
+    const bool self = q->kind == ATTN_SEQ_SELF;
+    const attn_tensor *tq, *tk = NULL, *tv = NULL;
+    attn_status st;
+    for (int i = 0; layer_refused[i]; i++)
+        if ((st = attn__seq_refuse(in, layer_refused[i], "a sequence is causal by construction", err))) return st;
+    if (!self && ((st = attn__seq_refuse(in, "keys", "a cross sequence takes its memory once, at its start", err)) ||
+                  (st = attn__seq_refuse(in, "values", "a cross sequence takes its memory once, at its start", err))))
+        return st;
+    if ((st = attn__input(q->model, in, "queries", &tq, err))) return st;
+    const int64_t N = tq->shape[0], T = tq->shape[1];
+    if (N != q->N)
+        return attn__err(err, ATTN_E_SHAPE, "input 'queries' has N=%lld; the sequence has %lld streams", (long long)N,
+                         (long long)q->N);
+    if (self) {
+        if ((st = attn__input(q->model, in, "keys", &tk, err)) || (st = attn__input(q->model, in, "values", &tv, err)))
+            return st;
+        if (tk->shape[0] != N || tv->shape[0] != N || tk->shape[1] != T || tv->shape[1] != T)
+            return attn__err(err, ATTN_E_SHAPE, "a self step needs keys and values (N,T,d_model_keys) for the "
+                                                "queries' N=%lld, T=%lld", (long long)N, (long long)T);
+    }
+    if ((st = attn__seq_begin(q, 0, NULL, T, err))) return st;
+    size_t rq = (size_t)(N * T), hk = (size_t)(s->H * s->dk), hv = (size_t)(s->H * s->dv);
+    float *Q = NULL, *K = NULL, *V = NULL, *O = NULL;
+    attn_tensor *res = NULL;
+    if ((st = project(ctx, tq->data, rq, (size_t)s->d_model, s->wq, s->bq, hk, &Q, err))) goto done;
+    if (self && ((st = project(ctx, tk->data, rq, (size_t)s->dmk, s->wk, s->bk, hk, &K, err)) ||
+                 (st = project(ctx, tv->data, rq, (size_t)s->dmk, s->wv, s->bv, hv, &V, err))))
+        goto done;
+    if (!(O = attn__calloc(rq, hv * sizeof(float), err))) {
+        st = err ? err->code : ATTN_E_NOMEM;
+        goto done;
+    }
+    attn_qkv a = {.N = N, .L = T, .S = T, .H = s->H, .E = s->dk, .D = s->dv, .q = Q, .k = K, .v = V};
+    attn__qkv_prepare(&a);
+    if ((st = attn__seq_qkv_step(q->child, ctx, &a, O, err))) goto done;
+    if ((st = attn__tensor_new_uninit(ATTN_F32, 3, (int64_t[]){N, T, s->d_model}, &res, err))) goto done;
+    if ((st = attn__linear_rows(ctx, O, rq, hv, s->wo, s->bo, (size_t)s->d_model, res->data))) {
+        attn__err(err, st, "cancelled");
+        attn_tensor_free(res);
+        goto done;
+    }
+    *out = res;
+done:
+    free(Q);
+    free(K);
+    free(V);
+    free(O);
+    return attn__seq_commit(q, st, T);
+}
+
+static const attn_seq_ops layer_seq = {
+    .kinds = layer_seq_kinds,
+    .layout = layer_seq_layout,
+    .start = layer_seq_start,
+    .step = layer_seq_step,
 };

@@ -8,11 +8,14 @@
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "mech/strided_softmax.h"
+#include "seq_internal.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const attn_seq_ops comp_seq;
 
 static const attn_param params[] = {
     {"dim", ATTN_P_INT, NULL, 1, 1 << 20, NULL, "input and output feature size"},
@@ -287,4 +290,154 @@ const attn_mech attn_mech_compositional = {
     .state_size = sizeof(comp_state),
     .init = comp_init,
     .forward = comp_forward,
+    .seq = &comp_seq,
+};
+
+/* ---- sequences (causal=true) ----
+ * The state is each stream's search keys (t, S·E) and retrieval values
+ * (t, R·E).  A step projects its new rows only, appends their keys and
+ * values, and runs comp_search's arithmetic for each new position p over
+ * keys 0 .. p: the keys the causal mask hides get -finfo.max there, whose
+ * exponential is exactly 0, so leaving them out changes nothing.  `mask`
+ * (padding of the whole sequence) is refused. */
+
+enum { SEARCH_KEYS, RETRIEVAL_VALUES };
+
+static unsigned comp_seq_kinds(const attn_model *m, const void *state, const char **why) {
+    const comp_state *s = state;
+    if (s && !s->causal) {
+        if (why) *why = "it needs causal=true";
+        return 0;
+    }
+    return ATTN_SEQ_SELF;
+}
+
+static attn_status comp_seq_layout(attn_seq *q, attn_error *err) {
+    const comp_state *s = q->mstate;
+    attn_status st;
+    return (st = attn__seq_buf_add(q, "search_keys", ATTN_F32, true, (size_t)(s->S * s->E), err)) ? st
+           : attn__seq_buf_add(q, "retrieval_values", ATTN_F32, true, (size_t)(s->R * s->E), err);
+}
+
+typedef struct comp_seq_job {
+    const comp_state *s;
+    const attn_seq *q;
+    int64_t T;
+    const float *sq, *rq; /* (N·T, S·E), scaled */
+    float *comb;          /* (N·T, S·E) */
+    float *scratch;       /* per worker: len+T + 2·R·E + R */
+    size_t scratch_len;
+} comp_seq_job;
+
+static attn_status comp_seq_task(void *arg, size_t task, int worker) {
+    const comp_seq_job *j = arg;
+    const comp_state *s = j->s;
+    const size_t E = (size_t)s->E, S = (size_t)s->S, R = (size_t)s->R, SE = S * E, RE = R * E, T = (size_t)j->T;
+    const size_t b = task / S, si = task % S, len = (size_t)j->q->len;
+    float *sim = j->scratch + (size_t)worker * j->scratch_len, *ret = sim + len + T, *rk = ret + RE, *w = rk + RE;
+    const float *sk = attn__seq_stream(j->q, SEARCH_KEYS, (int64_t)b), *rv = attn__seq_stream(j->q, RETRIEVAL_VALUES, (int64_t)b);
+    for (size_t t = 0; t < T; t++) {
+        const size_t p = len + t, row = b * T + t;
+        const float *qs = j->sq + row * SE + si * E;
+        for (size_t x = 0; x <= p; x++) {
+            const float *k = sk + x * SE + si * E;
+            float acc = 0.0f;
+            for (size_t e = 0; e < E; e++) acc += qs[e] * k[e];
+            sim[x] = acc;
+        }
+        attn__softmax_row_d(sim, p + 1);
+        for (size_t r = 0; r < R; r++) {
+            float *ret_r = ret + r * E;
+            for (size_t e = 0; e < E; e++) ret_r[e] = 0.0f;
+            for (size_t x = 0; x <= p; x++) {
+                const float *v = rv + x * RE + r * E;
+                for (size_t e = 0; e < E; e++) ret_r[e] += sim[x] * v[e];
+            }
+            ATTN_TRY(attn__linear(ret_r, 1, E, s->w_rk, NULL, E, rk + r * E));
+        }
+        const float *qr = j->rq + row * SE + si * E;
+        for (size_t r = 0; r < R; r++) {
+            float acc = 0.0f;
+            for (size_t e = 0; e < E; e++) acc += qr[e] * rk[r * E + e];
+            w[r] = acc;
+        }
+        attn__softmax_row_d(w, R);
+        float *o = j->comb + row * SE + si * E;
+        for (size_t e = 0; e < E; e++) o[e] = 0.0f;
+        for (size_t r = 0; r < R; r++)
+            for (size_t e = 0; e < E; e++) o[e] += w[r] * ret[r * E + e];
+    }
+    return ATTN_OK;
+}
+
+static attn_status comp_seq_step(attn_seq *q, attn_ctx *ctx, const attn_tensor_set *in, attn_tensor **out,
+                                 attn_error *err) {
+    const comp_state *s = q->mstate;
+    const attn_tensor *x;
+    attn_status st;
+    if ((st = attn__seq_refuse(in, "mask", "padding cannot apply to a stream (end the sequence instead)", err)) ||
+        (st = attn__input(q->model, in, "x", &x, err)))
+        return st;
+    const int64_t B = x->shape[0], T = x->shape[1];
+    if (B != q->N)
+        return attn__err(err, ATTN_E_SHAPE, "input 'x' has B=%lld; the sequence has %lld streams", (long long)B,
+                         (long long)q->N);
+    if ((st = attn__seq_begin(q, 0, NULL, T, err))) return st;
+    const size_t D = (size_t)s->dim, SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E), rows = (size_t)(B * T);
+    size_t tot, pw, all;
+    const int workers = attn__workers(ctx, (size_t)B * (size_t)s->S);
+    float *buf = NULL, *scratch = NULL;
+    attn_tensor *y = NULL;
+    bool ok = attn__mul(rows, 4 * SE + RE + (s->prenorm ? D : 0), &tot) &&
+              attn__add((size_t)q->len + (size_t)T, 2 * RE + (size_t)s->R, &pw) &&
+              attn__mul(pw, (size_t)workers, &all);
+    if (!ok) {
+        st = attn__err(err, ATTN_E_OVERFLOW, "compositional: scratch size overflows");
+        goto done;
+    }
+    if (!(buf = attn__calloc(tot, sizeof(float), err)) || !(scratch = attn__calloc(all, sizeof(float), err))) {
+        st = err ? err->code : ATTN_E_NOMEM;
+        goto done;
+    }
+    float *sq = buf, *sk = sq + rows * SE, *rq = sk + rows * SE, *comb = rq + rows * SE, *rv = comb + rows * SE;
+    const float *xin = x->data;
+    if (s->prenorm) {
+        float *xn = rv + rows * RE;
+        attn__layernorm(xin, rows, D, s->norm_w, s->norm_b, 1e-5f, xn);
+        xin = xn;
+    }
+    if ((st = attn__linear_rows(ctx, xin, rows, D, s->w_sq, NULL, SE, sq)) ||
+        (st = attn__linear_rows(ctx, xin, rows, D, s->w_sk, NULL, SE, sk)) ||
+        (st = attn__linear_rows(ctx, xin, rows, D, s->w_rq, NULL, SE, rq)) ||
+        (st = attn__linear_rows(ctx, xin, rows, D, s->w_rv, NULL, RE, rv)))
+        goto done;
+    for (size_t i = 0; i < rows * SE; i++) {
+        sq[i] *= s->scale;
+        rq[i] *= s->scale;
+    }
+    for (int64_t b = 0; b < B; b++) {
+        memcpy((float *)attn__seq_stream(q, SEARCH_KEYS, b) + (size_t)q->len * SE, sk + (size_t)(b * T) * SE,
+               (size_t)T * SE * sizeof(float));
+        memcpy((float *)attn__seq_stream(q, RETRIEVAL_VALUES, b) + (size_t)q->len * RE, rv + (size_t)(b * T) * RE,
+               (size_t)T * RE * sizeof(float));
+    }
+    comp_seq_job j = {.s = s, .q = q, .T = T, .sq = sq, .rq = rq, .comb = comb, .scratch = scratch, .scratch_len = pw};
+    if ((st = attn__parallel_for(ctx, (size_t)B * (size_t)s->S, comp_seq_task, &j)) ||
+        (st = attn__tensor_new_uninit(ATTN_F32, 3, (int64_t[]){B, T, s->dim}, &y, err)))
+        goto done;
+    if ((st = attn__linear_rows(ctx, comb, rows, SE, s->w_out, NULL, D, y->data))) goto done;
+    *out = y;
+    y = NULL;
+done:
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    attn_tensor_free(y);
+    free(buf);
+    free(scratch);
+    return attn__seq_commit(q, st, T);
+}
+
+static const attn_seq_ops comp_seq = {
+    .kinds = comp_seq_kinds,
+    .layout = comp_seq_layout,
+    .step = comp_seq_step,
 };

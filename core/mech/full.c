@@ -213,4 +213,5 @@ const attn_mech attn_mech_full = {
     .init = full_init,
     .forward_qkv = full_forward_qkv,
     .out_may_alias_queries = true, /* both paths: a task reads only its own query rows */
+    .seq = &attn__seq_full,
 };

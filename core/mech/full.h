@@ -27,5 +27,7 @@ attn_status attn__full_blas(float temp, attn_ctx *ctx, const attn_qkv *a, float 
  * of the tests: softmax(temp q·k, masked keys -inf) v per (n, h, l) in
  * three loops, accumulated in double; a row with every key masked is NaN. */
 attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *out, attn_error *err);
+/* The recurrent form (full_seq.c). */
+extern const struct attn_seq_ops attn__seq_full;
 
 #endif

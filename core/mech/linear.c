@@ -17,12 +17,15 @@
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "mech/feature_map.h"
+#include "seq_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CH 64
+
+static const attn_seq_ops lin_seq, causal_seq;
 
 typedef struct lin_state {
     int64_t query_dimensions;
@@ -211,6 +214,7 @@ const attn_mech attn_mech_linear = {
     .state_size = sizeof(lin_state),
     .init = linear_init,
     .forward_qkv = lin_forward_qkv,
+    .seq = &lin_seq,
 };
 
 static const char *const causal_aliases[] = {"causal-linear", NULL};
@@ -226,4 +230,150 @@ const attn_mech attn_mech_causal_linear = {
     .state_size = sizeof(lin_state),
     .init = causal_init,
     .forward_qkv = lin_forward_qkv,
+    .seq = &causal_seq,
+};
+
+/* ---- sequences: RecurrentLinearAttention / RecurrentCrossLinearAttention ----
+ * State per stream and head: KV = Σ φ(k) vᵀ (F×D) and z = Σ φ(k) (F).
+ * Self (linear and causal_linear alike, as the reference registers both):
+ * per token z += φ(k), KV += φ(k) vᵀ, then out = φ(q) KV / (φ(q)·z + eps).
+ * Cross (linear): KV and z of the memory (φK zeroed past key_lengths),
+ * computed once at the start; a step only reads them.  Favor with
+ * stabilize normalises by a maximum over the whole sequence, which no
+ * stream has: refused. */
+
+enum { KV, Z };
+
+static unsigned lin_seq_kinds_common(const attn_model *m, const void *state, const char **why, unsigned kinds) {
+    const lin_state *s = state;
+    if (s && s->fm.stabilize) {
+        if (why) *why = "favor with stabilize=true needs the whole sequence (use stabilize=false)";
+        return 0;
+    }
+    return kinds;
+}
+static unsigned lin_seq_kinds(const attn_model *m, const void *state, const char **why) {
+    return lin_seq_kinds_common(m, state, why, ATTN_SEQ_SELF | ATTN_SEQ_CROSS);
+}
+static unsigned causal_seq_kinds(const attn_model *m, const void *state, const char **why) {
+    return lin_seq_kinds_common(m, state, why, ATTN_SEQ_SELF);
+}
+
+static attn_status lin_seq_layout(attn_seq *q, attn_error *err) {
+    const lin_state *s = q->mstate;
+    size_t H = (size_t)q->dims[0], F = (size_t)s->fm.F, D = (size_t)q->dims[2], kv;
+    attn_status st;
+    if (!attn__mul(H * F, D, &kv)) return attn__err(err, ATTN_E_OVERFLOW, "linear: state size overflows");
+    return (st = attn__seq_buf_add(q, "kv", ATTN_F32, false, kv, err)) ? st
+           : attn__seq_buf_add(q, "z", ATTN_F32, false, H * F, err);
+}
+
+typedef struct lin_seq_job {
+    const lin_state *s;
+    attn_seq *q;
+    const attn_qkv *a;
+    float *out, *scratch;
+    size_t per_worker;
+} lin_seq_job;
+
+/* Cross start, one (n, h): KV and z of the memory, as lin_task's non-causal part. */
+static attn_status lin_seq_start_task(void *arg, size_t task, int worker) {
+    const lin_seq_job *j = arg;
+    const attn_qkv *a = j->a;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S, F = (size_t)j->s->fm.F;
+    const size_t n = task / H, h = task % H;
+    float *raw = j->scratch + (size_t)worker * j->per_worker, *pk = raw + S * E, *vv = pk + S * F;
+    gather(a->k + n * S * H * E, S, H, E, h, raw);
+    attn__fmap_apply(&j->s->fm, raw, S, pk, 0);
+    gather(a->v + n * S * H * D, S, H, D, h, vv);
+    if (a->key_lengths)
+        for (size_t t = (size_t)a->key_lengths[n]; t < S; t++) memset(pk + t * F, 0, F * sizeof *pk);
+    float *kv = (float *)attn__seq_stream(j->q, KV, (int64_t)n) + h * F * D;
+    float *z = (float *)attn__seq_stream(j->q, Z, (int64_t)n) + h * F;
+    ATTN_TRY(attn__gemm(1, 0, F, D, S, 1.0f, pk, F, vv, D, 0.0f, kv, D));
+    memset(z, 0, F * sizeof *z);
+    for (size_t t = 0; t < S; t++)
+        for (size_t f = 0; f < F; f++) z[f] += pk[t * F + f];
+    return ATTN_OK;
+}
+
+/* A step, one (n, h): the T new tokens in order. */
+static attn_status lin_seq_step_task(void *arg, size_t task, int worker) {
+    const lin_seq_job *j = arg;
+    const attn_qkv *a = j->a;
+    const lin_state *s = j->s;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, T = (size_t)a->L, F = (size_t)s->fm.F;
+    const size_t n = task / H, h = task % H;
+    const bool self = j->q->kind == ATTN_SEQ_SELF;
+    float *raw = j->scratch + (size_t)worker * j->per_worker, *pq = raw + T * E, *pk = pq + T * F;
+    float *kv = (float *)attn__seq_stream(j->q, KV, (int64_t)n) + h * F * D;
+    float *z = (float *)attn__seq_stream(j->q, Z, (int64_t)n) + h * F;
+    gather(a->q + n * T * H * E, T, H, E, h, raw);
+    attn__fmap_apply(&s->fm, raw, T, pq, 0);
+    if (self) {
+        gather(a->k + n * T * H * E, T, H, E, h, raw);
+        attn__fmap_apply(&s->fm, raw, T, pk, 0);
+    }
+    for (size_t t = 0; t < T; t++) {
+        const float *qf = pq + t * F;
+        if (self) {
+            const float *kf = pk + t * F, *v = a->v + ((n * T + t) * H + h) * D;
+            for (size_t f = 0; f < F; f++) {
+                z[f] += kf[f];
+                float *row = kv + f * D;
+#pragma omp simd
+                for (size_t d = 0; d < D; d++) row[d] += kf[f] * v[d];
+            }
+        }
+        float den = 0;
+        for (size_t f = 0; f < F; f++) den += qf[f] * z[f];
+        float inv = 1.0f / (den + s->eps), *o = j->out + ((n * T + t) * H + h) * D;
+        for (size_t d = 0; d < D; d++) o[d] = 0.0f;
+        for (size_t f = 0; f < F; f++) {
+            const float *row = kv + f * D;
+#pragma omp simd
+            for (size_t d = 0; d < D; d++) o[d] += qf[f] * row[d];
+        }
+        for (size_t d = 0; d < D; d++) o[d] *= inv;
+    }
+    return ATTN_OK;
+}
+
+static attn_status lin_seq_run(attn_seq *q, attn_ctx *ctx, const attn_qkv *a, float *out, size_t rows,
+                               attn_task_fn fn, attn_error *err) {
+    lin_seq_job j = {.s = q->mstate, .q = q, .a = a, .out = out};
+    size_t E = (size_t)a->E, F = (size_t)j.s->fm.F, D = (size_t)a->D, per, t;
+    /* raw rows (rows×E) + two φ blocks (rows×F) + values (rows×D) */
+    bool ok = attn__mul(rows, E + 2 * F + D, &per) && attn__add(per, 1, &per);
+    size_t tasks = (size_t)a->N * (size_t)a->H;
+    int workers = attn__workers(ctx, tasks);
+    if (!ok || !attn__mul(per, (size_t)workers, &t)) return attn__err(err, ATTN_E_OVERFLOW, "linear: scratch size overflows");
+    j.per_worker = per;
+    j.scratch = attn__calloc(t, sizeof(float), err);
+    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    attn_status st = attn__parallel_for(ctx, tasks, fn, &j);
+    free(j.scratch);
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    return st;
+}
+
+static attn_status lin_seq_start(attn_seq *q, attn_ctx *ctx, const attn_qkv *mem, attn_error *err) {
+    return lin_seq_run(q, ctx, mem, NULL, (size_t)mem->S, lin_seq_start_task, err);
+}
+
+static attn_status lin_seq_step(attn_seq *q, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err) {
+    return lin_seq_run(q, ctx, a, out, (size_t)a->L, lin_seq_step_task, err);
+}
+
+static const attn_seq_ops lin_seq = {
+    .kinds = lin_seq_kinds,
+    .layout = lin_seq_layout,
+    .start_qkv = lin_seq_start,
+    .step_qkv = lin_seq_step,
+};
+
+static const attn_seq_ops causal_seq = {
+    .kinds = causal_seq_kinds,
+    .layout = lin_seq_layout,
+    .step_qkv = lin_seq_step,
 };

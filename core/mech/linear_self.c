@@ -11,11 +11,14 @@
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "mech/strided_softmax.h"
+#include "seq_internal.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const attn_seq_ops ls_seq;
 
 enum { PSI_ELU1, PSI_RELU, PSI_EXP, PSI_SOFTPLUS, PSI_IDENTITY };
 static const char *const psi_names[] = {"elu1", "relu", "exp", "softplus", "identity", NULL};
@@ -363,4 +366,178 @@ const attn_mech attn_mech_linear_self = {
     .state_size = sizeof(ls_state),
     .init = ls_init,
     .forward = ls_forward,
+    .seq = &ls_seq,
+};
+
+/* ---- sequences (causal=true, without receives_context) ----
+ * Per stream and key/value head the state is ls_head's running sums in
+ * double — K (d) and C (d×d), stored as the bits of the doubles — over the
+ * completed buckets, and the rows of the bucket being filled (at most
+ * blindspot_size - 1 keys and values, psi already applied).  Token p of
+ * bucket u reads ctx of the buckets before u (bucket size > 1; 0 for
+ * u = 0) or up to and including its own (size 1), exactly as the forward:
+ * a bucket is folded into the sums when its last token arrives, with the
+ * forward's float bucket sums and gemm.  A stream's length need not be a
+ * multiple of the bucket size: the rows of a partial bucket do not depend
+ * on the tokens that will complete it.  input_mask is refused. */
+
+enum { KSUM, CSUM, PEND_K, PEND_V };
+
+static unsigned ls_seq_kinds(const attn_model *m, const void *state, const char **why) {
+    const ls_state *s = state;
+    if (s && (!s->causal || s->ctx_mode)) {
+        if (why) *why = s->causal ? "receives_context has no recurrent form" : "it needs causal=true";
+        return 0;
+    }
+    return ATTN_SEQ_SELF;
+}
+
+static attn_status ls_seq_layout(attn_seq *q, attn_error *err) {
+    const ls_state *s = q->mstate;
+    const size_t d = (size_t)s->d, kvh = (size_t)s->kvh, pend = (size_t)(s->bucket - 1) * kvh * d;
+    attn_status st;
+    if ((st = attn__seq_buf_add(q, "key_sum_f64", ATTN_I64, false, kvh * d, err)) ||
+        (st = attn__seq_buf_add(q, "context_sum_f64", ATTN_I64, false, kvh * d * d, err)) ||
+        (st = attn__seq_buf_add(q, "bucket_keys", ATTN_F32, false, pend, err)) ||
+        (st = attn__seq_buf_add(q, "bucket_values", ATTN_F32, false, pend, err)))
+        return st;
+    return ATTN_OK;
+}
+
+typedef struct ls_seq_job {
+    const ls_state *s;
+    const attn_seq *q;
+    int64_t T;
+    const float *qp, *kp, *vp; /* projections (N·T, H·d) and (N·T, kvh·d) */
+    float *att;                /* (N·T, H·d) */
+    float *scratch;            /* per worker: scratch_len */
+    size_t scratch_len;
+} ls_seq_job;
+
+/* ctx = C / (K + 1e-6) row-wise, as ls_head. */
+static void ls_ctx(const double *ksum, const double *csum, size_t d, float *den, float *ctx) {
+    for (size_t c = 0; c < d; c++) den[c] = (float)ksum[c] + 1e-6f;
+    for (size_t i = 0; i < d * d; i++) ctx[i] = (float)csum[i] / den[i / d];
+}
+
+/* One (stream, key/value head): its query heads' rows of the T tokens. */
+static attn_status ls_seq_task(void *arg, size_t task, int worker) {
+    const ls_seq_job *j = arg;
+    const ls_state *s = j->s;
+    const size_t d = (size_t)s->d, H = (size_t)s->H, kvh = (size_t)s->kvh, HD = H * d, KD = kvh * d;
+    const size_t bs = (size_t)s->bucket, T = (size_t)j->T, len = (size_t)j->q->len;
+    const size_t b = task / kvh, kh = task % kvh;
+    double *ksum = (double *)attn__seq_stream(j->q, KSUM, (int64_t)b) + kh * d;
+    double *csum = (double *)attn__seq_stream(j->q, CSUM, (int64_t)b) + kh * d * d;
+    float *pk = attn__seq_stream(j->q, PEND_K, (int64_t)b), *pv = attn__seq_stream(j->q, PEND_V, (int64_t)b);
+    float *ctx = j->scratch + (size_t)worker * j->scratch_len, *den = ctx + d * d, *bctx = den + d;
+    float *kb = bctx + d * d, *vb = kb + bs * d, *qr = vb + bs * d;
+    ls_ctx(ksum, csum, d, den, ctx);
+    for (size_t t = 0; t < T; t++) {
+        const size_t p = len + t, u = p / bs, r = p % bs, row = b * T + t;
+        /* This token's key (scaled, psi) and value into the bucket rows. */
+        float *kr = kb + r * d, *vr = vb + r * d;
+        for (size_t c = 0; c < d; c++) {
+            kr[c] = j->kp[row * KD + kh * d + c] * s->qk_scale;
+            vr[c] = j->vp[row * KD + kh * d + c];
+        }
+        psi_apply(s->psi, kr, d);
+        if (r + 1 == bs) { /* the bucket is complete: the earlier rows, then fold as ls_head */
+            for (size_t x = 0; x < r; x++) {
+                memcpy(kb + x * d, pk + (x * kvh + kh) * d, d * sizeof *kb);
+                memcpy(vb + x * d, pv + (x * kvh + kh) * d, d * sizeof *vb);
+            }
+        }
+        for (size_t hh = 0; hh < H; hh++) {
+            if ((s->one_kv ? 0 : hh) != kh) continue;
+            float *out = j->att + row * HD + hh * d;
+            if (bs > 1 && u == 0) {
+                memset(out, 0, d * sizeof *out);
+                continue;
+            }
+            if (bs == 1) continue; /* after the fold below */
+            for (size_t c = 0; c < d; c++) qr[c] = j->qp[row * HD + hh * d + c] * s->qk_scale;
+            attn__softmax_row_d(qr, d);
+            ATTN_TRY(attn__gemm(0, 0, 1, d, d, 1.0f, qr, d, ctx, d, 0.0f, out, d));
+        }
+        if (r + 1 < bs) {
+            memcpy(pk + (r * kvh + kh) * d, kr, d * sizeof *kr);
+            memcpy(pv + (r * kvh + kh) * d, vr, d * sizeof *vr);
+            continue;
+        }
+        for (size_t c = 0; c < d; c++) {
+            float sum = 0.0f;
+            for (size_t x = 0; x < bs; x++) sum += kb[x * d + c];
+            ksum[c] += (double)sum;
+            den[c] = (float)ksum[c] + 1e-6f;
+        }
+        ATTN_TRY(attn__gemm(1, 0, d, d, bs, 1.0f, kb, d, vb, d, 0.0f, bctx, d));
+        for (size_t i = 0; i < d * d; i++) {
+            csum[i] += (double)bctx[i];
+            ctx[i] = (float)csum[i] / den[i / d];
+        }
+        if (bs == 1)
+            for (size_t hh = 0; hh < H; hh++) {
+                if ((s->one_kv ? 0 : hh) != kh) continue;
+                for (size_t c = 0; c < d; c++) qr[c] = j->qp[row * HD + hh * d + c] * s->qk_scale;
+                attn__softmax_row_d(qr, d);
+                ATTN_TRY(attn__gemm(0, 0, 1, d, d, 1.0f, qr, d, ctx, d, 0.0f, j->att + row * HD + hh * d, d));
+            }
+    }
+    return ATTN_OK;
+}
+
+static attn_status ls_seq_step(attn_seq *q, attn_ctx *ctx, const attn_tensor_set *in, attn_tensor **out,
+                               attn_error *err) {
+    const ls_state *s = q->mstate;
+    const attn_tensor *x;
+    attn_status st;
+    if ((st = attn__seq_refuse(in, "input_mask", "padding cannot apply to a stream (end the sequence instead)", err)) ||
+        (st = attn__input(q->model, in, "x", &x, err)))
+        return st;
+    const int64_t B = x->shape[0], T = x->shape[1];
+    if (B != q->N)
+        return attn__err(err, ATTN_E_SHAPE, "input 'x' has B=%lld; the sequence has %lld streams", (long long)B,
+                         (long long)q->N);
+    if ((st = attn__seq_begin(q, 0, NULL, T, err))) return st;
+    const size_t D = (size_t)s->dim, d = (size_t)s->d, HD = (size_t)(s->H * s->d), KD = (size_t)(s->kvh * s->d);
+    const size_t rows = (size_t)(B * T), bs = (size_t)s->bucket, tasks = (size_t)B * (size_t)s->kvh;
+    const int workers = attn__workers(ctx, tasks);
+    size_t tot, pw, all;
+    float *buf = NULL, *scratch = NULL;
+    attn_tensor *y = NULL;
+    bool ok = attn__mul(rows, 2 * HD + 2 * KD, &tot) && attn__mul(d, 2 * d + 1 + 2 * bs + 1, &pw) &&
+              attn__mul(pw, (size_t)workers, &all);
+    if (!ok) {
+        st = attn__err(err, ATTN_E_OVERFLOW, "linear_self: scratch size overflows");
+        goto done;
+    }
+    if (!(buf = attn__calloc(tot, sizeof(float), err)) || !(scratch = attn__calloc(all, sizeof(float), err))) {
+        st = err ? err->code : ATTN_E_NOMEM;
+        goto done;
+    }
+    ls_seq_job j = {.s = s, .q = q, .T = T, .scratch = scratch, .scratch_len = pw};
+    float *qp = buf, *att = qp + rows * HD, *kp = att + rows * HD, *vp = kp + rows * KD;
+    j.qp = qp, j.att = att, j.kp = kp, j.vp = vp;
+    if ((st = attn__linear_rows(ctx, x->data, rows, D, s->wq, NULL, HD, qp)) ||
+        (st = attn__linear_rows(ctx, x->data, rows, D, s->wk, NULL, KD, kp)) ||
+        (st = attn__linear_rows(ctx, x->data, rows, D, s->wv, NULL, KD, vp)) ||
+        (st = attn__parallel_for(ctx, tasks, ls_seq_task, &j)) ||
+        (st = attn__tensor_new_uninit(ATTN_F32, 3, (int64_t[]){B, T, s->dim}, &y, err)))
+        goto done;
+    if ((st = attn__linear_rows(ctx, att, rows, HD, s->wo, s->bo, D, y->data))) goto done;
+    *out = y;
+    y = NULL;
+done:
+    if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
+    attn_tensor_free(y);
+    free(buf);
+    free(scratch);
+    return attn__seq_commit(q, st, T);
+}
+
+static const attn_seq_ops ls_seq = {
+    .kinds = ls_seq_kinds,
+    .layout = ls_seq_layout,
+    .step = ls_seq_step,
 };

@@ -13,10 +13,13 @@
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "mech/full.h"
+#include "seq_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const attn_seq_ops local_seq;
 
 typedef struct local_state {
     int64_t w;
@@ -135,4 +138,98 @@ const attn_mech attn_mech_local = {
     .state_size = sizeof(local_state),
     .init = local_init,
     .forward_qkv = local_forward_qkv,
+    .seq = &local_seq,
+};
+
+/* ---- sequences: the causal forward (attn_mask lower triangular) ----
+ * Query p sees keys max(0, p-⌊w/2⌋) .. p, so the state is the last ⌊w/2⌋
+ * keys and values of each stream (slot i holds position len-⌊w/2⌋+i).  A
+ * step fills the w slots as local_task does: -1e24, q·k for the visible
+ * keys (the future keys the causal mask hides are -1e24 there too, as
+ * q·k - 1e24 rounds to -1e24), times temp, softmax over all w slots. */
+
+enum { WIN_KEYS, WIN_VALUES };
+
+static unsigned local_seq_kinds(const attn_model *m, const void *state, const char **why) { return ATTN_SEQ_SELF; }
+
+static attn_status local_seq_layout(attn_seq *q, attn_error *err) {
+    const local_state *s = q->mstate;
+    size_t half = (size_t)(s->w / 2), H = (size_t)q->dims[0], kw, vw;
+    attn_status st;
+    if (!attn__mul(half, H * (size_t)q->dims[1], &kw) || !attn__mul(half, H * (size_t)q->dims[2], &vw))
+        return attn__err(err, ATTN_E_OVERFLOW, "local: window size overflows");
+    return (st = attn__seq_buf_add(q, "window_keys", ATTN_F32, false, kw, err)) ? st
+           : attn__seq_buf_add(q, "window_values", ATTN_F32, false, vw, err);
+}
+
+typedef struct local_seq_job {
+    const local_state *s;
+    const attn_seq *q;
+    const attn_qkv *a;
+    float temp;
+    float *out, *scratch; /* per worker: w slots */
+} local_seq_job;
+
+static attn_status local_seq_task(void *arg, size_t task, int worker) {
+    const local_seq_job *j = arg;
+    const attn_qkv *a = j->a;
+    const int64_t H = a->H, E = a->E, D = a->D, T = a->L, w = j->s->w, half = w / 2, len = j->q->len;
+    const int64_t n = (int64_t)task / H, h = (int64_t)task % H;
+    const float *wk = attn__seq_stream(j->q, WIN_KEYS, n), *wv = attn__seq_stream(j->q, WIN_VALUES, n);
+    float *slot = j->scratch + (size_t)worker * (size_t)w;
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t p = len + t, start = p - half > 0 ? p - half : 0;
+        const float *qr = a->q + ((n * T + t) * H + h) * E;
+        for (int64_t k = 0; k < w; k++) slot[k] = -1e24f;
+        for (int64_t x = start; x <= p; x++) {
+            const float *kr = x < len ? wk + ((x - (len - half)) * H + h) * E : a->k + ((n * T + x - len) * H + h) * E;
+            float dot = 0.0f;
+            for (int64_t e = 0; e < E; e++) dot += qr[e] * kr[e];
+            slot[x - p + half] = dot;
+        }
+        for (int64_t k = 0; k < w; k++) slot[k] *= j->temp;
+        attn__softmax_row(slot, (size_t)w);
+        float *o = j->out + ((n * T + t) * H + h) * D;
+        for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
+        for (int64_t x = start; x <= p; x++) {
+            const float *vr = x < len ? wv + ((x - (len - half)) * H + h) * D : a->v + ((n * T + x - len) * H + h) * D;
+            const float pr = slot[x - p + half];
+            for (int64_t d = 0; d < D; d++) o[d] += pr * vr[d];
+        }
+    }
+    return ATTN_OK;
+}
+
+/* Keeps the last ⌊w/2⌋ rows of (window ++ new rows); row = H·W floats. */
+static void window_shift(float *win, size_t half, const float *fresh, size_t T, size_t row) {
+    if (T >= half) {
+        memcpy(win, fresh + (T - half) * row, half * row * sizeof *win);
+    } else {
+        memmove(win, win + T * row, (half - T) * row * sizeof *win);
+        memcpy(win + (half - T) * row, fresh, T * row * sizeof *win);
+    }
+}
+
+static attn_status local_seq_step(attn_seq *q, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err) {
+    const local_state *s = q->mstate;
+    local_seq_job j = {.s = s, .q = q, .a = a, .temp = attn__temp(s->softmax_temp, a->E), .out = out};
+    size_t tasks = (size_t)a->N * (size_t)a->H;
+    int workers = attn__workers(ctx, tasks);
+    j.scratch = attn__calloc((size_t)workers, (size_t)s->w * sizeof(float), err);
+    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    attn_status st = attn__parallel_for(ctx, tasks, local_seq_task, &j);
+    free(j.scratch);
+    if (st) return attn__err(err, st, "cancelled");
+    const size_t half = (size_t)(s->w / 2), T = (size_t)a->L, kr = (size_t)(a->H * a->E), vr = (size_t)(a->H * a->D);
+    for (int64_t n = 0; n < a->N && half; n++) {
+        window_shift(attn__seq_stream(q, WIN_KEYS, n), half, a->k + (size_t)n * T * kr, T, kr);
+        window_shift(attn__seq_stream(q, WIN_VALUES, n), half, a->v + (size_t)n * T * vr, T, vr);
+    }
+    return ATTN_OK;
+}
+
+static const attn_seq_ops local_seq = {
+    .kinds = local_seq_kinds,
+    .layout = local_seq_layout,
+    .step_qkv = local_seq_step,
 };
