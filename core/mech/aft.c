@@ -101,7 +101,7 @@ static attn_status aft_full_task(void *arg, size_t task, int worker) {
 }
 
 static attn_status aft_full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                        attn_error *err) {
+                                        void *ws, attn_error *err) {
     const aft_state *s = state;
     attn_status st = check_ed(a, err);
     if (st) return st;
@@ -223,7 +223,7 @@ static attn_status simple_task(void *arg, size_t task, int worker) {
 }
 
 static attn_status aft_simple_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a,
-                                          float *out, attn_error *err) {
+                                          float *out, void *ws, attn_error *err) {
     attn_status st = check_ed(a, err);
     if (st) return st;
     simple_job j = {.a = a, .out = out};

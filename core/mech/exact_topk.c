@@ -119,7 +119,7 @@ static attn_status topk_task(void *arg, size_t task, int worker) {
 }
 
 static attn_status topk_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                    attn_error *err) {
+                                    void *ws, attn_error *err) {
     const topk_state *s = state;
     topk_job j = {.a = a, .temp = attn__temp(s->softmax_temp, a->E), .out = out};
     j.k = (size_t)(s->topk < a->S ? s->topk : a->S);

@@ -154,7 +154,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
 }
 
 static attn_status lin_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                   attn_error *err) {
+                                   void *ws, attn_error *err) {
     const lin_state *s = state;
     lin_job j = {.s = s, .a = a, .out = out, .S_used = a->S};
     if (!s->causal && !a->mask_all_ones)

@@ -105,7 +105,7 @@ static attn_status local_task(void *arg, size_t task, int worker) {
 }
 
 static attn_status local_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                     attn_error *err) {
+                                     void *ws, attn_error *err) {
     const local_state *s = state;
     local_job j = {.s = s, .a = a, .temp = attn__temp(s->softmax_temp, a->E), .out = out};
     j.qblocks = ((size_t)a->L + LQ - 1) / LQ;
