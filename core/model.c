@@ -585,7 +585,7 @@ attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_te
     if (!st) st = attn__tensor_new_uninit(ATTN_F32, f.p.rank, f.p.shape, &o, err);
     if (!st) st = attn__ws_alloc(f.p.ws_bytes, &ws, err);
     if (!st) st = fwd_run(m, ctx, &f, o->data, ws, err);
-    free(ws);
+    attn__ws_free(ws, f.p.ws_bytes);
     st = fwd_end(&f, ctx, st, err);
     if (st) attn_tensor_free(o);
     else *output = o;
@@ -632,8 +632,8 @@ static attn_status forward_into(const attn_model *m, attn_ctx *ctx, const attn_t
     st = fwd_run(m, ctx, &f, dst, ws, err);
     if (!st && aside) memcpy(output->data, aside, output->nbytes);
 out:
-    free(aside);
-    free(own_ws);
+    attn__ws_free(aside, output->nbytes);
+    attn__ws_free(own_ws, f.p.ws_bytes);
     return fwd_end(&f, ctx, st, err);
 }
 

@@ -4,6 +4,7 @@
 #include "workspace.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static bool round_up(size_t n, size_t *out) {
     if (!attn__add(n, ATTN_WS_ALIGN - 1, out)) return false;
@@ -42,8 +43,23 @@ attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err) {
     if (bytes == 0) return ATTN_OK;
     size_t rounded;
     if (!round_up(bytes, &rounded)) return attn__err(err, ATTN_E_OVERFLOW, "workspace size overflows");
-    *out = aligned_alloc(ATTN_WS_ALIGN, rounded);
+    if (rounded >= ATTN_WS_MMAP_MIN) {
+        void *p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        *out = p == MAP_FAILED ? NULL : p;
+    } else {
+        *out = aligned_alloc(ATTN_WS_ALIGN, rounded);
+    }
     if (!*out)
         return attn__err(err, ATTN_E_NOMEM, "out of memory (workspace of %zu bytes)", bytes);
     return ATTN_OK;
+}
+
+void attn__ws_free(void *p, size_t bytes) {
+    if (!p) return;
+    size_t rounded;
+    (void)round_up(bytes, &rounded); /* allocated, so it did not overflow */
+    if (rounded >= ATTN_WS_MMAP_MIN)
+        munmap(p, rounded);
+    else
+        free(p);
 }

@@ -38,8 +38,13 @@ attn_status attn__ws_size(const attn_ws_layout *y, const char *what, size_t *byt
 /* The region at `off` of the block at `base`. */
 static inline void *attn__ws_at(void *base, size_t off) { return (char *)base + off; }
 
-/* An ATTN_WS_ALIGN-aligned heap block of `bytes` (*out NULL when 0);
- * ATTN_E_NOMEM when the allocation fails.  Freed with free(). */
+/* An ATTN_WS_ALIGN-aligned block of `bytes` (*out NULL when 0);
+ * ATTN_E_NOMEM when the allocation fails.  Blocks of ATTN_WS_MMAP_MIN bytes
+ * or more are mapped and unmapped with the call, so one large forward does
+ * not leave its scratch resident in the heap.  Freed with attn__ws_free and
+ * the same `bytes`. */
+#define ATTN_WS_MMAP_MIN ((size_t)1 << 22)
 attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err);
+void attn__ws_free(void *p, size_t bytes);
 
 #endif
