@@ -2,7 +2,8 @@
  * attn_internal.h — what the pieces of libattn share and nobody else sees:
  * error formatting, the mechanism vtable, config readers, weight binding,
  * the (queries, keys, values) argument block of the fast-transformers family,
- * the parallel-for, and model-owned allocations.
+ * the parallel-for, model-owned allocations, and the forward's plan
+ * (output shape + workspace size; the layout helpers are in workspace.h).
  */
 #ifndef ATTN_INTERNAL_H
 #define ATTN_INTERNAL_H
@@ -104,18 +105,40 @@ typedef struct attn_qkv {
 /* Computes the derived mask flags of `a`. */
 void attn__qkv_prepare(attn_qkv *a);
 
+/* What a whole-model mechanism's plan reports for given inputs: the output
+ * shape and the bytes of workspace its forward needs (0: none). */
+typedef struct attn_plan {
+    int rank;
+    int64_t shape[ATTN_MAX_RANK];
+    size_t ws_bytes;
+} attn_plan;
+
+/* The workspace contract (workspace.h): `plan` / `workspace_qkv` check the
+ * inputs and size the scratch for `threads` threads; the forward then gets
+ * `ws`, at least that many bytes, ATTN_WS_ALIGN-aligned, contents undefined,
+ * and is called with a ctx of the same thread count.  Forwards write every
+ * element of `out` (never zeroed for them) and allocate nothing. */
 typedef struct attn_mech {
     attn_mech_info info;
     size_t state_size; /* bytes of per-model state, zeroed before init */
     /* Parse the config, bind weights, declare inputs and output. */
     attn_status (*init)(attn_model *m, void *state, const attn_cfg *cfg, attn_binder *b);
-    /* Whole-model forward over named inputs; NULL for qkv mechanisms, which
-     * get the shared one (queries/keys/values + masks). */
+    /* Whole-model mechanisms (NULL for qkv mechanisms, which get the shared
+     * input reading of queries/keys/values + masks): check the named inputs,
+     * report the output shape and workspace size ... */
+    attn_status (*plan)(const attn_model *m, const void *state, const attn_tensor_set *in,
+                        int threads, attn_plan *p, attn_error *err);
+    /* ... and compute into `out` (the planned shape). */
     attn_status (*forward)(const attn_model *m, const void *state, attn_ctx *ctx,
-                           const attn_tensor_set *in, attn_tensor **out, attn_error *err);
+                           const attn_tensor_set *in, float *out, void *ws, attn_error *err);
+    /* Inner-attention workspace for the fast-transformers family; NULL when
+     * the forward needs none.  Reads the shapes, masks and lengths of `a`,
+     * never q/k/v (a nested caller sizes before it has them). */
+    attn_status (*workspace_qkv)(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                 attn_error *err);
     /* Inner-attention forward for the fast-transformers family. */
     attn_status (*forward_qkv)(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                               attn_error *err);
+                               void *ws, attn_error *err);
     /* forward_qkv may write `out` over the queries (same bytes, E == D):
      * every output row is written after the last read of its own query row
      * and no other task reads that row. */
@@ -144,9 +167,13 @@ attn_status attn__model_new_nested(attn_model *m, const json_t *spec, attn_binde
  * inputs for a block whose N, L, S are set, then derives the flags. */
 attn_status attn__qkv_read_masks(const attn_model *m, const attn_tensor_set *in, attn_qkv *a,
                                  attn_error *err);
-/* Runs a qkv model's inner forward directly on an argument block. */
+/* A qkv model's inner workspace for `a` (see workspace_qkv; 0 when it has
+ * none), and its inner forward run directly on an argument block with a
+ * workspace of that size. */
+attn_status attn__model_workspace_qkv(const attn_model *m, const attn_qkv *a, int threads,
+                                      size_t *bytes, attn_error *err);
 attn_status attn__model_forward_qkv(const attn_model *m, attn_ctx *ctx, const attn_qkv *a,
-                                    float *out, attn_error *err);
+                                    float *out, void *ws, attn_error *err);
 const void *attn__model_state(const attn_model *m);
 
 /* Looks up and validates an input by its spec (dtype, rank, fixed dims);
@@ -165,8 +192,10 @@ attn_status attn__parallel_for(attn_ctx *ctx, size_t n, attn_task_fn fn, void *a
  * count.  ATTN_OK or ATTN_E_CANCELLED. */
 attn_status attn__linear_rows(attn_ctx *ctx, const float *x, size_t rows, size_t in, const float *W,
                               const float *b, size_t out, float *y);
-/* Number of workers attn__parallel_for would use for n tasks. */
+/* Number of workers attn__parallel_for would use for n tasks; the same
+ * count from a thread count alone (for plans). */
 int attn__workers(const attn_ctx *ctx, size_t n);
+int attn__workers_of(int threads, size_t n);
 bool attn__cancelled(const attn_ctx *ctx);
 
 /* Gives a tensor set ownership of the buffer its views point into. */

@@ -4,6 +4,7 @@
  * point with the input checks every mechanism shares.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -180,7 +181,7 @@ static attn_status build(const attn_mech *mech, const json_t *cfg_obj, const att
     if (!st) st = mech->init(m, m->state, &cfg, &b);
     json_decref(empty);
     if (st) goto fail;
-    if (!mech->forward && !mech->forward_qkv) {
+    if (!(mech->plan && mech->forward) && !mech->forward_qkv) {
         st = attn__err(err, ATTN_E_INTERNAL, "%s: mechanism has no forward", mech->info.name);
         goto fail;
     }
@@ -445,59 +446,40 @@ static attn_status into_shape_err(const attn_tensor *t, int rank, const int64_t 
                      attn_shape_str(t->rank, t->shape, s1, sizeof s1), attn_shape_str(rank, shape, s2, sizeof s2));
 }
 
-/* Does t's memory overlap any tensor of the set? */
-static bool overlaps_any(const attn_tensor *t, const attn_tensor_set *in) {
-    uintptr_t a0 = (uintptr_t)t->data, a1 = a0 + t->nbytes;
-    for (size_t i = 0; i < attn_tensor_set_count(in); i++) {
-        const attn_tensor *u = attn_tensor_set_at(in, i);
-        uintptr_t b0 = (uintptr_t)u->data, b1 = b0 + u->nbytes;
-        if (u->nbytes && t->nbytes && a0 < b1 && b0 < a1) return true;
-    }
-    return false;
-}
-
-/* into == NULL: a new *out.  into != NULL: the result goes into it, and
- * *out is set only when it was computed aside (the caller copies). */
-static attn_status qkv_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *in,
-                               attn_tensor *into, attn_tensor **out, attn_error *err) {
+/* The shared input reading of qkv mechanisms: queries, keys, values and
+ * the masks into an argument block. */
+static attn_status qkv_read(const attn_model *m, const attn_tensor_set *in, attn_qkv *a,
+                            attn_error *err) {
     const attn_tensor *q, *k, *v;
     attn_status st;
     if ((st = attn__input(m, in, "queries", &q, err)) || (st = attn__input(m, in, "keys", &k, err)) ||
         (st = attn__input(m, in, "values", &v, err)))
         return st;
-    attn_qkv a = {.N = q->shape[0], .L = q->shape[1], .H = q->shape[2], .E = q->shape[3],
-                  .S = k->shape[1], .D = v->shape[3], .q = q->data, .k = k->data, .v = v->data};
+    *a = (attn_qkv){.N = q->shape[0], .L = q->shape[1], .H = q->shape[2], .E = q->shape[3],
+                    .S = k->shape[1], .D = v->shape[3], .q = q->data, .k = k->data, .v = v->data};
     char s1[96], s2[96];
-    if (k->shape[0] != a.N || k->shape[2] != a.H || k->shape[3] != a.E)
+    if (k->shape[0] != a->N || k->shape[2] != a->H || k->shape[3] != a->E)
         return attn__err(err, ATTN_E_SHAPE, "keys %s must be (N,S,H,E) matching queries %s",
                          attn_shape_str(4, k->shape, s1, sizeof s1), attn_shape_str(4, q->shape, s2, sizeof s2));
-    if (v->shape[0] != a.N || v->shape[1] != a.S || v->shape[2] != a.H)
+    if (v->shape[0] != a->N || v->shape[1] != a->S || v->shape[2] != a->H)
         return attn__err(err, ATTN_E_SHAPE, "values %s must be (N,S,H,D) matching keys %s",
                          attn_shape_str(4, v->shape, s1, sizeof s1), attn_shape_str(4, k->shape, s2, sizeof s2));
-    if ((st = attn__qkv_read_masks(m, in, &a, err))) return st;
-    int64_t oshape[4] = {a.N, a.L, a.H, a.D};
-    if (into) { /* attn_model_forward_into: write straight into the caller's tensor when safe */
-        if (!same_shape(into, 4, oshape)) return into_shape_err(into, 4, oshape, err);
-        bool alias_ok = m->mech->out_may_alias_queries && into->data == q->data && a.E == a.D;
-        if (alias_ok || !overlaps_any(into, in)) return m->mech->forward_qkv(m->state, ctx, &a, into->data, err);
-    }
-    attn_tensor *o;
-    st = attn_tensor_new(ATTN_F32, 4, oshape, &o, err);
-    if (st) return st;
-    st = m->mech->forward_qkv(m->state, ctx, &a, o->data, err);
-    if (st) {
-        attn_tensor_free(o);
-        return st;
-    }
-    *out = o;
-    return ATTN_OK;
+    return attn__qkv_read_masks(m, in, a, err);
+}
+
+attn_status attn__model_workspace_qkv(const attn_model *m, const attn_qkv *a, int threads,
+                                      size_t *bytes, attn_error *err) {
+    *bytes = 0;
+    if (!m->mech->forward_qkv)
+        return attn__err(err, ATTN_E_INTERNAL, "%s is not an inner attention", m->mech->info.name);
+    return m->mech->workspace_qkv ? m->mech->workspace_qkv(m->state, a, threads, bytes, err) : ATTN_OK;
 }
 
 attn_status attn__model_forward_qkv(const attn_model *m, attn_ctx *ctx, const attn_qkv *a,
-                                    float *out, attn_error *err) {
+                                    float *out, void *ws, attn_error *err) {
     if (!m->mech->forward_qkv)
         return attn__err(err, ATTN_E_INTERNAL, "%s is not an inner attention", m->mech->info.name);
-    return m->mech->forward_qkv(m->state, ctx, a, out, err);
+    return m->mech->forward_qkv(m->state, ctx, a, out, ws, err);
 }
 
 /* INT32 tensors given for INT64 inputs are widened into a shadow set of
@@ -535,49 +517,136 @@ static attn_status widen_inputs(const attn_model *m, const attn_tensor_set *in, 
     return ATTN_OK;
 }
 
-attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
-                               attn_tensor **output, attn_error *err) {
-    if (!m || !inputs || !output) return attn__err(err, ATTN_E_INVALID, "forward: NULL argument");
-    attn_tensor_set *shadow;
-    attn_status st = widen_inputs(m, inputs, &shadow, err);
+/* One forward, planned: the (widened) inputs, the output shape and
+ * workspace size for the call's threads, and for qkv mechanisms the
+ * argument block. */
+typedef struct fwd {
+    attn_tensor_set *shadow; /* owned: widened INT32 lengths, or NULL */
+    const attn_tensor_set *in;
+    attn_plan p;
+    attn_qkv a;
+} fwd;
+
+static attn_status fwd_plan(const attn_model *m, const attn_tensor_set *inputs, int threads, fwd *f,
+                            attn_error *err) {
+    memset(f, 0, sizeof *f);
+    attn_status st = widen_inputs(m, inputs, &f->shadow, err);
     if (st) return st;
-    const attn_tensor_set *in = shadow ? shadow : inputs;
-    *output = NULL;
-    if (m->mech->forward)
-        st = m->mech->forward(m, m->state, ctx, in, output, err);
-    else
-        st = qkv_forward(m, ctx, in, NULL, output, err);
-    attn_tensor_set_free(shadow);
-    if (!st && attn__cancelled(ctx)) {
-        attn_tensor_free(*output);
-        *output = NULL;
-        st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
-    }
+    f->in = f->shadow ? f->shadow : inputs;
+    if (m->mech->plan) return m->mech->plan(m, m->state, f->in, threads, &f->p, err);
+    if ((st = qkv_read(m, f->in, &f->a, err))) return st;
+    f->p.rank = 4;
+    memcpy(f->p.shape, (int64_t[]){f->a.N, f->a.L, f->a.H, f->a.D}, 4 * sizeof(int64_t));
+    return attn__model_workspace_qkv(m, &f->a, threads, &f->p.ws_bytes, err);
+}
+
+static attn_status fwd_run(const attn_model *m, attn_ctx *ctx, const fwd *f, float *out, void *ws,
+                           attn_error *err) {
+    if (m->mech->forward) return m->mech->forward(m, m->state, ctx, f->in, out, ws, err);
+    return m->mech->forward_qkv(m->state, ctx, &f->a, out, ws, err);
+}
+
+/* The status every public forward ends with: cancellation wins, and err
+ * always names the status returned. */
+static attn_status fwd_end(fwd *f, attn_ctx *ctx, attn_status st, attn_error *err) {
+    attn_tensor_set_free(f->shadow);
+    if (!st && attn__cancelled(ctx)) st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
     if (st && err && err->code != st) attn__err(err, st, "%s%s", attn_status_str(st), attn__fail_detail(st));
     return st;
 }
 
+static bool overlaps(const void *p, size_t n, const void *q, size_t k) {
+    uintptr_t a0 = (uintptr_t)p, b0 = (uintptr_t)q;
+    return n && k && a0 < b0 + k && b0 < a0 + n;
+}
+
+/* Does t's memory overlap any tensor of the set? */
+static bool overlaps_any(const void *p, size_t n, const attn_tensor_set *in) {
+    for (size_t i = 0; i < attn_tensor_set_count(in); i++) {
+        const attn_tensor *u = attn_tensor_set_at(in, i);
+        if (overlaps(p, n, u->data, u->nbytes)) return true;
+    }
+    return false;
+}
+
+attn_status attn_model_workspace_size(const attn_model *m, const attn_tensor_set *inputs, int threads,
+                                      size_t *bytes, attn_error *err) {
+    if (!m || !inputs || !bytes) return attn__err(err, ATTN_E_INVALID, "workspace_size: NULL argument");
+    fwd f;
+    attn_status st = fwd_plan(m, inputs, threads < 1 ? 1 : threads, &f, err);
+    *bytes = st ? 0 : f.p.ws_bytes;
+    return fwd_end(&f, NULL, st, err);
+}
+
+attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                               attn_tensor **output, attn_error *err) {
+    if (!m || !inputs || !output) return attn__err(err, ATTN_E_INVALID, "forward: NULL argument");
+    *output = NULL;
+    fwd f;
+    attn_tensor *o = NULL;
+    void *ws = NULL;
+    attn_status st = fwd_plan(m, inputs, attn_ctx_threads(ctx), &f, err);
+    if (!st) st = attn__tensor_new_uninit(ATTN_F32, f.p.rank, f.p.shape, &o, err);
+    if (!st) st = attn__ws_alloc(f.p.ws_bytes, &ws, err);
+    if (!st) st = fwd_run(m, ctx, &f, o->data, ws, err);
+    attn__ws_free(ws, f.p.ws_bytes);
+    st = fwd_end(&f, ctx, st, err);
+    if (st) attn_tensor_free(o);
+    else *output = o;
+    return st;
+}
+
+/* forward_into and forward_ws: into the caller's tensor, with the caller's
+ * workspace when `user_ws`.  The one case computed aside and copied is an
+ * output overlapping an input, unless the mechanism writes over its
+ * queries safely (out_may_alias_queries) and they are exactly the output. */
+static attn_status forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                attn_tensor *output, bool user_ws, void *ws, size_t ws_bytes,
+                                attn_error *err) {
+    if (!m || !inputs || !output) return attn__err(err, ATTN_E_INVALID, "forward: NULL argument");
+    fwd f;
+    void *own_ws = NULL, *aside = NULL;
+    attn_status st = fwd_plan(m, inputs, attn_ctx_threads(ctx), &f, err);
+    if (st) goto out;
+    if (!same_shape(output, f.p.rank, f.p.shape)) {
+        st = into_shape_err(output, f.p.rank, f.p.shape, err);
+        goto out;
+    }
+    if (user_ws) {
+        if (ws_bytes < f.p.ws_bytes)
+            st = attn__err(err, ATTN_E_INVALID, "workspace of %zu bytes is smaller than the %zu this forward needs",
+                           ws_bytes, f.p.ws_bytes);
+        else if (ws_bytes && (!ws || (uintptr_t)ws % ATTN_WS_ALIGN))
+            st = attn__err(err, ATTN_E_INVALID, "workspace must be %d-byte aligned", ATTN_WS_ALIGN);
+        else if (overlaps(ws, ws_bytes, output->data, output->nbytes) || overlaps_any(ws, ws_bytes, f.in))
+            st = attn__err(err, ATTN_E_INVALID, "workspace overlaps the output or an input");
+        if (st) goto out;
+    } else if ((st = attn__ws_alloc(f.p.ws_bytes, &own_ws, err))) {
+        goto out;
+    } else {
+        ws = own_ws;
+    }
+    const attn_tensor *q = m->mech->forward ? NULL : attn_tensor_set_get(f.in, "queries");
+    bool in_place = q && m->mech->out_may_alias_queries && output->data == q->data && f.a.E == f.a.D;
+    float *dst = output->data;
+    if (!in_place && overlaps_any(output->data, output->nbytes, f.in)) {
+        if ((st = attn__ws_alloc(output->nbytes, &aside, err))) goto out;
+        dst = aside;
+    }
+    st = fwd_run(m, ctx, &f, dst, ws, err);
+    if (!st && aside) memcpy(output->data, aside, output->nbytes);
+out:
+    attn__ws_free(aside, output->nbytes);
+    attn__ws_free(own_ws, f.p.ws_bytes);
+    return fwd_end(&f, ctx, st, err);
+}
+
 attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
                                     attn_tensor *output, attn_error *err) {
-    if (!m || !inputs || !output) return attn__err(err, ATTN_E_INVALID, "forward: NULL argument");
-    attn_tensor_set *shadow;
-    attn_status st = widen_inputs(m, inputs, &shadow, err);
-    if (st) return st;
-    const attn_tensor_set *in = shadow ? shadow : inputs;
-    attn_tensor *aside = NULL;
-    if (m->mech->forward)
-        st = m->mech->forward(m, m->state, ctx, in, &aside, err);
-    else
-        st = qkv_forward(m, ctx, in, output, &aside, err);
-    attn_tensor_set_free(shadow);
-    if (!st && aside) {
-        if (same_shape(output, aside->rank, aside->shape))
-            memcpy(output->data, aside->data, aside->nbytes);
-        else
-            st = into_shape_err(output, aside->rank, aside->shape, err);
-    }
-    attn_tensor_free(aside);
-    if (!st && attn__cancelled(ctx)) st = attn__err(err, ATTN_E_CANCELLED, "cancelled");
-    if (st && err && err->code != st) attn__err(err, st, "%s%s", attn_status_str(st), attn__fail_detail(st));
-    return st;
+    return forward_into(m, ctx, inputs, output, false, NULL, 0, err);
+}
+
+attn_status attn_model_forward_ws(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                  attn_tensor *output, void *ws, size_t ws_bytes, attn_error *err) {
+    return forward_into(m, ctx, inputs, output, true, ws, ws_bytes, err);
 }

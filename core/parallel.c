@@ -43,11 +43,13 @@ bool attn__cancelled(const attn_ctx *ctx) {
     return ctx && ctx->cancel && __atomic_load_n(ctx->cancel, __ATOMIC_RELAXED) != 0;
 }
 
-int attn__workers(const attn_ctx *ctx, size_t n) {
-    size_t t = (size_t)attn_ctx_threads(ctx);
+int attn__workers_of(int threads, size_t n) {
+    size_t t = threads < 1 ? 1 : (size_t)threads;
     if (t > 256) t = 256;
     return (int)(n < t ? (n ? n : 1) : t);
 }
+
+int attn__workers(const attn_ctx *ctx, size_t n) { return attn__workers_of(attn_ctx_threads(ctx), n); }
 
 typedef struct pf_job {
     attn_ctx *ctx;

@@ -262,13 +262,15 @@ ATTN_API attn_status attn_model_forward(const attn_model *m, attn_ctx *ctx, cons
 
 /* The same, into a caller-owned FP32 tensor `output` that must have exactly
  * the output's shape (ATTN_E_SHAPE otherwise; it is then left unchanged).
- * `output` may share memory with the inputs.  For `full` with E == D the
- * output can be the queries tensor itself: the forward then overwrites the
- * queries in place and needs no output buffer at all (a long sequence in
- * three tensors' memory instead of four).  With other mechanisms, or other
- * overlaps, the result is computed aside and copied in.  After a failure
- * other than ATTN_E_SHAPE (cancellation, say) `output` — and so the queries,
- * when they are the output — may hold part of the result. */
+ * Every mechanism writes the result straight into `output`.  `output` may
+ * share memory with the inputs: for `full` with E == D the output can be
+ * the queries tensor itself, and the forward then overwrites the queries in
+ * place and needs no output buffer at all (a long sequence in three
+ * tensors' memory instead of four).  Any other overlap with an input is the
+ * one case computed aside (in a temporary) and copied in, as the forward
+ * still reads the inputs while it writes.  After a failure other than
+ * ATTN_E_SHAPE (cancellation, say) `output` — and so the queries, when they
+ * are the output — may hold part of the result. */
 ATTN_API attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
                                              attn_tensor *output, attn_error *err);
 
@@ -351,6 +353,30 @@ ATTN_API attn_status attn_seq_export(const attn_seq *s, attn_tensor_set **state,
  * `state` is borrowed (copied).  *out owned. */
 ATTN_API attn_status attn_seq_import(const attn_model *m, const attn_tensor_set *state, attn_seq **out,
                             attn_error *err);
+
+/* ---- workspace ------------------------------------------------------------------
+ * A forward's scratch memory.  attn_model_forward and _forward_into allocate
+ * it per call; a caller that runs many forwards can size it once and pass
+ * its own block instead (no allocation in the call at all).
+ *
+ * attn_model_workspace_size: the bytes one forward of `m` over these inputs
+ * needs when run with `threads` threads (0: none).  It checks the inputs
+ * as the forward does (same errors; ATTN_E_OVERFLOW when the size does not
+ * fit in size_t) and reads only their shapes, masks and lengths.
+ *
+ * attn_model_forward_ws: attn_model_forward_into with the caller's
+ * workspace `ws` of `ws_bytes` bytes: borrowed for the call, 64-byte
+ * aligned (aligned_alloc(64, n)), at least attn_model_workspace_size for
+ * the same inputs and attn_ctx_threads(ctx), and overlapping neither the
+ * inputs nor `output` (ATTN_E_INVALID otherwise, before any work).  Its
+ * contents need no initialisation and are garbage afterwards; one block may
+ * be reused by any later call, of any model, that it is large enough for,
+ * but never by two calls at the same time.  `ws` may be NULL when the size
+ * is 0.  Results are bit-identical to attn_model_forward. */
+ATTN_API attn_status attn_model_workspace_size(const attn_model *m, const attn_tensor_set *inputs, int threads,
+                                      size_t *bytes, attn_error *err);
+ATTN_API attn_status attn_model_forward_ws(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                  attn_tensor *output, void *ws, size_t ws_bytes, attn_error *err);
 
 #ifdef __cplusplus
 }

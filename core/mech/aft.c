@@ -16,6 +16,7 @@
  * mask is rejected.  query_lengths is ignored by both.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "kernels/fast_exp.h"
 #include "seq_internal.h"
@@ -103,41 +104,53 @@ static attn_status aft_full_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-static attn_status aft_full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                        attn_error *err) {
-    const aft_state *s = state;
+/* Checks the shapes; the workspace of a forward: w (L,S), then per
+ * worker (2D+1)·S floats. */
+typedef struct aft_full_plan {
+    size_t tasks, w, scratch, bytes;
+} aft_full_plan;
+
+static attn_status full_plan(const aft_state *s, const attn_qkv *a, int threads, aft_full_plan *p,
+                             attn_error *err) {
     attn_status st = check_ed(a, err);
     if (st) return st;
     if (a->L > s->msl || a->S > s->msl)
         return attn__err(err, ATTN_E_SHAPE, "aft_full: L=%lld and S=%lld must be <= max_sequence_length=%lld",
                          (long long)a->L, (long long)a->S, (long long)s->msl);
+    p->tasks = (size_t)a->N * (size_t)a->H;
+    attn_ws_layout y = {0};
+    p->w = attn__ws_region(&y, (size_t)a->L * (size_t)a->S, sizeof(float));
+    size_t per;
+    y.overflow |= !attn__mul((size_t)(2 * a->D + 1), (size_t)a->S, &per);
+    p->scratch = attn__ws_region(&y, (size_t)attn__workers_of(threads, p->tasks), per * sizeof(float));
+    return attn__ws_size(&y, "aft_full", &p->bytes, err);
+}
+
+static attn_status aft_full_workspace_qkv(const void *state, const attn_qkv *a, int threads,
+                                          size_t *bytes, attn_error *err) {
+    aft_full_plan p;
+    attn_status st = full_plan(state, a, threads, &p, err);
+    *bytes = st ? 0 : p.bytes;
+    return st;
+}
+
+static attn_status aft_full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                        void *ws, attn_error *err) {
+    const aft_state *s = state;
+    aft_full_plan p;
+    attn_status st = full_plan(s, a, attn_ctx_threads(ctx), &p, err);
+    if (st) return st;
     aft_job j = {.s = s, .a = a, .out = out};
-    float *w = attn__calloc((size_t)a->L * (size_t)a->S, sizeof *w, err);
-    if (!w) return err ? err->code : ATTN_E_NOMEM;
+    float *w = attn__ws_at(ws, p.w);
     if ((st = attn__gemm(0, 1, (size_t)a->L, (size_t)a->S, (size_t)s->ap, 1.0f, s->u, (size_t)s->ap, s->v,
-                         (size_t)s->ap, 0.0f, w, (size_t)a->S))) {
-        free(w);
+                         (size_t)s->ap, 0.0f, w, (size_t)a->S)))
         return attn__err(err, st, "aft_full: a matrix product exceeds BLAS's int");
-    }
     if (a->attn_mask)
         for (size_t i = 0; i < (size_t)a->L * (size_t)a->S; i++)
             if (!a->attn_mask[i]) w[i] += -INFINITY;
     j.w = w;
-    size_t tasks = (size_t)a->N * (size_t)a->H;
-    int workers = attn__workers(ctx, tasks);
-    size_t per;
-    if (!attn__mul((size_t)(2 * a->D + 1), (size_t)a->S, &per)) {
-        free(w);
-        return attn__err(err, ATTN_E_OVERFLOW, "aft_full: scratch size overflows");
-    }
-    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
-    if (!j.scratch) {
-        free(w);
-        return err ? err->code : ATTN_E_NOMEM;
-    }
-    st = attn__parallel_for(ctx, tasks, aft_full_task, &j);
-    free(j.scratch);
-    free(w);
+    j.scratch = attn__ws_at(ws, p.scratch);
+    st = attn__parallel_for(ctx, p.tasks, aft_full_task, &j);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }
@@ -228,29 +241,44 @@ static attn_status simple_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-static attn_status aft_simple_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a,
-                                          float *out, attn_error *err) {
+/* Checks the mask and shapes; the workspace of a forward: per worker
+ * (S+4)·D floats. */
+static attn_status simple_plan(const attn_qkv *a, int threads, bool *causal, size_t *tasks,
+                               size_t *bytes, attn_error *err) {
     attn_status st = check_ed(a, err);
     if (st) return st;
-    simple_job j = {.a = a, .out = out};
+    *causal = false;
     if (a->mask_lower_triangular) {
         if (a->L != a->S)
             return attn__err(err, ATTN_E_SHAPE, "aft_simple with a causal mask needs L == S (got %lld, %lld)",
                              (long long)a->L, (long long)a->S);
-        j.causal = true;
+        *causal = true;
     } else if (!a->mask_all_ones) {
         return attn__err(err, ATTN_E_UNSUPPORTED,
                          "You cannot use general attention masks with AFTSimpleAttention because it would be "
                          "quadratic in time. Use AFTFullAttention instead.");
     }
-    size_t tasks = (size_t)a->N * (size_t)a->H, per;
-    int workers = attn__workers(ctx, tasks);
-    if (!attn__mul((size_t)a->S + 4, (size_t)a->D, &per))
-        return attn__err(err, ATTN_E_OVERFLOW, "aft_simple: scratch size overflows");
-    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
-    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
+    *tasks = (size_t)a->N * (size_t)a->H;
+    size_t per;
+    attn_ws_layout y = {.overflow = !attn__mul((size_t)a->S + 4, (size_t)a->D, &per)};
+    attn__ws_region(&y, (size_t)attn__workers_of(threads, *tasks), per * sizeof(float));
+    return attn__ws_size(&y, "aft_simple", bytes, err);
+}
+
+static attn_status aft_simple_workspace_qkv(const void *state, const attn_qkv *a, int threads,
+                                            size_t *bytes, attn_error *err) {
+    bool causal;
+    size_t tasks;
+    return simple_plan(a, threads, &causal, &tasks, bytes, err);
+}
+
+static attn_status aft_simple_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a,
+                                          float *out, void *ws, attn_error *err) {
+    simple_job j = {.a = a, .out = out, .scratch = ws};
+    size_t tasks, bytes;
+    attn_status st = simple_plan(a, attn_ctx_threads(ctx), &j.causal, &tasks, &bytes, err);
+    if (st) return st;
     st = attn__parallel_for(ctx, tasks, simple_task, &j);
-    free(j.scratch);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }
@@ -268,6 +296,7 @@ const attn_mech attn_mech_aft_full = {
              .is_inner = 1},
     .state_size = sizeof(aft_state),
     .init = aft_full_init,
+    .workspace_qkv = aft_full_workspace_qkv,
     .forward_qkv = aft_full_forward_qkv,
 };
 
@@ -281,6 +310,7 @@ const attn_mech attn_mech_aft_simple = {
              .is_inner = 1},
     .state_size = sizeof(int),
     .init = aft_simple_init,
+    .workspace_qkv = aft_simple_workspace_qkv,
     .forward_qkv = aft_simple_forward_qkv,
     .seq = &simple_seq,
 };

@@ -21,6 +21,7 @@
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "mech/area.h"
+#include "workspace.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -594,6 +595,23 @@ static attn_status attend_task(void *arg, size_t t, int worker) {
                        (float *)(void *)(j->scratch + (size_t)worker * j->per_worker));
 }
 
+attn_status attn__area_inputs(const attn_model *m, const attn_tensor_set *in, area_inputs *x,
+                              attn_error *err) {
+    char s1[96], s2[96], s3[96];
+    attn_status st;
+    if ((st = attn__input(m, in, "q", &x->q, err)) || (st = attn__input(m, in, "k", &x->k, err)) ||
+        (st = attn__input(m, in, "v", &x->v, err)))
+        return st;
+    if (x->k->shape[0] != x->q->shape[0] || x->v->shape[0] != x->q->shape[0])
+        return attn__err(err, ATTN_E_SHAPE, "q %s, k %s and v %s must have the same batch size",
+                         attn_shape_str(3, x->q->shape, s1, sizeof s1),
+                         attn_shape_str(3, x->k->shape, s2, sizeof s2),
+                         attn_shape_str(3, x->v->shape, s3, sizeof s3));
+    x->B = (size_t)x->q->shape[0];
+    x->nq = (size_t)x->q->shape[1];
+    return ATTN_OK;
+}
+
 /* Sizes the split path; false when it does not fit in size_t. */
 static bool split_sizes(area_job *j, size_t B, size_t *kv_floats) {
     size_t per_b, logits;
@@ -605,65 +623,64 @@ static bool split_sizes(area_job *j, size_t B, size_t *kv_floats) {
     return attn__add(j->per_worker, 63, &j->per_worker) && (j->per_worker &= ~(size_t)63, true);
 }
 
-static attn_status area_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                                const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
-    const area_state *s = state;
-    const attn_tensor *q, *k, *v;
-    attn_tensor *o = NULL;
-    char *scratch = NULL;
-    float *kv = NULL;
-    char s1[96], s2[96], s3[96];
+/* The job of a forward on `threads` and its workspace: the split path's
+ * area keys and values, then per-worker scratch. */
+typedef struct area_plan {
+    area_inputs x;
+    area_job j;
+    bool split;
+    size_t tasks, kv, scratch, bytes;
+} area_plan;
+
+static attn_status plan_make(const attn_model *m, const area_state *s, const attn_tensor_set *in,
+                             int threads, area_plan *p, attn_error *err) {
     attn_status st;
-    if ((st = attn__input(m, in, "q", &q, err)) || (st = attn__input(m, in, "k", &k, err)) ||
-        (st = attn__input(m, in, "v", &v, err)))
-        return st;
-    if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
-        return attn__err(err, ATTN_E_SHAPE, "q %s, k %s and v %s must have the same batch size",
-                         attn_shape_str(3, q->shape, s1, sizeof s1),
-                         attn_shape_str(3, k->shape, s2, sizeof s2),
-                         attn_shape_str(3, v->shape, s3, sizeof s3));
-    area_job j = {.a = &s->cfg, .nq = (size_t)q->shape[1], .dk = (size_t)s->cfg.kqs,
-                  .dv = (size_t)v->shape[2], .q = q->data, .k = k->data, .v = v->data};
-    const size_t B = (size_t)q->shape[0];
-    const int64_t oshape[3] = {q->shape[0], q->shape[1], v->shape[2]};
-    j.kw = key_width(j.a, j.dk);
-    j.nblocks = (j.nq + QBLOCK - 1) / QBLOCK;
-    const bool split =
-        j.nblocks > 1 && attn__workers(ctx, B) < attn__workers(ctx, SIZE_MAX);
-    size_t tasks = B, kv_floats = 0, total;
-    if (split) {
-        if (!attn__mul(B, j.nblocks, &tasks) || !split_sizes(&j, B, &kv_floats))
-            return attn__err(err, ATTN_E_OVERFLOW, "area: %zu areas are too many", j.a->n_areas);
-    } else if ((st = attn__area_scratch(j.a, j.nq, j.dk, j.dv, &j.per_worker, err))) {
+    if ((st = attn__area_inputs(m, in, &p->x, err))) return st;
+    area_job *j = &p->j;
+    *j = (area_job){.a = &s->cfg, .nq = p->x.nq, .dk = (size_t)s->cfg.kqs,
+                    .dv = (size_t)p->x.v->shape[2], .q = p->x.q->data, .k = p->x.k->data,
+                    .v = p->x.v->data};
+    const size_t B = p->x.B;
+    j->kw = key_width(j->a, j->dk);
+    j->nblocks = (j->nq + QBLOCK - 1) / QBLOCK;
+    p->split = j->nblocks > 1 && attn__workers_of(threads, B) < attn__workers_of(threads, SIZE_MAX);
+    size_t kv_floats = 0;
+    p->tasks = B;
+    if (p->split) {
+        if (!attn__mul(B, j->nblocks, &p->tasks) || !split_sizes(j, B, &kv_floats))
+            return attn__err(err, ATTN_E_OVERFLOW, "area: %zu areas are too many", j->a->n_areas);
+    } else if ((st = attn__area_scratch(j->a, j->nq, j->dk, j->dv, &j->per_worker, err))) {
         return st;
     }
-    if (!attn__mul(j.per_worker, (size_t)attn__workers(ctx, tasks), &total))
-        return attn__err(err, ATTN_E_OVERFLOW, "area: scratch size overflows");
-    if ((st = attn_tensor_new(ATTN_F32, 3, oshape, &o, err))) return st;
-    if (!(scratch = attn__calloc(1, total, err)) ||
-        (split && !(kv = attn__calloc(kv_floats, sizeof *kv, err)))) {
-        st = ATTN_E_NOMEM;
-        goto fail;
-    }
-    j.out = o->data;
-    j.scratch = scratch;
-    if (!split) {
-        st = attn__parallel_for(ctx, B, whole_task, &j);
-    } else {
-        j.keys = kv;
-        j.vals = kv + B * j.a->n_areas * j.kw;
-        st = attn__parallel_for(ctx, B, build_task, &j);
-        if (!st) st = attn__parallel_for(ctx, tasks, attend_task, &j);
-    }
-    if (st) goto fail;
-    free(kv);
-    free(scratch);
-    *out = o;
+    attn_ws_layout y = {0};
+    p->kv = attn__ws_region(&y, kv_floats, sizeof(float));
+    p->scratch = attn__ws_region(&y, (size_t)attn__workers_of(threads, p->tasks), j->per_worker);
+    return attn__ws_size(&y, "area", &p->bytes, err);
+}
+
+static attn_status area_plan_fn(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                int threads, attn_plan *out, attn_error *err) {
+    area_plan p;
+    attn_status st = plan_make(m, state, in, threads, &p, err);
+    if (st) return st;
+    *out = (attn_plan){.rank = 3, .shape = {p.x.q->shape[0], p.x.q->shape[1], p.x.v->shape[2]},
+                       .ws_bytes = p.bytes};
     return ATTN_OK;
-fail:
-    free(kv);
-    free(scratch);
-    attn_tensor_free(o);
+}
+
+static attn_status area_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    area_plan p;
+    attn_status st = plan_make(m, state, in, attn_ctx_threads(ctx), &p, err);
+    if (st) return st;
+    area_job *j = &p.j;
+    j->out = out;
+    j->scratch = attn__ws_at(ws, p.scratch);
+    if (!p.split) return attn__parallel_for(ctx, p.x.B, whole_task, j);
+    j->keys = attn__ws_at(ws, p.kv);
+    j->vals = j->keys + p.x.B * j->a->n_areas * j->kw;
+    st = attn__parallel_for(ctx, p.x.B, build_task, j);
+    if (!st) st = attn__parallel_for(ctx, p.tasks, attend_task, j);
     return st;
 }
 
@@ -678,5 +695,6 @@ const attn_mech attn_mech_area = {
              .is_inner = 0},
     .state_size = sizeof(area_state),
     .init = area_init,
+    .plan = area_plan_fn,
     .forward = area_forward,
 };

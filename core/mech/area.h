@@ -60,6 +60,15 @@ bool attn__area_learned(const area_cfg *a);
 attn_status attn__area_scratch(const area_cfg *a, size_t nq, size_t dk, size_t dv, size_t *bytes,
                                attn_error *err);
 
+/* The q (B,Nq,*), k (B,S,*), v (B,S,D) inputs of area and multi_head_area,
+ * looked up by their declarations and checked to share the batch size B. */
+typedef struct area_inputs {
+    const attn_tensor *q, *k, *v;
+    size_t B, nq;
+} area_inputs;
+attn_status attn__area_inputs(const attn_model *m, const attn_tensor_set *in, area_inputs *x,
+                              attn_error *err);
+
 /* One AreaAttention forward for one batch element.
  *   q   (nq, dk)     row stride ldq
  *   k   (n_mem, dk)  row stride ldk, the (mem_h, mem_w) grid row-major

@@ -11,6 +11,7 @@
  * attention's under "inner_attention.".
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "seq_internal.h"
 
@@ -88,54 +89,70 @@ static attn_status layer_init(attn_model *m, void *state, const attn_cfg *cfg, a
     return ATTN_OK;
 }
 
-static attn_status layer_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                                 const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
-    const layer_state *s = state;
-    const attn_tensor *tq, *tk, *tv;
+/* The inner argument block (without q/k/v) of a forward on `threads` and
+ * its workspace: projected Q, K, V, the inner output O, then the inner
+ * attention's own workspace. */
+typedef struct layer_plan {
+    const attn_tensor *q, *k, *v;
+    attn_qkv a;
+    size_t rq, rk, hk, hv;
+    size_t Q, K, V, O, inner, bytes;
+} layer_plan;
+
+static attn_status plan_make(const attn_model *m, const layer_state *s, const attn_tensor_set *in,
+                             int threads, layer_plan *p, attn_error *err) {
     attn_status st;
-    if ((st = attn__input(m, in, "queries", &tq, err)) || (st = attn__input(m, in, "keys", &tk, err)) ||
-        (st = attn__input(m, in, "values", &tv, err)))
+    if ((st = attn__input(m, in, "queries", &p->q, err)) || (st = attn__input(m, in, "keys", &p->k, err)) ||
+        (st = attn__input(m, in, "values", &p->v, err)))
         return st;
-    const int64_t N = tq->shape[0], L = tq->shape[1], S = tk->shape[1];
-    if (tk->shape[0] != N || tv->shape[0] != N || tv->shape[1] != S)
+    const int64_t N = p->q->shape[0], L = p->q->shape[1], S = p->k->shape[1];
+    if (p->k->shape[0] != N || p->v->shape[0] != N || p->v->shape[1] != S)
         return attn__err(err, ATTN_E_SHAPE, "keys and values must be (N,S,d_model_keys) with the queries' N and a common S");
-    attn_qkv a = {.N = N, .L = L, .S = S, .H = s->H, .E = s->dk, .D = s->dv};
-    if ((st = attn__qkv_read_masks(m, in, &a, err))) return st;
-    size_t rq = (size_t)(N * L), rk = (size_t)(N * S);
-    size_t hk = (size_t)(s->H * s->dk), hv = (size_t)(s->H * s->dv);
-    float *Q = NULL, *K = NULL, *V = NULL, *O = NULL;
-    attn_tensor *res = NULL;
-    Q = attn__calloc(rq, hk * sizeof(float), err);
-    K = Q ? attn__calloc(rk, hk * sizeof(float), err) : NULL;
-    V = K ? attn__calloc(rk, hv * sizeof(float), err) : NULL;
-    O = V ? attn__calloc(rq, hv * sizeof(float), err) : NULL;
-    if (!O) {
-        st = err ? err->code : ATTN_E_NOMEM;
-        goto done;
-    }
+    p->a = (attn_qkv){.N = N, .L = L, .S = S, .H = s->H, .E = s->dk, .D = s->dv};
+    if ((st = attn__qkv_read_masks(m, in, &p->a, err))) return st;
+    size_t inner;
+    if ((st = attn__model_workspace_qkv(s->inner, &p->a, threads, &inner, err))) return st;
+    /* N·L and N·S are element counts of input tensors; H·d_keys of weights. */
+    p->rq = (size_t)(N * L), p->rk = (size_t)(N * S);
+    p->hk = (size_t)(s->H * s->dk), p->hv = (size_t)(s->H * s->dv);
+    attn_ws_layout y = {0};
+    p->Q = attn__ws_region(&y, p->rq, p->hk * sizeof(float));
+    p->K = attn__ws_region(&y, p->rk, p->hk * sizeof(float));
+    p->V = attn__ws_region(&y, p->rk, p->hv * sizeof(float));
+    p->O = attn__ws_region(&y, p->rq, p->hv * sizeof(float));
+    p->inner = attn__ws_region(&y, inner, 1);
+    return attn__ws_size(&y, "attention_layer", &p->bytes, err);
+}
+
+static attn_status layer_plan_fn(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                 int threads, attn_plan *out, attn_error *err) {
+    const layer_state *s = state;
+    layer_plan p;
+    attn_status st = plan_make(m, s, in, threads, &p, err);
+    if (st) return st;
+    *out = (attn_plan){.rank = 3, .shape = {p.a.N, p.a.L, s->d_model}, .ws_bytes = p.bytes};
+    return ATTN_OK;
+}
+
+static attn_status layer_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                 const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    const layer_state *s = state;
+    layer_plan p;
+    attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err);
+    if (st) return st;
+    float *Q = attn__ws_at(ws, p.Q), *K = attn__ws_at(ws, p.K), *V = attn__ws_at(ws, p.V);
+    float *O = attn__ws_at(ws, p.O);
     /* Projections run over row chunks, the inner attention over N×H, both
      * with the call's threads. */
-    if ((st = attn__linear_rows(ctx, tq->data, rq, (size_t)s->d_model, s->wq, s->bq, hk, Q)) ||
-        (st = attn__linear_rows(ctx, tk->data, rk, (size_t)s->dmk, s->wk, s->bk, hk, K)) ||
-        (st = attn__linear_rows(ctx, tv->data, rk, (size_t)s->dmk, s->wv, s->bv, hv, V)))
-        goto done;
-    a.q = Q;
-    a.k = K;
-    a.v = V;
-    if ((st = attn__model_forward_qkv(s->inner, ctx, &a, O, err))) goto done;
-    int64_t oshape[3] = {N, L, s->d_model};
-    if ((st = attn_tensor_new(ATTN_F32, 3, oshape, &res, err))) goto done;
-    if ((st = attn__linear_rows(ctx, O, rq, hv, s->wo, s->bo, (size_t)s->d_model, res->data))) {
-        attn_tensor_free(res);
-        goto done;
-    }
-    *out = res;
-done:
-    free(Q);
-    free(K);
-    free(V);
-    free(O);
-    return st;
+    if ((st = attn__linear_rows(ctx, p.q->data, p.rq, (size_t)s->d_model, s->wq, s->bq, p.hk, Q)) ||
+        (st = attn__linear_rows(ctx, p.k->data, p.rk, (size_t)s->dmk, s->wk, s->bk, p.hk, K)) ||
+        (st = attn__linear_rows(ctx, p.v->data, p.rk, (size_t)s->dmk, s->wv, s->bv, p.hv, V)))
+        return st;
+    p.a.q = Q;
+    p.a.k = K;
+    p.a.v = V;
+    if ((st = attn__model_forward_qkv(s->inner, ctx, &p.a, O, attn__ws_at(ws, p.inner), err))) return st;
+    return attn__linear_rows(ctx, O, p.rq, p.hv, s->wo, s->bo, (size_t)s->d_model, out);
 }
 
 static const char *const layer_aliases[] = {"attention-layer", NULL};
@@ -150,6 +167,7 @@ const attn_mech attn_mech_attention_layer = {
              .is_inner = 0},
     .state_size = sizeof(layer_state),
     .init = layer_init,
+    .plan = layer_plan_fn,
     .forward = layer_forward,
     .seq = &layer_seq,
 };

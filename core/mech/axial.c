@@ -13,6 +13,7 @@
 #include "mech/axial_common.h"
 
 #include "kernels/kernels.h"
+#include "workspace.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -144,56 +145,81 @@ static attn_status sa_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const int64_t *shape,
-                              int emb, int axis, const float *x, float *y, bool accumulate,
-                              attn_error *err) {
-    sa_job j = {.sa = sa, .x = x, .y = y, .acc = accumulate};
+/* The job of one axis (everything but x, y and the scratch) and its
+ * scratch in floats per worker and tasks; *empty when there is no row. */
+static attn_status sa_plan(const axial_sa *sa, int rank, const int64_t *shape, int emb, int axis,
+                           sa_job *j, size_t *ntasks, bool *empty, attn_error *err) {
+    *j = (sa_job){.sa = sa};
     size_t stride[ATTN_MAX_RANK], numel = 1;
     for (int d = rank - 1; d >= 0; d--) {
         stride[d] = numel;
         numel *= (size_t)shape[d]; /* the caller's tensor exists: no overflow */
     }
-    j.T = (size_t)shape[axis];
-    j.D = (size_t)shape[emb];
-    j.ax_stride = stride[axis];
-    j.emb_stride = stride[emb];
-    if (j.D != (size_t)sa->dim)
+    j->T = (size_t)shape[axis];
+    j->D = (size_t)shape[emb];
+    j->ax_stride = stride[axis];
+    j->emb_stride = stride[emb];
+    if (j->D != (size_t)sa->dim)
         return attn__err(err, ATTN_E_SHAPE, "axial: dimension %d must be dim=%lld, got %lld", emb,
                          (long long)sa->dim, (long long)shape[emb]);
-    if (j.T == 0)
+    if (j->T == 0)
         return attn__err(err, ATTN_E_SHAPE, "axial: cannot attend along empty dimension %d", axis);
-    if (numel == 0) return ATTN_OK;
+    *empty = numel == 0;
+    *ntasks = 0;
+    if (*empty) return ATTN_OK;
     for (int d = 0; d < rank; d++)
         if (d != axis && d != emb) {
-            j.rest_len[j.nrest] = shape[d];
-            j.rest_stride[j.nrest++] = stride[d];
+            j->rest_len[j->nrest] = shape[d];
+            j->rest_stride[j->nrest++] = stride[d];
         }
-    j.nrows = numel / (j.T * j.D);
-    j.scale = (float)pow((double)sa->dim_heads, -0.5);
+    j->nrows = numel / (j->T * j->D);
+    j->scale = (float)pow((double)sa->dim_heads, -0.5);
 
     /* Chunks of ~256 tokens keep the projections in few sgemm calls, and at
      * least 8 chunks keep the threads busy.  The chunking depends on the
      * shape only, never on the thread count, so the sgemm sizes — and the
      * result bits — are the same however many threads run. */
-    size_t rpt = (256 + j.T - 1) / j.T, fair = (j.nrows + 7) / 8;
+    size_t rpt = (256 + j->T - 1) / j->T, fair = (j->nrows + 7) / 8;
     if (rpt > fair) rpt = fair;
     if (rpt == 0) rpt = 1;
-    j.rows_per_task = rpt;
-    size_t ntasks = (j.nrows + rpt - 1) / rpt;
+    j->rows_per_task = rpt;
+    *ntasks = (j->nrows + rpt - 1) / rpt;
 
     size_t hid = (size_t)sa->heads * (size_t)sa->dim_heads, RT, a, b, c, per;
-    bool ok = attn__mul(rpt, j.T, &RT) && attn__mul(RT, j.D * (sa->ln_w ? 2 : 1), &a) &&
-              attn__mul(hid, 3, &b) && attn__mul(RT, b, &b) && attn__mul(j.T, j.T, &c) &&
+    bool ok = attn__mul(rpt, j->T, &RT) && attn__mul(RT, j->D * (sa->ln_w ? 2 : 1), &a) &&
+              attn__mul(hid, 3, &b) && attn__mul(RT, b, &b) && attn__mul(j->T, j->T, &c) &&
               attn__add(a, b, &per) && attn__add(per, c, &per);
-    int workers = attn__workers(ctx, ntasks);
-    size_t total;
-    if (!ok || !attn__mul(per, (size_t)workers, &total))
-        return attn__err(err, ATTN_E_OVERFLOW, "axial: scratch size overflows");
-    j.per_worker = per;
-    j.scratch = attn__calloc(total, sizeof(float), err);
-    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
-    attn_status st = attn__parallel_for(ctx, ntasks, sa_task, &j);
-    free(j.scratch);
+    if (!ok) return attn__err(err, ATTN_E_OVERFLOW, "axial: scratch size overflows");
+    j->per_worker = per;
+    return ATTN_OK;
+}
+
+attn_status attn__axial_scratch(const axial_sa *sa, int rank, const int64_t *shape, int emb, int axis,
+                                int threads, size_t *bytes, attn_error *err) {
+    sa_job j;
+    size_t ntasks;
+    bool empty;
+    attn_status st = sa_plan(sa, rank, shape, emb, axis, &j, &ntasks, &empty, err);
+    attn_ws_layout y = {0};
+    *bytes = 0;
+    if (st || empty) return st;
+    attn__ws_region(&y, (size_t)attn__workers_of(threads, ntasks), j.per_worker * sizeof(float));
+    return attn__ws_size(&y, "axial", bytes, err);
+}
+
+attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const int64_t *shape,
+                              int emb, int axis, const float *x, float *y, bool accumulate,
+                              void *ws, attn_error *err) {
+    sa_job j;
+    size_t ntasks;
+    bool empty;
+    attn_status st = sa_plan(sa, rank, shape, emb, axis, &j, &ntasks, &empty, err);
+    if (st || empty) return st;
+    j.x = x;
+    j.y = y;
+    j.acc = accumulate;
+    j.scratch = ws;
+    st = attn__parallel_for(ctx, ntasks, sa_task, &j);
     if (st == ATTN_E_CANCELLED) return attn__err(err, st, "axial: cancelled");
     return st;
 }
@@ -270,26 +296,40 @@ static attn_status axial_init(attn_model *m, void *state, const attn_cfg *cfg, a
     return ATTN_OK;
 }
 
-static attn_status axial_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                                 const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+/* The axes run one after another, so they share one scratch: the
+ * largest any of them needs. */
+static attn_status axial_plan(const attn_model *m, const void *state, const attn_tensor_set *in,
+                              int threads, attn_plan *p, attn_error *err) {
     const axial_state *s = state;
     const attn_tensor *x;
-    attn_tensor *o = NULL;
     attn_status st;
     if ((st = attn__input(m, in, "x", &x, err))) return st;
-    if ((st = attn_tensor_new(ATTN_F32, x->rank, x->shape, &o, err))) return st;
+    *p = (attn_plan){.rank = x->rank};
+    memcpy(p->shape, x->shape, (size_t)x->rank * sizeof *x->shape);
+    for (int i = 0; i < s->n_axes; i++) {
+        size_t b;
+        if ((st = attn__axial_scratch(&s->sa[i], x->rank, x->shape, s->emb, s->axes[i], threads, &b, err)))
+            return st;
+        if (b > p->ws_bytes) p->ws_bytes = b;
+    }
+    return ATTN_OK;
+}
+
+static attn_status axial_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                 const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    const axial_state *s = state;
+    const attn_tensor *x;
+    attn_status st;
+    if ((st = attn__input(m, in, "x", &x, err))) return st;
+    if (s->sum) memset(out, 0, x->nbytes); /* every axis adds to it */
     for (int i = 0; i < s->n_axes; i++) {
         /* sequential: each axis reads the previous result, updated in place */
-        const float *src = s->sum || i == 0 ? x->data : o->data;
-        st = attn__axial_apply(&s->sa[i], ctx, x->rank, x->shape, s->emb, s->axes[i], src,
-                               o->data, s->sum, err);
-        if (st) goto fail;
+        const float *src = s->sum || i == 0 ? x->data : out;
+        st = attn__axial_apply(&s->sa[i], ctx, x->rank, x->shape, s->emb, s->axes[i], src, out,
+                               s->sum, ws, err);
+        if (st) return st;
     }
-    *out = o;
     return ATTN_OK;
-fail:
-    attn_tensor_free(o);
-    return st;
 }
 
 const attn_mech attn_mech_axial = {
@@ -306,5 +346,6 @@ const attn_mech attn_mech_axial = {
         },
     .state_size = sizeof(axial_state),
     .init = axial_init,
+    .plan = axial_plan,
     .forward = axial_forward,
 };

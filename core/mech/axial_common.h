@@ -41,10 +41,13 @@ int attn__axial_axes(int total, int64_t dim_index, int *emb, int axes[ATTN_MAX_R
  * `shape` (rank dims) whose `emb` dim has size sa->dim:
  *   y = (accumulate ? y : 0) + attention over `axis`, every other index fixed.
  * y may be x: every attended row is read whole before it is written and rows
- * are disjoint, so the update is safe in place and across threads. */
+ * are disjoint, so the update is safe in place and across threads.  `ws`
+ * holds attn__axial_scratch bytes for ctx's thread count. */
+attn_status attn__axial_scratch(const axial_sa *sa, int rank, const int64_t *shape, int emb, int axis,
+                                int threads, size_t *bytes, attn_error *err);
 attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const int64_t *shape,
                               int emb, int axis, const float *x, float *y, bool accumulate,
-                              attn_error *err);
+                              void *ws, attn_error *err);
 
 /* AxialPositionalEmbedding(dim, shape, emb_dim_index): `n` parameters of
  * rank n+2 named <prefix>param_<i>. */
@@ -61,11 +64,13 @@ attn_status attn__axial_pos_init(axial_pos *pe, attn_binder *b, const char *pref
                                  const int64_t *shape, int n, int64_t emb_dim_index,
                                  const char *what, attn_error *err);
 
-/* *out = x + param_0 + param_1 + ... with torch broadcasting (new tensor,
- * owned by the caller; its shape is the broadcast shape), on ctx's threads
- * (ctx may be NULL: one thread); the result does not depend on the thread
- * count. */
+/* out = x + param_0 + param_1 + ... with torch broadcasting, on ctx's
+ * threads (ctx may be NULL: one thread); the result does not depend on the
+ * thread count.  attn__axial_pos_shape gives the broadcast shape (rank,
+ * shape) of out, or ATTN_E_SHAPE; `out` must not overlap x. */
+attn_status attn__axial_pos_shape(const axial_pos *pe, const attn_tensor *x, int *rank, int64_t *shape,
+                                  attn_error *err);
 attn_status attn__axial_pos_apply_ctx(const axial_pos *pe, attn_ctx *ctx, const attn_tensor *x,
-                                      attn_tensor **out, attn_error *err);
+                                      float *out, attn_error *err);
 
 #endif

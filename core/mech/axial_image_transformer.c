@@ -15,6 +15,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/image_ops.h"
+#include "workspace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,7 @@ typedef struct ait_run {
     attn_ctx *ctx;
     const int64_t *shape;
     ff_job ff;
+    void *attn_ws; /* the axial attentions' scratch */
     attn_error *err;
 } ait_run;
 
@@ -210,48 +212,48 @@ static attn_status run_fn(ait_run *r, const ait_layer *L, int blk, int k, const 
                           float *dst) {
     if (blk == 0)
         return attn__axial_apply(&L->attn[k], r->ctx, 4, r->shape, r->s->emb, r->s->axes[k], src,
-                                 dst, true, r->err);
+                                 dst, true, r->attn_ws, r->err);
     attn_status st = ff_apply(&r->ff, r->ctx, &L->ff[k], src, dst);
     if (st == ATTN_E_CANCELLED) return attn__err(r->err, st, "axial_image_transformer: cancelled");
     if (st) return attn__err(r->err, st, "axial_image_transformer: feed-forward failed%s", attn__fail_detail(st));
     return st;
 }
 
-/* Shapes: x (B,C,H,W) F32 with dim channels at dim_index (1, 2 or 3; the
- * convolutions read dim 1 as channels, as the reference does); with
- * axial_pos_emb_shape, x broadcast against the embedding.  -> *out of x's
- * (broadcast) shape, F32, new and owned by the caller.  x is borrowed and
- * only read; the second stream, the norm and hidden buffers and the
- * per-worker scratch are allocated here and freed before returning. */
-static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
-    const ait_state *s = state;
+/* The output shape (x's, or x + pos_emb's) and the feed-forward's job of a
+ * forward on `threads`, with its workspace: the norm output A, the hidden
+ * Hb, per-worker conv scratch, the reversible pair's x2, and the axial
+ * attentions' scratch (one at a time, so the largest). */
+typedef struct ait_plan {
     const attn_tensor *x;
-    attn_tensor *o = NULL;
-    float *x2 = NULL, *A = NULL, *Hb = NULL, *work = NULL;
+    int64_t shape[ATTN_MAX_RANK];
+    size_t numel;
+    ff_job ff;
+    size_t A, Hb, work, x2, attn, bytes;
+} ait_plan;
+
+static attn_status plan_make(const attn_model *m, const ait_state *s, const attn_tensor_set *in,
+                             int threads, ait_plan *p, attn_error *err) {
     attn_status st;
     char buf[96];
-    if ((st = attn__input(m, in, "x", &x, err))) return st;
-    /* o holds x after the positional embedding, then the running stream
-     * (x1 of the reversible pair). */
+    int rank;
+    *p = (ait_plan){0};
+    if ((st = attn__input(m, in, "x", &p->x, err))) return st;
     if (s->has_pos) {
-        if ((st = attn__axial_pos_apply_ctx(&s->pos, ctx, x, &o, err))) return st;
+        if ((st = attn__axial_pos_shape(&s->pos, p->x, &rank, p->shape, err))) return st;
     } else {
-        if ((st = attn_tensor_new(ATTN_F32, x->rank, x->shape, &o, err))) return st;
-        memcpy(o->data, x->data, x->nbytes);
+        rank = p->x->rank;
+        memcpy(p->shape, p->x->shape, (size_t)rank * sizeof *p->shape);
     }
-    const int64_t *sh = o->shape;
-    if (o->rank != 4 || sh[1] != s->dim || sh[s->emb] != s->dim) {
-        st = attn__err(err, ATTN_E_SHAPE,
-                       "axial_image_transformer: x%s must be 4-D with dim=%lld channels at dims 1 "
-                       "and %d, got %s",
-                       s->has_pos ? " + pos_emb" : "", (long long)s->dim, s->emb,
-                       attn_shape_str(o->rank, sh, buf, sizeof buf));
-        goto done;
-    }
+    const int64_t *sh = p->shape;
+    if (rank != 4 || sh[1] != s->dim || sh[s->emb] != s->dim)
+        return attn__err(err, ATTN_E_SHAPE,
+                         "axial_image_transformer: x%s must be 4-D with dim=%lld channels at dims 1 "
+                         "and %d, got %s",
+                         s->has_pos ? " + pos_emb" : "", (long long)s->dim, s->emb,
+                         attn_shape_str(rank, sh, buf, sizeof buf));
+    if ((st = attn_shape_numel(4, sh, sizeof(float), &p->numel, err))) return st;
     size_t B = (size_t)sh[0], C = (size_t)sh[1], H = (size_t)sh[2], W = (size_t)sh[3], HW = H * W;
-    ait_run r = {.s = s, .ctx = ctx, .shape = sh, .err = err};
-    ff_job *j = &r.ff;
+    ff_job *j = &p->ff;
     j->B = B;
     j->C = C;
     j->HW = HW;
@@ -261,10 +263,8 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
     j->c2 = j->c1;
     j->c2.c_in = 4 * C;
     j->c2.c_out = C;
-    if (!attn__conv2d_prepare(&j->c1, NULL) || !attn__conv2d_prepare(&j->c2, NULL)) {
-        st = attn__err(err, ATTN_E_SHAPE, "axial_image_transformer: bad image size");
-        goto done;
-    }
+    if (!attn__conv2d_prepare(&j->c1, NULL) || !attn__conv2d_prepare(&j->c2, NULL))
+        return attn__err(err, ATTN_E_SHAPE, "axial_image_transformer: bad image size");
     /* Row blocks: enough tasks for several threads even when B is 1; a
      * function of the shape only, so results do not depend on threads. */
     size_t want = 16;
@@ -272,29 +272,72 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
     if (blocks > H) blocks = H;
     j->rows_per_task = (H + blocks - 1) / blocks;
     j->blocks = (H + j->rows_per_task - 1) / j->rows_per_task;
-    size_t w1, w2, n_hid, n_work;
-    int workers = attn__workers(ctx, B * j->blocks);
+    size_t w1, w2, attn = 0;
+    int workers = attn__workers_of(threads, B * j->blocks);
     if (!attn__conv2d_workspace(&j->c1, j->rows_per_task, &w1) ||
-        !attn__conv2d_workspace(&j->c2, j->rows_per_task, &w2) ||
-        !attn__mul(o->numel, 4, &n_hid) ||
-        !attn__mul(w1 > w2 ? w1 : w2, (size_t)workers, &n_work)) {
-        st = attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: scratch size overflows");
-        goto done;
-    }
+        !attn__conv2d_workspace(&j->c2, j->rows_per_task, &w2))
+        return attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: scratch size overflows");
     j->work_per_worker = w1 > w2 ? w1 : w2;
-    if (s->depth > 0 &&
-        (!(A = attn__calloc(o->numel, sizeof(float), err)) ||
-         !(Hb = attn__calloc(n_hid, sizeof(float), err)) ||
-         !(work = attn__calloc(n_work ? n_work : 1, sizeof(float), err)) ||
-         (s->reversible && !(x2 = attn__calloc(o->numel, sizeof(float), err))))) {
-        st = err ? err->code : ATTN_E_NOMEM;
-        goto done;
+    for (int64_t l = 0; l < s->depth; l++)
+        for (int k = 0; k < 2; k++) {
+            size_t b;
+            if ((st = attn__axial_scratch(&s->layers[l].attn[k], 4, sh, s->emb, s->axes[k], threads,
+                                          &b, err)))
+                return st;
+            if (b > attn) attn = b;
+        }
+    attn_ws_layout y = {0};
+    if (s->depth > 0) {
+        p->A = attn__ws_region(&y, p->numel, sizeof(float));
+        p->Hb = attn__ws_region(&y, p->numel, 4 * sizeof(float));
+        p->work = attn__ws_region(&y, (size_t)workers, j->work_per_worker * sizeof(float));
+        if (s->reversible) p->x2 = attn__ws_region(&y, p->numel, sizeof(float));
+        p->attn = attn__ws_region(&y, attn, 1);
     }
-    j->A = A;
-    j->Hb = Hb;
-    j->work = work;
-    float *x1 = o->data;
-    if (x2) memcpy(x2, x1, o->nbytes);
+    return attn__ws_size(&y, "axial_image_transformer", &p->bytes, err);
+}
+
+static attn_status ait_plan_fn(const attn_model *m, const void *state, const attn_tensor_set *in,
+                               int threads, attn_plan *out, attn_error *err) {
+    ait_plan p;
+    attn_status st = plan_make(m, state, in, threads, &p, err);
+    if (st) return st;
+    *out = (attn_plan){.rank = 4, .ws_bytes = p.bytes};
+    memcpy(out->shape, p.shape, 4 * sizeof *p.shape);
+    return ATTN_OK;
+}
+
+/* Shapes: x (B,C,H,W) F32 with dim channels at dim_index (1, 2 or 3; the
+ * convolutions read dim 1 as channels, as the reference does); with
+ * axial_pos_emb_shape, x broadcast against the embedding.  -> out of x's
+ * (broadcast) shape, F32, written in full into the caller's `out`.  x is borrowed and
+ * only read; the second stream, the norm and hidden buffers and the
+ * per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
+static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                               const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    const ait_state *s = state;
+    ait_plan p;
+    attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err);
+    if (st) return st;
+    /* out holds x after the positional embedding, then the running stream
+     * (x1 of the reversible pair). */
+    float *x1 = out, *x2 = NULL;
+    if (s->has_pos) {
+        if ((st = attn__axial_pos_apply_ctx(&s->pos, ctx, p.x, x1, err))) return st;
+    } else {
+        memcpy(x1, p.x->data, p.x->nbytes);
+    }
+    ait_run r = {.s = s, .ctx = ctx, .shape = p.shape, .ff = p.ff, .err = err};
+    if (s->depth > 0) {
+        r.ff.A = attn__ws_at(ws, p.A);
+        r.ff.Hb = attn__ws_at(ws, p.Hb);
+        r.ff.work = attn__ws_at(ws, p.work);
+        r.attn_ws = attn__ws_at(ws, p.attn);
+        if (s->reversible) {
+            x2 = attn__ws_at(ws, p.x2);
+            memcpy(x2, x1, p.numel * sizeof *x1);
+        }
+    }
     for (int64_t l = 0; l < s->depth && !st; l++) {
         const ait_layer *L = &s->layers[l];
         for (int blk = 0; blk < 2 && !st; blk++) {
@@ -307,18 +350,8 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
     }
     /* torch.stack(x.chunk(2, dim=1)).mean(dim=0): (x1 + x2) / 2 */
     if (!st && x2)
-        for (size_t i = 0; i < o->numel; i++) x1[i] = (x1[i] + x2[i]) / 2.0f;
-done:
-    free(x2);
-    free(A);
-    free(Hb);
-    free(work);
-    if (st) {
-        attn_tensor_free(o);
-        return st;
-    }
-    *out = o;
-    return ATTN_OK;
+        for (size_t i = 0; i < p.numel; i++) x1[i] = (x1[i] + x2[i]) / 2.0f;
+    return st;
 }
 
 const attn_mech attn_mech_axial_image_transformer = {
@@ -336,5 +369,6 @@ const attn_mech attn_mech_axial_image_transformer = {
         },
     .state_size = sizeof(ait_state),
     .init = ait_init,
+    .plan = ait_plan_fn,
     .forward = ait_forward,
 };

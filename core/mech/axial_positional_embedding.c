@@ -201,48 +201,54 @@ static attn_status pos_rows(void *arg, size_t t, int worker) {
 /* Output elements per task: enough to pay for handing a task to a thread. */
 #define POS_TASK_ELEMS ((size_t)1 << 14)
 
-attn_status attn__axial_pos_apply_ctx(const axial_pos *pe, attn_ctx *ctx, const attn_tensor *x,
-                                      attn_tensor **out, attn_error *err) {
-    pos_job j = {.n = pe->n, .x = x->data};
-    int R = j.R = x->rank > pe->rank ? x->rank : pe->rank;
+attn_status attn__axial_pos_shape(const axial_pos *pe, const attn_tensor *x, int *rank, int64_t *shape,
+                                  attn_error *err) {
+    int R = *rank = x->rank > pe->rank ? x->rank : pe->rank;
     for (int d = 0; d < R; d++) {
         int k = d - (R - x->rank);
-        j.oshape[d] = k >= 0 ? x->shape[k] : 1;
+        shape[d] = k >= 0 ? x->shape[k] : 1;
     }
     for (int i = 0; i < pe->n; i++)
         for (int d = 0; d < R; d++) {
             int k = d - (R - pe->rank);
             int64_t p = k >= 0 ? pe->shape[i][k] : 1;
-            if (p == j.oshape[d] || p == 1) continue;
-            if (j.oshape[d] != 1) {
+            if (p == shape[d] || p == 1) continue;
+            if (shape[d] != 1) {
                 char a[96], c[96];
                 return attn__err(err, ATTN_E_SHAPE,
                                  "x of shape %s does not broadcast with param_%d of shape %s",
                                  attn_shape_str(x->rank, x->shape, a, sizeof a), i,
                                  attn_shape_str(pe->rank, pe->shape[i], c, sizeof c));
             }
-            j.oshape[d] = p;
+            shape[d] = p;
         }
-    /* Every element is written below, so the output is not zeroed. */
-    attn_tensor *o;
-    attn_status st = attn__tensor_new_uninit(ATTN_F32, R, j.oshape, &o, err);
+    /* The broadcast shape may be larger than x: its size must fit too. */
+    size_t numel;
+    return attn_shape_numel(R, shape, sizeof(float), &numel, err);
+}
+
+attn_status attn__axial_pos_apply_ctx(const axial_pos *pe, attn_ctx *ctx, const attn_tensor *x,
+                                      float *out, attn_error *err) {
+    pos_job j = {.n = pe->n, .x = x->data};
+    attn_status st = attn__axial_pos_shape(pe, x, &j.R, j.oshape, err);
     if (st) return st;
+    int R = j.R;
+    size_t numel = 1;
+    for (int d = 0; d < R; d++) numel *= (size_t)j.oshape[d]; /* checked above */
+    /* Every element is written below. */
     bcast_strides(x->rank, x->shape, R, j.oshape, j.xs);
     for (int i = 0; i < pe->n; i++) {
         bcast_strides(pe->rank, pe->shape[i], R, j.oshape, j.ps[i]);
         j.param[i] = pe->param[i];
     }
-    j.o = o->data;
+    j.o = out;
     j.W = R > 0 ? (size_t)j.oshape[R - 1] : 1;
-    j.rows = j.W ? o->numel / j.W : 0;
+    j.rows = j.W ? numel / j.W : 0;
     j.rows_per_task = j.W >= POS_TASK_ELEMS ? 1 : POS_TASK_ELEMS / j.W;
     if ((st = attn__parallel_for(ctx, j.rows ? (j.rows - 1) / j.rows_per_task + 1 : 0, pos_rows,
-                                 &j))) {
-        attn_tensor_free(o);
+                                 &j)))
         return attn__err(err, st, "axial_positional_embedding: forward %s",
                          st == ATTN_E_CANCELLED ? "cancelled" : "failed");
-    }
-    *out = o;
     return ATTN_OK;
 }
 
@@ -292,8 +298,17 @@ static attn_status pos_init(attn_model *m, void *state, const attn_cfg *cfg, att
     return ATTN_OK;
 }
 
+static attn_status pos_plan(const attn_model *m, const void *state, const attn_tensor_set *in,
+                            int threads, attn_plan *p, attn_error *err) {
+    const pos_state *s = state;
+    const attn_tensor *x;
+    attn_status st = attn__input(m, in, "x", &x, err);
+    *p = (attn_plan){0};
+    return st ? st : attn__axial_pos_shape(&s->pe, x, &p->rank, p->shape, err);
+}
+
 static attn_status pos_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
+                               const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
     const pos_state *s = state;
     const attn_tensor *x;
     attn_status st = attn__input(m, in, "x", &x, err);
@@ -315,5 +330,6 @@ const attn_mech attn_mech_axial_positional_embedding = {
         },
     .state_size = sizeof(pos_state),
     .init = pos_init,
+    .plan = pos_plan,
     .forward = pos_forward,
 };

@@ -13,6 +13,7 @@
  * input and stays immutable.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "mech/clustering.h"
 
@@ -92,24 +93,15 @@ static attn_status init_causal(attn_model *m, void *state, const attn_cfg *cfg, 
 
 /* ---- forward ---- */
 
-/* Per-worker scratch, carved from one block (offsets in bytes). */
+/* One worker's scratch (offsets into its copy) and the whole workspace:
+ * the hyperplanes, the initial centroid positions, then a copy per worker. */
 struct layout {
     size_t proj, hash, labels, centroids, bitcnt, counts, qc, qk, vc, topk, keep, heap, z, vt;
-    size_t size;
-    bool overflow;
+    attn_ws_layout w;
+    size_t planes, perm, scratch, nplanes, tasks;
+    size_t k; /* top-k keys actually used */
+    size_t bytes;
 };
-
-static size_t carve(struct layout *y, size_t n, size_t elem) {
-    size_t bytes, end;
-    if (!attn__mul(n, elem, &bytes) || !attn__add(bytes, 63, &bytes) ||
-        !attn__add(y->size, bytes & ~(size_t)63, &end)) {
-        y->overflow = true;
-        return 0;
-    }
-    size_t off = y->size;
-    y->size = end;
-    return off;
-}
 
 struct job {
     const struct clustered *s;
@@ -121,7 +113,7 @@ struct job {
     const int64_t *init;  /* (K) initial centroid positions */
     uint64_t task_seed;
     struct layout y;
-    char *scratch;        /* workers × y.size */
+    char *scratch;        /* workers × y.w.size */
 };
 
 static size_t length_of(const int64_t *lengths, int64_t n, int64_t full) {
@@ -164,7 +156,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
     const float *v = a->v + n * S * ldv + h * D;
     float *o = j->out + n * L * ldv + h * D;
 
-    char *base = j->scratch + (size_t)worker * j->y.size;
+    char *base = j->scratch + (size_t)worker * j->y.w.size;
     float *proj = (float *)(base + j->y.proj), *qc = (float *)(base + j->y.qc);
     float *qk = (float *)(base + j->y.qk), *vc = (float *)(base + j->y.vc);
     float *keep = (float *)(base + j->y.keep), *z = (float *)(base + j->y.z);
@@ -253,15 +245,10 @@ static const char *const mask_message[] = {
     [IMPROVED_CAUSAL] = "ImprovedClusteredCausalAttention only supports lower triangular masks",
 };
 
-/* Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) F32, clusters <= L.
- * -> out (N,L,H,D), caller-owned, fully written (rows past query_lengths
- * are 0), not aliasing the inputs.  attn_mask must be all ones (clustered,
- * improved_clustered) or lower triangular (improved_clustered_causal); the
- * planes and the per-worker scratch are allocated here and freed before
- * returning. */
-static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                               attn_error *err) {
-    const struct clustered *s = state;
+/* Checks the mask and sizes and lays out the workspace of a forward on
+ * `threads` (reads only shapes, the mask flags and key_lengths). */
+static attn_status plan(const struct clustered *s, const attn_qkv *a, int threads, struct layout *y,
+                        attn_error *err) {
     bool mask_ok = s->variant == IMPROVED_CAUSAL ? a->mask_lower_triangular : a->mask_all_ones;
     if (!mask_ok) return attn__err(err, ATTN_E_UNSUPPORTED, "%s", mask_message[s->variant]);
     if (s->clusters > a->L)
@@ -271,15 +258,13 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
                          (long long)s->clusters, (long long)a->L);
 
     size_t L = (size_t)a->L, S = (size_t)a->S, E = (size_t)a->E, D = (size_t)a->D;
-    size_t K = (size_t)s->clusters, B = (size_t)s->bits, tasks;
-    if (!attn__mul((size_t)a->N, (size_t)a->H, &tasks))
+    size_t K = (size_t)s->clusters, B = (size_t)s->bits;
+    *y = (struct layout){0};
+    if (!attn__mul((size_t)a->N, (size_t)a->H, &y->tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "N*H overflows");
-    if (tasks == 0) return ATTN_OK;
-
-    struct job j = {.s = s, .a = a, .out = out, .K = K};
-    j.temp = (!s->temp_null && s->temp != 0.0) ? (float)s->temp : (float)(1.0 / sqrt((double)E));
+    if (y->tasks == 0) return ATTN_OK;
     if (s->variant == IMPROVED) {
-        j.k = (size_t)(s->topk < a->S ? s->topk : a->S);
+        y->k = (size_t)(s->topk < a->S ? s->topk : a->S);
     } else if (s->variant == IMPROVED_CAUSAL) {
         /* The reference takes the smallest key length of the batch. */
         int64_t k = s->topk < a->S ? s->topk : a->S;
@@ -287,42 +272,62 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
             int64_t kl = (int64_t)length_of(a->key_lengths, n, a->S);
             if (kl < k) k = kl;
         }
-        j.k = (size_t)k;
+        y->k = (size_t)k;
     }
+    attn_ws_layout *w = &y->w, all = {0};
+    y->proj = attn__ws_region(w, L, B * sizeof(float));
+    y->hash = attn__ws_region(w, L, sizeof(uint64_t));
+    y->labels = attn__ws_region(w, L, sizeof(int32_t));
+    y->centroids = attn__ws_region(w, K, sizeof(uint64_t));
+    y->bitcnt = attn__ws_region(w, K, B * sizeof(int32_t));
+    y->counts = attn__ws_region(w, K, sizeof(int32_t));
+    y->qc = attn__ws_region(w, K, E * sizeof(float));
+    y->qk = attn__ws_region(w, K, S * sizeof(float));
+    y->vc = attn__ws_region(w, K, D * sizeof(float));
+    y->topk = attn__ws_region(w, K, y->k * sizeof(int32_t));
+    y->keep = attn__ws_region(w, K, sizeof(float));
+    y->heap = attn__ws_region(w, y->k, sizeof(attn_clu_slot));
+    y->z = attn__ws_region(w, y->k, sizeof(float));
+    y->vt = attn__ws_region(w, D, sizeof(float));
+    y->planes = attn__ws_region(&all, B, (E + 1) * sizeof(float));
+    y->nplanes = B * (E + 1); /* fits when the region above did */
+    y->perm = attn__ws_region(&all, L, sizeof(int64_t));
+    y->scratch = attn__ws_array(&all, (size_t)attn__workers_of(threads, y->tasks), w);
+    return attn__ws_size(&all, "clustered attention", &y->bytes, err);
+}
 
-    struct layout *y = &j.y;
-    size_t kb = 0, kcl = 0;
-    y->overflow = !attn__mul(K, B, &kb) || !attn__mul(K, j.k, &kcl);
-    y->proj = carve(y, L, B * sizeof(float));
-    y->hash = carve(y, L, sizeof(uint64_t));
-    y->labels = carve(y, L, sizeof(int32_t));
-    y->centroids = carve(y, K, sizeof(uint64_t));
-    y->bitcnt = carve(y, kb, sizeof(int32_t));
-    y->counts = carve(y, K, sizeof(int32_t));
-    y->qc = carve(y, K, E * sizeof(float));
-    y->qk = carve(y, K, S * sizeof(float));
-    y->vc = carve(y, K, D * sizeof(float));
-    y->topk = carve(y, kcl, sizeof(int32_t));
-    y->keep = carve(y, K, sizeof(float));
-    y->heap = carve(y, j.k, sizeof(attn_clu_slot));
-    y->z = carve(y, j.k, sizeof(float));
-    y->vt = carve(y, D, sizeof(float));
-    size_t workers = (size_t)attn__workers(ctx, tasks), total, nplanes;
-    if (y->overflow || !attn__mul(workers, y->size, &total) || !attn__mul(B, E + 1, &nplanes))
-        return attn__err(err, ATTN_E_OVERFLOW, "clustered attention scratch size overflows");
+static attn_status workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                 attn_error *err) {
+    struct layout y;
+    attn_status st = plan(state, a, threads, &y, err);
+    *bytes = st ? 0 : y.bytes;
+    return st;
+}
 
-    attn_status st = ATTN_E_NOMEM;
-    float *planes = attn__calloc(nplanes, sizeof *planes, err);
-    int64_t *perm = attn__calloc(L, sizeof *perm, err);
-    j.scratch = attn__calloc(total ? total : 1, 1, err);
-    if (!planes || !perm || !j.scratch) goto done;
+/* Shapes: q (N,L,H,E), k (N,S,H,E), v (N,S,H,D) F32, clusters <= L.
+ * -> out (N,L,H,D), caller-owned, fully written (rows past query_lengths
+ * are 0), not aliasing the inputs.  attn_mask must be all ones (clustered,
+ * improved_clustered) or lower triangular (improved_clustered_causal); the
+ * planes and the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
+static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               void *ws, attn_error *err) {
+    const struct clustered *s = state;
+    struct job j = {.s = s, .a = a, .out = out, .K = (size_t)s->clusters};
+    attn_status st = plan(s, a, attn_ctx_threads(ctx), &j.y, err);
+    if (st || j.y.tasks == 0) return st;
+    size_t L = (size_t)a->L, E = (size_t)a->E, K = j.K, B = (size_t)s->bits;
+    j.k = j.y.k;
+    j.temp = (!s->temp_null && s->temp != 0.0) ? (float)s->temp : (float)(1.0 / sqrt((double)E));
+    float *planes = attn__ws_at(ws, j.y.planes);
+    int64_t *perm = attn__ws_at(ws, j.y.perm);
+    j.scratch = attn__ws_at(ws, j.y.scratch);
 
     /* Draw order: planes, then the initial centroid positions (K distinct
      * of L, shared by every (n, h) as numpy's choice is), then the base of
      * the per-slice streams. */
     attn_rng rng;
     attn__rng_seed(&rng, s->seed);
-    for (size_t i = 0; i < nplanes; i++) planes[i] = attn__rng_normal(&rng);
+    for (size_t i = 0; i < j.y.nplanes; i++) planes[i] = attn__rng_normal(&rng);
     if (!s->hash_bias)
         for (size_t i = 0; i < B; i++) planes[i * (E + 1) + E] = 0.0f;
     for (size_t i = 0; i < L; i++) perm[i] = (int64_t)i;
@@ -336,14 +341,10 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
     j.task_seed = attn__rng_u64(&rng);
     j.planes = planes;
     j.init = perm;
-    st = attn__parallel_for(ctx, tasks, slice, &j);
+    st = attn__parallel_for(ctx, j.y.tasks, slice, &j);
     if (st)
         attn__err(err, st, "%s%s", st == ATTN_E_CANCELLED ? "cancelled" : "clustered attention failed",
                   attn__fail_detail(st));
-done:
-    free(planes);
-    free(perm);
-    free(j.scratch);
     return st;
 }
 
@@ -365,7 +366,7 @@ const attn_mech attn_mech_clustered = {
              .is_inner = 1},
     .state_size = sizeof(struct clustered),
     .init = init_clustered,
-    .forward = NULL,
+    .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
 };
 
@@ -380,7 +381,7 @@ const attn_mech attn_mech_improved_clustered = {
              .is_inner = 1},
     .state_size = sizeof(struct clustered),
     .init = init_improved,
-    .forward = NULL,
+    .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
 };
 
@@ -395,6 +396,6 @@ const attn_mech attn_mech_improved_clustered_causal = {
              .is_inner = 1},
     .state_size = sizeof(struct clustered),
     .init = init_causal,
-    .forward = NULL,
+    .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
 };

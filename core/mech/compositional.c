@@ -6,6 +6,7 @@
  * each search returns.  Eval mode: dropout is accepted and ignored.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "mech/strided_softmax.h"
 #include "seq_internal.h"
@@ -198,58 +199,73 @@ static attn_status comp_output(void *arg, size_t t, int worker) {
     return ATTN_OK;
 }
 
-/* Shapes: x (B,N,dim) F32, optional mask (B,N) BOOL (0 = masked key).
- * -> *out (B,N,dim) F32, new and owned by the caller.  Inputs are borrowed
- * and only read; the projections sq, sk, rq (B,N,S*E), rv (B,N,R*E), comb
- * (B,N,S*E) and the per-worker scratch are allocated here and freed before
- * returning. */
-static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                                const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
-    const comp_state *s = state;
-    const attn_tensor *x, *mask = NULL;
-    attn_status st;
-    float *buf = NULL, *scratch = NULL;
-    attn_tensor *y = NULL;
-    char sh[96];
+/* The inputs and the workspace of a forward on `threads`: the per-row
+ * buffers (sq, sk, rq, comb, rv, then xn), then per-worker scratch. */
+typedef struct comp_plan {
+    const attn_tensor *x, *mask;
+    size_t rows, per_worker, buf, scratch, bytes;
+} comp_plan;
 
-    if ((st = attn__input(m, in, "x", &x, err))) return st;
-    const int64_t B = x->shape[0], N = x->shape[1];
+static attn_status plan_make(const attn_model *m, const comp_state *s, const attn_tensor_set *in,
+                             int threads, comp_plan *p, attn_error *err) {
+    attn_status st;
+    char sh[96];
+    *p = (comp_plan){0};
+    if ((st = attn__input(m, in, "x", &p->x, err))) return st;
+    const int64_t B = p->x->shape[0], N = p->x->shape[1];
     if (attn_tensor_set_get(in, "mask")) {
-        if ((st = attn__input(m, in, "mask", &mask, err))) return st;
-        if (mask->shape[0] != B || mask->shape[1] != N)
+        if ((st = attn__input(m, in, "mask", &p->mask, err))) return st;
+        if (p->mask->shape[0] != B || p->mask->shape[1] != N)
             return attn__err(err, ATTN_E_SHAPE, "mask: expected (B,N) = (%lld,%lld), got %s",
                              (long long)B, (long long)N,
-                             attn_shape_str(mask->rank, mask->shape, sh, sizeof sh));
+                             attn_shape_str(p->mask->rank, p->mask->shape, sh, sizeof sh));
     }
-    if ((st = attn_tensor_new(ATTN_F32, 3, (int64_t[]){B, N, s->dim}, &y, err))) return st;
-    if (B == 0 || N == 0) goto done;
-
     /* Sizes: per batch row N*(D [norm] + 3*SE + RE + SE [comb]) floats;
      * per worker N*N + 2*R*N*E + R floats. */
     const size_t Bz = (size_t)B, Nz = (size_t)N, D = (size_t)s->dim;
     const size_t SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E);
-    size_t rows, per_row, total, nn, rne, per_worker, all_workers;
-    bool ok = attn__mul(Bz, Nz, &rows) && attn__mul(4, SE, &per_row) &&
+    size_t per_row = 0, total = 0, nn = 0, rne = 0;
+    bool ok = attn__mul(Bz, Nz, &p->rows) && attn__mul(4, SE, &per_row) &&
               attn__add(per_row, RE, &per_row) && attn__add(per_row, s->prenorm ? D : 0, &per_row) &&
-              attn__mul(rows, per_row, &total) && attn__mul(Nz, Nz, &nn) &&
+              attn__mul(p->rows, per_row, &total) && attn__mul(Nz, Nz, &nn) &&
               attn__mul(2 * (size_t)s->R, Nz, &rne) && attn__mul(rne, (size_t)s->E, &rne) &&
-              attn__add(nn, rne, &per_worker) && attn__add(per_worker, (size_t)s->R, &per_worker);
-    const int workers = attn__workers(ctx, Bz * (size_t)s->S);
-    ok = ok && attn__mul(per_worker, (size_t)workers, &all_workers);
-    if (!ok) {
-        st = attn__err(err, ATTN_E_OVERFLOW, "compositional: scratch size overflows for x %s",
-                       attn_shape_str(x->rank, x->shape, sh, sizeof sh));
-        goto fail;
-    }
-    if (!(buf = attn__calloc(total, sizeof(float), err)) ||
-        !(scratch = attn__calloc(all_workers, sizeof(float), err))) {
-        st = err ? err->code : ATTN_E_NOMEM;
-        goto fail;
-    }
+              attn__add(nn, rne, &p->per_worker) && attn__add(p->per_worker, (size_t)s->R, &p->per_worker);
+    attn_ws_layout y = {.overflow = !ok};
+    p->buf = attn__ws_region(&y, total, sizeof(float));
+    p->scratch = attn__ws_region(&y, (size_t)attn__workers_of(threads, Bz * (size_t)s->S),
+                                 p->per_worker * sizeof(float));
+    if (y.overflow)
+        return attn__err(err, ATTN_E_OVERFLOW, "compositional: scratch size overflows for x %s",
+                         attn_shape_str(p->x->rank, p->x->shape, sh, sizeof sh));
+    p->bytes = y.size;
+    return ATTN_OK;
+}
 
-    comp_job j = {.s = s, .B = B, .N = N, .x = x->data, .mask = mask ? mask->data : NULL,
-                  .out = y->data, .scratch = scratch, .scratch_len = per_worker};
-    float *p = buf;
+static attn_status comp_plan_fn(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                int threads, attn_plan *out, attn_error *err) {
+    const comp_state *s = state;
+    comp_plan p;
+    attn_status st = plan_make(m, s, in, threads, &p, err);
+    if (st) return st;
+    *out = (attn_plan){.rank = 3, .shape = {p.x->shape[0], p.x->shape[1], s->dim}, .ws_bytes = p.bytes};
+    return ATTN_OK;
+}
+
+/* Shapes: x (B,N,dim) F32, optional mask (B,N) BOOL (0 = masked key).
+ * -> out (B,N,dim) F32, written in full into the caller's `out`.  Inputs are borrowed
+ * and only read; the projections sq, sk, rq (B,N,S*E), rv (B,N,R*E), comb
+ * (B,N,S*E) and the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
+static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    const comp_state *s = state;
+    comp_plan pl;
+    attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &pl, err);
+    if (st) return st;
+    const size_t rows = pl.rows, SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E);
+    comp_job j = {.s = s, .B = pl.x->shape[0], .N = pl.x->shape[1], .x = pl.x->data,
+                  .mask = pl.mask ? pl.mask->data : NULL, .out = out,
+                  .scratch = attn__ws_at(ws, pl.scratch), .scratch_len = pl.per_worker};
+    float *p = attn__ws_at(ws, pl.buf);
     j.sq = p, p += rows * SE;
     j.sk = p, p += rows * SE;
     j.rq = p, p += rows * SE;
@@ -258,22 +274,11 @@ static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx
     j.xn = s->prenorm ? p : NULL;
 
     if ((st = attn__parallel_for(ctx, row_tasks(rows), comp_project, &j)) ||
-        (st = attn__parallel_for(ctx, Bz * (size_t)s->S, comp_search, &j)) ||
-        (st = attn__parallel_for(ctx, row_tasks(rows), comp_output, &j))) {
-        attn__err(err, st, "compositional: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
-                  attn__fail_detail(st));
-        goto fail;
-    }
-    free(buf);
-    free(scratch);
-done:
-    *out = y;
+        (st = attn__parallel_for(ctx, (size_t)j.B * (size_t)s->S, comp_search, &j)) ||
+        (st = attn__parallel_for(ctx, row_tasks(rows), comp_output, &j)))
+        return attn__err(err, st, "compositional: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                         attn__fail_detail(st));
     return ATTN_OK;
-fail:
-    free(buf);
-    free(scratch);
-    attn_tensor_free(y);
-    return st;
 }
 
 const attn_mech attn_mech_compositional = {
@@ -289,6 +294,7 @@ const attn_mech attn_mech_compositional = {
     },
     .state_size = sizeof(comp_state),
     .init = comp_init,
+    .plan = comp_plan_fn,
     .forward = comp_forward,
     .seq = &comp_seq,
 };

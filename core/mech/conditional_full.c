@@ -40,11 +40,21 @@ static attn_status cond_init(attn_model *m, void *state, const attn_cfg *cfg, at
 }
 
 static attn_status cond_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                    attn_error *err) {
+                                    void *ws, attn_error *err) {
     const cond_state *s = state;
     if (a->L > s->length_limit || a->S > s->length_limit)
-        return attn__model_forward_qkv(s->other, ctx, a, out, err);
+        return attn__model_forward_qkv(s->other, ctx, a, out, ws, err);
     return attn__full_forward(s->softmax_temp, ctx, a, out, err);
+}
+
+/* The other attention's workspace when it runs; full needs none. */
+static attn_status cond_workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                      attn_error *err) {
+    const cond_state *s = state;
+    *bytes = 0;
+    if (a->L > s->length_limit || a->S > s->length_limit)
+        return attn__model_workspace_qkv(s->other, a, threads, bytes, err);
+    return ATTN_OK;
 }
 
 static const char *const cond_aliases[] = {"conditional-full", NULL};
@@ -59,5 +69,6 @@ const attn_mech attn_mech_conditional_full = {
              .is_inner = 1},
     .state_size = sizeof(cond_state),
     .init = cond_init,
+    .workspace_qkv = cond_workspace_qkv,
     .forward_qkv = cond_forward_qkv,
 };

@@ -9,6 +9,7 @@
  * Ties at the k-th score go to the lower key index.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "mech/full.h"
 
@@ -118,23 +119,40 @@ static attn_status topk_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-static attn_status topk_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                    attn_error *err) {
-    const topk_state *s = state;
-    topk_job j = {.a = a, .temp = attn__temp(s->softmax_temp, a->E), .out = out};
-    j.k = (size_t)(s->topk < a->S ? s->topk : a->S);
-    j.qblocks = ((size_t)a->L + BQ - 1) / BQ;
+/* The job of a forward (everything but out and scratch), its tasks and
+ * the workspace: per worker BQ score rows, a k-heap (S floats), weights,
+ * and 32-bit key indices. */
+static attn_status topk_plan(const topk_state *s, const attn_qkv *a, int threads, topk_job *j,
+                             size_t *tasks, size_t *bytes, attn_error *err) {
+    *j = (topk_job){.a = a, .temp = attn__temp(s->softmax_temp, a->E)};
+    j->k = (size_t)(s->topk < a->S ? s->topk : a->S);
+    j->qblocks = ((size_t)a->L + BQ - 1) / BQ;
     size_t S = (size_t)a->S, per;
-    /* BQ score rows, a k-heap (S floats), weights, and 32-bit key indices. */
     if (S > UINT32_MAX || !attn__mul(S, BQ + 3, &per))
         return attn__err(err, ATTN_E_OVERFLOW, "exact_topk: scratch size overflows");
-    j.per_worker = per;
-    size_t tasks = (size_t)a->N * (size_t)a->H * j.qblocks;
-    int workers = attn__workers(ctx, tasks);
-    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
-    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
-    attn_status st = attn__parallel_for(ctx, tasks, topk_task, &j);
-    free(j.scratch);
+    j->per_worker = per;
+    *tasks = (size_t)a->N * (size_t)a->H * j->qblocks;
+    attn_ws_layout y = {0};
+    attn__ws_region(&y, (size_t)attn__workers_of(threads, *tasks), per * sizeof(float));
+    return attn__ws_size(&y, "exact_topk", bytes, err);
+}
+
+static attn_status topk_workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                      attn_error *err) {
+    topk_job j;
+    size_t tasks;
+    return topk_plan(state, a, threads, &j, &tasks, bytes, err);
+}
+
+static attn_status topk_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                    void *ws, attn_error *err) {
+    topk_job j;
+    size_t tasks, bytes;
+    attn_status st = topk_plan(state, a, attn_ctx_threads(ctx), &j, &tasks, &bytes, err);
+    if (st) return st;
+    j.out = out;
+    j.scratch = ws;
+    st = attn__parallel_for(ctx, tasks, topk_task, &j);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }
@@ -151,5 +169,6 @@ const attn_mech attn_mech_exact_topk = {
              .is_inner = 1},
     .state_size = sizeof(topk_state),
     .init = topk_init,
+    .workspace_qkv = topk_workspace_qkv,
     .forward_qkv = topk_forward_qkv,
 };

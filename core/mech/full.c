@@ -161,7 +161,7 @@ attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv
 }
 
 static attn_status full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                    attn_error *err) {
+                                    void *ws, attn_error *err) {
     const attn_full_cfg *c = state;
     return attn__full_forward(c->softmax_temp, ctx, a, out, err);
 }

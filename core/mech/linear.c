@@ -15,6 +15,7 @@
  * φQ φKᵀ product is an sgemm, across chunks the running KV carries the past.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "mech/feature_map.h"
 #include "seq_internal.h"
@@ -168,10 +169,13 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-static attn_status lin_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                   attn_error *err) {
+/* Checks the mask and shapes; the job of a forward (everything but out
+ * and scratch), its tasks and the workspace: per worker raw rows, φQ, φK,
+ * V, KV, z, and a block buffer. */
+static attn_status lin_plan(const void *state, const attn_qkv *a, int threads, lin_job *jp, size_t *tasks,
+                            size_t *bytes, attn_error *err) {
     const lin_state *s = state;
-    lin_job j = {.s = s, .a = a, .out = out, .S_used = a->S};
+    lin_job j = {.s = s, .a = a, .S_used = a->S};
     if (!s->causal && !a->mask_all_ones)
         return attn__err(err, ATTN_E_UNSUPPORTED, "LinearAttention does not support arbitrary attention masks");
     if (s->causal) {
@@ -191,14 +195,30 @@ static attn_status lin_forward_qkv(const void *state, attn_ctx *ctx, const attn_
               attn__mul(Su, F, &t) && attn__add(tot, t, &tot) && attn__mul(Su, D, &t) &&
               attn__add(tot, t, &tot) && attn__mul(F, D, &t) && attn__add(tot, t, &tot) &&
               attn__add(tot, F + (size_t)CH * CH + (size_t)CH * D, &tot);
-    if (!ok) return attn__err(err, ATTN_E_OVERFLOW, "linear: scratch size overflows");
     j.per_worker = tot;
-    size_t tasks = (size_t)a->N * (size_t)a->H;
-    int workers = attn__workers(ctx, tasks);
-    j.scratch = attn__calloc((size_t)workers, tot * sizeof(float), err);
-    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
-    attn_status st = attn__parallel_for(ctx, tasks, lin_task, &j);
-    free(j.scratch);
+    *tasks = (size_t)a->N * (size_t)a->H;
+    attn_ws_layout y = {.overflow = !ok};
+    attn__ws_region(&y, (size_t)attn__workers_of(threads, *tasks), tot * sizeof(float));
+    *jp = j;
+    return attn__ws_size(&y, "linear", bytes, err);
+}
+
+static attn_status lin_workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                     attn_error *err) {
+    lin_job j;
+    size_t tasks;
+    return lin_plan(state, a, threads, &j, &tasks, bytes, err);
+}
+
+static attn_status lin_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                   void *ws, attn_error *err) {
+    lin_job j;
+    size_t tasks, bytes;
+    attn_status st = lin_plan(state, a, attn_ctx_threads(ctx), &j, &tasks, &bytes, err);
+    if (st) return st;
+    j.out = out;
+    j.scratch = ws;
+    st = attn__parallel_for(ctx, tasks, lin_task, &j);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }
@@ -213,6 +233,7 @@ const attn_mech attn_mech_linear = {
              .is_inner = 1},
     .state_size = sizeof(lin_state),
     .init = linear_init,
+    .workspace_qkv = lin_workspace_qkv,
     .forward_qkv = lin_forward_qkv,
     .seq = &lin_seq,
 };
@@ -229,6 +250,7 @@ const attn_mech attn_mech_causal_linear = {
              .is_inner = 1},
     .state_size = sizeof(lin_state),
     .init = causal_init,
+    .workspace_qkv = lin_workspace_qkv,
     .forward_qkv = lin_forward_qkv,
     .seq = &causal_seq,
 };

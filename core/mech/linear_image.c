@@ -8,6 +8,7 @@
  * reference).
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/conv2d.h"
 #include "kernels/fast_exp.h"
 #include "kernels/kernels.h"
@@ -389,22 +390,20 @@ static bool conv_block(const attn_conv2d *c, size_t *rows, size_t *ws) {
 
 static size_t max2(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Shapes: x (B,C,H,W) F32 (C = chan), optional context (B,C,L) F32.
- * -> *out (B,chan_out,H',W') F32, new and owned by the caller; H', W' are
- * to_out's convolution of (H,W) (stride 1).  Needs Hq*Wq == H*W of the q/k/v
- * convolutions (the reference reshapes to H*W).  Inputs are borrowed and
- * only read; M, Q and the per-worker scratch are allocated here and freed
- * before returning. */
-static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                              const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
-    const li_state *s = state;
+/* The inputs, the job and the workspace of a forward on `threads`:
+ * per-worker scratch, then M (B, Co, QC, KK) and, general, Q (QC, n). */
+typedef struct li_plan {
+    const attn_tensor *x, *c;
+    size_t scratch, M, Q, bytes;
+} li_plan;
+
+static attn_status plan_make(const attn_model *m, const li_state *s, const attn_tensor_set *in,
+                             int threads, li_job *jp, li_plan *pl, attn_error *err) {
     const attn_tensor *x, *c = NULL;
     attn_status st;
-    float *scratch = NULL, *M = NULL, *Q = NULL;
-    attn_tensor *y = NULL;
     char sh[96];
     li_job j = {.s = s};
-
+    *pl = (li_plan){0};
     if ((st = attn__input(m, in, "x", &x, err))) return st;
     const size_t B = (size_t)x->shape[0], H = (size_t)x->shape[2], W = (size_t)x->shape[3];
     const size_t C = (size_t)s->C, kd = (size_t)s->kd, vd = (size_t)s->vd, nh = (size_t)s->H;
@@ -445,9 +444,6 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
         j.m = j.ck.h_out * j.ck.w_out;
     }
     j.pointwise = s->K == 1 && s->P == 0 && s->St == 1;
-    if ((st = attn__tensor_new_uninit(ATTN_F32, 4, (int64_t[]){(int64_t)B, s->Co, (int64_t)j.o.h_out, (int64_t)j.o.w_out},
-                         &y, err)))
-        return st;
 
     /* Sizes, all overflow-checked.  Per worker, the largest of
      *   phase 1: k (kd, T), v (vd, T), ctx (kd, vd), im2col, context conv (max(kd,vd), m),
@@ -493,35 +489,57 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
         ntask = max2(ntask, t1);
     }
     ws = max2(ws, p1);
-    const int workers = attn__workers(ctx, ntask);
-    size_t all;
+    ws = max2(ws, p1);
     ok = ok && attn__add(ws, 15, &ws);
     ws = ws / 16 * 16; /* keeps every worker's region 64-byte aligned */
-    ok = ok && attn__mul(ws, (size_t)workers, &all) && attn__mul(all, sizeof(float), &all) &&
-         attn__mul(m_len, sizeof(float), &m_len) && attn__mul(q_len, sizeof(float), &q_len);
-    if (!ok) {
-        st = attn__err(err, ATTN_E_OVERFLOW, "linear_image: scratch size overflows for x %s",
-                       attn_shape_str(x->rank, x->shape, sh, sizeof sh));
-        goto fail;
-    }
-    /* Every element of the scratch, M and Q is written before it is read. */
-    void *p = NULL;
-    if (posix_memalign(&p, 64, all ? all : 1)) p = NULL;
-    scratch = p;
-    M = malloc(m_len ? m_len : 1);
-    Q = q_len ? malloc(q_len) : NULL;
-    if (!scratch || !M || (q_len && !Q)) {
-        st = attn__err(err, ATTN_E_NOMEM, "linear_image: out of memory allocating %zu bytes of "
-                       "scratch", all + m_len + q_len);
-        goto fail;
-    }
-    j.x = x->data;
-    j.c = c ? c->data : NULL;
-    j.out = y->data;
-    j.M = M;
-    j.Q = Q;
-    j.scratch = scratch;
     j.ws = ws;
+    attn_ws_layout y = {.overflow = !ok};
+    pl->scratch = attn__ws_region(&y, (size_t)attn__workers_of(threads, ntask), ws * sizeof(float));
+    pl->M = attn__ws_region(&y, m_len, sizeof(float));
+    pl->Q = attn__ws_region(&y, q_len, sizeof(float));
+    if (y.overflow)
+        return attn__err(err, ATTN_E_OVERFLOW, "linear_image: scratch size overflows for x %s",
+                         attn_shape_str(x->rank, x->shape, sh, sizeof sh));
+    pl->bytes = y.size;
+    pl->x = x;
+    pl->c = c;
+    *jp = j;
+    return ATTN_OK;
+}
+
+static attn_status li_plan_fn(const attn_model *m, const void *state, const attn_tensor_set *in,
+                              int threads, attn_plan *out, attn_error *err) {
+    const li_state *s = state;
+    li_job j;
+    li_plan p;
+    attn_status st = plan_make(m, s, in, threads, &j, &p, err);
+    if (st) return st;
+    *out = (attn_plan){.rank = 4, .shape = {p.x->shape[0], s->Co, (int64_t)j.o.h_out, (int64_t)j.o.w_out},
+                       .ws_bytes = p.bytes};
+    return ATTN_OK;
+}
+
+/* Shapes: x (B,C,H,W) F32 (C = chan), optional context (B,C,L) F32.
+ * -> out (B,chan_out,H',W') F32, written in full into the caller's `out`; H', W' are
+ * to_out's convolution of (H,W) (stride 1).  Needs Hq*Wq == H*W of the q/k/v
+ * convolutions (the reference reshapes to H*W).  Inputs are borrowed and
+ * only read; M, Q and the per-worker scratch are in the workspace `ws`
+ * (declared by the plan; nothing is allocated here). */
+static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                              const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    const li_state *s = state;
+    li_job j;
+    li_plan p;
+    attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &j, &p, err);
+    if (st) return st;
+    const size_t B = (size_t)p.x->shape[0], nh = (size_t)s->H;
+    /* Every element of the scratch, M and Q is written before it is read. */
+    j.x = p.x->data;
+    j.c = p.c ? p.c->data : NULL;
+    j.out = out;
+    j.M = attn__ws_at(ws, p.M);
+    j.Q = attn__ws_at(ws, p.Q);
+    j.scratch = attn__ws_at(ws, p.scratch);
     st = attn__parallel_for(ctx, B * nh, li_head, &j);
     if (!st && j.pointwise) st = attn__parallel_for(ctx, B * j.nblk, li_block, &j);
     for (size_t b = 0; !st && !j.pointwise && b < B; b++) {
@@ -529,21 +547,8 @@ static attn_status li_forward(const attn_model *m, const void *state, attn_ctx *
         st = attn__parallel_for(ctx, (j.xq.h_out + j.rb_q - 1) / j.rb_q, li_qrows, &j);
         if (!st) st = attn__parallel_for(ctx, (j.o.h_out + j.rb_o - 1) / j.rb_o, li_orows, &j);
     }
-    if (st) {
-        attn__err(err, st, "linear_image: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
-                  attn__fail_detail(st));
-        goto fail;
-    }
-    free(scratch);
-    free(M);
-    free(Q);
-    *out = y;
-    return ATTN_OK;
-fail:
-    free(scratch);
-    free(M);
-    free(Q);
-    attn_tensor_free(y);
+    if (st) attn__err(err, st, "linear_image: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                          attn__fail_detail(st));
     return st;
 }
 
@@ -561,5 +566,6 @@ const attn_mech attn_mech_linear_image = {
     },
     .state_size = sizeof(li_state),
     .init = li_init,
+    .plan = li_plan_fn,
     .forward = li_forward,
 };

@@ -9,6 +9,7 @@
  * the separate local-attention package, whose version it does not pin).
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "mech/strided_softmax.h"
 #include "seq_internal.h"
@@ -250,40 +251,39 @@ static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t
     return ATTN_OK;
 }
 
-/* Shapes: x (B,N,dim) F32; with receives_context, context (B,S,dim) F32 and
- * optional context_mask (B,S) BOOL, else optional input_mask (B,N) BOOL
- * (0 = masked key).  -> *out (B,N,dim) F32, new and owned by the caller.
- * Inputs are borrowed and only read; scratch (q, k, v, att and per-worker
- * buffers) is allocated here and freed before returning. */
-static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                              const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
-    const ls_state *s = state;
-    const attn_tensor *x, *src, *mask = NULL;
-    attn_status st;
-    float *buf = NULL, *scratch = NULL;
-    double *dscratch = NULL;
-    attn_tensor *y = NULL;
-    char sh[96];
+/* The inputs and the workspace of a forward on `threads`: q, att (B*N*HD),
+ * k, v (B*S*KD); per worker (N + 2S + 2d + 1) d floats and d² + d
+ * doubles. */
+typedef struct ls_plan {
+    const attn_tensor *x, *src, *mask;
+    size_t bn, bs, qn, kn, pw, buf, scratch, dscratch, bytes;
+} ls_plan;
 
-    if ((st = attn__input(m, in, "x", &x, err))) return st;
+static attn_status plan_make(const attn_model *m, const ls_state *s, const attn_tensor_set *in,
+                             int threads, ls_plan *p, attn_error *err) {
+    attn_status st;
+    char sh[96];
+    *p = (ls_plan){0};
+    if ((st = attn__input(m, in, "x", &p->x, err))) return st;
+    const attn_tensor *x = p->x;
     const int64_t B = x->shape[0], N = x->shape[1];
-    src = x;
+    p->src = x;
     if (s->ctx_mode) {
-        if ((st = attn__input(m, in, "context", &src, err))) return st;
-        if (src->shape[0] != B)
+        if ((st = attn__input(m, in, "context", &p->src, err))) return st;
+        if (p->src->shape[0] != B)
             return attn__err(err, ATTN_E_SHAPE, "context: expected (B,S,dim) with B = %lld, got %s",
-                             (long long)B, attn_shape_str(src->rank, src->shape, sh, sizeof sh));
+                             (long long)B, attn_shape_str(p->src->rank, p->src->shape, sh, sizeof sh));
         if (attn_tensor_set_get(in, "context_mask")) {
-            if ((st = attn__input(m, in, "context_mask", &mask, err)) ||
-                (st = check_mask(mask, "context_mask", B, src->shape[1], "(B,S)", err)))
+            if ((st = attn__input(m, in, "context_mask", &p->mask, err)) ||
+                (st = check_mask(p->mask, "context_mask", B, p->src->shape[1], "(B,S)", err)))
                 return st;
         }
     } else if (attn_tensor_set_get(in, "input_mask")) {
-        if ((st = attn__input(m, in, "input_mask", &mask, err)) ||
-            (st = check_mask(mask, "input_mask", B, N, "(B,N)", err)))
+        if ((st = attn__input(m, in, "input_mask", &p->mask, err)) ||
+            (st = check_mask(p->mask, "input_mask", B, N, "(B,N)", err)))
             return st;
     }
-    const int64_t S = src->shape[1];
+    const int64_t S = p->src->shape[1];
     if (s->causal) {
         if (N % s->bucket != 0)
             return attn__err(err, ATTN_E_SHAPE,
@@ -295,60 +295,63 @@ static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *
                              "linear_self: causal attention needs a context as long as x "
                              "(context length %lld, x length %lld)", (long long)S, (long long)N);
     }
-    if ((st = attn_tensor_new(ATTN_F32, 3, (int64_t[]){B, N, s->dim}, &y, err))) return st;
-    if (B == 0 || N == 0) goto done;
-
-    /* Buffers: q and att (B*N*HD), k and v (B*S*KD); per worker
-     * (N + 2S + 2d + 1) d floats and d² + d doubles. */
     const size_t Bz = (size_t)B, Nz = (size_t)N, Sz = (size_t)S, d = (size_t)s->d;
     const size_t HD = (size_t)(s->H * s->d), KD = (size_t)(s->kvh * s->d);
-    size_t bn, bs_, qn, kn, total, pw, dd, all, dall;
-    const int workers = attn__workers(ctx, Bz * (size_t)s->H);
-    bool ok = attn__mul(Bz, Nz, &bn) && attn__mul(Bz, Sz, &bs_) && attn__mul(bn, HD, &qn) &&
-              attn__mul(bs_, KD, &kn) && attn__add(qn, qn, &total) &&
-              attn__add(total, kn, &total) && attn__add(total, kn, &total) &&
-              attn__add(Nz, 2 * Sz, &pw) && attn__add(pw, 2 * d + 1, &pw) && attn__mul(pw, d, &pw) &&
-              attn__mul(pw, (size_t)workers, &all) && attn__mul(d, d + 1, &dd) &&
-              attn__mul(dd, (size_t)workers, &dall);
-    if (!ok) {
-        st = attn__err(err, ATTN_E_OVERFLOW, "linear_self: scratch size overflows for x %s",
-                       attn_shape_str(x->rank, x->shape, sh, sizeof sh));
-        goto fail;
-    }
-    if (!(buf = attn__calloc(total, sizeof(float), err)) ||
-        !(scratch = attn__calloc(all, sizeof(float), err)) ||
-        !(dscratch = attn__calloc(dall, sizeof(double), err))) {
-        st = err ? err->code : ATTN_E_NOMEM;
-        goto fail;
-    }
-    ls_job j = {.s = s, .B = B, .N = N, .S = S, .kv_mask = mask ? mask->data : NULL,
-                .scratch = scratch, .scratch_len = pw, .dscratch = dscratch};
-    j.q = buf;
-    j.att = j.q + qn;
-    j.k = j.att + qn;
-    j.v = j.k + kn;
-    const size_t D = (size_t)s->dim;
-    if ((st = attn__linear_rows(ctx, x->data, bn, D, s->wq, NULL, HD, j.q)) ||
-        (st = attn__linear_rows(ctx, src->data, bs_, D, s->wk, NULL, KD, j.k)) ||
-        (st = attn__linear_rows(ctx, src->data, bs_, D, s->wv, NULL, KD, j.v)) ||
-        (st = attn__parallel_for(ctx, Bz * (size_t)s->H, ls_head, &j)) ||
-        (st = attn__linear_rows(ctx, j.att, bn, HD, s->wo, s->bo, D, y->data))) {
-        attn__err(err, st, "linear_self: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
-                  attn__fail_detail(st));
-        goto fail;
-    }
-    free(buf);
-    free(scratch);
-    free(dscratch);
-done:
-    *out = y;
+    size_t total = 0, dd = 0;
+    const size_t workers = (size_t)attn__workers_of(threads, Bz * (size_t)s->H);
+    bool ok = attn__mul(Bz, Nz, &p->bn) && attn__mul(Bz, Sz, &p->bs) && attn__mul(p->bn, HD, &p->qn) &&
+              attn__mul(p->bs, KD, &p->kn) && attn__add(p->qn, p->qn, &total) &&
+              attn__add(total, p->kn, &total) && attn__add(total, p->kn, &total) &&
+              attn__add(Nz, 2 * Sz, &p->pw) && attn__add(p->pw, 2 * d + 1, &p->pw) &&
+              attn__mul(p->pw, d, &p->pw) && attn__mul(d, d + 1, &dd);
+    attn_ws_layout y = {.overflow = !ok};
+    p->buf = attn__ws_region(&y, total, sizeof(float));
+    p->scratch = attn__ws_region(&y, workers, p->pw * sizeof(float));
+    p->dscratch = attn__ws_region(&y, workers, dd * sizeof(double));
+    if (y.overflow)
+        return attn__err(err, ATTN_E_OVERFLOW, "linear_self: scratch size overflows for x %s",
+                         attn_shape_str(x->rank, x->shape, sh, sizeof sh));
+    p->bytes = y.size;
     return ATTN_OK;
-fail:
-    free(buf);
-    free(scratch);
-    free(dscratch);
-    attn_tensor_free(y);
-    return st;
+}
+
+static attn_status ls_plan_fn(const attn_model *m, const void *state, const attn_tensor_set *in,
+                              int threads, attn_plan *out, attn_error *err) {
+    const ls_state *s = state;
+    ls_plan p;
+    attn_status st = plan_make(m, s, in, threads, &p, err);
+    if (st) return st;
+    *out = (attn_plan){.rank = 3, .shape = {p.x->shape[0], p.x->shape[1], s->dim}, .ws_bytes = p.bytes};
+    return ATTN_OK;
+}
+
+/* Shapes: x (B,N,dim) F32; with receives_context, context (B,S,dim) F32 and
+ * optional context_mask (B,S) BOOL, else optional input_mask (B,N) BOOL
+ * (0 = masked key).  -> out (B,N,dim) F32, written in full into the caller's `out`.
+ * Inputs are borrowed and only read; scratch (q, k, v, att and per-worker
+ * buffers) is in the workspace `ws` (declared by the plan; nothing is allocated here). */
+static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                              const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    const ls_state *s = state;
+    ls_plan p;
+    attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err);
+    if (st) return st;
+    ls_job j = {.s = s, .B = p.x->shape[0], .N = p.x->shape[1], .S = p.src->shape[1],
+                .kv_mask = p.mask ? p.mask->data : NULL, .scratch = attn__ws_at(ws, p.scratch),
+                .scratch_len = p.pw, .dscratch = attn__ws_at(ws, p.dscratch)};
+    j.q = attn__ws_at(ws, p.buf);
+    j.att = j.q + p.qn;
+    j.k = j.att + p.qn;
+    j.v = j.k + p.kn;
+    const size_t D = (size_t)s->dim, HD = (size_t)(s->H * s->d), KD = (size_t)(s->kvh * s->d);
+    if ((st = attn__linear_rows(ctx, p.x->data, p.bn, D, s->wq, NULL, HD, j.q)) ||
+        (st = attn__linear_rows(ctx, p.src->data, p.bs, D, s->wk, NULL, KD, j.k)) ||
+        (st = attn__linear_rows(ctx, p.src->data, p.bs, D, s->wv, NULL, KD, j.v)) ||
+        (st = attn__parallel_for(ctx, (size_t)j.B * (size_t)s->H, ls_head, &j)) ||
+        (st = attn__linear_rows(ctx, j.att, p.bn, HD, s->wo, s->bo, D, out)))
+        return attn__err(err, st, "linear_self: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                         attn__fail_detail(st));
+    return ATTN_OK;
 }
 
 const attn_mech attn_mech_linear_self = {
@@ -365,6 +368,7 @@ const attn_mech attn_mech_linear_self = {
     },
     .state_size = sizeof(ls_state),
     .init = ls_init,
+    .plan = ls_plan_fn,
     .forward = ls_forward,
     .seq = &ls_seq,
 };

@@ -11,6 +11,7 @@
  * with nothing visible therefore gets uniform weights 1/w, not NaN.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 #include "mech/full.h"
 #include "seq_internal.h"
@@ -107,22 +108,39 @@ static attn_status local_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-static attn_status local_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                     attn_error *err) {
-    const local_state *s = state;
-    local_job j = {.s = s, .a = a, .temp = attn__temp(s->softmax_temp, a->E), .out = out};
-    j.qblocks = ((size_t)a->L + LQ - 1) / LQ;
-    size_t tasks, tile, per;
-    j.kmax = (size_t)LQ + (size_t)s->w; /* >= LQ + w - 1 keys per block */
-    if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks) || !attn__mul(j.kmax, 2 * LQ, &tile) ||
+/* The job of a forward (everything but out and scratch), its tasks and
+ * the workspace: per worker `per_worker` floats. */
+static attn_status local_plan(const local_state *s, const attn_qkv *a, int threads, local_job *j,
+                              size_t *tasks, size_t *bytes, attn_error *err) {
+    *j = (local_job){.s = s, .a = a, .temp = attn__temp(s->softmax_temp, a->E)};
+    j->qblocks = ((size_t)a->L + LQ - 1) / LQ;
+    size_t tile, per;
+    j->kmax = (size_t)LQ + (size_t)s->w; /* >= LQ + w - 1 keys per block */
+    if (!attn__mul((size_t)a->N * (size_t)a->H, j->qblocks, tasks) || !attn__mul(j->kmax, 2 * LQ, &tile) ||
         !attn__add(tile, (size_t)s->w, &per))
         return attn__err(err, ATTN_E_OVERFLOW, "local: too many tasks or too large a window");
-    j.per_worker = per;
-    int workers = attn__workers(ctx, tasks);
-    j.scratch = attn__calloc((size_t)workers, per * sizeof(float), err);
-    if (!j.scratch) return err ? err->code : ATTN_E_NOMEM;
-    attn_status st = attn__parallel_for(ctx, tasks, local_task, &j);
-    free(j.scratch);
+    j->per_worker = per;
+    attn_ws_layout y = {0};
+    attn__ws_region(&y, (size_t)attn__workers_of(threads, *tasks), per * sizeof(float));
+    return attn__ws_size(&y, "local", bytes, err);
+}
+
+static attn_status local_workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                       attn_error *err) {
+    local_job j;
+    size_t tasks;
+    return local_plan(state, a, threads, &j, &tasks, bytes, err);
+}
+
+static attn_status local_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                                     void *ws, attn_error *err) {
+    local_job j;
+    size_t tasks, bytes;
+    attn_status st = local_plan(state, a, attn_ctx_threads(ctx), &j, &tasks, &bytes, err);
+    if (st) return st;
+    j.out = out;
+    j.scratch = ws;
+    st = attn__parallel_for(ctx, tasks, local_task, &j);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }
@@ -137,6 +155,7 @@ const attn_mech attn_mech_local = {
              .is_inner = 1},
     .state_size = sizeof(local_state),
     .init = local_init,
+    .workspace_qkv = local_workspace_qkv,
     .forward_qkv = local_forward_qkv,
     .seq = &local_seq,
 };

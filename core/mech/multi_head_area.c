@@ -16,6 +16,7 @@
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "mech/area.h"
+#include "workspace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -168,65 +169,69 @@ static attn_status mha_task(void *arg, size_t t, int worker) {
                               j->scratch + (size_t)worker * j->per_worker);
 }
 
-static attn_status mha_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                               const attn_tensor_set *in, attn_tensor **out, attn_error *err) {
-    const mha_state *s = state;
-    const attn_tensor *q, *k, *v;
-    attn_tensor *o = NULL;
-    float *buf = NULL;
-    char *scratch = NULL;
-    char s1[96], s2[96], s3[96];
+/* The job of a forward on `threads` and its workspace: the projected
+ * Q, K, V, the per-head outputs, then per-worker area scratch. */
+typedef struct mha_plan {
+    area_inputs x;
+    mha_job j;
+    size_t tasks, Q, K, V, att, scratch, bytes;
+} mha_plan;
+
+static attn_status plan_make(const attn_model *m, const mha_state *s, const attn_tensor_set *in,
+                             int threads, mha_plan *p, attn_error *err) {
     attn_status st;
-    if ((st = attn__input(m, in, "q", &q, err)) || (st = attn__input(m, in, "k", &k, err)) ||
-        (st = attn__input(m, in, "v", &v, err)))
-        return st;
-    if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
-        return attn__err(err, ATTN_E_SHAPE, "q %s, k %s and v %s must have the same batch size",
-                         attn_shape_str(3, q->shape, s1, sizeof s1),
-                         attn_shape_str(3, k->shape, s2, sizeof s2),
-                         attn_shape_str(3, v->shape, s3, sizeof s3));
-    const size_t B = (size_t)q->shape[0], H = (size_t)s->heads;
-    mha_job j = {.s = s, .nq = (size_t)q->shape[1], .S = s->area.n_mem,
-                 .hq = H * (size_t)s->kqh, .hv = H * (size_t)s->vh};
-    size_t nQ, nK, nV, nA, total, tasks, scr;
-    const int64_t oshape[3] = {q->shape[0], q->shape[1], s->vs};
-    if (!attn__mul(B * j.nq, j.hq, &nQ) || !attn__mul(B * j.S, j.hq, &nK) ||
-        !attn__mul(B * j.S, j.hv, &nV) || !attn__mul(B * j.nq, j.hv, &nA) ||
-        !attn__add(nQ, nK, &total) || !attn__add(total, nV, &total) ||
-        !attn__add(total, nA, &total) || !attn__mul(B, H, &tasks))
+    if ((st = attn__area_inputs(m, in, &p->x, err))) return st;
+    const size_t B = p->x.B, H = (size_t)s->heads;
+    p->j = (mha_job){.s = s, .nq = p->x.nq, .S = s->area.n_mem, .hq = H * (size_t)s->kqh,
+                     .hv = H * (size_t)s->vh};
+    mha_job *j = &p->j;
+    size_t rq, rs;
+    if (!attn__mul(B, j->nq, &rq) || !attn__mul(B, j->S, &rs) || !attn__mul(B, H, &p->tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "multi_head_area: projected sizes overflow");
-    if ((st = attn__area_scratch(&s->area, j.nq, (size_t)s->kqh, (size_t)s->vh, &j.per_worker,
+    if ((st = attn__area_scratch(&s->area, j->nq, (size_t)s->kqh, (size_t)s->vh, &j->per_worker,
                                  err)))
         return st;
-    if (!attn__mul(j.per_worker, (size_t)attn__workers(ctx, tasks), &scr))
-        return attn__err(err, ATTN_E_OVERFLOW, "multi_head_area: scratch size overflows");
-    if ((st = attn_tensor_new(ATTN_F32, 3, oshape, &o, err))) return st;
-    if (!(buf = attn__calloc(total, sizeof *buf, err)) || !(scratch = attn__calloc(1, scr, err))) {
-        st = ATTN_E_NOMEM;
-        goto fail;
-    }
-    float *Q = buf, *K = Q + nQ, *V = K + nK, *att = V + nV;
-    if ((st = par_linear(ctx, q->data, B * j.nq, (size_t)s->kqs, s->wq, s->bq, j.hq, Q)) ||
-        (st = par_linear(ctx, k->data, B * j.S, (size_t)s->kqs, s->wk, s->bk, j.hq, K)) ||
-        (st = par_linear(ctx, v->data, B * j.S, (size_t)s->vs, s->wv, s->bv, j.hv, V)))
-        goto fail;
-    j.Q = Q;
-    j.K = K;
-    j.V = V;
-    j.att = att;
-    j.scratch = scratch;
-    if ((st = attn__parallel_for(ctx, tasks, mha_task, &j))) goto fail;
-    if ((st = par_linear(ctx, att, B * j.nq, j.hv, s->wo, s->bo, (size_t)s->vs, o->data)))
-        goto fail;
-    free(scratch);
-    free(buf);
-    *out = o;
+    attn_ws_layout y = {0};
+    p->Q = attn__ws_region(&y, rq, j->hq * sizeof(float));
+    p->K = attn__ws_region(&y, rs, j->hq * sizeof(float));
+    p->V = attn__ws_region(&y, rs, j->hv * sizeof(float));
+    p->att = attn__ws_region(&y, rq, j->hv * sizeof(float));
+    p->scratch = attn__ws_region(&y, (size_t)attn__workers_of(threads, p->tasks), j->per_worker);
+    return attn__ws_size(&y, "multi_head_area", &p->bytes, err);
+}
+
+static attn_status mha_plan_fn(const attn_model *m, const void *state, const attn_tensor_set *in,
+                               int threads, attn_plan *out, attn_error *err) {
+    const mha_state *s = state;
+    mha_plan p;
+    attn_status st = plan_make(m, s, in, threads, &p, err);
+    if (st) return st;
+    *out = (attn_plan){.rank = 3, .shape = {p.x.q->shape[0], p.x.q->shape[1], s->vs},
+                       .ws_bytes = p.bytes};
     return ATTN_OK;
-fail:
-    free(scratch);
-    free(buf);
-    attn_tensor_free(o);
-    return st;
+}
+
+static attn_status mha_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                               const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    const mha_state *s = state;
+    mha_plan p;
+    attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err);
+    if (st) return st;
+    mha_job *j = &p.j;
+    const size_t B = p.x.B;
+    float *Q = attn__ws_at(ws, p.Q), *K = attn__ws_at(ws, p.K), *V = attn__ws_at(ws, p.V);
+    float *att = attn__ws_at(ws, p.att);
+    if ((st = par_linear(ctx, p.x.q->data, B * j->nq, (size_t)s->kqs, s->wq, s->bq, j->hq, Q)) ||
+        (st = par_linear(ctx, p.x.k->data, B * j->S, (size_t)s->kqs, s->wk, s->bk, j->hq, K)) ||
+        (st = par_linear(ctx, p.x.v->data, B * j->S, (size_t)s->vs, s->wv, s->bv, j->hv, V)))
+        return st;
+    j->Q = Q;
+    j->K = K;
+    j->V = V;
+    j->att = att;
+    j->scratch = attn__ws_at(ws, p.scratch);
+    if ((st = attn__parallel_for(ctx, p.tasks, mha_task, j))) return st;
+    return par_linear(ctx, att, B * j->nq, j->hv, s->wo, s->bo, (size_t)s->vs, out);
 }
 
 const attn_mech attn_mech_multi_head_area = {
@@ -241,5 +246,6 @@ const attn_mech attn_mech_multi_head_area = {
              .is_inner = 0},
     .state_size = sizeof(mha_state),
     .init = mha_init,
+    .plan = mha_plan_fn,
     .forward = mha_forward,
 };

@@ -13,6 +13,7 @@
  * reference's unstable argsort leaves that order unspecified).
  */
 #include "attn_internal.h"
+#include "workspace.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -66,23 +67,14 @@ static attn_status init(attn_model *m, void *state, const attn_cfg *cfg, attn_bi
 
 /* ---- forward ---- */
 
+/* One worker's scratch (offsets into its copy) and the whole workspace:
+ * the rotations of one round, then a copy per worker. */
 struct layout {
     size_t kn, proj, hash, order, qs, ks, vs, logits, mrow, res;
-    size_t size;
-    bool overflow;
+    attn_ws_layout w;
+    size_t planes, scratch, nplanes, tasks;
+    size_t bytes;
 };
-
-static size_t carve(struct layout *y, size_t n, size_t elem) {
-    size_t bytes, end;
-    if (!attn__mul(n, elem, &bytes) || !attn__add(bytes, 63, &bytes) ||
-        !attn__add(y->size, bytes & ~(size_t)63, &end)) {
-        y->overflow = true;
-        return 0;
-    }
-    size_t off = y->size;
-    y->size = end;
-    return off;
-}
 
 struct job {
     const struct reformer *s;
@@ -92,7 +84,7 @@ struct job {
     size_t round;
     const float *planes; /* (bits, E) of this round */
     struct layout y;
-    char *scratch;       /* workers × y.size */
+    char *scratch;       /* workers × y.w.size */
 };
 
 /* argmax over [p, -p] (2·bits entries): the first maximum, NaN counting as
@@ -140,7 +132,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
     const float *v = a->v + n * L * ld + h * E;
     float *o = jb->out + n * L * ld + h * E;
 
-    char *base = jb->scratch + (size_t)worker * jb->y.size;
+    char *base = jb->scratch + (size_t)worker * jb->y.w.size;
     float *kn = (float *)(base + jb->y.kn), *proj = (float *)(base + jb->y.proj);
     float *qs = (float *)(base + jb->y.qs), *ks = (float *)(base + jb->y.ks);
     float *vs = (float *)(base + jb->y.vs), *logits = (float *)(base + jb->y.logits);
@@ -216,13 +208,9 @@ static attn_status slice(void *arg, size_t t, int worker) {
     return ATTN_OK;
 }
 
-/* Shapes: q (N,L,H,E), v (N,L,H,E) F32 (S == L, D == E, L a multiple of
- * chunk_size); k is ignored (shared-QK).  -> out (N,L,H,E), caller-owned,
- * fully written, not aliasing the inputs.  Masks as attn_qkv; the planes and
- * the per-worker scratch are allocated here and freed before returning. */
-static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                               attn_error *err) {
-    const struct reformer *s = state;
+/* Checks the shapes and lays out the workspace of a forward on `threads`. */
+static attn_status plan(const struct reformer *s, const attn_qkv *a, int threads, struct layout *y,
+                        attn_error *err) {
     if (a->S != a->L)
         return attn__err(err, ATTN_E_SHAPE,
                          "reformer: keys/values must have as many positions as the queries "
@@ -239,53 +227,63 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
                          "chunk_size = %lld",
                          (long long)a->L, (long long)s->chunk);
 
-    size_t L = (size_t)a->L, E = (size_t)a->E, B = (size_t)s->bits, c = (size_t)s->chunk, tasks;
-    if (!attn__mul((size_t)a->N, (size_t)a->H, &tasks))
+    size_t L = (size_t)a->L, E = (size_t)a->E, B = (size_t)s->bits, c = (size_t)s->chunk;
+    *y = (struct layout){0};
+    if (!attn__mul((size_t)a->N, (size_t)a->H, &y->tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "N*H overflows");
-    if (tasks == 0 || L == 0) return ATTN_OK;
+    if (y->tasks == 0 || L == 0) return ATTN_OK;
+    attn_ws_layout *w = &y->w, all = {0};
+    y->kn = attn__ws_region(w, L, E * sizeof(float));
+    y->proj = attn__ws_region(w, L, B * sizeof(float));
+    y->hash = attn__ws_region(w, L, sizeof(int32_t));
+    y->order = attn__ws_region(w, L, sizeof(int32_t));
+    y->qs = attn__ws_region(w, L, E * sizeof(float));
+    y->ks = attn__ws_region(w, L, E * sizeof(float));
+    y->vs = attn__ws_region(w, L, E * sizeof(float));
+    y->logits = attn__ws_region(w, c, 2 * c * sizeof(float));
+    y->mrow = attn__ws_region(w, c, 2 * sizeof(float));
+    y->res = attn__ws_region(w, c, E * sizeof(float));
+    y->planes = attn__ws_region(&all, B, E * sizeof(float));
+    y->nplanes = B * E; /* fits when the region above did */
+    y->scratch = attn__ws_array(&all, (size_t)attn__workers_of(threads, y->tasks), w);
+    return attn__ws_size(&all, "reformer", &y->bytes, err);
+}
 
+static attn_status workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                 attn_error *err) {
+    struct layout y;
+    attn_status st = plan(state, a, threads, &y, err);
+    *bytes = st ? 0 : y.bytes;
+    return st;
+}
+
+/* Shapes: q (N,L,H,E), v (N,L,H,E) F32 (S == L, D == E, L a multiple of
+ * chunk_size); k is ignored (shared-QK).  -> out (N,L,H,E), caller-owned,
+ * fully written, not aliasing the inputs.  Masks as attn_qkv; the planes and
+ * the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
+static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               void *ws, attn_error *err) {
+    const struct reformer *s = state;
     struct job j = {.s = s, .a = a, .out = out};
-    j.temp = (!s->temp_null && s->temp != 0.0) ? (float)s->temp : (float)(1.0 / sqrt((double)E));
+    attn_status st = plan(s, a, attn_ctx_threads(ctx), &j.y, err);
+    if (st || j.y.tasks == 0 || a->L == 0) return st;
+    j.temp = (!s->temp_null && s->temp != 0.0) ? (float)s->temp : (float)(1.0 / sqrt((double)a->E));
     j.factor = (float)(1.0 / (double)s->rounds);
-    struct layout *y = &j.y;
-    size_t cc = 0;
-    y->overflow = !attn__mul(c, 2 * c, &cc);
-    y->kn = carve(y, L, E * sizeof(float));
-    y->proj = carve(y, L, B * sizeof(float));
-    y->hash = carve(y, L, sizeof(int32_t));
-    y->order = carve(y, L, sizeof(int32_t));
-    y->qs = carve(y, L, E * sizeof(float));
-    y->ks = carve(y, L, E * sizeof(float));
-    y->vs = carve(y, L, E * sizeof(float));
-    y->logits = carve(y, cc, sizeof(float));
-    y->mrow = carve(y, c, 2 * sizeof(float));
-    y->res = carve(y, c, E * sizeof(float));
-    size_t workers = (size_t)attn__workers(ctx, tasks), total, nplanes;
-    if (y->overflow || !attn__mul(workers, y->size, &total) ||
-        !attn__mul(B, E, &nplanes))
-        return attn__err(err, ATTN_E_OVERFLOW, "reformer attention scratch size overflows");
-
-    attn_status st = ATTN_E_NOMEM;
-    float *planes = attn__calloc(nplanes ? nplanes : 1, sizeof *planes, err);
-    j.scratch = attn__calloc(total ? total : 1, 1, err);
-    if (!planes || !j.scratch) goto done;
+    float *planes = attn__ws_at(ws, j.y.planes);
+    j.scratch = attn__ws_at(ws, j.y.scratch);
 
     /* Rounds run one after the other, each drawing its bits × E rotations
      * from the one stream, so memory does not grow with `rounds`. */
     attn_rng rng;
     attn__rng_seed(&rng, s->seed);
     j.planes = planes;
-    st = ATTN_OK;
     for (j.round = 0; j.round < (size_t)s->rounds && !st; j.round++) {
-        for (size_t i = 0; i < nplanes; i++) planes[i] = attn__rng_normal(&rng);
-        st = attn__parallel_for(ctx, tasks, slice, &j);
+        for (size_t i = 0; i < j.y.nplanes; i++) planes[i] = attn__rng_normal(&rng);
+        st = attn__parallel_for(ctx, j.y.tasks, slice, &j);
     }
     if (st)
         attn__err(err, st, "%s%s", st == ATTN_E_CANCELLED ? "cancelled" : "reformer attention failed",
                   attn__fail_detail(st));
-done:
-    free(planes);
-    free(j.scratch);
     return st;
 }
 
@@ -302,6 +300,6 @@ const attn_mech attn_mech_reformer = {
              .is_inner = 1},
     .state_size = sizeof(struct reformer),
     .init = init,
-    .forward = NULL,
+    .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
 };

@@ -1,0 +1,65 @@
+/*
+ * workspace.c — laying out and allocating forward scratch (workspace.h).
+ */
+#include "workspace.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+
+static bool round_up(size_t n, size_t *out) {
+    if (!attn__add(n, ATTN_WS_ALIGN - 1, out)) return false;
+    *out &= ~(size_t)(ATTN_WS_ALIGN - 1);
+    return true;
+}
+
+size_t attn__ws_region(attn_ws_layout *y, size_t n, size_t elem) {
+    size_t bytes, end;
+    if (y->overflow || !attn__mul(n, elem, &bytes) || !round_up(bytes, &bytes) ||
+        !attn__add(y->size, bytes, &end)) {
+        y->overflow = true;
+        return 0;
+    }
+    size_t off = y->size;
+    y->size = end;
+    return off;
+}
+
+size_t attn__ws_array(attn_ws_layout *y, size_t copies, const attn_ws_layout *sub) {
+    if (sub->overflow) {
+        y->overflow = true;
+        return 0;
+    }
+    return attn__ws_region(y, copies, sub->size);
+}
+
+attn_status attn__ws_size(const attn_ws_layout *y, const char *what, size_t *bytes, attn_error *err) {
+    if (y->overflow) return attn__err(err, ATTN_E_OVERFLOW, "%s: workspace size overflows", what);
+    *bytes = y->size;
+    return ATTN_OK;
+}
+
+attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err) {
+    *out = NULL;
+    if (bytes == 0) return ATTN_OK;
+    size_t rounded;
+    if (!round_up(bytes, &rounded)) return attn__err(err, ATTN_E_OVERFLOW, "workspace size overflows");
+    if (rounded >= ATTN_WS_MMAP_MIN) {
+        void *p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        *out = p == MAP_FAILED ? NULL : p;
+    } else {
+        *out = aligned_alloc(ATTN_WS_ALIGN, rounded);
+    }
+    if (!*out)
+        return attn__err(err, ATTN_E_NOMEM, "out of memory (workspace of %zu bytes)", bytes);
+    return ATTN_OK;
+}
+
+void attn__ws_free(void *p, size_t bytes) {
+    if (!p) return;
+    size_t rounded;
+    (void)round_up(bytes, &rounded); /* allocated, so it did not overflow */
+    if (rounded >= ATTN_WS_MMAP_MIN)
+        munmap(p, rounded);
+    else
+        free(p);
+}
