@@ -162,8 +162,8 @@ static void run(svc_job *base, attn_ctx *ctx) {
     j->output_us = svc_now_us() - t;
 }
 
-static void account(svc_job *base) {
-    infer_job *j = (infer_job *)base;
+/* Records the request with the status the client got. */
+static void account_as(infer_job *j, int status) {
     if (j->accounted) return;
     j->accounted = 1;
     svc_stats *st = j->model->stats;
@@ -173,8 +173,10 @@ static void account(svc_job *base) {
         atomic_fetch_add(&st->infer_us, j->infer_us);
         atomic_fetch_add(&st->output_us, j->output_us);
     }
-    svc_metrics_request(st, j->base.status, svc_now_us() - j->t0);
+    svc_metrics_request(st, status, svc_now_us() - j->t0);
 }
+
+static void account(svc_job *base) { account_as((infer_job *)base, base->status); }
 
 /* The one cleanup of a job: after it ran (finish) or when it never got
  * queued (svc_api_infer's failure path). */
@@ -188,9 +190,8 @@ static void job_free(infer_job *j) {
     free(j);
 }
 
-static void finish(svc_job *base, svc_job_end how) {
-    (void)how; /* the scheduler recorded what the client got */
-    account(base);
+static void finish(svc_job *base, int status) {
+    account_as((infer_job *)base, status); /* a no-op when account ran before the reply */
     job_free((infer_job *)base);
 }
 

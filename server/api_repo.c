@@ -99,8 +99,10 @@ static void load_run(svc_job *base, attn_ctx *ctx) {
     else svc_reply_error(&j->base.reply, st, "load of '%s' failed, the previous version (if any) keeps serving: %s", j->name, e.msg);
 }
 
-static void load_finish(svc_job *base, svc_job_end how) {
-    (void)how;
+/* The load's own log line says how it went (svc_repo_load); the status
+ * the client got adds nothing to it. */
+static void load_finish(svc_job *base, int status) {
+    (void)status;
     load_job *j = (load_job *)base;
     svc_reply_clear(&j->base.reply);
     json_decref(j->root);
@@ -209,7 +211,7 @@ void svc_api_repo_load(svc_req *r) {
     }
     svc_reply_fail(&rep, &e);
     svc_req_reply(r, &rep);
-    load_finish(&j->base, SVC_JOB_DONE);
+    load_finish(&j->base, e.status);
 }
 
 void svc_api_repo_unload(svc_req *r) {
