@@ -197,8 +197,8 @@ FUZZ_SRC  = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN  = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-# tests/fuzz/fuzz_server_*.c link every server object but main.o, so each
-# defines svc_cfg, svc_ready and svc_draining (main.c's globals) itself.
+# tests/fuzz/fuzz_server_*.c link every server object but main.o; the
+# globals they need (svc_cfg, svc_ready, svc_draining) live in config.o.
 fuzz-build: deps
 	@ATTND_DEPS_EXTRA="clang libclang-rt-14-dev" bash scripts/deps.sh
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/fuzz OPT=-O1 \

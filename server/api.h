@@ -36,7 +36,7 @@ void svc_api_repo_unload(svc_req *r);
 /* auth.c */
 int svc_auth_init(void);                          /* reads the key files; -1 on error */
 void svc_auth_shutdown(void);
-/* 1 when the Authorization header grants the class. */
-int svc_auth_check(svc_auth_class cls, const char *authorization);
+/* 0 when the Authorization header grants the class, else 401 in *e. */
+int svc_auth_check(svc_auth_class cls, const char *authorization, svc_err *e);
 
 #endif

@@ -47,7 +47,7 @@ static int reserved_param(const char *k) {
 /* The config a request gives a built-in model: parameters.config (an object,
  * or a JSON string of one), or else the non-reserved parameters.  *cfg is a
  * new reference, NULL when the request gives none. */
-static int request_config(json_t *params, json_t **cfg, char *err, size_t errcap) {
+static int request_config(json_t *params, json_t **cfg, svc_err *e) {
     *cfg = NULL;
     if (!params) return 0;
     json_t *c = json_object_get(params, "config");
@@ -56,16 +56,14 @@ static int request_config(json_t *params, json_t **cfg, char *err, size_t errcap
     if (c) {
         json_object_foreach(params, k, v) {
             if (strcmp(k, "config") && !reserved_param(k)) {
-                snprintf(err, errcap, "parameter '%s': give the config either as parameters.config or as separate parameters", k);
-                return -1;
+                return svc_fail(e, 400, "parameter '%s': give the config either as parameters.config or as separate parameters", k);
             }
         }
         if (json_is_string(c)) {
             json_error_t je;
             *cfg = json_loads(json_string_value(c), JSON_REJECT_DUPLICATES, &je);
             if (!*cfg) {
-                snprintf(err, errcap, "parameters.config: %s", je.text);
-                return -1;
+                return svc_fail(e, 400, "parameters.config: %s", je.text);
             }
         } else {
             *cfg = json_incref(c);
@@ -73,8 +71,7 @@ static int request_config(json_t *params, json_t **cfg, char *err, size_t errcap
         if (!json_is_object(*cfg)) {
             json_decref(*cfg);
             *cfg = NULL;
-            snprintf(err, errcap, "parameters.config must be an object or a JSON string of one");
-            return -1;
+            return svc_fail(e, 400, "parameters.config must be an object or a JSON string of one");
         }
         return 0;
     }
@@ -100,20 +97,18 @@ static void input_names(const attn_model *m, char *out, size_t cap) {
 }
 
 /* Names, datatypes, ranks and fixed dims against the model's declaration. */
-static int check_inputs(const attn_model *m, const char *model, const svc_wire *w, char *err, size_t errcap) {
+static int check_inputs(const attn_model *m, const char *model, const svc_wire *w, svc_err *e) {
     char sb[160], names[256];
     for (size_t i = 0; i < w->n_in; i++) {
         const svc_wire_input *in = &w->in[i];
         const attn_io_spec *s = find_input(m, in->name);
         if (!s) {
             input_names(m, names, sizeof names);
-            snprintf(err, errcap, "model '%s' has no input '%s' (inputs: %s)", model, in->name, names);
-            return 400;
+            return svc_fail(e, 400, "model '%s' has no input '%s' (inputs: %s)", model, in->name, names);
         }
         if (in->dtype != s->dtype && !(s->dtype == ATTN_I64 && in->dtype == ATTN_I32)) {
-            snprintf(err, errcap, "input '%s': datatype %s, but the model takes %s", in->name,
-                     in->datatype, svc_datatype_name(s->dtype));
-            return 400;
+            return svc_fail(e, 400, "input '%s': datatype %s, but the model takes %s", in->name,
+                            in->datatype, svc_datatype_name(s->dtype));
         }
         int fixed_ok = in->rank == s->rank;
         for (int d = 0; fixed_ok && d < s->rank; d++)
@@ -121,9 +116,8 @@ static int check_inputs(const attn_model *m, const char *model, const svc_wire *
         if (!fixed_ok) {
             char want[160];
             attn_shape_str(s->rank, s->shape, want, sizeof want);
-            snprintf(err, errcap, "input '%s': shape %s does not fit (%s) = %s (-1: any)", in->name,
-                     attn_shape_str(in->rank, in->shape, sb, sizeof sb), s->dims, want);
-            return 400;
+            return svc_fail(e, 400, "input '%s': shape %s does not fit (%s) = %s (-1: any)", in->name,
+                            attn_shape_str(in->rank, in->shape, sb, sizeof sb), s->dims, want);
         }
     }
     for (size_t i = 0; i < attn_model_num_inputs(m); i++) {
@@ -132,15 +126,13 @@ static int check_inputs(const attn_model *m, const char *model, const svc_wire *
         size_t j = 0;
         while (j < w->n_in && strcmp(w->in[j].name, s->name) != 0) j++;
         if (j == w->n_in) {
-            snprintf(err, errcap, "missing input '%s' (%s %s)", s->name, svc_datatype_name(s->dtype), s->dims);
-            return 400;
+            return svc_fail(e, 400, "missing input '%s' (%s %s)", s->name, svc_datatype_name(s->dtype), s->dims);
         }
     }
     const char *out_name = attn_model_output(m)->name;
     for (size_t i = 0; i < w->n_out; i++)
         if (strcmp(w->out[i].name, out_name) != 0) {
-            snprintf(err, errcap, "model '%s' has no output '%s' (outputs: %s)", model, w->out[i].name, out_name);
-            return 400;
+            return svc_fail(e, 400, "model '%s' has no output '%s' (outputs: %s)", model, w->out[i].name, out_name);
         }
     return 0;
 }
@@ -158,8 +150,9 @@ static void run(svc_job *base, attn_ctx *ctx) {
     free(j->body);
     j->body = NULL;
     if (s != ATTN_OK) {
-        int code = svc_http_status(s);
-        svc_reply_error(&j->base.reply, code, "%s", ae.msg[0] ? ae.msg : attn_status_str(s));
+        svc_err e;
+        svc_fail_attn(&e, s, &ae, 0, NULL);
+        svc_reply_fail(&j->base.reply, &e);
         return;
     }
     t = svc_now_us();
@@ -169,8 +162,8 @@ static void run(svc_job *base, attn_ctx *ctx) {
     j->output_us = svc_now_us() - t;
 }
 
-static void account(svc_job *base) {
-    infer_job *j = (infer_job *)base;
+/* Records the request with the status the client got. */
+static void account_as(infer_job *j, int status) {
     if (j->accounted) return;
     j->accounted = 1;
     svc_stats *st = j->model->stats;
@@ -180,13 +173,14 @@ static void account(svc_job *base) {
         atomic_fetch_add(&st->infer_us, j->infer_us);
         atomic_fetch_add(&st->output_us, j->output_us);
     }
-    svc_metrics_request(st, j->base.status, svc_now_us() - j->t0);
+    svc_metrics_request(st, status, svc_now_us() - j->t0);
 }
 
-static void finish(svc_job *base, svc_job_end how) {
-    infer_job *j = (infer_job *)base;
-    (void)how; /* the scheduler recorded what the client got */
-    account(base);
+static void account(svc_job *base) { account_as((infer_job *)base, base->status); }
+
+/* The one cleanup of a job: after it ran (finish) or when it never got
+ * queued (svc_api_infer's failure path). */
+static void job_free(infer_job *j) {
     svc_reply_clear(&j->base.reply);
     attn_tensor_set_free(j->inputs);
     free(j->body);
@@ -194,6 +188,11 @@ static void finish(svc_job *base, svc_job_end how) {
     svc_model_unref(j->model);
     free(j->id);
     free(j);
+}
+
+static void finish(svc_job *base, int status) {
+    account_as((infer_job *)base, status); /* a no-op when account ran before the reply */
+    job_free((infer_job *)base);
 }
 
 static long parse_header_len(const char *v, int *bad) {
@@ -213,8 +212,7 @@ void svc_api_infer(svc_req *r) {
     uint64_t t0 = svc_now_us();
     svc_reply rep;
     svc_reply_init(&rep);
-    char err[512] = "";
-    int st = 0;
+    svc_err e = {0};
     svc_wire w = {0};
     json_t *cfg = NULL;
     infer_job *j = NULL;
@@ -226,8 +224,7 @@ void svc_api_infer(svc_req *r) {
     }
     j = calloc(1, sizeof *j);
     if (!j) {
-        snprintf(err, sizeof err, "out of memory");
-        st = 503;
+        svc_fail(&e, 503, "out of memory");
         goto fail;
     }
     j->model = m;
@@ -236,24 +233,18 @@ void svc_api_infer(svc_req *r) {
     int bad;
     long hlen = parse_header_len(svc_req_header(r, "Inference-Header-Content-Length"), &bad);
     if (bad) {
-        snprintf(err, sizeof err, "Inference-Header-Content-Length must be a byte count");
-        st = 400;
+        svc_fail(&e, 400, "Inference-Header-Content-Length must be a byte count");
         goto fail;
     }
     size_t len;
     const char *body = svc_req_body(r, &len);
-    st = svc_wire_parse(body, len, hlen, &w, err, sizeof err);
-    if (st) goto fail;
-    if (request_config(w.params, &cfg, err, sizeof err) != 0) {
-        st = 400;
-        goto fail;
-    }
+    if (svc_wire_parse(body, len, hlen, &w, &e) != 0) goto fail;
+    if (request_config(w.params, &cfg, &e) != 0) goto fail;
     j->am = m->m;
     if (cfg && !m->builtin) {
         const char *k = json_object_iter_key(json_object_iter(cfg));
-        snprintf(err, sizeof err, "model '%s' has a fixed config; parameter '%s' is not accepted (only built-in models take their config from parameters)",
+        svc_fail(&e, 400, "model '%s' has a fixed config; parameter '%s' is not accepted (only built-in models take their config from parameters)",
                  j->name, k ? k : "config");
-        st = 400;
         goto fail;
     }
     if (cfg) {
@@ -262,24 +253,22 @@ void svc_api_infer(svc_req *r) {
         attn_status s = text ? attn_model_new(m->mech->name, text, NULL, &j->own, &ae) : ATTN_E_NOMEM;
         free(text);
         if (s != ATTN_OK) {
-            snprintf(err, sizeof err, "%s", ae.msg[0] ? ae.msg : attn_status_str(s));
-            st = svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+            /* Override: the mechanism is the model's own, so a "not found"
+             * here is about something the request's config names: 400. */
+            svc_fail_attn(&e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, NULL);
             goto fail;
         }
         j->am = j->own;
     }
     if (!j->am) {
-        snprintf(err, sizeof err, "model '%s' needs a config in the request's parameters: %s", j->name, m->default_err);
-        st = 400;
+        svc_fail(&e, 400, "model '%s' needs a config in the request's parameters: %s", j->name, m->default_err);
         goto fail;
     }
-    st = check_inputs(j->am, j->name, &w, err, sizeof err);
-    if (st) goto fail;
+    if (check_inputs(j->am, j->name, &w, &e) != 0) goto fail;
     int allow_nf = m->allow_nonfinite || svc_cfg.allow_nonfinite;
     j->inputs = attn_tensor_set_new();
     if (!j->inputs) {
-        snprintf(err, sizeof err, "out of memory");
-        st = 503;
+        svc_fail(&e, 503, "out of memory");
         goto fail;
     }
     size_t total = 0;
@@ -288,14 +277,13 @@ void svc_api_infer(svc_req *r) {
         total += w.in[i].numel; /* each is bounded by max_elements: no overflow */
         attn_tensor *t = NULL;
         int viewed = 0;
-        st = w.in[i].is_binary ? svc_wire_view_binary(&w.in[i], allow_nf, &t, &viewed, err, sizeof err)
-                               : svc_wire_decode(&w.in[i], allow_nf, &t, err, sizeof err);
+        int st = w.in[i].is_binary ? svc_wire_view_binary(&w.in[i], allow_nf, &t, &viewed, &e)
+                                   : svc_wire_decode(&w.in[i], allow_nf, &t, &e);
         if (st) goto fail;
         any_view |= viewed;
         attn_error ae = {0};
         if (attn_tensor_set_add(j->inputs, w.in[i].name, t, &ae) != ATTN_OK) {
-            snprintf(err, sizeof err, "%s", ae.msg);
-            st = 400;
+            svc_fail(&e, 400, "%s", ae.msg);
             goto fail;
         }
     }
@@ -305,8 +293,7 @@ void svc_api_infer(svc_req *r) {
     for (size_t i = 0; i < w.n_out; i++)
         if (w.out[i].binary >= 0) j->binary = w.out[i].binary;
     if (w.id && !(j->id = strdup(w.id))) {
-        snprintf(err, sizeof err, "out of memory");
-        st = 503;
+        svc_fail(&e, 503, "out of memory");
         goto fail;
     }
     double timeout = svc_cfg.timeout_s;
@@ -327,21 +314,13 @@ void svc_api_infer(svc_req *r) {
         size_t cap = 1 + total / svc_cfg.elems_per_thread;
         j->base.max_threads = cap > 1024 ? 1024 : (int)cap;
     }
-    if (svc_req_submit(r, &j->base) == 0) return;
-    snprintf(err, sizeof err, "server busy: %d requests are already queued", svc_cfg.max_queue);
-    st = 503;
+    if (svc_req_submit(r, &j->base, &e) == 0) return;
 fail:
-    svc_metrics_request(m->stats, st, svc_now_us() - t0);
-    svc_reply_error(&rep, st, "%s", err);
+    svc_metrics_request(m->stats, e.status, svc_now_us() - t0);
+    svc_reply_fail(&rep, &e);
     svc_req_reply(r, &rep);
     svc_wire_free(&w);
     json_decref(cfg);
-    if (j) {
-        attn_tensor_set_free(j->inputs);
-        free(j->body);
-        attn_model_free(j->own);
-        free(j->id);
-        free(j);
-    }
-    svc_model_unref(m);
+    if (j) job_free(j); /* unrefs m */
+    else svc_model_unref(m);
 }

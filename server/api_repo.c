@@ -36,17 +36,25 @@ typedef struct load_job {
     size_t raw_len;
 } load_job;
 
+/* The base64 alphabet's values; -1 elsewhere.  Constant: decoding threads
+ * share it without any initialisation. */
+#define B64_NONE_16 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+static const signed char b64_map[256] = {
+    B64_NONE_16, B64_NONE_16,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,          /* '+' '/' */
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,          /* '0'-'9' */
+    -1, 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,          /* 'A'-'O' */
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,          /* 'P'-'Z' */
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,          /* 'a'-'o' */
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,          /* 'p'-'z' */
+    B64_NONE_16, B64_NONE_16, B64_NONE_16, B64_NONE_16,
+    B64_NONE_16, B64_NONE_16, B64_NONE_16, B64_NONE_16,
+};
+
 /* Strict base64 (standard alphabet, '=' padding).  Returns the byte count,
  * or -1. */
 static long b64_decode(const char *s, size_t n, unsigned char *out) {
-    static signed char map[256];
-    static int init;
-    if (!init) { /* idempotent: racing threads write the same values */
-        memset(map, -1, sizeof map);
-        const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        for (int i = 0; i < 64; i++) map[(unsigned char)a[i]] = (signed char)i;
-        init = 1;
-    }
+    const signed char *map = b64_map;
     if (n % 4) return -1;
     size_t o = 0;
     for (size_t i = 0; i < n; i += 4) {
@@ -69,7 +77,7 @@ static long b64_decode(const char *s, size_t n, unsigned char *out) {
 static void load_run(svc_job *base, attn_ctx *ctx) {
     (void)ctx;
     load_job *j = (load_job *)base;
-    char err[512] = "";
+    svc_err e;
     const void *weights = j->raw;
     size_t wlen = j->raw_len;
     unsigned char *decoded = NULL;
@@ -85,14 +93,16 @@ static void load_run(svc_job *base, attn_ctx *ctx) {
         weights = decoded;
         wlen = (size_t)n;
     }
-    int st = svc_repo_load(j->name, j->config, j->config_len, weights, wlen, err, sizeof err);
+    int st = svc_repo_load(j->name, j->config, j->config_len, weights, wlen, &e);
     free(decoded);
-    if (st == 200) svc_reply_empty(&j->base.reply, 200);
-    else svc_reply_error(&j->base.reply, st, "load of '%s' failed, the previous version (if any) keeps serving: %s", j->name, err);
+    if (st == 0) svc_reply_empty(&j->base.reply, 200);
+    else svc_reply_error(&j->base.reply, st, "load of '%s' failed, the previous version (if any) keeps serving: %s", j->name, e.msg);
 }
 
-static void load_finish(svc_job *base, svc_job_end how) {
-    (void)how;
+/* The load's own log line says how it went (svc_repo_load); the status
+ * the client got adds nothing to it. */
+static void load_finish(svc_job *base, int status) {
+    (void)status;
     load_job *j = (load_job *)base;
     svc_reply_clear(&j->base.reply);
     json_decref(j->root);
@@ -105,8 +115,8 @@ static int is_weights_key(const char *k) {
     return strcmp(k, "file:weights.safetensors") == 0 || strcmp(k, "file:1/weights.safetensors") == 0;
 }
 
-/* Fills the job from the request.  0, or an HTTP status with err. */
-static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
+/* Fills the job from the request.  0, or the status in *e. */
+static int parse_load(svc_req *r, load_job *j, svc_err *e) {
     size_t len;
     const char *body = svc_req_body(r, &len);
     const char *h = svc_req_header(r, "Inference-Header-Content-Length");
@@ -115,8 +125,7 @@ static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
         char *end;
         unsigned long long n = strtoull(h, &end, 10);
         if (*end || end == h || n > len) {
-            snprintf(err, errcap, "Inference-Header-Content-Length must be a byte count within the body");
-            return 400;
+            return svc_fail(e, 400, "Inference-Header-Content-Length must be a byte count within the body");
         }
         json_len = (size_t)n;
         j->raw = (const unsigned char *)body + json_len;
@@ -124,32 +133,27 @@ static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
     }
     if (json_len == 0) {
         if (j->raw_len) {
-            snprintf(err, errcap, "raw weights need a JSON header with parameters.config");
-            return 400;
+            return svc_fail(e, 400, "raw weights need a JSON header with parameters.config");
         }
         return 0; /* reload from the folder */
     }
-    j->root = svc_json_parse(body, json_len, err, errcap);
-    if (!j->root) return 400;
+    if (svc_json_parse(body, json_len, &j->root, e) != 0) return e->status;
     const char *k;
     json_t *v;
     json_object_foreach(j->root, k, v) {
         if (strcmp(k, "parameters") != 0) {
-            snprintf(err, errcap, "the load request: unknown field '%.64s' (only parameters)", k);
-            return 400;
+            return svc_fail(e, 400, "the load request: unknown field '%.64s' (only parameters)", k);
         }
     }
     json_t *params = json_object_get(j->root, "parameters");
     if (!params) {
         if (j->raw_len) {
-            snprintf(err, errcap, "raw weights need parameters.config");
-            return 400;
+            return svc_fail(e, 400, "raw weights need parameters.config");
         }
         return 0;
     }
     if (!json_is_object(params)) {
-        snprintf(err, errcap, "parameters must be an object");
-        return 400;
+        return svc_fail(e, 400, "parameters must be an object");
     }
     json_object_foreach(params, k, v) {
         if (strcmp(k, "config") == 0) {
@@ -158,36 +162,29 @@ static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
             } else if (json_is_object(v)) {
                 j->config = json_dumps(v, JSON_COMPACT);
             } else {
-                snprintf(err, errcap, "parameters.config must be config.json's text (or its object)");
-                return 400;
+                return svc_fail(e, 400, "parameters.config must be config.json's text (or its object)");
             }
             if (!j->config) {
-                snprintf(err, errcap, "out of memory");
-                return 503;
+                return svc_fail(e, 503, "out of memory");
             }
             j->config_len = strlen(j->config);
         } else if (is_weights_key(k)) {
             if (!json_is_string(v)) {
-                snprintf(err, errcap, "parameters[\"%s\"] must be a base64 string", k);
-                return 400;
+                return svc_fail(e, 400, "parameters[\"%s\"] must be a base64 string", k);
             }
             if (j->raw_len || j->b64) {
-                snprintf(err, errcap, "the weights are given twice");
-                return 400;
+                return svc_fail(e, 400, "the weights are given twice");
             }
             j->b64 = json_string_value(v);
             j->b64_len = json_string_length(v);
         } else if (strncmp(k, "file:", 5) == 0) {
-            snprintf(err, errcap, "unsupported file '%.64s' (only weights.safetensors)", k + 5);
-            return 400;
+            return svc_fail(e, 400, "unsupported file '%.64s' (only weights.safetensors)", k + 5);
         } else {
-            snprintf(err, errcap, "parameter '%.64s' is not known (config, file:weights.safetensors)", k);
-            return 400;
+            return svc_fail(e, 400, "parameter '%.64s' is not known (config, file:weights.safetensors)", k);
         }
     }
     if ((j->b64 || j->raw_len) && !j->config) {
-        snprintf(err, errcap, "weights need parameters.config (config.json) with them");
-        return 400;
+        return svc_fail(e, 400, "weights need parameters.config (config.json) with them");
     }
     if (j->raw_len && !j->raw) j->raw = (const unsigned char *)"";
     return 0;
@@ -196,8 +193,7 @@ static int parse_load(svc_req *r, load_job *j, char *err, size_t errcap) {
 void svc_api_repo_load(svc_req *r) {
     svc_reply rep;
     svc_reply_init(&rep);
-    char err[512] = "";
-    int st;
+    svc_err e;
     load_job *j = calloc(1, sizeof *j);
     if (!j) {
         svc_reply_error(&rep, 503, "out of memory");
@@ -205,29 +201,25 @@ void svc_api_repo_load(svc_req *r) {
         return;
     }
     snprintf(j->name, sizeof j->name, "%s", svc_req_model(r));
-    st = parse_load(r, j, err, sizeof err);
-    if (st == 0) {
+    if (parse_load(r, j, &e) == 0) {
         /* the job outlives this call: it keeps the body raw points into */
         j->body = svc_req_take_body_block(r);
         j->base.run = load_run;
         j->base.finish = load_finish;
         svc_reply_init(&j->base.reply);
-        if (svc_req_submit(r, &j->base) == 0) return;
-        st = 503;
-        snprintf(err, sizeof err, "server busy: %d requests are already queued", svc_cfg.max_queue);
+        if (svc_req_submit(r, &j->base, &e) == 0) return;
     }
-    svc_reply_error(&rep, st, "%s", err);
+    svc_reply_fail(&rep, &e);
     svc_req_reply(r, &rep);
-    load_finish(&j->base, SVC_JOB_DONE);
+    load_finish(&j->base, e.status);
 }
 
 void svc_api_repo_unload(svc_req *r) {
     svc_reply rep;
     svc_reply_init(&rep);
-    char err[300] = "";
-    int st = svc_repo_unload(svc_req_model(r), err, sizeof err);
-    if (st == 200) svc_reply_empty(&rep, 200);
-    else svc_reply_error(&rep, st, "%s", err);
+    svc_err e;
+    if (svc_repo_unload(svc_req_model(r), &e) == 0) svc_reply_empty(&rep, 200);
+    else svc_reply_fail(&rep, &e);
     svc_req_reply(r, &rep);
 }
 
@@ -238,12 +230,13 @@ void svc_api_repo_index(svc_req *r) {
     const char *body = svc_req_body(r, &len);
     int ready_only = 0;
     if (len) {
-        char err[300] = "bad value";
-        json_t *o = svc_json_parse(body, len, err, sizeof err);
+        svc_err e = {.msg = "bad value"};
+        json_t *o = NULL;
+        svc_json_parse(body, len, &o, &e);
         json_t *ready = o ? json_object_get(o, "ready") : NULL;
-        if (o && json_object_size(o) > (ready ? 1u : 0u)) snprintf(err, sizeof err, "unknown field");
+        if (o && json_object_size(o) > (ready ? 1u : 0u)) svc_fail(&e, 400, "unknown field");
         if (!o || (ready && !json_is_boolean(ready)) || json_object_size(o) > (ready ? 1u : 0u)) {
-            svc_reply_error(&rep, 400, "the index takes {\"ready\": true|false}: %s", err);
+            svc_reply_error(&rep, 400, "the index takes {\"ready\": true|false}: %s", e.msg);
             json_decref(o);
             svc_req_reply(r, &rep);
             return;

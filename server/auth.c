@@ -96,14 +96,18 @@ static int match(const keyset *k, const char *got, size_t gn) {
     return ok;
 }
 
-int svc_auth_check(svc_auth_class cls, const char *authz) {
-    if (cls == SVC_AUTH_NONE) return 1;
+static bool granted(svc_auth_class cls, const char *authz) {
+    if (cls == SVC_AUTH_NONE) return true;
     const keyset *need = cls == SVC_AUTH_ADMIN ? (admin_keys.n ? &admin_keys : &api_keys) : &api_keys;
-    if (need->n == 0) return 1; /* no key configured for this class */
-    if (!authz || strncasecmp(authz, "Bearer ", 7) != 0) return 0;
+    if (need->n == 0) return true; /* no key configured for this class */
+    if (!authz || strncasecmp(authz, "Bearer ", 7) != 0) return false;
     const char *tok = authz + 7;
     while (*tok == ' ') tok++;
     size_t n = strlen(tok);
-    if (n > MAX_TOKEN_LEN) return 0;
+    if (n > MAX_TOKEN_LEN) return false;
     return match(need, tok, n) | (cls == SVC_AUTH_API && match(&admin_keys, tok, n));
+}
+
+int svc_auth_check(svc_auth_class cls, const char *authz, svc_err *e) {
+    return granted(cls, authz) ? 0 : svc_fail(e, 401, "missing or invalid bearer token");
 }

@@ -54,28 +54,25 @@ int svc_datatype_parse(const char *s, attn_dtype *out);
 /* Parses an inference request.  header_len < 0: the whole body is JSON;
  * otherwise the JSON header is body[0, header_len) and the binary tensor
  * data follows.  `body` must be NUL-terminated at body[len].  Returns 0, or
- * an HTTP status (400, 413) with a message in err.  On failure *w is empty. */
-int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, char *err,
-                   size_t errcap);
+ * the status (400; 503 out of memory) in *e.  On failure *w is empty. */
+int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, svc_err *e);
 void svc_wire_free(svc_wire *w);
 
 /* Converts one input's data (JSON or binary) into a new tensor of in->dtype.
  * allow_nonfinite: NaN and infinities are accepted (else 400).  Returns 0 or
- * an HTTP status with a message. */
-int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, char *err,
-                    size_t errcap);
+ * the status in *e. */
+int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, svc_err *e);
 
 /* codec_binary.c: assigns each binary input its bytes of bin[0, bin_len)
- * in input order; the sizes must add up exactly.  0 or 400. */
-int svc_wire_bind_binary(svc_wire *w, const unsigned char *bin, size_t bin_len, char *err,
-                         size_t errcap);
+ * in input order; the sizes must add up exactly.  0, or 400 in *e. */
+int svc_wire_bind_binary(svc_wire *w, const unsigned char *bin, size_t bin_len, svc_err *e);
 int svc_wire_decode_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out,
-                           char *err, size_t errcap);
+                           svc_err *e);
 /* The same, but when the input's bytes are aligned for its dtype the tensor
  * is a view into the body (*viewed = 1, no copy): the body must then outlive
  * the tensor.  Unaligned bytes are copied (*viewed = 0). */
 int svc_wire_view_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, int *viewed,
-                         char *err, size_t errcap);
+                         svc_err *e);
 
 /* The response.  `output` is stolen.  With binary set, the data travels
  * after the JSON header (reply->tail, header_len set); otherwise as JSON

@@ -16,44 +16,38 @@
 #error "the binary tensor extension is little-endian; add byte swapping for this host"
 #endif
 
-int svc_wire_bind_binary(svc_wire *w, const unsigned char *bin, size_t bin_len, char *err,
-                         size_t errcap) {
+int svc_wire_bind_binary(svc_wire *w, const unsigned char *bin, size_t bin_len, svc_err *e) {
     size_t off = 0;
     for (size_t i = 0; i < w->n_in; i++) {
         svc_wire_input *in = &w->in[i];
         if (!in->is_binary) continue;
         size_t want;
         if (__builtin_mul_overflow(in->numel, attn_dtype_size(in->dtype), &want) || want != in->bin_len) {
-            snprintf(err, errcap, "input '%s': binary_data_size %zu does not match %s of shape with %zu elements (%zu bytes)",
+            return svc_fail(e, 400, "input '%s': binary_data_size %zu does not match %s of shape with %zu elements (%zu bytes)",
                      in->name, in->bin_len, in->datatype, in->numel, want);
-            return 400;
         }
         if (in->bin_len > bin_len - off) {
-            snprintf(err, errcap, "input '%s': binary_data_size %zu runs past the end of the body (%zu bytes left)",
+            return svc_fail(e, 400, "input '%s': binary_data_size %zu runs past the end of the body (%zu bytes left)",
                      in->name, in->bin_len, bin_len - off);
-            return 400;
         }
         in->bin = bin + off;
         off += in->bin_len;
     }
     if (off != bin_len) {
-        snprintf(err, errcap, "the body has %zu bytes after the JSON header but the inputs' binary_data_size add up to %zu",
+        return svc_fail(e, 400, "the body has %zu bytes after the JSON header but the inputs' binary_data_size add up to %zu",
                  bin_len, off);
-        return 400;
     }
     return 0;
 }
 
 /* The checks a decoded binary tensor must pass: BOOL bytes are 0 or 1; FP32
  * values are finite unless the model accepts NaN and infinities. */
-static int check_values(const svc_wire_input *in, const attn_tensor *t, int allow_nonfinite, char *err,
-                        size_t errcap) {
+static int check_values(const svc_wire_input *in, const attn_tensor *t, int allow_nonfinite, svc_err *e) {
     if (t->dtype == ATTN_BOOL) {
         const uint8_t *b = t->data;
         for (size_t i = 0; i < t->numel; i++)
             if (b[i] > 1) {
-                snprintf(err, errcap, "input '%s': BOOL element %zu is %u, not 0 or 1", in->name, i, b[i]);
-                return 400;
+                return svc_fail(e, 400, "input '%s': BOOL element %zu is %u, not 0 or 1", in->name, i, b[i]);
             }
     }
     if (t->dtype == ATTN_F32 && !allow_nonfinite) {
@@ -64,17 +58,14 @@ static int check_values(const svc_wire_input *in, const attn_tensor *t, int allo
         if (bad)
             for (size_t i = 0; i < t->numel; i++)
                 if (!isfinite(f[i])) {
-                    snprintf(err, errcap,
-                             "input '%s': element %zu is not finite (this model does not accept NaN or infinities)",
+                    return svc_fail(e, 400, "input '%s': element %zu is not finite (this model does not accept NaN or infinities)",
                              in->name, i);
-                    return 400;
                 }
     }
     return 0;
 }
 
-static int decode(const svc_wire_input *in, int allow_nonfinite, int may_view, attn_tensor **out, int *viewed,
-                  char *err, size_t errcap) {
+static int decode(const svc_wire_input *in, int allow_nonfinite, int may_view, attn_tensor **out, int *viewed, svc_err *e) {
     attn_tensor *t = NULL;
     attn_error ae;
     size_t align = attn_dtype_size(in->dtype);
@@ -83,16 +74,16 @@ static int decode(const svc_wire_input *in, int allow_nonfinite, int may_view, a
                                             &t, &ae)
                          : attn_tensor_new(in->dtype, in->rank, in->shape, &t, &ae);
     if (s != ATTN_OK) {
-        snprintf(err, errcap, "input '%s': %s", in->name, ae.msg);
-        return ae.code == ATTN_E_NOMEM ? 503 : 400;
+        char prefix[ATTN_NAME_MAX + 16];
+        snprintf(prefix, sizeof prefix, "input '%s': ", in->name);
+        return svc_fail_attn(e, s, &ae, 0, prefix);
     }
     if (t->nbytes != in->bin_len) { /* bind_binary checked; keep the copy safe regardless */
-        snprintf(err, errcap, "input '%s': binary size mismatch", in->name);
         attn_tensor_free(t);
-        return 400;
+        return svc_fail(e, 400, "input '%s': binary size mismatch", in->name);
     }
     if (!view && in->bin_len) memcpy(t->data, in->bin, in->bin_len);
-    int st = check_values(in, t, allow_nonfinite, err, errcap);
+    int st = check_values(in, t, allow_nonfinite, e);
     if (st) {
         attn_tensor_free(t);
         return st;
@@ -103,12 +94,12 @@ static int decode(const svc_wire_input *in, int allow_nonfinite, int may_view, a
 }
 
 int svc_wire_decode_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out,
-                           char *err, size_t errcap) {
-    return decode(in, allow_nonfinite, 0, out, NULL, err, errcap);
+                           svc_err *e) {
+    return decode(in, allow_nonfinite, 0, out, NULL, e);
 }
 
 int svc_wire_view_binary(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, int *viewed,
-                         char *err, size_t errcap) {
+                         svc_err *e) {
     *viewed = 0;
-    return decode(in, allow_nonfinite, 1, out, viewed, err, errcap);
+    return decode(in, allow_nonfinite, 1, out, viewed, e);
 }

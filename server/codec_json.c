@@ -49,7 +49,7 @@ void svc_wire_free(svc_wire *w) {
  * unsupported field (Triton's shared-memory parameters, say) gets 400
  * instead of being ignored. */
 static int known_keys(json_t *o, const char *const *known, const char *what, const char *name,
-                      char *err, size_t errcap) {
+                      svc_err *e) {
     const char *k;
     json_t *v;
     json_object_foreach(o, k, v) {
@@ -57,8 +57,7 @@ static int known_keys(json_t *o, const char *const *known, const char *what, con
         const char *const *n = known;
         while (*n && strcmp(*n, k) != 0) n++;
         if (!*n) {
-            snprintf(err, errcap, "%s%s: unknown field '%.64s'", what, name, k);
-            return -1;
+            return svc_fail(e, 400, "%s%s: unknown field '%.64s'", what, name, k);
         }
     }
     return 0;
@@ -70,13 +69,19 @@ static const char *const input_param_keys[] = {"binary_data_size", NULL};
 static const char *const output_keys[] = {"name", "parameters", NULL};
 static const char *const output_param_keys[] = {"binary_data", NULL};
 
+/* A failure of the request (400), or of our memory (503). */
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        snprintf(err, errcap, __VA_ARGS__);                                                        \
+        svc_fail(e, 400, __VA_ARGS__);                                                             \
+        goto bad;                                                                                  \
+    } while (0)
+#define NOMEM()                                                                                    \
+    do {                                                                                           \
+        svc_fail(e, 503, "out of memory");                                                         \
         goto bad;                                                                                  \
     } while (0)
 
-static int parse_shape(json_t *js, svc_wire_input *in, char *err, size_t errcap) {
+static int parse_shape(json_t *js, svc_wire_input *in, svc_err *e) {
     if (!json_is_array(js)) BAD("input '%s': shape must be an array of integers", in->name);
     size_t rank = json_array_size(js);
     int max_rank = svc_cfg.max_rank < ATTN_MAX_RANK ? svc_cfg.max_rank : ATTN_MAX_RANK;
@@ -93,9 +98,9 @@ static int parse_shape(json_t *js, svc_wire_input *in, char *err, size_t errcap)
                 (long long)svc_cfg.max_dim);
         in->shape[d] = x;
     }
-    attn_error e;
-    if (attn_shape_numel(in->rank, in->shape, attn_dtype_size(in->dtype), &in->numel, &e) != ATTN_OK)
-        BAD("input '%s': %s", in->name, e.msg);
+    attn_error ae;
+    if (attn_shape_numel(in->rank, in->shape, attn_dtype_size(in->dtype), &in->numel, &ae) != ATTN_OK)
+        BAD("input '%s': %s", in->name, ae.msg);
     if (in->numel > svc_cfg.max_elements) {
         char sb[160];
         BAD("input '%s': shape %s has %zu elements, over the limit of %zu", in->name,
@@ -103,11 +108,11 @@ static int parse_shape(json_t *js, svc_wire_input *in, char *err, size_t errcap)
     }
     return 0;
 bad:
-    return -1;
+    return e->status;
 }
 
 static int parse_input(json_t *ji, size_t idx, const char *body, const svc_span *spans, size_t n_spans,
-                       svc_wire_input *in, int has_binary, char *err, size_t errcap) {
+                       svc_wire_input *in, int has_binary, svc_err *e) {
     if (!json_is_object(ji)) BAD("inputs[%zu] must be an object", idx);
     in->name = json_string_value(json_object_get(ji, "name"));
     if (!in->name || !in->name[0]) BAD("inputs[%zu]: name must be a non-empty string", idx);
@@ -119,13 +124,13 @@ static int parse_input(json_t *ji, size_t idx, const char *body, const svc_span 
             in->datatype);
     char label[ATTN_NAME_MAX + 16];
     snprintf(label, sizeof label, "'%s'", in->name);
-    if (known_keys(ji, input_keys, "input ", label, err, errcap) != 0) return -1;
-    if (parse_shape(json_object_get(ji, "shape"), in, err, errcap) != 0) return -1;
+    if (known_keys(ji, input_keys, "input ", label, e) != 0) return e->status;
+    if (parse_shape(json_object_get(ji, "shape"), in, e) != 0) return e->status;
     json_t *params = json_object_get(ji, "parameters");
     json_t *data = json_object_get(ji, "data");
     if (params && !json_is_object(params)) BAD("input '%s': parameters must be an object", in->name);
-    if (params && known_keys(params, input_param_keys, "the parameters of input ", label, err, errcap) != 0)
-        return -1;
+    if (params && known_keys(params, input_param_keys, "the parameters of input ", label, e) != 0)
+        return e->status;
     json_t *bds = params ? json_object_get(params, "binary_data_size") : NULL;
     if (bds) {
         if (!json_is_integer(bds) || json_integer_value(bds) < 0)
@@ -147,7 +152,7 @@ static int parse_input(json_t *ji, size_t idx, const char *body, const svc_span 
         }
     if (!in->text) { /* the key was spelled with escapes: jansson holds the data */
         in->text_owned = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!in->text_owned) BAD("out of memory");
+        if (!in->text_owned) NOMEM();
         in->text = in->text_owned;
         in->text_len = strlen(in->text_owned);
     }
@@ -158,15 +163,15 @@ static int parse_input(json_t *ji, size_t idx, const char *body, const svc_span 
             in->text_len <= 2 ? "none" : "fewer");
     return 0;
 bad:
-    return -1;
+    return e->status;
 }
 
-static int parse_outputs(json_t *jo, svc_wire *w, char *err, size_t errcap) {
+static int parse_outputs(json_t *jo, svc_wire *w, svc_err *e) {
     if (!json_is_array(jo)) BAD("outputs must be an array");
     w->n_out = json_array_size(jo);
     if (w->n_out > MAX_INPUTS) BAD("too many outputs requested");
     w->out = calloc(w->n_out ? w->n_out : 1, sizeof *w->out);
-    if (!w->out) BAD("out of memory");
+    if (!w->out) NOMEM();
     for (size_t i = 0; i < w->n_out; i++) {
         json_t *o = json_array_get(jo, i);
         w->out[i].binary = -1;
@@ -174,22 +179,21 @@ static int parse_outputs(json_t *jo, svc_wire *w, char *err, size_t errcap) {
         if (!json_is_object(o) || !w->out[i].name) BAD("outputs[%zu] must be an object with a name", i);
         char label[32];
         snprintf(label, sizeof label, "[%zu]", i);
-        if (known_keys(o, output_keys, "outputs", label, err, errcap) != 0) return -1;
+        if (known_keys(o, output_keys, "outputs", label, e) != 0) return e->status;
         json_t *p = json_object_get(o, "parameters");
         if (p && !json_is_object(p)) BAD("outputs[%zu]: parameters must be an object", i);
-        if (p && known_keys(p, output_param_keys, "the parameters of outputs", label, err, errcap) != 0)
-            return -1;
+        if (p && known_keys(p, output_param_keys, "the parameters of outputs", label, e) != 0)
+            return e->status;
         json_t *b = p ? json_object_get(p, "binary_data") : NULL;
         if (b && !json_is_boolean(b)) BAD("outputs[%zu]: binary_data must be true or false", i);
         if (b) w->out[i].binary = json_is_true(b);
     }
     return 0;
 bad:
-    return -1;
+    return e->status;
 }
 
-int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, char *err,
-                   size_t errcap) {
+int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, svc_err *e) {
     svc_span *spans = NULL;
     size_t n_spans = 0;
     memset(w, 0, sizeof *w);
@@ -201,13 +205,11 @@ int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, c
         json_len = (size_t)header_len;
     }
     int max_data_depth = (svc_cfg.max_rank < ATTN_MAX_RANK ? svc_cfg.max_rank : ATTN_MAX_RANK) + 1;
-    if (svc_json_scan(body, json_len, svc_cfg.max_json_depth, max_data_depth, &spans, &n_spans, err,
-                      errcap) != 0)
+    if (svc_json_scan(body, json_len, svc_cfg.max_json_depth, max_data_depth, &spans, &n_spans, e) != 0)
         goto bad;
-    w->root = svc_json_load(body, json_len, spans, n_spans, err, errcap);
-    if (!w->root) goto bad;
+    if (svc_json_load(body, json_len, spans, n_spans, &w->root, e) != 0) goto bad;
 
-    if (known_keys(w->root, request_keys, "the request", "", err, errcap) != 0) goto bad;
+    if (known_keys(w->root, request_keys, "the request", "", e) != 0) goto bad;
     json_t *id = json_object_get(w->root, "id");
     if (id && !json_is_string(id)) BAD("id must be a string");
     if (id && strlen(json_string_value(id)) > MAX_ID_LEN) BAD("id longer than %d bytes", MAX_ID_LEN);
@@ -223,26 +225,26 @@ int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, c
     w->n_in = json_array_size(inputs);
     if (w->n_in > MAX_INPUTS) BAD("too many inputs (%zu)", w->n_in);
     w->in = calloc(w->n_in ? w->n_in : 1, sizeof *w->in);
-    if (!w->in) BAD("out of memory");
+    if (!w->in) NOMEM();
     for (size_t i = 0; i < w->n_in; i++) {
         if (parse_input(json_array_get(inputs, i), i, body, spans, n_spans, &w->in[i],
-                        header_len >= 0, err, errcap) != 0)
+                        header_len >= 0, e) != 0)
             goto bad;
         for (size_t j = 0; j < i; j++)
             if (strcmp(w->in[j].name, w->in[i].name) == 0)
                 BAD("input '%s' given twice", w->in[i].name);
     }
     json_t *outputs = json_object_get(w->root, "outputs");
-    if (outputs && parse_outputs(outputs, w, err, errcap) != 0) goto bad;
+    if (outputs && parse_outputs(outputs, w, e) != 0) goto bad;
     if (header_len >= 0 &&
-        svc_wire_bind_binary(w, (const unsigned char *)body + json_len, len - json_len, err, errcap) != 0)
+        svc_wire_bind_binary(w, (const unsigned char *)body + json_len, len - json_len, e) != 0)
         goto bad;
     free(spans);
     return 0;
 bad:
     free(spans);
     svc_wire_free(w);
-    return strncmp(err, "out of memory", 13) == 0 ? 503 : 400;
+    return e->status;
 }
 
 /* ---- typed data ---- */
@@ -268,25 +270,25 @@ static const char *nonfinite(const char *p, const char *end, float *out) {
 
 /* One element at p into slot k of t; returns the end of the token. */
 static const char *element(const char *p, const char *end, attn_tensor *t, size_t k, int allow_nf,
-                           const char *name, char *err, size_t errcap) {
-    int e = 0;
+                           const char *name, svc_err *e) {
+    int ne = 0;
     const char *q;
     switch (t->dtype) {
     case ATTN_F32: {
         float v;
-        q = svc_num_f32(p, end, &v, &e);
-        if (!q && e == SVC_NUM_RANGE && allow_nf) {
+        q = svc_num_f32(p, end, &v, &ne);
+        if (!q && ne == SVC_NUM_RANGE && allow_nf) {
             q = svc_num_skip(p, end);
             v = *p == '-' ? -INFINITY : INFINITY;
         }
-        if (!q && e != SVC_NUM_RANGE) q = nonfinite(p, end, &v);
+        if (!q && ne != SVC_NUM_RANGE) q = nonfinite(p, end, &v);
         if (!q) {
-            snprintf(err, errcap, "input '%s': element %zu is %s", name, k,
-                     e == SVC_NUM_RANGE ? "out of float32 range" : "not a number");
+            svc_fail(e, 400, "input '%s': element %zu is %s", name, k,
+                     ne == SVC_NUM_RANGE ? "out of float32 range" : "not a number");
             return NULL;
         }
         if (!allow_nf && !isfinite(v)) {
-            snprintf(err, errcap,
+            svc_fail(e, 400,
                      "input '%s': element %zu is not finite (this model does not accept NaN or "
                      "infinities)",
                      name, k);
@@ -301,7 +303,7 @@ static const char *element(const char *p, const char *end, attn_tensor *t, size_
         else if ((size_t)(end - p) >= 5 && memcmp(p, "false", 5) == 0) q = p + 5, b = 0;
         else if (*p == '0' || *p == '1') q = p + 1, b = (uint8_t)(*p - '0');
         else {
-            snprintf(err, errcap, "input '%s': element %zu is not a boolean", name, k);
+            svc_fail(e, 400, "input '%s': element %zu is not a boolean", name, k);
             return NULL;
         }
         ((uint8_t *)t->data)[k] = b;
@@ -310,11 +312,11 @@ static const char *element(const char *p, const char *end, attn_tensor *t, size_
     case ATTN_I32:
     case ATTN_I64: {
         int64_t v;
-        q = svc_num_i64(p, end, &v, &e);
-        if (q && t->dtype == ATTN_I32 && (v < INT32_MIN || v > INT32_MAX)) q = NULL, e = SVC_NUM_RANGE;
+        q = svc_num_i64(p, end, &v, &ne);
+        if (q && t->dtype == ATTN_I32 && (v < INT32_MIN || v > INT32_MAX)) q = NULL, ne = SVC_NUM_RANGE;
         if (!q) {
-            snprintf(err, errcap, "input '%s': element %zu is %s", name, k,
-                     e == SVC_NUM_RANGE ? "out of range" : "not an integer");
+            svc_fail(e, 400, "input '%s': element %zu is %s", name, k,
+                     ne == SVC_NUM_RANGE ? "out of range" : "not an integer");
             return NULL;
         }
         if (t->dtype == ATTN_I32) ((int32_t *)t->data)[k] = (int32_t)v;
@@ -325,14 +327,15 @@ static const char *element(const char *p, const char *end, attn_tensor *t, size_
     return NULL;
 }
 
-int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, char *err,
-                    size_t errcap) {
-    if (in->is_binary) return svc_wire_decode_binary(in, allow_nonfinite, out, err, errcap);
+int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor **out, svc_err *e) {
+    if (in->is_binary) return svc_wire_decode_binary(in, allow_nonfinite, out, e);
     attn_tensor *t = NULL;
     attn_error ae;
-    if (attn_tensor_new(in->dtype, in->rank, in->shape, &t, &ae) != ATTN_OK) {
-        snprintf(err, errcap, "input '%s': %s", in->name, ae.msg);
-        return ae.code == ATTN_E_NOMEM ? 503 : 400;
+    attn_status s = attn_tensor_new(in->dtype, in->rank, in->shape, &t, &ae);
+    if (s != ATTN_OK) {
+        char prefix[ATTN_NAME_MAX + 16];
+        snprintf(prefix, sizeof prefix, "input '%s': ", in->name);
+        return svc_fail_attn(e, s, &ae, 0, prefix);
     }
     const char *p = in->text, *end = in->text + in->text_len;
     size_t k = 0;             /* elements written */
@@ -388,7 +391,7 @@ int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor *
         if (k >= in->numel)
             BAD("input '%s': data has more than the %zu elements of shape %s", in->name, in->numel,
                 attn_shape_str(in->rank, in->shape, sb, sizeof sb));
-        p = element(p, end, t, k, allow_nonfinite, in->name, err, errcap);
+        p = element(p, end, t, k, allow_nonfinite, in->name, e);
         if (!p) goto bad;
         k++;
         count[depth]++;
@@ -402,7 +405,7 @@ int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor *
     return 0;
 bad:
     attn_tensor_free(t);
-    return 400;
+    return e->status;
 }
 
 /* ---- response ---- */

@@ -28,7 +28,6 @@
 #include "http.h"
 
 #include <arpa/inet.h>
-#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -259,11 +258,7 @@ static enum MHD_Result queue_reply(svc_req *r) {
     svc_reply *rep = &r->reply;
     size_t total = rep->len + (rep->tail ? rep->tail->nbytes : 0);
     int status = rep->status ? rep->status : 500;
-    if (status >= 400 && rep->body && strncmp(rep->body, "{\"error\":", 9) == 0) {
-        json_t *j = json_loads(rep->body, 0, NULL);
-        snprintf(r->error, sizeof r->error, "%s", j ? json_string_value(json_object_get(j, "error")) : "");
-        json_decref(j);
-    }
+    if (rep->err.status) snprintf(r->error, sizeof r->error, "%.*s", (int)sizeof r->error - 1, rep->err.msg);
     long header_len = rep->header_len;
     int retry = rep->retry_after, challenge = rep->auth_challenge;
     const char *ctype = rep->ctype, *allow = rep->allow;
@@ -300,8 +295,9 @@ void svc_req_reply(svc_req *r, svc_reply *rep) {
     r->have_reply = 1;
 }
 
-int svc_req_submit(svc_req *r, struct svc_job *j) {
-    if (svc_sched_reserve() != 0) return -1;
+int svc_req_submit(svc_req *r, struct svc_job *j, svc_err *e) {
+    if (svc_sched_reserve() != 0)
+        return svc_fail(e, 503, "server busy: %d requests are already queued", svc_cfg.max_queue);
     r->submitted = 1;
     r->state = ST_SUSPENDED;
     MHD_suspend_connection(r->conn);
@@ -413,8 +409,9 @@ static void first_call(svc_req *r, const char *url, const char *method) {
         return;
     }
     if (r->route.model[0]) svc_req_set_model(r, r->route.model);
-    if (!svc_auth_check(r->route.auth, svc_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION))) {
-        svc_reply_error(&rep, 401, "missing or invalid bearer token");
+    svc_err e;
+    if (svc_auth_check(r->route.auth, svc_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION), &e) != 0) {
+        svc_reply_fail(&rep, &e);
         rep.auth_challenge = 1;
         svc_req_reply(r, &rep);
         return;

@@ -41,7 +41,8 @@ const char *svc_req_model(svc_req *r);                      /* {name} from the p
 const char *svc_req_id(svc_req *r);
 void svc_req_set_model(svc_req *r, const char *name);       /* for the log line */
 void svc_req_reply(svc_req *r, svc_reply *rep);             /* steals *rep */
-/* 0: submitted (the connection waits); -1: the queue is full (nothing done). */
-int svc_req_submit(svc_req *r, struct svc_job *j);
+/* 0: submitted (the connection waits); 503 in *e: the queue is full
+ * (nothing done). */
+int svc_req_submit(svc_req *r, struct svc_job *j, svc_err *e);
 
 #endif

@@ -35,15 +35,13 @@ typedef struct frame {
 typedef struct scanner {
     const char *s;
     size_t len, i;
-    char *err;
-    size_t errcap;
+    svc_err *e;
     svc_span *spans;
     size_t n, cap;
 } scanner;
 
 static int fail(scanner *sc, const char *what) {
-    snprintf(sc->err, sc->errcap, "malformed JSON at byte %zu: %s", sc->i, what);
-    return -1;
+    return svc_fail(sc->e, 400, "malformed JSON at byte %zu: %s", sc->i, what);
 }
 
 static void skip_ws(scanner *sc) {
@@ -112,7 +110,7 @@ static int skip_data(scanner *sc, size_t input, int max_depth) {
                 if (sc->n == sc->cap) {
                     size_t cap = sc->cap ? sc->cap * 2 : 8;
                     svc_span *p = realloc(sc->spans, cap * sizeof *p);
-                    if (!p) return fail(sc, "out of memory");
+                    if (!p) return svc_fail(sc->e, 503, "out of memory");
                     sc->spans = p;
                     sc->cap = cap;
                 }
@@ -120,7 +118,7 @@ static int skip_data(scanner *sc, size_t input, int max_depth) {
                 return 0;
             }
         } else if (c == '"') {
-            if (skip_string(sc) != 0) return -1;
+            if (skip_string(sc) != 0) return sc->e->status;
             continue;
         } else if (c == '{' || c == '}') {
             return fail(sc, "objects are not allowed in tensor data");
@@ -136,16 +134,13 @@ static int key_is(const scanner *sc, size_t a, size_t b, const char *word) {
 }
 
 int svc_json_scan(const char *s, size_t len, int max_depth, int max_data_depth, svc_span **spans,
-                  size_t *n_spans, char *err, size_t errcap) {
-    scanner sc = {.s = s, .len = len, .err = err, .errcap = errcap};
+                  size_t *n_spans, svc_err *e) {
+    scanner sc = {.s = s, .len = len, .e = e};
     frame *st = calloc((size_t)max_depth + 1, sizeof *st);
     int top = -1;
     enum { VALUE, VALUE_OR_CLOSE, AFTER, KEY, KEY_OR_CLOSE } state = VALUE;
     int role = R_ROOT;
-    if (!st) {
-        snprintf(err, errcap, "out of memory");
-        return -1;
-    }
+    if (!st) return svc_fail(e, 503, "out of memory");
     for (;;) {
         skip_ws(&sc);
         if (sc.i >= len) {
@@ -191,12 +186,12 @@ int svc_json_scan(const char *s, size_t len, int max_depth, int max_data_depth, 
                 if (skip_string(&sc) != 0) goto bad;
                 state = AFTER;
             } else if (c == '-' || (c >= '0' && c <= '9')) {
-                const char *e = svc_num_skip(s + sc.i, s + len);
-                if (!e) {
+                const char *q = svc_num_skip(s + sc.i, s + len);
+                if (!q) {
                     fail(&sc, "bad number");
                     goto bad;
                 }
-                sc.i = (size_t)(e - s);
+                sc.i = (size_t)(q - s);
                 state = AFTER;
             } else if (c == 't' || c == 'f' || c == 'n') {
                 if (literal(&sc, c == 't' ? "true" : c == 'f' ? "false" : "null") != 0) goto bad;
@@ -272,7 +267,7 @@ bad:
     free(sc.spans);
     *spans = NULL;
     *n_spans = 0;
-    return -1;
+    return e->status;
 }
 
 /* ---- jansson over the document with the spans' interiors left out ---- */
@@ -304,23 +299,22 @@ static size_t feed_cb(void *buffer, size_t buflen, void *data) {
     return n;
 }
 
-json_t *svc_json_load(const char *s, size_t len, const svc_span *spans, size_t n, char *err,
-                      size_t errcap) {
+int svc_json_load(const char *s, size_t len, const svc_span *spans, size_t n, json_t **out,
+                  svc_err *e) {
     feed f = {.s = s, .len = len, .spans = spans, .n = n};
     json_error_t je;
-    json_t *root = json_load_callback(feed_cb, &f, JSON_REJECT_DUPLICATES, &je);
-    if (!root) snprintf(err, errcap, "malformed JSON: %s", je.text);
-    return root;
+    *out = json_load_callback(feed_cb, &f, JSON_REJECT_DUPLICATES, &je);
+    return *out ? 0 : svc_fail(e, 400, "malformed JSON: %s", je.text);
 }
 
-json_t *svc_json_parse(const char *s, size_t len, char *err, size_t errcap) {
+int svc_json_parse(const char *s, size_t len, json_t **out, svc_err *e) {
     svc_span *spans = NULL;
     size_t n = 0;
-    if (svc_json_scan(s, len, svc_cfg.max_json_depth, 1, &spans, &n, err, errcap) != 0) return NULL;
+    *out = NULL;
+    if (svc_json_scan(s, len, svc_cfg.max_json_depth, 1, &spans, &n, e) != 0) return e->status;
     /* No inputs[].data here: if any, they are parsed by jansson like the rest. */
     free(spans);
     json_error_t je;
-    json_t *root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root) snprintf(err, errcap, "malformed JSON: %s", je.text);
-    return root;
+    *out = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
+    return *out ? 0 : svc_fail(e, 400, "malformed JSON: %s", je.text);
 }

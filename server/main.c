@@ -31,13 +31,9 @@
 #include "repo.h"
 #include "sched.h"
 
-svc_config svc_cfg;
-atomic_int svc_ready;
-atomic_int svc_draining;
-
 /* ---- options ---- */
 
-typedef enum { O_STR, O_INT, O_SIZE, O_SECS, O_BOOL, O_LOGFMT } opt_kind;
+typedef enum { O_STR, O_INT, O_SIZE, O_I64, O_SECS, O_BOOL, O_LOGFMT } opt_kind;
 
 typedef struct opt {
     const char *flag;  /* without -- */
@@ -70,7 +66,7 @@ static const opt opts[] = {
      "N", "most elements in one input tensor"},
     {"max-rank", "ATTND_MAX_RANK", O_INT, &svc_cfg.max_rank, 0, ATTN_MAX_RANK, "N",
      "highest tensor rank accepted"},
-    {"max-dim", "ATTND_MAX_DIM", O_SIZE, &svc_cfg.max_dim, 1, 1e15, "N", "largest single dimension"},
+    {"max-dim", "ATTND_MAX_DIM", O_I64, &svc_cfg.max_dim, 1, 1e15, "N", "largest single dimension"},
     {"max-queue", "ATTND_MAX_QUEUE", O_INT, &svc_cfg.max_queue, 1, 1e6, "N",
      "requests that may wait for a compute thread; 503 + Retry-After beyond"},
     {"timeout", "ATTND_TIMEOUT", O_SECS, &svc_cfg.timeout_s, 0.001, 1e6, "SECS",
@@ -104,24 +100,8 @@ static const opt opts[] = {
 static int available_cores(void) { return attn_cpu_count(); }
 
 static void defaults(void) {
-    svc_cfg = (svc_config){
-        .host = "127.0.0.1",
-        .port = 8000,
-        .cores = available_cores(),
-        .max_body = 64u << 20,
-        .max_elements = 16u << 20,
-        .max_rank = ATTN_MAX_RANK,
-        .max_dim = 1 << 20,
-        .max_queue = 64,
-        .timeout_s = 60,
-        .drain_timeout_s = 30,
-        .shutdown_delay_s = 0,
-        .idle_timeout_s = 30,
-        .max_connections = 1024,
-        .max_header = 64u << 10,
-        .max_json_depth = 32,
-        .retry_after_s = 1,
-    };
+    svc_cfg = svc_config_defaults();
+    svc_cfg.cores = available_cores();
 }
 
 static void help(FILE *f) {
@@ -141,6 +121,7 @@ static void help(FILE *f) {
         }
         case O_INT: fprintf(f, ", default %d]\n", *(int *)opts[i].dst); break;
         case O_SIZE: fprintf(f, ", default %zu]\n", *(size_t *)opts[i].dst); break;
+        case O_I64: fprintf(f, ", default %lld]\n", (long long)*(int64_t *)opts[i].dst); break;
         case O_SECS: fprintf(f, ", default %g]\n", *(double *)opts[i].dst); break;
         case O_BOOL: fprintf(f, ", 1/0]\n"); break;
         case O_LOGFMT: fprintf(f, ", default plain]\n"); break;
@@ -180,11 +161,13 @@ static int set_opt(const opt *o, const char *v, const char *source) {
         return 0;
     case O_INT:
     case O_SIZE:
+    case O_I64:
     case O_SECS:
         if (parse_size(v, &x) != 0 || x < o->min || x > o->max) break;
         if (o->kind != O_SECS && x != (double)(long long)x) break;
         if (o->kind == O_INT) *(int *)o->dst = (int)x;
         else if (o->kind == O_SIZE) *(size_t *)o->dst = (size_t)x;
+        else if (o->kind == O_I64) *(int64_t *)o->dst = (int64_t)x;
         else *(double *)o->dst = x;
         return 0;
     }

@@ -17,7 +17,7 @@ typedef enum {
     SVC_FAIL_TIMEOUT,  /* the deadline passed: 504 */
     SVC_FAIL_BACKEND,  /* the computation failed: 5xx */
     SVC_FAIL_COUNT
-} svc_fail;
+} svc_fail_reason;
 
 #define SVC_HIST_BUCKETS 12
 

@@ -1,6 +1,5 @@
 /*
- * reply.c — building replies, and the one table that maps a library status
- * to an HTTP status.
+ * reply.c — building replies: empty, an error (from an svc_err), JSON.
  */
 #include "svc.h"
 
@@ -26,22 +25,29 @@ void svc_reply_empty(svc_reply *r, int status) {
     r->ctype = "text/plain";
 }
 
-void svc_reply_error(svc_reply *r, int status, const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
+void svc_reply_fail(svc_reply *r, const svc_err *e) {
+    svc_err copy = *e; /* e may be r->err */
     svc_reply_clear(r);
     svc_buf b = {0};
     svc_buf_puts(&b, "{\"error\":");
-    svc_buf_json_str(&b, msg);
+    svc_buf_json_str(&b, copy.msg);
     svc_buf_puts(&b, "}");
-    r->status = status;
+    r->err = copy;
+    r->status = copy.status;
     r->ctype = "application/json";
     r->body = svc_buf_take(&b, &r->len);
-    if (!r->body) r->status = 503; /* out of memory: the body is empty */
-    if (status == 503) r->retry_after = svc_cfg.retry_after_s;
+    if (!r->body) r->status = r->err.status = 503; /* out of memory: the body is empty */
+    if (r->status == 503) r->retry_after = svc_cfg.retry_after_s;
+}
+
+void svc_reply_error(svc_reply *r, int status, const char *fmt, ...) {
+    svc_err e;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    e.status = status;
+    svc_reply_fail(r, &e);
 }
 
 void svc_reply_json(svc_reply *r, int status, void *obj) {
@@ -57,28 +63,4 @@ void svc_reply_json(svc_reply *r, int status, void *obj) {
     r->ctype = "application/json";
     r->body = s;
     r->len = strlen(s);
-}
-
-/* Client mistakes are 400, a missing thing 404, a lack of memory 503 (try
- * again later: it is transient, not the client's fault), a cancelled call 504
- * (only our deadline cancels), and our own bugs 500. */
-int svc_http_status(attn_status s) {
-    switch (s) {
-    case ATTN_OK: return 200;
-    case ATTN_E_INVALID:
-    case ATTN_E_SHAPE:
-    case ATTN_E_DTYPE:
-    case ATTN_E_CONFIG:
-    case ATTN_E_WEIGHTS:
-    case ATTN_E_INPUT:
-    case ATTN_E_UNSUPPORTED:
-    case ATTN_E_OVERFLOW:
-    case ATTN_E_FORMAT: return 400;
-    case ATTN_E_NOTFOUND: return 404;
-    case ATTN_E_NOMEM: return 503;
-    case ATTN_E_CANCELLED: return 504;
-    case ATTN_E_IO:
-    case ATTN_E_INTERNAL: return 500;
-    }
-    return 500;
 }

@@ -150,29 +150,24 @@ static int swap_in(const char *name, svc_model *m, const char *reason) {
 static void note_failure(const char *name, const char *why) {
     pthread_mutex_lock(&table_mu);
     entry *e = get_entry(name);
-    if (e && !e->model) snprintf(e->reason, sizeof e->reason, "%s", why);
+    if (e && !e->model) snprintf(e->reason, sizeof e->reason, "%.*s", (int)sizeof e->reason - 1, why);
     pthread_mutex_unlock(&table_mu);
 }
 
 /* ---- building a model ---- */
 
-static int read_small(const char *path, char **out, size_t *len, char *err, size_t errcap) {
+static int read_small(const char *path, char **out, size_t *len, svc_err *e) {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errcap, "cannot open %s: %s", path, strerror(errno));
-        return errno == ENOENT ? 404 : 500;
-    }
+    if (!f) return svc_fail(e, errno == ENOENT ? 404 : 500, "cannot open %s: %s", path, strerror(errno));
     char *buf = malloc(CONFIG_MAX + 1);
     size_t n = buf ? fread(buf, 1, CONFIG_MAX + 1, f) : 0;
     fclose(f);
     if (!buf) {
-        snprintf(err, errcap, "out of memory");
-        return 503;
+        return svc_fail(e, 503, "out of memory");
     }
     if (n > CONFIG_MAX) {
         free(buf);
-        snprintf(err, errcap, "%s is larger than %u bytes", path, CONFIG_MAX);
-        return 400;
+        return svc_fail(e, 400, "%s is larger than %u bytes", path, CONFIG_MAX);
     }
     buf[n] = '\0';
     *out = buf;
@@ -180,23 +175,23 @@ static int read_small(const char *path, char **out, size_t *len, char *err, size
     return 0;
 }
 
-/* config.json text + weights -> model.  Returns an HTTP status. */
+/* config.json text + weights -> model.  0, or the status in *e. */
 static int build(const char *name, const char *cfg, size_t cfg_len, const attn_tensor_set *weights,
-                 svc_model **out, char *err, size_t errcap) {
+                 svc_model **out, svc_err *e) {
     json_error_t je;
     json_t *root = json_loadb(cfg, cfg_len, JSON_REJECT_DUPLICATES, &je);
     attn_model *am = NULL;
     char *inner = NULL;
-    int st = 400;
+    int st = 400; /* every failure below but two is the config's */
     if (!root || !json_is_object(root)) {
-        snprintf(err, errcap, "config.json: %s", root ? "must be an object" : je.text);
+        svc_fail(e, 400, "config.json: %s", root ? "must be an object" : je.text);
         goto out;
     }
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
         if (strcmp(key, "type") && strcmp(key, "config") && strcmp(key, "allow_nonfinite")) {
-            snprintf(err, errcap, "config.json: unknown key '%s' (type, config, allow_nonfinite)", key);
+            svc_fail(e, 400, "config.json: unknown key '%s' (type, config, allow_nonfinite)", key);
             goto out;
         }
     }
@@ -204,64 +199,65 @@ static int build(const char *name, const char *cfg, size_t cfg_len, const attn_t
     json_t *config = json_object_get(root, "config");
     json_t *anf = json_object_get(root, "allow_nonfinite");
     if (!type) {
-        snprintf(err, errcap, "config.json: \"type\" must be a string");
+        svc_fail(e, 400, "config.json: \"type\" must be a string");
         goto out;
     }
     const attn_mech_info *mech = attn_mech_find(type);
     if (!mech) {
-        snprintf(err, errcap, "config.json: unknown type '%s'", type);
+        svc_fail(e, 400, "config.json: unknown type '%s'", type);
         goto out;
     }
     if (config && !json_is_object(config) && !json_is_null(config)) {
-        snprintf(err, errcap, "config.json: \"config\" must be an object");
+        svc_fail(e, 400, "config.json: \"config\" must be an object");
         goto out;
     }
     if (anf && !json_is_boolean(anf)) {
-        snprintf(err, errcap, "config.json: \"allow_nonfinite\" must be true or false");
+        svc_fail(e, 400, "config.json: \"allow_nonfinite\" must be true or false");
         goto out;
     }
     inner = config && json_is_object(config) ? json_dumps(config, JSON_COMPACT) : NULL;
     attn_error ae = {0};
     attn_status s = attn_model_new(type, inner ? inner : "{}", weights, &am, &ae);
     if (s != ATTN_OK) {
-        snprintf(err, errcap, "%s", ae.msg[0] ? ae.msg : attn_status_str(s));
-        st = svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+        /* Override: the type was found above, so a "not found" is about
+         * something the config names: 400. */
+        st = svc_fail_attn(e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, NULL);
         goto out;
     }
     *out = model_new(name, mech, am, anf && json_is_true(anf), 0);
     if (!*out) {
         attn_model_free(am);
-        snprintf(err, errcap, "out of memory");
-        st = 503;
+        st = svc_fail(e, 503, "out of memory");
         goto out;
     }
-    st = 200;
+    st = 0;
 out:
     free(inner);
     json_decref(root);
     return st;
 }
 
-static int load_from_dir(const char *name, svc_model **out, char *err, size_t errcap) {
+static int load_from_dir(const char *name, svc_model **out, svc_err *e) {
     char path[4096];
     char *cfg = NULL;
     size_t cfg_len = 0;
     attn_tensor_set *w = NULL;
     pathf(path, sizeof path, "%s/%s/config.json", repo_dir, name);
-    int st = read_small(path, &cfg, &cfg_len, err, errcap);
-    if (st == 404) snprintf(err, errcap, "model '%s' is not in the repository", name);
+    int st = read_small(path, &cfg, &cfg_len, e);
+    if (st == 404) svc_fail(e, 404, "model '%s' is not in the repository", name);
     if (st) return st;
     pathf(path, sizeof path, "%s/%s/weights.safetensors", repo_dir, name);
     if (access(path, F_OK) == 0) {
         attn_error ae = {0};
         attn_status s = attn_safetensors_read_file(path, &w, &ae);
         if (s != ATTN_OK) {
-            snprintf(err, errcap, "weights.safetensors: %s", ae.msg);
             free(cfg);
-            return svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+            /* Override: the file exists, so "not found" is about its
+             * content: 400. */
+            return svc_fail_attn(e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, "weights.safetensors: ");
         }
     }
-    st = build(name, cfg, cfg_len, w, out, err, errcap);
+    st = build(name, cfg, cfg_len, w, out, e);
     attn_tensor_set_free(w);
     free(cfg);
     return st;
@@ -314,14 +310,13 @@ static void sync_dir(const char *dir) {
 }
 
 static int persist(const char *name, const char *cfg, size_t cfg_len, const void *weights,
-                   size_t weights_len, char *err, size_t errcap) {
+                   size_t weights_len, svc_err *e) {
     char tmp[4096], target[4096], path[4096];
     pathf(tmp, sizeof tmp, "%s/.load-%s-%ld-%u", repo_dir, name, (long)getpid(),
              atomic_fetch_add(&tmp_counter, 1));
     pathf(target, sizeof target, "%s/%s", repo_dir, name);
     if (mkdir(tmp, 0755) != 0) {
-        snprintf(err, errcap, "cannot write to the repository: %s", strerror(errno));
-        return 500;
+        return svc_fail(e, 500, "cannot write to the repository: %s", strerror(errno));
     }
     pathf(path, sizeof path, "%s/config.json", tmp);
     int bad = write_all(path, cfg, cfg_len);
@@ -330,17 +325,17 @@ static int persist(const char *name, const char *cfg, size_t cfg_len, const void
         bad = write_all(path, weights, weights_len);
     }
     if (bad) {
-        snprintf(err, errcap, "cannot write to the repository: %s", strerror(errno));
+        svc_fail(e, 500, "cannot write to the repository: %s", strerror(errno));
         remove_dir(tmp);
-        return 500;
+        return e->status;
     }
     sync_dir(tmp);
     struct stat stt;
     if (lstat(target, &stt) == 0) {
         if (!S_ISDIR(stt.st_mode)) {
-            snprintf(err, errcap, "%s exists and is not a folder", target);
+            svc_fail(e, 500, "%s exists and is not a folder", target);
             remove_dir(tmp);
-            return 500;
+            return e->status;
         }
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) == 0) {
             remove_dir(tmp); /* holds the old version now */
@@ -349,17 +344,17 @@ static int persist(const char *name, const char *cfg, size_t cfg_len, const void
             pathf(old, sizeof old, "%s/.old-%s-%ld-%u", repo_dir, name, (long)getpid(),
                      atomic_fetch_add(&tmp_counter, 1));
             if (rename(target, old) != 0 || rename(tmp, target) != 0) {
-                snprintf(err, errcap, "cannot replace %s: %s", target, strerror(errno));
+                svc_fail(e, 500, "cannot replace %s: %s", target, strerror(errno));
                 if (access(target, F_OK) != 0) rename(old, target);
                 remove_dir(tmp);
-                return 500;
+                return e->status;
             }
             remove_dir(old);
         }
     } else if (rename(tmp, target) != 0) {
-        snprintf(err, errcap, "cannot create %s: %s", target, strerror(errno));
+        svc_fail(e, 500, "cannot create %s: %s", target, strerror(errno));
         remove_dir(tmp);
-        return 500;
+        return e->status;
     }
     sync_dir(repo_dir);
     return 0;
@@ -368,45 +363,41 @@ static int persist(const char *name, const char *cfg, size_t cfg_len, const void
 /* ---- public ---- */
 
 int svc_repo_load(const char *name, const char *cfg, size_t cfg_len, const void *weights,
-                  size_t weights_len, char *err, size_t errcap) {
+                  size_t weights_len, svc_err *e) {
     svc_model *m = NULL;
     int st;
     pthread_mutex_lock(&load_mu);
     if (!cfg) {
         if (!repo_dir) {
-            snprintf(err, errcap, "no model repository (--model-repository) to load '%s' from", name);
-            st = 400;
+            st = svc_fail(e, 400, "no model repository (--model-repository) to load '%s' from", name);
             goto out;
         }
-        st = load_from_dir(name, &m, err, errcap);
+        st = load_from_dir(name, &m, e);
     } else {
         attn_tensor_set *w = NULL;
         if (weights) {
             attn_error ae = {0};
             attn_status s = attn_safetensors_read_mem(weights, weights_len, &w, &ae);
             if (s != ATTN_OK) {
-                snprintf(err, errcap, "weights.safetensors: %s", ae.msg);
-                st = svc_http_status(s) == 404 ? 400 : svc_http_status(s);
+                /* Override: the request's bytes are not found wanting, they
+                 * are malformed: 400. */
+                st = svc_fail_attn(e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, "weights.safetensors: ");
                 goto out;
             }
         }
-        st = build(name, cfg, cfg_len, w, &m, err, errcap);
+        st = build(name, cfg, cfg_len, w, &m, e);
         attn_tensor_set_free(w);
-        if (st == 200 && repo_dir) st = persist(name, cfg, cfg_len, weights, weights_len, err, errcap);
-        if (st == 0) st = 200;
+        if (st == 0 && repo_dir) st = persist(name, cfg, cfg_len, weights, weights_len, e);
     }
-    if (st == 200 && swap_in(name, m, NULL) != 0) {
-        snprintf(err, errcap, "out of memory");
-        st = 503;
-    }
-    if (st != 200) svc_model_unref(m);
+    if (st == 0 && swap_in(name, m, NULL) != 0) st = svc_fail(e, 503, "out of memory");
+    if (st != 0) svc_model_unref(m);
 out:
     /* A failed load is listed (UNAVAILABLE, with its reason) only for a name
      * the repository knows; a name with no folder leaves no phantom entry. */
-    if (st != 200 && st != 404) note_failure(name, err);
+    if (st != 0 && st != 404) note_failure(name, e->msg);
     pthread_mutex_unlock(&load_mu);
-    if (st == 200) svc_log("info", "model '%s' loaded", name);
-    else svc_log("warn", "model '%s' failed to load: %s", name, err);
+    if (st == 0) svc_log("info", "model '%s' loaded", name);
+    else svc_log("warn", "model '%s' failed to load: %s", name, e->msg);
     return st;
 }
 
@@ -416,24 +407,18 @@ static int has_config(const char *name) {
     return access(path, R_OK) == 0;
 }
 
-int svc_repo_unload(const char *name, char *err, size_t errcap) {
+int svc_repo_unload(const char *name, svc_err *e) {
     pthread_mutex_lock(&load_mu);
     pthread_mutex_lock(&table_mu);
-    entry *e = find_entry(name);
-    int known = e != NULL && (e->model != NULL || has_config(name));
+    entry *ent = find_entry(name);
+    int known = ent != NULL && (ent->model != NULL || has_config(name));
     pthread_mutex_unlock(&table_mu);
-    int st = 200;
-    if (known) {
-        swap_in(name, NULL, "unloaded");
-    } else if (find_builtin(name)) {
-        snprintf(err, errcap, "'%s' is a built-in model and cannot be unloaded", name);
-        st = 400;
-    } else {
-        snprintf(err, errcap, "unknown model '%s'", name);
-        st = 404;
-    }
+    int st = 0;
+    if (known) swap_in(name, NULL, "unloaded");
+    else if (find_builtin(name)) st = svc_fail(e, 400, "'%s' is a built-in model and cannot be unloaded", name);
+    else st = svc_fail(e, 404, "unknown model '%s'", name);
     pthread_mutex_unlock(&load_mu);
-    if (st == 200) svc_log("info", "model '%s' unloaded", name);
+    if (st == 0) svc_log("info", "model '%s' unloaded", name);
     return st;
 }
 
@@ -545,8 +530,8 @@ int svc_repo_init(const char *dir) {
     struct dirent *de;
     while ((de = readdir(d))) {
         if (!svc_valid_model_name(de->d_name, strlen(de->d_name)) || !has_config(de->d_name)) continue;
-        char err[300];
-        svc_repo_load(de->d_name, NULL, 0, NULL, 0, err, sizeof err); /* logs; the index tells */
+        svc_err e;
+        svc_repo_load(de->d_name, NULL, 0, NULL, 0, &e); /* logs; the index tells */
     }
     closedir(d);
     return 0;

@@ -43,12 +43,12 @@ void svc_model_unref(svc_model *m);
  * config_json is config.json's text, weights the raw safetensors bytes (may
  * be NULL for parameter-free types).  The new model is validated first,
  * then written to the repository atomically, then swapped in; on any
- * failure the old model keeps serving.  Returns an HTTP status (200 on
- * success) with a message in err.  Serialised internally. */
+ * failure the old model keeps serving.  Returns 0, or the status in *e
+ * (404: no such folder).  Serialised internally. */
 int svc_repo_load(const char *name, const char *config_json, size_t config_len,
-                  const void *weights, size_t weights_len, char *err, size_t errcap);
-/* 200 (unloaded, or was not loaded), 400 (built-in), 404 (unknown). */
-int svc_repo_unload(const char *name, char *err, size_t errcap);
+                  const void *weights, size_t weights_len, svc_err *e);
+/* 0 (unloaded, or was not loaded), or 400 (built-in) / 404 (unknown) in *e. */
+int svc_repo_unload(const char *name, svc_err *e);
 
 /* [{"name", "version", "state", "reason"}...]; new reference. */
 json_t *svc_repo_index(int ready_only);

@@ -19,7 +19,6 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static svc_job *inbox_head, *inbox_tail; /* submitted, not yet on the pool (mu) */
 static int pending;                      /* reserved or queued, not started (mu) */
 static int free_cores;                   /* (mu) */
-static int n_inbox;                      /* (mu) */
 static svc_job *active;                  /* on the pool (loop thread only) */
 static atomic_int n_active;
 static int closed;                       /* no more jobs (mu) */
@@ -100,7 +99,7 @@ static void after_cb(uv_work_t *w, int status) {
         svc_http_complete(j->req, &j->reply);
         j->req = NULL;
     }
-    j->finish(j, j->end);
+    j->finish(j, j->status);
 }
 
 static void wake_cb(uv_async_t *h) {
@@ -108,7 +107,6 @@ static void wake_cb(uv_async_t *h) {
     pthread_mutex_lock(&mu);
     svc_job *list = inbox_head;
     inbox_head = inbox_tail = NULL;
-    n_inbox = 0;
     pthread_mutex_unlock(&mu);
     while (list) {
         svc_job *j = list;
@@ -139,7 +137,6 @@ static void tick_cb(uv_timer_t *h) {
         int gone = !late && svc_http_client_gone(j->req);
         if (!late && !gone) continue;
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
-        j->end = late ? SVC_JOB_TIMEOUT : SVC_JOB_ABORTED;
         uv_cancel((uv_req_t *)&j->work); /* succeeds only while it waits */
         if (late) answer_timeout(j);
         else answer_gone(j);
@@ -170,15 +167,8 @@ int svc_sched_reserve(void) {
     return ok ? 0 : -1;
 }
 
-void svc_sched_unreserve(void) {
-    pthread_mutex_lock(&mu);
-    pending--;
-    pthread_mutex_unlock(&mu);
-}
-
 void svc_sched_submit(svc_job *j, struct svc_req *req) {
     j->req = req;
-    j->end = SVC_JOB_DONE;
     j->t_submit = svc_now_us();
     j->next = NULL;
     if (j->stats) atomic_fetch_add(&j->stats->pending, 1);
@@ -187,7 +177,6 @@ void svc_sched_submit(svc_job *j, struct svc_req *req) {
     if (inbox_tail) inbox_tail->next = j;
     else inbox_head = j;
     inbox_tail = j;
-    n_inbox++;
     pthread_mutex_unlock(&mu);
     uv_async_send(&wake);
 }
@@ -209,7 +198,6 @@ void svc_sched_abort_all(const char *why) {
     for (svc_job *j = active; j; j = j->next) {
         if (!j->req) continue;
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
-        j->end = SVC_JOB_ABORTED;
         uv_cancel((uv_req_t *)&j->work);
         svc_reply r;
         svc_reply_init(&r);

@@ -26,13 +26,15 @@
 struct svc_req;
 struct svc_stats;
 
-typedef enum { SVC_JOB_DONE, SVC_JOB_TIMEOUT, SVC_JOB_ABORTED } svc_job_end;
-
 typedef struct svc_job svc_job;
 struct svc_job {
     /* Set by the creator. */
     void (*run)(svc_job *j, attn_ctx *ctx);       /* pool thread: fill j->reply */
-    void (*finish)(svc_job *j, svc_job_end how);  /* loop thread: account and free the job */
+    /* Loop thread, once, last (libuv style: always called, with a status):
+     * the HTTP status the client got (the job's reply, or 504 at the
+     * deadline, 499 when the client left, 503 at shutdown); account and
+     * free the job. */
+    void (*finish)(svc_job *j, int status);
     void (*account)(svc_job *j);                  /* optional, loop thread: record metrics just
                                                      before the reply goes out, so that a client
                                                      that reads /metrics next sees its request */
@@ -43,19 +45,17 @@ struct svc_job {
     /* Set by the scheduler. */
     uint64_t t_submit, t_start, t_end;            /* svc_now_us() */
     int threads;                                  /* given to run() */
-    int status;                                   /* HTTP status the client got (for finish) */
+    int status;                                   /* HTTP status the client got (finish's argument) */
     volatile int cancel;
     /* Private. */
     uv_work_t work;
     struct svc_req *req;                          /* NULL once the connection was answered */
-    svc_job_end end;
     svc_job *prev, *next;
 };
 
 int svc_sched_init(uv_loop_t *loop);
 /* Any thread.  0: a slot is reserved for one submit; -1: the queue is full. */
 int svc_sched_reserve(void);
-void svc_sched_unreserve(void);
 /* Any thread, after a successful reserve; the connection is suspended. */
 void svc_sched_submit(svc_job *j, struct svc_req *req);
 int svc_sched_pending(void);  /* waiting for a thread (metrics) */

@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,11 +52,39 @@ typedef struct svc_config {
     int log_json;
 } svc_config;
 
+/* config.c owns the globals, so that unit tests and fuzz targets link
+ * every server object but main.o. */
 extern svc_config svc_cfg; /* written once by main() before any thread starts */
+/* The defaults; cores 1, and threads, call_threads, http_threads 0 (main
+ * derives them from the cores). */
+svc_config svc_config_defaults(void);
 
 /* Server-wide state flags. */
 extern atomic_int svc_ready;    /* repository loaded and not draining */
 extern atomic_int svc_draining; /* SIGTERM seen */
+
+/* ---- failures: one type for the whole server ----
+ * A fallible server function takes an svc_err * (last) and returns 0, or the
+ * HTTP status it stored there: the status and the message are filled once,
+ * where the failure is known (svc_fail), and the reply body and the log line
+ * are both made from that struct (svc_reply_fail).  Predicates (is this a
+ * valid name?) return bool instead.  To add a kind of failure, pick its HTTP
+ * status where it happens; a library failure takes its status from the one
+ * table, svc_status_of (err.c). */
+#define SVC_ERR_MSG 512
+typedef struct svc_err {
+    int status;              /* HTTP status, >= 400 once failed; 0: no failure */
+    char msg[SVC_ERR_MSG];
+} svc_err;
+
+/* Fills *e and returns status. */
+int svc_fail(svc_err *e, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The one table from library status to HTTP status. */
+int svc_status_of(attn_status s);
+/* A library failure: status from svc_status_of, unless `status` is not 0
+ * (the caller's explicit override, with its reason at the call site);
+ * message "<prefix><ae->msg or the status's name>". */
+int svc_fail_attn(svc_err *e, attn_status s, const attn_error *ae, int status, const char *prefix);
 
 /* ---- time ---- */
 uint64_t svc_now_us(void); /* monotonic */
@@ -86,21 +115,21 @@ typedef struct svc_reply {
     int retry_after;         /* seconds; 0 none */
     int auth_challenge;      /* add WWW-Authenticate: Bearer */
     const char *allow;       /* static string: the Allow header of a 405; NULL none */
+    svc_err err;             /* what failed, for the log line (err.status 0: nothing) */
 } svc_reply;
 
 void svc_reply_init(svc_reply *r);
 void svc_reply_clear(svc_reply *r);
 void svc_reply_empty(svc_reply *r, int status);
-/* {"error": "<message>"} */
+/* {"error": "<e->msg>"} with e->status; the reply keeps *e for the log. */
+void svc_reply_fail(svc_reply *r, const svc_err *e);
+/* svc_fail then svc_reply_fail, for a failure found where the reply is made. */
 void svc_reply_error(svc_reply *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Steals `obj` (a jansson json_t *) and dumps it compactly. */
 void svc_reply_json(svc_reply *r, int status, void *obj);
 
-/* The one table from library status to HTTP status. */
-int svc_http_status(attn_status s);
-
 /* Model names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
-int svc_valid_model_name(const char *s, size_t n);
+bool svc_valid_model_name(const char *s, size_t n);
 
 #endif /* SVC_H */

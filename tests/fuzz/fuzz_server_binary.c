@@ -11,10 +11,6 @@
 
 #include "codec.h"
 
-svc_config svc_cfg;
-atomic_int svc_ready;
-atomic_int svc_draining;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!svc_cfg.max_rank) {
         svc_cfg.max_rank = ATTN_MAX_RANK;
@@ -32,9 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!body) return 0;
     memcpy(body, data + 2, size);
     body[size] = '\0';
-    char err[512];
+    svc_err err = {0};
     svc_wire w;
-    if (svc_wire_parse(body, size, hlen, &w, err, sizeof err) == 0) {
+    if (svc_wire_parse(body, size, hlen, &w, &err) == 0) {
         if ((size_t)hlen > size || hlen == 0) abort(); /* must have been refused */
         size_t off = (size_t)hlen;
         for (size_t i = 0; i < w.n_in; i++) {
@@ -44,14 +40,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (in->bin != (const unsigned char *)body + off) abort(); /* in input order */
                 off += in->bin_len;
             }
-            if (svc_wire_decode(in, (int)(data[0] & 1), &t, err, sizeof err) != 0) continue;
+            if (svc_wire_decode(in, (int)(data[0] & 1), &t, &err) != 0) continue;
             if (in->is_binary && (t->nbytes != in->bin_len || (t->nbytes && memcmp(t->data, in->bin, t->nbytes))))
                 abort();
             attn_tensor_free(t);
         }
         if (off != size) abort(); /* the sizes add up to the whole tail */
         svc_wire_free(&w);
-    } else if (!err[0]) {
+    } else if (!err.msg[0] || err.status < 400) {
         abort();
     }
     free(body);

@@ -14,11 +14,6 @@
 #include "codec.h"
 #include "json_scan.h"
 
-/* main.c owns these in attnd. */
-svc_config svc_cfg;
-atomic_int svc_ready;
-atomic_int svc_draining;
-
 static void setup(void) {
     svc_cfg.max_rank = ATTN_MAX_RANK;
     svc_cfg.max_dim = 1 << 20;
@@ -42,7 +37,7 @@ static void round_trip(const svc_wire_input *in, attn_tensor *t) {
     /* {"model_name":...,"outputs":[{"name":"output","datatype":..,"shape":[..],"data":[..]}]}
      * is itself a request whose single input is named "output". */
     svc_wire w;
-    char err[256];
+    svc_err err = {0};
     char *body = malloc(rep.len + 1);
     memcpy(body, rep.body, rep.len);
     body[rep.len] = '\0';
@@ -54,13 +49,13 @@ static void round_trip(const svc_wire_input *in, attn_tensor *t) {
     char *o = strstr(body, "\"outputs\"");
     if (!o) abort();
     memcpy(o, "\"inputs\" ", 9);
-    if (svc_wire_parse(body, rep.len, -1, &w, err, sizeof err) != 0 || w.n_in != 1) {
-        fprintf(stderr, "response does not parse as a request: %s\n%.*s\n", err, (int)rep.len, rep.body);
+    if (svc_wire_parse(body, rep.len, -1, &w, &err) != 0 || w.n_in != 1) {
+        fprintf(stderr, "response does not parse as a request: %s\n%.*s\n", err.msg, (int)rep.len, rep.body);
         abort();
     }
     attn_tensor *back = NULL;
-    if (svc_wire_decode(&w.in[0], 1, &back, err, sizeof err) != 0) {
-        fprintf(stderr, "response data does not decode: %s\n", err);
+    if (svc_wire_decode(&w.in[0], 1, &back, &err) != 0) {
+        fprintf(stderr, "response data does not decode: %s\n", err.msg);
         abort();
     }
     if (back->nbytes != t->nbytes || back->dtype != t->dtype) abort();
@@ -87,22 +82,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!body) return 0;
     memcpy(body, data, size);
     body[size] = '\0';
-    char err[512];
+    svc_err err = {0};
     svc_wire w;
-    if (svc_wire_parse(body, size, -1, &w, err, sizeof err) == 0) {
+    if (svc_wire_parse(body, size, -1, &w, &err) == 0) {
         for (size_t i = 0; i < w.n_in; i++) {
             attn_tensor *t = NULL;
             int allow_nf = (int)(size & 1);
-            if (svc_wire_decode(&w.in[i], allow_nf, &t, err, sizeof err) != 0) continue;
+            if (svc_wire_decode(&w.in[i], allow_nf, &t, &err) != 0) continue;
             if (t->numel != w.in[i].numel || t->dtype != w.in[i].dtype) abort();
             round_trip(&w.in[i], t);
             attn_tensor_free(t);
         }
         svc_wire_free(&w);
-    } else if (!err[0]) {
+    } else if (!err.msg[0] || err.status < 400) {
         abort(); /* every refusal says why */
     }
-    json_t *j = svc_json_parse(body, size, err, sizeof err);
+    json_t *j = NULL;
+    svc_json_parse(body, size, &j, &err);
     json_decref(j);
     free(body);
     return 0;

@@ -17,10 +17,6 @@
 #include "svc.h"
 
 /* Every fuzz_server_* target links all of server/ but main.c, which owns these. */
-svc_config svc_cfg;
-atomic_int svc_ready;
-atomic_int svc_draining;
-
 /* JSON's grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static size_t json_number_len(const char *p, const char *end) {
     const char *q = p;
