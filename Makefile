@@ -106,6 +106,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
 
 # Unit tests of server code link the server objects they test.
 $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
+# The scheduler alone: no http.o, no libmicrohttpd.
+$(BUILD)/tests/test_sched: $(addprefix $(BUILD)/obj/server/,sched.o config.o buf.o reply.o err.o)
+$(BUILD)/tests/test_sched: LIBS += $(shell pkg-config --libs libuv 2>/dev/null)
+$(BUILD)/obj/tests/unit/test_sched.o: CFLAGS += $(shell pkg-config --cflags libuv 2>/dev/null)
+# The route table without a socket: every server object but main.o.
+$(BUILD)/tests/test_router: $(filter-out %/main.o,$(SERVER_OBJ))
+$(BUILD)/tests/test_router: LIBS += $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
+$(BUILD)/obj/tests/unit/test_router.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
 
 # tests/link: the archive linked by a plain program, and the .so's exports.
 $(BUILD)/tests/registry_link: tests/link/registry_link.c $(BUILD)/libattn.a

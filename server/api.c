@@ -1,17 +1,6 @@
 /*
  * api.c — the route table and the small endpoints: health, server and
  * model metadata, model config, and /metrics.
- *
- * Routes:
- *   GET  /v2/health/live | /v2/health/ready          status code only
- *   GET  /v2                                         server metadata and limits
- *   GET  /v2/models/{m}[/versions/1]                 model metadata
- *   GET  /v2/models/{m}[/versions/1]/ready           status code only
- *   GET  /v2/models/{m}[/versions/1]/config          {type, config}
- *   POST /v2/models/{m}[/versions/1]/infer
- *   POST /v2/repository/index
- *   POST /v2/repository/models/{m}/load | /unload
- *   GET  /metrics
  */
 #include "api.h"
 
@@ -23,7 +12,34 @@
 #include "metrics.h"
 #include "repo.h"
 
+/* The one list of the endpoints (docs/server.md and proto/openapi.yaml
+ * describe each; tests/unit/test_router.c checks that they do).  A pattern's
+ * segments are literals, {m} (a model name) or [/versions/1] (optional; any
+ * other version is a 404).  GET routes answer HEAD too.  bad_name: the
+ * status for a path whose {m} is not a model name — 404 where the name must
+ * be a model's, 400 where a load would create it. */
+static const svc_route_def routes[] = {
+    /* method  pattern                                   handler               auth            bad_name */
+    {"GET",  "/v2/health/live",                        svc_api_live,         SVC_AUTH_NONE,  0},
+    {"GET",  "/v2/health/ready",                       svc_api_ready,        SVC_AUTH_NONE,  0},
+    {"GET",  "/v2",                                    svc_api_server_meta,  SVC_AUTH_API,   0},
+    {"GET",  "/v2/models/{m}[/versions/1]",            svc_api_model_meta,   SVC_AUTH_API,   404},
+    {"GET",  "/v2/models/{m}[/versions/1]/ready",      svc_api_model_ready,  SVC_AUTH_NONE,  404},
+    {"GET",  "/v2/models/{m}[/versions/1]/config",     svc_api_model_config, SVC_AUTH_API,   404},
+    {"POST", "/v2/models/{m}[/versions/1]/infer",      svc_api_infer,        SVC_AUTH_API,   404},
+    {"POST", "/v2/repository/index",                   svc_api_repo_index,   SVC_AUTH_ADMIN, 0},
+    {"POST", "/v2/repository/models/{m}/load",         svc_api_repo_load,    SVC_AUTH_ADMIN, 400},
+    {"POST", "/v2/repository/models/{m}/unload",       svc_api_repo_unload,  SVC_AUTH_ADMIN, 400},
+    {"GET",  "/metrics",                               svc_api_metrics,      SVC_AUTH_NONE,  0},
+};
+
+const svc_route_def *svc_api_routes(size_t *n) {
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
+
 #define MAX_SEGS 8
+#define VERSION_TOKEN "[/versions/1]"
 
 typedef struct seg {
     const char *p;
@@ -51,68 +67,82 @@ static int split(const char *path, seg *segs) {
     return n;
 }
 
+/* What a path's segments matched in a pattern. */
+typedef struct match {
+    const seg *model;   /* {m}, or NULL */
+    const seg *version; /* the segment after "versions", or NULL */
+} match;
+
+/* Whether the n segments s fit the pattern (without checking the name and
+ * the version's value).  "versions" and the segment after it are taken at
+ * the version token whenever they are there. */
+static int fits(const char *pat, const seg *s, int n, match *m) {
+    memset(m, 0, sizeof *m);
+    int i = 0;
+    const char *p = pat;
+    while (*p) {
+        if (strncmp(p, VERSION_TOKEN, strlen(VERSION_TOKEN)) == 0) {
+            p += strlen(VERSION_TOKEN);
+            if (i + 1 < n && seg_is(&s[i], "versions")) {
+                m->version = &s[i + 1];
+                i += 2;
+            }
+            continue;
+        }
+        p++; /* past '/' */
+        size_t len = strcspn(p, "/[");
+        if (i == n) return 0;
+        if (len == 3 && memcmp(p, "{m}", 3) == 0) m->model = &s[i];
+        else if (s[i].n != len || memcmp(s[i].p, p, len) != 0) return 0;
+        i++;
+        p += len;
+    }
+    return i == n;
+}
+
 static int is_get(const char *m) { return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0; }
+
+static int method_ok(const svc_route_def *d, const char *method) {
+    return strcmp(d->method, "GET") == 0 ? is_get(method) : strcmp(method, d->method) == 0;
+}
 
 int svc_api_match(const char *method, const char *path, svc_route *rt, svc_reply *rep) {
     seg s[MAX_SEGS];
     memset(rt, 0, sizeof *rt);
     int n = split(path, s);
-    int want_post = 0;
-    if (n == 1 && seg_is(&s[0], "metrics")) {
-        rt->handler = svc_api_metrics;
-    } else if (n >= 1 && seg_is(&s[0], "v2")) {
-        if (n == 1) {
-            rt->handler = svc_api_server_meta;
-            rt->auth = SVC_AUTH_API;
-        } else if (n == 3 && seg_is(&s[1], "health") && seg_is(&s[2], "live")) {
-            rt->handler = svc_api_live;
-        } else if (n == 3 && seg_is(&s[1], "health") && seg_is(&s[2], "ready")) {
-            rt->handler = svc_api_ready;
-        } else if (n >= 3 && seg_is(&s[1], "models")) {
-            if (!svc_valid_model_name(s[2].p, s[2].n)) goto notfound;
-            memcpy(rt->model, s[2].p, s[2].n);
-            int k = 3;
-            if (n >= 5 && seg_is(&s[3], "versions")) {
-                if (!seg_is(&s[4], "1")) {
-                    svc_reply_error(rep, 404, "model '%s' has no version '%.*s' (only 1)", rt->model,
-                                    (int)(s[4].n > 32 ? 32 : s[4].n), s[4].p);
-                    return 404;
-                }
-                k = 5;
-            }
-            rt->auth = SVC_AUTH_API;
-            if (n == k) rt->handler = svc_api_model_meta;
-            else if (n == k + 1 && seg_is(&s[k], "ready")) rt->handler = svc_api_model_ready, rt->auth = SVC_AUTH_NONE;
-            else if (n == k + 1 && seg_is(&s[k], "config")) rt->handler = svc_api_model_config;
-            else if (n == k + 1 && seg_is(&s[k], "infer")) rt->handler = svc_api_infer, want_post = 1;
-            else goto notfound;
-        } else if (n >= 3 && seg_is(&s[1], "repository")) {
-            rt->auth = SVC_AUTH_ADMIN;
-            want_post = 1;
-            if (n == 3 && seg_is(&s[2], "index")) {
-                rt->handler = svc_api_repo_index;
-            } else if (n == 5 && seg_is(&s[2], "models") &&
-                       (seg_is(&s[4], "load") || seg_is(&s[4], "unload"))) {
-                if (!svc_valid_model_name(s[3].p, s[3].n)) {
-                    svc_reply_error(rep, 400, "model names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
-                    return 400;
-                }
-                memcpy(rt->model, s[3].p, s[3].n);
-                rt->handler = seg_is(&s[4], "load") ? svc_api_repo_load : svc_api_repo_unload;
-            } else {
-                goto notfound;
-            }
-        } else {
-            goto notfound;
+    const svc_route_def *d = NULL;
+    match m = {0};
+    for (size_t i = 0; n >= 0 && i < sizeof routes / sizeof routes[0]; i++) {
+        match mi;
+        if (!fits(routes[i].pattern, s, n, &mi)) continue;
+        if (!d) d = &routes[i], m = mi;
+        if (method_ok(&routes[i], method)) {
+            d = &routes[i];
+            break;
         }
-    } else {
-        goto notfound;
     }
-    if (want_post ? strcmp(method, "POST") != 0 : !is_get(method)) {
-        svc_reply_error(rep, 405, "%s is not allowed here (use %s)", method, want_post ? "POST" : "GET");
-        rep->allow = want_post ? "POST" : "GET, HEAD"; /* RFC 9110: a 405 says what is */
+    if (!d) goto notfound;
+    if (m.model) {
+        if (!svc_valid_model_name(m.model->p, m.model->n)) {
+            if (d->bad_name != 400) goto notfound;
+            svc_reply_error(rep, 400, "model names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+            return 400;
+        }
+        memcpy(rt->model, m.model->p, m.model->n);
+    }
+    if (m.version && !seg_is(m.version, "1")) {
+        svc_reply_error(rep, 404, "model '%s' has no version '%.*s' (only 1)", rt->model,
+                        (int)(m.version->n > 32 ? 32 : m.version->n), m.version->p);
+        return 404;
+    }
+    if (!method_ok(d, method)) {
+        int post = strcmp(d->method, "POST") == 0;
+        svc_reply_error(rep, 405, "%s is not allowed here (use %s)", method, d->method);
+        rep->allow = post ? "POST" : "GET, HEAD"; /* RFC 9110: a 405 says what is */
         return 405;
     }
+    rt->handler = d->handler;
+    rt->auth = d->auth;
     return 0;
 notfound:
     svc_reply_error(rep, 404, "no such endpoint");

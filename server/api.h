@@ -16,8 +16,20 @@ typedef struct svc_route {
     char model[SVC_MODEL_NAME_MAX + 1]; /* from /v2/models/{name} or .../repository/models/{name} */
 } svc_route;
 
-/* Matches method and path.  0: *route filled; else an HTTP status (404,
- * 405) with the reply filled in. */
+/* One row of the route table (api.c), the one place an endpoint is listed. */
+typedef struct svc_route_def {
+    const char *method;   /* "GET" (HEAD too) or "POST" */
+    const char *pattern;  /* as docs/server.md writes it: /v2/models/{m}[/versions/1]/infer */
+    svc_handler handler;
+    svc_auth_class auth;  /* what http.c checks the Authorization header against */
+    int bad_name;         /* status when {m} is not a model name: 404 or 400 (0: no {m}) */
+} svc_route_def;
+
+const svc_route_def *svc_api_routes(size_t *n);
+
+/* Matches method and path against the table.  0: *route filled (handler,
+ * auth, model); else an HTTP status (404, 400 for a bad name to load, 405)
+ * with the reply filled in. */
 int svc_api_match(const char *method, const char *path, svc_route *route, svc_reply *rep);
 
 /* Handlers (api.c, api_infer.c, api_repo.c). */

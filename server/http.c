@@ -197,7 +197,10 @@ void svc_http_sweep(void) {
     }
 }
 
-int svc_http_client_gone(const svc_req *r) {
+/* The job's gone callback: the client of a suspended request has closed
+ * its side (or reset). */
+static int client_gone(svc_job *j) {
+    const svc_req *r = j->owner;
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP};
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
@@ -295,23 +298,29 @@ void svc_req_reply(svc_req *r, svc_reply *rep) {
     r->have_reply = 1;
 }
 
-int svc_req_submit(svc_req *r, struct svc_job *j, svc_err *e) {
-    if (svc_sched_reserve() != 0)
-        return svc_fail(e, 503, "server busy: %d requests are already queued", svc_cfg.max_queue);
-    r->submitted = 1;
-    r->state = ST_SUSPENDED;
-    MHD_suspend_connection(r->conn);
-    svc_sched_submit(j, r);
-    return 0;
-}
-
-void svc_http_complete(svc_req *r, svc_reply *rep) {
+/* The job's answer callback (loop thread): answer the suspended request
+ * and resume it; steals *rep, whose status is the one given. */
+static void complete(svc_job *j, int status, svc_reply *rep) {
+    (void)status;
+    svc_req *r = j->owner;
     svc_reply_clear(&r->reply);
     r->reply = *rep;
     svc_reply_init(rep);
     r->have_reply = 1;
     r->state = ST_RESUMED;
     MHD_resume_connection(r->conn);
+}
+
+int svc_req_submit(svc_req *r, struct svc_job *j, svc_err *e) {
+    if (svc_sched_reserve(e) != 0) return e->status;
+    r->submitted = 1;
+    r->state = ST_SUSPENDED;
+    j->answer = complete;
+    j->gone = client_gone;
+    j->owner = r;
+    MHD_suspend_connection(r->conn);
+    svc_sched_submit(j);
+    return 0;
 }
 
 const char *svc_req_header(svc_req *r, const char *name) {

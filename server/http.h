@@ -4,8 +4,9 @@
  *
  * A handler runs once the body is complete, on an HTTP thread.  It either
  * answers at once (svc_req_reply) or hands a job to the scheduler
- * (svc_req_submit), which suspends the connection until the job's reply
- * arrives through svc_http_complete.
+ * (svc_req_submit), which suspends the connection and sets the job's
+ * callbacks: the scheduler passes the job's answer to the connection and
+ * asks whether its client has left.
  */
 #ifndef SVC_HTTP_H
 #define SVC_HTTP_H
@@ -24,12 +25,6 @@ int svc_http_inflight(void);     /* requests received and not yet fully answered
  * has taken longer to arrive than --idle-timeout plus one second per
  * 16 KiB of body. */
 void svc_http_sweep(void);
-/* The client of a suspended request has closed its side (or reset). */
-int svc_http_client_gone(const svc_req *r);
-
-/* Any thread: answer a suspended request and resume it; steals *rep. */
-void svc_http_complete(svc_req *r, svc_reply *rep);
-
 /* For handlers. */
 const char *svc_req_header(svc_req *r, const char *name);   /* borrowed, NULL if absent */
 const char *svc_req_body(svc_req *r, size_t *len);          /* NUL-terminated at len */

@@ -8,8 +8,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "http.h"
-#include "log.h"
 #include "metrics.h"
 
 static uv_loop_t *loop;
@@ -23,26 +21,28 @@ static svc_job *active;                  /* on the pool (loop thread only) */
 static atomic_int n_active;
 static int closed;                       /* no more jobs (mu) */
 
+static void answer(svc_job *j, svc_reply *rep) {
+    j->status = rep->status;
+    j->answered = 1;
+    j->answer(j, rep->status, rep);
+}
+
 static void answer_timeout(svc_job *j) {
-    j->status = 504;
     svc_reply r;
     svc_reply_init(&r);
     svc_reply_error(&r, 504, "request timed out after %.3f s (the computation was abandoned)",
                     (double)(j->deadline_us - j->t_submit) / 1e6);
-    svc_http_complete(j->req, &r);
-    j->req = NULL;
+    answer(j, &r);
 }
 
 /* The client left while its job waited or ran: the work is abandoned, as
  * at a deadline, and the connection is answered (499, nginx's "client
  * closed request") only so that it can be released. */
 static void answer_gone(svc_job *j) {
-    j->status = 499;
     svc_reply r;
     svc_reply_init(&r);
     svc_reply_error(&r, 499, "the client closed the connection (the computation was abandoned)");
-    svc_http_complete(j->req, &r);
-    j->req = NULL;
+    answer(j, &r);
 }
 
 static void work_cb(uv_work_t *w) {
@@ -93,11 +93,10 @@ static void after_cb(uv_work_t *w, int status) {
     else active = j->next;
     if (j->next) j->next->prev = j->prev;
     atomic_fetch_sub(&n_active, 1);
-    if (j->req) {
+    if (!j->answered) {
         j->status = j->reply.status;
         if (j->account) j->account(j);
-        svc_http_complete(j->req, &j->reply);
-        j->req = NULL;
+        answer(j, &j->reply);
     }
     j->finish(j, j->status);
 }
@@ -132,9 +131,9 @@ static void tick_cb(uv_timer_t *h) {
     (void)h;
     uint64_t now = svc_now_us();
     for (svc_job *j = active; j; j = j->next) {
-        if (!j->req) continue;
+        if (j->answered) continue;
         int late = j->deadline_us && now >= j->deadline_us;
-        int gone = !late && svc_http_client_gone(j->req);
+        int gone = !late && j->gone && j->gone(j);
         if (!late && !gone) continue;
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
         uv_cancel((uv_req_t *)&j->work); /* succeeds only while it waits */
@@ -156,7 +155,7 @@ int svc_sched_init(uv_loop_t *l) {
     return 0;
 }
 
-int svc_sched_reserve(void) {
+int svc_sched_reserve(svc_err *e) {
     int ok = 0;
     pthread_mutex_lock(&mu);
     if (!closed && pending < svc_cfg.max_queue) {
@@ -164,11 +163,12 @@ int svc_sched_reserve(void) {
         ok = 1;
     }
     pthread_mutex_unlock(&mu);
-    return ok ? 0 : -1;
+    if (ok) return 0;
+    return svc_fail(e, 503, "server busy: %d requests are already queued", svc_cfg.max_queue);
 }
 
-void svc_sched_submit(svc_job *j, struct svc_req *req) {
-    j->req = req;
+void svc_sched_submit(svc_job *j) {
+    j->answered = 0;
     j->t_submit = svc_now_us();
     j->next = NULL;
     if (j->stats) atomic_fetch_add(&j->stats->pending, 1);
@@ -196,15 +196,13 @@ void svc_sched_abort_all(const char *why) {
     pthread_mutex_unlock(&mu);
     wake_cb(&wake); /* move submitted jobs onto the active list first */
     for (svc_job *j = active; j; j = j->next) {
-        if (!j->req) continue;
+        if (j->answered) continue;
         __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
         uv_cancel((uv_req_t *)&j->work);
         svc_reply r;
         svc_reply_init(&r);
         svc_reply_error(&r, 503, "%s", why);
-        j->status = 503;
-        svc_http_complete(j->req, &r);
-        j->req = NULL;
+        answer(j, &r);
     }
 }
 

@@ -1,12 +1,14 @@
 /*
  * sched.h — compute jobs on the libuv thread pool.
  *
- * An HTTP thread reserves a queue slot (refused at once when the queue is
- * full: the caller answers 503), suspends its connection and submits a job;
- * the loop thread hands the job to the pool, watches its deadline and, when
- * the job ends, passes its reply to the connection.  At the deadline the
- * connection gets 504 at once; the job is told to stop (attn_ctx_set_cancel)
- * and is freed whenever its thread lets go of it.
+ * The scheduler knows jobs and callbacks only: the submitter (http.c's
+ * svc_req_submit) reserves a queue slot (refused at once when the queue is
+ * full: 503), gets ready to wait and submits a job carrying its own answer
+ * callback (and, optionally, a test for a client that left).  The loop
+ * thread hands the job to the pool, watches its deadline and, when the job
+ * ends, passes its reply to the answer callback.  At the deadline the answer
+ * is 504 at once; the job is told to stop (attn_ctx_set_cancel) and is freed
+ * whenever its thread lets go of it.
  *
  * Threads per call: the pool has svc_cfg.threads threads and the machine
  * svc_cfg.cores cores.  A starting job takes the cores that are free minus
@@ -23,7 +25,6 @@
 
 #include "svc.h"
 
-struct svc_req;
 struct svc_stats;
 
 typedef struct svc_job svc_job;
@@ -42,6 +43,13 @@ struct svc_job {
     uint64_t deadline_us;                         /* 0: no deadline */
     int max_threads;                              /* 0: no cap of its own */
     struct svc_stats *stats;                      /* optional per-model counters */
+    /* Set by the submitter: where the answer goes. */
+    /* Loop thread, exactly once, before finish (libuv style: always called,
+     * with the status; rep->status is the same): the job's reply, or 504 at
+     * the deadline, 499 when the client left, 503 at shutdown.  Steals *rep. */
+    void (*answer)(svc_job *j, int status, svc_reply *rep);
+    int (*gone)(svc_job *j);                      /* optional, loop thread: the client has left */
+    void *owner;                                  /* the submitter's (http.c: its svc_req) */
     /* Set by the scheduler. */
     uint64_t t_submit, t_start, t_end;            /* svc_now_us() */
     int threads;                                  /* given to run() */
@@ -49,18 +57,19 @@ struct svc_job {
     volatile int cancel;
     /* Private. */
     uv_work_t work;
-    struct svc_req *req;                          /* NULL once the connection was answered */
+    int answered;                                 /* answer() was called */
     svc_job *prev, *next;
 };
 
 int svc_sched_init(uv_loop_t *loop);
-/* Any thread.  0: a slot is reserved for one submit; -1: the queue is full. */
-int svc_sched_reserve(void);
-/* Any thread, after a successful reserve; the connection is suspended. */
-void svc_sched_submit(svc_job *j, struct svc_req *req);
+/* Any thread.  0: a slot is reserved for one submit; 503 in *e: the queue
+ * is full or the scheduler is shutting down. */
+int svc_sched_reserve(svc_err *e);
+/* Any thread, after a successful reserve, with answer (and owner) set. */
+void svc_sched_submit(svc_job *j);
 int svc_sched_pending(void);  /* waiting for a thread (metrics) */
 int svc_sched_active(void);   /* submitted and not yet finished */
-/* Loop thread: answer every job's connection with 503 and cancel the jobs. */
+/* Loop thread: answer every unanswered job with 503 and cancel the jobs. */
 void svc_sched_abort_all(const char *why);
 void svc_sched_close(void);   /* loop thread: close the handles */
 
