@@ -161,6 +161,27 @@ static void take_head(const float *src, size_t rows, size_t ld, size_t off, size
         for (size_t c = 0; c < d; c++) dst[r * d + c] = src[r * ld + off + c] * scale;
 }
 
+/* Folds one bucket of bs keys/values (bs,d) into the running sums: the key
+ * sum in float (as b_k.sum) then in double (ksum), kᵀv by a float gemm
+ * (bctx) then in double (csum); ctx (d,d) = csum / (ksum + 1e-6) row-wise,
+ * den (d) the denominators.  The forward and the sequence step both fold
+ * through here, so they round alike. */
+static attn_status fold_bucket(const float *k, const float *v, size_t bs, size_t d, double *ksum, double *csum,
+                               float *den, float *bctx, float *ctx) {
+    for (size_t c = 0; c < d; c++) {
+        float t = 0.0f;
+        for (size_t r = 0; r < bs; r++) t += k[r * d + c];
+        ksum[c] += (double)t;
+        den[c] = (float)ksum[c] + 1e-6f;
+    }
+    ATTN_TRY(attn__gemm(1, 0, d, d, bs, 1.0f, k, d, v, d, 0.0f, bctx, d));
+    for (size_t i = 0; i < d * d; i++) {
+        csum[i] += (double)bctx[i];
+        ctx[i] = (float)csum[i] / den[i / d];
+    }
+    return ATTN_OK;
+}
+
 static attn_status ls_head(void *arg, size_t task, int worker) {
     const ls_job *j = arg;
     const ls_state *s = j->s;
@@ -223,19 +244,8 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
                 ATTN_TRY(attn__gemm(0, 0, bs, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD));
             }
         }
-        /* The bucket's own key sum (float, as b_k.sum) and kᵀv (float gemm),
-         * then accumulated in double. */
-        for (size_t c = 0; c < d; c++) {
-            float t = 0.0f;
-            for (size_t r = 0; r < bs; r++) t += ku[r * d + c];
-            ksum[c] += (double)t;
-            den[c] = (float)ksum[c] + 1e-6f;
-        }
-        ATTN_TRY(attn__gemm(1, 0, d, d, bs, 1.0f, ku, d, vu, d, 0.0f, bctx, d));
-        for (size_t i = 0; i < d * d; i++) {
-            csum[i] += (double)bctx[i];
-            ctx[i] = (float)csum[i] / den[i / d];
-        }
+        /* The bucket's own sums, for the buckets after it. */
+        ATTN_TRY(fold_bucket(ku, vu, bs, d, ksum, csum, den, bctx, ctx));
         if (bs == 1) ATTN_TRY(attn__gemm(0, 0, 1, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD));
     }
     return ATTN_OK;
@@ -469,17 +479,7 @@ static attn_status ls_seq_task(void *arg, size_t task, int worker) {
             memcpy(pv + (r * kvh + kh) * d, vr, d * sizeof *vr);
             continue;
         }
-        for (size_t c = 0; c < d; c++) {
-            float sum = 0.0f;
-            for (size_t x = 0; x < bs; x++) sum += kb[x * d + c];
-            ksum[c] += (double)sum;
-            den[c] = (float)ksum[c] + 1e-6f;
-        }
-        ATTN_TRY(attn__gemm(1, 0, d, d, bs, 1.0f, kb, d, vb, d, 0.0f, bctx, d));
-        for (size_t i = 0; i < d * d; i++) {
-            csum[i] += (double)bctx[i];
-            ctx[i] = (float)csum[i] / den[i / d];
-        }
+        ATTN_TRY(fold_bucket(kb, vb, bs, d, ksum, csum, den, bctx, ctx));
         if (bs == 1)
             for (size_t hh = 0; hh < H; hh++) {
                 if ((s->one_kv ? 0 : hh) != kh) continue;
