@@ -332,13 +332,73 @@ attn_status attn_seq_new(const attn_model *m, attn_seq_kind kind, int64_t n_stre
     return ATTN_OK;
 }
 
-attn_status attn_seq_tokens(const attn_seq *s, const attn_tensor_set *inputs, int64_t *T, attn_error *err) {
-    if (!s || !inputs || !T) return attn__err(err, ATTN_E_INVALID, "seq_tokens: NULL argument");
-    const attn_io_spec *first = attn_model_input(s->model, 0);
+attn_status attn_model_seq_tokens(const attn_model *m, const attn_tensor_set *inputs, int64_t *T,
+                                  attn_error *err) {
+    if (!m || !inputs || !T) return attn__err(err, ATTN_E_INVALID, "seq_tokens: NULL argument");
+    const attn_io_spec *first = attn_model_input(m, 0);
     const attn_tensor *t = first ? attn_tensor_set_get(inputs, first->name) : NULL;
     if (!t) return attn__err(err, ATTN_E_INPUT, "missing input '%s'", first ? first->name : "");
     if (t->rank < 2) return attn__err(err, ATTN_E_SHAPE, "input '%s' has no sequence axis", first->name);
     *T = t->shape[1];
+    return ATTN_OK;
+}
+
+attn_status attn_seq_tokens(const attn_seq *s, const attn_tensor_set *inputs, int64_t *T, attn_error *err) {
+    if (!s) return attn__err(err, ATTN_E_INVALID, "seq_tokens: NULL argument");
+    return attn_model_seq_tokens(s->model, inputs, T, err);
+}
+
+int attn_seq_broken(const attn_seq *s) { return s ? s->broken : 1; }
+
+/* The inputs a cross sequence's start takes as its memory. */
+static const char *const memory_inputs[] = {"keys", "values", "key_lengths", NULL};
+
+static bool is_memory_input(const char *name) {
+    for (int i = 0; memory_inputs[i]; i++)
+        if (strcmp(memory_inputs[i], name) == 0) return true;
+    return false;
+}
+
+attn_status attn_seq_open(const attn_model *m, attn_seq_kind kind, attn_ctx *ctx, const attn_tensor_set *inputs,
+                          attn_seq **seq, attn_tensor **out, attn_error *err) {
+    if (!m || !inputs || !seq || !out) return attn__err(err, ATTN_E_INVALID, "seq_open: NULL argument");
+    *seq = NULL;
+    *out = NULL;
+    const attn_io_spec *first = attn_model_input(m, 0);
+    const attn_tensor *t = first ? attn_tensor_set_get(inputs, first->name) : NULL;
+    if (!t) return attn__err(err, ATTN_E_INPUT, "missing input '%s'", first ? first->name : "");
+    if (t->rank < 2) return attn__err(err, ATTN_E_SHAPE, "input '%s' has no sequence axis", first->name);
+    attn_seq *s = NULL;
+    attn_tensor_set *rest = NULL;
+    attn_status st;
+    if (kind != ATTN_SEQ_CROSS) {
+        if ((st = attn_seq_new(m, kind, t->shape[0], NULL, ctx, &s, err))) return st;
+        st = attn_seq_step(s, ctx, inputs, out, err);
+    } else {
+        if ((st = attn_seq_new(m, kind, t->shape[0], inputs, ctx, &s, err))) return st;
+        /* The first step sees the other inputs, as views. */
+        if (!(rest = attn_tensor_set_new())) {
+            st = attn__err(err, ATTN_E_NOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < attn_tensor_set_count(inputs); i++) {
+            const char *name = attn_tensor_set_name(inputs, i);
+            const attn_tensor *x = attn_tensor_set_at(inputs, i);
+            attn_tensor *v;
+            if (is_memory_input(name)) continue;
+            if ((st = attn_tensor_view(x->dtype, x->rank, x->shape, x->data, x->nbytes, &v, err)) ||
+                (st = attn_tensor_set_add(rest, name, v, err)))
+                goto done;
+        }
+        st = attn_seq_step(s, ctx, rest, out, err);
+    }
+done:
+    attn_tensor_set_free(rest);
+    if (st) {
+        attn_seq_free(s);
+        return st;
+    }
+    *seq = s;
     return ATTN_OK;
 }
 

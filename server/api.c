@@ -14,7 +14,8 @@
 
 /* The one list of the endpoints (docs/server.md and proto/openapi.yaml
  * describe each; tests/unit/test_router.c checks that they do).  A pattern's
- * segments are literals, {m} (a model name) or [/versions/1] (optional; any
+ * segments are literals, {m} (a model name), {id} (a sequence id) or
+ * [/versions/1] (optional; any
  * other version is a 404).  GET routes answer HEAD too.  bad_name: the
  * status for a path whose {m} is not a model name — 404 where the name must
  * be a model's, 400 where a load would create it. */
@@ -27,6 +28,10 @@ static const svc_route_def routes[] = {
     {"GET",  "/v2/models/{m}[/versions/1]/ready",      svc_api_model_ready,  SVC_AUTH_NONE,  404},
     {"GET",  "/v2/models/{m}[/versions/1]/config",     svc_api_model_config, SVC_AUTH_API,   404},
     {"POST", "/v2/models/{m}[/versions/1]/infer",      svc_api_infer,        SVC_AUTH_API,   404},
+    {"GET",  "/v2/models/{m}[/versions/1]/sequences", svc_api_seq_list,     SVC_AUTH_ADMIN, 404},
+    {"GET",  "/v2/models/{m}[/versions/1]/sequences/{id}", svc_api_seq_get, SVC_AUTH_API,   404},
+    {"PUT",  "/v2/models/{m}[/versions/1]/sequences/{id}", svc_api_seq_put, SVC_AUTH_API,   404},
+    {"DELETE", "/v2/models/{m}[/versions/1]/sequences/{id}", svc_api_seq_delete, SVC_AUTH_API, 404},
     {"POST", "/v2/repository/index",                   svc_api_repo_index,   SVC_AUTH_ADMIN, 0},
     {"POST", "/v2/repository/models/{m}/load",         svc_api_repo_load,    SVC_AUTH_ADMIN, 400},
     {"POST", "/v2/repository/models/{m}/unload",       svc_api_repo_unload,  SVC_AUTH_ADMIN, 400},
@@ -70,6 +75,7 @@ static int split(const char *path, seg *segs) {
 /* What a path's segments matched in a pattern. */
 typedef struct match {
     const seg *model;   /* {m}, or NULL */
+    const seg *arg;     /* {id}, or NULL */
     const seg *version; /* the segment after "versions", or NULL */
 } match;
 
@@ -93,6 +99,7 @@ static int fits(const char *pat, const seg *s, int n, match *m) {
         size_t len = strcspn(p, "/[");
         if (i == n) return 0;
         if (len == 3 && memcmp(p, "{m}", 3) == 0) m->model = &s[i];
+        else if (len == 4 && memcmp(p, "{id}", 4) == 0) m->arg = &s[i];
         else if (s[i].n != len || memcmp(s[i].p, p, len) != 0) return 0;
         i++;
         p += len;
@@ -135,10 +142,30 @@ int svc_api_match(const char *method, const char *path, svc_route *rt, svc_reply
                         (int)(m.version->n > 32 ? 32 : m.version->n), m.version->p);
         return 404;
     }
+    if (m.arg) {
+        if (!svc_valid_seq_id(m.arg->p, m.arg->n)) {
+            svc_reply_error(rep, 404, "sequence ids match [A-Za-z0-9._:~-]{1,%d}", SVC_SEQ_ID_MAX);
+            return 404;
+        }
+        memcpy(rt->arg, m.arg->p, m.arg->n);
+    }
     if (!method_ok(d, method)) {
-        int post = strcmp(d->method, "POST") == 0;
-        svc_reply_error(rep, 405, "%s is not allowed here (use %s)", method, d->method);
-        rep->allow = post ? "POST" : "GET, HEAD"; /* RFC 9110: a 405 says what is */
+        /* RFC 9110: a 405 says what is allowed: every method of the routes
+         * this path fits. */
+        char *allow = rep->allow;
+        size_t cap = sizeof rep->allow;
+        allow[0] = '\0';
+        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+            match mi;
+            if (!fits(routes[i].pattern, s, n, &mi)) continue;
+            const char *add = strcmp(routes[i].method, "GET") == 0 ? "GET, HEAD" : routes[i].method;
+            if (strstr(allow, add)) continue;
+            snprintf(allow + strlen(allow), cap - strlen(allow), "%s%s", allow[0] ? ", " : "", add);
+        }
+        char use[sizeof rep->allow];
+        memcpy(use, allow, sizeof use);
+        svc_reply_error(rep, 405, "%s is not allowed here (use %s)", method, use);
+        memcpy(rep->allow, use, sizeof use); /* svc_reply_error cleared it */
         return 405;
     }
     rt->handler = d->handler;
@@ -188,15 +215,23 @@ void svc_api_server_meta(svc_req *r) {
     svc_reply rep;
     svc_reply_init(&rep);
     json_t *o = json_pack(
-        "{s:s, s:s, s:[s,s,s,s], s:{s:I, s:I, s:i, s:I, s:i, s:f, s:i, s:i, s:I, s:i, s:i, s:b}}",
+        "{s:s, s:s, s:[s,s,s,s,s,s], s:{s:I, s:I, s:i, s:I, s:i, s:f, s:i, s:i, s:I, s:i, s:i, s:b}}",
         "name", SVC_NAME, "version", ATTN_VERSION, "extensions", "binary_tensor_data",
-        "model_repository", "parameters", "model_configuration", "limits", "max_body_bytes",
+        "model_repository", "parameters", "model_configuration", "sequence", "sequence(string_id)", "limits", "max_body_bytes",
         (json_int_t)svc_cfg.max_body, "max_tensor_elements", (json_int_t)svc_cfg.max_elements,
         "max_rank", svc_cfg.max_rank, "max_dim", (json_int_t)svc_cfg.max_dim, "max_queue",
         svc_cfg.max_queue, "request_timeout_s", svc_cfg.timeout_s, "threads", svc_cfg.threads,
         "threads_per_request", svc_cfg.call_threads, "elements_per_thread",
         (json_int_t)svc_cfg.elems_per_thread, "http_threads", svc_cfg.http_threads,
         "max_json_depth", svc_cfg.max_json_depth, "allow_nonfinite", svc_cfg.allow_nonfinite);
+    json_t *lim = o ? json_object_get(o, "limits") : NULL;
+    if (lim) {
+        json_object_set_new(lim, "max_sequences", json_integer((json_int_t)svc_cfg.max_sequences));
+        json_object_set_new(lim, "sequence_memory_bytes", json_integer((json_int_t)svc_cfg.sequence_memory));
+        json_object_set_new(lim, "sequence_idle_timeout_s", json_real(svc_cfg.sequence_idle_s));
+        json_object_set_new(lim, "max_sequence_tokens", json_integer((json_int_t)svc_cfg.max_sequence_tokens));
+        json_object_set_new(lim, "sequence_evict_after_s", json_real(svc_cfg.sequence_evict_s));
+    }
     if (o) json_object_set_new(o, "parameters", cpu_params());
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);
@@ -261,6 +296,11 @@ void svc_api_model_meta(svc_req *r) {
         json_array_append_new(outputs, io_json(attn_model_output(m->m)));
         json_t *cfg = json_loads(attn_model_config_json(m->m), 0, NULL);
         json_object_set_new(o, "config", cfg ? cfg : json_null());
+        unsigned k = attn_model_seq_kinds(m->m);
+        json_t *kinds = json_array();
+        if (k & ATTN_SEQ_SELF) json_array_append_new(kinds, json_string("self"));
+        if (k & ATTN_SEQ_CROSS) json_array_append_new(kinds, json_string("cross"));
+        json_object_set_new(o, "sequence_kinds", kinds);
     } else {
         json_object_set_new(o, "config", json_null());
         json_object_set_new(o, "note", json_sprintf("the defaults are incomplete (%s): pass the "

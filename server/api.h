@@ -14,11 +14,12 @@ typedef struct svc_route {
     svc_handler handler;
     svc_auth_class auth;
     char model[SVC_MODEL_NAME_MAX + 1]; /* from /v2/models/{name} or .../repository/models/{name} */
+    char arg[SVC_SEQ_ID_MAX + 1];       /* {id}: a sequence id */
 } svc_route;
 
 /* One row of the route table (api.c), the one place an endpoint is listed. */
 typedef struct svc_route_def {
-    const char *method;   /* "GET" (HEAD too) or "POST" */
+    const char *method;   /* "GET" (HEAD too), "POST", "PUT" or "DELETE" */
     const char *pattern;  /* as docs/server.md writes it: /v2/models/{m}[/versions/1]/infer */
     svc_handler handler;
     svc_auth_class auth;  /* what http.c checks the Authorization header against */
@@ -44,6 +45,10 @@ void svc_api_infer(svc_req *r);
 void svc_api_repo_index(svc_req *r);
 void svc_api_repo_load(svc_req *r);
 void svc_api_repo_unload(svc_req *r);
+void svc_api_seq_list(svc_req *r);    /* api_seq.c */
+void svc_api_seq_get(svc_req *r);
+void svc_api_seq_put(svc_req *r);
+void svc_api_seq_delete(svc_req *r);
 
 /* auth.c */
 int svc_auth_init(void);                          /* reads the key files; -1 on error */

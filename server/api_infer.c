@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "repo.h"
 #include "sched.h"
+#include "seqcall.h"
 
 typedef struct infer_job {
     svc_job base; /* first: the scheduler hands back a svc_job * */
@@ -33,12 +34,13 @@ typedef struct infer_job {
     uint64_t t0, input_us, infer_us, output_us;
     int ran;
     int accounted; /* metrics recorded (once) */
+    svc_seq_call seq; /* when the request is in a sequence */
 } infer_job;
 
 /* Parameters the protocol reserves: never part of a model's config. */
 static int reserved_param(const char *k) {
     static const char *const names[] = {"binary_data_output", "timeout", "priority", "sequence_id",
-                                        "sequence_start", "sequence_end", "headers", NULL};
+                                        "sequence_start", "sequence_end", "sequence_kind", "headers", NULL};
     for (const char *const *n = names; *n; n++)
         if (strcmp(*n, k) == 0) return 1;
     return strncmp(k, "triton_", 7) == 0 || strncmp(k, "attnd_", 6) == 0;
@@ -96,8 +98,10 @@ static void input_names(const attn_model *m, char *out, size_t cap) {
         o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", attn_model_input(m, i)->name);
 }
 
-/* Names, datatypes, ranks and fixed dims against the model's declaration. */
-static int check_inputs(const attn_model *m, const char *model, const svc_wire *w, svc_err *e) {
+/* Names, datatypes, ranks and fixed dims against the model's declaration;
+ * with all_required, that every required input is there (a sequence's
+ * steps leave some out: libattn checks those). */
+static int check_inputs(const attn_model *m, const char *model, const svc_wire *w, int all_required, svc_err *e) {
     char sb[160], names[256];
     for (size_t i = 0; i < w->n_in; i++) {
         const svc_wire_input *in = &w->in[i];
@@ -122,7 +126,7 @@ static int check_inputs(const attn_model *m, const char *model, const svc_wire *
     }
     for (size_t i = 0; i < attn_model_num_inputs(m); i++) {
         const attn_io_spec *s = attn_model_input(m, i);
-        if (!s->required) continue;
+        if (!s->required || !all_required) continue;
         size_t j = 0;
         while (j < w->n_in && strcmp(w->in[j].name, s->name) != 0) j++;
         if (j == w->n_in) {
@@ -142,7 +146,13 @@ static void run(svc_job *base, attn_ctx *ctx) {
     attn_tensor *out = NULL;
     attn_error ae = {0};
     uint64_t t = svc_now_us();
-    attn_status s = attn_model_forward(j->am, ctx, j->inputs, &out, &ae);
+    svc_err se = {0};
+    attn_status s = ATTN_OK;
+    if (j->seq.on) {
+        if (svc_seq_run(&j->seq, j->model, j->am, &j->own, ctx, j->inputs, &j->base.cancel, &out, &se)) s = ATTN_E_INPUT;
+    } else {
+        s = attn_model_forward(j->am, ctx, j->inputs, &out, &ae);
+    }
     j->ran = 1;
     j->infer_us = svc_now_us() - t;
     attn_tensor_set_free(j->inputs); /* release the memory before encoding */
@@ -150,14 +160,19 @@ static void run(svc_job *base, attn_ctx *ctx) {
     free(j->body);
     j->body = NULL;
     if (s != ATTN_OK) {
-        svc_err e;
-        svc_fail_attn(&e, s, &ae, 0, NULL);
-        svc_reply_fail(&j->base.reply, &e);
+        if (!se.status) svc_fail_attn(&se, s, &ae, 0, NULL);
+        svc_reply_fail(&j->base.reply, &se);
         return;
     }
     t = svc_now_us();
+    char params[SVC_SEQ_ID_MAX + 96];
+    if (j->seq.on) {
+        svc_seq_reply_params(&j->seq, params, sizeof params);
+        snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->seq.model)->name);
+    }
     svc_wire_result res = {.model_name = j->name, .model_version = "1", .id = j->id,
-                           .output_name = j->out_name, .binary = j->binary};
+                           .output_name = j->out_name, .binary = j->binary,
+                           .params_json = j->seq.on ? params : NULL};
     svc_wire_encode(&res, out, &j->base.reply);
     j->output_us = svc_now_us() - t;
 }
@@ -181,6 +196,7 @@ static void account(svc_job *base) { account_as((infer_job *)base, base->status)
 /* The one cleanup of a job: after it ran (finish) or when it never got
  * queued (svc_api_infer's failure path). */
 static void job_free(infer_job *j) {
+    svc_seq_close(&j->seq);
     svc_reply_clear(&j->base.reply);
     attn_tensor_set_free(j->inputs);
     free(j->body);
@@ -193,6 +209,16 @@ static void job_free(infer_job *j) {
 static void finish(svc_job *base, int status) {
     account_as((infer_job *)base, status); /* a no-op when account ran before the reply */
     job_free((infer_job *)base);
+}
+
+typedef struct submit_arg {
+    svc_req *r;
+    svc_job *j;
+} submit_arg;
+
+static int submit(void *p, svc_err *e) {
+    submit_arg *a = p;
+    return svc_req_submit(a->r, a->j, e);
 }
 
 static long parse_header_len(const char *v, int *bad) {
@@ -239,8 +265,16 @@ void svc_api_infer(svc_req *r) {
     size_t len;
     const char *body = svc_req_body(r, &len);
     if (svc_wire_parse(body, len, hlen, &w, &e) != 0) goto fail;
+    if (svc_seq_parse(w.params, svc_req_header(r, SVC_SEQ_HEADER), &j->seq, &e) != 0) goto fail;
+    if (j->seq.on) svc_req_set_sequence(r, j->seq.id);
     if (request_config(w.params, &cfg, &e) != 0) goto fail;
     j->am = m->m;
+    int later_step = j->seq.on && !j->seq.start; /* runs on the sequence's own model */
+    if (cfg && later_step) {
+        svc_fail(&e, 400, "sequence '%s' keeps the config of its start request; give config parameters only with sequence_start",
+                 j->seq.id);
+        goto fail;
+    }
     if (cfg && !m->builtin) {
         const char *k = json_object_iter_key(json_object_iter(cfg));
         svc_fail(&e, 400, "model '%s' has a fixed config; parameter '%s' is not accepted (only built-in models take their config from parameters)",
@@ -260,11 +294,14 @@ void svc_api_infer(svc_req *r) {
         }
         j->am = j->own;
     }
-    if (!j->am) {
+    if (!j->am && !later_step) {
         svc_fail(&e, 400, "model '%s' needs a config in the request's parameters: %s", j->name, m->default_err);
         goto fail;
     }
-    if (check_inputs(j->am, j->name, &w, &e) != 0) goto fail;
+    if (j->seq.on && j->am && (j->seq.start || attn_model_seq_kinds(j->am) == 0) &&
+        svc_seq_check_model(&j->seq, j->am, j->name, &e) != 0)
+        goto fail;
+    if (j->am && check_inputs(j->am, j->name, &w, !j->seq.on, &e) != 0) goto fail;
     int allow_nf = m->allow_nonfinite || svc_cfg.allow_nonfinite;
     j->inputs = attn_tensor_set_new();
     if (!j->inputs) {
@@ -288,7 +325,7 @@ void svc_api_infer(svc_req *r) {
         }
     }
     if (any_view) j->body = svc_req_take_body_block(r); /* the views point into it */
-    snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->am)->name);
+    if (j->am) snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->am)->name);
     j->binary = w.binary_output;
     for (size_t i = 0; i < w.n_out; i++)
         if (w.out[i].binary >= 0) j->binary = w.out[i].binary;
@@ -314,7 +351,12 @@ void svc_api_infer(svc_req *r) {
         size_t cap = 1 + total / svc_cfg.elems_per_thread;
         j->base.max_threads = cap > 1024 ? 1024 : (int)cap;
     }
-    if (svc_req_submit(r, &j->base, &e) == 0) return;
+    if (j->seq.on) {
+        submit_arg a = {r, &j->base};
+        if (svc_seq_admit(&j->seq, j->name, submit, &a, &e) == 0) return;
+    } else if (svc_req_submit(r, &j->base, &e) == 0) {
+        return;
+    }
 fail:
     svc_metrics_request(m->stats, e.status, svc_now_us() - t0);
     svc_reply_fail(&rep, &e);

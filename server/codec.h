@@ -83,6 +83,7 @@ typedef struct svc_wire_result {
     const char *id;              /* echoed when not NULL */
     const char *output_name;
     int binary;
+    const char *params_json;     /* the response's "parameters" object (JSON text), or NULL */
 } svc_wire_result;
 
 void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply *reply);

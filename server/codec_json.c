@@ -451,6 +451,10 @@ void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply 
         svc_buf_puts(&b, ",\"id\":");
         svc_buf_json_str(&b, res->id);
     }
+    if (res->params_json) {
+        svc_buf_puts(&b, ",\"parameters\":");
+        svc_buf_puts(&b, res->params_json);
+    }
     svc_buf_puts(&b, ",\"outputs\":[{\"name\":");
     svc_buf_json_str(&b, res->output_name);
     svc_buf_printf(&b, ",\"datatype\":\"%s\",", svc_datatype_name(output->dtype));

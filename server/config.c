@@ -28,5 +28,10 @@ svc_config svc_config_defaults(void) {
         .max_header = 64u << 10,
         .max_json_depth = 32,
         .retry_after_s = 1,
+        .max_sequences = 1024,
+        .sequence_memory = (size_t)1 << 30,
+        .sequence_idle_s = 60,
+        .max_sequence_tokens = 1 << 16,
+        .sequence_evict_s = 5,
     };
 }

@@ -72,6 +72,7 @@ struct svc_req {
     char path[256];                  /* for the log: truncated */
     char id[SVC_REQUEST_ID_MAX + 1];
     char model[SVC_MODEL_NAME_MAX + 1];
+    char seq_id[SVC_SEQ_ID_MAX + 1]; /* sent back in the Sequence-Id header; "" none */
     svc_route route;
     uint64_t t0;
     char *body;                      /* body_pad bytes into its allocation */
@@ -264,7 +265,9 @@ static enum MHD_Result queue_reply(svc_req *r) {
     if (rep->err.status) snprintf(r->error, sizeof r->error, "%.*s", (int)sizeof r->error - 1, rep->err.msg);
     long header_len = rep->header_len;
     int retry = rep->retry_after, challenge = rep->auth_challenge;
-    const char *ctype = rep->ctype, *allow = rep->allow;
+    const char *ctype = rep->ctype;
+    char allow[sizeof rep->allow];
+    memcpy(allow, rep->allow, sizeof allow);
     struct MHD_Response *resp = make_response(rep);
     svc_reply_clear(rep);
     r->have_reply = 0;
@@ -281,8 +284,9 @@ static enum MHD_Result queue_reply(svc_req *r) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
     }
     if (challenge) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (allow[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (r->seq_id[0]) MHD_add_response_header(resp, SVC_SEQ_HEADER, r->seq_id);
     if (atomic_load(&svc_draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result q = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -346,6 +350,9 @@ const char *svc_req_id(svc_req *r) { return r->id; }
 void svc_req_set_model(svc_req *r, const char *name) {
     snprintf(r->model, sizeof r->model, "%s", name);
 }
+
+void svc_req_set_sequence(svc_req *r, const char *id) { snprintf(r->seq_id, sizeof r->seq_id, "%s", id); }
+const char *svc_req_arg(svc_req *r) { return r->route.arg; }
 
 /* ---- the access handler ---- */
 
@@ -426,7 +433,7 @@ static void first_call(svc_req *r, const char *url, const char *method) {
         return;
     }
     const char *ct = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (strcmp(method, "POST") == 0 && !body_type_ok(ct)) {
+    if ((strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) && !body_type_ok(ct)) {
         svc_reply_error(&rep, 415, "Content-Type %.60s is not accepted (application/json, or "
                                    "application/octet-stream for binary tensors)", ct);
         svc_req_reply(r, &rep);

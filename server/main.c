@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "repo.h"
 #include "sched.h"
+#include "seqstore.h"
 
 /* ---- options ---- */
 
@@ -91,6 +92,16 @@ static const opt opts[] = {
      "bearer tokens (one per line) for inference and metadata"},
     {"admin-key-file", "ATTND_ADMIN_KEY_FILE", O_STR, &svc_cfg.admin_key_file, 0, 0, "FILE",
      "bearer tokens (one per line) for the repository endpoints"},
+    {"max-sequences", "ATTND_MAX_SEQUENCES", O_SIZE, &svc_cfg.max_sequences, 0, 1e7, "N",
+     "live sequences (streaming decode state) at once; 503 + Retry-After beyond (0: no sequences)"},
+    {"sequence-memory", "ATTND_SEQUENCE_MEMORY", O_SIZE, &svc_cfg.sequence_memory, 0, 1e15, "BYTES",
+     "budget for the state of all live sequences; 503 + Retry-After beyond (suffixes K, M, G)"},
+    {"sequence-idle-timeout", "ATTND_SEQUENCE_IDLE_TIMEOUT", O_SECS, &svc_cfg.sequence_idle_s, 0.001, 1e7, "SECS",
+     "a sequence without a request for this long ends (its id then answers 404, saying so)"},
+    {"max-sequence-tokens", "ATTND_MAX_SEQUENCE_TOKENS", O_I64, &svc_cfg.max_sequence_tokens, 1, 1e12, "N",
+     "longest sequence in tokens; a request that would pass it gets 413"},
+    {"sequence-evict-after", "ATTND_SEQUENCE_EVICT_AFTER", O_SECS, &svc_cfg.sequence_evict_s, 0, 1e7, "SECS",
+     "when the sequence count or memory is full, idle sequences may be evicted once idle this long"},
     {"log-format", "ATTND_LOG_FORMAT", O_LOGFMT, &log_format, 0, 0, "plain|json", "log line format"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
@@ -220,6 +231,7 @@ static uv_timer_t drain_timer, hard_exit, sweep_timer;
 static int drain_phase; /* 0 delay, 1 draining, 2 answered the rest, 3 stopping */
 static int hard_exit_armed;
 static uint64_t phase_deadline;
+static uint64_t seq_deadline; /* sequences may go on until then */
 
 static void on_hard_exit(uv_timer_t *t) {
     (void)t;
@@ -229,7 +241,10 @@ static void on_hard_exit(uv_timer_t *t) {
 
 static void drain_tick(uv_timer_t *t) {
     uint64_t now = svc_now_us();
-    if (drain_phase == 0 && now >= phase_deadline) {
+    /* Live sequences keep the listener open (not ready) for the drain time,
+     * so that their clients can finish or export them. */
+    size_t live = svc_seqs_stats().live;
+    if (drain_phase == 0 && now >= phase_deadline && (live == 0 || now >= seq_deadline)) {
         svc_http_quiesce();
         svc_log("info", "stopped accepting connections; draining %d requests", svc_http_inflight());
         drain_phase = 1;
@@ -265,12 +280,13 @@ static void drain_tick(uv_timer_t *t) {
 static void on_sweep(uv_timer_t *t) {
     (void)t;
     svc_http_sweep();
+    svc_seqs_sweep(svc_now_us());
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
     if (atomic_load(&svc_draining)) {
         svc_log("info", "second signal: finishing the drain now");
-        phase_deadline = 0;
+        phase_deadline = seq_deadline = 0;
         return;
     }
     atomic_store(&svc_draining, 1);
@@ -278,6 +294,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     svc_log("info", "%s: not ready; draining", signum == SIGINT ? "SIGINT" : "SIGTERM");
     drain_phase = 0;
     phase_deadline = svc_now_us() + (uint64_t)(svc_cfg.shutdown_delay_s * 1e6);
+    seq_deadline = svc_now_us() + (uint64_t)(svc_cfg.drain_timeout_s * 1e6);
+    size_t live = svc_seqs_stats().live;
+    if (live) svc_log("info", "%zu live sequences may continue for up to %g s (--drain-timeout)", live, svc_cfg.drain_timeout_s);
     uv_timer_init(h->loop, &drain_timer);
     uv_timer_start(&drain_timer, drain_tick, 0, 20);
 }
@@ -310,6 +329,13 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     if (svc_auth_init() != 0) return 2;
+    svc_seq_limits sl = {.max_live = svc_cfg.max_sequences, .max_bytes = svc_cfg.sequence_memory,
+                         .idle_s = svc_cfg.sequence_idle_s, .max_len = svc_cfg.max_sequence_tokens,
+                         .evict_idle_s = svc_cfg.sequence_evict_s, .record = 4096};
+    if (svc_seqs_init(&sl) != 0) {
+        svc_log("error", "out of memory for the sequence table");
+        return 1;
+    }
     if (!svc_cfg.admin_key_file && !svc_cfg.api_key_file && strcmp(svc_cfg.host, "127.0.0.1") &&
         strcmp(svc_cfg.host, "::1"))
         svc_log("warn", "listening on %s without --admin-key-file: anyone who reaches it can load models",
@@ -348,6 +374,10 @@ int main(int argc, char **argv) {
         uv_run(&loop, UV_RUN_DEFAULT);
     }
     if (uv_loop_close(&loop) != 0) svc_log("warn", "event loop closed with handles open");
+    size_t lost = svc_seqs_end_all(SVC_SEQ_END_DRAINED);
+    svc_log(lost ? "warn" : "info", "%zu sequences lost at exit%s", lost,
+            lost ? " (their clients get 404 from the next replica; restore them from an export)" : "");
+    svc_seqs_shutdown();
     svc_repo_shutdown();
     svc_metrics_shutdown();
     svc_auth_shutdown();

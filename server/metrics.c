@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "sched.h"
+#include "seqstore.h"
 
 static const double bucket_s[SVC_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                   0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
@@ -162,6 +163,23 @@ void svc_metrics_render(svc_buf *b) {
     svc_buf_printf(b, "attnd_queue_depth %d\n", svc_sched_pending());
     family(b, "attnd_queue_capacity", "gauge", "Most jobs that may wait before requests get 503");
     svc_buf_printf(b, "attnd_queue_capacity %d\n", svc_cfg.max_queue);
+    svc_seq_stats q = svc_seqs_stats();
+    family(b, "attnd_sequences_live", "gauge", "Live sequences (streaming decode state held by the server)");
+    svc_buf_printf(b, "attnd_sequences_live %zu\n", q.live);
+    family(b, "attnd_sequences_capacity", "gauge", "Most live sequences (--max-sequences)");
+    svc_buf_printf(b, "attnd_sequences_capacity %zu\n", svc_cfg.max_sequences);
+    family(b, "attnd_sequence_state_bytes", "gauge", "Bytes of state held by the live sequences");
+    svc_buf_printf(b, "attnd_sequence_state_bytes %zu\n", q.bytes);
+    family(b, "attnd_sequence_memory_budget_bytes", "gauge", "Budget for the sequences' state (--sequence-memory)");
+    svc_buf_printf(b, "attnd_sequence_memory_budget_bytes %zu\n", svc_cfg.sequence_memory);
+    family(b, "attnd_sequences_started_total", "counter", "Sequences started or restored");
+    svc_buf_printf(b, "attnd_sequences_started_total %llu\n", (unsigned long long)q.started);
+    family(b, "attnd_sequence_ends_total", "counter", "Sequences ended, by reason");
+    for (int i = 0; i < SVC_SEQ_END_COUNT; i++)
+        svc_buf_printf(b, "attnd_sequence_ends_total{reason=\"%s\"} %llu\n", svc_seq_end_label((svc_seq_end)i),
+                       (unsigned long long)q.ends[i]);
+    family(b, "attnd_sequence_tokens_total", "counter", "Tokens appended to sequences");
+    svc_buf_printf(b, "attnd_sequence_tokens_total %llu\n", (unsigned long long)q.tokens);
     family(b, "attnd_ready", "gauge", "1 when /v2/health/ready answers 200");
     svc_buf_printf(b, "attnd_ready %d\n", atomic_load(&svc_ready));
     family(b, "attnd_build_info", "gauge", "Version of attnd");

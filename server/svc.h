@@ -22,6 +22,8 @@
 #define SVC_NAME "attnd"
 #define SVC_MODEL_NAME_MAX 64
 #define SVC_REQUEST_ID_MAX 64
+#define SVC_SEQ_ID_MAX 128               /* a sequence id's characters */
+#define SVC_SEQ_HEADER "Sequence-Id"     /* the sequence id a load balancer can read */
 
 /* ---- configuration: every field has a default, a flag and an ATTND_* variable ---- */
 typedef struct svc_config {
@@ -50,6 +52,12 @@ typedef struct svc_config {
     const char *api_key_file;
     const char *admin_key_file;
     int log_json;
+    /* sequences (seqstore.h) */
+    size_t max_sequences;    /* live sequences; 0 turns sequences off */
+    size_t sequence_memory;  /* bytes of state of all live sequences */
+    double sequence_idle_s;  /* a sequence without a request this long ends */
+    int64_t max_sequence_tokens;
+    double sequence_evict_s; /* an idle sequence may be evicted for room after this long */
 } svc_config;
 
 /* config.c owns the globals, so that unit tests and fuzz targets link
@@ -114,7 +122,7 @@ typedef struct svc_reply {
     long header_len;         /* Inference-Header-Content-Length; -1 none */
     int retry_after;         /* seconds; 0 none */
     int auth_challenge;      /* add WWW-Authenticate: Bearer */
-    const char *allow;       /* static string: the Allow header of a 405; NULL none */
+    char allow[48];          /* the Allow header of a 405; "" none */
     svc_err err;             /* what failed, for the log line (err.status 0: nothing) */
 } svc_reply;
 
@@ -131,5 +139,7 @@ void svc_reply_json(svc_reply *r, int status, void *obj);
 
 /* Model names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 bool svc_valid_model_name(const char *s, size_t n);
+/* Sequence ids: [A-Za-z0-9._:~-]{1,128}, safe in a path and a header. */
+bool svc_valid_seq_id(const char *s, size_t n);
 
 #endif /* SVC_H */

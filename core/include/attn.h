@@ -331,6 +331,20 @@ ATTN_API attn_status attn_seq_step(attn_seq *s, attn_ctx *ctx, const attn_tensor
  * first input), without stepping: lets a caller refuse a step that would
  * pass its longest length (attn_seq_length + T). */
 ATTN_API attn_status attn_seq_tokens(const attn_seq *s, const attn_tensor_set *inputs, int64_t *T, attn_error *err);
+/* The same for a sequence of model m not yet started (T of its first step). */
+ATTN_API attn_status attn_model_seq_tokens(const attn_model *m, const attn_tensor_set *inputs, int64_t *T,
+                                           attn_error *err);
+/* A sequence started by its first request, as a server receives it: N is
+ * axis 0 of the model's first input; a self sequence then takes `inputs` as
+ * its first step; a cross sequence takes keys, values and key_lengths from
+ * `inputs` as its memory and the other inputs as its first step.  *seq and
+ * *out owned; on failure both NULL and nothing is kept. */
+ATTN_API attn_status attn_seq_open(const attn_model *m, attn_seq_kind kind, attn_ctx *ctx,
+                                   const attn_tensor_set *inputs, attn_seq **seq, attn_tensor **out,
+                                   attn_error *err);
+/* 1 when a step failed after its inputs were accepted (the state cannot be
+ * trusted: later steps and exports fail), else 0. */
+ATTN_API int attn_seq_broken(const attn_seq *s);
 
 /* Tokens received so far (0 for a new sequence; cross memory not counted). */
 ATTN_API int64_t attn_seq_length(const attn_seq *s);
