@@ -308,11 +308,17 @@ static void run_restore(seq_job *j, attn_ctx *ctx, svc_err *e) {
     attn_model *own = NULL;
     seq_state *state = NULL;
     if (take_turn(&j->c, &j->base.cancel, e)) goto fail;
+    attn_status s = attn_safetensors_read_mem(j->body, j->len, &set, &ae);
+    if (s) {
+        svc_fail_attn(e, s, &ae, s == ATTN_E_NOMEM ? 503 : 400, "the body is not a sequence export: ");
+        goto fail;
+    }
     json_t *meta = export_meta(j->body, j->len);
+    free(j->body);
+    j->body = NULL;
     const char *type = json_string_value(json_object_get(meta, "attnd.type"));
     const char *config = json_string_value(json_object_get(meta, "attnd.config"));
     const attn_model *am = j->model->m;
-    attn_status s = ATTN_OK;
     if (type && strcmp(type, j->model->mech->name) != 0) {
         svc_fail(e, 400, "the export is of a %s sequence; model '%s' is %s", type, j->name, j->model->mech->name);
         json_decref(meta);
@@ -327,13 +333,11 @@ static void run_restore(seq_job *j, attn_ctx *ctx, svc_err *e) {
         svc_fail(e, 400, "the export carries no attnd.config and model '%s' needs one", j->name);
         goto fail;
     }
-    if (!s) s = attn_safetensors_read_mem(j->body, j->len, &set, &ae);
-    free(j->body);
-    j->body = NULL;
     state = calloc(1, sizeof *state);
     if (!s && !state) s = ATTN_E_NOMEM;
     if (!s) s = attn_seq_import(am, set, &state->seq, &ae);
     attn_tensor_set_free(set);
+    set = NULL;
     if (s) {
         /* Override: whatever is wrong with the upload is the client's. */
         svc_fail_attn(e, s, &ae, s == ATTN_E_NOMEM ? 503 : 400, "cannot restore the sequence: ");
@@ -353,6 +357,7 @@ static void run_restore(seq_job *j, attn_ctx *ctx, svc_err *e) {
     svc_reply_json(&j->base.reply, 200, o);
     return;
 fail:
+    attn_tensor_set_free(set);
     if (state) {
         attn_seq_free(state->seq);
         free(state);
