@@ -110,6 +110,8 @@ $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 $(BUILD)/tests/test_sched: $(addprefix $(BUILD)/obj/server/,sched.o config.o buf.o reply.o err.o)
 $(BUILD)/tests/test_sched: LIBS += $(shell pkg-config --libs libuv 2>/dev/null)
 $(BUILD)/obj/tests/unit/test_sched.o: CFLAGS += $(shell pkg-config --cflags libuv 2>/dev/null)
+# The sequence table alone.
+$(BUILD)/tests/test_seqstore: $(addprefix $(BUILD)/obj/server/,seqstore.o config.o buf.o reply.o err.o)
 # The route table without a socket: every server object but main.o.
 $(BUILD)/tests/test_router: $(filter-out %/main.o,$(SERVER_OBJ))
 $(BUILD)/tests/test_router: LIBS += $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)

@@ -28,10 +28,10 @@ static const svc_route_def routes[] = {
     {"GET",  "/v2/models/{m}[/versions/1]/ready",      svc_api_model_ready,  SVC_AUTH_NONE,  404},
     {"GET",  "/v2/models/{m}[/versions/1]/config",     svc_api_model_config, SVC_AUTH_API,   404},
     {"POST", "/v2/models/{m}[/versions/1]/infer",      svc_api_infer,        SVC_AUTH_API,   404},
-    {"GET",  "/v2/models/{m}[/versions/1]/sequences", svc_api_seq_list,     SVC_AUTH_ADMIN, 404},
-    {"GET",  "/v2/models/{m}[/versions/1]/sequences/{id}", svc_api_seq_get, SVC_AUTH_API,   404},
-    {"PUT",  "/v2/models/{m}[/versions/1]/sequences/{id}", svc_api_seq_put, SVC_AUTH_API,   404},
-    {"DELETE", "/v2/models/{m}[/versions/1]/sequences/{id}", svc_api_seq_delete, SVC_AUTH_API, 404},
+    {"GET",  "/v2/models/{m}/sequences", svc_api_seq_list,     SVC_AUTH_ADMIN, 404},
+    {"GET",  "/v2/models/{m}/sequences/{id}", svc_api_seq_get, SVC_AUTH_API,   404},
+    {"PUT",  "/v2/models/{m}/sequences/{id}", svc_api_seq_put, SVC_AUTH_API,   404},
+    {"DELETE", "/v2/models/{m}/sequences/{id}", svc_api_seq_delete, SVC_AUTH_API, 404},
     {"POST", "/v2/repository/index",                   svc_api_repo_index,   SVC_AUTH_ADMIN, 0},
     {"POST", "/v2/repository/models/{m}/load",         svc_api_repo_load,    SVC_AUTH_ADMIN, 400},
     {"POST", "/v2/repository/models/{m}/unload",       svc_api_repo_unload,  SVC_AUTH_ADMIN, 400},
@@ -152,20 +152,17 @@ int svc_api_match(const char *method, const char *path, svc_route *rt, svc_reply
     if (!method_ok(d, method)) {
         /* RFC 9110: a 405 says what is allowed: every method of the routes
          * this path fits. */
-        char *allow = rep->allow;
-        size_t cap = sizeof rep->allow;
-        allow[0] = '\0';
+        char allow[sizeof rep->allow] = "", use[sizeof rep->allow] = "";
         for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
             match mi;
-            if (!fits(routes[i].pattern, s, n, &mi)) continue;
-            const char *add = strcmp(routes[i].method, "GET") == 0 ? "GET, HEAD" : routes[i].method;
-            if (strstr(allow, add)) continue;
-            snprintf(allow + strlen(allow), cap - strlen(allow), "%s%s", allow[0] ? ", " : "", add);
+            if (!fits(routes[i].pattern, s, n, &mi) || strstr(use, routes[i].method)) continue;
+            int get = strcmp(routes[i].method, "GET") == 0;
+            snprintf(use + strlen(use), sizeof use - strlen(use), "%s%s", use[0] ? ", " : "", routes[i].method);
+            snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
+                     get ? "GET, HEAD" : routes[i].method);
         }
-        char use[sizeof rep->allow];
-        memcpy(use, allow, sizeof use);
         svc_reply_error(rep, 405, "%s is not allowed here (use %s)", method, use);
-        memcpy(rep->allow, use, sizeof use); /* svc_reply_error cleared it */
+        memcpy(rep->allow, allow, sizeof allow); /* after svc_reply_error, which clears the reply */
         return 405;
     }
     rt->handler = d->handler;

@@ -223,6 +223,7 @@ export class Contract {
       return this.check(`${mptr}/schema`, value, label);
     }
     if (mkey.startsWith("text/")) return this.check(`${mptr}/schema`, body.toString("utf8"), label);
+    if (media["x-attnd-safetensors"]) return safetensorsErrors(body, media["x-attnd-safetensors"], label);
     if (media["x-attnd-json-header"]) {
       const h = headers["inference-header-content-length"];
       if (h === undefined) return [`${label}: binary framing without Inference-Header-Content-Length`];
@@ -277,7 +278,9 @@ export class Contract {
       return errors;
     }
     // attnd reads the framing from Inference-Header-Content-Length, not from Content-Type
-    const mkey = req.headers["inference-header-content-length"] !== undefined ? "application/octet-stream" : "application/json";
+    // (a body that is only ever binary, like a sequence restore's, is octet-stream without it)
+    const onlyBinary = rb.content["application/octet-stream"] && !rb.content["application/json"];
+    const mkey = req.headers["inference-header-content-length"] !== undefined || onlyBinary ? "application/octet-stream" : "application/json";
     if (!rb.content[mkey]) return [...errors, `${where}: no ${mkey} body is documented`];
     errors.push(...this.bodyErrors(rb.content[mkey], `${ptr}/content/${pointerToken(mkey)}`, mkey, req.headers, body, `${where}: request body`));
     return errors;
@@ -291,6 +294,33 @@ export class Contract {
         if (op && op.operationId) out[op.operationId] = `${verb.toUpperCase()} ${tpl}`;
     return out;
   }
+}
+
+/** A safetensors file: 8-byte little-endian header length, a JSON header
+ *  whose tensors' data_offsets tile the data section, and the __metadata__
+ *  keys `want.metadata` lists. */
+function safetensorsErrors(body, want, label) {
+  if (body.length < 8) return [`${label}: ${body.length} bytes is not a safetensors file`];
+  const n = Number(body.readBigUInt64LE(0));
+  if (n > body.length - 8) return [`${label}: header length ${n} passes the ${body.length}-byte body`];
+  let h;
+  try {
+    h = JSON.parse(body.subarray(8, 8 + n).toString("utf8"));
+  } catch (e) {
+    return [`${label}: the safetensors header is not JSON: ${e.message}`];
+  }
+  const errors = [];
+  let end = 0;
+  for (const [k, t] of Object.entries(h)) {
+    if (k === "__metadata__") continue;
+    if (!t || !Array.isArray(t.data_offsets) || !Array.isArray(t.shape) || typeof t.dtype !== "string")
+      errors.push(`${label}: tensor ${k} lacks dtype, shape or data_offsets`);
+    else end = Math.max(end, t.data_offsets[1]);
+  }
+  if (8 + n + end !== body.length) errors.push(`${label}: the data section has ${body.length - 8 - n} bytes, the tensors ${end}`);
+  for (const key of want.metadata || [])
+    if (!h.__metadata__ || typeof h.__metadata__[key] !== "string") errors.push(`${label}: __metadata__ has no string ${key}`);
+  return errors;
 }
 
 // Header and path values are strings; an integer schema means a decimal one.

@@ -2,6 +2,7 @@
 //
 //   {"summary": "...",
 //    "request":  {"method", "path", "headers", "json"?, "binary_base64"?, "text"?},
+//    (binary_base64 without json: the whole body is binary, e.g. a sequence export)
 //    "response": {"status", "headers", "json"?, "binary_base64"?, "text"?, "excerpt"?}}
 //
 // `json` is a JSON body, or with `binary_base64` the JSON part of the binary
@@ -24,7 +25,8 @@ export function toExample(ex) {
     req.headers["Inference-Header-Content-Length"] = request.headers["inference-header-content-length"];
   if (step.request.json !== undefined) req.json = step.request.json;
   if (step.request.binary !== undefined) req.binary_base64 = Buffer.from(step.request.binary).toString("base64");
-  if (step.request.body !== undefined) req.text = Buffer.from(step.request.body).toString("utf8");
+  if (Buffer.isBuffer(step.request.body)) req.binary_base64 = step.request.body.toString("base64");
+  else if (step.request.body !== undefined) req.text = Buffer.from(step.request.body).toString("utf8");
   const headers = Object.fromEntries(
     Object.entries(response.headers).filter(([k]) => k !== "date").map(([k, v]) => [canonical(k), v]),
   );
@@ -37,6 +39,8 @@ export function toExample(ex) {
     res.json = JSON.parse(text);
     if (JSON.stringify(res.json) !== text) throw new Error(`${step.name}: the JSON part does not round-trip`);
     res.binary_base64 = body.subarray(n).toString("base64");
+  } else if (ctype === "application/octet-stream" && body.length) {
+    res.binary_base64 = body.toString("base64"); /* a whole binary body (a sequence export) */
   } else if (ctype === "application/json" && body.length) {
     res.json = JSON.parse(body.toString("utf8"));
   } else if (body.length) {
@@ -52,6 +56,7 @@ export function fromExample(e) {
       const text = Buffer.from(JSON.stringify(part.json));
       return part.binary_base64 !== undefined ? Buffer.concat([text, Buffer.from(part.binary_base64, "base64")]) : text;
     }
+    if (part.binary_base64 !== undefined) return Buffer.from(part.binary_base64, "base64");
     if (part.text !== undefined) return Buffer.from(part.text);
     return Buffer.alloc(0);
   };

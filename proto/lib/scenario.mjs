@@ -341,6 +341,49 @@ export async function overload(port) {
   return [await a, await b, c];
 }
 
+/** Sequences (Triton's sequence extension) on the built-in full model: a
+ *  start, a step by header, a 409, the list, an export, a restore of it
+ *  under another id, an end by flag and the 404 after it, a delete, and a
+ *  type without sequences.  Every sequence it starts is ended, so that the
+ *  drain does not wait for them.  Returns the exchanges. */
+export async function sequences(port) {
+  const q = [1, 0, 0, 1];
+  const one = [tensor("queries", [1, 1, 1, 2], [0, 1]), tensor("keys", [1, 1, 1, 2], [1, 1]), tensor("values", [1, 1, 1, 2], [5, 6])];
+  const infer = (name, example, summary, json, expect, headers = {}) => ({ name, example, summary,
+    request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT, ...headers }, json }, expect });
+  const out = [];
+  out.push(await send(port, infer("infer_sequence_start", "infer_sequence_start",
+    "A sequence starts (sequence_id, sequence_start): the server keeps its state; the reply says its length and carries Sequence-Id.",
+    { parameters: { sequence_id: 42, sequence_start: true }, inputs: qkv(q, q, [1, 2, 3, 4]) }, 200)));
+  out.push(await send(port, infer("infer_sequence_step", "infer_sequence_step",
+    "The next token of sequence 42, its id in the Sequence-Id header only: only the new token travels.",
+    { inputs: one }, 200, { "Sequence-Id": "42" })));
+  out.push(await send(port, infer("error_409", "error_409", "409: a start on a live sequence id.",
+    { parameters: { sequence_id: 42, sequence_start: true }, inputs: one }, 409)));
+  out.push(await send(port, { name: "sequence_list", example: "sequence_list", summary: "The model's live sequences.",
+    request: { method: "GET", path: "/v2/models/full/sequences", headers: ADMIN }, expect: 200 }));
+  const exp = await send(port, { name: "sequence_export", example: "sequence_export",
+    summary: "Export: the sequence's state as a safetensors file with attnd's __metadata__.",
+    request: { method: "GET", path: "/v2/models/full/sequences/42", headers: API }, expect: 200 });
+  out.push(exp);
+  out.push(await send(port, { name: "sequence_restore", example: "sequence_restore",
+    summary: "Restore an export under another id (on any replica with the same model): it continues exactly.",
+    request: { method: "PUT", path: "/v2/models/full/sequences/restored-42", headers: { ...API, ...BIN_CT }, body: exp.response.body },
+    expect: 200 }));
+  out.push(await send(port, infer("infer_sequence_end", undefined, "The restored sequence's last token (sequence_end).",
+    { parameters: { sequence_id: "restored-42", sequence_end: true }, inputs: one }, 200)));
+  out.push(await send(port, infer("error_404_sequence", "error_404_sequence",
+    "404 for a sequence that ended, saying why.", { parameters: { sequence_id: "restored-42" }, inputs: one }, 404)));
+  out.push(await send(port, { name: "sequence_end", example: "sequence_end", summary: "End a sequence (DELETE).",
+    request: { method: "DELETE", path: "/v2/models/full/sequences/42", headers: API }, expect: 200 }));
+  out.push(await send(port, { name: "sequence_end_unknown", summary: "404: no such sequence.",
+    request: { method: "DELETE", path: "/v2/models/full/sequences/42", headers: API }, expect: 404 }));
+  out.push(await send(port, { name: "error_400_sequence", summary: "400: a type without a recurrent form names those that have one.",
+    request: { method: "POST", path: "/v2/models/clustered/infer", headers: { ...API, ...JSON_CT },
+      json: { parameters: { sequence_id: 7, sequence_start: true }, inputs: qkv(q, q, q) } }, expect: 400 }));
+  return out;
+}
+
 /** Readiness while draining: after SIGTERM (with --shutdown-delay 2) the
  *  server answers 400 on /v2/health/ready, and Connection: close. */
 export const drainingReady = { name: "health_ready_draining", example: "health_ready_draining",
@@ -355,6 +398,7 @@ export async function runScenario(server, { extra } = {}) {
   const out = [];
   for (const step of steps(server.repo)) out.push(await send(server.port, step));
   if (extra) out.push(...(await extra(server.port)));
+  out.push(...(await sequences(server.port)));
   out.push(...(await overload(server.port)));
   server.proc.kill("SIGTERM");
   await until("the drain to begin", async () => {

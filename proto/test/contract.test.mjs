@@ -14,7 +14,7 @@ import { runScenario, send, SERVER_ARGS } from "../lib/scenario.mjs";
 
 const BUILD = process.env.ATTND_BUILD;
 if (!BUILD) throw new Error("set ATTND_BUILD to the build directory (proto/test.sh does)");
-const ERROR_CODES = [400, 401, 404, 405, 413, 415, 500, 503, 504];
+const ERROR_CODES = [400, 401, 404, 405, 409, 413, 415, 500, 503, 504];
 
 let contract;
 before(async () => {
