@@ -15,6 +15,7 @@ import t_api  # noqa: E402,F401  (registers tests)
 import t_golden  # noqa: E402
 import t_repo  # noqa: E402,F401
 import t_runtime  # noqa: E402
+import t_seq  # noqa: E402
 
 
 def main():
@@ -42,6 +43,12 @@ def main():
         st, h, b = golden.request("POST", "/v2/repository/index")
         builtin = {e["name"] for e in json.loads(b) if e.get("builtin")}
         t_golden.register(cases, builtin)
+        # sequences: two servers of the same repository (an export moves between them)
+        # and two of the built-ins only (the repository's cases shadow some built-in names)
+        seq_srv = [Server("--model-repository", CTX.repo, "--drain-timeout", "1", tag=t) for t in ("seq", "seq2")]
+        seq_srv += [Server("--drain-timeout", "1", tag=t) for t in ("bseq", "bseq2")]
+        t_seq.SERVER.update(zip(("seq", "seq2", "bseq", "bseq2"), seq_srv))
+        t_seq.register(cases)
         passed, failed = 0, []
         for name, fn in TESTS:
             if filt and filt not in name:
@@ -56,7 +63,7 @@ def main():
                 print(f"  FAIL {name}: {e}", flush=True)
                 if not isinstance(e, AssertionError):
                     traceback.print_exc()
-        for srv in (golden, builtin_srv):
+        for srv in (golden, builtin_srv, *seq_srv):
             try:
                 rc = srv.stop()
                 if rc != 0:
