@@ -22,6 +22,8 @@
 #include "sched.h"
 #include "seqcall.h"
 
+#define STEP_BYTES_PER_THREAD ((size_t)16 << 20)
+
 /* ---- the state a sequence's entry owns ---- */
 
 typedef struct seq_state {
@@ -204,6 +206,14 @@ int svc_seq_run(svc_seq_call *c, svc_model *m, const attn_model *am, attn_model 
         if ((st = check_length(c, attn_seq_length(state->seq), T, e)) ||
             (st = svc_seqs_room(c->entry, svc_now_us(), e)))
             goto fail;
+        /* A step reads the whole state once per token and computes little:
+         * threads cost more than they save until the reads are large (on a
+         * busy machine a second thread waits for a core), so a step gets one
+         * thread per STEP_BYTES_PER_THREAD of state times tokens. */
+        size_t work = attn_seq_state_bytes(state->seq);
+        work = (size_t)T > SIZE_MAX / (work ? work : 1) ? SIZE_MAX : work * (size_t)T;
+        size_t want = 1 + work / STEP_BYTES_PER_THREAD;
+        if (want < (size_t)attn_ctx_threads(ctx)) attn_ctx_set_threads(ctx, (int)want);
         if ((s = attn_seq_step(state->seq, ctx, inputs, out, &ae))) {
             st = svc_fail_attn(e, s, &ae, 0, NULL);
             if (attn_seq_broken(state->seq)) svc_seqs_end(c->entry, SVC_SEQ_END_FAILED);
