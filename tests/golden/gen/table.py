@@ -1180,3 +1180,156 @@ CASES = [
                   'Uses other_attention when L > length_limit or S > length_limit, FullAttention '
                   'otherwise; with length_limit=0 every input uses other_attention.'},
 ]
+
+# ---- attention maps: the reference's weights as extra outputs ('maps': True) ----------------
+# gen.py captures them with refs.MAPS (AttentionEvent, the Dropout the weights pass through, or
+# Tensor.softmax) and stores them in io.safetensors next to 'out'; case.json's extra_outputs maps
+# attnd's output names to those tensors (compared by `attn run --output-attention`).
+
+_FT_MASKS = ('forward(queries, keys, values, attn_mask, query_lengths, key_lengths) with masks '
+             'built as fast_transformers.masking objects (attn_mask causal -> TriangularCausalMask, '
+             'lengths -> LengthMask). ')
+
+
+def _ref(lib, what, seed, extra=''):
+    return ('%s %s; torch 1.13.0a0 CPU float32, eval(), torch.manual_seed(%d) before init and '
+            'inputs. %s' % (lib, what, seed, extra)).strip()
+
+
+_FT = 'fast_transformers 0.4.0 (idiap/fast-transformers @2ad36b9)'
+_AREA = 'area_attention 0.1.0 (mikomel/area-attention @06f219e)'
+_AXIAL = 'axial_attention 0.6.1 (lucidrains/axial-attention @eff2c10)'
+_COMP = 'compositional_attention_pytorch 0.0.1 (lucidrains/compositional-attention-pytorch @e4e5954)'
+
+CASES += [
+    {'id': 'maps_full_causal_key_lengths', 'type': 'full', 'seed': 1401, 'maps': True,
+     'config': {'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 7, 2, 8]], ['keys', [2, 7, 2, 8]], ['values', [2, 7, 2, 6]]],
+     'masks': {'attn_mask': ['causal', [7, 7]], 'key_lengths': ['lengths', [7, 5]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'FullAttention(); ' + _FT_MASKS, 1401,
+                       'attention: the matrix of its AttentionEvent.')},
+    {'id': 'maps_full_softmax_temp', 'type': 'full', 'seed': 1402, 'maps': True,
+     'config': {'softmax_temp': 0.3, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 6, 3, 4]], ['keys', [2, 9, 3, 4]], ['values', [2, 9, 3, 5]]],
+     'masks': {'key_lengths': ['lengths', [9, 4]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'FullAttention(softmax_temp=0.3); ' + _FT_MASKS, 1402,
+                       'attention: the matrix of its AttentionEvent.')},
+    {'id': 'maps_local_ctx5_key_lengths', 'type': 'local', 'seed': 1403, 'maps': True,
+     'config': {'local_context': 5, 'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 10, 2, 4]], ['keys', [2, 10, 2, 4]], ['values', [2, 10, 2, 6]]],
+     'masks': {'key_lengths': ['lengths', [10, 6]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'LocalAttention(5); ' + _FT_MASKS, 1403,
+                       'attention: the (N,H,L,5) band A after its dropout, made dense over S (slot k '
+                       'of query l is key l - 2 + k).')},
+    {'id': 'maps_local_ctx4_causal', 'type': 'local', 'seed': 1404, 'maps': True,
+     'config': {'local_context': 4, 'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [1, 9, 2, 4]], ['keys', [1, 9, 2, 4]], ['values', [1, 9, 2, 3]]],
+     'masks': {'attn_mask': ['causal', [9, 9]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'LocalAttention(4); ' + _FT_MASKS, 1404,
+                       'attention: the (N,H,L,4) band A after its dropout, made dense over S.')},
+    {'id': 'maps_exact_topk3_key_lengths', 'type': 'exact_topk', 'seed': 1405, 'maps': True,
+     'config': {'topk': 3, 'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 7, 2, 4]], ['keys', [2, 10, 2, 4]], ['values', [2, 10, 2, 5]]],
+     'masks': {'key_lengths': ['lengths', [10, 6]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ExactTopKAttention(topk=3); ' + _FT_MASKS, 1405,
+                       'attention: A after its dropout.')},
+    {'id': 'maps_conditional_full_below', 'type': 'conditional_full', 'seed': 1406, 'maps': True,
+     'config': {'other_attention': {'type': 'linear', 'query_dimensions': 4, 'feature_map': None,
+                                    'eps': 1e-06},
+                'length_limit': 9, 'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 9, 2, 4]], ['keys', [2, 8, 2, 4]], ['values', [2, 8, 2, 5]]],
+     'masks': {'key_lengths': ['lengths', [8, 6]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ConditionalFullAttention(LinearAttention(4), length_limit=9); ' + _FT_MASKS,
+                       1406, 'Within the limit: attention is its FullAttention\'s AttentionEvent matrix.')},
+    {'id': 'maps_attention_layer_causal', 'type': 'attention_layer', 'seed': 1407, 'maps': True,
+     'config': {'attention': {'type': 'full', 'softmax_temp': None, 'attention_dropout': 0.1},
+                'd_model': 12, 'n_heads': 3, 'd_keys': None, 'd_values': None, 'd_model_keys': None},
+     'inputs': [['queries', [2, 8, 12]], ['keys', [2, 8, 12]], ['values', [2, 8, 12]]],
+     'masks': {'attn_mask': ['causal', [8, 8]], 'key_lengths': ['lengths', [8, 6]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'AttentionLayer(FullAttention(), 12, 3); ' + _FT_MASKS, 1407,
+                       'attention: the inner FullAttention\'s AttentionEvent matrix.')},
+    {'id': 'maps_attention_layer_topk', 'type': 'attention_layer', 'seed': 1408, 'maps': True,
+     'config': {'attention': {'type': 'exact_topk', 'topk': 4, 'softmax_temp': None,
+                              'attention_dropout': 0.1},
+                'd_model': 8, 'n_heads': 2, 'd_keys': None, 'd_values': None, 'd_model_keys': 6},
+     'inputs': [['queries', [2, 6, 8]], ['keys', [2, 9, 6]], ['values', [2, 9, 6]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'AttentionLayer(ExactTopKAttention(topk=4), 8, 2, d_model_keys=6); ' +
+                       _FT_MASKS, 1408, 'attention: the inner attention\'s A after its dropout.')},
+    {'id': 'maps_area_mean_max_2d_topk', 'type': 'area', 'seed': 1409, 'maps': True,
+     'config': {'key_query_size': 8, 'area_key_mode': 'mean', 'area_value_mode': 'max',
+                'memory_height': 4, 'memory_width': 3, 'max_area_height': 3, 'max_area_width': 2,
+                'dropout_rate': 0.0, 'top_k_areas': 3},
+     'inputs': [['q', [2, 6, 8]], ['k', [2, 12, 8]], ['v', [2, 12, 5]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_AREA, 'AreaAttention(...); forward(q, k, v)', 1409,
+                       'attention: the weights its dropout sees (after the top-k filter); '
+                       'attention_areas: (top, left, height, width) per area, heights and widths '
+                       'from its _basic_pool.')},
+    {'id': 'maps_area_max_sum_1d', 'type': 'area', 'seed': 1410, 'maps': True,
+     'config': {'key_query_size': 6, 'area_key_mode': 'max', 'area_value_mode': 'sum',
+                'memory_height': 1, 'memory_width': 7, 'max_area_height': 1, 'max_area_width': 3,
+                'dropout_rate': 0.0, 'top_k_areas': 0},
+     'inputs': [['q', [2, 5, 6]], ['k', [2, 7, 6]], ['v', [2, 7, 4]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_AREA, 'AreaAttention(...); forward(q, k, v)', 1410,
+                       'attention: the weights its dropout sees; attention_areas as above.')},
+    {'id': 'maps_multi_head_area_2d_topk', 'type': 'multi_head_area', 'seed': 1411, 'maps': True,
+     'config': {'area_attention': {'key_query_size': 4, 'area_key_mode': 'mean',
+                                   'area_value_mode': 'sum', 'max_area_height': 2,
+                                   'max_area_width': 2, 'memory_height': 3, 'memory_width': 4,
+                                   'dropout_rate': 0.0, 'top_k_areas': 4},
+                'num_heads': 2, 'key_query_size': 8, 'key_query_size_hidden': 4, 'value_size': 6,
+                'value_size_hidden': 5},
+     'inputs': [['q', [2, 5, 8]], ['k', [2, 12, 8]], ['v', [2, 12, 6]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_AREA, 'MultiHeadAreaAttention(AreaAttention(...), ...); forward(q, k, v)', 1411,
+                       'attention: its AreaAttention\'s (B*heads, Nq, A) weights as (B, heads, Nq, A).')},
+    {'id': 'maps_axial_image_sum', 'type': 'axial', 'seed': 1412, 'maps': True,
+     'config': {'dim': 8, 'num_dimensions': 2, 'heads': 2, 'dim_heads': None, 'dim_index': 1,
+                'sum_axial_out': True},
+     'inputs': [['x', [2, 8, 5, 6]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_AXIAL, 'AxialAttention(...); forward(x)', 1412,
+                       'attention_axis<k>: the k-th SelfAttention\'s dots.softmax(dim=-1), '
+                       '(b*heads, t, t) as (rest..., heads, t, t).')},
+    {'id': 'maps_axial_video_seq', 'type': 'axial', 'seed': 1413, 'maps': True,
+     'config': {'dim': 6, 'num_dimensions': 3, 'heads': 3, 'dim_heads': 4, 'dim_index': -1,
+                'sum_axial_out': False},
+     'inputs': [['x', [1, 4, 5, 3, 6]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_AXIAL, 'AxialAttention(..., sum_axial_out=False); forward(x)', 1413,
+                       'attention_axis<k>: the k-th SelfAttention\'s softmax, over the previous '
+                       'axis\' output.')},
+    {'id': 'maps_axial_image_transformer_d2', 'type': 'axial_image_transformer', 'seed': 1414,
+     'maps': True,
+     'config': {'dim': 8, 'depth': 2, 'heads': 2, 'dim_heads': None, 'dim_index': 1,
+                'reversible': True, 'axial_pos_emb_shape': None},
+     'inputs': [['x', [1, 8, 4, 5]]], 'post': 'perturb_norms',
+     'tol': [0.0001, 0.0001],
+     'reference': _ref(_AXIAL, 'AxialImageTransformer(dim=8, depth=2, heads=2); forward(x)', 1414,
+                       'attention_axis<k>: axis k\'s softmax of every layer, stacked on a depth axis.')},
+    {'id': 'maps_compositional_mask', 'type': 'compositional', 'seed': 1415, 'maps': True,
+     'config': {'dim': 16, 'dim_head': 4, 'num_searches': 3, 'num_retrievals': 2, 'dropout': 0.0,
+                'prenorm': False, 'causal': False},
+     'inputs': [['x', [2, 7, 16]]],
+     'masks': {'mask': ['bool', [[1, 0, 1, 1, 1, 0, 1], [1, 1, 1, 0, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_COMP, 'CompositionalAttention(...); forward(x, mask=mask)', 1415,
+                       'attention: search_attn, attention_retrieval: retrieval_attn, as their '
+                       'dropouts see them.')},
+    {'id': 'maps_compositional_causal', 'type': 'compositional', 'seed': 1416, 'maps': True,
+     'config': {'dim': 16, 'dim_head': 4, 'num_searches': 2, 'num_retrievals': 3, 'dropout': 0.0,
+                'prenorm': True, 'causal': True},
+     'inputs': [['x', [2, 6, 16]]], 'post': 'perturb_norms',
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_COMP, 'CompositionalAttention(..., prenorm=True, causal=True); forward(x)', 1416,
+                       'attention: search_attn, attention_retrieval: retrieval_attn.')},
+]
