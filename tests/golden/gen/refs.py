@@ -220,9 +220,11 @@ def _maps_dropout_qkv(module, x, masks, call):
 def _maps_attention_layer(module, x, masks, call):
     """The inner attention's maps over the projected heads."""
     inner = module.inner_attention
-    from fast_transformers.attention import FullAttention
+    from fast_transformers.attention import FullAttention, LinearAttention, CausalLinearAttention
     if isinstance(inner, FullAttention):
         return _maps_full(module, x, masks, call)
+    if isinstance(inner, (LinearAttention, CausalLinearAttention)):
+        return _maps_linear(inner, x, masks, lambda _m, xx, mm: call(module, xx, mm))
     got, hs = _dropout_hooks([inner.dropout])
     try:
         out = call(module, x, masks)
@@ -317,7 +319,51 @@ def _maps_compositional(module, x, masks, call):
     return out, [('attention', s.numpy()), ('attention_retrieval', r.numpy())]
 
 
+def _maps_linear(module, x, masks, call):
+    """LinearAttention / CausalLinearAttention never form their matrix: the map is the one
+    their forward implies, from the feature maps it applies (forward_queries / forward_keys
+    wrapped to record them) and its own normaliser: A = Q K^T * Z with Z = 1/(Q . sum_s K
+    + eps) (causal: cumulative sums, s <= l, and the first L keys when L < S). Checked:
+    A V is the reference's output."""
+    seen = {}
+    fm = module.feature_map
+    fq, fk, fwd = fm.forward_queries, fm.forward_keys, module.forward
+    fm.forward_queries = lambda t: seen.setdefault('q', fq(t))
+    fm.forward_keys = lambda t: seen.setdefault('k', fk(t))
+
+    def forward(queries, keys, values, attn_mask, query_lengths, key_lengths):
+        seen['v'], seen['kl'] = values, key_lengths.lengths
+        seen['out'] = fwd(queries, keys, values, attn_mask, query_lengths, key_lengths)
+        return seen['out']
+    module.forward = forward  # the module's own call, also as an AttentionLayer's inner attention
+    try:
+        out = call(module, x, masks)
+    finally:
+        del fm.forward_queries, fm.forward_keys, module.forward
+    return out, [('attention', _linear_matrix(module, seen))]
+
+
+def _linear_matrix(module, seen):
+    import numpy as np
+    import torch
+    from fast_transformers.attention import CausalLinearAttention
+    Q, K = seen['q'], seen['k']
+    N, L, S = Q.shape[0], Q.shape[1], K.shape[1]
+    K = K * (torch.arange(S)[None, :] < seen['kl'][:, None]).float()[:, :, None, None]
+    A = torch.einsum('nlhd,nshd->nhls', Q, K)
+    if isinstance(module, CausalLinearAttention):
+        Su = min(L, S)
+        A = A[..., :Su].tril()
+        A = torch.nn.functional.pad(A, (0, S - Su))
+    A = A / (A.sum(-1, keepdim=True) + module.eps)
+    check = torch.einsum('nhls,nshd->nlhd', A, seen['v'])
+    assert np.allclose(check.numpy(), seen['out'].numpy(), rtol=1e-4, atol=1e-5), 'A V is not the output'
+    return A.numpy()
+
+
 MAPS = {
+    'linear': _maps_linear,
+    'causal_linear': _maps_linear,
     'full': _maps_full,
     'conditional_full': _maps_full,
     'local': _maps_dropout_qkv,
