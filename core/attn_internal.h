@@ -146,7 +146,66 @@ typedef struct attn_mech {
     /* Recurrent form for sequences (core/seq_internal.h, seq.c); NULL when
      * the mechanism has none. */
     const struct attn_seq_ops *seq;
+    /* The attention maps it can return as optional outputs (below); NULL
+     * when it forms no weights. */
+    const struct attn_maps_ops *maps;
 } attn_mech;
+
+/* ---- optional outputs: attention maps (docs/attention-maps.md) ----
+ * `maps` arrays are indexed like the model's outputs: maps[i] (i >= 1) is
+ * the caller-allocated F32 buffer of output i, of the shape `shape` gave,
+ * when it was asked for, else NULL; maps[0] is unused (the primary output
+ * is `out`).  A map function writes every element of each buffer it is
+ * given.  The ordinary forwards never see any of this, so they cost
+ * nothing extra. */
+#define ATTN__MAX_OUTPUTS 24 /* outputs per model, the primary one included */
+
+typedef struct attn_out_decl {
+    const char *name, *dims, *doc;
+} attn_out_decl;
+
+typedef struct attn_maps_ops {
+    /* The optional outputs, in order (output 1, 2, ...), terminated by
+     * name == NULL.  With `declare` set they are only what `attn list`
+     * shows (patterns such as "attention_axis<k>") and `declare` declares
+     * the real ones from the config (attn__model_add_output). */
+    const attn_out_decl *outputs;
+    attn_status (*declare)(attn_model *m, const void *state);
+    /* Shape of optional output i for the inputs: `in` the (widened) inputs
+     * of a whole-model forward; `a` the argument block of a qkv mechanism
+     * (shapes, masks and lengths set; q/k/v may be NULL), `in` then NULL.
+     * NULL: every output is the qkv map (N,H,L,S). */
+    attn_status (*shape)(const attn_model *m, const void *state, const attn_tensor_set *in, const attn_qkv *a,
+                         size_t i, int *rank, int64_t *shape, attn_error *err);
+    /* qkv mechanisms: the requested maps of block `a`, computed aside from
+     * forward_qkv (which the caller runs for the primary output). */
+    attn_status (*qkv)(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                       float *const *maps, attn_error *err);
+    /* whole-model mechanisms: the forward (contract of attn_mech.forward)
+     * that also writes the requested maps. */
+    attn_status (*forward)(const attn_model *m, const void *state, attn_ctx *ctx, const attn_tensor_set *in,
+                           float *out, void *ws, float *const *maps, attn_error *err);
+} attn_maps_ops;
+
+/* Declares optional output number attn_model_num_outputs(m) (F32). */
+attn_status attn__model_add_output(attn_model *m, const char *name, const char *dims, const char *doc);
+/* Declares every optional output of `child` (a nested qkv model) on m,
+ * in the same order: attention_layer returns its inner attention's maps. */
+attn_status attn__model_add_outputs_of(attn_model *m, const attn_model *child);
+/* A nested qkv model's map shape / maps for block `a` (its output i). */
+attn_status attn__model_maps_shape(const attn_model *m, const attn_qkv *a, size_t i, int *rank, int64_t *shape,
+                                   attn_error *err);
+attn_status attn__model_maps_qkv(const attn_model *m, attn_ctx *ctx, const attn_qkv *a, float *const *maps,
+                                 attn_error *err);
+/* Whether any of maps[1..n) is requested. */
+bool attn__maps_any(const attn_model *m, float *const *maps);
+
+/* Shared map pieces (core/maps.c).  The (N,H,L,S) softmax map of `a`:
+ * temp·q·k, -inf where attn_mask is false or s >= key_lengths[n], softmax
+ * over s (a row with every key masked: NaN, as torch makes it).  With
+ * topk > 0 only the topk largest scores of each row stay (exact_topk). */
+attn_status attn__maps_softmax_qkv(attn_ctx *ctx, const attn_qkv *a, float temp, size_t topk, float *map,
+                                   attn_error *err);
 
 const attn_mech *attn__mech_find(const char *name);
 

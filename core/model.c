@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #define MAX_INPUTS 16
+#define MAX_OUTPUTS ATTN__MAX_OUTPUTS
 #define MAX_CONFIG_BYTES (1u << 20)
 
 struct attn_model {
@@ -21,7 +22,8 @@ struct attn_model {
     char *config_json;
     attn_io_spec inputs[MAX_INPUTS];
     size_t n_inputs;
-    attn_io_spec output;
+    attn_io_spec outputs[MAX_OUTPUTS]; /* [0]: the primary output */
+    size_t n_outputs;
     void **allocs; /* model-owned blocks */
     size_t n_allocs, cap_allocs;
     attn_model **children;
@@ -91,7 +93,42 @@ attn_status attn__model_add_input(attn_model *m, const char *name, attn_dtype dt
 }
 
 void attn__model_set_output(attn_model *m, const char *dims, int rank, const int64_t *shape) {
-    set_spec(&m->output, "output", ATTN_F32, true, dims, rank, shape);
+    set_spec(&m->outputs[0], "output", ATTN_F32, true, dims, rank, shape);
+    snprintf(m->outputs[0].doc, sizeof m->outputs[0].doc, "the result of the reference module's forward");
+    if (m->n_outputs == 0) m->n_outputs = 1;
+}
+
+attn_status attn__model_add_output(attn_model *m, const char *name, const char *dims, const char *doc) {
+    if (m->n_outputs == 0) m->n_outputs = 1;
+    if (m->n_outputs == MAX_OUTPUTS) return ATTN_E_INTERNAL;
+    int rank = dims && *dims ? 1 : 0;
+    for (const char *c = dims; c && *c; c++) rank += *c == ',';
+    attn_io_spec *o = &m->outputs[m->n_outputs++];
+    set_spec(o, name, ATTN_F32, false, dims, rank, NULL);
+    snprintf(o->doc, sizeof o->doc, "%s", doc ? doc : "");
+    return ATTN_OK;
+}
+
+attn_status attn__model_add_outputs_of(attn_model *m, const attn_model *child) {
+    for (size_t i = 1; i < child->n_outputs; i++) {
+        const attn_io_spec *o = &child->outputs[i];
+        attn_status st = attn__model_add_output(m, o->name, o->dims, o->doc);
+        if (st) return st;
+    }
+    return ATTN_OK;
+}
+
+/* Declares the optional outputs of m's mechanism, after its init. */
+static attn_status declare_maps(attn_model *m, attn_error *err) {
+    const attn_maps_ops *ops = m->mech->maps;
+    attn_status st = ATTN_OK;
+    if (!ops) return ATTN_OK;
+    if (ops->declare) st = ops->declare(m, m->state);
+    else
+        for (const attn_out_decl *d = ops->outputs; !st && d && d->name; d++)
+            st = attn__model_add_output(m, d->name, d->dims, d->doc);
+    if (st) return attn__err(err, st, "%s: cannot declare its outputs", m->mech->info.name);
+    return ATTN_OK;
 }
 
 attn_status attn__qkv_declare(attn_model *m, int64_t E, int64_t D) {
@@ -113,7 +150,16 @@ size_t attn_model_num_inputs(const attn_model *m) { return m->n_inputs; }
 const attn_io_spec *attn_model_input(const attn_model *m, size_t i) {
     return i < m->n_inputs ? &m->inputs[i] : NULL;
 }
-const attn_io_spec *attn_model_output(const attn_model *m) { return &m->output; }
+const attn_io_spec *attn_model_output(const attn_model *m) { return &m->outputs[0]; }
+size_t attn_model_num_outputs(const attn_model *m) { return m && m->n_outputs ? m->n_outputs : 1; }
+const attn_io_spec *attn_model_output_at(const attn_model *m, size_t i) {
+    return m && i < attn_model_num_outputs(m) ? &m->outputs[i] : NULL;
+}
+int attn_model_output_index(const attn_model *m, const char *name) {
+    for (size_t i = 0; m && name && i < attn_model_num_outputs(m); i++)
+        if (strcmp(m->outputs[i].name, name) == 0) return (int)i;
+    return -1;
+}
 const void *attn__model_state(const attn_model *m) { return m->state; }
 
 /* ---- weights ---- */
@@ -179,6 +225,7 @@ static attn_status build(const attn_mech *mech, const json_t *cfg_obj, const att
     snprintf(b.prefix, sizeof b.prefix, "%s", prefix ? prefix : "");
     st = m->config_json ? attn__cfg_check_keys(&cfg) : attn__err(err, ATTN_E_NOMEM, "out of memory");
     if (!st) st = mech->init(m, m->state, &cfg, &b);
+    if (!st) st = declare_maps(m, err);
     json_decref(empty);
     if (st) goto fail;
     if (!(mech->plan && mech->forward) && !mech->forward_qkv) {
@@ -649,4 +696,180 @@ attn_status attn_model_forward_into(const attn_model *m, attn_ctx *ctx, const at
 attn_status attn_model_forward_ws(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
                                   attn_tensor *output, void *ws, size_t ws_bytes, attn_error *err) {
     return forward_into(m, ctx, inputs, output, true, ws, ws_bytes, err);
+}
+
+/* ---- optional outputs (the attention maps) ---- */
+
+/* "output, attention, attention_areas" into buf. */
+static const char *output_list(const attn_model *m, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < attn_model_num_outputs(m) && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", m->outputs[i].name);
+    return buf;
+}
+
+static bool is_attention_family(const char *name) {
+    return strcmp(name, "attention") == 0 || strncmp(name, "attention_", 10) == 0;
+}
+
+/* sel[i] = 1 for every optional output i that `names` selects. */
+static attn_status select_outputs(const attn_model *m, const char *const *names, size_t n, unsigned char *sel,
+                                  attn_error *err) {
+    memset(sel, 0, MAX_OUTPUTS);
+    if (n && !names) return attn__err(err, ATTN_E_INVALID, "outputs: NULL names");
+    for (size_t k = 0; k < n; k++) {
+        const char *name = names[k];
+        if (!name) return attn__err(err, ATTN_E_INVALID, "outputs: NULL name");
+        bool hit = false;
+        for (size_t i = 0; i < attn_model_num_outputs(m); i++) {
+            bool all = i > 0 && strcmp(name, "attention") == 0 && is_attention_family(m->outputs[i].name);
+            if (all || strcmp(m->outputs[i].name, name) == 0) sel[i] = 1, hit = true;
+        }
+        if (!hit) {
+            char list[512];
+            return attn__err(err, ATTN_E_NOTFOUND, "%s has no output '%.48s'; its outputs: %s", m->mech->info.name,
+                             name, output_list(m, list, sizeof list));
+        }
+    }
+    sel[0] = 0; /* always computed, never counted */
+    return ATTN_OK;
+}
+
+static void qkv_map_shape(const attn_qkv *a, int *rank, int64_t *shape) {
+    *rank = 4;
+    shape[0] = a->N, shape[1] = a->H, shape[2] = a->L, shape[3] = a->S;
+}
+
+attn_status attn__model_maps_shape(const attn_model *m, const attn_qkv *a, size_t i, int *rank, int64_t *shape,
+                                   attn_error *err) {
+    const attn_maps_ops *ops = m->mech->maps;
+    if (!ops || i == 0 || i >= attn_model_num_outputs(m))
+        return attn__err(err, ATTN_E_INTERNAL, "%s: no optional output %zu", m->mech->info.name, i);
+    if (ops->shape) return ops->shape(m, m->state, NULL, a, i, rank, shape, err);
+    qkv_map_shape(a, rank, shape);
+    return ATTN_OK;
+}
+
+attn_status attn__model_maps_qkv(const attn_model *m, attn_ctx *ctx, const attn_qkv *a, float *const *maps,
+                                 attn_error *err) {
+    const attn_maps_ops *ops = m->mech->maps;
+    if (!ops || !ops->qkv) return attn__err(err, ATTN_E_INTERNAL, "%s forms no attention maps", m->mech->info.name);
+    return ops->qkv(m, m->state, ctx, a, maps, err);
+}
+
+bool attn__maps_any(const attn_model *m, float *const *maps) {
+    for (size_t i = 1; maps && i < attn_model_num_outputs(m); i++)
+        if (maps[i]) return true;
+    return false;
+}
+
+/* Output i's shape for a planned forward f. */
+static attn_status output_shape(const attn_model *m, const fwd *f, size_t i, int *rank, int64_t *shape,
+                                attn_error *err) {
+    if (i == 0) {
+        *rank = f->p.rank;
+        memcpy(shape, f->p.shape, sizeof f->p.shape);
+        return ATTN_OK;
+    }
+    const attn_maps_ops *ops = m->mech->maps;
+    if (!ops) return attn__err(err, ATTN_E_INTERNAL, "%s: no optional output %zu", m->mech->info.name, i);
+    if (m->mech->forward) {
+        if (!ops->shape || !ops->forward)
+            return attn__err(err, ATTN_E_INTERNAL, "%s: map functions missing", m->mech->info.name);
+        return ops->shape(m, m->state, f->in, NULL, i, rank, shape, err);
+    }
+    return attn__model_maps_shape(m, &f->a, i, rank, shape, err);
+}
+
+attn_status attn_model_output_shape(const attn_model *m, const attn_tensor_set *inputs, const char *name,
+                                    int *rank, int64_t shape[ATTN_MAX_RANK], size_t *numel, attn_error *err) {
+    if (!m || !inputs || !name || !rank || !shape)
+        return attn__err(err, ATTN_E_INVALID, "output_shape: NULL argument");
+    int idx = attn_model_output_index(m, name);
+    if (idx < 0) {
+        char list[512];
+        return attn__err(err, ATTN_E_NOTFOUND, "%s has no output '%.48s'; its outputs: %s", m->mech->info.name, name,
+                         output_list(m, list, sizeof list));
+    }
+    fwd f;
+    size_t n = 0;
+    attn_status st = fwd_plan(m, inputs, 1, &f, err);
+    if (!st) st = output_shape(m, &f, (size_t)idx, rank, shape, err);
+    if (!st) st = attn_shape_numel(*rank, shape, sizeof(float), &n, err);
+    if (numel) *numel = st ? 0 : n;
+    return fwd_end(&f, NULL, st, err);
+}
+
+attn_status attn_model_output_elements(const attn_model *m, const attn_tensor_set *inputs,
+                                       const char *const *names, size_t n_names, size_t *numel, attn_error *err) {
+    if (!m || !inputs || !numel) return attn__err(err, ATTN_E_INVALID, "output_elements: NULL argument");
+    *numel = 0;
+    unsigned char sel[MAX_OUTPUTS];
+    attn_status st = select_outputs(m, names, n_names, sel, err);
+    if (st) return st;
+    fwd f;
+    size_t total = 0;
+    st = fwd_plan(m, inputs, 1, &f, err);
+    for (size_t i = 1; !st && i < attn_model_num_outputs(m); i++) {
+        if (!sel[i]) continue;
+        int rank;
+        int64_t shape[ATTN_MAX_RANK];
+        size_t n;
+        if (!(st = output_shape(m, &f, i, &rank, shape, err)) &&
+            !(st = attn_shape_numel(rank, shape, sizeof(float), &n, err)) && !attn__add(total, n, &total))
+            st = attn__err(err, ATTN_E_OVERFLOW, "%s: the selected outputs have more than SIZE_MAX elements",
+                           m->mech->info.name);
+    }
+    if (!st) *numel = total;
+    return fwd_end(&f, NULL, st, err);
+}
+
+attn_status attn_model_forward_outputs(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                       const char *const *names, size_t n_names, attn_tensor_set **out,
+                                       attn_error *err) {
+    if (!m || !inputs || !out) return attn__err(err, ATTN_E_INVALID, "forward: NULL argument");
+    *out = NULL;
+    unsigned char sel[MAX_OUTPUTS];
+    attn_status st = select_outputs(m, names, n_names, sel, err);
+    if (st) return st;
+    const size_t n_out = attn_model_num_outputs(m);
+    attn_tensor *t[MAX_OUTPUTS] = {0};
+    float *maps[MAX_OUTPUTS] = {0};
+    bool any = false;
+    void *ws = NULL;
+    fwd f;
+    attn_tensor_set *res = NULL;
+    st = fwd_plan(m, inputs, attn_ctx_threads(ctx), &f, err);
+    for (size_t i = 0; !st && i < n_out; i++) {
+        if (i && !sel[i]) continue;
+        int rank;
+        int64_t shape[ATTN_MAX_RANK];
+        if (!(st = output_shape(m, &f, i, &rank, shape, err)) &&
+            !(st = attn__tensor_new_uninit(ATTN_F32, rank, shape, &t[i], err)) && i)
+            maps[i] = t[i]->data, any = true;
+    }
+    if (!st) st = attn__ws_alloc(f.p.ws_bytes, &ws, err);
+    if (!st) {
+        if (!any)
+            st = fwd_run(m, ctx, &f, t[0]->data, ws, err);
+        else if (m->mech->forward)
+            st = m->mech->maps->forward(m, m->state, ctx, f.in, t[0]->data, ws, maps, err);
+        else if (!(st = fwd_run(m, ctx, &f, t[0]->data, ws, err)))
+            st = attn__model_maps_qkv(m, ctx, &f.a, maps, err);
+    }
+    attn__ws_free(ws, f.p.ws_bytes);
+    st = fwd_end(&f, ctx, st, err);
+    if (!st && !(res = attn_tensor_set_new())) st = attn__err(err, ATTN_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n_out; i++) {
+        if (!t[i]) continue;
+        if (st) attn_tensor_free(t[i]);
+        else st = attn_tensor_set_add(res, m->outputs[i].name, t[i], err); /* steals t[i] */
+    }
+    if (st) {
+        attn_tensor_set_free(res);
+        return st;
+    }
+    *out = res;
+    return ATTN_OK;
 }

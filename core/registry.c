@@ -45,6 +45,20 @@ const attn_mech *attn__mech_find(const char *name) {
     return NULL;
 }
 
+int attn_mech_output_doc(const attn_mech_info *info, size_t i, const char **name, const char **dims,
+                         const char **doc) {
+    const attn_mech *m = info ? attn__mech_find(info->name) : NULL;
+    const attn_out_decl *d = m && m->maps ? m->maps->outputs : NULL;
+    for (size_t k = 0; d && d[k].name; k++)
+        if (k == i) {
+            if (name) *name = d[k].name;
+            if (dims) *dims = d[k].dims;
+            if (doc) *doc = d[k].doc;
+            return 1;
+        }
+    return 0;
+}
+
 const attn_mech_info *attn_mech_find(const char *name) {
     const attn_mech *m = attn__mech_find(name);
     return m ? &m->info : NULL;

@@ -2,6 +2,7 @@
  * attn.c — the offline runner: run, list and bench models without a server.
  *
  *   attn run   --model DIR --inputs IN.safetensors --output OUT.safetensors [--threads T]
+ *              [--output-attention]  also the model's attention maps (docs/attention-maps.md)
  *   attn list
  *   attn info     the CPU and the kernel variant chosen per hot path
  *   attn schema TYPE
@@ -28,6 +29,7 @@ static int fail(const char *what, const attn_error *e) {
 static int usage(void) {
     fprintf(stderr,
             "usage: attn run   --model DIR --inputs IN.safetensors --output OUT.safetensors [--threads T]\n"
+            "                  [--output-attention]   (also write the attention maps)\n"
             "       attn list\n"
             "       attn info             (the CPU and the kernels chosen for it)\n"
             "       attn schema TYPE      (JSON Schema of TYPE's config)\n"
@@ -38,6 +40,7 @@ static int usage(void) {
 typedef struct args {
     const char *model, *inputs, *output;
     int threads, repeat;
+    bool output_attention;
 } args;
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -53,6 +56,11 @@ static int parse_args(int argc, char **argv, args *a) {
     a->repeat = 10;
     for (int i = 2; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "--output-attention")) { /* a flag: no value */
+            a->output_attention = true;
+            i--;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "attn: %s needs a value\n", k);
             return -1;
@@ -109,6 +117,9 @@ static int cmd_list(void) {
             if (p->choices) printf("  one of %s", p->choices);
             printf("  %s\n", p->doc ? p->doc : "");
         }
+        const char *on, *od, *doc;
+        for (size_t k = 0; attn_mech_output_doc(m, k, &on, &od, &doc); k++)
+            printf("  output %-17s (%s) on request: %s\n", on, od, doc);
     }
     return 0;
 }
@@ -203,13 +214,23 @@ static int cmd_run(const args *a) {
         fprintf(stderr, "attn: out of memory\n");
         goto out;
     }
-    if (attn_model_forward(m, ctx, in, &out, &e)) {
-        rc = fail("forward", &e);
-        goto out;
-    }
-    if (attn_tensor_set_add(outs, "output", out, &e)) {
-        rc = fail("output", &e);
-        goto out;
+    if (a->output_attention) { /* "output" plus every attention map */
+        const char *names[] = {"attention"};
+        attn_tensor_set_free(outs);
+        outs = NULL;
+        if (attn_model_forward_outputs(m, ctx, in, names, 1, &outs, &e)) {
+            rc = fail("forward", &e);
+            goto out;
+        }
+    } else {
+        if (attn_model_forward(m, ctx, in, &out, &e)) {
+            rc = fail("forward", &e);
+            goto out;
+        }
+        if (attn_tensor_set_add(outs, "output", out, &e)) {
+            rc = fail("output", &e);
+            goto out;
+        }
     }
     if (attn_safetensors_write_file(outs, a->output, &e)) {
         rc = fail(a->output, &e);

@@ -173,7 +173,10 @@ typedef struct attn_param {
     const char *doc;
 } attn_param;
 
-/* What one input or output of a model looks like.  shape[i] == -1: free. */
+/* What one input or output of a model looks like.  shape[i] == -1: free.
+ * Inputs: `required` 0 marks an optional input.  Outputs: `required` 1 is
+ * the primary output (index 0, always computed), 0 an optional output
+ * computed only on request (attn_model_forward_outputs). */
 typedef struct attn_io_spec {
     char name[32];
     attn_dtype dtype;
@@ -181,6 +184,7 @@ typedef struct attn_io_spec {
     int rank;
     int64_t shape[ATTN_MAX_RANK];
     char dims[64]; /* symbolic, e.g. "N,L,H,E" */
+    char doc[160]; /* outputs: one line on what it holds; inputs: "" */
 } attn_io_spec;
 
 /* Public description of a registered mechanism (borrowed, static). */
@@ -198,6 +202,13 @@ ATTN_API size_t attn_mech_count(void);
 ATTN_API const attn_mech_info *attn_mech_at(size_t i);
 /* By canonical name or alias; NULL when unknown. */
 ATTN_API const attn_mech_info *attn_mech_find(const char *name);
+/* The i-th optional output (attention map) models of this type declare,
+ * as static strings: its name, dims and a one-line meaning.  Where the
+ * names depend on the config (axial: one per axis) the entry is a pattern
+ * ("attention_axis<k>").  Returns 0 past the end (and for types that form
+ * no weights). */
+ATTN_API int attn_mech_output_doc(const attn_mech_info *m, size_t i, const char **name, const char **dims,
+                                  const char **doc);
 
 /* ---- CPU kernels ---------------------------------------------------------------
  * The hot kernels exist in several instruction-set variants (AVX-512,
@@ -253,6 +264,56 @@ ATTN_API const char *attn_model_config_json(const attn_model *m);
 ATTN_API size_t attn_model_num_inputs(const attn_model *m);
 ATTN_API const attn_io_spec *attn_model_input(const attn_model *m, size_t i);
 ATTN_API const attn_io_spec *attn_model_output(const attn_model *m);
+
+/* ---- outputs: the primary one and the optional attention maps ----------------
+ * Every model declares its outputs: index 0 is the primary output, named
+ * "output" (the same spec attn_model_output returns); indexes >= 1 are
+ * optional outputs that only attn_model_forward_outputs computes, when
+ * asked.  For mechanisms that form attention weights they are the maps
+ * (docs/attention-maps.md): "attention" (fast-transformers types:
+ * (N,H,L,S), the reference's own layout), or a family of outputs named
+ * "attention_<what>" where a type forms several maps (area geometry,
+ * per-axis maps, retrieval weights).  A type that forms no weights has
+ * only output 0.  Names and specs are borrowed from the model.
+ *
+ * Selecting outputs by name (`names`, `n_names` below): each name is an
+ * output's exact name ("output" is accepted and always implied), except
+ * that "attention" selects every optional output whose name is
+ * "attention" or starts with "attention_".  Any other name fails with
+ * ATTN_E_NOTFOUND and a message listing the model's outputs. */
+ATTN_API size_t attn_model_num_outputs(const attn_model *m); /* >= 1 */
+/* Output i (0 = primary), NULL past the end. */
+ATTN_API const attn_io_spec *attn_model_output_at(const attn_model *m, size_t i);
+/* Index of the output named exactly `name`, or -1. */
+ATTN_API int attn_model_output_index(const attn_model *m, const char *name);
+
+/* The shape output `name` (exact name) would have for `inputs` (borrowed,
+ * checked as a forward checks them; only shapes, masks and lengths are
+ * read).  *rank and shape[0..*rank) are written; *numel (may be NULL) gets
+ * the element count, ATTN_E_OVERFLOW when it (in bytes) does not fit in
+ * size_t.  Errors as attn_model_forward's for bad inputs; a type may also
+ * refuse a map it cannot form for these inputs (ATTN_E_UNSUPPORTED, e.g.
+ * conditional_full past its length limit with an other attention that
+ * forms no weights). */
+ATTN_API attn_status attn_model_output_shape(const attn_model *m, const attn_tensor_set *inputs, const char *name,
+                                             int *rank, int64_t shape[ATTN_MAX_RANK], size_t *numel,
+                                             attn_error *err);
+/* The total number of elements of the optional outputs that `names`
+ * selects (the primary output not counted) for `inputs`, without
+ * computing anything: lets a caller refuse a request whose maps would be
+ * too large.  Overflow-checked (ATTN_E_OVERFLOW); errors as above. */
+ATTN_API attn_status attn_model_output_elements(const attn_model *m, const attn_tensor_set *inputs,
+                                                const char *const *names, size_t n_names, size_t *numel,
+                                                attn_error *err);
+/* The forward that also computes the optional outputs `names` selects.
+ * *out (owned, attn_tensor_set_free) holds "output" — bit-identical to
+ * attn_model_forward's — and one F32 tensor per selected output under its
+ * name.  n_names == 0 (names may then be NULL) gives just "output".
+ * Masked positions of a map are exactly 0; rows sum to 1 where the
+ * reference's do (docs/attention-maps.md says where they do not). */
+ATTN_API attn_status attn_model_forward_outputs(const attn_model *m, attn_ctx *ctx, const attn_tensor_set *inputs,
+                                                const char *const *names, size_t n_names, attn_tensor_set **out,
+                                                attn_error *err);
 
 /* Run the model.  Inputs are looked up by name in `inputs` (borrowed; extra
  * tensors ignored); INT32 lengths are accepted where INT64 is specified.

@@ -501,10 +501,11 @@ static attn_status area_build(const area_cfg *a, size_t dk, size_t dv, const flo
 }
 
 /* Queries q (nq, dk) against built areas, QBLOCK queries at a time:
- * logits / temperature, softmax, top-k, then · values into out (nq, dv). */
+ * logits / temperature, softmax, top-k, then · values into out (nq, dv).
+ * wmap (nq, A) or NULL: receives the final weights. */
 static attn_status area_attend(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
                                size_t ldq, const float *keys, const float *vals, float *out, size_t ldo,
-                               float *logits) {
+                               float *logits, float *wmap) {
     const size_t A = a->n_areas;
     attn_status st;
     for (size_t q0 = 0; q0 < nq; q0 += QBLOCK) {
@@ -515,6 +516,7 @@ static attn_status area_attend(const area_cfg *a, size_t nq, size_t dk, size_t d
             for (size_t i = 0; i < A; i++) row[i] = row[i] / a->temperature;
             attn__softmax_row(row, A);
             if (a->top_k > 0) top_k_filter(row, A, (size_t)a->top_k);
+            if (wmap) memcpy(wmap + (q0 + r) * A, row, A * sizeof *row);
         }
         if ((st = attn__gemm(0, 0, nb, dv, A, 1.0f, logits, A, vals, dv, 0.0f, out + q0 * ldo, ldo))) return st;
     }
@@ -523,13 +525,13 @@ static attn_status area_attend(const area_cfg *a, size_t nq, size_t dk, size_t d
 
 attn_status attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
                                size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                               float *out, size_t ldo, void *scratch) {
+                               float *out, size_t ldo, void *scratch, float *wmap) {
     area_layout l;
     char *base = scratch;
     (void)layout_make(a, nq, dk, dv, true, &l); /* checked by attn__area_scratch */
     float *keys = BUF(float, base, l.keys), *vals = BUF(float, base, l.varea);
     attn_status st = area_build(a, dk, dv, k, ldk, v, ldv, keys, vals, &l, base);
-    return st ? st : area_attend(a, nq, dk, dv, q, ldq, keys, vals, out, ldo, BUF(float, base, l.logits));
+    return st ? st : area_attend(a, nq, dk, dv, q, ldq, keys, vals, out, ldo, BUF(float, base, l.logits), wmap);
 }
 
 /* ---- the `area` mechanism ---- */
@@ -562,6 +564,7 @@ typedef struct area_job {
     size_t nq, dk, dv, kw, nblocks;
     const float *q, *k, *v;
     float *out;
+    float *wmap;        /* (B, nq, A) weights, or NULL */
     float *keys, *vals; /* split: (B, A, kw) and (B, A, dv) */
     area_layout build;  /* split: scratch of area_build alone */
     char *scratch;
@@ -574,7 +577,8 @@ static attn_status whole_task(void *arg, size_t b, int worker) {
     return attn__area_forward(j->a, j->nq, j->dk, j->dv, j->q + b * j->nq * j->dk, j->dk,
                               j->k + b * S * j->dk, j->dk, j->v + b * S * j->dv, j->dv,
                               j->out + b * j->nq * j->dv, j->dv,
-                              j->scratch + (size_t)worker * j->per_worker);
+                              j->scratch + (size_t)worker * j->per_worker,
+                              j->wmap ? j->wmap + b * j->nq * j->a->n_areas : NULL);
 }
 
 static attn_status build_task(void *arg, size_t b, int worker) {
@@ -592,7 +596,8 @@ static attn_status attend_task(void *arg, size_t t, int worker) {
     return area_attend(j->a, nb, j->dk, j->dv, j->q + (b * j->nq + q0) * j->dk, j->dk,
                        j->keys + b * A * j->kw, j->vals + b * A * j->dv,
                        j->out + (b * j->nq + q0) * j->dv, j->dv,
-                       (float *)(void *)(j->scratch + (size_t)worker * j->per_worker));
+                       (float *)(void *)(j->scratch + (size_t)worker * j->per_worker),
+                       j->wmap ? j->wmap + (b * j->nq + q0) * A : NULL);
 }
 
 attn_status attn__area_inputs(const attn_model *m, const attn_tensor_set *in, area_inputs *x,
@@ -668,13 +673,19 @@ static attn_status area_plan_fn(const attn_model *m, const void *state, const at
     return ATTN_OK;
 }
 
-static attn_status area_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                                const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+/* The forward; maps[1] (B, Nq, A) receives the weights, maps[2] the
+ * areas' geometry (either may be NULL). */
+static attn_status area_forward_maps(const attn_model *m, const void *state, attn_ctx *ctx,
+                                     const attn_tensor_set *in, float *out, void *ws, float *const *maps,
+                                     attn_error *err) {
+    const area_state *s = state;
     area_plan p;
     attn_status st = plan_make(m, state, in, attn_ctx_threads(ctx), &p, err);
     if (st) return st;
     area_job *j = &p.j;
     j->out = out;
+    j->wmap = maps ? maps[1] : NULL;
+    if (maps && maps[2]) attn__area_geometry(&s->cfg, maps[2]);
     j->scratch = attn__ws_at(ws, p.scratch);
     if (!p.split) return attn__parallel_for(ctx, p.x.B, whole_task, j);
     j->keys = attn__ws_at(ws, p.kv);
@@ -683,6 +694,53 @@ static attn_status area_forward(const attn_model *m, const void *state, attn_ctx
     if (!st) st = attn__parallel_for(ctx, p.tasks, attend_task, j);
     return st;
 }
+
+static attn_status area_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    return area_forward_maps(m, state, ctx, in, out, ws, NULL, err);
+}
+
+/* ---- the attention maps ---- */
+
+void attn__area_geometry(const area_cfg *a, float *geo) {
+    size_t i = 0;
+    for (int64_t h = 1; h <= a->max_h; h++)
+        for (int64_t w = 1; w <= a->max_w; w++)
+            for (int64_t t = 0; t + h <= a->mem_h; t++)
+                for (int64_t l = 0; l + w <= a->mem_w; l++, i++) {
+                    geo[4 * i] = (float)t;
+                    geo[4 * i + 1] = (float)l;
+                    geo[4 * i + 2] = (float)h;
+                    geo[4 * i + 3] = (float)w;
+                }
+}
+
+static const attn_out_decl area_outputs[] = {
+    {"attention", "B,Nq,A",
+     "each query's weights over the A areas (after the top-k filter and its renormalisation)"},
+    {"attention_areas", "A,4",
+     "area a's top row, left column, height and width on the memory grid (row a: top, left, h, w)"},
+    {0},
+};
+
+static attn_status area_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                   const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    const area_state *s = state;
+    area_inputs x;
+    attn_status st = attn__area_inputs(m, in, &x, err);
+    if (st) return st;
+    if (i == 1) {
+        *rank = 3;
+        shape[0] = (int64_t)x.B, shape[1] = (int64_t)x.nq, shape[2] = (int64_t)s->cfg.n_areas;
+    } else {
+        *rank = 2;
+        shape[0] = (int64_t)s->cfg.n_areas, shape[1] = 4;
+    }
+    return ATTN_OK;
+}
+
+static const attn_maps_ops area_maps = {
+    .outputs = area_outputs, .shape = area_maps_shape, .forward = area_forward_maps};
 
 const attn_mech attn_mech_area = {
     .info = {.name = "area",
@@ -697,4 +755,5 @@ const attn_mech attn_mech_area = {
     .init = area_init,
     .plan = area_plan_fn,
     .forward = area_forward,
+    .maps = &area_maps,
 };

@@ -78,6 +78,10 @@ attn_status attn__area_inputs(const attn_model *m, const attn_tensor_set *in, ar
  * key modes dk must equal kqs.  Fails only as attn__gemm does. */
 attn_status attn__area_forward(const area_cfg *a, size_t nq, size_t dk, size_t dv, const float *q,
                                size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
-                               float *out, size_t ldo, void *scratch);
+                               float *out, size_t ldo, void *scratch, float *wmap);
+/* wmap (nq, A) or NULL: the final weights of each query over the areas.
+ * attn__area_geometry: (A, 4) rows (top, left, height, width) in the
+ * areas' numbering above. */
+void attn__area_geometry(const area_cfg *a, float *geo);
 
 #endif

@@ -155,6 +155,46 @@ static attn_status layer_forward(const attn_model *m, const void *state, attn_ct
     return attn__linear_rows(ctx, O, p.rq, p.hv, s->wo, s->bo, (size_t)s->d_model, out);
 }
 
+/* ---- the attention maps: the inner attention's, over the projected heads ---- */
+
+static attn_status layer_maps_declare(attn_model *m, const void *state) {
+    const layer_state *s = state;
+    return attn__model_add_outputs_of(m, s->inner);
+}
+
+static attn_status layer_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                    const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    const layer_state *s = state;
+    layer_plan p;
+    attn_status st = plan_make(m, s, in, 1, &p, err);
+    return st ? st : attn__model_maps_shape(s->inner, &p.a, i, rank, shape, err);
+}
+
+/* layer_forward, then the inner attention's maps of the projected Q, K, V
+ * (still in the workspace). */
+static attn_status layer_maps_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                      const attn_tensor_set *in, float *out, void *ws, float *const *maps,
+                                      attn_error *err) {
+    const layer_state *s = state;
+    layer_plan p;
+    attn_status st = layer_forward(m, state, ctx, in, out, ws, err);
+    if (st || !attn__maps_any(m, maps) || (st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err))) return st;
+    p.a.q = attn__ws_at(ws, p.Q);
+    p.a.k = attn__ws_at(ws, p.K);
+    p.a.v = attn__ws_at(ws, p.V);
+    return attn__model_maps_qkv(s->inner, ctx, &p.a, maps, err);
+}
+
+static const attn_out_decl layer_outputs[] = {
+    {"<the inner attention's>", "N,H,L,S",
+     "the inner attention's maps (e.g. attention) over the projected queries and keys"},
+    {0},
+};
+
+static const attn_maps_ops layer_maps = {
+    .outputs = layer_outputs,
+    .declare = layer_maps_declare, .shape = layer_maps_shape, .forward = layer_maps_forward};
+
 static const char *const layer_aliases[] = {"attention-layer", NULL};
 
 const attn_mech attn_mech_attention_layer = {
@@ -170,6 +210,7 @@ const attn_mech attn_mech_attention_layer = {
     .plan = layer_plan_fn,
     .forward = layer_forward,
     .seq = &layer_seq,
+    .maps = &layer_maps,
 };
 
 /* ---- sequences: RecurrentAttentionLayer / RecurrentCrossAttentionLayer ----

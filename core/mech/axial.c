@@ -66,6 +66,7 @@ typedef struct sa_job {
     size_t nrows, rows_per_task;
     size_t per_worker; /* floats of scratch per worker */
     float *scratch;
+    float *map; /* (nrows, heads, T, T) weights, or NULL */
     float scale;
 } sa_job;
 
@@ -121,6 +122,7 @@ static attn_status sa_task(void *arg, size_t task, int worker) {
             const float *k = KV + rr * T * 2 * hid + h * e, *v = k + hid;
             ATTN_TRY(attn__gemm(0, 1, T, T, e, j->scale, q, hid, k, 2 * hid, 0.0f, S, T));
             for (size_t t = 0; t < T; t++) attn__softmax_row(S + t * T, T);
+            if (j->map) memcpy(j->map + ((r0 + rr) * (size_t)sa->heads + h) * T * T, S, T * T * sizeof *S);
             /* q's slice is no longer needed: the head's output takes its place */
             ATTN_TRY(attn__gemm(0, 0, T, e, T, 1.0f, S, T, v, 2 * hid, 0.0f, q, hid));
         }
@@ -209,7 +211,7 @@ attn_status attn__axial_scratch(const axial_sa *sa, int rank, const int64_t *sha
 
 attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const int64_t *shape,
                               int emb, int axis, const float *x, float *y, bool accumulate,
-                              void *ws, attn_error *err) {
+                              void *ws, float *map, attn_error *err) {
     sa_job j;
     size_t ntasks;
     bool empty;
@@ -219,9 +221,29 @@ attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const
     j.y = y;
     j.acc = accumulate;
     j.scratch = ws;
+    j.map = map;
     st = attn__parallel_for(ctx, ntasks, sa_task, &j);
     if (st == ATTN_E_CANCELLED) return attn__err(err, st, "axial: cancelled");
     return st;
+}
+
+void attn__axial_map_shape(const axial_sa *sa, int rank, const int64_t *shape, int emb, int axis, int *mrank,
+                           int64_t *mshape) {
+    int n = 0;
+    for (int d = 0; d < rank; d++)
+        if (d != axis && d != emb) mshape[n++] = shape[d];
+    mshape[n++] = sa->heads;
+    mshape[n++] = shape[axis];
+    mshape[n++] = shape[axis];
+    *mrank = n;
+}
+
+void attn__axial_map_dims(int rank, const char *const *names, int emb, int axis, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int d = 0; d < rank && n < cap; d++)
+        if (d != axis && d != emb) n += (size_t)snprintf(buf + n, cap - n, "%s,", names[d]);
+    if (n < cap) snprintf(buf + n, cap - n, "heads,%s,%s", names[axis], names[axis]);
 }
 
 /* ---- the mechanism ---- */
@@ -315,8 +337,10 @@ static attn_status axial_plan(const attn_model *m, const void *state, const attn
     return ATTN_OK;
 }
 
-static attn_status axial_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                                 const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+/* maps[1 + i] (or NULL): axis i's weights. */
+static attn_status axial_forward_maps(const attn_model *m, const void *state, attn_ctx *ctx,
+                                      const attn_tensor_set *in, float *out, void *ws, float *const *maps,
+                                      attn_error *err) {
     const axial_state *s = state;
     const attn_tensor *x;
     attn_status st;
@@ -326,11 +350,62 @@ static attn_status axial_forward(const attn_model *m, const void *state, attn_ct
         /* sequential: each axis reads the previous result, updated in place */
         const float *src = s->sum || i == 0 ? x->data : out;
         st = attn__axial_apply(&s->sa[i], ctx, x->rank, x->shape, s->emb, s->axes[i], src, out,
-                               s->sum, ws, err);
+                               s->sum, ws, maps ? maps[1 + i] : NULL, err);
         if (st) return st;
     }
     return ATTN_OK;
 }
+
+static attn_status axial_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                 const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    return axial_forward_maps(m, state, ctx, in, out, ws, NULL, err);
+}
+
+/* ---- the attention maps: one per axis, attention_axis1 .. (the A1 .. of
+ * x's dims), each the reference's (b*heads, T, T) as (rest..., heads, T, T) */
+
+static attn_status axial_maps_declare(attn_model *m, const void *state) {
+    const axial_state *s = state;
+    char names[ATTN_MAX_RANK][16];
+    const char *np[ATTN_MAX_RANK];
+    for (int d = 0, k = 1; d < s->total; d++) {
+        if (d == s->emb) snprintf(names[d], sizeof names[d], "dim");
+        else if (d == 0) snprintf(names[d], sizeof names[d], "B");
+        else snprintf(names[d], sizeof names[d], "A%d", k++);
+        np[d] = names[d];
+    }
+    for (int i = 0; i < s->n_axes; i++) {
+        char name[32], dims[64], doc[160];
+        snprintf(name, sizeof name, "attention_axis%d", i + 1);
+        attn__axial_map_dims(s->total, np, s->emb, s->axes[i], dims, sizeof dims);
+        snprintf(doc, sizeof doc, "softmax weights along axis A%d (x's dim %d), per head, every other index fixed%s",
+                 i + 1, s->axes[i], s->sum || i == 0 ? "" : "; over the previous axis' output");
+        attn_status st = attn__model_add_output(m, name, dims, doc);
+        if (st) return st;
+    }
+    return ATTN_OK;
+}
+
+static attn_status axial_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                    const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    const axial_state *s = state;
+    const attn_tensor *x;
+    attn_status st = attn__input(m, in, "x", &x, err);
+    if (st) return st;
+    const int k = (int)i - 1;
+    attn__axial_map_shape(&s->sa[k], x->rank, x->shape, s->emb, s->axes[k], rank, shape);
+    return ATTN_OK;
+}
+
+static const attn_out_decl axial_outputs[] = {
+    {"attention_axis<k>", "<x's other dims>,heads,A<k>,A<k>",
+     "one per axial dim A<k> of x: softmax weights along it, per head, every other index fixed"},
+    {0},
+};
+
+static const attn_maps_ops axial_maps = {
+    .outputs = axial_outputs,
+    .declare = axial_maps_declare, .shape = axial_maps_shape, .forward = axial_forward_maps};
 
 const attn_mech attn_mech_axial = {
     .info =
@@ -348,4 +423,5 @@ const attn_mech attn_mech_axial = {
     .init = axial_init,
     .plan = axial_plan,
     .forward = axial_forward,
+    .maps = &axial_maps,
 };

@@ -47,7 +47,14 @@ attn_status attn__axial_scratch(const axial_sa *sa, int rank, const int64_t *sha
                                 int threads, size_t *bytes, attn_error *err);
 attn_status attn__axial_apply(const axial_sa *sa, attn_ctx *ctx, int rank, const int64_t *shape,
                               int emb, int axis, const float *x, float *y, bool accumulate,
-                              void *ws, attn_error *err);
+                              void *ws, float *map, attn_error *err);
+/* `map` (or NULL) receives the softmax weights: the reference's (b*heads,
+ * T, T) with b the other dims in order (all but `axis` and `emb`), i.e.
+ * shape (rest..., heads, T, T); attn__axial_map_shape gives it. */
+void attn__axial_map_shape(const axial_sa *sa, int rank, const int64_t *shape, int emb, int axis, int *mrank,
+                           int64_t *mshape);
+/* Its dims string from the input's dims names (dims[d] names dim d). */
+void attn__axial_map_dims(int rank, const char *const *names, int emb, int axis, char *buf, size_t cap);
 
 /* AxialPositionalEmbedding(dim, shape, emb_dim_index): `n` parameters of
  * rank n+2 named <prefix>param_<i>. */

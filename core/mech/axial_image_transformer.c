@@ -32,7 +32,7 @@ typedef struct ait_layer {
 } ait_layer;
 
 typedef struct ait_state {
-    int64_t dim, depth;
+    int64_t dim, depth, heads;
     int emb, axes[ATTN_MAX_RANK];
     bool reversible, has_pos;
     axial_pos pos;
@@ -108,6 +108,7 @@ static attn_status ait_init(attn_model *m, void *state, const attn_cfg *cfg, att
     /* No divisibility assert here (unlike AxialAttention): the head size is
      * dim // heads, which only fails when it is 0. */
     if (dh_null) dh = s->dim / heads;
+    s->heads = heads;
     if (dh == 0)
         return attn__err(err, ATTN_E_CONFIG,
                          "axial_image_transformer: dim // heads = %lld // %lld is 0; "
@@ -203,6 +204,9 @@ typedef struct ait_run {
     const int64_t *shape;
     ff_job ff;
     void *attn_ws; /* the axial attentions' scratch */
+    float *map[2];  /* per axis: (depth, rest, heads, T, T) weights, or NULL */
+    size_t map_layer[2]; /* floats of one layer's map */
+    int64_t layer;
     attn_error *err;
 } ait_run;
 
@@ -212,7 +216,8 @@ static attn_status run_fn(ait_run *r, const ait_layer *L, int blk, int k, const 
                           float *dst) {
     if (blk == 0)
         return attn__axial_apply(&L->attn[k], r->ctx, 4, r->shape, r->s->emb, r->s->axes[k], src,
-                                 dst, true, r->attn_ws, r->err);
+                                 dst, true, r->attn_ws,
+                                 r->map[k] ? r->map[k] + (size_t)r->layer * r->map_layer[k] : NULL, r->err);
     attn_status st = ff_apply(&r->ff, r->ctx, &L->ff[k], src, dst);
     if (st == ATTN_E_CANCELLED) return attn__err(r->err, st, "axial_image_transformer: cancelled");
     if (st) return attn__err(r->err, st, "axial_image_transformer: feed-forward failed%s", attn__fail_detail(st));
@@ -313,8 +318,17 @@ static attn_status ait_plan_fn(const attn_model *m, const void *state, const att
  * (broadcast) shape, F32, written in full into the caller's `out`.  x is borrowed and
  * only read; the second stream, the norm and hidden buffers and the
  * per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
-static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                               const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+static void ait_map_shape(const ait_state *s, const int64_t *shape, int k, int *rank, int64_t *ms) {
+    const axial_sa sa = {.heads = s->heads};
+    ms[0] = s->depth;
+    attn__axial_map_shape(&sa, 4, shape, s->emb, s->axes[k], rank, ms + 1);
+    (*rank)++;
+}
+
+/* maps[1 + k] (or NULL): axis k's weights of every layer. */
+static attn_status ait_forward_maps(const attn_model *m, const void *state, attn_ctx *ctx,
+                                    const attn_tensor_set *in, float *out, void *ws, float *const *maps,
+                                    attn_error *err) {
     const ait_state *s = state;
     ait_plan p;
     attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err);
@@ -328,6 +342,14 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
         memcpy(x1, p.x->data, p.x->nbytes);
     }
     ait_run r = {.s = s, .ctx = ctx, .shape = p.shape, .ff = p.ff, .err = err};
+    for (int k = 0; k < 2 && maps && s->depth > 0; k++) {
+        int rank;
+        int64_t ms[ATTN_MAX_RANK];
+        r.map[k] = maps[1 + k];
+        ait_map_shape(s, p.shape, k, &rank, ms);
+        r.map_layer[k] = 1;
+        for (int d = 1; d < rank; d++) r.map_layer[k] *= (size_t)ms[d]; /* the caller's tensor exists */
+    }
     if (s->depth > 0) {
         r.ff.A = attn__ws_at(ws, p.A);
         r.ff.Hb = attn__ws_at(ws, p.Hb);
@@ -340,6 +362,7 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
     }
     for (int64_t l = 0; l < s->depth && !st; l++) {
         const ait_layer *L = &s->layers[l];
+        r.layer = l;
         for (int blk = 0; blk < 2 && !st; blk++) {
             if (s->reversible) { /* y1 = x1 + f(x2); y2 = x2 + g(y1) */
                 if (!(st = run_fn(&r, L, blk, 0, x2, x1))) st = run_fn(&r, L, blk, 1, x1, x2);
@@ -353,6 +376,49 @@ static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx 
         for (size_t i = 0; i < p.numel; i++) x1[i] = (x1[i] + x2[i]) / 2.0f;
     return st;
 }
+
+static attn_status ait_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                               const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    return ait_forward_maps(m, state, ctx, in, out, ws, NULL, err);
+}
+
+/* ---- the attention maps: per axis, every layer's along a leading depth axis ---- */
+
+static attn_status ait_maps_declare(attn_model *m, const void *state) {
+    const ait_state *s = state;
+    static const char *const names[4] = {"B", "C", "A1", "A2"};
+    const char *np[4];
+    for (int d = 0, k = 0; d < 4; d++) np[d] = d == s->emb ? "dim" : d == 0 ? "B" : names[2 + k++];
+    for (int k = 0; k < 2; k++) {
+        char name[32], dims[64], rest[56], doc[160];
+        attn__axial_map_dims(4, np, s->emb, s->axes[k], rest, sizeof rest);
+        snprintf(name, sizeof name, "attention_axis%d", k + 1);
+        snprintf(dims, sizeof dims, "depth,%s", rest);
+        snprintf(doc, sizeof doc, "softmax weights along axis A%d (x's dim %d) of every layer, per head "
+                 "(layer l: its input after the layers before)", k + 1, s->axes[k]);
+        attn_status st = attn__model_add_output(m, name, dims, doc);
+        if (st) return st;
+    }
+    return ATTN_OK;
+}
+
+static attn_status ait_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                  const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    const ait_state *s = state;
+    ait_plan p;
+    attn_status st = plan_make(m, s, in, 1, &p, err);
+    if (st) return st;
+    ait_map_shape(s, p.shape, (int)i - 1, rank, shape);
+    return ATTN_OK;
+}
+
+static const attn_out_decl ait_outputs[] = {
+    {"attention_axis<k>", "depth,<x's other dims>,heads,A<k>,A<k>",
+     "k = 1, 2: softmax weights along image axis A<k> of every layer, per head"},
+    {0},
+};
+
+static const attn_maps_ops ait_maps = {.outputs = ait_outputs, .declare = ait_maps_declare, .shape = ait_maps_shape, .forward = ait_forward_maps};
 
 const attn_mech attn_mech_axial_image_transformer = {
     .info =
@@ -371,4 +437,5 @@ const attn_mech attn_mech_axial_image_transformer = {
     .init = ait_init,
     .plan = ait_plan_fn,
     .forward = ait_forward,
+    .maps = &ait_maps,
 };

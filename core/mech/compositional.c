@@ -93,6 +93,7 @@ typedef struct comp_job {
     float *out;          /* (B,N,D) */
     float *scratch;      /* per worker: scratch_len floats */
     size_t scratch_len;
+    float *smap, *rmap;  /* (B,S,N,N) search and (B,S,N,R) retrieval weights, or NULL */
 } comp_job;
 
 /* Rows per task of the row-wise passes (norm and projections): small enough
@@ -159,6 +160,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
         if (s->causal)
             for (size_t jj = i + 1; jj < N; jj++) row[jj] = -FLT_MAX;
         attn__softmax_row_d(row, N);
+        if (j->smap) memcpy(j->smap + ((b * S + si) * N + i) * N, row, N * sizeof *row);
     }
 
     for (size_t r = 0; r < R; r++) {
@@ -177,6 +179,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
             w[r] = acc;
         }
         attn__softmax_row_d(w, R);
+        if (j->rmap) memcpy(j->rmap + ((b * S + si) * N + n) * R, w, R * sizeof *w);
         float *o = comb + n * SE;
         for (size_t e = 0; e < E; e++) o[e] = 0.0f;
         for (size_t r = 0; r < R; r++) {
@@ -255,8 +258,9 @@ static attn_status comp_plan_fn(const attn_model *m, const void *state, const at
  * -> out (B,N,dim) F32, written in full into the caller's `out`.  Inputs are borrowed
  * and only read; the projections sq, sk, rq (B,N,S*E), rv (B,N,R*E), comb
  * (B,N,S*E) and the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
-static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                                const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+static attn_status comp_forward_maps(const attn_model *m, const void *state, attn_ctx *ctx,
+                                     const attn_tensor_set *in, float *out, void *ws, float *const *maps,
+                                     attn_error *err) {
     const comp_state *s = state;
     comp_plan pl;
     attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &pl, err);
@@ -264,7 +268,8 @@ static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx
     const size_t rows = pl.rows, SE = (size_t)(s->S * s->E), RE = (size_t)(s->R * s->E);
     comp_job j = {.s = s, .B = pl.x->shape[0], .N = pl.x->shape[1], .x = pl.x->data,
                   .mask = pl.mask ? pl.mask->data : NULL, .out = out,
-                  .scratch = attn__ws_at(ws, pl.scratch), .scratch_len = pl.per_worker};
+                  .scratch = attn__ws_at(ws, pl.scratch), .scratch_len = pl.per_worker,
+                  .smap = maps ? maps[1] : NULL, .rmap = maps ? maps[2] : NULL};
     float *p = attn__ws_at(ws, pl.buf);
     j.sq = p, p += rows * SE;
     j.sk = p, p += rows * SE;
@@ -280,6 +285,35 @@ static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx
                          attn__fail_detail(st));
     return ATTN_OK;
 }
+
+static attn_status comp_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                                const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    return comp_forward_maps(m, state, ctx, in, out, ws, NULL, err);
+}
+
+/* ---- the attention maps: search weights and retrieval weights ---- */
+
+static const attn_out_decl comp_outputs[] = {
+    {"attention", "B,searches,N,N",
+     "search weights: softmax over keys j of each search's q_i.k_j; masked (and future, causal) keys 0"},
+    {"attention_retrieval", "B,searches,N,retrievals",
+     "retrieval weights: each search's softmax over the R retrievals, per position"},
+    {0},
+};
+
+static attn_status comp_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                   const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    const comp_state *s = state;
+    comp_plan pl;
+    attn_status st = plan_make(m, s, in, 1, &pl, err);
+    if (st) return st;
+    *rank = 4;
+    shape[0] = pl.x->shape[0], shape[1] = s->S, shape[2] = pl.x->shape[1];
+    shape[3] = i == 1 ? pl.x->shape[1] : s->R;
+    return ATTN_OK;
+}
+
+static const attn_maps_ops comp_maps = {.outputs = comp_outputs, .shape = comp_maps_shape, .forward = comp_forward_maps};
 
 const attn_mech attn_mech_compositional = {
     .info = {
@@ -297,6 +331,7 @@ const attn_mech attn_mech_compositional = {
     .plan = comp_plan_fn,
     .forward = comp_forward,
     .seq = &comp_seq,
+    .maps = &comp_maps,
 };
 
 /* ---- sequences (causal=true) ----

@@ -57,6 +57,53 @@ static attn_status cond_workspace_qkv(const void *state, const attn_qkv *a, int 
     return ATTN_OK;
 }
 
+/* ---- the attention map ----
+ * Within the limit: full attention's map.  Past it: the other attention's
+ * map when it forms one (its output "attention"); otherwise the request
+ * is refused (ATTN_E_UNSUPPORTED), already by the size query. */
+
+static const attn_out_decl cond_outputs[] = {
+    {"attention", "N,H,L,S",
+     "within length_limit: full attention's softmax weights; beyond it: other_attention's map"},
+    {0},
+};
+
+static bool cond_full_path(const cond_state *s, const attn_qkv *a) {
+    return !(a->L > s->length_limit || a->S > s->length_limit);
+}
+
+static attn_status cond_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                   const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    const cond_state *s = state;
+    if (cond_full_path(s, a)) {
+        *rank = 4;
+        shape[0] = a->N, shape[1] = a->H, shape[2] = a->L, shape[3] = a->S;
+        return ATTN_OK;
+    }
+    int oi = attn_model_output_index(s->other, "attention");
+    if (oi < 1)
+        return attn__err(err, ATTN_E_UNSUPPORTED,
+                         "conditional_full: L=%lld, S=%lld exceed length_limit=%lld, so %s runs, "
+                         "which forms no attention map", (long long)a->L, (long long)a->S,
+                         (long long)s->length_limit, attn_model_mech(s->other)->name);
+    return attn__model_maps_shape(s->other, a, (size_t)oi, rank, shape, err);
+}
+
+static attn_status cond_maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                                 float *const *maps, attn_error *err) {
+    const cond_state *s = state;
+    if (cond_full_path(s, a))
+        return attn__maps_softmax_qkv(ctx, a, attn__temp(s->softmax_temp, a->E), 0, maps[1], err);
+    int oi = attn_model_output_index(s->other, "attention");
+    float *other[ATTN__MAX_OUTPUTS] = {0};
+    if (oi < 1 || (size_t)oi >= sizeof other / sizeof other[0])
+        return attn__err(err, ATTN_E_UNSUPPORTED, "conditional_full: its other attention forms no attention map");
+    other[oi] = maps[1];
+    return attn__model_maps_qkv(s->other, ctx, a, other, err);
+}
+
+static const attn_maps_ops cond_maps = {.outputs = cond_outputs, .shape = cond_maps_shape, .qkv = cond_maps_qkv};
+
 static const char *const cond_aliases[] = {"conditional-full", NULL};
 
 const attn_mech attn_mech_conditional_full = {
@@ -71,4 +118,5 @@ const attn_mech attn_mech_conditional_full = {
     .init = cond_init,
     .workspace_qkv = cond_workspace_qkv,
     .forward_qkv = cond_forward_qkv,
+    .maps = &cond_maps,
 };

@@ -157,6 +157,23 @@ static attn_status topk_forward_qkv(const void *state, attn_ctx *ctx, const attn
     return st;
 }
 
+/* ---- the attention map: the softmax over each query's top-k keys ---- */
+
+static const attn_out_decl topk_outputs[] = {
+    {"attention", "N,H,L,S",
+     "softmax(temp*Q K^T) over each query's min(topk, S) largest scores; other and masked keys 0"},
+    {0},
+};
+
+static attn_status topk_maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                                 float *const *maps, attn_error *err) {
+    const topk_state *s = state;
+    const size_t k = (size_t)(s->topk < a->S ? s->topk : a->S);
+    return attn__maps_softmax_qkv(ctx, a, attn__temp(s->softmax_temp, a->E), k, maps[1], err);
+}
+
+static const attn_maps_ops topk_maps = {.outputs = topk_outputs, .qkv = topk_maps_qkv};
+
 static const char *const topk_aliases[] = {"exact-topk", NULL};
 
 const attn_mech attn_mech_exact_topk = {
@@ -171,4 +188,5 @@ const attn_mech attn_mech_exact_topk = {
     .init = topk_init,
     .workspace_qkv = topk_workspace_qkv,
     .forward_qkv = topk_forward_qkv,
+    .maps = &topk_maps,
 };

@@ -201,6 +201,22 @@ attn_status attn__full_reference(float softmax_temp, const attn_qkv *a, float *o
     return ATTN_OK;
 }
 
+/* ---- the attention map (docs/attention-maps.md) ---- */
+
+static const attn_out_decl full_outputs[] = {
+    {"attention", "N,H,L,S",
+     "A = softmax(temp*Q K^T + masks), the matrix of FullAttention's AttentionEvent; masked keys 0"},
+    {0},
+};
+
+static attn_status full_maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                                 float *const *maps, attn_error *err) {
+    const attn_full_cfg *c = state;
+    return attn__maps_softmax_qkv(ctx, a, attn__temp(c->softmax_temp, a->E), 0, maps[1], err);
+}
+
+static const attn_maps_ops full_maps = {.outputs = full_outputs, .qkv = full_maps_qkv};
+
 const attn_mech attn_mech_full = {
     .info = {.name = "full",
              .aliases = NULL,
@@ -214,4 +230,5 @@ const attn_mech attn_mech_full = {
     .forward_qkv = full_forward_qkv,
     .out_may_alias_queries = true, /* both paths: a task reads only its own query rows */
     .seq = &attn__seq_full,
+    .maps = &full_maps,
 };

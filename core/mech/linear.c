@@ -223,6 +223,74 @@ static attn_status lin_forward_qkv(const void *state, attn_ctx *ctx, const attn_
     return st;
 }
 
+/* ---- the attention map: the matrix the forward implies ----
+ * out = A V with A[l,s] = φQ_l·φK_s / (Σ_s' φQ_l·φK_s' + eps) over the keys
+ * the forward sums (φK zeroed past key_lengths; causal: s <= l, and only
+ * the first L keys when L < S).  Rows sum to 1 - eps/(row sum + eps). */
+
+typedef struct lin_map_job {
+    lin_job j;
+    float *map;
+} lin_map_job;
+
+static attn_status lin_map_task(void *arg, size_t task, int worker) {
+    const lin_map_job *mj = arg;
+    const lin_job *j = &mj->j;
+    const lin_state *s = j->s;
+    const attn_qkv *a = j->a;
+    const attn_fmap fm = lin_fmap(s, a->E);
+    const size_t H = (size_t)a->H, E = (size_t)a->E, L = (size_t)a->L, S = (size_t)a->S, F = (size_t)fm.F,
+                 Su = (size_t)j->S_used;
+    const size_t n = task / H, h = task % H, big = L > Su ? L : Su;
+    float *raw = j->scratch + (size_t)worker * j->per_worker, *pq = raw + big * E, *pk = pq + L * F;
+    float *map = mj->map + task * L * S;
+    gather(a->q + n * L * H * E, L, H, E, h, raw);
+    attn__fmap_apply(&fm, raw, L, pq, fm.stabilize ? attn__fmap_sqnorm_max(&fm, raw, L) : 0);
+    gather(a->k + n * S * H * E, Su, H, E, h, raw);
+    attn__fmap_apply(&fm, raw, Su, pk, fm.stabilize ? attn__fmap_sqnorm_max(&fm, raw, Su) : 0);
+    const size_t klen = a->key_lengths && (size_t)a->key_lengths[n] < Su ? (size_t)a->key_lengths[n] : Su;
+    memset(map, 0, L * S * sizeof *map);
+    if (klen) ATTN_TRY(attn__gemm(0, 1, L, klen, F, 1.0f, pq, F, pk, F, 0.0f, map, S));
+    for (size_t l = 0; l < L; l++) {
+        float *row = map + l * S;
+        const size_t end = s->causal && l + 1 < klen ? l + 1 : klen;
+        for (size_t t = end; t < klen; t++) row[t] = 0.0f;
+        double den = 0;
+        for (size_t t = 0; t < end; t++) den += row[t];
+        const float inv = 1.0f / ((float)den + s->eps);
+        for (size_t t = 0; t < end; t++) row[t] *= inv;
+    }
+    return ATTN_OK;
+}
+
+static attn_status lin_maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                                float *const *maps, attn_error *err) {
+    lin_map_job mj = {.map = maps[1]};
+    size_t tasks, bytes;
+    void *ws = NULL;
+    attn_status st = lin_plan(state, a, attn_ctx_threads(ctx), &mj.j, &tasks, &bytes, err);
+    if (!st) st = attn__ws_alloc(bytes, &ws, err);
+    if (st) return st;
+    mj.j.scratch = ws;
+    st = attn__parallel_for(ctx, tasks, lin_map_task, &mj);
+    attn__ws_free(ws, bytes);
+    if (st) attn__err(err, st, "linear: attention map %s%s", attn_status_str(st), attn__fail_detail(st));
+    return st;
+}
+
+static const attn_out_decl lin_outputs[] = {
+    {"attention", "N,H,L,S",
+     "the implied matrix phi(Q) phi(K)^T over its row sum (+ eps), out = A V; keys past key_lengths 0"},
+    {0},
+};
+static const attn_out_decl causal_outputs[] = {
+    {"attention", "N,H,L,S",
+     "the implied causal matrix phi(Q) phi(K)^T (s <= l) over its row sum (+ eps), out = A V; other keys 0"},
+    {0},
+};
+static const attn_maps_ops lin_maps = {.outputs = lin_outputs, .qkv = lin_maps_qkv};
+static const attn_maps_ops causal_maps = {.outputs = causal_outputs, .qkv = lin_maps_qkv};
+
 const attn_mech attn_mech_linear = {
     .info = {.name = "linear",
              .aliases = NULL,
@@ -236,6 +304,7 @@ const attn_mech attn_mech_linear = {
     .workspace_qkv = lin_workspace_qkv,
     .forward_qkv = lin_forward_qkv,
     .seq = &lin_seq,
+    .maps = &lin_maps,
 };
 
 static const char *const causal_aliases[] = {"causal-linear", NULL};
@@ -253,6 +322,7 @@ const attn_mech attn_mech_causal_linear = {
     .workspace_qkv = lin_workspace_qkv,
     .forward_qkv = lin_forward_qkv,
     .seq = &causal_seq,
+    .maps = &causal_maps,
 };
 
 /* ---- sequences: RecurrentLinearAttention / RecurrentCrossLinearAttention ----

@@ -145,6 +145,68 @@ static attn_status local_forward_qkv(const void *state, attn_ctx *ctx, const att
     return st;
 }
 
+/* ---- the attention map: each query's window weights, dense over the keys ----
+ * The slots of the forward (window of w keys around l, -1e24 outside the
+ * key range and for masked keys, softmax over all w slots), each slot's
+ * weight written at its key s in [0, S); every other key is 0.  A window
+ * with nothing visible has 1/w on its in-range keys, as in the reference. */
+
+static const attn_out_decl local_outputs[] = {
+    {"attention", "N,H,L,S",
+     "softmax weights of each query's local_context window, dense over S; keys outside it 0"},
+    {0},
+};
+
+typedef struct local_map_job {
+    const local_state *s;
+    const attn_qkv *a;
+    float temp;
+    float *map, *slots; /* slots: w floats per worker */
+} local_map_job;
+
+static attn_status local_map_task(void *arg, size_t nh, int worker) {
+    const local_map_job *j = arg;
+    const attn_qkv *a = j->a;
+    const int64_t H = a->H, E = a->E, L = a->L, S = a->S, w = j->s->w;
+    const int64_t n = (int64_t)nh / H, h = (int64_t)nh % H, half = w / 2, up = (w + 1) / 2;
+    const int64_t klen = a->key_lengths ? a->key_lengths[n] : S;
+    float *slot = j->slots + (size_t)worker * (size_t)w;
+    for (int64_t l = 0; l < L; l++) {
+        float *row = j->map + ((size_t)nh * (size_t)L + (size_t)l) * (size_t)S;
+        const float *q = a->q + ((n * L + l) * H + h) * E;
+        const int64_t start = l - half > 0 ? l - half : 0, end = l + up < klen ? l + up : klen;
+        const int64_t vend = l + up < S ? l + up : S;
+        for (int64_t k = 0; k < w; k++) slot[k] = -1e24f;
+        for (int64_t s = start; s < end; s++) {
+            const float *k = a->k + ((n * S + s) * H + h) * E;
+            float dot = 0.0f;
+            for (int64_t e = 0; e < E; e++) dot += q[e] * k[e];
+            if (a->attn_mask && !a->attn_mask[l * S + s]) dot += -1e24f;
+            slot[s - l + half] = dot;
+        }
+        for (int64_t k = 0; k < w; k++) slot[k] *= j->temp;
+        attn__softmax_row(slot, (size_t)w);
+        memset(row, 0, (size_t)S * sizeof *row);
+        for (int64_t s = start; s < vend; s++) row[s] = slot[s - l + half];
+    }
+    return ATTN_OK;
+}
+
+static attn_status local_maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                                  float *const *maps, attn_error *err) {
+    const local_state *s = state;
+    local_map_job j = {.s = s, .a = a, .temp = attn__temp(s->softmax_temp, a->E), .map = maps[1]};
+    const size_t tasks = (size_t)a->N * (size_t)a->H;
+    j.slots = attn__calloc((size_t)attn__workers(ctx, tasks), (size_t)s->w * sizeof(float), err);
+    if (!j.slots) return ATTN_E_NOMEM;
+    attn_status st = attn__parallel_for(ctx, tasks, local_map_task, &j);
+    free(j.slots);
+    if (st) attn__err(err, st, "local: attention map %s", attn_status_str(st));
+    return st;
+}
+
+static const attn_maps_ops local_maps = {.outputs = local_outputs, .qkv = local_maps_qkv};
+
 const attn_mech attn_mech_local = {
     .info = {.name = "local",
              .aliases = NULL,
@@ -158,6 +220,7 @@ const attn_mech attn_mech_local = {
     .workspace_qkv = local_workspace_qkv,
     .forward_qkv = local_forward_qkv,
     .seq = &local_seq,
+    .maps = &local_maps,
 };
 
 /* ---- sequences: the causal forward (attn_mask lower triangular) ----

@@ -155,6 +155,7 @@ typedef struct mha_job {
     size_t nq, S, hq, hv; /* hq = heads·kqh, hv = heads·vh: row strides */
     const float *Q, *K, *V;
     float *att;
+    float *wmap; /* (B, heads, nq, A) weights, or NULL */
     char *scratch;
     size_t per_worker;
 } mha_job;
@@ -166,7 +167,8 @@ static attn_status mha_task(void *arg, size_t t, int worker) {
     return attn__area_forward(&j->s->area, j->nq, kqh, vh, j->Q + b * j->nq * j->hq + h * kqh, j->hq,
                               j->K + b * j->S * j->hq + h * kqh, j->hq, j->V + b * j->S * j->hv + h * vh,
                               j->hv, j->att + b * j->nq * j->hv + h * vh, j->hv,
-                              j->scratch + (size_t)worker * j->per_worker);
+                              j->scratch + (size_t)worker * j->per_worker,
+                              j->wmap ? j->wmap + t * j->nq * j->s->area.n_areas : NULL);
 }
 
 /* The job of a forward on `threads` and its workspace: the projected
@@ -211,8 +213,9 @@ static attn_status mha_plan_fn(const attn_model *m, const void *state, const att
     return ATTN_OK;
 }
 
-static attn_status mha_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                               const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+static attn_status mha_forward_maps(const attn_model *m, const void *state, attn_ctx *ctx,
+                                    const attn_tensor_set *in, float *out, void *ws, float *const *maps,
+                                    attn_error *err) {
     const mha_state *s = state;
     mha_plan p;
     attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err);
@@ -229,10 +232,45 @@ static attn_status mha_forward(const attn_model *m, const void *state, attn_ctx 
     j->K = K;
     j->V = V;
     j->att = att;
+    j->wmap = maps ? maps[1] : NULL;
+    if (maps && maps[2]) attn__area_geometry(&s->area, maps[2]);
     j->scratch = attn__ws_at(ws, p.scratch);
     if ((st = attn__parallel_for(ctx, p.tasks, mha_task, j))) return st;
     return par_linear(ctx, att, B * j->nq, j->hv, s->wo, s->bo, (size_t)s->vs, out);
 }
+
+static attn_status mha_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                               const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    return mha_forward_maps(m, state, ctx, in, out, ws, NULL, err);
+}
+
+/* ---- the attention maps: per head, as the reference's (B*heads, Nq, A) ---- */
+
+static const attn_out_decl mha_outputs[] = {
+    {"attention", "B,heads,Nq,A",
+     "each head's weights over the A areas (after top-k), the reference's (B*heads,Nq,A)"},
+    {"attention_areas", "A,4",
+     "area a's top row, left column, height and width on the memory grid (row a: top, left, h, w)"},
+    {0},
+};
+
+static attn_status mha_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                  const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    const mha_state *s = state;
+    area_inputs x;
+    attn_status st = attn__area_inputs(m, in, &x, err);
+    if (st) return st;
+    if (i == 1) {
+        *rank = 4;
+        shape[0] = (int64_t)x.B, shape[1] = s->heads, shape[2] = (int64_t)x.nq, shape[3] = (int64_t)s->area.n_areas;
+    } else {
+        *rank = 2;
+        shape[0] = (int64_t)s->area.n_areas, shape[1] = 4;
+    }
+    return ATTN_OK;
+}
+
+static const attn_maps_ops mha_maps = {.outputs = mha_outputs, .shape = mha_maps_shape, .forward = mha_forward_maps};
 
 const attn_mech attn_mech_multi_head_area = {
     .info = {.name = "multi_head_area",
@@ -248,4 +286,5 @@ const attn_mech attn_mech_multi_head_area = {
     .init = mha_init,
     .plan = mha_plan_fn,
     .forward = mha_forward,
+    .maps = &mha_maps,
 };

@@ -5,7 +5,10 @@
  *                                   and WORK_DIR/inputs.safetensors (tensors renamed to the
  *                                   model's input names)
  *   golden cmp  CASE_DIR OUT.safetensors
- *                                   checks |got - expected| <= atol + rtol*|expected|
+ *                                   checks |got - expected| <= atol + rtol*|expected| for
+ *                                   "output" and every map of case.json's extra_outputs
+ *                                   (attn run --output-attention); where an expected map
+ *                                   entry is exactly 0 (a masked key) the got one must be too
  *
  * The numerics themselves run through `attn run`, as a user would run them.
  */
@@ -95,6 +98,41 @@ static int prep(const char *cdir, const char *wdir) {
     return 0;
 }
 
+/* One output against its expected tensor; `zeros`: expected zeros must be exact. */
+static int cmp_tensor(const char *name, const attn_tensor *x, const attn_tensor *y, double rtol, double atol,
+                      int zeros) {
+    char s1[96], s2[96];
+    int same = x->rank == y->rank && x->dtype == ATTN_F32 && y->dtype == ATTN_F32;
+    for (int i = 0; same && i < x->rank; i++) same = x->shape[i] == y->shape[i];
+    if (!same) {
+        fprintf(stderr, "golden: %s: shape %s, expected %s\n", name, attn_shape_str(y->rank, y->shape, s1, sizeof s1),
+                attn_shape_str(x->rank, x->shape, s2, sizeof s2));
+        return 1;
+    }
+    const float *ex = x->data, *got = y->data;
+    size_t bad = 0, worst_i = 0, nonzero = 0;
+    double worst = 0;
+    for (size_t i = 0; i < x->numel; i++) {
+        double d = fabs((double)got[i] - ex[i]), lim = atol + rtol * fabs(ex[i]);
+        int nan_ok = isnan(ex[i]) && isnan(got[i]);
+        if (zeros && ex[i] == 0.0f && got[i] != 0.0f) nonzero++;
+        if (!nan_ok && !(d <= lim)) {
+            bad++;
+            if (!(d <= worst)) { worst = d; worst_i = i; }
+        }
+    }
+    if (bad) {
+        fprintf(stderr, "golden: %s: %zu/%zu elements off; worst at %zu: got %.8g expected %.8g\n", name, bad,
+                x->numel, worst_i, got[worst_i], ex[worst_i]);
+        return 1;
+    }
+    if (nonzero) {
+        fprintf(stderr, "golden: %s: %zu entries the reference has exactly 0 are not 0\n", name, nonzero);
+        return 1;
+    }
+    return 0;
+}
+
 static int cmp(const char *cdir, const char *outp) {
     char p[4096];
     json_error_t je;
@@ -111,29 +149,14 @@ static int cmp(const char *cdir, const char *outp) {
     const attn_tensor *x = attn_tensor_set_get(io, json_string_value(json_object_get(c, "output")));
     const attn_tensor *y = attn_tensor_set_get(out, "output");
     if (!x || !y) return die("output tensor missing", NULL);
-    char s1[96], s2[96];
-    int same = x->rank == y->rank && x->dtype == ATTN_F32 && y->dtype == ATTN_F32;
-    for (int i = 0; same && i < x->rank; i++) same = x->shape[i] == y->shape[i];
-    if (!same) {
-        fprintf(stderr, "golden: shape %s, expected %s\n", attn_shape_str(y->rank, y->shape, s1, sizeof s1),
-                attn_shape_str(x->rank, x->shape, s2, sizeof s2));
-        return 1;
-    }
-    const float *ex = x->data, *got = y->data;
-    size_t bad = 0, worst_i = 0;
-    double worst = 0;
-    for (size_t i = 0; i < x->numel; i++) {
-        double d = fabs((double)got[i] - ex[i]), lim = atol + rtol * fabs(ex[i]);
-        int nan_ok = isnan(ex[i]) && isnan(got[i]);
-        if (!nan_ok && !(d <= lim)) {
-            bad++;
-            if (!(d <= worst)) { worst = d; worst_i = i; }
-        }
-    }
-    if (bad) {
-        fprintf(stderr, "golden: %zu/%zu elements off; worst at %zu: got %.8g expected %.8g\n", bad,
-                x->numel, worst_i, got[worst_i], ex[worst_i]);
-        return 1;
+    if (cmp_tensor("output", x, y, rtol, atol, 0)) return 1;
+    const char *name;
+    json_t *tn;
+    json_object_foreach(json_object_get(c, "extra_outputs"), name, tn) {
+        const attn_tensor *xe = attn_tensor_set_get(io, json_string_value(tn)), *ye = attn_tensor_set_get(out, name);
+        if (!xe) return die("missing tensor in io.safetensors", json_string_value(tn));
+        if (!ye) return die("output missing (run with --output-attention)", name);
+        if (cmp_tensor(name, xe, ye, rtol, atol, 1)) return 1;
     }
     attn_tensor_set_free(io);
     attn_tensor_set_free(out);

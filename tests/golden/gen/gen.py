@@ -55,11 +55,16 @@ def run_case(row):
     masks = {}
     for arg, spec in row.get('masks', {}).items():
         masks[arg] = (spec, torch.randn(spec[1]) if spec[0] == 'randn' else _mask_tensor(spec))
+    maps = []
     with torch.no_grad():
-        out = call(module, xs, masks)
+        if row.get('maps'):  # also the reference's attention weights (refs.MAPS)
+            out, maps = refs.MAPS[row['type']](module, xs, masks, call)
+        else:
+            out = call(module, xs, masks)
     io = [(n, x.numpy()) for (n, _), x in zip(row['inputs'], xs)]
     io += [(arg, t.numpy()) for arg, (_, t) in masks.items()]
     io.append(('out', out.detach().numpy()))
+    io += maps
     sd = module.state_dict()
     weights = [(k, v.detach().numpy()) for k, v in sd.items()] or None
     case = {
@@ -68,6 +73,8 @@ def run_case(row):
         'optional_inputs': {arg: arg for arg in row.get('masks', {})},
         'output': 'out', 'rtol': row['tol'][0], 'atol': row['tol'][1],
     }
+    if maps:  # attnd output name -> io.safetensors tensor (attn run --output-attention)
+        case['extra_outputs'] = {n: n for n, _ in maps}
     return case, weights, io
 
 
@@ -109,6 +116,7 @@ def compare_case(got_dir, want_dir, row):
     if json.load(open(os.path.join(g, 'case.json'))) != json.load(open(os.path.join(w, 'case.json'))):
         problems.append('case.json differs')
     rtol, atol = row['tol']
+    outs = {'out'} | set(json.load(open(os.path.join(w, 'case.json'))).get('extra_outputs', {}))
     for fname in ('weights.safetensors', 'io.safetensors'):
         gp, wp = os.path.join(g, fname), os.path.join(w, fname)
         if os.path.exists(gp) != os.path.exists(wp):
@@ -125,11 +133,11 @@ def compare_case(got_dir, want_dir, row):
             a, b = gt[n], wt[n]
             if a.shape != b.shape or a.dtype != b.dtype:
                 problems.append('%s:%s shape/dtype' % (fname, n))
-            elif a.dtype != np.float32 or (fname, n) != ('io.safetensors', 'out'):
+            elif a.dtype != np.float32 or fname != 'io.safetensors' or n not in outs:
                 if not np.array_equal(a, b):
                     problems.append('%s:%s differs (an input or weight)' % (fname, n))
             elif not np.all(np.abs(a - b) <= atol + rtol * np.abs(b)):
-                problems.append('out outside tolerance (max abs diff %g)' % np.abs(a - b).max())
+                problems.append('%s outside tolerance (max abs diff %g)' % (n, np.abs(a - b).max()))
     if problems:
         return 'DIFFER', '; '.join(problems)
     return 'within', 'inputs and weights equal, output within rtol/atol, bytes differ'

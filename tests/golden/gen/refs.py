@@ -160,3 +160,218 @@ def redraw_uv(module):
 
 
 POST = {'perturb_norms': perturb_norms, 'redraw_uv': redraw_uv}
+
+
+# ---- attention maps (rows with 'maps': True) ------------------------------------------------
+# Each capture runs the forward once with the reference's own weights hooked and returns
+# (out, [(attnd output name, array)]). The weights are taken where the reference forms them:
+# fast-transformers' FullAttention dispatches AttentionEvent(A); its other modules and the
+# area/compositional modules pass the final weights through a Dropout (identity in eval()),
+# whose forward hook sees them; axial-attention's SelfAttention calls Tensor.softmax, which is
+# wrapped for the call.
+
+def _dropout_hooks(modules):
+    got = {id(m): [] for m in modules}
+    handles = [m.register_forward_hook(lambda mod, i, o: got[id(mod)].append(o.detach().clone()))
+               for m in modules]
+    return got, handles
+
+
+def _maps_full(module, x, masks, call):
+    from fast_transformers.attention import FullAttention
+    from fast_transformers.events import AttentionEvent
+    full = [m for m in module.modules() if isinstance(m, FullAttention)]
+    seen = []
+    for f in full:
+        f.event_dispatcher.listen(AttentionEvent, lambda ev: seen.append(ev.attention_matrix.detach().clone()))
+    try:
+        out = call(module, x, masks)
+    finally:
+        for f in full:
+            f.event_dispatcher.clear()
+    assert len(seen) == 1, 'expected one AttentionEvent, got %d' % len(seen)
+    return out, [('attention', seen[0].numpy())]
+
+
+def _maps_dropout_qkv(module, x, masks, call):
+    """LocalAttention / ExactTopKAttention: A = dropout(softmax(...)); local's A is the band
+    (N,H,L,w), slot k of query l being key l - w//2 + k, made dense over S here."""
+    import numpy as np
+    from fast_transformers.attention import LocalAttention
+    got, hs = _dropout_hooks([module.dropout])
+    try:
+        out = call(module, x, masks)
+    finally:
+        for h in hs:
+            h.remove()
+    (A,) = got[id(module.dropout)]
+    A = A.numpy()
+    if isinstance(module, LocalAttention):
+        N, H, L, w = A.shape
+        S = x[1].shape[1]
+        dense = np.zeros((N, H, L, S), dtype=np.float32)
+        for l in range(L):
+            for s in range(max(0, l - w // 2), min(S, l + (w + 1) // 2)):
+                dense[:, :, l, s] = A[:, :, l, s - l + w // 2]
+        A = dense
+    return out, [('attention', A)]
+
+
+def _maps_attention_layer(module, x, masks, call):
+    """The inner attention's maps over the projected heads."""
+    inner = module.inner_attention
+    from fast_transformers.attention import FullAttention, LinearAttention, CausalLinearAttention
+    if isinstance(inner, FullAttention):
+        return _maps_full(module, x, masks, call)
+    if isinstance(inner, (LinearAttention, CausalLinearAttention)):
+        return _maps_linear(inner, x, masks, lambda _m, xx, mm: call(module, xx, mm))
+    got, hs = _dropout_hooks([inner.dropout])
+    try:
+        out = call(module, x, masks)
+    finally:
+        for h in hs:
+            h.remove()
+    (A,) = got[id(inner.dropout)]
+    return out, [('attention', A.numpy())]
+
+
+def _area_geometry(area, k):
+    """(A, 4) rows (top, left, height, width): heights and widths are the reference's own
+    (_basic_pool's area_heights/area_widths), top-left the corner order it pools in (per shape,
+    row-major), checked against its shape order."""
+    import numpy as np
+    _, hs, ws = area._basic_pool(k)
+    hs = hs[0, :, 0].numpy().astype(np.int64)
+    ws = ws[0, :, 0].numpy().astype(np.int64)
+    rows = []
+    for h in range(1, area.max_area_height + 1):
+        for w in range(1, area.max_area_width + 1):
+            for t in range(area.memory_height - h + 1):
+                for l in range(area.memory_width - w + 1):
+                    rows.append((t, l, h, w))
+    geo = np.array(rows, dtype=np.float32)
+    assert len(rows) == len(hs) and (geo[:, 2] == hs).all() and (geo[:, 3] == ws).all(), 'area order'
+    return geo
+
+
+def _maps_area(module, x, masks, call):
+    from area_attention import AreaAttention
+    area = module if isinstance(module, AreaAttention) else module.area_attention
+    got, hs = _dropout_hooks([area.dropout])
+    try:
+        out = call(module, x, masks)
+    finally:
+        for h in hs:
+            h.remove()
+    (A,) = got[id(area.dropout)]
+    if area is not module:  # (B*heads, Nq, A) -> (B, heads, Nq, A)
+        A = A.reshape(x[0].shape[0], module.num_heads, *A.shape[1:])
+        k = module.key_projection(x[1])[..., :module.key_query_size_hidden]
+    else:
+        k = x[1]
+    return out, [('attention', A.numpy()), ('attention_areas', _area_geometry(area, k))]
+
+
+def _maps_axial(module, x, masks, call):
+    """Every Tensor.softmax call of the forward, in order: AxialAttention's axes in module
+    order (axial_attentions), AxialImageTransformer's per layer (f of the pair: axis 1, g: axis
+    2), each (b*heads, t, t) with b the permuted tensor's leading dims -> (rest..., heads, t, t)."""
+    import torch
+    from axial_attention import AxialAttention
+    seen = []
+    orig = torch.Tensor.softmax
+
+    def softmax(self, *a, **kw):
+        r = orig(self, *a, **kw)
+        seen.append(r.detach().clone())
+        return r
+    torch.Tensor.softmax = softmax
+    try:
+        out = call(module, x, masks)
+    finally:
+        torch.Tensor.softmax = orig
+    # the PermuteToFrom modules in module order: their softmax calls come in the same order
+    # (AxialImageTransformer: axis 1 then axis 2 of each layer)
+    ptfs = [m for m in module.modules() if type(m).__name__ == 'PermuteToFrom']
+    assert len(seen) == len(ptfs), (len(seen), len(ptfs))
+    shape = list(x[0].shape) if isinstance(module, AxialAttention) else list(out.shape)
+    maps = []
+    for p, a in zip(ptfs, seen):
+        sa = p.fn if hasattr(p.fn, 'heads') else p.fn.fn  # SelfAttention, or PreNorm(SelfAttention)
+        rest = [shape[d] for d in p.permutation[:-2]]
+        t = shape[p.permutation[-2]]
+        maps.append(a.reshape(*rest, sa.heads, t, t).numpy())
+    if isinstance(module, AxialAttention):
+        return out, [('attention_axis%d' % (i + 1), m) for i, m in enumerate(maps)]
+    import numpy as np
+    return out, [('attention_axis%d' % (k + 1), np.stack(maps[k::2])) for k in range(2)]
+
+
+def _maps_compositional(module, x, masks, call):
+    got, hs = _dropout_hooks([module.search_dropout, module.retrieval_dropout])
+    try:
+        out = call(module, x, masks)
+    finally:
+        for h in hs:
+            h.remove()
+    (s,) = got[id(module.search_dropout)]
+    (r,) = got[id(module.retrieval_dropout)]
+    return out, [('attention', s.numpy()), ('attention_retrieval', r.numpy())]
+
+
+def _maps_linear(module, x, masks, call):
+    """LinearAttention / CausalLinearAttention never form their matrix: the map is the one
+    their forward implies, from the feature maps it applies (forward_queries / forward_keys
+    wrapped to record them) and its own normaliser: A = Q K^T * Z with Z = 1/(Q . sum_s K
+    + eps) (causal: cumulative sums, s <= l, and the first L keys when L < S). Checked:
+    A V is the reference's output."""
+    seen = {}
+    fm = module.feature_map
+    fq, fk, fwd = fm.forward_queries, fm.forward_keys, module.forward
+    fm.forward_queries = lambda t: seen.setdefault('q', fq(t))
+    fm.forward_keys = lambda t: seen.setdefault('k', fk(t))
+
+    def forward(queries, keys, values, attn_mask, query_lengths, key_lengths):
+        seen['v'], seen['kl'] = values, key_lengths.lengths
+        seen['out'] = fwd(queries, keys, values, attn_mask, query_lengths, key_lengths)
+        return seen['out']
+    module.forward = forward  # the module's own call, also as an AttentionLayer's inner attention
+    try:
+        out = call(module, x, masks)
+    finally:
+        del fm.forward_queries, fm.forward_keys, module.forward
+    return out, [('attention', _linear_matrix(module, seen))]
+
+
+def _linear_matrix(module, seen):
+    import numpy as np
+    import torch
+    from fast_transformers.attention import CausalLinearAttention
+    Q, K = seen['q'], seen['k']
+    N, L, S = Q.shape[0], Q.shape[1], K.shape[1]
+    K = K * (torch.arange(S)[None, :] < seen['kl'][:, None]).float()[:, :, None, None]
+    A = torch.einsum('nlhd,nshd->nhls', Q, K)
+    if isinstance(module, CausalLinearAttention):
+        Su = min(L, S)
+        A = A[..., :Su].tril()
+        A = torch.nn.functional.pad(A, (0, S - Su))
+    A = A / (A.sum(-1, keepdim=True) + module.eps)
+    check = torch.einsum('nhls,nshd->nlhd', A, seen['v'])
+    assert np.allclose(check.numpy(), seen['out'].numpy(), rtol=1e-4, atol=1e-5), 'A V is not the output'
+    return A.numpy()
+
+
+MAPS = {
+    'linear': _maps_linear,
+    'causal_linear': _maps_linear,
+    'full': _maps_full,
+    'conditional_full': _maps_full,
+    'local': _maps_dropout_qkv,
+    'exact_topk': _maps_dropout_qkv,
+    'attention_layer': _maps_attention_layer,
+    'area': _maps_area,
+    'multi_head_area': _maps_area,
+    'axial': _maps_axial,
+    'axial_image_transformer': _maps_axial,
+    'compositional': _maps_compositional,
+}
