@@ -163,7 +163,7 @@ static void record_is_bounded(void **st) {
     setup(8, 1 << 20);
     svc_err e = {0};
     svc_seq_entry *s;
-    char id[8];
+    char id[16];
     for (int i = 0; i < 6; i++) { /* record holds 4 */
         snprintf(id, sizeof id, "x%d", i);
         started(id, 1, 1 * S);
