@@ -228,6 +228,7 @@ void svc_api_server_meta(svc_req *r) {
         json_object_set_new(lim, "sequence_idle_timeout_s", json_real(svc_cfg.sequence_idle_s));
         json_object_set_new(lim, "max_sequence_tokens", json_integer((json_int_t)svc_cfg.max_sequence_tokens));
         json_object_set_new(lim, "sequence_evict_after_s", json_real(svc_cfg.sequence_evict_s));
+        json_object_set_new(lim, "max_attention_elements", json_integer((json_int_t)svc_cfg.max_attention_elements));
     }
     if (o) json_object_set_new(o, "parameters", cpu_params());
     svc_reply_json(&rep, 200, o);
@@ -290,7 +291,12 @@ void svc_api_model_meta(svc_req *r) {
     if (m->m) {
         for (size_t i = 0; i < attn_model_num_inputs(m->m); i++)
             json_array_append_new(inputs, io_json(attn_model_input(m->m, i)));
-        json_array_append_new(outputs, io_json(attn_model_output(m->m)));
+        for (size_t i = 0; i < attn_model_num_outputs(m->m); i++) {
+            const attn_io_spec *os = attn_model_output_at(m->m, i);
+            json_t *oj = io_json(os);
+            if (oj && os->doc[0]) json_object_set_new(oj, "doc", json_string(os->doc));
+            json_array_append_new(outputs, oj);
+        }
         json_t *cfg = json_loads(attn_model_config_json(m->m), 0, NULL);
         json_object_set_new(o, "config", cfg ? cfg : json_null());
         unsigned k = attn_model_seq_kinds(m->m);

@@ -33,5 +33,6 @@ svc_config svc_config_defaults(void) {
         .sequence_idle_s = 60,
         .max_sequence_tokens = 1 << 16,
         .sequence_evict_s = 5,
+        .max_attention_elements = (size_t)64 << 20,
     };
 }

@@ -102,6 +102,8 @@ static const opt opts[] = {
      "longest sequence in tokens; a request that would pass it gets 413"},
     {"sequence-evict-after", "ATTND_SEQUENCE_EVICT_AFTER", O_SECS, &svc_cfg.sequence_evict_s, 0, 1e7, "SECS",
      "when the sequence count or memory is full, idle sequences may be evicted once idle this long"},
+    {"max-attention-elements", "ATTND_MAX_ATTENTION_ELEMENTS", O_SIZE, &svc_cfg.max_attention_elements, 0, 1e13,
+     "N", "most elements of the attention maps (output 'attention') one request may ask for; 413 beyond"},
     {"log-format", "ATTND_LOG_FORMAT", O_LOGFMT, &log_format, 0, 0, "plain|json", "log line format"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)

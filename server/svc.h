@@ -58,6 +58,7 @@ typedef struct svc_config {
     double sequence_idle_s;  /* a sequence without a request this long ends */
     int64_t max_sequence_tokens;
     double sequence_evict_s; /* an idle sequence may be evicted for room after this long */
+    size_t max_attention_elements; /* elements of the attention maps one request may ask for */
 } svc_config;
 
 /* config.c owns the globals, so that unit tests and fuzz targets link
