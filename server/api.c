@@ -202,11 +202,19 @@ void svc_api_server_meta(svc_req *r) {
     svc_req_reply(r, &rep);
 }
 
-static json_t *io_json(const attn_io_spec *s) {
+/* An input or output; `datatypes` lists what the wire may carry for it:
+ * FP16 and BF16 wherever FP32 is (converted), INT32 for INT64 inputs. */
+static json_t *io_json(const attn_io_spec *s, int input) {
     json_t *shape = json_array();
     for (int d = 0; d < s->rank; d++) json_array_append_new(shape, json_integer(s->shape[d]));
-    return json_pack("{s:s, s:s, s:o, s:s, s:b}", "name", s->name, "datatype",
-                     svc_datatype_name(s->dtype), "shape", shape, "dims", s->dims, "optional",
+    json_t *dts = json_pack("[s]", svc_datatype_name(s->dtype));
+    if (s->dtype == ATTN_F32) {
+        json_array_append_new(dts, json_string("FP16"));
+        json_array_append_new(dts, json_string("BF16"));
+    }
+    if (s->dtype == ATTN_I64 && input) json_array_append_new(dts, json_string("INT32"));
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:b}", "name", s->name, "datatype",
+                     svc_datatype_name(s->dtype), "datatypes", dts, "shape", shape, "dims", s->dims, "optional",
                      !s->required);
 }
 
@@ -257,8 +265,8 @@ void svc_api_model_meta(svc_req *r) {
     json_t *inputs = json_array(), *outputs = json_array();
     if (m->m) {
         for (size_t i = 0; i < attn_model_num_inputs(m->m); i++)
-            json_array_append_new(inputs, io_json(attn_model_input(m->m, i)));
-        json_array_append_new(outputs, io_json(attn_model_output(m->m)));
+            json_array_append_new(inputs, io_json(attn_model_input(m->m, i), 1));
+        json_array_append_new(outputs, io_json(attn_model_output(m->m), 0));
         json_t *cfg = json_loads(attn_model_config_json(m->m), 0, NULL);
         json_object_set_new(o, "config", cfg ? cfg : json_null());
     } else {
