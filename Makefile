@@ -3,7 +3,7 @@
 CC      ?= cc
 BUILD   ?= build
 PKGS     = openblas jansson
-SERVER_PKGS = libmicrohttpd libuv
+SERVER_PKGS = libmicrohttpd libuv zlib
 TEST_PKGS = cmocka
 
 OPT     ?= -O2 -march=native

@@ -197,6 +197,12 @@ void svc_api_server_meta(svc_req *r) {
         "threads_per_request", svc_cfg.call_threads, "elements_per_thread",
         (json_int_t)svc_cfg.elems_per_thread, "http_threads", svc_cfg.http_threads,
         "max_json_depth", svc_cfg.max_json_depth, "allow_nonfinite", svc_cfg.allow_nonfinite);
+    json_t *lim = o ? json_object_get(o, "limits") : NULL;
+    if (lim) { /* compressed bodies (http.c) */
+        json_object_set_new(lim, "compress_min_bytes", json_integer((json_int_t)svc_cfg.compress_min));
+        json_object_set_new(lim, "compress_level", json_integer(svc_cfg.compress_level));
+        json_object_set_new(lim, "content_encodings", json_pack("[s,s,s]", "gzip", "deflate", "identity"));
+    }
     if (o) json_object_set_new(o, "parameters", cpu_params());
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);

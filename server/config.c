@@ -28,5 +28,7 @@ svc_config svc_config_defaults(void) {
         .max_header = 64u << 10,
         .max_json_depth = 32,
         .retry_after_s = 1,
+        .compress_min = 1024,
+        .compress_level = 1,
     };
 }
