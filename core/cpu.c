@@ -80,7 +80,11 @@ static int has_feature(const char *f) {
 #define FEATURE(name)                                                                                      \
     if (!strcmp(f, name)) return __builtin_cpu_supports(name) != 0;
     __builtin_cpu_init();
-    FEATURE("sse2") FEATURE("avx") FEATURE("fma") FEATURE("f16c") FEATURE("avx2") FEATURE("avx512f") FEATURE("avx512bw")
+    if (!strcmp(f, "f16c")) { /* clang 14's __builtin_cpu_supports lacks it: cpuid leaf 1, ecx bit 29 */
+        unsigned a, b, c, d;
+        return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    }
+    FEATURE("sse2") FEATURE("avx") FEATURE("fma") FEATURE("avx2") FEATURE("avx512f") FEATURE("avx512bw")
     FEATURE("avx512dq") FEATURE("avx512vl")
 #undef FEATURE
 #endif
