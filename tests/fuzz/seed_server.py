@@ -105,6 +105,10 @@ def binary_seeds():
                                           ("query_lengths", "INT32", (1,), struct.pack("<i", 3))]))
     put("server_binary", binary_body([("x", "FP32", (2,), struct.pack("<2I", 0x7fc00000, 0x7f800000))]))
     put("server_binary", binary_body([("x", "FP32", (0, 3), b"")]))
+    # FP16 and BF16 (every special pattern), after an odd-sized BOOL so they start unaligned
+    put("server_binary", binary_body([("m", "BOOL", (3,), bytes([1, 0, 1])),
+                                      ("h", "FP16", (6,), struct.pack("<6H", 0x3c00, 0x0001, 0x7bff, 0x7c00, 0x7e01, 0x8000)),
+                                      ("b", "BF16", (4,), struct.pack("<4H", 0x3f80, 0x7f81, 0xff80, 0x0001))]))
     # a JSON input next to a binary one
     hdr = json.dumps({"inputs": [{"name": "a", "datatype": "FP32", "shape": [2], "data": [1, 2]},
                                  {"name": "b", "datatype": "INT32", "shape": [2], "parameters": {"binary_data_size": 8}}]}).encode()
