@@ -3,7 +3,7 @@
 CC      ?= cc
 BUILD   ?= build
 PKGS     = openblas jansson
-SERVER_PKGS = libmicrohttpd libuv
+SERVER_PKGS = libmicrohttpd libuv zlib
 TEST_PKGS = cmocka
 
 OPT     ?= -O2 -march=native
@@ -26,11 +26,11 @@ CORE_SRC   = $(sort $(wildcard core/*.c core/kernels/*.c core/mech/*.c))
 # Run-time kernel selection (core/cpu.c): these sources are built once per
 # instruction-set variant, the variant's name suffixed to their symbols, with
 # the variant's flags instead of OPT's -march (so PORTABLE=1 has them too).
-VARIANT_SRC = core/mech/full_fused.c core/kernels/gemm.c core/kernels/softmax.c
+VARIANT_SRC = core/mech/full_fused.c core/kernels/gemm.c core/kernels/softmax.c core/kernels/half.c
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
 VARIANTS   = avx512 avx2 generic
-VFLAGS_avx512  = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
-VFLAGS_avx2    = -mavx2 -mfma
+VFLAGS_avx512  = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
+VFLAGS_avx2    = -mavx2 -mfma -mf16c
 VFLAGS_generic = -march=x86-64
 else
 VARIANTS   = generic
@@ -38,7 +38,7 @@ endif
 # -fno-trapping-math: without AVX-512's masks GCC vectorises the softmax
 # loops' selects only when comparisons may not trap (no value changes: FP
 # exceptions are never read).
-VCFLAGS    = $(filter-out -march=% -mtune=% -mcpu=% -mavx% -mfma -msse%,$(CFLAGS)) -fno-trapping-math
+VCFLAGS    = $(filter-out -march=% -mtune=% -mcpu=% -mavx% -mfma -mf16c -msse%,$(CFLAGS)) -fno-trapping-math
 CORE_OBJ   = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(VARIANT_SRC),$(CORE_SRC))) \
              $(foreach v,$(VARIANTS),$(VARIANT_SRC:%.c=$(BUILD)/obj/%.$(v).o))
 SERVER_SRC = $(sort $(wildcard server/*.c))

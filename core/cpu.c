@@ -1,6 +1,7 @@
 /*
  * cpu.c — run-time kernel selection.  The Makefile builds the hot kernels
- * (VARIANT_SRC: mech/full_fused.c, kernels/gemm.c, kernels/softmax.c) once
+ * (VARIANT_SRC: mech/full_fused.c, kernels/gemm.c, kernels/softmax.c,
+ * kernels/half.c) once
  * per instruction-set variant; this file lists the variants, picks one at
  * first use and defines the kernels' plain names over it, so one binary
  * runs the AVX-512 kernels where the CPU has them and never executes an
@@ -19,6 +20,7 @@
  */
 #include "cpu.h"
 
+#include "kernels/half.h"
 #include "kernels/kernels.h"
 
 #include <pthread.h>
@@ -42,14 +44,15 @@ ATTN_CPU_DECLARE(generic)
 
 #define VARIANT(v, features)                                                                               \
     {#v,                   features,          attn__full_fused_ok_##v, attn__full_fused_##v,              \
-     attn__gemm_own_##v,   attn__exp_sub_sum_##v, attn__softmax_row_##v, attn__elu1_##v}
+     attn__gemm_own_##v,   attn__exp_sub_sum_##v, attn__softmax_row_##v, attn__elu1_##v,                 \
+     attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v}
 
 /* Best first; `needs` is the cpuid feature list the variant's -m flags allow
  * (Makefile VFLAGS_*), each name as __builtin_cpu_supports spells it. */
 static const attn_kernels variants[] = {
 #if ATTN_X86
-    VARIANT(avx512, "avx512f avx512bw avx512dq avx512vl avx2 fma avx"),
-    VARIANT(avx2, "avx2 fma avx"),
+    VARIANT(avx512, "avx512f avx512bw avx512dq avx512vl avx2 fma f16c avx"),
+    VARIANT(avx2, "avx2 fma f16c avx"),
     VARIANT(generic, "sse2"),
 #else
     VARIANT(generic, ""),
@@ -58,7 +61,7 @@ static const attn_kernels variants[] = {
 #define N_VARIANTS (sizeof variants / sizeof *variants)
 
 /* Every CPU feature any variant needs, in the order `attn info` lists them. */
-static const char *const features[] = {"sse2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"};
+static const char *const features[] = {"sse2", "avx", "fma", "f16c", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"};
 #define N_FEATURES (sizeof features / sizeof *features)
 
 static int hidden(const char *f) {
@@ -77,6 +80,10 @@ static int has_feature(const char *f) {
 #define FEATURE(name)                                                                                      \
     if (!strcmp(f, name)) return __builtin_cpu_supports(name) != 0;
     __builtin_cpu_init();
+    if (!strcmp(f, "f16c")) { /* clang 14's __builtin_cpu_supports lacks it: cpuid leaf 1, ecx bit 29 */
+        unsigned a, b, c, d;
+        return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    }
     FEATURE("sse2") FEATURE("avx") FEATURE("fma") FEATURE("avx2") FEATURE("avx512f") FEATURE("avx512bw")
     FEATURE("avx512dq") FEATURE("avx512vl")
 #undef FEATURE
@@ -242,6 +249,10 @@ int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, co
 float attn__exp_sub_sum(float *x, size_t n, float m) { return attn__kernels()->exp_sub_sum(x, n, m); }
 void attn__softmax_row(float *x, size_t n) { attn__kernels()->softmax_row(x, n); }
 void attn__elu1(float *x, size_t n) { attn__kernels()->elu1(x, n); }
+void attn__f16_to_f32(const uint16_t *in, float *out, size_t n) { attn__kernels()->f16_to_f32(in, out, n); }
+void attn__f32_to_f16(const float *in, uint16_t *out, size_t n) { attn__kernels()->f32_to_f16(in, out, n); }
+void attn__bf16_to_f32(const uint16_t *in, float *out, size_t n) { attn__kernels()->bf16_to_f32(in, out, n); }
+void attn__f32_to_bf16(const float *in, uint16_t *out, size_t n) { attn__kernels()->f32_to_bf16(in, out, n); }
 
 /* ---- public: check and report ---- */
 
@@ -305,8 +316,9 @@ int attn_cpu_info(size_t i, const char **key, const char **value) {
     pthread_once(&info_once, fill_info);
     const char *v = attn__kernels()->name;
     static const char *const keys[] = {"cpu",         "cpu_features", "kernel_variants", "kernel_selection",
-                                       "kernel_full", "kernel_softmax", "kernel_gemm",   "gemm_choice"};
-    const char *vals[] = {cpu_model, cpu_features, runnable, selection, v, v, gemm_name, gemm_choice};
+                                       "kernel_full", "kernel_softmax", "kernel_gemm",   "gemm_choice",
+                                       "kernel_convert"};
+    const char *vals[] = {cpu_model, cpu_features, runnable, selection, v, v, gemm_name, gemm_choice, v};
     if (i >= sizeof keys / sizeof *keys) return 0;
     if (key) *key = keys[i];
     if (value) *value = vals[i];

@@ -1,7 +1,8 @@
 /*
  * cpu.h — run-time kernel selection (cpu.c).  The hot kernels are compiled
  * once per instruction-set variant (the Makefile's VARIANT_SRC: the fused
- * full-attention kernel, libattn's sgemm, the softmax loops), their symbols
+ * full-attention kernel, libattn's sgemm, the softmax loops, the FP16 / BF16
+ * conversions), their symbols
  * suffixed with the variant's name; cpu.c fills one table from cpuid at
  * first use (or from ATTN_CPU) and defines the kernels' plain names over it.
  */
@@ -11,6 +12,7 @@
 #include "attn_internal.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The functions every variant object defines, named NAME_<variant>. */
 #define ATTN_CPU_DECLARE(v) ATTN_CPU_DECLARE_(v)
@@ -22,7 +24,11 @@
                            size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);     \
     float attn__exp_sub_sum_##v(float *x, size_t n, float m);                                            \
     void attn__softmax_row_##v(float *x, size_t n);                                                       \
-    void attn__elu1_##v(float *x, size_t n);
+    void attn__elu1_##v(float *x, size_t n);                                                              \
+    void attn__f16_to_f32_##v(const uint16_t *in, float *out, size_t n);                                 \
+    void attn__f32_to_f16_##v(const float *in, uint16_t *out, size_t n);                                 \
+    void attn__bf16_to_f32_##v(const uint16_t *in, float *out, size_t n);                                \
+    void attn__f32_to_bf16_##v(const float *in, uint16_t *out, size_t n);
 
 typedef struct attn_kernels {
     const char *name; /* "avx512", "avx2", "generic" */
@@ -34,6 +40,11 @@ typedef struct attn_kernels {
     float (*exp_sub_sum)(float *x, size_t n, float m);
     void (*softmax_row)(float *x, size_t n);
     void (*elu1)(float *x, size_t n);
+    /* kernels/half.h */
+    void (*f16_to_f32)(const uint16_t *in, float *out, size_t n);
+    void (*f32_to_f16)(const float *in, uint16_t *out, size_t n);
+    void (*bf16_to_f32)(const uint16_t *in, float *out, size_t n);
+    void (*f32_to_bf16)(const float *in, uint16_t *out, size_t n);
 } attn_kernels;
 
 /* The variant in use: the best this CPU executes, or ATTN_CPU's when the

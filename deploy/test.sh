@@ -95,6 +95,7 @@ else
 fi
 if bash "$D/runtime-packages.sh" "$B/attnd" >"$W/pkgs" 2>"$W/err" &&
    grep -qx libjansson4 "$W/pkgs" && grep -qx 'libmicrohttpd12' "$W/pkgs" && grep -qx libuv1 "$W/pkgs" &&
+   grep -qx zlib1g "$W/pkgs" &&
    grep -q '^libopenblas0' "$W/pkgs" && ! grep -q -- '-dev$' "$W/pkgs"; then
   ok "runtime-packages.sh: $(tr '\n' ' ' <"$W/pkgs")"
 else

@@ -229,17 +229,29 @@ void svc_api_server_meta(svc_req *r) {
         json_object_set_new(lim, "max_sequence_tokens", json_integer((json_int_t)svc_cfg.max_sequence_tokens));
         json_object_set_new(lim, "sequence_evict_after_s", json_real(svc_cfg.sequence_evict_s));
         json_object_set_new(lim, "max_attention_elements", json_integer((json_int_t)svc_cfg.max_attention_elements));
+        /* compressed bodies (http.c) */
+        json_object_set_new(lim, "compress_min_bytes", json_integer((json_int_t)svc_cfg.compress_min));
+        json_object_set_new(lim, "compress_level", json_integer(svc_cfg.compress_level));
+        json_object_set_new(lim, "content_encodings", json_pack("[s,s,s]", "gzip", "deflate", "identity"));
     }
     if (o) json_object_set_new(o, "parameters", cpu_params());
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);
 }
 
-static json_t *io_json(const attn_io_spec *s) {
+/* An input or output; `datatypes` lists what the wire may carry for it:
+ * FP16 and BF16 wherever FP32 is (converted), INT32 for INT64 inputs. */
+static json_t *io_json(const attn_io_spec *s, int input) {
     json_t *shape = json_array();
     for (int d = 0; d < s->rank; d++) json_array_append_new(shape, json_integer(s->shape[d]));
-    return json_pack("{s:s, s:s, s:o, s:s, s:b}", "name", s->name, "datatype",
-                     svc_datatype_name(s->dtype), "shape", shape, "dims", s->dims, "optional",
+    json_t *dts = json_pack("[s]", svc_datatype_name(s->dtype));
+    if (s->dtype == ATTN_F32) {
+        json_array_append_new(dts, json_string("FP16"));
+        json_array_append_new(dts, json_string("BF16"));
+    }
+    if (s->dtype == ATTN_I64 && input) json_array_append_new(dts, json_string("INT32"));
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:b}", "name", s->name, "datatype",
+                     svc_datatype_name(s->dtype), "datatypes", dts, "shape", shape, "dims", s->dims, "optional",
                      !s->required);
 }
 
@@ -290,10 +302,10 @@ void svc_api_model_meta(svc_req *r) {
     json_t *inputs = json_array(), *outputs = json_array();
     if (m->m) {
         for (size_t i = 0; i < attn_model_num_inputs(m->m); i++)
-            json_array_append_new(inputs, io_json(attn_model_input(m->m, i)));
+            json_array_append_new(inputs, io_json(attn_model_input(m->m, i), 1));
         for (size_t i = 0; i < attn_model_num_outputs(m->m); i++) {
             const attn_io_spec *os = attn_model_output_at(m->m, i);
-            json_t *oj = io_json(os);
+            json_t *oj = io_json(os, 0);
             if (oj && os->doc[0]) json_object_set_new(oj, "doc", json_string(os->doc));
             json_array_append_new(outputs, oj);
         }

@@ -31,6 +31,7 @@ typedef struct infer_job {
     char out_name[sizeof ((attn_io_spec *)0)->name];
     char *id;
     int binary;
+    svc_half half; /* the output's requested FP16 / BF16 */
     uint64_t t0, input_us, infer_us, output_us;
     int ran;
     int accounted; /* metrics recorded (once) */
@@ -133,11 +134,16 @@ static int check_inputs(const attn_model *m, const char *model, const svc_wire *
             return svc_fail(e, 400, "missing input '%s' (%s %s)", s->name, svc_datatype_name(s->dtype), s->dims);
         }
     }
-    const char *out_name = attn_model_output(m)->name;
-    for (size_t i = 0; i < w->n_out; i++)
-        if (strcmp(w->out[i].name, out_name) != 0) {
-            return svc_fail(e, 400, "model '%s' has no output '%s' (outputs: %s)", model, w->out[i].name, out_name);
+    const attn_io_spec *o = attn_model_output(m);
+    for (size_t i = 0; i < w->n_out; i++) {
+        if (strcmp(w->out[i].name, o->name) != 0) {
+            return svc_fail(e, 400, "model '%s' has no output '%s' (outputs: %s)", model, w->out[i].name, o->name);
         }
+        if (w->out[i].has_datatype && o->dtype != ATTN_F32) {
+            return svc_fail(e, 400, "output '%s' is %s: parameter datatype applies to FP32 outputs", o->name,
+                            svc_datatype_name(o->dtype));
+        }
+    }
     return 0;
 }
 
@@ -171,7 +177,7 @@ static void run(svc_job *base, attn_ctx *ctx) {
         snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->seq.model)->name);
     }
     svc_wire_result res = {.model_name = j->name, .model_version = "1", .id = j->id,
-                           .output_name = j->out_name, .binary = j->binary,
+                           .output_name = j->out_name, .binary = j->binary, .half = j->half,
                            .params_json = j->seq.on ? params : NULL};
     svc_wire_encode(&res, out, &j->base.reply);
     j->output_us = svc_now_us() - t;
@@ -329,6 +335,8 @@ void svc_api_infer(svc_req *r) {
     j->binary = w.binary_output;
     for (size_t i = 0; i < w.n_out; i++)
         if (w.out[i].binary >= 0) j->binary = w.out[i].binary;
+    for (size_t i = 0; i < w.n_out; i++)
+        if (w.out[i].has_datatype) j->half = w.out[i].half;
     if (w.id && !(j->id = strdup(w.id))) {
         svc_fail(&e, 503, "out of memory");
         goto fail;

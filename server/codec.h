@@ -7,6 +7,13 @@
  * header (names, datatypes, shapes, where each tensor's data lies) and
  * enforces the size limits; svc_wire_decode then converts one input's data
  * into a tensor.
+ *
+ * FP16 and BF16 tensors travel in 2 bytes an element and are float32 from
+ * the decoder on: an input sent as FP16 or BF16 becomes an FP32 tensor (so
+ * it is accepted wherever the model takes FP32), and an FP32 output can be
+ * asked for in either (output parameter `datatype`).  JSON numbers for an
+ * FP16 / BF16 input are rounded to that format (nearest, ties to even)
+ * before they are widened; binary BF16 accepts every bit pattern.
  */
 #ifndef SVC_CODEC_H
 #define SVC_CODEC_H
@@ -16,10 +23,14 @@
 #include "json_scan.h"
 #include "svc.h"
 
+/* A 16-bit float format on the wire; the tensor is FP32. */
+typedef enum { SVC_HALF_NONE = 0, SVC_HALF_F16 = 1, SVC_HALF_BF16 = 2 } svc_half;
+
 typedef struct svc_wire_input {
     const char *name;            /* borrowed from the header */
     const char *datatype;        /* as sent */
-    attn_dtype dtype;
+    attn_dtype dtype;            /* of the decoded tensor (FP32 for FP16 / BF16) */
+    svc_half half;               /* the wire format, when FP16 or BF16 */
     int rank;
     int64_t shape[ATTN_MAX_RANK];
     size_t numel;
@@ -34,6 +45,9 @@ typedef struct svc_wire_input {
 typedef struct svc_wire_output {
     const char *name;
     int binary;                  /* -1: not said */
+    int has_datatype;            /* parameters.datatype given */
+    attn_dtype dtype;            /* ... as the tensor type (FP32 for FP16 / BF16) */
+    svc_half half;               /* ... FP16 or BF16 */
 } svc_wire_output;
 
 typedef struct svc_wire {
@@ -50,6 +64,11 @@ typedef struct svc_wire {
 /* Datatype names of the protocol. */
 const char *svc_datatype_name(attn_dtype t);
 int svc_datatype_parse(const char *s, attn_dtype *out);
+/* Any wire datatype: FP32, FP16, BF16, BOOL, INT32, INT64.  0 or -1. */
+int svc_wire_datatype_parse(const char *s, attn_dtype *dtype, svc_half *half);
+const char *svc_half_name(svc_half h); /* "FP16", "BF16"; NULL for none */
+/* Bytes an element of the input takes on the wire. */
+size_t svc_wire_elem_size(const svc_wire_input *in);
 
 /* Parses an inference request.  header_len < 0: the whole body is JSON;
  * otherwise the JSON header is body[0, header_len) and the binary tensor
@@ -75,8 +94,11 @@ int svc_wire_view_binary(const svc_wire_input *in, int allow_nonfinite, attn_ten
                          svc_err *e);
 
 /* The response.  `output` is stolen.  With binary set, the data travels
- * after the JSON header (reply->tail, header_len set); otherwise as JSON
- * numbers, non-finite values as the tokens NaN, Infinity, -Infinity. */
+ * after the JSON header (reply->tail, header_len set; converted FP16 / BF16
+ * data is in the body after the header); otherwise as JSON numbers,
+ * non-finite values as the tokens NaN, Infinity, -Infinity.  An FP16 / BF16
+ * output in JSON is the exact value of the 16-bit number, printed as the
+ * shortest decimal that reads back as that float32. */
 typedef struct svc_wire_result {
     const char *model_name;
     const char *model_version;
@@ -84,6 +106,7 @@ typedef struct svc_wire_result {
     const char *output_name;
     int binary;
     const char *params_json;     /* the response's "parameters" object (JSON text), or NULL */
+    svc_half half;               /* send an FP32 output as FP16 / BF16 */
 } svc_wire_result;
 
 void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply *reply);

@@ -11,6 +11,8 @@
 
 #include <math.h>
 #include <stdio.h>
+
+#include "kernels/half.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,30 @@ static const struct {
     const char *name;
     attn_dtype t;
 } dtypes[] = {{"FP32", ATTN_F32}, {"BOOL", ATTN_BOOL}, {"INT32", ATTN_I32}, {"INT64", ATTN_I64}};
+
+static const struct {
+    const char *name;
+    svc_half h;
+} halves[] = {{"FP16", SVC_HALF_F16}, {"BF16", SVC_HALF_BF16}};
+
+const char *svc_half_name(svc_half h) {
+    for (size_t i = 0; i < sizeof halves / sizeof *halves; i++)
+        if (halves[i].h == h) return halves[i].name;
+    return NULL;
+}
+
+int svc_wire_datatype_parse(const char *s, attn_dtype *dtype, svc_half *half) {
+    *half = SVC_HALF_NONE;
+    for (size_t i = 0; i < sizeof halves / sizeof *halves; i++)
+        if (strcmp(halves[i].name, s) == 0) {
+            *dtype = ATTN_F32;
+            *half = halves[i].h;
+            return 0;
+        }
+    return svc_datatype_parse(s, dtype);
+}
+
+size_t svc_wire_elem_size(const svc_wire_input *in) { return in->half ? 2 : attn_dtype_size(in->dtype); }
 
 const char *svc_datatype_name(attn_dtype t) {
     for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++)
@@ -67,7 +93,7 @@ static const char *const request_keys[] = {"id", "parameters", "inputs", "output
 static const char *const input_keys[] = {"name", "shape", "datatype", "parameters", "data", NULL};
 static const char *const input_param_keys[] = {"binary_data_size", NULL};
 static const char *const output_keys[] = {"name", "parameters", NULL};
-static const char *const output_param_keys[] = {"binary_data", NULL};
+static const char *const output_param_keys[] = {"binary_data", "datatype", NULL};
 
 /* A failure of the request (400), or of our memory (503). */
 #define BAD(...)                                                                                   \
@@ -119,8 +145,8 @@ static int parse_input(json_t *ji, size_t idx, const char *body, const svc_span 
     if (strlen(in->name) >= ATTN_NAME_MAX) BAD("inputs[%zu]: name too long", idx);
     in->datatype = json_string_value(json_object_get(ji, "datatype"));
     if (!in->datatype) BAD("input '%s': datatype must be a string", in->name);
-    if (svc_datatype_parse(in->datatype, &in->dtype) != 0)
-        BAD("input '%s': datatype %.32s is not supported (FP32, BOOL, INT32, INT64)", in->name,
+    if (svc_wire_datatype_parse(in->datatype, &in->dtype, &in->half) != 0)
+        BAD("input '%s': datatype %.32s is not supported (FP32, FP16, BF16, BOOL, INT32, INT64)", in->name,
             in->datatype);
     char label[ATTN_NAME_MAX + 16];
     snprintf(label, sizeof label, "'%s'", in->name);
@@ -187,6 +213,14 @@ static int parse_outputs(json_t *jo, svc_wire *w, svc_err *e) {
         json_t *b = p ? json_object_get(p, "binary_data") : NULL;
         if (b && !json_is_boolean(b)) BAD("outputs[%zu]: binary_data must be true or false", i);
         if (b) w->out[i].binary = json_is_true(b);
+        json_t *dt = p ? json_object_get(p, "datatype") : NULL;
+        if (dt) {
+            const char *ds = json_string_value(dt);
+            if (!ds || svc_wire_datatype_parse(ds, &w->out[i].dtype, &w->out[i].half) != 0 ||
+                (w->out[i].dtype != ATTN_F32))
+                BAD("outputs[%zu]: parameter datatype must be \"FP32\", \"FP16\" or \"BF16\"", i);
+            w->out[i].has_datatype = 1;
+        }
     }
     return 0;
 bad:
@@ -268,9 +302,49 @@ static const char *nonfinite(const char *p, const char *end, float *out) {
     return NULL;
 }
 
+/* A 16-bit value as a double; the infinity next to the largest finite
+ * value stands for the overflow threshold's other end (2^16 for FP16, 2^128
+ * for BF16), which is what rounding compares against. */
+static double half_value(uint16_t h, svc_half kind) {
+    float f;
+    if (kind == SVC_HALF_F16) f = attn__f16_value(h);
+    else {
+        uint32_t u = (uint32_t)h << 16;
+        memcpy(&f, &u, 4);
+    }
+    if (isinf(f)) return copysign(kind == SVC_HALF_F16 ? 65536.0 : ldexp(1.0, 128), f);
+    return f;
+}
+
+/* The JSON number token at tok, read as float32 v, rounded to FP16 / BF16
+ * (nearest, ties to even) and widened back.  Rounding v is right unless v
+ * lies exactly halfway between two 16-bit values while the decimal does
+ * not: then the token is read again as a double, which tells the side. */
+static float round_half(const char *tok, float v, svc_half kind) {
+    uint16_t h = kind == SVC_HALF_F16 ? attn__f16_of(v) : attn__bf16_of(v);
+    if (isfinite(v)) {
+        double a = half_value(h, kind);
+        if (a != v) {
+            uint16_t h2 = (uint16_t)(fabs(a) > fabs(v) ? h - 1 : h + 1); /* the neighbour across v */
+            double b = half_value(h2, kind);
+            if ((double)v * 2 == a + b) {
+                double d = strtod(tok, NULL); /* the token ends the number: the body is NUL-terminated */
+                if (d != (double)v && fabs(d - b) < fabs(d - a)) h = h2;
+            }
+        }
+    }
+    float out;
+    if (kind == SVC_HALF_F16) out = attn__f16_value(h);
+    else {
+        uint32_t u = (uint32_t)h << 16;
+        memcpy(&out, &u, 4);
+    }
+    return out;
+}
+
 /* One element at p into slot k of t; returns the end of the token. */
 static const char *element(const char *p, const char *end, attn_tensor *t, size_t k, int allow_nf,
-                           const char *name, svc_err *e) {
+                           svc_half half, const char *name, svc_err *e) {
     int ne = 0;
     const char *q;
     switch (t->dtype) {
@@ -286,6 +360,13 @@ static const char *element(const char *p, const char *end, attn_tensor *t, size_
             svc_fail(e, 400, "input '%s': element %zu is %s", name, k,
                      ne == SVC_NUM_RANGE ? "out of float32 range" : "not a number");
             return NULL;
+        }
+        if (half && isfinite(v)) {
+            v = round_half(p, v, half);
+            if (!allow_nf && !isfinite(v)) {
+                svc_fail(e, 400, "input '%s': element %zu is out of %s range", name, k, svc_half_name(half));
+                return NULL;
+            }
         }
         if (!allow_nf && !isfinite(v)) {
             svc_fail(e, 400,
@@ -391,7 +472,7 @@ int svc_wire_decode(const svc_wire_input *in, int allow_nonfinite, attn_tensor *
         if (k >= in->numel)
             BAD("input '%s': data has more than the %zu elements of shape %s", in->name, in->numel,
                 attn_shape_str(in->rank, in->shape, sb, sizeof sb));
-        p = element(p, end, t, k, allow_nonfinite, in->name, e);
+        p = element(p, end, t, k, allow_nonfinite, in->half, in->name, e);
         if (!p) goto bad;
         k++;
         count[depth]++;
@@ -414,6 +495,23 @@ static void put_shape(svc_buf *b, const attn_tensor *t) {
     svc_buf_puts(b, "\"shape\":[");
     for (int d = 0; d < t->rank; d++) svc_buf_printf(b, d ? ",%lld" : "%lld", (long long)t->shape[d]);
     svc_buf_puts(b, "]");
+}
+
+/* An FP32 output rounded to FP16 / BF16, in place (the tensor is the
+ * reply's own), so that its JSON numbers are the 16-bit values. */
+static void round_output(attn_tensor *t, svc_half half) {
+    float *f = t->data;
+    uint16_t buf[1024];
+    for (size_t i = 0; i < t->numel; i += 1024) {
+        size_t n = t->numel - i < 1024 ? t->numel - i : 1024;
+        if (half == SVC_HALF_F16) {
+            attn__f32_to_f16(f + i, buf, n);
+            attn__f16_to_f32(buf, f + i, n);
+        } else {
+            attn__f32_to_bf16(f + i, buf, n);
+            attn__bf16_to_f32(buf, f + i, n);
+        }
+    }
 }
 
 static void put_data(svc_buf *b, const attn_tensor *t) {
@@ -457,11 +555,34 @@ void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply 
     }
     svc_buf_puts(&b, ",\"outputs\":[{\"name\":");
     svc_buf_json_str(&b, res->output_name);
-    svc_buf_printf(&b, ",\"datatype\":\"%s\",", svc_datatype_name(output->dtype));
+    svc_half half = output->dtype == ATTN_F32 ? res->half : SVC_HALF_NONE;
+    svc_buf_printf(&b, ",\"datatype\":\"%s\",", half ? svc_half_name(half) : svc_datatype_name(output->dtype));
     put_shape(&b, output);
-    if (res->binary) {
+    size_t header = 0;
+    if (res->binary && half) { /* the converted data follows the header in the body */
+        size_t nbytes = output->numel * 2; /* less than output->nbytes: no overflow */
+        svc_buf_printf(&b, ",\"parameters\":{\"binary_data_size\":%zu}}]}", nbytes);
+        header = b.len;
+        if (svc_buf_reserve(&b, nbytes + 1) == 0) {
+            uint16_t *dst = (uint16_t *)(void *)(b.p + b.len); /* used only when 2-byte aligned */
+            if ((uintptr_t)dst % 2 == 0) {
+                if (half == SVC_HALF_F16) attn__f32_to_f16(output->data, dst, output->numel);
+                else attn__f32_to_bf16(output->data, dst, output->numel);
+            } else {
+                uint16_t tmp[1024];
+                for (size_t i = 0; i < output->numel; i += 1024) {
+                    size_t n = output->numel - i < 1024 ? output->numel - i : 1024;
+                    if (half == SVC_HALF_F16) attn__f32_to_f16((const float *)output->data + i, tmp, n);
+                    else attn__f32_to_bf16((const float *)output->data + i, tmp, n);
+                    memcpy(b.p + b.len + 2 * i, tmp, 2 * n);
+                }
+            }
+            b.len += nbytes;
+        }
+    } else if (res->binary) {
         svc_buf_printf(&b, ",\"parameters\":{\"binary_data_size\":%zu}}]}", output->nbytes);
     } else {
+        if (half) round_output(output, half);
         svc_buf_puts(&b, ",\"data\":");
         put_data(&b, output);
         svc_buf_puts(&b, "}]}");
@@ -473,7 +594,11 @@ void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply 
         return;
     }
     reply->status = 200;
-    if (res->binary) {
+    if (res->binary && half) {
+        reply->ctype = "application/octet-stream";
+        reply->header_len = (long)header;
+        attn_tensor_free(output);
+    } else if (res->binary) {
         reply->ctype = "application/octet-stream";
         reply->header_len = (long)reply->len;
         reply->tail = output;

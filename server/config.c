@@ -34,5 +34,7 @@ svc_config svc_config_defaults(void) {
         .max_sequence_tokens = 1 << 16,
         .sequence_evict_s = 5,
         .max_attention_elements = (size_t)64 << 20,
+        .compress_min = 1024,
+        .compress_level = 1,
     };
 }

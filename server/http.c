@@ -24,6 +24,14 @@
  * hold a connection forever), and notice that a client whose request is
  * computing has gone.  Each connection is tracked for both (see "the
  * receive deadline" below).
+ *
+ * Compressed bodies (zbody.c): a request with Content-Encoding gzip or
+ * deflate is inflated as it arrives into the same buffer a plain body uses,
+ * so --max-body-bytes bounds the inflated size (413 mid-stream, as for a
+ * chunked body) as well as the bytes on the wire; a corrupt or truncated
+ * stream gets 400, any other coding 415.  A reply of at least
+ * --compress-min-bytes is compressed when the request's Accept-Encoding
+ * allows gzip or deflate; every reply says Vary: Accept-Encoding.
  */
 #include "http.h"
 
@@ -43,6 +51,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sched.h"
+#include "zbody.h"
 
 /* Bytes of an unwanted body read and dropped past --max-body-bytes before
  * the connection is closed on the client (see above). */
@@ -77,6 +86,8 @@ struct svc_req {
     uint64_t t0;
     char *body;                      /* body_pad bytes into its allocation */
     size_t len, cap, body_pad;
+    svc_zin *zin;                    /* Content-Encoding gzip or deflate: inflates into body */
+    size_t raw_in;                   /* compressed body bytes received */
     int state;
     int submitted;                   /* a job owns the answer (HTTP thread only) */
     svc_reply reply;                 /* waiting to be queued */
@@ -258,9 +269,33 @@ static struct MHD_Response *make_response(svc_reply *rep) {
     return resp;
 }
 
+/* Replaces the reply's body (and tail) by its compressed form when the
+ * client accepts one and it is worth it; the coding's name, or NULL. */
+static const char *compress_reply(svc_req *r, svc_reply *rep, size_t total) {
+    if (svc_cfg.compress_level <= 0 || total == 0 || total < svc_cfg.compress_min) return NULL;
+    svc_enc enc = svc_z_accept(svc_req_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    if (enc == SVC_ENC_IDENTITY) return NULL;
+    size_t zl;
+    char *z = svc_z_compress(enc, svc_cfg.compress_level, rep->body, rep->len, rep->tail ? rep->tail->data : NULL,
+                             rep->tail ? rep->tail->nbytes : 0, &zl);
+    if (!z) return NULL; /* out of memory: send it as it is */
+    if (zl >= total) {
+        free(z);
+        return NULL;
+    }
+    free(rep->body);
+    attn_tensor_free(rep->tail);
+    rep->tail = NULL;
+    rep->body = z;
+    rep->len = zl;
+    return svc_z_name(enc);
+}
+
 static enum MHD_Result queue_reply(svc_req *r) {
     svc_reply *rep = &r->reply;
     size_t total = rep->len + (rep->tail ? rep->tail->nbytes : 0);
+    const char *coding = compress_reply(r, rep, total);
+    if (coding) total = rep->len;
     int status = rep->status ? rep->status : 500;
     if (rep->err.status) snprintf(r->error, sizeof r->error, "%.*s", (int)sizeof r->error - 1, rep->err.msg);
     long header_len = rep->header_len;
@@ -275,6 +310,8 @@ static enum MHD_Result queue_reply(svc_req *r) {
     if (!resp) return MHD_NO;
     char num[32];
     if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (coding) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, coding);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     if (header_len >= 0) {
         snprintf(num, sizeof num, "%ld", header_len);
         MHD_add_response_header(resp, "Inference-Header-Content-Length", num);
@@ -360,7 +397,8 @@ const char *svc_req_arg(svc_req *r) { return r->route.arg; }
  * drop the rest of the body (ST_DRAINING) and close. */
 static enum MHD_Result refuse_midstream(svc_req *r) {
     char msg[400], body[200];
-    int bn = snprintf(body, sizeof body, "{\"error\":\"request body exceeds the limit of %zu bytes\"}",
+    const char *what = r->zin ? "inflated request body" : "request body";
+    int bn = snprintf(body, sizeof body, "{\"error\":\"%s exceeds the limit of %zu bytes\"}", what,
                       svc_cfg.max_body);
     int n = snprintf(msg, sizeof msg,
                      "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
@@ -372,9 +410,9 @@ static enum MHD_Result refuse_midstream(svc_req *r) {
     }
     r->status = 413;
     r->bytes_out = (size_t)(n > 0 ? n : 0);
-    snprintf(r->error, sizeof r->error, "request body exceeds the limit of %zu bytes", svc_cfg.max_body);
+    snprintf(r->error, sizeof r->error, "%s exceeds the limit of %zu bytes", what, svc_cfg.max_body);
     body_free(r);
-    r->dropped = r->len;
+    r->dropped = r->zin ? 0 : r->len; /* a compressed body counts in raw_in */
     r->len = r->cap = 0;
     r->state = ST_DRAINING;
     return MHD_YES;
@@ -439,6 +477,19 @@ static void first_call(svc_req *r, const char *url, const char *method) {
         svc_req_reply(r, &rep);
         return;
     }
+    svc_enc enc;
+    const char *ce = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (svc_z_content_encoding(ce, &enc) != 0) {
+        svc_reply_error(&rep, 415, "Content-Encoding %.60s is not supported (gzip, deflate or identity, one of them)",
+                        ce);
+        svc_req_reply(r, &rep);
+        return;
+    }
+    if (enc != SVC_ENC_IDENTITY && !(r->zin = svc_z_in_new(enc))) {
+        svc_reply_error(&rep, 503, "out of memory");
+        svc_req_reply(r, &rep);
+        return;
+    }
     if (cl) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
@@ -448,7 +499,7 @@ static void first_call(svc_req *r, const char *url, const char *method) {
             svc_req_reply(r, &rep);
             return;
         }
-        if (*end == '\0' && n > 0) { /* one allocation for a declared body */
+        if (*end == '\0' && n > 0 && !r->zin) { /* one allocation for a declared body */
             /* With the binary extension, place the body so that the tensor
              * bytes after its JSON header start 64-byte aligned: then they
              * can be used in place (api_infer.c). */
@@ -507,6 +558,8 @@ static int append(svc_req *r, const char *data, size_t n) {
     return 0;
 }
 
+static int sink_append(void *cls, const char *data, size_t n) { return append(cls, data, n); }
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *data,
                                  size_t *size, void **con_cls) {
@@ -546,6 +599,26 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         *size = 0; /* answered already: whatever still arrives is dropped */
         return MHD_YES;
     }
+    if (*size && r->zin) {
+        track_body(r->track, *size);
+        r->raw_in += *size;
+        svc_err e = {0};
+        int st = svc_z_in_feed(r->zin, data, *size, sink_append, r, &e);
+        *size = 0;
+        if (st == 413) return refuse_midstream(r);
+        if (st) { /* a corrupt stream: answer once the rest has been read and dropped */
+            svc_reply rep;
+            svc_reply_init(&rep);
+            if (!e.status) svc_fail(&e, 503, "out of memory for the body");
+            svc_reply_fail(&rep, &e);
+            svc_req_reply(r, &rep);
+            body_free(r);
+            r->dropped = 0; /* raw_in counts what came */
+            r->len = r->cap = 0;
+            r->state = ST_DISCARDING;
+        }
+        return MHD_YES;
+    }
     if (*size) {
         track_body(r->track, *size);
         int st = append(r, data, *size);
@@ -555,6 +628,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     track_busy(r->track);
+    if (r->zin) {
+        svc_err e = {0};
+        if (svc_z_in_end(r->zin, &e) != 0) {
+            svc_reply rep;
+            svc_reply_init(&rep);
+            svc_reply_fail(&rep, &e);
+            svc_req_reply(r, &rep);
+            return queue_reply(r);
+        }
+    }
     if (!r->body) {
         r->body = malloc(1);
         if (!r->body) return MHD_NO;
@@ -581,7 +664,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         .model = r->model[0] ? r->model : NULL,
         .id = r->id,
         .status = r->status,
-        .bytes_in = r->len + r->dropped,
+        .bytes_in = (r->zin ? r->raw_in : r->len) + r->dropped,
         .bytes_out = how == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->status == 413 ? r->bytes_out : 0,
         .us = svc_now_us() - r->t0,
         .error = r->error[0] ? r->error : NULL,
@@ -590,6 +673,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     svc_metrics_http(r->status);
     svc_reply_clear(&r->reply);
     body_free(r);
+    svc_z_in_free(r->zin);
     free(r);
     svc_metrics_inflight(-1);
     atomic_fetch_sub(&inflight, 1);

@@ -49,6 +49,8 @@ typedef struct svc_config {
     int max_json_depth;
     int retry_after_s;
     int allow_nonfinite;     /* default for every model */
+    size_t compress_min;     /* replies this long or longer are compressed when the client accepts it */
+    int compress_level;      /* zlib level of compressed replies; 0: never compress */
     const char *api_key_file;
     const char *admin_key_file;
     int log_json;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <zlib.h>
 
 const char *attnc_status_str(attnc_status s) {
     switch (s) {
@@ -117,6 +118,77 @@ attnc_status attnc_client_set_api_key(attnc_client *c, const char *key, attnc_er
 }
 
 void attnc_client_set_timeout(attnc_client *c, long ms) { c->timeout_ms = ms > 0 ? ms : 0; }
+
+/* "gzip"/"deflate" as a static string, NULL for none; -1 for anything else. */
+int attnc__coding(const char *a, const char **out) {
+    *out = NULL;
+    if (!a || !*a || !strcmp(a, "none")) return 0;
+    if (!strcmp(a, "gzip")) *out = "gzip";
+    else if (!strcmp(a, "deflate")) *out = "deflate";
+    else return -1;
+    return 0;
+}
+
+attnc_status attnc_client_set_compression(attnc_client *c, const char *request_algorithm,
+                                          const char *response_algorithm, attnc_error *err) {
+    const char *rq, *rs;
+    if (attnc__coding(request_algorithm, &rq) || attnc__coding(response_algorithm, &rs))
+        return attnc__err(err, ATTNC_E_INVALID, 0, "compression algorithm must be gzip, deflate or none");
+    c->req_coding = rq;
+    c->accept_coding = rs;
+    return ATTNC_OK;
+}
+
+attnc_status attnc__compress(const char *coding, const attnc_seg *segs, size_t nseg, unsigned char **out,
+                             size_t *out_len, attnc_error *err) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    *out = NULL;
+    if (deflateInit2(&zs, 1, Z_DEFLATED, !strcmp(coding, "gzip") ? 16 + MAX_WBITS : MAX_WBITS, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return attnc__err(err, ATTNC_E_NOMEM, 0, "out of memory for the compressor");
+    size_t total = 0;
+    for (size_t i = 0; i < nseg; i++) total += segs[i].len;
+    size_t cap = deflateBound(&zs, (uLong)total) + 1024, len = 0;
+    unsigned char *buf = malloc(cap);
+    int rc = buf ? Z_OK : Z_MEM_ERROR;
+    for (size_t i = 0; rc == Z_OK && i <= nseg; i++) {
+        const unsigned char *p = i < nseg ? segs[i].p : NULL;
+        size_t left = i < nseg ? segs[i].len : 0;
+        int flush = i == nseg ? Z_FINISH : Z_NO_FLUSH;
+        do {
+            uInt k = left > (1u << 30) ? (1u << 30) : (uInt)left;
+            zs.next_in = (Bytef *)(uintptr_t)p;
+            zs.avail_in = k;
+            do {
+                if (cap - len < 1024) {
+                    unsigned char *q = realloc(buf, cap * 2);
+                    if (!q) {
+                        rc = Z_MEM_ERROR;
+                        break;
+                    }
+                    buf = q;
+                    cap *= 2;
+                }
+                size_t room = cap - len > (1u << 30) ? (1u << 30) : cap - len;
+                zs.next_out = buf + len;
+                zs.avail_out = (uInt)room;
+                rc = deflate(&zs, flush);
+                len += room - zs.avail_out;
+            } while (rc == Z_OK && (zs.avail_in > 0 || flush == Z_FINISH));
+            if (p) p += k;
+            left -= k;
+        } while (left && rc == Z_OK);
+    }
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return attnc__err(err, ATTNC_E_NOMEM, 0, "out of memory compressing the request");
+    }
+    *out = buf;
+    *out_len = len;
+    return ATTNC_OK;
+}
 void attnc_client_set_retries(attnc_client *c, int retries) { c->retries = retries > 0 ? retries : 0; }
 void attnc_client_set_max_response(attnc_client *c, size_t bytes) { c->max_response = bytes; }
 
@@ -218,6 +290,12 @@ static attnc_status perform(attnc_client *c, const char *method, const char *url
         if (!(t = curl_slist_append(hdrs, c->auth))) goto oom;
         hdrs = t;
     }
+    if (c->cur_req_coding && !strcmp(method, "POST")) {
+        char ce[64];
+        snprintf(ce, sizeof ce, "Content-Encoding: %s", c->cur_req_coding);
+        if (!(t = curl_slist_append(hdrs, ce))) goto oom;
+        hdrs = t;
+    }
     body_reader reader = {segs, nseg, 0, 0};
     curl_off_t len = 0;
     for (size_t i = 0; i < nseg; i++) len += (curl_off_t)segs[i].len;
@@ -248,6 +326,7 @@ static attnc_status perform(attnc_client *c, const char *method, const char *url
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "attnc/" ATTNC_VERSION);
+    if (c->cur_accept_coding) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, c->cur_accept_coding); /* libcurl inflates */
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, res);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

@@ -14,7 +14,8 @@
  *     thread-safe: use one client per thread.
  *
  * Tensor data is dense, row-major, little-endian; BOOL is one byte (0 or 1)
- * per element.  Inference uses the binary tensor data extension by default:
+ * per element; FP16 (IEEE binary16) and BF16 (bfloat16) are the raw 16-bit
+ * patterns (attnc_f32_to_f16 and friends convert, rounding to nearest even).  Inference uses the binary tensor data extension by default:
  * inputs and outputs travel as raw bytes after a JSON header, bit for bit.
  */
 #ifndef ATTNC_H
@@ -67,11 +68,26 @@ typedef struct attnc_error {
 
 /* ---- tensors ------------------------------------------------------------------ */
 
-typedef enum { ATTNC_FP32 = 0, ATTNC_BOOL = 1, ATTNC_INT32 = 2, ATTNC_INT64 = 3 } attnc_dtype;
+typedef enum {
+    ATTNC_FP32 = 0,
+    ATTNC_BOOL = 1,
+    ATTNC_INT32 = 2,
+    ATTNC_INT64 = 3,
+    ATTNC_FP16 = 4, /* uint16_t patterns */
+    ATTNC_BF16 = 5  /* uint16_t patterns: the top half of a float32 */
+} attnc_dtype;
 
-/* Protocol names: "FP32", "BOOL", "INT32", "INT64". */
+/* Protocol names: "FP32", "BOOL", "INT32", "INT64", "FP16", "BF16". */
 const char *attnc_dtype_name(attnc_dtype t);
-size_t attnc_dtype_size(attnc_dtype t); /* 4, 1, 4, 8; 0 for others */
+size_t attnc_dtype_size(attnc_dtype t); /* 4, 1, 4, 8, 2, 2; 0 for others */
+
+/* float32 <-> FP16 / BF16, n values.  To 16 bits: nearest, ties to even;
+ * beyond FP16's range an infinity; NaN stays NaN.  From BF16: the bits
+ * followed by two zero bytes. */
+void attnc_f32_to_f16(const float *in, uint16_t *out, size_t n);
+void attnc_f16_to_f32(const uint16_t *in, float *out, size_t n);
+void attnc_f32_to_bf16(const float *in, uint16_t *out, size_t n);
+void attnc_bf16_to_f32(const uint16_t *in, float *out, size_t n);
 
 /* A tensor on the wire.  As an input every pointer is borrowed from the
  * caller; as an output (attnc_result_output) from the result. */
@@ -105,6 +121,13 @@ void attnc_client_set_retries(attnc_client *c, int retries);
 /* Responses larger than this many bytes fail with ATTNC_E_TOO_LARGE
  * (default 1 GiB). */
 void attnc_client_set_max_response(attnc_client *c, size_t bytes);
+/* Compression of inference bodies, Triton's options: request_algorithm
+ * compresses request bodies (Content-Encoding), response_algorithm asks
+ * for compressed replies (Accept-Encoding; libcurl inflates them).  Each
+ * "gzip", "deflate" or NULL (none, the default); attnc_infer_opts can
+ * override them per call.  Anything else: ATTNC_E_INVALID. */
+attnc_status attnc_client_set_compression(attnc_client *c, const char *request_algorithm,
+                                          const char *response_algorithm, attnc_error *err);
 
 /* ---- health and metadata ----------------------------------------------------------
  * The protocol's health answers are status codes only: 200 = yes, 4xx/503 =
@@ -160,6 +183,13 @@ typedef struct attnc_infer_opts {
     const char *const *outputs;  /* names of the outputs wanted; NULL: all */
     size_t n_outputs;
     int json;                    /* 1: data as JSON numbers instead of binary (finite values only) */
+    /* "FP32", "FP16" or "BF16": the outputs' datatype (parameter datatype);
+     * NULL: the server's (FP32).  Without `outputs`, every output of the
+     * model (from its metadata). */
+    const char *output_datatype;
+    /* "gzip", "deflate", "none"; NULL: the client's (attnc_client_set_compression). */
+    const char *request_compression_algorithm;
+    const char *response_compression_algorithm;
 } attnc_infer_opts;
 
 typedef struct attnc_result attnc_result;

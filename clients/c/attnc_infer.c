@@ -19,17 +19,75 @@ struct attnc_result {
     attnc_tensor *t; /* t[i].name and t[i].data are owned (malloc) */
 };
 
-static const char *const DTYPE_NAMES[] = {"FP32", "BOOL", "INT32", "INT64"};
-static const size_t DTYPE_SIZES[] = {4, 1, 4, 8};
+static const char *const DTYPE_NAMES[] = {"FP32", "BOOL", "INT32", "INT64", "FP16", "BF16"};
+static const size_t DTYPE_SIZES[] = {4, 1, 4, 8, 2, 2};
+#define N_DTYPES 6
 
 const char *attnc_dtype_name(attnc_dtype t) {
-    return (unsigned)t < 4 ? DTYPE_NAMES[t] : "?";
+    return (unsigned)t < N_DTYPES ? DTYPE_NAMES[t] : "?";
 }
 
-size_t attnc_dtype_size(attnc_dtype t) { return (unsigned)t < 4 ? DTYPE_SIZES[t] : 0; }
+size_t attnc_dtype_size(attnc_dtype t) { return (unsigned)t < N_DTYPES ? DTYPE_SIZES[t] : 0; }
+
+/* ---- 16-bit floats ---- */
+
+static uint32_t bits_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static float float_of(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint16_t f16_of(float f) {
+    uint32_t x = bits_of(f), ax = x & 0x7fffffffu;
+    uint16_t s = (uint16_t)((x >> 16) & 0x8000u);
+    if (ax > 0x7f800000u) return (uint16_t)(s | 0x7e00u | ((ax >> 13) & 0x3ffu));
+    if (ax >= 0x477ff000u) return (uint16_t)(s | 0x7c00u);
+    if (ax >= 0x38800000u) {
+        uint32_t r = (ax - (112u << 23)) >> 13, rem = ax & 0x1fffu;
+        if (rem > 0x1000u || (rem == 0x1000u && (r & 1))) r++;
+        return (uint16_t)(s | r);
+    }
+    uint32_t e = ax >> 23, shift = 126 - e;
+    if (e == 0 || shift > 24) return s;
+    uint32_t m = (ax & 0x7fffffu) | 0x800000u, r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (r & 1))) r++;
+    return (uint16_t)(s | r);
+}
+
+static float f16_value(uint16_t h) {
+    uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return float_of(s | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0));
+    if (e) return float_of(s | ((e + 112) << 23) | (m << 13));
+    float v = (float)m * 5.9604644775390625e-8f; /* m * 2^-24, exact */
+    return s ? -v : v;
+}
+
+static uint16_t bf16_of(float f) {
+    uint32_t x = bits_of(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+void attnc_f32_to_f16(const float *in, uint16_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = f16_of(in[i]);
+}
+void attnc_f16_to_f32(const uint16_t *in, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = f16_value(in[i]);
+}
+void attnc_f32_to_bf16(const float *in, uint16_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = bf16_of(in[i]);
+}
+void attnc_bf16_to_f32(const uint16_t *in, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = float_of((uint32_t)in[i] << 16);
+}
 
 static int dtype_parse(const char *s, attnc_dtype *out) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_DTYPES; i++)
         if (!strcmp(s, DTYPE_NAMES[i])) {
             *out = (attnc_dtype)i;
             return 0;
@@ -108,6 +166,13 @@ static json_t *data_json(const attnc_tensor *t, int *nonfinite) {
             v = json_integer((json_int_t)x);
             break;
         }
+        case ATTNC_FP16:
+        case ATTNC_BF16: { /* the exact value of the 16-bit number */
+            uint16_t h;
+            memcpy(&h, (const char *)t->data + 2 * i, 2);
+            if (!(v = json_real(t->dtype == ATTNC_FP16 ? f16_value(h) : float_of((uint32_t)h << 16)))) *nonfinite = 1;
+            break;
+        }
         }
         if (json_array_append_new(a, v)) {
             json_decref(a);
@@ -161,7 +226,9 @@ static attnc_status build_header(const attnc_tensor *inputs, size_t n, const att
             json_t *out = json_object();
             ok = out && !json_array_append_new(outs, out) && o->outputs[i] &&
                  SET(out, "name", json_string(o->outputs[i])) &&
-                 SET(out, "parameters", json_pack("{s:b}", "binary_data", !o->json));
+                 SET(out, "parameters", o->output_datatype
+                                            ? json_pack("{s:b, s:s}", "binary_data", !o->json, "datatype", o->output_datatype)
+                                            : json_pack("{s:b}", "binary_data", !o->json));
         }
     }
     if (ok) ok = (*text = json_dumps(root, JSON_COMPACT)) != NULL;
@@ -238,6 +305,14 @@ static int flatten(json_t *a, attnc_dtype dt, unsigned char *dst, size_t numel, 
             if (!json_is_integer(v)) return -1;
             int64_t x = (int64_t)json_integer_value(v);
             memcpy(dst + 8 * at, &x, 8);
+            break;
+        }
+        case ATTNC_FP16:
+        case ATTNC_BF16: {
+            if (!json_is_number(v)) return -1;
+            float f = (float)json_number_value(v);
+            uint16_t h = dt == ATTNC_FP16 ? f16_of(f) : bf16_of(f);
+            memcpy(dst + 2 * at, &h, 2);
             break;
         }
         }
@@ -323,11 +398,72 @@ done:
     return st;
 }
 
+/* The names of a model's outputs, from its metadata: *names (owned, and
+ * each name in it) and *n. */
+static attnc_status output_names(attnc_client *c, const char *model, char ***names, size_t *n, attnc_error *err) {
+    char *meta = NULL;
+    *names = NULL;
+    *n = 0;
+    attnc_status st = attnc_model_metadata(c, model, &meta, err);
+    if (st != ATTNC_OK) return st;
+    json_t *root = json_loads(meta, 0, NULL), *outs = json_object_get(root, "outputs");
+    free(meta);
+    size_t k = json_array_size(outs);
+    if (!json_is_array(outs) || !k) {
+        json_decref(root);
+        return attnc__err(err, ATTNC_E_PROTOCOL, 0, "model '%.100s': its metadata lists no outputs", model);
+    }
+    char **a = calloc(k, sizeof *a);
+    for (size_t i = 0; a && i < k; i++) {
+        const char *s = json_string_value(json_object_get(json_array_get(outs, i), "name"));
+        if (!s || !(a[i] = strdup(s))) {
+            for (size_t j = 0; j < i; j++) free(a[j]);
+            free(a);
+            a = NULL;
+        }
+    }
+    json_decref(root);
+    if (!a) return attnc__err(err, ATTNC_E_PROTOCOL, 0, "model '%.100s': bad output names in its metadata", model);
+    *names = a;
+    *n = k;
+    return ATTNC_OK;
+}
+
+static attnc_status infer(attnc_client *c, const char *model, const attnc_tensor *inputs, size_t n,
+                          const attnc_infer_opts *o, attnc_result **out, attnc_error *err);
+
 attnc_status attnc_infer(attnc_client *c, const char *model, const attnc_tensor *inputs, size_t n,
                          const attnc_infer_opts *opts, attnc_result **out, attnc_error *err) {
     static const attnc_infer_opts defaults;
-    const attnc_infer_opts *o = opts ? opts : &defaults;
+    attnc_infer_opts o = opts ? *opts : defaults;
     *out = NULL;
+    if (!model || !*model) return attnc__err(err, ATTNC_E_INVALID, 0, "no model name");
+    if (o.output_datatype && strcmp(o.output_datatype, "FP32") && strcmp(o.output_datatype, "FP16") &&
+        strcmp(o.output_datatype, "BF16"))
+        return attnc__err(err, ATTNC_E_INVALID, 0, "output_datatype must be FP32, FP16 or BF16");
+    const char *rq = c->req_coding, *rs = c->accept_coding;
+    if ((o.request_compression_algorithm && attnc__coding(o.request_compression_algorithm, &rq)) ||
+        (o.response_compression_algorithm && attnc__coding(o.response_compression_algorithm, &rs)))
+        return attnc__err(err, ATTNC_E_INVALID, 0, "compression algorithm must be gzip, deflate or none");
+    char **names = NULL;
+    size_t n_names = 0;
+    if (o.output_datatype && !o.outputs) {
+        attnc_status st = output_names(c, model, &names, &n_names, err);
+        if (st != ATTNC_OK) return st;
+        o.outputs = (const char *const *)names;
+        o.n_outputs = n_names;
+    }
+    c->cur_req_coding = rq;
+    c->cur_accept_coding = rs;
+    attnc_status st = infer(c, model, inputs, n, &o, out, err);
+    c->cur_req_coding = c->cur_accept_coding = NULL;
+    for (size_t i = 0; i < n_names; i++) free(names[i]);
+    free(names);
+    return st;
+}
+
+static attnc_status infer(attnc_client *c, const char *model, const attnc_tensor *inputs, size_t n,
+                          const attnc_infer_opts *o, attnc_result **out, attnc_error *err) {
     if (!model || !*model) return attnc__err(err, ATTNC_E_INVALID, 0, "no model name");
     if (n && !inputs) return attnc__err(err, ATTNC_E_INVALID, 0, "no inputs");
     if (n > SIZE_MAX / sizeof(attnc_seg) - 1) return attnc__err(err, ATTNC_E_INVALID, 0, "too many inputs");
@@ -351,8 +487,18 @@ attnc_status attnc_infer(attnc_client *c, const char *model, const attnc_tensor 
     size_t nseg = 0;
     segs[nseg++] = (attnc_seg){header, strlen(header)};
     for (size_t i = 0; !o->json && i < n; i++) segs[nseg++] = (attnc_seg){inputs[i].data, inputs[i].nbytes};
+    long hlen = o->json ? -1 : (long)segs[0].len; /* of the inflated body, with compression */
+    unsigned char *z = NULL;
+    if (c->cur_req_coding) {
+        size_t zlen;
+        st = attnc__compress(c->cur_req_coding, segs, nseg, &z, &zlen, err);
+        if (st != ATTNC_OK) goto done;
+        segs[0] = (attnc_seg){z, zlen};
+        nseg = 1;
+    }
     attnc_http res;
-    st = attnc__request(c, "POST", path, segs, nseg, o->json ? -1 : (long)segs[0].len, &res, err);
+    st = attnc__request(c, "POST", path, segs, nseg, hlen, &res, err);
+    free(z);
     if (st == ATTNC_OK) {
         char what[160];
         snprintf(what, sizeof what, "infer '%.100s'", model);

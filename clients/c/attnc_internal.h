@@ -16,7 +16,12 @@ struct attnc_client {
     long timeout_ms;
     int retries;
     size_t max_response;
+    const char *req_coding;    /* the client's request compression: "gzip", "deflate", NULL */
+    const char *accept_coding; /* the client's response compression */
+    /* for the request in flight (set by attnc_infer, NULL otherwise) */
+    const char *cur_req_coding, *cur_accept_coding;
 };
+
 
 /* ---- growable byte buffer, always NUL-terminated once anything was added ---- */
 typedef struct attnc_buf {
@@ -46,6 +51,12 @@ typedef struct attnc_seg {
     const void *p;
     size_t len;
 } attnc_seg;
+
+/* "gzip" / "deflate" (static strings) or NULL for none/NULL/""; -1 otherwise. */
+int attnc__coding(const char *a, const char **out);
+/* gzip ("gzip") or zlib ("deflate") of segs into *out (malloc'd). */
+attnc_status attnc__compress(const char *coding, const attnc_seg *segs, size_t nseg, unsigned char **out,
+                             size_t *out_len, attnc_error *err);
 
 /* One request to c->url + path ("GET" or "POST"); the body is the
  * concatenation of segs[0..nseg) (none: empty), sent without copying.

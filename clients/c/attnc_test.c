@@ -172,6 +172,117 @@ static int has_model(attnc_client *c, const char *name, const char *state) {
     return found;
 }
 
+/* The FP32 inputs of `in` as 16-bit (dt) tensors in bits[] (and, widened
+ * back, as FP32 in vals[]): the other inputs unchanged. */
+static void half_inputs(const inputs *in, attnc_dtype dt, attnc_tensor *t16, attnc_tensor *t32, uint16_t **bits,
+                        float **vals) {
+    for (size_t i = 0; i < in->n; i++) {
+        t16[i] = t32[i] = in->t[i];
+        bits[i] = NULL;
+        vals[i] = NULL;
+        if (in->t[i].dtype != ATTNC_FP32) continue;
+        size_t n = in->t[i].nbytes / 4;
+        bits[i] = malloc(2 * n + 2);
+        vals[i] = malloc(4 * n + 4);
+        if (dt == ATTNC_FP16) {
+            attnc_f32_to_f16(in->t[i].data, bits[i], n);
+            attnc_f16_to_f32(bits[i], vals[i], n);
+        } else {
+            attnc_f32_to_bf16(in->t[i].data, bits[i], n);
+            attnc_bf16_to_f32(bits[i], vals[i], n);
+        }
+        t16[i].dtype = dt;
+        t16[i].data = bits[i];
+        t16[i].nbytes = 2 * n;
+        t32[i].data = vals[i];
+    }
+}
+
+/* FP16 / BF16 inputs and outputs, and compressed bodies, against the FP32 path. */
+static void wire_checks(attnc_client *c, const char *dir, const inputs *full) {
+    (void)dir;
+    attnc_error e = {0};
+    attnc_result *ref = NULL, *a = NULL, *b = NULL;
+    check(attnc_infer(c, "full", full->t, full->n, NULL, &ref, &e) == ATTNC_OK, "wire: FP32 reference", &e);
+    const attnc_tensor *ro = attnc_result_find(ref, "output");
+    if (!ro) return;
+    size_t n = ro->nbytes / 4;
+    for (int k = 0; k < 2; k++) {
+        attnc_dtype dt = k ? ATTNC_BF16 : ATTNC_FP16;
+        const char *name = attnc_dtype_name(dt);
+        attnc_tensor t16[8], t32[8];
+        uint16_t *bits[8];
+        float *vals[8];
+        half_inputs(full, dt, t16, t32, bits, vals);
+        for (int json = 0; json < 2; json++) {
+            attnc_infer_opts o = {.json = json};
+            char what[160];
+            snprintf(what, sizeof what, "%s inputs (%s) equal FP32 inputs of the rounded values", name, json ? "JSON" : "binary");
+            check(attnc_infer(c, "full", t16, full->n, &o, &a, &e) == ATTNC_OK &&
+                      attnc_infer(c, "full", t32, full->n, &o, &b, &e) == ATTNC_OK && same_results(a, b) &&
+                      !same_results(a, ref),
+                  what, &e);
+            attnc_result_free(a);
+            attnc_result_free(b);
+            a = b = NULL;
+            o.output_datatype = name;
+            snprintf(what, sizeof what, "output_datatype %s (%s): the reference rounded to nearest even", name,
+                     json ? "JSON" : "binary");
+            uint16_t *want = malloc(2 * n + 2);
+            if (dt == ATTNC_FP16) attnc_f32_to_f16(ro->data, want, n);
+            else attnc_f32_to_bf16(ro->data, want, n);
+            const attnc_tensor *got = NULL;
+            check(attnc_infer(c, "full", full->t, full->n, &o, &a, &e) == ATTNC_OK &&
+                      (got = attnc_result_find(a, "output")) && got->dtype == dt && got->nbytes == 2 * n &&
+                      !memcmp(got->data, want, 2 * n),
+                  what, &e);
+            free(want);
+            attnc_result_free(a);
+            a = NULL;
+        }
+        for (size_t i = 0; i < full->n; i++) {
+            free(bits[i]);
+            free(vals[i]);
+        }
+    }
+    /* float16 conversions against known patterns */
+    float f[6] = {1.0f, -2.0f, 65504.0f, 65520.0f, 5.9604645e-8f, 1.0009765625f + 0.00048828125f};
+    uint16_t h[6], bf[2];
+    attnc_f32_to_f16(f, h, 6);
+    check(h[0] == 0x3c00 && h[1] == 0xc000 && h[2] == 0x7bff && h[3] == 0x7c00 && h[4] == 0x0001 && h[5] == 0x3c02,
+          "attnc_f32_to_f16 rounds to nearest even", NULL);
+    float g[2] = {1.00390625f, 1.01171875f};
+    attnc_f32_to_bf16(g, bf, 2);
+    check(bf[0] == 0x3f80 && bf[1] == 0x3f82, "attnc_f32_to_bf16: ties to even", NULL);
+    /* compression */
+    static const char *const algos[] = {NULL, "gzip", "deflate"};
+    for (int rq = 0; rq < 3; rq++)
+        for (int rs = 0; rs < 3; rs++)
+            for (int json = 0; json < 2; json++) {
+                if (!rq && !rs) continue;
+                attnc_infer_opts o = {.json = json, .request_compression_algorithm = algos[rq],
+                                      .response_compression_algorithm = algos[rs]};
+                char what[160];
+                snprintf(what, sizeof what, "request %s, response %s (%s): the same result", algos[rq] ? algos[rq] : "plain",
+                         algos[rs] ? algos[rs] : "plain", json ? "JSON" : "binary");
+                check(attnc_infer(c, "full", full->t, full->n, &o, &a, &e) == ATTNC_OK && same_results(a, ref), what, &e);
+                attnc_result_free(a);
+                a = NULL;
+            }
+    check(attnc_client_set_compression(c, "gzip", "gzip", &e) == ATTNC_OK &&
+              attnc_infer(c, "full", full->t, full->n, NULL, &a, &e) == ATTNC_OK && same_results(a, ref),
+          "attnc_client_set_compression gzip both ways", &e);
+    attnc_result_free(a);
+    a = NULL;
+    check(attnc_client_set_compression(c, "br", NULL, &e) == ATTNC_E_INVALID, "compression br is refused", NULL);
+    attnc_infer_opts bad = {.request_compression_algorithm = "zstd"};
+    check(attnc_infer(c, "full", full->t, full->n, &bad, &a, &e) == ATTNC_E_INVALID && !a, "per-call zstd is refused", NULL);
+    attnc_infer_opts badt = {.output_datatype = "INT8"};
+    check(attnc_infer(c, "full", full->t, full->n, &badt, &a, &e) == ATTNC_E_INVALID && !a, "output_datatype INT8 is refused", NULL);
+    attnc_client_set_compression(c, NULL, NULL, NULL);
+    attnc_result_free(ref);
+}
+
 static void api(const char *url, const char *dir) {
     attnc_error e = {0};
     attnc_client *c = NULL, *dead = NULL;
@@ -235,6 +346,8 @@ static void api(const char *url, const char *dir) {
           "infer ls (weights from the repository): equal to attn run", &e);
     attnc_result_free(r);
     r = NULL;
+
+    wire_checks(c, dir, &full);
 
     /* Per-request config of a built-in model. */
     attnc_infer_opts temp = {.parameters_json = "{\"softmax_temp\": 0.25}"};

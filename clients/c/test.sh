@@ -121,7 +121,7 @@ else no "attnc_test api" "$W/api.out"; grep '^not ok' "$W/api.out"; fi
 # ---- the README's example, compiled from the README itself ----
 awk '/^```c$/ {n++; on = (n == 1); next} /^```$/ {on = 0} on' "$TOP/clients/c/README.md" >"$W/example.c"
 if "${CC:-cc}" -std=c11 -Wall -Wextra -Werror -I"$TOP/clients/c" -o "$W/example" "$W/example.c" "$B/libattnc.a" \
-     $(pkg-config --libs libcurl jansson) 2>"$W/err"; then
+     $(pkg-config --libs libcurl jansson zlib) 2>"$W/err"; then
   ok "README example compiles"
   "$B/attnc_test" print "$W/readme_ref.safetensors" output >"$W/readme_want"
   if "$W/example" "$ATTNCTL_URL" >"$W/readme_got" 2>"$W/err" && [ -s "$W/readme_want" ] &&

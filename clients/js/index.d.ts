@@ -2,7 +2,7 @@
 
 export type Datatype =
   | 'BOOL' | 'UINT8' | 'UINT16' | 'UINT32' | 'UINT64'
-  | 'INT8' | 'INT16' | 'INT32' | 'INT64' | 'FP32' | 'FP64';
+  | 'INT8' | 'INT16' | 'INT32' | 'INT64' | 'FP16' | 'BF16' | 'FP32' | 'FP64';
 
 export type TypedArray =
   | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
@@ -60,7 +60,8 @@ export interface TensorOptions {
   name?: string;
 }
 
-/** A row-major tensor; FP32 data is a Float32Array, BOOL a Uint8Array, INT64 a BigInt64Array. */
+/** A row-major tensor; FP32 data is a Float32Array, BOOL a Uint8Array, INT64 a BigInt64Array;
+ * FP16 and BF16 data a Float32Array of the 16-bit values. */
 export class Tensor<T extends TypedArray = TypedArray> {
   constructor(data: TypedArray | NestedArray, options?: TensorOptions);
   name: string | undefined;
@@ -90,7 +91,17 @@ export interface ClientOptions {
   headers?: Record<string, string>;
   /** A fetch implementation; default globalThis.fetch. */
   fetch?: typeof fetch;
+  /** Compress request bodies (default of infer's option). */
+  requestCompressionAlgorithm?: Compression | null;
+  /** Ask for compressed replies (default of infer's option). */
+  responseCompressionAlgorithm?: Compression | null;
+  /** Triton's spelling of requestCompressionAlgorithm. */
+  request_compression_algorithm?: Compression | null;
+  /** Triton's spelling of responseCompressionAlgorithm. */
+  response_compression_algorithm?: Compression | null;
 }
+
+export type Compression = 'gzip' | 'deflate';
 
 export interface CallOptions {
   timeout?: number | null;
@@ -120,6 +131,14 @@ export interface InferOptions extends CallOptions {
   outputs?: Iterable<string>;
   /** Request id, echoed by the server. */
   id?: string;
+  /** Send the floating-point inputs as FP16 or BF16 (rounded to nearest even). */
+  inputDatatype?: 'FP32' | 'FP16' | 'BF16';
+  /** The outputs' format on the wire; their data stays a Float32Array of the values. */
+  outputDatatype?: 'FP32' | 'FP16' | 'BF16';
+  /** Compress the request body. */
+  requestCompressionAlgorithm?: Compression | null;
+  /** Ask for a compressed reply (Accept-Encoding). */
+  responseCompressionAlgorithm?: Compression | null;
 }
 
 export interface InferResult {
@@ -218,5 +237,9 @@ export const BINARY_LOAD_THRESHOLD: number;
 
 /** JSON.parse that also reads the NaN / Infinity / -Infinity tokens attnd writes. */
 export function parseJSON(text: string): any;
+/** Rounds numbers to FP16 or BF16 (nearest even): a Float32Array of the values. */
+export function roundHalf(datatype: 'FP16' | 'BF16', values: ArrayLike<number>): Float32Array;
+/** Bytes compressed as Content-Encoding gzip or deflate (zlib format). */
+export function compressBytes(algo: Compression, bytes: Uint8Array): Promise<Uint8Array>;
 
 export default Client;

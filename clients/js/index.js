@@ -78,7 +78,82 @@ const DATATYPES = {
   INT64: [BigInt64Array, 8],
   FP32: [Float32Array, 4],
   FP64: [Float64Array, 8],
+  // 16-bit floats: the data is a Float32Array of the 16-bit values (rounded
+  // to nearest even); on the wire, 2 little-endian bytes each.
+  FP16: [Float32Array, 2],
+  BF16: [Float32Array, 2], // Triton's extension: the top 16 bits of a float32
 };
+const HALF = new Set(['FP16', 'BF16']);
+
+// ---- 16-bit floats ----
+
+const cvF = new Float32Array(1);
+const cvU = new Uint32Array(cvF.buffer);
+
+/** float32 bits -> FP16 bits, nearest even (beyond the range: infinity; NaN quiet). */
+function f16Bits(u) {
+  const s = (u >>> 16) & 0x8000;
+  const a = u & 0x7fffffff;
+  if (a > 0x7f800000) return s | 0x7e00 | ((a >>> 13) & 0x3ff);
+  if (a >= 0x477ff000) return s | 0x7c00;
+  if (a >= 0x38800000) {
+    let r = (a - 0x38000000) >>> 13;
+    const rem = a & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) r++;
+    return s | r;
+  }
+  const e = a >>> 23;
+  const shift = 126 - e;
+  if (e === 0 || shift > 24) return s;
+  const m = (a & 0x7fffff) | 0x800000;
+  let r = m >>> shift;
+  const rem = m & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  if (rem > half || (rem === half && (r & 1))) r++;
+  return s | r;
+}
+
+function f16Value(h) {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0x1f) return m ? NaN : s * Infinity;
+  if (e === 0) return s * m * 2 ** -24;
+  return s * (1024 + m) * 2 ** (e - 25);
+}
+
+function bf16Bits(u) {
+  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+function bf16Value(h) {
+  cvU[0] = (h << 16) >>> 0;
+  return cvF[0];
+}
+
+/** 16-bit patterns of `values` (numbers, rounded to float32 first) in `datatype`. */
+function halfBits(datatype, values) {
+  const out = new Uint16Array(values.length);
+  const f = datatype === 'FP16' ? f16Bits : bf16Bits;
+  for (let i = 0; i < values.length; i++) {
+    cvF[0] = values[i];
+    out[i] = f(cvU[0]);
+  }
+  return out;
+}
+
+function halfValues(datatype, bits) {
+  const out = new Float32Array(bits.length);
+  const f = datatype === 'FP16' ? f16Value : bf16Value;
+  for (let i = 0; i < bits.length; i++) out[i] = f(bits[i]);
+  return out;
+}
+
+/** Rounds numbers to FP16 or BF16 (nearest even); a Float32Array of the values. */
+export function roundHalf(datatype, values) {
+  return halfValues(datatype, halfBits(datatype, Array.from(values, Number)));
+}
 
 // Untyped arrays become FP32, BOOL when every element is a boolean, or the
 // datatype that attnd's well-known input names take.
@@ -132,6 +207,7 @@ function numel(shape) {
 
 function toTyped(datatype, flat) {
   const [Ctor] = DATATYPES[datatype];
+  if (HALF.has(datatype)) return roundHalf(datatype, flat);
   if (flat instanceof Ctor) return flat;
   if (Ctor === BigInt64Array || Ctor === BigUint64Array) return Ctor.from(flat, (x) => BigInt(x));
   if (datatype === 'BOOL') return Uint8Array.from(flat, (x) => (x ? 1 : 0));
@@ -183,6 +259,13 @@ export class Tensor {
   /** Little-endian bytes of the data. */
   bytes() {
     const d = this.data;
+    if (HALF.has(this.datatype)) {
+      const bits = halfBits(this.datatype, d);
+      const out = new Uint8Array(bits.length * 2);
+      const dv = new DataView(out.buffer);
+      for (let i = 0; i < bits.length; i++) dv.setUint16(2 * i, bits[i], true);
+      return out;
+    }
     if (LITTLE || d.BYTES_PER_ELEMENT === 1) return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
     const out = new Uint8Array(d.byteLength);
     const dv = new DataView(out.buffer);
@@ -220,6 +303,34 @@ function getLE(dv, off, datatype) {
   }
 }
 
+/** The tensor in datatype dt (FP16, BF16, FP32) when it is a floating-point one. */
+function asDatatype(t, dt) {
+  if (!dt) return t;
+  dt = String(dt).toUpperCase();
+  if (!['FP16', 'BF16', 'FP32'].includes(dt)) throw new TypeError(`inputDatatype must be FP32, FP16 or BF16, not ${dt}`);
+  if (!['FP16', 'BF16', 'FP32', 'FP64'].includes(t.datatype) || t.datatype === dt) return t;
+  return new Tensor(t.data, { shape: t.shape, datatype: dt, name: t.name });
+}
+
+const COMPRESSION = ['gzip', 'deflate'];
+
+function compressionOption(what, v) {
+  if (v === undefined || v === null || v === '' || v === 'none') return null;
+  const a = String(v).toLowerCase();
+  if (!COMPRESSION.includes(a)) throw new TypeError(`${what} must be gzip, deflate or null, not ${v}`);
+  return a;
+}
+
+/** bytes compressed as Content-Encoding algo (gzip, or deflate: the zlib format). */
+export async function compressBytes(algo, bytes) {
+  if (typeof CompressionStream === 'function') {
+    const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream(algo));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  const zlib = await nodeModule('zlib');
+  return new Uint8Array(algo === 'gzip' ? zlib.gzipSync(bytes) : zlib.deflateSync(bytes));
+}
+
 function asTensor(name, value) {
   if (value instanceof Tensor) {
     return value.name === name ? value : Object.assign(Object.create(Tensor.prototype), value, { name });
@@ -238,7 +349,12 @@ function tensorFromBytes(name, datatype, shape, bytes) {
     throw new ProtocolError(`output '${name}': ${bytes.byteLength} bytes for shape [${shape}] ${datatype}`);
   }
   let data;
-  if (LITTLE || size === 1) {
+  if (HALF.has(datatype)) {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const bits = new Uint16Array(bytes.byteLength / 2);
+    for (let i = 0; i < bits.length; i++) bits[i] = dv.getUint16(2 * i, true);
+    data = halfValues(datatype, bits);
+  } else if (LITTLE || size === 1) {
     // a copy: aligned, and independent of the response buffer
     data = new Ctor(bytes.slice().buffer);
   } else {
@@ -382,6 +498,10 @@ function headerObject(headers) {
  * when longer) on 503/429 and on connection failures; a wait longer than
  * maxBackoff (ms, default 10000) is not made. fetch: a fetch implementation
  * (default globalThis.fetch). headers: extra headers on every request.
+ * requestCompressionAlgorithm / responseCompressionAlgorithm ('gzip',
+ * 'deflate' or null; Triton's request_compression_algorithm and
+ * response_compression_algorithm are accepted too): the defaults of infer's
+ * options of the same names.  fetch inflates compressed replies itself.
  */
 export class Client {
   constructor(url = 'http://127.0.0.1:8000', options = {}) {
@@ -396,6 +516,11 @@ export class Client {
     this.maxBackoff = options.maxBackoff ?? 10000;
     this.headers = { ...(options.headers || {}) };
     this.fetch = options.fetch || globalThis.fetch;
+    // Triton's option names (snake_case) are accepted too.
+    this.requestCompressionAlgorithm = compressionOption('requestCompressionAlgorithm',
+      options.requestCompressionAlgorithm ?? options.request_compression_algorithm);
+    this.responseCompressionAlgorithm = compressionOption('responseCompressionAlgorithm',
+      options.responseCompressionAlgorithm ?? options.response_compression_algorithm);
     if (typeof this.fetch !== 'function') throw new TypeError('no fetch: pass options.fetch (Node 18+ has one)');
   }
 
@@ -549,16 +674,34 @@ export class Client {
    * POST /v2/models/{name}/infer. `inputs`: an object of name -> Tensor,
    * {data, shape, datatype?}, typed array or nested arrays (or an array of
    * named Tensors). Options: parameters, binary (default true: the binary
-   * tensor data extension both ways), outputs (names), id, timeout, signal.
+   * tensor data extension both ways), outputs (names), id, timeout, signal,
+   * inputDatatype ('FP16', 'BF16': send the floating-point inputs in that
+   * format, rounded to nearest even), outputDatatype ('FP32', 'FP16', 'BF16':
+   * the format the outputs come back in; the Tensor's data is a Float32Array
+   * of its values), requestCompressionAlgorithm and
+   * responseCompressionAlgorithm ('gzip', 'deflate'; default: the client's).
    * Resolves {outputs: {name: Tensor}, modelName, modelVersion, id, parameters}.
    */
-  async infer(name, inputs, { parameters, binary = true, outputs, id, timeout, signal } = {}) {
-    const tensors = Array.isArray(inputs)
+  async infer(name, inputs, {
+    parameters, binary = true, outputs, id, timeout, signal, inputDatatype, outputDatatype,
+    requestCompressionAlgorithm, responseCompressionAlgorithm,
+  } = {}) {
+    const reqAlgo = requestCompressionAlgorithm === undefined ? this.requestCompressionAlgorithm
+      : compressionOption('requestCompressionAlgorithm', requestCompressionAlgorithm);
+    const respAlgo = responseCompressionAlgorithm === undefined ? this.responseCompressionAlgorithm
+      : compressionOption('responseCompressionAlgorithm', responseCompressionAlgorithm);
+    if (outputDatatype !== undefined && !['FP32', 'FP16', 'BF16'].includes(String(outputDatatype).toUpperCase())) {
+      throw new TypeError(`outputDatatype must be FP32, FP16 or BF16, not ${outputDatatype}`);
+    }
+    const tensors = (Array.isArray(inputs)
       ? inputs.map((t) => {
         if (!(t instanceof Tensor) || !t.name) throw new TypeError('inputs: an object of name -> value, or named Tensors');
         return t;
       })
-      : Object.entries(inputs).map(([k, v]) => asTensor(k, v));
+      : Object.entries(inputs).map(([k, v]) => asTensor(k, v))).map((t) => asDatatype(t, inputDatatype));
+    if (outputs === undefined && outputDatatype !== undefined) {
+      outputs = ((await this.metadata(name, { timeout, signal })).outputs || []).map((o) => o.name);
+    }
     const params = { ...(parameters || {}) };
     if (binary) params.binary_data_output = true;
     const parts = [];
@@ -574,7 +717,12 @@ export class Client {
     });
     parts.push(`"inputs":[${ins.join(',')}]`);
     if (outputs !== undefined) {
-      parts.push(`"outputs":${JSON.stringify(Array.from(outputs, (o) => ({ name: o, parameters: { binary_data: !!binary } })))}`);
+      const op = (o) => ({
+        name: o,
+        parameters: outputDatatype === undefined ? { binary_data: !!binary }
+          : { binary_data: !!binary, datatype: String(outputDatatype).toUpperCase() },
+      });
+      parts.push(`"outputs":${JSON.stringify(Array.from(outputs, op))}`);
     }
     const header = enc.encode(`{${parts.join(',')}}`);
     let body;
@@ -593,6 +741,11 @@ export class Client {
       body = header;
       headers = { 'content-type': 'application/json' };
     }
+    if (reqAlgo) {
+      body = await compressBytes(reqAlgo, body);
+      headers['content-encoding'] = reqAlgo;
+    }
+    if (respAlgo) headers['accept-encoding'] = respAlgo;
     const res = await this.request('POST', `/v2/models/${quote(name)}/infer`, { body, headers, timeout, signal });
     return this._decode(res);
   }

@@ -223,7 +223,8 @@ ATTN_API attn_status attn_cpu_check(attn_error *err);
 /* The i-th (key, value) of what the selection saw and chose: "cpu",
  * "cpu_features", "kernel_variants" (those this CPU executes),
  * "kernel_selection", "kernel_full", "kernel_softmax", "kernel_gemm",
- * "gemm_choice".  Static strings; returns 0 past the end. */
+ * "gemm_choice", "kernel_convert" (the FP16 / BF16 conversions).  Static
+ * strings; returns 0 past the end. */
 ATTN_API int attn_cpu_info(size_t i, const char **key, const char **value);
 /* CPUs this process may use: its affinity mask, capped by the cgroup (v2
  * cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us) CPU quota, rounded up;

@@ -3,13 +3,29 @@
  * Inference-Header-Content-Length).  Input: two little-endian bytes give
  * the header length (a length past the body is legal input: it must be
  * refused), the rest is the body: the JSON header, then the raw tensors.
- * Every decoded tensor must hold exactly the bytes it was bound to. */
+ * Every decoded tensor must hold exactly the bytes it was bound to; an FP16
+ * or BF16 one, their float32 values by the reference conversion. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "kernels/half.h"
+
+/* t holds the float32 values of the 16-bit input's bytes, bit for bit. */
+static int widened_ok(const svc_wire_input *in, const attn_tensor *t) {
+    if (t->dtype != ATTN_F32 || t->numel * 2 != in->bin_len) return 0;
+    for (size_t i = 0; i < t->numel; i++) {
+        uint16_t h;
+        memcpy(&h, in->bin + 2 * i, 2);
+        float want, got = ((const float *)t->data)[i];
+        if (in->half == SVC_HALF_F16) attn__f16_to_f32_ref(&h, &want, 1);
+        else attn__bf16_to_f32_ref(&h, &want, 1);
+        if (memcmp(&want, &got, 4)) return 0;
+    }
+    return 1;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!svc_cfg.max_rank) {
@@ -41,7 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 off += in->bin_len;
             }
             if (svc_wire_decode(in, (int)(data[0] & 1), &t, &err) != 0) continue;
-            if (in->is_binary && (t->nbytes != in->bin_len || (t->nbytes && memcmp(t->data, in->bin, t->nbytes))))
+            if (in->is_binary && in->half && !widened_ok(in, t)) abort();
+            if (in->is_binary && !in->half &&
+                (t->nbytes != in->bin_len || (t->nbytes && memcmp(t->data, in->bin, t->nbytes))))
                 abort();
             attn_tensor_free(t);
         }

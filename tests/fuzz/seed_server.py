@@ -3,11 +3,14 @@
                                      the shapes of request the integration tests send)
    tests/fuzz/corpus/server_binary/  2-byte header length + binary-extension body
    tests/fuzz/corpus/server_num/     number tokens
+   tests/fuzz/corpus/server_zbody/   coding byte + gzip / deflate bodies
 `python3 tests/fuzz/seed_server.py` (standard library only) rewrites them."""
+import gzip
 import hashlib
 import json
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -73,6 +76,11 @@ def json_seeds():
     put("server_json", '{"\\u0069nputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.5]}]}')
     put("server_json", '{"inputs":[{"name":"x","shape":[4294967296,4294967296],"datatype":"FP32","data":[1]}]}')
     put("server_json", '{"inputs":[{"name":"x","shape":[1],"datatype":"FP16","data":[1]}]}')
+    put("server_json", '{"inputs":[{"name":"x","shape":[4],"datatype":"FP16","data":[65504,65520,5.96e-8,0.1]}]}')
+    put("server_json", '{"inputs":[{"name":"x","shape":[3],"datatype":"BF16","data":[1.00390625,3.4e38,-0.0]}],'
+                       '"outputs":[{"name":"output","parameters":{"datatype":"BF16"}}]}')
+    put("server_json", json.dumps({"inputs": [dict(t, datatype="FP16") for t in q],
+                                   "outputs": [{"name": "output", "parameters": {"datatype": "FP16"}}]}))
     put("server_json", '{"parameters":{"config":{"type":"full"}},"inputs":[]}')
     put("server_json", '{"inputs":[{"name":"x","shape":[1,1,1,1,1,1,1,1],"datatype":"FP32","data":[[[[[[[[0.5]]]]]]]]}]}')
     put("server_json", '{"a":' * 40 + '1' + '}' * 40)
@@ -97,12 +105,30 @@ def binary_seeds():
                                           ("query_lengths", "INT32", (1,), struct.pack("<i", 3))]))
     put("server_binary", binary_body([("x", "FP32", (2,), struct.pack("<2I", 0x7fc00000, 0x7f800000))]))
     put("server_binary", binary_body([("x", "FP32", (0, 3), b"")]))
+    # FP16 and BF16 (every special pattern), after an odd-sized BOOL so they start unaligned
+    put("server_binary", binary_body([("m", "BOOL", (3,), bytes([1, 0, 1])),
+                                      ("h", "FP16", (6,), struct.pack("<6H", 0x3c00, 0x0001, 0x7bff, 0x7c00, 0x7e01, 0x8000)),
+                                      ("b", "BF16", (4,), struct.pack("<4H", 0x3f80, 0x7f81, 0xff80, 0x0001))]))
     # a JSON input next to a binary one
     hdr = json.dumps({"inputs": [{"name": "a", "datatype": "FP32", "shape": [2], "data": [1, 2]},
                                  {"name": "b", "datatype": "INT32", "shape": [2], "parameters": {"binary_data_size": 8}}]}).encode()
     put("server_binary", struct.pack("<H", len(hdr)) + hdr + struct.pack("<2i", 7, -7))
     # a header length that lies (longer than the body)
     put("server_binary", struct.pack("<H", 4000) + hdr)
+
+
+def zbody_seeds():
+    body = json.dumps({"inputs": [{"name": "queries", "shape": [1, 2, 1, 2], "datatype": "FP32",
+                                   "data": [1, 0, 0, 1]}]}).encode()
+    for coding in (0, 1):
+        comp = gzip.compress(body, mtime=0) if coding else zlib.compress(body)
+        for piece in (0, 1, 4):
+            put("server_zbody", bytes([coding | piece << 1]) + comp)
+        put("server_zbody", bytes([coding]) + comp[:len(comp) // 2])
+        put("server_zbody", bytes([coding]) + comp + comp)
+    put("server_zbody", bytes([0]) + zlib.compress(body)[2:-4])  # raw deflate
+    put("server_zbody", bytes([1]) + gzip.compress(b"\0" * (2 << 20), 9, mtime=0))  # past the limit
+    put("server_zbody", bytes([1]) + b"gzip;q=0.5, deflate;q=0, *;q=1")
 
 
 def num_seeds():
@@ -117,3 +143,4 @@ if __name__ == "__main__":
     json_seeds()
     binary_seeds()
     num_seeds()
+    zbody_seeds()

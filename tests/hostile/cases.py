@@ -7,7 +7,8 @@ Each case is Case(group, name, request bytes, status, ...):
             request, so the body is its own (HTML) text; only the 4xx status is checked;
   half_close  shut our write side after sending (for lengths that promise more:
             the request never ends, so closing without an answer (None) is right too);
-  server    which server answers: "main" or "auth" (keys configured).
+  server    which server answers: "main" or "auth" (keys configured);
+  msg       a text the error message must contain (None: any).
 
 The server runs with --max-body-bytes 1M, --max-json-depth 32 (the default) and
 the example repository (see hostile.py).  Models used: the built-in `full`
@@ -16,15 +17,18 @@ query_lengths/key_lengths [N] INT64), the repository model full_key_lengths
 (the same inputs, fixed config) and compositional_mask (x [B,N,16], mask [B,N]).
 """
 import base64
+import gzip
 import json
+import struct
+import zlib
 
 from rawhttp import binary_body, chunked, f32, floats, qkv_binary, qkv_inputs, qkv_json, request_bytes
 
 
 class Case:
-    def __init__(self, group, name, req, status, body="json", half_close=False, server="main"):
+    def __init__(self, group, name, req, status, body="json", half_close=False, server="main", msg=None):
         self.group, self.name, self.req, self.status = group, name, req, status
-        self.body, self.half_close, self.server = body, half_close, server
+        self.body, self.half_close, self.server, self.msg = body, half_close, server, msg
 
 
 CASES = []
@@ -300,7 +304,8 @@ case(g, "unknown output parameter", post(qkv_json(outputs=[{"name": "output", "p
      400)
 case(g, "unknown input name", post(with_input(name="extra", shape=[1], datatype="FP32", data=[1.0])), 400)
 case(g, "unknown output name", post(qkv_json(outputs=[{"name": "logits"}])), 400)
-case(g, "unknown datatype FP16", post(one_input(shape=[1, 3, 2, 2], datatype="FP16", data=floats(12))), 400)
+case(g, "unknown datatype FP64", post(one_input(shape=[1, 3, 2, 2], datatype="FP64", data=floats(12))), 400)
+case(g, "unknown datatype fp16 (lower case)", post(one_input(shape=[1, 3, 2, 2], datatype="fp16", data=floats(12))), 400)
 case(g, "unknown datatype BYTES", post(one_input(shape=[1], datatype="BYTES", data=["x"])), 400)
 case(g, "unknown config key (built-in)", post(qkv_json(parameters={"no_such_key": 1})), 400)
 case(g, "any config on a repository model", post(qkv_json(parameters={"softmax_temp": 1.0}),
@@ -321,6 +326,105 @@ case(g, "65 inputs", post(json.dumps({"inputs": [dict(qkv_inputs()[0], name=f"i{
      400)
 case(g, "id is a number", post(qkv_json(id=7)), 400)
 case(g, "id of 10 KB", post(qkv_json(id="x" * 10000)), 400)
+
+# ---- FP16 and BF16 -----------------------------------------------------------------------------
+g = "half"
+H12 = struct.pack("<12e", *floats(12))
+
+
+def half_bin(dt, raw, shape=(1, 3, 2, 2), size=None):
+    ins = [(n, dt, shape, raw) for n in ("queries", "keys", "values")]
+    body, n = binary_body(ins)
+    if size is not None:
+        body, n = bin_edit((body, n), b'"binary_data_size": %d' % len(raw), b'"binary_data_size": %d' % size)
+    return post_bin((body, n))
+
+
+case(g, "FP16 binary_data_size of FP32 (48 for 12 elements)", half_bin("FP16", H12 * 2), 400, msg="24 bytes")
+case(g, "FP16 binary_data_size odd (23)", half_bin("FP16", H12, size=23), 400)
+case(g, "BF16 binary data one byte short", half_bin("BF16", H12[:-1]), 400)
+case(g, "FP16 NaN bits", half_bin("FP16", H12[:-2] + b"\x00\x7e"), 400, msg="not finite")
+case(g, "FP16 -Inf bits", half_bin("FP16", H12[:-2] + b"\x00\xfc"), 400, msg="not finite")
+case(g, "BF16 signalling NaN bits", half_bin("BF16", H12[:-2] + b"\x81\x7f"), 400, msg="not finite")
+case(g, "BF16 +Inf bits", half_bin("BF16", H12[:-2] + b"\x80\x7f"), 400, msg="not finite")
+case(g, "FP16 JSON 65520 (rounds to infinity)", post(one_input(shape=[1, 3, 2, 2], datatype="FP16",
+                                                                data=[65520] + floats(11))), 400, msg="out of FP16 range")
+case(g, "FP16 JSON -1e6", post(one_input(shape=[1, 3, 2, 2], datatype="FP16", data=[-1e6] + floats(11))), 400,
+     msg="out of FP16 range")
+case(g, "BF16 JSON 3.4e38 (rounds to infinity)", post(one_input(shape=[1, 3, 2, 2], datatype="BF16",
+                                                                 data=[3.4e38] + floats(11))), 400, msg="BF16 range")
+case(g, "FP16 JSON NaN", post(one_input(shape=[1, 3, 2, 2], datatype="FP16", data=None).replace(
+    b'"data": null', b'"data": [NaN' + b", 0.5" * 11 + b"]")), 400)
+case(g, "FP16 for an INT64 input", post(with_input(name="key_lengths", shape=[1], datatype="FP16", data=[3])), 400,
+     msg="the model takes INT64")
+case(g, "BF16 for a BOOL mask", post(with_input(name="attn_mask", shape=[3, 3], datatype="BF16", data=[1] * 9)), 400)
+case(g, "output datatype FP64", post(qkv_json(outputs=[{"name": "output", "parameters": {"datatype": "FP64"}}])), 400,
+     msg="FP32")
+case(g, "output datatype INT64", post(qkv_json(outputs=[{"name": "output", "parameters": {"datatype": "INT64"}}])), 400)
+case(g, "output datatype a number", post(qkv_json(outputs=[{"name": "output", "parameters": {"datatype": 16}}])), 400)
+case(g, "output datatype null", post(qkv_json(outputs=[{"name": "output", "parameters": {"datatype": None}}])), 400)
+
+# ---- compressed bodies ---------------------------------------------------------------------------
+g = "encodings"
+GZ, ZL = gzip.compress(VALID), zlib.compress(VALID)
+BIN, BIN_N = qkv_binary()
+
+
+def enc(body, coding, **kw):
+    return post(body, headers={"Content-Encoding": coding}, **kw)
+
+
+case(g, "gzip cut at half", enc(GZ[:len(GZ) // 2], "gzip"), 400, msg="truncated")
+case(g, "gzip without its trailer", enc(GZ[:-8], "gzip"), 400, msg="truncated")
+case(g, "gzip one byte short", enc(GZ[:-1], "gzip"), 400, msg="truncated")
+case(g, "gzip header only", enc(GZ[:10], "gzip"), 400, msg="truncated")
+case(g, "gzip with a wrong CRC", enc(GZ[:-8] + bytes(b ^ 0xff for b in GZ[-8:-4]) + GZ[-4:], "gzip"), 400,
+     msg="gzip")
+case(g, "gzip with a wrong length", enc(GZ[:-4] + struct.pack("<I", len(VALID) + 1), "gzip"), 400)
+case(g, "gzip with a corrupt block", enc(GZ[:12] + b"\xff" * 8 + GZ[20:], "gzip"), 400)
+case(g, "gzip then garbage", enc(GZ + b"garbage!", "gzip"), 400)
+case(g, "zlib data labelled gzip", enc(ZL, "gzip"), 400, msg="not a valid gzip stream")
+case(g, "plain JSON labelled gzip", enc(VALID, "gzip"), 400, msg="gzip")
+case(g, "plain JSON labelled deflate", enc(VALID, "deflate"), 400, msg="deflate")
+case(g, "deflate cut at half", enc(ZL[:len(ZL) // 2], "deflate"), 400, msg="truncated")
+case(g, "deflate without its Adler-32", enc(ZL[:-4], "deflate"), 400, msg="truncated")
+case(g, "deflate then more data", enc(ZL + ZL, "deflate"), 400, msg="after the end")
+case(g, "deflate of one byte", enc(ZL[:1], "deflate"), 400, msg="truncated")
+case(g, "gzip of gzip (inflated once)", enc(gzip.compress(GZ), "gzip"), 400)
+case(g, "gzip of a truncated request", enc(gzip.compress(VALID[:-1]), "gzip"), 400)
+case(g, "gzip, chunked and cut", enc(chunked(GZ[:-5]), "gzip", length=False)
+     .replace(b"Content-Encoding", b"Transfer-Encoding: chunked\r\nContent-Encoding"), 400)
+case(g, "unknown coding br", enc(GZ, "br"), 415, msg="gzip, deflate")
+case(g, "unknown coding zstd", enc(GZ, "zstd"), 415)
+case(g, "unknown coding compress", enc(GZ, "compress"), 415)
+case(g, "two codings (gzip, gzip)", enc(gzip.compress(GZ), "gzip, gzip"), 415)
+case(g, "a coding with parameters", enc(GZ, "gzip;q=1"), 415)
+case(g, "Content-Length longer than the compressed body", request_bytes("POST", INFER, GZ, dict(
+    JSON, **{"Content-Encoding": "gzip", "Content-Length": str(len(GZ) + 100)})), (400, None), half_close=True)
+case(g, "Content-Length shorter than the compressed body", request_bytes("POST", INFER, GZ, dict(
+    JSON, **{"Content-Encoding": "gzip", "Content-Length": str(len(GZ) - 20)})), 400, msg="truncated")
+# Bombs: the limit (1M) counts on the inflated body; a few hundred KB on the wire.
+case(g, "gzip bomb: 1 GB of zeros", enc(gzip.compress(b"0" * (1 << 30), 9), "gzip"), 413, msg="inflated")
+case(g, "deflate bomb: 256 MB of spaces", enc(zlib.compress(b" " * (256 << 20), 9), "deflate"), 413, msg="inflated")
+case(g, "raw deflate bomb", enc(zlib.compress(b"[" * (64 << 20), 9)[2:-4], "deflate"), 413)
+case(g, "gzip bomb, chunked", enc(chunked(gzip.compress(b"1" * (64 << 20), 9), 4096), "gzip", length=False)
+     .replace(b"Content-Encoding", b"Transfer-Encoding: chunked\r\nContent-Encoding"), 413)
+case(g, "many gzip members adding up past the limit", enc(gzip.compress(b" " * (600 << 10)) * 2, "gzip"), 413)
+case(g, "inflated one byte over the limit", enc(gzip.compress(VALID + b" " * ((1 << 20) + 1 - len(VALID))), "gzip"),
+     413)
+# Binary tensors: Inference-Header-Content-Length counts on the inflated body.
+case(g, "binary, header length of the compressed body", post(gzip.compress(BIN), headers={
+    "Content-Encoding": "gzip", "Inference-Header-Content-Length": str(len(gzip.compress(BIN))),
+    "Content-Type": "application/octet-stream"}), 400)
+case(g, "binary, header length past the inflated body", post(gzip.compress(BIN), headers={
+    "Content-Encoding": "gzip", "Inference-Header-Content-Length": str(len(BIN) + 1),
+    "Content-Type": "application/octet-stream"}), 400, msg="exceeds the body")
+case(g, "binary, header length one short", post(gzip.compress(BIN), headers={
+    "Content-Encoding": "gzip", "Inference-Header-Content-Length": str(BIN_N - 1),
+    "Content-Type": "application/octet-stream"}), 400)
+case(g, "binary, tensor bytes cut in the stream", post(gzip.compress(BIN[:-4]), headers={
+    "Content-Encoding": "gzip", "Inference-Header-Content-Length": str(BIN_N),
+    "Content-Type": "application/octet-stream"}), 400, msg="binary_data_size")
 
 # ---- HTTP itself ---------------------------------------------------------------------------
 g = "http"

@@ -49,6 +49,7 @@ def check_case(c, r):
         raise Failure(f"error body is not JSON: {r!r}")
     check(isinstance(err, dict) and isinstance(err.get("error"), str) and err["error"],
           f"no error message: {r!r}")
+    check(c.msg is None or c.msg in err["error"], f"the message does not say {c.msg!r}: {err['error']!r}")
     return f"{r.status} {err['error'][:100]}"
 
 

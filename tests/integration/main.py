@@ -16,6 +16,7 @@ import t_golden  # noqa: E402
 import t_repo  # noqa: E402,F401
 import t_runtime  # noqa: E402
 import t_seq  # noqa: E402
+import t_wire  # noqa: E402
 
 
 def main():
@@ -38,7 +39,7 @@ def main():
         cases = harness.prepare_golden()
         print(f"integration: {len(cases)} golden cases prepared in {time.time() - t0:.1f} s", flush=True)
         golden = Server("--model-repository", CTX.repo, tag="golden")
-        t_golden.SERVER["golden"] = t_api.SERVER["golden"] = t_runtime.SERVER["golden"] = golden
+        t_golden.SERVER["golden"] = t_api.SERVER["golden"] = t_runtime.SERVER["golden"] = t_wire.SERVER["golden"] = golden
         t_golden.SERVER["builtin"] = builtin_srv = Server(tag="builtin")
         st, h, b = golden.request("POST", "/v2/repository/index")
         builtin = {e["name"] for e in json.loads(b) if e.get("builtin")}

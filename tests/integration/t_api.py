@@ -170,7 +170,7 @@ def bad_tensors():
         return _req(v)
 
     _bad(_infer_raw(s, "full", variant(0, datatype="INT32")), 400, "wrong datatype")
-    _bad(_infer_raw(s, "full", variant(0, datatype="FP16")), 400, "unsupported datatype")
+    _bad(_infer_raw(s, "full", variant(0, datatype="FP64")), 400, "unsupported datatype")
     _bad(_infer_raw(s, "full", variant(0, data=[1, 0, 0])), 400, "fewer elements than the shape")
     _bad(_infer_raw(s, "full", variant(0, data=[1, 0, 0, 1, 5])), 400, "more elements than the shape")
     _bad(_infer_raw(s, "full", variant(0, data=[[1, 0, 0], [1]])), 400, "nesting against the shape")

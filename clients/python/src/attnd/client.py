@@ -1,6 +1,7 @@
 """The attnd client: the Open Inference Protocol (KServe v2 REST) over http.client."""
 
 import base64
+import gzip
 import http.client
 import json
 import os
@@ -10,6 +11,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import zlib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import tensors
@@ -23,6 +25,41 @@ _Response = Tuple[int, Dict[str, str], bytes]
 
 # Weights larger than this go as raw bytes after the load request's JSON header.
 BINARY_LOAD_THRESHOLD = 1 << 20
+
+# The compression algorithms of Triton's HTTP client options.
+COMPRESSION = ("gzip", "deflate")
+
+
+def _check_compression(what: str, algo: Optional[str]) -> Optional[str]:
+    if algo is None or algo == "" or algo == "none":
+        return None
+    a = str(algo).lower()
+    if a not in COMPRESSION:
+        raise ValueError("%s must be gzip, deflate or None, not %r" % (what, algo))
+    return a
+
+
+def compress(algo: str, body: bytes) -> bytes:
+    """A request body in Content-Encoding ``algo`` (gzip, or deflate: zlib format)."""
+    return gzip.compress(body, 1) if algo == "gzip" else zlib.compress(body, 1)
+
+
+def decompress(coding: Optional[str], body: bytes) -> bytes:
+    """A reply body of Content-Encoding ``coding`` (none, gzip, deflate) inflated."""
+    c = (coding or "").strip().lower()
+    if c in ("", "identity"):
+        return body
+    try:
+        if c in ("gzip", "x-gzip"):
+            return gzip.decompress(body)
+        if c == "deflate":
+            try:
+                return zlib.decompress(body)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate
+    except (OSError, EOFError, zlib.error) as e:
+        raise ProtocolError("the server's %s reply does not inflate: %s" % (c, e)) from e
+    raise ProtocolError("the server replied with Content-Encoding %r" % coding)
 
 
 class InferResult(dict):
@@ -150,14 +187,23 @@ class Client:
     ``Retry-After`` when it says more; a wait longer than ``max_backoff`` is not
     made and the error is raised instead.  ``numpy``: return numpy arrays
     (default: when numpy is importable) or :class:`Tensor` objects.
+    ``request_compression_algorithm`` / ``response_compression_algorithm``
+    ("gzip", "deflate" or None, Triton's option names): the default of
+    :meth:`infer`'s options of the same names.
     """
 
     def __init__(self, url: str = "http://127.0.0.1:8000", api_key: Optional[str] = None, *,
                  admin_key: Optional[str] = None, timeout: Optional[float] = 60.0,
                  retries: int = 3, backoff: float = 0.05, max_backoff: float = 10.0,
                  numpy: Optional[bool] = None, ssl_context: Optional[ssl.SSLContext] = None,
-                 headers: Optional[Mapping[str, str]] = None):
+                 headers: Optional[Mapping[str, str]] = None,
+                 request_compression_algorithm: Optional[str] = None,
+                 response_compression_algorithm: Optional[str] = None):
         self.url = url
+        self.request_compression_algorithm = _check_compression(
+            "request_compression_algorithm", request_compression_algorithm)
+        self.response_compression_algorithm = _check_compression(
+            "response_compression_algorithm", response_compression_algorithm)
         self.api_key = api_key
         self.admin_key = admin_key if admin_key is not None else api_key
         self.timeout = timeout
@@ -204,6 +250,7 @@ class Client:
         while True:
             try:
                 status, rh, data = self._transport.request(method, path, body, hdrs, t)
+                data = decompress(rh.get("content-encoding"), data)
             except ConnectError:
                 if not retry or attempt >= self.retries:
                     raise
@@ -276,7 +323,10 @@ class Client:
     def infer(self, name: str, inputs: Union[Mapping[str, Any], Iterable[Tensor]], *,
               parameters: Optional[Mapping[str, Any]] = None, binary: bool = True,
               outputs: Optional[Iterable[str]] = None, request_id: Optional[str] = None,
-              timeout: Optional[float] = None) -> InferResult:
+              timeout: Optional[float] = None, input_datatype: Optional[str] = None,
+              output_datatype: Optional[str] = None,
+              request_compression_algorithm: Optional[str] = None,
+              response_compression_algorithm: Optional[str] = None) -> InferResult:
         """POST /v2/models/{name}/infer.
 
         ``inputs``: a mapping of input name to a numpy array, nested lists or a
@@ -284,16 +334,33 @@ class Client:
         request's parameters (for built-in models, the mechanism's config).
         ``binary``: send inputs and ask for outputs with the binary tensor data
         extension (exact and fast) instead of JSON numbers.  ``outputs``: names
-        of the outputs wanted (default all).  Returns an :class:`InferResult`.
+        of the outputs wanted (default all).  ``input_datatype`` ("FP16",
+        "BF16"): send the floating-point inputs in that format, rounded to
+        nearest even (half the bytes; the server computes in float32 either
+        way); a float16 numpy array or a ``Tensor(..., "FP16")`` goes as FP16
+        on its own.  ``output_datatype`` ("FP32", "FP16", "BF16"): the format
+        the outputs come back in (FP16 as numpy float16; BF16, which numpy
+        lacks, as float32 arrays of the BF16 values).
+        ``request_compression_algorithm`` ("gzip", "deflate"): compress the
+        request body; ``response_compression_algorithm``: ask for a
+        compressed reply (the server compresses replies above its
+        --compress-min-bytes).  Both default to the client's.  Returns an
+        :class:`InferResult`.
         """
+        req_algo = _check_compression("request_compression_algorithm", request_compression_algorithm) \
+            if request_compression_algorithm is not None else self.request_compression_algorithm
+        resp_algo = _check_compression("response_compression_algorithm", response_compression_algorithm) \
+            if response_compression_algorithm is not None else self.response_compression_algorithm
+        if output_datatype is not None and str(output_datatype).upper() not in ("FP32", "FP16", "BF16"):
+            raise ValueError("output_datatype must be FP32, FP16 or BF16, not %r" % output_datatype)
         if isinstance(inputs, Mapping):
-            wires = [WireTensor(str(k), v) for k, v in inputs.items()]
+            wires = [WireTensor(str(k), v, input_datatype) for k, v in inputs.items()]
         else:
             wires = []
             for t in inputs:
                 if not isinstance(t, Tensor) or not t.name:
                     raise TypeError("inputs: a mapping of name to value, or named Tensors")
-                wires.append(WireTensor(t.name, t))
+                wires.append(WireTensor(t.name, t, input_datatype))
         header: Dict[str, Any] = {}
         if request_id is not None:
             header["id"] = str(request_id)
@@ -313,9 +380,15 @@ class Client:
             else:
                 entry["data"] = w.json_data()
             header["inputs"].append(entry)
+        if outputs is None and output_datatype is not None:
+            outputs = [str(m["name"]) for m in self._output_names(name)]
         if outputs is not None:
-            header["outputs"] = [{"name": o, "parameters": {"binary_data": bool(binary)}}
-                                 for o in outputs]
+            header["outputs"] = []
+            for o in outputs:
+                op: Dict[str, Any] = {"binary_data": bool(binary)}
+                if output_datatype is not None:
+                    op["datatype"] = str(output_datatype).upper()
+                header["outputs"].append({"name": o, "parameters": op})
         text = json.dumps(header, separators=(",", ":")).encode("utf-8")
         if binary:
             body = b"".join([text] + raws)
@@ -324,9 +397,22 @@ class Client:
         else:
             body = text
             hdrs = {"Content-Type": "application/json"}
+        if req_algo:
+            body = compress(req_algo, body)
+            hdrs["Content-Encoding"] = req_algo
+        if resp_algo:
+            hdrs["Accept-Encoding"] = resp_algo
         _, rh, data = self.request("POST", "/v2/models/%s/infer" % _quote(name), body, hdrs,
                                    timeout=timeout)
         return self._decode(rh, data)
+
+    def _output_names(self, name: str) -> List[Dict[str, Any]]:
+        """The model's outputs (metadata), cached per model name."""
+        cache = self.__dict__.setdefault("_outputs_cache", {})
+        if name not in cache:
+            outs = self.metadata(name).get("outputs") or []
+            cache[name] = [o for o in outs if isinstance(o, dict) and "name" in o]
+        return cache[name]
 
     def _decode(self, rh: Dict[str, str], data: bytes) -> InferResult:
         hlen = rh.get("inference-header-content-length")
@@ -370,7 +456,9 @@ class Client:
 
     def attention(self, type: str, queries: Any, keys: Any, values: Any, *,
                   attn_mask: Any = None, query_lengths: Any = None, key_lengths: Any = None,
-                  binary: bool = True, timeout: Optional[float] = None, **config: Any) -> Any:
+                  binary: bool = True, timeout: Optional[float] = None,
+                  input_datatype: Optional[str] = None, output_datatype: Optional[str] = None,
+                  **config: Any) -> Any:
         """Runs the built-in model named by its mechanism type (``full``,
         ``linear``, ``local``, ...) on queries (N,L,H,E), keys (N,S,H,E) and
         values (N,S,H,D) with the optional masks; ``config`` (the reference
@@ -383,7 +471,8 @@ class Client:
             inputs["query_lengths"] = query_lengths
         if key_lengths is not None:
             inputs["key_lengths"] = key_lengths
-        result = self.infer(type, inputs, parameters=config, binary=binary, timeout=timeout)
+        result = self.infer(type, inputs, parameters=config, binary=binary, timeout=timeout,
+                            input_datatype=input_datatype, output_datatype=output_datatype)
         if "output" in result:
             return result["output"]
         if len(result) == 1:

@@ -28,6 +28,7 @@ DATATYPES = {
     "INT32": ("i", 4),
     "INT64": ("q", 8),
     "FP16": ("e", 2),
+    "BF16": ("bf16", 2),  # Triton's extension: the top 16 bits of a float32
     "FP32": ("f", 4),
     "FP64": ("d", 8),
 }
@@ -158,10 +159,59 @@ def guess_datatype(name: Optional[str], flat: Sequence[Any]) -> str:
     return "FP32"
 
 
+# ---- 16-bit floats without numpy ----
+
+
+def _f16_pack(vals: Sequence[float]) -> bytes:
+    """FP16, nearest even; beyond FP16's range an infinity (struct refuses those)."""
+    try:
+        return struct.pack("<%de" % len(vals), *vals)
+    except OverflowError:
+        out = bytearray()
+        for v in vals:
+            try:
+                out += struct.pack("<e", v)
+            except OverflowError:
+                out += struct.pack("<e", float("inf") if v > 0 else float("-inf"))
+        return bytes(out)
+
+
+def _f32_bits(v: float) -> int:
+    try:
+        return struct.unpack("<I", struct.pack("<f", v))[0]
+    except OverflowError:  # beyond float32: an infinity
+        return 0x7f800000 if v > 0 else 0xff800000
+
+
+def _bf16_pack(vals: Sequence[float]) -> bytes:
+    out = array.array("H")
+    for v in vals:
+        u = _f32_bits(v)
+        out.append((u >> 16) | 0x40 if (u & 0x7fffffff) > 0x7f800000 else ((u + 0x7fff + ((u >> 16) & 1)) >> 16) & 0xffff)
+    if not _LITTLE:
+        out.byteswap()
+    return out.tobytes()
+
+
+def _bf16_unpack(raw: bytes) -> list:
+    h = array.array("H")
+    h.frombytes(raw)
+    if not _LITTLE:
+        h.byteswap()
+    n = len(h)
+    return list(struct.unpack("<%df" % n, struct.pack("<%dI" % n, *(x << 16 for x in h))))
+
+
 def _normalise(datatype: str, flat: Sequence[Any]) -> list:
-    """Python values of the datatype (FP32 rounded to float32)."""
+    """Python values of the datatype (FP32 rounded to float32, FP16 and BF16
+    to theirs, nearest even)."""
     if datatype == "BOOL":
         return [bool(x) for x in flat]
+    if datatype == "BF16":
+        return _bf16_unpack(_bf16_pack([float(x) for x in flat]))
+    if datatype == "FP16":
+        vals = [float(x) for x in flat]
+        return list(struct.unpack("<%de" % len(vals), _f16_pack(vals)))
     code = DATATYPES[datatype][0]
     if code in "efd":
         vals = [float(x) for x in flat]
@@ -174,7 +224,11 @@ def _normalise(datatype: str, flat: Sequence[Any]) -> list:
 def to_bytes(datatype: str, flat: Sequence[Any]) -> bytes:
     """Little-endian raw bytes of flat data (BOOL: one byte each)."""
     code, _ = DATATYPES[datatype]
-    if code in "?e":
+    if datatype == "BF16":
+        return _bf16_pack(flat)
+    if datatype == "FP16":
+        return _f16_pack(flat)
+    if code == "?":
         return struct.pack("<%d%s" % (len(flat), code), *flat)
     arr = array.array(code, flat)
     if arr.itemsize != DATATYPES[datatype][1]:  # exotic platform: fall back
@@ -189,6 +243,8 @@ def from_bytes(datatype: str, raw: bytes) -> list:
     if len(raw) % size:
         raise ValueError("%d bytes is not a whole number of %s elements" % (len(raw), datatype))
     n = len(raw) // size
+    if datatype == "BF16":
+        return _bf16_unpack(raw)
     if code == "?":
         return [b != 0 for b in raw]
     if code == "e":
@@ -207,13 +263,31 @@ def from_bytes(datatype: str, raw: bytes) -> list:
 _NP_TO_WIRE = {
     "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
     "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "float16": "FP32", "float32": "FP32", "float64": "FP32",
+    "float16": "FP16", "float32": "FP32", "float64": "FP32",
 }
 _WIRE_TO_NP = {
     "BOOL": "?", "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
     "INT8": "i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
     "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+    "BF16": "<u2",  # numpy has no bfloat16: the bits, widened to float32 on output
 }
+
+# What an input may be converted to before it is sent (infer's input_datatype).
+HALF_DATATYPES = ("FP16", "BF16")
+
+
+def _np_bf16_bits(arr: Any) -> Any:
+    """float32 array -> BF16 bits (uint16), nearest even; NaN stays NaN."""
+    u = _np.ascontiguousarray(arr, dtype="<f4").view("<u4")
+    r = ((u + _np.uint32(0x7fff) + ((u >> 16) & 1)) >> 16).astype("<u2")
+    nan = (u & 0x7fffffff) > 0x7f800000
+    if nan.any():
+        r[nan] = ((u[nan] >> 16) | 0x40).astype("<u2")
+    return r
+
+
+def _np_bf16_value(bits: Any) -> Any:
+    return (_np.asarray(bits, dtype="<u2").astype("<u4") << 16).view("<f4")
 
 
 def is_array(value: Any) -> bool:
@@ -225,10 +299,35 @@ class WireTensor:
 
     __slots__ = ("name", "datatype", "shape", "_flat", "_np")
 
-    def __init__(self, name: str, value: Any):
+    def __init__(self, name: str, value: Any, as_datatype: Optional[str] = None):
+        """``as_datatype`` ("FP16", "BF16"): send a floating-point input in that
+        format (rounded to nearest even); other inputs are left alone."""
         self.name = name
         self._flat = None
         self._np = None
+        self._init(value)
+        if as_datatype is not None:
+            as_datatype = as_datatype.upper()
+            if as_datatype not in HALF_DATATYPES + ("FP32",):
+                raise ValueError("input_datatype must be FP32, FP16 or BF16, not %r" % as_datatype)
+            if self.datatype in ("FP16", "BF16", "FP32", "FP64") and self.datatype != as_datatype:
+                self._convert(as_datatype)
+
+    def _convert(self, dt: str) -> None:
+        if self._np is not None:
+            f = self._np if self.datatype != "BF16" else _np_bf16_value(self._np)
+            if dt == "FP16":
+                self._np = _np.ascontiguousarray(f, dtype="<f2")
+            elif dt == "BF16":
+                self._np = _np_bf16_bits(f)
+            else:
+                self._np = _np.ascontiguousarray(f, dtype="<f4")
+        else:
+            self._flat = _normalise(dt, self._flat)
+        self.datatype = dt
+
+    def _init(self, value: Any) -> None:
+        name = self.name
         if isinstance(value, Tensor):
             self.datatype, self.shape, self._flat = value.datatype, list(value.shape), value.data
         elif is_array(value) or (HAVE_NUMPY and hasattr(value, "__array__")
@@ -237,7 +336,7 @@ class WireTensor:
             wire = _NP_TO_WIRE.get(arr.dtype.name)
             if wire is None:
                 raise TypeError("input %r: numpy dtype %s has no protocol datatype" % (name, arr.dtype))
-            if arr.dtype.kind == "f":
+            if arr.dtype.kind == "f" and wire == "FP32":
                 # attnd computes in float32; float64 input arrays are rounded once here
                 arr = arr.astype("<f4", copy=False)
             self.datatype, self.shape = wire, [int(d) for d in arr.shape]
@@ -248,6 +347,10 @@ class WireTensor:
 
     def json_data(self) -> list:
         if self._np is not None:
+            if self.datatype == "BF16":
+                return _np_bf16_value(self._np).astype(_np.float64).ravel().tolist()
+            if self.datatype == "FP16":
+                return self._np.astype(_np.float64).ravel().tolist()
             return self._np.ravel().tolist()
         return list(self._flat)
 
@@ -264,7 +367,12 @@ def make_output(name: str, datatype: str, shape: Sequence[int], *, flat: Optiona
     if datatype not in DATATYPES:
         raise ValueError("output %r has unsupported datatype %r" % (name, datatype))
     if use_numpy and HAVE_NUMPY:
-        if raw is not None:
+        if datatype == "BF16":  # numpy has no bfloat16: the values as float32
+            if raw is not None:
+                arr = _np_bf16_value(_np.frombuffer(raw, dtype="<u2"))
+            else:
+                arr = _np_bf16_value(_np_bf16_bits(_np.array(flat, dtype=_np.float32)))
+        elif raw is not None:
             arr = _np.frombuffer(raw, dtype=_WIRE_TO_NP[datatype])
         else:
             arr = _np.array(flat, dtype=_WIRE_TO_NP[datatype].replace("<", "="))
