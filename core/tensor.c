@@ -215,6 +215,21 @@ const attn_tensor *attn_tensor_set_get(const attn_tensor_set *s, const char *nam
     return NULL;
 }
 
+attn_tensor *attn_tensor_set_take(attn_tensor_set *s, const char *name) {
+    if (!s || !name) return NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->names[i], name) != 0) continue;
+        attn_tensor *t = s->tensors[i];
+        if (!t->owns_data && s->backing) return NULL; /* a view into the set's buffer */
+        free(s->names[i]);
+        memmove(s->names + i, s->names + i + 1, (s->n - i - 1) * sizeof *s->names);
+        memmove(s->tensors + i, s->tensors + i + 1, (s->n - i - 1) * sizeof *s->tensors);
+        s->n--;
+        return t;
+    }
+    return NULL;
+}
+
 size_t attn_tensor_set_count(const attn_tensor_set *s) { return s ? s->n : 0; }
 const char *attn_tensor_set_name(const attn_tensor_set *s, size_t i) {
     return s && i < s->n ? s->names[i] : NULL;

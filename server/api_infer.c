@@ -20,6 +20,8 @@
 #include "sched.h"
 #include "seqcall.h"
 
+#define MAX_OUTPUTS 16 /* named in one request */
+
 typedef struct infer_job {
     svc_job base; /* first: the scheduler hands back a svc_job * */
     svc_model *model;
@@ -30,8 +32,15 @@ typedef struct infer_job {
     char name[SVC_MODEL_NAME_MAX + 1];
     char out_name[sizeof ((attn_io_spec *)0)->name];
     char *id;
-    int binary;
+    int binary;    /* the primary output's, when the request names no outputs */
     svc_half half; /* the output's requested FP16 / BF16 */
+    struct {       /* the outputs the request names, in its order */
+        char name[sizeof ((attn_io_spec *)0)->name];
+        int binary;
+        svc_half half;
+    } req_out[MAX_OUTPUTS];
+    size_t n_req_out;
+    int maps;      /* one of them is an attention map: forward_outputs */
     uint64_t t0, input_us, infer_us, output_us;
     int ran;
     int accounted; /* metrics recorded (once) */
@@ -134,28 +143,109 @@ static int check_inputs(const attn_model *m, const char *model, const svc_wire *
             return svc_fail(e, 400, "missing input '%s' (%s %s)", s->name, svc_datatype_name(s->dtype), s->dims);
         }
     }
-    const attn_io_spec *o = attn_model_output(m);
+    return 0;
+}
+
+static void output_names(const attn_model *m, char *out, size_t cap) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < attn_model_num_outputs(m) && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", attn_model_output_at(m, i)->name);
+}
+
+/* "attention" names every attention map of the model (attention,
+ * attention_areas, attention_axis1, ...). */
+static int is_map_group(const attn_model *m, const char *name) {
+    if (strcmp(name, "attention") != 0) return 0;
+    for (size_t i = 1; i < attn_model_num_outputs(m); i++)
+        if (strncmp(attn_model_output_at(m, i)->name, "attention", 9) == 0) return 1;
+    return 0;
+}
+
+/* The outputs the request names: the model's, once each, FP32 for a
+ * datatype parameter, only the primary one in a sequence.  Fills j's list. */
+static int check_outputs(const attn_model *m, const char *model, const svc_wire *w, infer_job *j, svc_err *e) {
+    char names[512];
+    if (w->n_out > MAX_OUTPUTS) return svc_fail(e, 400, "at most %d outputs may be named", MAX_OUTPUTS);
     for (size_t i = 0; i < w->n_out; i++) {
-        if (strcmp(w->out[i].name, o->name) != 0) {
-            return svc_fail(e, 400, "model '%s' has no output '%s' (outputs: %s)", model, w->out[i].name, o->name);
+        const char *nm = w->out[i].name;
+        int idx = attn_model_output_index(m, nm);
+        if (idx < 0 && !is_map_group(m, nm)) {
+            output_names(m, names, sizeof names);
+            return svc_fail(e, 400, "model '%s' has no output '%s' (outputs: %s)", model, nm, names);
         }
-        if (w->out[i].has_datatype && o->dtype != ATTN_F32) {
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(w->out[k].name, nm) == 0) return svc_fail(e, 400, "output '%s' is named twice", nm);
+        const attn_io_spec *o = idx >= 0 ? attn_model_output_at(m, (size_t)idx) : NULL;
+        if (w->out[i].has_datatype && o && o->dtype != ATTN_F32)
             return svc_fail(e, 400, "output '%s' is %s: parameter datatype applies to FP32 outputs", o->name,
                             svc_datatype_name(o->dtype));
+        if (idx != 0 && j->seq.on)
+            return svc_fail(e, 400, "a sequence step returns only '%s'; ask for the attention maps without a sequence",
+                            attn_model_output(m)->name);
+        if (idx != 0) j->maps = 1;
+        snprintf(j->req_out[i].name, sizeof j->req_out[i].name, "%s", nm);
+        j->req_out[i].binary = w->out[i].binary >= 0 ? w->out[i].binary : w->binary_output;
+        j->req_out[i].half = w->out[i].has_datatype ? w->out[i].half : SVC_HALF_NONE;
+    }
+    j->n_req_out = w->n_out;
+    return 0;
+}
+
+/* The maps' size against --max-attention-elements, before anything runs. */
+static int check_map_size(infer_job *j, svc_err *e) {
+    const char *names[MAX_OUTPUTS];
+    for (size_t i = 0; i < j->n_req_out; i++) names[i] = j->req_out[i].name;
+    size_t numel = 0;
+    attn_error ae = {0};
+    attn_status s = attn_model_output_elements(j->am, j->inputs, names, j->n_req_out, &numel, &ae);
+    if (s == ATTN_E_OVERFLOW || (s == ATTN_OK && numel > svc_cfg.max_attention_elements))
+        return svc_fail(e, 413, "the attention maps asked for would hold %s%zu elements (%zu MiB); the limit is %zu elements (--max-attention-elements)",
+                        s ? "more than " : "", s ? SIZE_MAX : numel, s ? SIZE_MAX >> 18 : numel >> 18,
+                        svc_cfg.max_attention_elements);
+    /* Override: what the request asks for does not fit its inputs: 400. */
+    if (s) return svc_fail_attn(e, s, &ae, s == ATTN_E_NOMEM ? 0 : 400, NULL);
+    return 0;
+}
+
+/* The requested outputs from forward_outputs' set (stolen one by one), in
+ * the request's order, "attention" expanded to every map.  Returns n. */
+static size_t take_outputs(infer_job *j, attn_tensor_set *set, svc_wire_out *outs, size_t cap) {
+    size_t n = 0;
+    for (size_t i = 0; i < j->n_req_out; i++) {
+        const char *want = j->req_out[i].name;
+        int group = is_map_group(j->am, want);
+        for (size_t k = 0; k < attn_tensor_set_count(set) && n < cap;) {
+            const char *nm = attn_tensor_set_name(set, k);
+            int hit = group ? strncmp(nm, "attention", 9) == 0 : strcmp(nm, want) == 0;
+            if (!hit) {
+                k++;
+                continue;
+            }
+            const attn_io_spec *spec = attn_model_output_at(j->am, (size_t)attn_model_output_index(j->am, nm));
+            attn_tensor *t = attn_tensor_set_take(set, nm); /* shifts the rest down: k stays */
+            if (!t) break;
+            outs[n++] = (svc_wire_out){.name = spec ? spec->name : want, .t = t, .binary = j->req_out[i].binary,
+                                      .half = j->req_out[i].half};
         }
     }
-    return 0;
+    return n;
 }
 
 static void run(svc_job *base, attn_ctx *ctx) {
     infer_job *j = (infer_job *)base;
     attn_tensor *out = NULL;
+    attn_tensor_set *maps = NULL;
     attn_error ae = {0};
     uint64_t t = svc_now_us();
     svc_err se = {0};
     attn_status s = ATTN_OK;
     if (j->seq.on) {
         if (svc_seq_run(&j->seq, j->model, j->am, &j->own, ctx, j->inputs, &j->base.cancel, &out, &se)) s = ATTN_E_INPUT;
+    } else if (j->maps) {
+        const char *names[MAX_OUTPUTS];
+        for (size_t i = 0; i < j->n_req_out; i++) names[i] = j->req_out[i].name;
+        s = attn_model_forward_outputs(j->am, ctx, j->inputs, names, j->n_req_out, &maps, &ae);
     } else {
         s = attn_model_forward(j->am, ctx, j->inputs, &out, &ae);
     }
@@ -177,9 +267,19 @@ static void run(svc_job *base, attn_ctx *ctx) {
         snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->seq.model)->name);
     }
     svc_wire_result res = {.model_name = j->name, .model_version = "1", .id = j->id,
-                           .output_name = j->out_name, .binary = j->binary, .half = j->half,
                            .params_json = j->seq.on ? params : NULL};
-    svc_wire_encode(&res, out, &j->base.reply);
+    svc_wire_out outs[4 * MAX_OUTPUTS]; /* "attention" may stand for several maps */
+    size_t n = 0;
+    if (maps) {
+        n = take_outputs(j, maps, outs, sizeof outs / sizeof *outs);
+        attn_tensor_set_free(maps); /* what was not asked for */
+    } else if (j->n_req_out) {
+        outs[n++] = (svc_wire_out){.name = j->out_name, .t = out, .binary = j->req_out[0].binary,
+                                   .half = j->req_out[0].half};
+    } else {
+        outs[n++] = (svc_wire_out){.name = j->out_name, .t = out, .binary = j->binary, .half = j->half};
+    }
+    svc_wire_encode_outputs(&res, outs, n, &j->base.reply);
     j->output_us = svc_now_us() - t;
 }
 
@@ -307,7 +407,19 @@ void svc_api_infer(svc_req *r) {
     if (j->seq.on && j->am && (j->seq.start || attn_model_seq_kinds(j->am) == 0) &&
         svc_seq_check_model(&j->seq, j->am, j->name, &e) != 0)
         goto fail;
-    if (j->am && check_inputs(j->am, j->name, &w, !j->seq.on, &e) != 0) goto fail;
+    if (j->am && (check_inputs(j->am, j->name, &w, !j->seq.on, &e) != 0 || check_outputs(j->am, j->name, &w, j, &e) != 0))
+        goto fail;
+    if (!j->am && w.n_out) { /* a later step of a built-in configured by its start */
+        for (size_t i = 0; i < w.n_out; i++)
+            if (strcmp(w.out[i].name, "output") != 0) {
+                svc_fail(&e, 400, "a sequence step returns only 'output'");
+                goto fail;
+            }
+        j->n_req_out = w.n_out;
+        snprintf(j->req_out[0].name, sizeof j->req_out[0].name, "output");
+        j->req_out[0].binary = w.out[0].binary >= 0 ? w.out[0].binary : w.binary_output;
+        j->req_out[0].half = w.out[0].has_datatype ? w.out[0].half : SVC_HALF_NONE;
+    }
     int allow_nf = m->allow_nonfinite || svc_cfg.allow_nonfinite;
     j->inputs = attn_tensor_set_new();
     if (!j->inputs) {
@@ -331,12 +443,9 @@ void svc_api_infer(svc_req *r) {
         }
     }
     if (any_view) j->body = svc_req_take_body_block(r); /* the views point into it */
+    if (j->maps && check_map_size(j, &e) != 0) goto fail;
     if (j->am) snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->am)->name);
     j->binary = w.binary_output;
-    for (size_t i = 0; i < w.n_out; i++)
-        if (w.out[i].binary >= 0) j->binary = w.out[i].binary;
-    for (size_t i = 0; i < w.n_out; i++)
-        if (w.out[i].has_datatype) j->half = w.out[i].half;
     if (w.id && !(j->id = strdup(w.id))) {
         svc_fail(&e, 503, "out of memory");
         goto fail;

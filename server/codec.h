@@ -111,4 +111,16 @@ typedef struct svc_wire_result {
 
 void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply *reply);
 
+/* Several outputs, in this order: each as JSON data or binary (the binary
+ * data after the JSON part, in output order), each in its own datatype.
+ * Every outs[i].t is stolen; res->output_name, res->binary and res->half
+ * are not used. */
+typedef struct svc_wire_out {
+    const char *name;
+    attn_tensor *t;
+    int binary;
+    svc_half half;
+} svc_wire_out;
+void svc_wire_encode_outputs(const svc_wire_result *res, svc_wire_out *outs, size_t n, svc_reply *reply);
+
 #endif

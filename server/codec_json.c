@@ -538,7 +538,27 @@ static void put_data(svc_buf *b, const attn_tensor *t) {
     b->len = (size_t)(o - b->p);
 }
 
-void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply *reply) {
+/* Appends t's data converted to `half` (2 bytes an element) to b. */
+static void put_half_bytes(svc_buf *b, const attn_tensor *t, svc_half half) {
+    size_t nbytes = t->numel * 2; /* less than t->nbytes: no overflow */
+    if (svc_buf_reserve(b, nbytes + 1) != 0) return;
+    uint16_t *dst = (uint16_t *)(void *)(b->p + b->len); /* used only when 2-byte aligned */
+    if ((uintptr_t)dst % 2 == 0) {
+        if (half == SVC_HALF_F16) attn__f32_to_f16(t->data, dst, t->numel);
+        else attn__f32_to_bf16(t->data, dst, t->numel);
+    } else {
+        uint16_t tmp[1024];
+        for (size_t i = 0; i < t->numel; i += 1024) {
+            size_t n = t->numel - i < 1024 ? t->numel - i : 1024;
+            if (half == SVC_HALF_F16) attn__f32_to_f16((const float *)t->data + i, tmp, n);
+            else attn__f32_to_bf16((const float *)t->data + i, tmp, n);
+            memcpy(b->p + b->len + 2 * i, tmp, 2 * n);
+        }
+    }
+    b->len += nbytes;
+}
+
+void svc_wire_encode_outputs(const svc_wire_result *res, svc_wire_out *outs, size_t n, svc_reply *reply) {
     svc_buf b = {0};
     svc_reply_clear(reply);
     svc_buf_puts(&b, "{\"model_name\":");
@@ -553,57 +573,64 @@ void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply 
         svc_buf_puts(&b, ",\"parameters\":");
         svc_buf_puts(&b, res->params_json);
     }
-    svc_buf_puts(&b, ",\"outputs\":[{\"name\":");
-    svc_buf_json_str(&b, res->output_name);
-    svc_half half = output->dtype == ATTN_F32 ? res->half : SVC_HALF_NONE;
-    svc_buf_printf(&b, ",\"datatype\":\"%s\",", half ? svc_half_name(half) : svc_datatype_name(output->dtype));
-    put_shape(&b, output);
-    size_t header = 0;
-    if (res->binary && half) { /* the converted data follows the header in the body */
-        size_t nbytes = output->numel * 2; /* less than output->nbytes: no overflow */
-        svc_buf_printf(&b, ",\"parameters\":{\"binary_data_size\":%zu}}]}", nbytes);
-        header = b.len;
-        if (svc_buf_reserve(&b, nbytes + 1) == 0) {
-            uint16_t *dst = (uint16_t *)(void *)(b.p + b.len); /* used only when 2-byte aligned */
-            if ((uintptr_t)dst % 2 == 0) {
-                if (half == SVC_HALF_F16) attn__f32_to_f16(output->data, dst, output->numel);
-                else attn__f32_to_bf16(output->data, dst, output->numel);
-            } else {
-                uint16_t tmp[1024];
-                for (size_t i = 0; i < output->numel; i += 1024) {
-                    size_t n = output->numel - i < 1024 ? output->numel - i : 1024;
-                    if (half == SVC_HALF_F16) attn__f32_to_f16((const float *)output->data + i, tmp, n);
-                    else attn__f32_to_bf16((const float *)output->data + i, tmp, n);
-                    memcpy(b.p + b.len + 2 * i, tmp, 2 * n);
-                }
-            }
-            b.len += nbytes;
+    svc_buf_puts(&b, ",\"outputs\":[");
+    /* The binary data follows the JSON part in output order.  The last
+     * binary output, when it goes as float32, is sent from its own memory
+     * (reply->tail); every other one is copied (or converted) into the body
+     * after the JSON part. */
+    size_t tail = n;
+    int any_binary = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (outs[i].t->dtype != ATTN_F32) outs[i].half = SVC_HALF_NONE;
+        if (outs[i].binary) any_binary = 1, tail = outs[i].half ? n : i;
+    }
+    for (size_t i = 0; i < n; i++) {
+        attn_tensor *t = outs[i].t;
+        svc_half half = outs[i].half;
+        svc_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+        svc_buf_json_str(&b, outs[i].name);
+        svc_buf_printf(&b, ",\"datatype\":\"%s\",", half ? svc_half_name(half) : svc_datatype_name(t->dtype));
+        put_shape(&b, t);
+        if (outs[i].binary) {
+            svc_buf_printf(&b, ",\"parameters\":{\"binary_data_size\":%zu}}", half ? t->numel * 2 : t->nbytes);
+        } else {
+            if (half) round_output(t, half);
+            svc_buf_puts(&b, ",\"data\":");
+            put_data(&b, t);
+            svc_buf_puts(&b, "}");
         }
-    } else if (res->binary) {
-        svc_buf_printf(&b, ",\"parameters\":{\"binary_data_size\":%zu}}]}", output->nbytes);
-    } else {
-        if (half) round_output(output, half);
-        svc_buf_puts(&b, ",\"data\":");
-        put_data(&b, output);
-        svc_buf_puts(&b, "}]}");
+    }
+    svc_buf_puts(&b, "]}");
+    size_t header = b.len;
+    for (size_t i = 0; i < n; i++) {
+        if (!outs[i].binary || i == tail) continue;
+        if (outs[i].half) put_half_bytes(&b, outs[i].t, outs[i].half);
+        else svc_buf_add(&b, outs[i].t->data, outs[i].t->nbytes);
     }
     reply->body = svc_buf_take(&b, &reply->len);
+    for (size_t i = 0; i < n; i++) {
+        if (i == tail && reply->body) continue;
+        attn_tensor_free(outs[i].t);
+        outs[i].t = NULL;
+    }
     if (!reply->body) {
-        attn_tensor_free(output);
         svc_reply_error(reply, 503, "out of memory encoding the response");
         return;
     }
     reply->status = 200;
-    if (res->binary && half) {
+    if (any_binary) {
         reply->ctype = "application/octet-stream";
         reply->header_len = (long)header;
-        attn_tensor_free(output);
-    } else if (res->binary) {
-        reply->ctype = "application/octet-stream";
-        reply->header_len = (long)reply->len;
-        reply->tail = output;
+        if (tail < n) {
+            reply->tail = outs[tail].t;
+            outs[tail].t = NULL;
+        }
     } else {
         reply->ctype = "application/json";
-        attn_tensor_free(output);
     }
+}
+
+void svc_wire_encode(const svc_wire_result *res, attn_tensor *output, svc_reply *reply) {
+    svc_wire_out o = {.name = res->output_name, .t = output, .binary = res->binary, .half = res->half};
+    svc_wire_encode_outputs(res, &o, 1, reply);
 }

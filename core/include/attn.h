@@ -127,6 +127,10 @@ ATTN_API attn_status attn_tensor_set_add(attn_tensor_set *s, const char *name, a
                                          attn_error *err);
 /* Borrowed; NULL when absent. */
 ATTN_API const attn_tensor *attn_tensor_set_get(const attn_tensor_set *s, const char *name);
+/* Removes `name` from the set and returns it, now owned by the caller
+ * (attn_tensor_free); NULL when absent or when it is a view into the set's
+ * backing buffer (a mapped file: it cannot outlive the set). */
+ATTN_API attn_tensor *attn_tensor_set_take(attn_tensor_set *s, const char *name);
 ATTN_API size_t attn_tensor_set_count(const attn_tensor_set *s);
 ATTN_API const char *attn_tensor_set_name(const attn_tensor_set *s, size_t i);  /* borrowed */
 ATTN_API const attn_tensor *attn_tensor_set_at(const attn_tensor_set *s, size_t i); /* borrowed */

@@ -15,6 +15,7 @@ import t_api  # noqa: E402,F401  (registers tests)
 import t_golden  # noqa: E402
 import t_repo  # noqa: E402,F401
 import t_runtime  # noqa: E402
+import t_maps  # noqa: E402
 import t_seq  # noqa: E402
 import t_wire  # noqa: E402
 
@@ -50,6 +51,8 @@ def main():
         seq_srv += [Server("--drain-timeout", "1", tag=t) for t in ("bseq", "bseq2")]
         t_seq.SERVER.update(zip(("seq", "seq2", "bseq", "bseq2"), seq_srv))
         t_seq.register(cases)
+        t_maps.SERVER["golden"] = golden
+        t_maps.register(cases)
         passed, failed = 0, []
         for name, fn in TESTS:
             if filt and filt not in name:

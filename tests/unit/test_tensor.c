@@ -1,6 +1,8 @@
 /* test_tensor.c — shapes, overflow checks, tensors and tensor sets. */
 #include "test_util.h"
 
+#include <unistd.h>
+
 static void shape_numel_ok(void **st) {
     (void)st;
     int64_t s[3] = {2, 3, 4};
@@ -83,6 +85,47 @@ static void set_add_get(void **st) {
     attn_tensor_set_free(s);
 }
 
+static void set_take(void **st) {
+    (void)st;
+    attn_tensor_set *s = attn_tensor_set_new();
+    int64_t sh[1] = {2};
+    const char *names[3] = {"x", "y", "z"};
+    attn_tensor *t[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(attn_tensor_new(ATTN_F32, 1, sh, &t[i], NULL), ATTN_OK);
+        assert_int_equal(attn_tensor_set_add(s, names[i], t[i], NULL), ATTN_OK);
+    }
+    assert_null(attn_tensor_set_take(s, "w"));
+    attn_tensor *y = attn_tensor_set_take(s, "y");
+    assert_ptr_equal(y, t[1]);
+    assert_int_equal(attn_tensor_set_count(s), 2);
+    assert_string_equal(attn_tensor_set_name(s, 1), "z");
+    assert_null(attn_tensor_set_get(s, "y"));
+    assert_int_equal(attn_tensor_set_add(s, "y", y, NULL), ATTN_OK); /* the name is free again */
+    attn_tensor *x = attn_tensor_set_take(s, "x");
+    attn_tensor_set_free(s);
+    attn_tensor_free(x); /* owned by the caller: freed once, after the set */
+    /* a view into a file's mapping cannot leave its set */
+    attn_tensor_set *f = attn_tensor_set_new();
+    attn_tensor *w;
+    assert_int_equal(attn_tensor_new(ATTN_F32, 1, sh, &w, NULL), ATTN_OK);
+    assert_int_equal(attn_tensor_set_add(f, "w", w, NULL), ATTN_OK);
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(attn_safetensors_write_mem(f, &buf, &len, NULL), ATTN_OK);
+    attn_tensor_set_free(f);
+    char path[] = "/tmp/attn-take-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0 && write(fd, buf, len) == (ssize_t)len);
+    close(fd);
+    free(buf);
+    assert_int_equal(attn_safetensors_read_file(path, &f, NULL), ATTN_OK);
+    unlink(path);
+    assert_null(attn_tensor_set_take(f, "w"));
+    assert_non_null(attn_tensor_set_get(f, "w"));
+    attn_tensor_set_free(f);
+}
+
 static void shape_str(void **st) {
     (void)st;
     char buf[64];
@@ -97,7 +140,7 @@ int main(void) {
         cmocka_unit_test(shape_numel_ok),   cmocka_unit_test(shape_rejects_bad),
         cmocka_unit_test(tensor_new_zeroed), cmocka_unit_test(tensor_view_checks_bytes),
         cmocka_unit_test(dtype_names),      cmocka_unit_test(set_add_get),
-        cmocka_unit_test(shape_str),
+        cmocka_unit_test(shape_str),        cmocka_unit_test(set_take),
     };
     return cmocka_run_group_tests_name("tensor", tests, NULL, NULL);
 }
