@@ -9,7 +9,7 @@ import path from "node:path";
 
 import { ADMIN_TOKEN, API_TOKEN, chunkedUpload, request } from "./attnd.mjs";
 
-export const SERVER_ARGS = ["--threads", "1", "--threads-per-request", "1", "--max-queue", "1",
+export const SERVER_ARGS = ["--threads", "1", "--threads-per-request", "1", "--max-queue", "1", "--max-attention-elements", "128",
   "--max-body-bytes", "1M", "--shutdown-delay", "2"];
 
 const API = { Authorization: `Bearer ${API_TOKEN}` };
@@ -114,6 +114,17 @@ export function steps(repo) {
         json: { id: "req-1", parameters: { softmax_temp: 0.5 },
           inputs: [tensor("queries", [1, 2, 1, 2], q), tensor("keys", [1, 2, 1, 2], [[[[1, 0]], [[0, 1]]]]), tensor("values", [1, 2, 1, 2], [1, 2, 3, 4])] } },
       expect: 200 },
+    { name: "infer_attention", example: "infer_attention",
+      summary: "The attention weights as a second output, asked for by name (here as binary data after the JSON part).",
+      request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT },
+        json: { inputs: qkv(q, q, [1, 2, 3, 4]),
+          outputs: [{ name: "output" }, { name: "attention", parameters: { binary_data: true } }] } },
+      expect: 200 },
+    { name: "error_413_attention", summary: "413: the attention maps asked for pass --max-attention-elements.",
+      request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT },
+        json: { inputs: [tensor("queries", [1, 2, 64, 2], Array(256).fill(1)), tensor("keys", [1, 2, 64, 2], Array(256).fill(1)),
+          tensor("values", [1, 2, 64, 2], Array(256).fill(1))], outputs: [{ name: "attention" }] } },
+      expect: 413 },
     { name: "infer_config_string", summary: "A built-in's whole config as a JSON string in parameters.config.",
       request: { method: "POST", path: "/v2/models/local/infer", headers: { ...API, ...JSON_CT },
         json: { parameters: { config: "{\"local_context\": 3}" }, inputs: qkv(q, q, [1, 2, 3, 4]) } },
