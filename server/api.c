@@ -229,6 +229,8 @@ void svc_api_server_meta(svc_req *r) {
         json_object_set_new(lim, "max_sequence_tokens", json_integer((json_int_t)svc_cfg.max_sequence_tokens));
         json_object_set_new(lim, "sequence_evict_after_s", json_real(svc_cfg.sequence_evict_s));
         json_object_set_new(lim, "max_attention_elements", json_integer((json_int_t)svc_cfg.max_attention_elements));
+        json_object_set_new(lim, "model_control_mode", json_string(svc_repo_mode_name(svc_cfg.control_mode)));
+        json_object_set_new(lim, "repository_poll_s", json_real(svc_cfg.poll_s));
         /* compressed bodies (http.c) */
         json_object_set_new(lim, "compress_min_bytes", json_integer((json_int_t)svc_cfg.compress_min));
         json_object_set_new(lim, "compress_level", json_integer(svc_cfg.compress_level));

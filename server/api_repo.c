@@ -201,7 +201,7 @@ void svc_api_repo_load(svc_req *r) {
         return;
     }
     snprintf(j->name, sizeof j->name, "%s", svc_req_model(r));
-    if (parse_load(r, j, &e) == 0) {
+    if (svc_repo_control_check(&e) == 0 && parse_load(r, j, &e) == 0) {
         /* the job outlives this call: it keeps the body raw points into */
         j->body = svc_req_take_body_block(r);
         j->base.run = load_run;
@@ -218,7 +218,7 @@ void svc_api_repo_unload(svc_req *r) {
     svc_reply rep;
     svc_reply_init(&rep);
     svc_err e;
-    if (svc_repo_unload(svc_req_model(r), &e) == 0) svc_reply_empty(&rep, 200);
+    if (svc_repo_control_check(&e) == 0 && svc_repo_unload(svc_req_model(r), &e) == 0) svc_reply_empty(&rep, 200);
     else svc_reply_fail(&rep, &e);
     svc_req_reply(r, &rep);
 }

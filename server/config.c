@@ -34,6 +34,8 @@ svc_config svc_config_defaults(void) {
         .max_sequence_tokens = 1 << 16,
         .sequence_evict_s = 5,
         .max_attention_elements = (size_t)64 << 20,
+        .control_mode = SVC_CONTROL_EXPLICIT,
+        .poll_s = 15,
         .compress_min = 1024,
         .compress_level = 1,
     };

@@ -30,11 +30,12 @@
 #include "metrics.h"
 #include "repo.h"
 #include "sched.h"
+#include "repo_watch.h"
 #include "seqstore.h"
 
 /* ---- options ---- */
 
-typedef enum { O_STR, O_INT, O_SIZE, O_I64, O_SECS, O_BOOL, O_LOGFMT } opt_kind;
+typedef enum { O_STR, O_INT, O_SIZE, O_I64, O_SECS, O_BOOL, O_LOGFMT, O_MODE, O_LIST } opt_kind;
 
 typedef struct opt {
     const char *flag;  /* without -- */
@@ -47,6 +48,10 @@ typedef struct opt {
 } opt;
 
 static const char *log_format = "plain";
+static const char *control_mode; /* as given; NULL: not given */
+#define MAX_LOAD_MODELS 256
+static const char *load_models[MAX_LOAD_MODELS + 1];
+static size_t n_load_models;
 
 static const opt opts[] = {
     {"host", "ATTND_HOST", O_STR, &svc_cfg.host, 0, 0, "ADDR", "listen address (IPv4 or IPv6)"},
@@ -109,6 +114,17 @@ static const opt opts[] = {
     {"max-attention-elements", "ATTND_MAX_ATTENTION_ELEMENTS", O_SIZE, &svc_cfg.max_attention_elements, 0, 1e13,
      "N", "most elements of the attention maps (output 'attention') one request may ask for; 413 beyond"},
     {"log-format", "ATTND_LOG_FORMAT", O_LOGFMT, &log_format, 0, 0, "plain|json", "log line format"},
+    {"model-control-mode", "ATTND_MODEL_CONTROL_MODE", O_MODE, &control_mode, 0, 0, "none|explicit|poll",
+     "Triton's model control: explicit (the API loads and unloads; default), none (all load at start, the API may "
+     "not), poll (as none, and the repository is watched: folders that appear, change or vanish load, reload, unload)"},
+    {"load-model", "ATTND_LOAD_MODEL", O_LIST, load_models, 0, 0, "NAME",
+     "explicit mode: a model to load at start (repeatable; '*' for all; the variable takes a comma-separated list). "
+     "Without it every model loads, unless --model-control-mode explicit is given (then none does, as in Triton)"},
+    {"repository-poll-secs", "ATTND_REPOSITORY_POLL_SECS", O_SECS, &svc_cfg.poll_s, 0.05, 86400, "SECS",
+     "poll mode: rescan the repository this often as well as on file events"},
+    {"model-name", "ATTND_MODEL_NAME", O_STR, &svc_cfg.model_name, 0, 0, "NAME",
+     "when --model-repository is one model's folder (config.json at its top, as KServe's storage initializer "
+     "lays it out), the name it is served under (default: the folder's name)"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 
@@ -142,6 +158,8 @@ static void help(FILE *f) {
         case O_SECS: fprintf(f, ", default %g]\n", *(double *)opts[i].dst); break;
         case O_BOOL: fprintf(f, ", 1/0]\n"); break;
         case O_LOGFMT: fprintf(f, ", default plain]\n"); break;
+        case O_MODE: fprintf(f, ", default explicit]\n"); break;
+        case O_LIST: fprintf(f, "]\n"); break;
         }
     }
     fprintf(f, "  %-34s %s\n  %-34s %s\n", "--help", "this text", "--version", "print the version");
@@ -170,6 +188,25 @@ static int set_opt(const opt *o, const char *v, const char *source) {
         if (strcmp(v, "plain") && strcmp(v, "json")) break;
         *(const char **)o->dst = v;
         return 0;
+    case O_MODE:
+        if (strcmp(v, "none") && strcmp(v, "explicit") && strcmp(v, "poll")) break;
+        *(const char **)o->dst = v;
+        return 0;
+    case O_LIST: { /* appends; a variable's value is comma-separated (it stays: argv/environ) */
+        const char *p = v;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            if (n == 0 || n > SVC_MODEL_NAME_MAX || n_load_models == MAX_LOAD_MODELS) goto bad;
+            char *name = strndup(p, n);
+            if (!name || (strcmp(name, "*") && !svc_valid_model_name(name, n))) {
+                free(name);
+                goto bad;
+            }
+            load_models[n_load_models++] = name; /* lives as long as the process */
+            p += n + (p[n] == ',');
+        }
+        return 0;
+    }
     case O_BOOL:
         if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) x = 1;
         else if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) x = 0;
@@ -188,6 +225,7 @@ static int set_opt(const opt *o, const char *v, const char *source) {
         else *(double *)o->dst = x;
         return 0;
     }
+bad:
     fprintf(stderr, "attnd: bad value '%s' for %s --%s (see --help)\n", v, source, o->flag);
     return -1;
 }
@@ -276,6 +314,7 @@ static void drain_tick(uv_timer_t *t) {
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     svc_sched_close();
+    svc_repo_watch_stop();
     /* Abandoned computations keep the loop alive until they notice. */
     uv_timer_init(t->loop, &hard_exit);
     uv_timer_start(&hard_exit, on_hard_exit, 10000, 0);
@@ -312,6 +351,18 @@ int main(int argc, char **argv) {
     int pa = parse_args(argc, argv);
     if (pa) return pa > 0 ? 0 : 2;
     svc_cfg.log_json = strcmp(log_format, "json") == 0;
+    svc_cfg.control_mode = !control_mode || !strcmp(control_mode, "explicit") ? SVC_CONTROL_EXPLICIT
+                           : !strcmp(control_mode, "none")                    ? SVC_CONTROL_NONE
+                                                                              : SVC_CONTROL_POLL;
+    /* Triton: explicit mode loads only the --load-model models (none when
+     * there are none); without the flag attnd loads every model, as always. */
+    if (n_load_models || (control_mode && svc_cfg.control_mode == SVC_CONTROL_EXPLICIT))
+        svc_cfg.load_models = load_models;
+    if (n_load_models && svc_cfg.control_mode != SVC_CONTROL_EXPLICIT) {
+        fprintf(stderr, "attnd: --load-model needs --model-control-mode explicit (in %s mode every model loads)\n",
+                control_mode);
+        return 2;
+    }
     attn_error cpu_err = {0};
     if (attn_cpu_check(&cpu_err)) { /* ATTN_CPU / ATTN_GEMM refused */
         svc_log("error", "%s", cpu_err.msg);
@@ -370,6 +421,10 @@ int main(int argc, char **argv) {
         svc_repo_shutdown();
         return 1;
     }
+    if (svc_repo_watch_start(&loop) != 0) {
+        svc_log("error", "cannot watch the repository");
+        return 1;
+    }
     if (!atomic_load(&svc_draining)) atomic_store(&svc_ready, 1);
     svc_log("info", "ready: %zu built-in models%s%s", svc_repo_builtin_count(),
             svc_cfg.repo_dir ? ", repository " : "", svc_cfg.repo_dir ? svc_cfg.repo_dir : "");
@@ -385,6 +440,7 @@ int main(int argc, char **argv) {
             lost ? " (their clients get 404 from the next replica; restore them from an export)" : "");
     svc_seqs_shutdown();
     svc_repo_shutdown();
+    svc_repo_watch_free();
     svc_metrics_shutdown();
     svc_auth_shutdown();
     svc_log("info", "stopped");

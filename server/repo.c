@@ -32,7 +32,8 @@
 typedef struct entry {
     char name[SVC_MODEL_NAME_MAX + 1];
     svc_model *model;   /* NULL: not serving */
-    char reason[256];   /* why not */
+    char reason[256];   /* why not, or (poll) why the folder's newer content is not serving */
+    uint64_t fp;        /* the folder's fingerprint when it was last loaded (or tried) */
 } entry;
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER; /* entries */
@@ -42,6 +43,7 @@ static size_t n_entries, cap_entries;
 static svc_model **builtins;
 static size_t n_builtins;
 static char *repo_dir;
+static char *single;      /* the one model's name when repo_dir is a model folder (config.json at its top) */
 static atomic_uint_fast64_t generation;
 static atomic_uint tmp_counter;
 
@@ -52,6 +54,12 @@ __attribute__((format(printf, 3, 4))) static int pathf(char *out, size_t cap, co
     int n = vsnprintf(out, cap, fmt, ap);
     va_end(ap);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* The path of `file` in model `name`'s folder ("" for the folder). */
+static int model_path(char *out, size_t cap, const char *name, const char *file) {
+    if (single) return pathf(out, cap, "%s%s%s", repo_dir, *file ? "/" : "", file);
+    return pathf(out, cap, "%s/%s%s%s", repo_dir, name, *file ? "/" : "", file);
 }
 
 /* ---- reference counting ---- */
@@ -242,11 +250,12 @@ static int load_from_dir(const char *name, svc_model **out, svc_err *e) {
     char *cfg = NULL;
     size_t cfg_len = 0;
     attn_tensor_set *w = NULL;
-    pathf(path, sizeof path, "%s/%s/config.json", repo_dir, name);
+    if (single && strcmp(name, single) != 0) return svc_fail(e, 404, "model '%s' is not in the repository (it serves one model, '%s')", name, single);
+    model_path(path, sizeof path, name, "config.json");
     int st = read_small(path, &cfg, &cfg_len, e);
     if (st == 404) svc_fail(e, 404, "model '%s' is not in the repository", name);
     if (st) return st;
-    pathf(path, sizeof path, "%s/%s/weights.safetensors", repo_dir, name);
+    model_path(path, sizeof path, name, "weights.safetensors");
     if (access(path, F_OK) == 0) {
         attn_error ae = {0};
         attn_status s = attn_safetensors_read_file(path, &w, &ae);
@@ -385,6 +394,12 @@ int svc_repo_load(const char *name, const char *cfg, size_t cfg_len, const void 
                 goto out;
             }
         }
+        if (single) {
+            st = svc_fail(e, 400, "attnd serves one model folder (%s as '%s'): a load with content would have nowhere to go; load '%s' from its folder (no body)",
+                          repo_dir, single, single);
+            attn_tensor_set_free(w);
+            goto out;
+        }
         st = build(name, cfg, cfg_len, w, &m, e);
         attn_tensor_set_free(w);
         if (st == 0 && repo_dir) st = persist(name, cfg, cfg_len, weights, weights_len, e);
@@ -403,7 +418,8 @@ out:
 
 static int has_config(const char *name) {
     char path[4096];
-    pathf(path, sizeof path, "%s/%s/config.json", repo_dir, name);
+    if (!repo_dir || (single && strcmp(name, single) != 0)) return 0;
+    model_path(path, sizeof path, name, "config.json");
     return access(path, R_OK) == 0;
 }
 
@@ -434,7 +450,7 @@ json_t *svc_repo_index(int ready_only) {
                                            e->reason));
     }
     pthread_mutex_unlock(&table_mu);
-    DIR *d = repo_dir && !ready_only ? opendir(repo_dir) : NULL;
+    DIR *d = repo_dir && !ready_only && !single ? opendir(repo_dir) : NULL;
     struct dirent *de;
     while (d && (de = readdir(d))) { /* folders added since the last load */
         if (!svc_valid_model_name(de->d_name, strlen(de->d_name)) || !has_config(de->d_name)) continue;
@@ -497,6 +513,138 @@ static void recover_leftovers(void) {
     sync_dir(repo_dir);
 }
 
+/* The fingerprint of a model folder's files (inode, size, mtime of
+ * config.json and weights.safetensors); 0 when it has no config.json. */
+static uint64_t fingerprint(const char *name) {
+    static const char *const files[] = {"config.json", "weights.safetensors"};
+    uint64_t h = 1469598103934665603ull;
+    char path[4096];
+    for (int f = 0; f < 2; f++) {
+        struct stat st;
+        if (model_path(path, sizeof path, name, files[f]) != 0 || stat(path, &st) != 0) {
+            if (f == 0) return 0;
+            h = (h ^ 0x5a) * 1099511628211ull;
+            continue;
+        }
+        uint64_t v[4] = {(uint64_t)st.st_ino, (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+                         (uint64_t)st.st_mtim.tv_nsec};
+        for (int k = 0; k < 4; k++) h = (h ^ v[k]) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+static void set_fp(const char *name, uint64_t fp) {
+    pthread_mutex_lock(&table_mu);
+    entry *e = get_entry(name);
+    if (e) e->fp = fp;
+    pthread_mutex_unlock(&table_mu);
+}
+
+/* Whether `name` is one of --load-model's (or '*'). */
+static int wanted(const char *name) {
+    if (!svc_cfg.load_models) return 1;
+    for (const char *const *n = svc_cfg.load_models; *n; n++)
+        if (strcmp(*n, "*") == 0 || strcmp(*n, name) == 0) return 1;
+    return 0;
+}
+
+static void load_initial(const char *name) {
+    svc_err e;
+    uint64_t fp = fingerprint(name);
+    svc_repo_load(name, NULL, 0, NULL, 0, &e); /* logs; the index tells */
+    set_fp(name, fp);
+}
+
+const char *svc_repo_mode_name(svc_control_mode m) {
+    return m == SVC_CONTROL_NONE ? "none" : m == SVC_CONTROL_POLL ? "poll" : "explicit";
+}
+
+int svc_repo_control_check(svc_err *e) {
+    if (svc_cfg.control_mode == SVC_CONTROL_EXPLICIT) return 0;
+    return svc_fail(e, 400, "models cannot be loaded or unloaded through the API with --model-control-mode %s%s",
+                    svc_repo_mode_name(svc_cfg.control_mode),
+                    svc_cfg.control_mode == SVC_CONTROL_POLL ? " (the repository folder is watched: change it instead)"
+                                                             : " (use explicit)");
+}
+
+const char *svc_repo_dir(void) { return repo_dir; }
+const char *svc_repo_single(void) { return single; }
+
+size_t svc_repo_rescan(void) {
+    if (!repo_dir) return 0;
+    size_t changed = 0;
+    /* Folders that changed or appeared: a load, validated before it replaces
+     * what serves (a broken version leaves the old one serving). */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    if (single) {
+        names = malloc(sizeof *names);
+        if (names && (names[0] = strdup(single))) n = 1;
+    } else {
+        DIR *d = opendir(repo_dir);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (!svc_valid_model_name(de->d_name, strlen(de->d_name))) continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                char **p = realloc(names, cap * sizeof *p);
+                if (!p) break;
+                names = p;
+            }
+            if ((names[n] = strdup(de->d_name))) n++;
+        }
+        if (d) closedir(d);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t fp = fingerprint(names[i]);
+        pthread_mutex_lock(&table_mu);
+        entry *ent = find_entry(names[i]);
+        uint64_t had = ent ? ent->fp : 0;
+        int serving = ent && ent->model;
+        pthread_mutex_unlock(&table_mu);
+        if (fp == had || (fp == 0 && !serving)) continue;
+        changed++;
+        svc_err e = {0};
+        if (fp == 0) { /* config.json gone: the model leaves */
+            pthread_mutex_lock(&load_mu);
+            swap_in(names[i], NULL, "removed from the repository");
+            pthread_mutex_unlock(&load_mu);
+            set_fp(names[i], 0);
+            svc_log("info", "model '%s' unloaded: its folder is gone", names[i]);
+            continue;
+        }
+        set_fp(names[i], fp); /* tried once per version of the files */
+        if (svc_repo_load(names[i], NULL, 0, NULL, 0, &e) != 0 && serving) {
+            pthread_mutex_lock(&table_mu);
+            entry *en = find_entry(names[i]);
+            if (en && en->model)
+                snprintf(en->reason, sizeof en->reason, "serving the previous version; the folder's content failed to load: %.180s", e.msg);
+            pthread_mutex_unlock(&table_mu);
+        }
+    }
+    /* Models whose folder vanished. */
+    pthread_mutex_lock(&table_mu);
+    for (size_t i = 0; i < n_entries; i++) {
+        entry *en = &entries[i];
+        int present = 0;
+        for (size_t k = 0; k < n && !present; k++) present = strcmp(names[k], en->name) == 0;
+        if (present || !en->model) continue;
+        svc_model *old = en->model;
+        en->model = NULL;
+        en->fp = 0;
+        snprintf(en->reason, sizeof en->reason, "removed from the repository");
+        svc_log("info", "model '%s' unloaded: its folder is gone", en->name);
+        pthread_mutex_unlock(&table_mu);
+        svc_model_unref(old);
+        changed++;
+        pthread_mutex_lock(&table_mu);
+    }
+    pthread_mutex_unlock(&table_mu);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return changed;
+}
+
 int svc_repo_init(const char *dir) {
     size_t n = attn_mech_count();
     builtins = calloc(n ? n : 1, sizeof *builtins);
@@ -526,14 +674,42 @@ int svc_repo_init(const char *dir) {
         svc_log("error", "cannot open the model repository %s: %s", dir, strerror(errno));
         return -1;
     }
+    /* One model folder (KServe's storage initializer puts a single model's
+     * files in /mnt/models): config.json at the top. */
+    char top[4096];
+    if (pathf(top, sizeof top, "%s/config.json", dir) == 0 && access(top, F_OK) == 0) {
+        closedir(d);
+        const char *nm = svc_cfg.model_name;
+        char base[SVC_MODEL_NAME_MAX + 1] = "";
+        if (!nm) { /* the folder's own name */
+            const char *b = strrchr(dir, '/');
+            b = b ? b + 1 : dir;
+            snprintf(base, sizeof base, "%s", b);
+            nm = base;
+        }
+        if (!svc_valid_model_name(nm, strlen(nm))) {
+            svc_log("error", "%s is one model folder: name it with --model-name ('%s' is not a model name)", dir, nm);
+            return -1;
+        }
+        single = strdup(nm);
+        if (!single) return -1;
+        svc_log("info", "%s is one model folder, served as '%s'", dir, single);
+        if (svc_cfg.control_mode != SVC_CONTROL_EXPLICIT || wanted(single)) load_initial(single);
+        return 0;
+    }
+    if (svc_cfg.model_name)
+        svc_log("info", "--model-name %s ignored: %s is a repository of model folders", svc_cfg.model_name, dir);
     recover_leftovers();
     struct dirent *de;
     while ((de = readdir(d))) {
         if (!svc_valid_model_name(de->d_name, strlen(de->d_name)) || !has_config(de->d_name)) continue;
-        svc_err e;
-        svc_repo_load(de->d_name, NULL, 0, NULL, 0, &e); /* logs; the index tells */
+        if (svc_cfg.control_mode == SVC_CONTROL_EXPLICIT && !wanted(de->d_name)) continue;
+        load_initial(de->d_name);
     }
     closedir(d);
+    if (svc_cfg.load_models && svc_cfg.control_mode == SVC_CONTROL_EXPLICIT)
+        for (const char *const *nm = svc_cfg.load_models; *nm; nm++)
+            if (strcmp(*nm, "*") && !has_config(*nm)) svc_log("warn", "--load-model %s: no such model folder in %s", *nm, dir);
     return 0;
 }
 
@@ -550,4 +726,6 @@ void svc_repo_shutdown(void) {
     n_builtins = 0;
     free(repo_dir);
     repo_dir = NULL;
+    free(single);
+    single = NULL;
 }

@@ -53,6 +53,22 @@ int svc_repo_unload(const char *name, svc_err *e);
 /* [{"name", "version", "state", "reason"}...]; new reference. */
 json_t *svc_repo_index(int ready_only);
 
+/* Model control (Triton's --model-control-mode): explicit (the API loads
+ * and unloads; at start the --load-model models, all when none is given),
+ * none (everything loads at start; the API's load and unload are refused),
+ * poll (as none, and the repository is watched: repo_watch.c). */
+const char *svc_repo_mode_name(svc_control_mode m);
+/* 0 when the API may load and unload, else 400 in *e saying why not. */
+int svc_repo_control_check(svc_err *e);
+/* Poll mode: loads the folders that appeared or whose files changed
+ * (config.json, weights.safetensors: inode, size, mtime)
+ * (validated first: a broken version leaves the old one serving, with the
+ * reason in the index), unloads those that vanished.  Blocking (loads run
+ * here).  Returns how many models changed. */
+size_t svc_repo_rescan(void);
+const char *svc_repo_dir(void);
+const char *svc_repo_single(void); /* the name when the repository is one model folder, else NULL */
+
 /* Every built-in model, for metrics and the server metadata. */
 size_t svc_repo_builtin_count(void);
 

@@ -25,6 +25,8 @@
 #define SVC_SEQ_ID_MAX 128               /* a sequence id's characters */
 #define SVC_SEQ_HEADER "Sequence-Id"     /* the sequence id a load balancer can read */
 
+typedef enum { SVC_CONTROL_EXPLICIT = 0, SVC_CONTROL_NONE = 1, SVC_CONTROL_POLL = 2 } svc_control_mode;
+
 /* ---- configuration: every field has a default, a flag and an ATTND_* variable ---- */
 typedef struct svc_config {
     const char *host;        /* listen address */
@@ -61,6 +63,11 @@ typedef struct svc_config {
     int64_t max_sequence_tokens;
     double sequence_evict_s; /* an idle sequence may be evicted for room after this long */
     size_t max_attention_elements; /* elements of the attention maps one request may ask for */
+    /* the model repository (repo.c, repo_watch.c) */
+    svc_control_mode control_mode;
+    const char *const *load_models; /* --load-model names (NULL-terminated), NULL: all */
+    const char *model_name;         /* the name of a single model folder */
+    double poll_s;                  /* poll mode's rescan interval */
 } svc_config;
 
 /* config.c owns the globals, so that unit tests and fuzz targets link

@@ -15,6 +15,7 @@ import t_api  # noqa: E402,F401  (registers tests)
 import t_golden  # noqa: E402
 import t_repo  # noqa: E402,F401
 import t_runtime  # noqa: E402
+import t_control  # noqa: E402,F401
 import t_maps  # noqa: E402
 import t_seq  # noqa: E402
 import t_wire  # noqa: E402

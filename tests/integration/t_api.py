@@ -187,7 +187,7 @@ def bad_tensors():
     _bad(_infer_raw(s, "full", _req(good[:2])), 400, "missing input")
     _bad(_infer_raw(s, "full", _req(good + [good[0]])), 400, "input given twice")
     _bad(_infer_raw(s, "no_such_model", _req(good)), 404, "unknown model")
-    bad_out = json.dumps({"inputs": good, "outputs": [{"name": "attention"}]}).encode()
+    bad_out = json.dumps({"inputs": good, "outputs": [{"name": "attention_weights"}]}).encode()
     _bad(_infer_raw(s, "full", bad_out), 400, "unknown output")
     # keys L=2, queries S=3: the mechanism's own shape check, a 400 too
     _bad(_infer_raw(s, "full", variant(0, shape=[1, 2, 1, 3], data=[1, 0, 0, 1, 0, 0])), 400,
