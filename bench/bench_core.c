@@ -16,12 +16,17 @@
  *       One `full` forward over random inputs made in memory (no files);
  *       prints the peak RSS (VmHWM), the RSS before the inputs exist and
  *       the bytes of inputs plus output.  Run it in a fresh process per size.
+ *   bench_core convert [--n N]
+ *       The FP16 / BF16 <-> float32 conversions (core/kernels/half.h) of
+ *       every kernel variant this CPU executes, on N elements (default 3 Mi):
+ *       the best of 20 runs, in ms and GB/s of 16-bit + 32-bit traffic.
  *   bench_core info
  *       OpenBLAS version, core and config.
  *
  * Every result is one JSON object per line on stdout.
  */
 #include "attn.h"
+#include "cpu.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -89,6 +94,7 @@ static int usage(void) {
                     "[--output OUT.safetensors]\n"
                     "       bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS] [--impl openblas|attn]\n"
                     "       bench_core rss --L L [--N 1] [--H 8] [--E 64] [--D 64] [--threads 2] [--in-place 1]\n"
+                    "       bench_core convert [--n N]\n"
                     "       bench_core info\n");
     return 2;
 }
@@ -332,6 +338,42 @@ static int cmd_sgemm(const opts *o) {
 
 /* ---- rss ---- */
 
+static int cmd_convert(size_t n) {
+    uint16_t *h = malloc(2 * n + 2);
+    float *f = malloc(4 * n + 4);
+    if (!h || !f) return 2;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = (uint16_t)((i * 2654435761u) >> 16) & 0x7bff; /* finite FP16 patterns */
+        f[i] = (float)i * 1e-3f;
+    }
+    for (size_t v = 0; attn__kernels_at(v); v++) {
+        const attn_kernels *k = attn__kernels_at(v);
+        if (!attn__kernels_runs(k)) continue;
+        double best[4] = {1e30, 1e30, 1e30, 1e30};
+        for (int r = 0; r < 20; r++) {
+            double t = (now_ms() / 1e3);
+            k->f16_to_f32(h, f, n);
+            if ((t = (now_ms() / 1e3) - t) < best[0]) best[0] = t;
+            t = (now_ms() / 1e3);
+            k->bf16_to_f32(h, f, n);
+            if ((t = (now_ms() / 1e3) - t) < best[1]) best[1] = t;
+            t = (now_ms() / 1e3);
+            k->f32_to_f16(f, h, n);
+            if ((t = (now_ms() / 1e3) - t) < best[2]) best[2] = t;
+            t = (now_ms() / 1e3);
+            k->f32_to_bf16(f, h, n);
+            if ((t = (now_ms() / 1e3) - t) < best[3]) best[3] = t;
+        }
+        static const char *const names[] = {"f16_to_f32", "bf16_to_f32", "f32_to_f16", "f32_to_bf16"};
+        for (int i = 0; i < 4; i++)
+            printf("{\"bench\":\"convert\",\"variant\":\"%s\",\"op\":\"%s\",\"n\":%zu,\"ms\":%.4f,\"gb_s\":%.2f}\n", k->name,
+                   names[i], n, best[i] * 1e3, 6.0 * (double)n / best[i] / 1e9);
+    }
+    free(h);
+    free(f);
+    return 0;
+}
+
 static int cmd_rss(const opts *o) {
     attn_error e = {0};
     attn_model *m = NULL;
@@ -385,6 +427,12 @@ int main(int argc, char **argv) {
         printf("{\"openblas_config\": \"%s\", \"openblas_core\": \"%s\", \"attn_version\": \"%s\"}\n",
                openblas_get_config(), openblas_get_corename(), ATTN_VERSION);
         return 0;
+    }
+    if (!strcmp(argv[1], "convert")) {
+        size_t n = (size_t)3 << 20;
+        if (argc == 4 && !strcmp(argv[2], "--n")) n = (size_t)strtoull(argv[3], NULL, 10);
+        else if (argc != 2) return usage();
+        return n ? cmd_convert(n) : usage();
     }
     if (!strcmp(argv[1], "case")) {
         if (argc < 3 || parse_opts(argc, argv, 3, &o)) return usage();

@@ -10,6 +10,9 @@ _output_: encoding); the HTTP threads' inflate / deflate shows in the round
 trip.  Loopback hides the transfer, so the report also gives the time the
 bytes would take at 100 Mbit/s and 1 Gbit/s.
 
+When BUILD/bench/bench_core exists (make -f bench/Makefile bench-core), the
+conversion kernels are also timed alone, per variant.
+
 Run with /usr/bin/python3 (numpy).  Writes markdown to --out (default stdout)."""
 import argparse
 import gzip
@@ -191,7 +194,7 @@ def main():
                "- the built-in `full` model; random normal inputs; %d repetitions after a warm-up, median;"
                " compression level 1 (the server's default, and the clients')" % args.reps, ""]
         lines, rows_l = table("Large binary request: queries, keys, values of shape %s each" % (large,), port, xl, True,
-                              max(3, args.reps // 2))
+                              args.reps)
         out += lines + [""]
         lines, rows_s = table("Small JSON request: shape %s each" % (small,), port, xs, False, args.reps * 4)
         out += lines + [""]
@@ -199,6 +202,19 @@ def main():
         conv = f16[9]["input"] - f32[9]["input"]
         out += ["Decoding the large FP16 request costs %.3f ms more on the server than the FP32 one (which is read in"
                 " place, without a copy): %.2f%% of its round trip (%.1f ms)." % (conv, 100 * conv / f16[7], f16[7]), ""]
+        core = os.path.join(args.build, "bench", "bench_core")
+        if os.access(core, os.X_OK):
+            res = subprocess.run([core, "convert"], capture_output=True, text=True)
+            recs = [json.loads(l) for l in res.stdout.splitlines() if l.startswith("{")]
+            if recs:
+                out += ["### The conversion kernels alone (`bench_core convert`, %d elements, best of 20)" % recs[0]["n"], "",
+                        "| variant | FP16 -> FP32 ms | BF16 -> FP32 ms | FP32 -> FP16 ms | FP32 -> BF16 ms |",
+                        "|---|---:|---:|---:|---:|"]
+                for v in dict.fromkeys(r["variant"] for r in recs):
+                    ms = {r["op"]: r["ms"] for r in recs if r["variant"] == v}
+                    out.append("| %s | %.2f | %.2f | %.2f | %.2f |" % (v, ms["f16_to_f32"], ms["bf16_to_f32"],
+                                                                      ms["f32_to_f16"], ms["f32_to_bf16"]))
+                out.append("")
         text = "\n".join(out) + "\n"
         if args.out:
             with open(args.out, "w") as f:

@@ -28,10 +28,7 @@
 
 #include "codec.h"
 
-/* main.c owns these in attnd. */
-svc_config svc_cfg;
-atomic_int svc_ready;
-atomic_int svc_draining;
+/* svc_cfg, svc_ready and svc_draining live in server/config.o, linked in. */
 
 static double now_s(void) {
     struct timespec ts;
@@ -97,14 +94,14 @@ static char *json_request(const char *data, size_t data_len, size_t n, size_t *l
 static void time_decode(const char *name, const char *body, size_t len, long hlen, size_t text_bytes,
                         size_t tensor_bytes, double min_s, const attn_tensor *ref) {
     samples s = {.n = 0};
-    char err[512];
+    svc_err err = {0};
     double t_end = now_s() + min_s;
     for (int i = -1; i < MAXREP; i++) {
         double t0 = now_s();
         svc_wire w;
         attn_tensor *t = NULL;
-        if (svc_wire_parse(body, len, hlen, &w, err, sizeof err) != 0) die("parse", err);
-        if (svc_wire_decode(&w.in[0], 0, &t, err, sizeof err) != 0) die("decode", err);
+        if (svc_wire_parse(body, len, hlen, &w, &err) != 0) die("parse", err.msg);
+        if (svc_wire_decode(&w.in[0], 0, &t, &err) != 0) die("decode", err.msg);
         svc_wire_free(&w);
         double dt = now_s() - t0;
         if (i < 0 && memcmp(t->data, ref->data, ref->nbytes) != 0) die(name, "decoded tensor differs");

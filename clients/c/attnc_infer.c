@@ -398,8 +398,9 @@ done:
     return st;
 }
 
-/* The names of a model's outputs, from its metadata: *names (owned, and
- * each name in it) and *n. */
+/* The names of the outputs a request without `outputs` gets (those its
+ * metadata does not mark optional): *names (owned, and each name in it)
+ * and *n. */
 static attnc_status output_names(attnc_client *c, const char *model, char ***names, size_t *n, attnc_error *err) {
     char *meta = NULL;
     *names = NULL;
@@ -408,19 +409,21 @@ static attnc_status output_names(attnc_client *c, const char *model, char ***nam
     if (st != ATTNC_OK) return st;
     json_t *root = json_loads(meta, 0, NULL), *outs = json_object_get(root, "outputs");
     free(meta);
-    size_t k = json_array_size(outs);
-    if (!json_is_array(outs) || !k) {
-        json_decref(root);
-        return attnc__err(err, ATTNC_E_PROTOCOL, 0, "model '%.100s': its metadata lists no outputs", model);
-    }
-    char **a = calloc(k, sizeof *a);
-    for (size_t i = 0; a && i < k; i++) {
-        const char *s = json_string_value(json_object_get(json_array_get(outs, i), "name"));
-        if (!s || !(a[i] = strdup(s))) {
-            for (size_t j = 0; j < i; j++) free(a[j]);
+    size_t all = json_array_size(outs), k = 0;
+    char **a = json_is_array(outs) && all ? calloc(all, sizeof *a) : NULL;
+    for (size_t i = 0; a && i < all; i++) {
+        json_t *o = json_array_get(outs, i);
+        if (json_is_true(json_object_get(o, "optional"))) continue;
+        const char *s = json_string_value(json_object_get(o, "name"));
+        if (!s || !(a[k++] = strdup(s))) {
+            for (size_t j = 0; j < k; j++) free(a[j]);
             free(a);
             a = NULL;
         }
+    }
+    if (a && !k) {
+        free(a);
+        a = NULL;
     }
     json_decref(root);
     if (!a) return attnc__err(err, ATTNC_E_PROTOCOL, 0, "model '%.100s': bad output names in its metadata", model);

@@ -232,7 +232,7 @@ static void wire_checks(attnc_client *c, const char *dir, const inputs *full) {
             if (dt == ATTNC_FP16) attnc_f32_to_f16(ro->data, want, n);
             else attnc_f32_to_bf16(ro->data, want, n);
             const attnc_tensor *got = NULL;
-            check(attnc_infer(c, "full", full->t, full->n, &o, &a, &e) == ATTNC_OK &&
+            check(attnc_infer(c, "full", full->t, full->n, &o, &a, &e) == ATTNC_OK && attnc_result_count(a) == 1 &&
                       (got = attnc_result_find(a, "output")) && got->dtype == dt && got->nbytes == 2 * n &&
                       !memcmp(got->data, want, 2 * n),
                   what, &e);

@@ -17,9 +17,13 @@ static const char USAGE[] =
     "  health                 print liveness and readiness; exit 0 when ready\n"
     "  models                 the repository index: NAME<TAB>STATE<TAB>REASON per model\n"
     "  metadata [MODEL]       server (or model) metadata, JSON\n"
-    "  infer [--json] [--id ID] [--parameters JSON] MODEL IN.safetensors OUT.safetensors\n"
+    "  infer [--json] [--id ID] [--parameters JSON] [--datatype FP16|BF16]\n"
+    "        [--output-datatype FP16|BF16] [--compression gzip|deflate] MODEL IN.safetensors OUT.safetensors\n"
     "                         every tensor of IN is an input; every output goes to OUT\n"
-    "                         (binary tensor data unless --json)\n"
+    "                         (binary tensor data unless --json); --datatype sends the F32\n"
+    "                         inputs in 16 bits, --output-datatype asks for the outputs in\n"
+    "                         16 bits (written to OUT as F32), --compression compresses the\n"
+    "                         request and asks for a compressed reply\n"
     "  load NAME DIR          upload DIR/config.json and DIR/weights.safetensors as NAME\n"
     "  unload NAME\n"
     "URL defaults to $ATTNCTL_URL, else http://127.0.0.1:8000; FILE to $ATTNCTL_API_KEY_FILE.\n"
@@ -116,9 +120,17 @@ static int to_wire(attn_dtype t, attnc_dtype *out) {
 
 static const attn_dtype FROM_WIRE[] = {ATTN_F32, ATTN_BOOL, ATTN_I32, ATTN_I64};
 
+/* 16-bit float outputs widened to F32 for the safetensors file: one
+ * malloc'd block per output, freed with the set's owner. */
+typedef struct widened {
+    float *p[64];
+    size_t n;
+} widened;
+
 /* Writes every output of r to `path` (the tensors are views into r). */
 static int write_outputs(const attnc_result *r, const char *path) {
     attn_error ae = {0};
+    widened w = {{0}, 0};
     attn_tensor_set *set = attn_tensor_set_new();
     if (!set) {
         fprintf(stderr, "attnctl: out of memory\n");
@@ -128,22 +140,61 @@ static int write_outputs(const attnc_result *r, const char *path) {
     for (size_t i = 0; !rc && i < attnc_result_count(r); i++) {
         const attnc_tensor *t = attnc_result_output(r, i);
         attn_tensor *v = NULL;
-        if (attn_tensor_view(FROM_WIRE[t->dtype], t->rank, t->shape, (void *)t->data, t->nbytes, &v, &ae) ||
+        const void *data = t->data;
+        size_t nbytes = t->nbytes;
+        attn_dtype dt = ATTN_F32;
+        if (t->dtype == ATTNC_FP16 || t->dtype == ATTNC_BF16) {
+            size_t n = t->nbytes / 2;
+            float *f = w.n < 64 ? malloc(4 * n + 4) : NULL;
+            if (!f) {
+                fprintf(stderr, "attnctl: out of memory\n");
+                rc = 2;
+                break;
+            }
+            w.p[w.n++] = f;
+            if (t->dtype == ATTNC_FP16) attnc_f16_to_f32(t->data, f, n);
+            else attnc_bf16_to_f32(t->data, f, n);
+            data = f;
+            nbytes = 4 * n;
+        } else if ((unsigned)t->dtype < sizeof FROM_WIRE / sizeof *FROM_WIRE) {
+            dt = FROM_WIRE[t->dtype];
+        } else {
+            fprintf(stderr, "attnctl: output '%s': datatype %s cannot be written\n", t->name, attnc_dtype_name(t->dtype));
+            rc = 2;
+            break;
+        }
+        if (attn_tensor_view(dt, t->rank, t->shape, (void *)data, nbytes, &v, &ae) ||
             attn_tensor_set_add(set, t->name, v, &ae))
             rc = fail_local(t->name, &ae);
     }
     if (!rc && attn_safetensors_write_file(set, path, &ae)) rc = fail_local(path, &ae);
     attn_tensor_set_free(set);
+    for (size_t k = 0; k < w.n; k++) free(w.p[k]);
     return rc;
+}
+
+static int half_name(const char *s, attnc_dtype *out) {
+    if (!strcmp(s, "FP16")) *out = ATTNC_FP16;
+    else if (!strcmp(s, "BF16")) *out = ATTNC_BF16;
+    else if (!strcmp(s, "FP32")) *out = ATTNC_FP32;
+    else return -1;
+    return 0;
 }
 
 static int cmd_infer(attnc_client *c, int argc, char **argv) {
     attnc_infer_opts o = {0};
+    attnc_dtype in_dt = ATTNC_FP32, out_dt;
     int i = 0;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (!strcmp(argv[i], "--json")) o.json = 1;
         else if (!strcmp(argv[i], "--id") && i + 1 < argc) o.id = argv[++i];
         else if (!strcmp(argv[i], "--parameters") && i + 1 < argc) o.parameters_json = argv[++i];
+        else if (!strcmp(argv[i], "--datatype") && i + 1 < argc && !half_name(argv[i + 1], &in_dt)) i++;
+        else if (!strcmp(argv[i], "--output-datatype") && i + 1 < argc && !half_name(argv[i + 1], &out_dt))
+            o.output_datatype = argv[++i];
+        else if (!strcmp(argv[i], "--compression") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "gzip") || !strcmp(argv[i + 1], "deflate")))
+            o.request_compression_algorithm = o.response_compression_algorithm = argv[++i];
         else return usage();
     }
     if (argc - i != 3) return usage();
@@ -159,7 +210,9 @@ static int cmd_infer(attnc_client *c, int argc, char **argv) {
         return 2;
     }
     int rc = 0;
-    for (size_t k = 0; k < n; k++) {
+    uint16_t **bits = calloc(n ? n : 1, sizeof *bits);
+    if (!bits) rc = 2;
+    for (size_t k = 0; !rc && k < n; k++) {
         const attn_tensor *t = attn_tensor_set_at(set, k);
         ts[k].name = attn_tensor_set_name(set, k);
         ts[k].rank = t->rank;
@@ -169,13 +222,27 @@ static int cmd_infer(attnc_client *c, int argc, char **argv) {
         if (to_wire(t->dtype, &ts[k].dtype)) {
             fprintf(stderr, "attnctl: %s: tensor '%s' has an unsupported dtype\n", in, ts[k].name);
             rc = 2;
+        } else if (ts[k].dtype == ATTNC_FP32 && in_dt != ATTNC_FP32) { /* sent in 16 bits */
+            size_t m = t->nbytes / 4;
+            if (!(bits[k] = malloc(2 * m + 2))) {
+                rc = 2;
+                break;
+            }
+            if (in_dt == ATTNC_FP16) attnc_f32_to_f16(t->data, bits[k], m);
+            else attnc_f32_to_bf16(t->data, bits[k], m);
+            ts[k].dtype = in_dt;
+            ts[k].data = bits[k];
+            ts[k].nbytes = 2 * m;
         }
     }
+    if (rc == 2 && !bits) fprintf(stderr, "attnctl: out of memory\n");
     attnc_result *r = NULL;
     attnc_error e = {0};
     if (!rc && attnc_infer(c, model, ts, n, &o, &r, &e)) rc = fail(&e);
     if (!rc) rc = write_outputs(r, out);
     attnc_result_free(r);
+    for (size_t k = 0; bits && k < n; k++) free(bits[k]);
+    free(bits);
     free(ts);
     attn_tensor_set_free(set);
     return rc;

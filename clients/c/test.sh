@@ -86,6 +86,22 @@ t "attnctl infer full (binary)" "$CTL" infer full "$W/full_in.safetensors" "$W/o
 t "  ... bit for bit equal to attn run" cmp "$W/o_full.safetensors" "$W/full_ref.safetensors"
 t "attnctl infer --json full" "$CTL" infer --json full "$W/full_in.safetensors" "$W/o_full_json.safetensors"
 t "  ... bit for bit equal to attn run" cmp "$W/o_full_json.safetensors" "$W/full_ref.safetensors"
+t "attnctl infer --compression gzip full" "$CTL" infer --compression gzip full "$W/full_in.safetensors" "$W/o_full_gz.safetensors"
+t "  ... bit for bit equal to attn run" cmp "$W/o_full_gz.safetensors" "$W/full_ref.safetensors"
+t "attnctl infer --json --compression deflate full" "$CTL" infer --json --compression deflate full "$W/full_in.safetensors" "$W/o_full_df.safetensors"
+t "  ... bit for bit equal to attn run" cmp "$W/o_full_df.safetensors" "$W/full_ref.safetensors"
+# within_rounding A B TOL: every value of A's output within TOL of B's, and at least one differs
+within_rounding() {
+  paste <("$B/attnc_test" print "$1" output) <("$B/attnc_test" print "$2" output) |
+    awk -v tol="$3" '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d; n++ } END { exit !(n > 0 && m > 0 && m <= tol) }'
+}
+for dt in FP16 BF16; do
+  tol=0.01; [ "$dt" = BF16 ] && tol=0.06
+  t "attnctl infer --datatype $dt --output-datatype $dt full" \
+    "$CTL" infer --datatype $dt --output-datatype $dt full "$W/full_in.safetensors" "$W/o_full_$dt.safetensors"
+  t "  ... within $dt's rounding of attn run (and not equal to it)" within_rounding "$W/o_full_$dt.safetensors" "$W/full_ref.safetensors" $tol
+done
+rc 2 "attnctl infer --datatype FP8: exit 2" "$CTL" infer --datatype FP8 full "$W/full_in.safetensors" "$W/o_x.safetensors"
 t "attnctl infer --parameters '{\"softmax_temp\": 0.25}' full" \
   "$CTL" infer --parameters '{"softmax_temp": 0.25}' full "$W/full_in.safetensors" "$W/o_full_t.safetensors"
 t "  ... bit for bit equal to attn run with that config" cmp "$W/o_full_t.safetensors" "$W/full_temp_ref.safetensors"

@@ -700,7 +700,8 @@ export class Client {
       })
       : Object.entries(inputs).map(([k, v]) => asTensor(k, v))).map((t) => asDatatype(t, inputDatatype));
     if (outputs === undefined && outputDatatype !== undefined) {
-      outputs = ((await this.metadata(name, { timeout, signal })).outputs || []).map((o) => o.name);
+      // the outputs a request without `outputs` gets: those the metadata does not mark optional
+      outputs = ((await this.metadata(name, { timeout, signal })).outputs || []).filter((o) => !o.optional).map((o) => o.name);
     }
     const params = { ...(parameters || {}) };
     if (binary) params.binary_data_output = true;

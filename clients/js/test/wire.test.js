@@ -81,7 +81,9 @@ for (const binary of [true, false]) {
       const c = client();
       const x = qkv();
       const ref = (await c.infer('full', x, { binary })).outputs.output.data;
-      const out = (await c.infer('full', x, { binary, outputDatatype: dt })).outputs.output;
+      const res = await c.infer('full', x, { binary, outputDatatype: dt });
+      assert.deepEqual(Object.keys(res.outputs), ['output'], 'the default outputs, not the optional ones');
+      const out = res.outputs.output;
       assert.equal(out.datatype, dt);
       assert.deepEqual(out.shape, SHAPE);
       const o = dt === 'FP16' ? f16Oracle : bf16Oracle;

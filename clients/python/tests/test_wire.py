@@ -76,6 +76,7 @@ def test_half_inputs_equal_fp32_inputs_of_the_rounded_values(client, dt, binary)
 def test_outputs_in_the_datatype_asked_for(client, dt, binary):
     ref = _run(client, QKV, binary=binary)
     res = client.infer("full", QKV, binary=binary, output_datatype=dt)
+    assert list(res) == ["output"]  # the outputs a request gets by default, not the optional ones
     out = res["output"]
     rnd = {"FP16": _f16, "BF16": _bf16, "FP32": lambda v: v}[dt]
     assert _flat(out) == [rnd(v) for v in ref]

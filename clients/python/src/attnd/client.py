@@ -407,11 +407,12 @@ class Client:
         return self._decode(rh, data)
 
     def _output_names(self, name: str) -> List[Dict[str, Any]]:
-        """The model's outputs (metadata), cached per model name."""
+        """The outputs a request without ``outputs`` gets (metadata: those not
+        ``optional``), cached per model name."""
         cache = self.__dict__.setdefault("_outputs_cache", {})
         if name not in cache:
             outs = self.metadata(name).get("outputs") or []
-            cache[name] = [o for o in outs if isinstance(o, dict) and "name" in o]
+            cache[name] = [o for o in outs if isinstance(o, dict) and "name" in o and not o.get("optional")]
         return cache[name]
 
     def _decode(self, rh: Dict[str, str], data: bytes) -> InferResult:
