@@ -23,7 +23,8 @@ test('model metadata and readiness', async () => {
   const md = await client().metadata('g_full_causal');
   assert.equal(md.name, 'g_full_causal');
   assert.deepEqual(md.inputs.slice(0, 3).map((i) => i.name), ['queries', 'keys', 'values']);
-  assert.deepEqual(md.outputs.map((o) => o.name), ['output']);
+  assert.deepEqual(md.outputs.map((o) => o.name), ['output', 'attention']); // the map is optional
+  assert.deepEqual(md.outputs.map((o) => o.optional), [false, true]);
   assert.equal(await client().isReady('g_full_causal'), true);
   assert.equal(await client().isReady('no_such_model'), false);
   assert.equal((await client().metadata('full')).name, 'full');

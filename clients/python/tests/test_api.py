@@ -32,7 +32,9 @@ def test_model_metadata_and_readiness(client):
     names = [i["name"] for i in md["inputs"]]
     assert names[:3] == ["queries", "keys", "values"]
     assert all(i["datatype"] in ("FP32", "BOOL", "INT64", "INT32") for i in md["inputs"])
-    assert [o["name"] for o in md["outputs"]] == ["output"]
+    # the primary output, then the optional attention map (returned only when asked for)
+    assert [o["name"] for o in md["outputs"]] == ["output", "attention"]
+    assert [o["optional"] for o in md["outputs"]] == [False, True]
     assert client.is_ready("g_full_causal") is True
     assert client.is_ready("no_such_model") is False
 
@@ -40,7 +42,7 @@ def test_model_metadata_and_readiness(client):
 def test_builtin_metadata(client):
     md = client.metadata("full")
     assert md["name"] == "full"
-    assert [o["name"] for o in md["outputs"]] == ["output"]
+    assert [o["name"] for o in md["outputs"]] == ["output", "attention"]
 
 
 def test_models_index_lists_every_golden_case(client):
