@@ -209,6 +209,25 @@ def run_case(port, name, ctx, conc, steps, seed):
             "rss_growth_per_seq": (rss - rss0) / conc}
 
 
+def memory_per_sequence(port, n=200, ctx=64):
+    """attnd's resident set over n live full sequences (run first, on a fresh
+    server), per sequence, against the state bytes the server counts."""
+    model, spec, params = MODELS["full"]
+    rng = np.random.default_rng(3)
+    c = Conn(port)
+    x = tokens(rng, spec, ctx)
+    c.infer(model, x, {"sequence_id": "warm", "sequence_start": True, "sequence_end": True, **params})
+    rss0 = metric(c, "process_resident_memory_bytes")
+    for i in range(n):
+        c.infer(model, x, {"sequence_id": f"mem-{i}", "sequence_start": True, **params})
+    rss1 = metric(c, "process_resident_memory_bytes")
+    st, b = c.req("GET", f"/v2/models/{model}/sequences")
+    state = [s["bytes"] for s in json.loads(b)["sequences"] if s["id"].startswith("mem-")]
+    for i in range(n):
+        c.req("DELETE", f"/v2/models/{model}/sequences/mem-{i}")
+    return {"n": n, "rss_per_seq": (rss1 - rss0) / n, "state_per_seq": statistics.median(state)}
+
+
 def resend(port, name, ctx, seed, reps):
     """One causal forward over ctx+1 tokens without a sequence (what a client
     without sequences sends for each new token)."""
@@ -266,6 +285,7 @@ def main():
                 pass
             time.sleep(0.05)
         kernels = json.loads(Conn(port).req("GET", "/v2")[1])["parameters"]
+        mem = memory_per_sequence(port)  # first: later cases' freed buffers would be reused
         bw = memcpy_bandwidth()
         rtt = round_trip(port)
         rows = []
@@ -308,6 +328,10 @@ def main():
     for ctx, t in resends.items():
         seq = next(r for r in rows if r["model"] == "full" and r["context"] == ctx and r["concurrency"] == 1)
         out.append(f"| {ctx} | {t * 1e3:.1f} ms | {seq['per_token_s'] * 1e3:.3f} ms | {t / seq['per_token_s']:.0f}x |")
+    out += ["", f"Memory per sequence: {mem['n']} live full sequences (64 tokens, H=8, E=D=64; run first, on the fresh server) grow attnd's "
+            f"resident set by {mem['rss_per_seq'] / 1024:.1f} KiB each; the server counts {mem['state_per_seq'] / 1024:.1f} KiB "
+            f"of state each: a constant of {(mem['rss_per_seq'] - mem['state_per_seq']) / 1024:.1f} KiB per sequence "
+            "(the store's entry, the allocator's rounding)."]
     cl = {r["context"]: r["per_token_s"] for r in rows if r["model"] == "causal_linear" and r["concurrency"] == 1}
     out += ["", "causal_linear per-token time by context (1 sequence): " +
             ", ".join(f"{c}: {t * 1e3:.3f} ms" for c, t in cl.items()) +
