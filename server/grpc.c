@@ -149,6 +149,7 @@ typedef struct answer_item {
 } answer_item;
 static answer_item *answers, *answers_tail;
 static int want_quiesce, want_stop;
+static int closed_; /* the loop's handles are closing: answers are dropped (under mu) */
 static gconn *conns;
 static int n_conns;
 static atomic_int inflight;
@@ -263,11 +264,19 @@ static void job_answer(svc_job *j, int status, svc_reply *rep) {
     svc_reply_init(rep);
     a->next = NULL;
     pthread_mutex_lock(&mu);
+    if (closed_) { /* the listener has stopped: every stream is gone */
+        pthread_mutex_unlock(&mu);
+        svc_reply_clear(&a->rep);
+        atomic_fetch_sub(&inflight, 1);
+        call_free(c);
+        free(a);
+        return;
+    }
     if (answers_tail) answers_tail->next = a;
     else answers = a;
     answers_tail = a;
+    uv_async_send(&wake); /* under mu: the handle cannot be closing */
     pthread_mutex_unlock(&mu);
-    uv_async_send(&wake);
 }
 
 static int job_gone(svc_job *j) { return atomic_load(&((svc_gcall *)j->owner)->gone); }
@@ -576,7 +585,16 @@ static void dispatch(gstream *st) {
     else st->head = c;
     st->tail = c;
     atomic_fetch_add(&inflight, 1);
-    st->rpc->handler(c, c->msg ? c->msg : (const unsigned char *)"", c->msg_len);
+    int refuse = st->c->fd < 0 && st->rpc->auth != SVC_AUTH_NONE; /* fuzzing: no repository, no scheduler */
+    if (refuse || (st->rpc->streaming && st->c->goaway && atomic_load(&svc_draining))) {
+        /* After the drain's GOAWAY a stream takes no new work (UNAVAILABLE: retry elsewhere). */
+        svc_reply rep;
+        svc_reply_init(&rep);
+        svc_reply_error(&rep, 503, "%s", refuse ? "not while fuzzing" : "the server is shutting down; send it to another replica");
+        svc_gcall_reply(c, &rep);
+    } else {
+        st->rpc->handler(c, c->msg ? c->msg : (const unsigned char *)"", c->msg_len);
+    }
     stream_pump(st);
 }
 
@@ -827,6 +845,7 @@ static ssize_t on_send(nghttp2_session *s, const uint8_t *data, size_t len, int 
     (void)s;
     (void)flags;
     gconn *c = user;
+    if (c->fd < 0) return (ssize_t)len; /* svc_grpc_fuzz_session: no socket */
     if (c->out_len - c->out_off > OUT_HIGH) return NGHTTP2_ERR_WOULDBLOCK;
     size_t done = 0;
     if (c->out_len == c->out_off) {
@@ -949,6 +968,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 static nghttp2_session_callbacks *callbacks;
 static nghttp2_option *options;
+static int setup_nghttp2(void);
 
 static void on_accept(uv_poll_t *h, int status, int events) {
     (void)h;
@@ -1033,6 +1053,24 @@ static void on_wake(uv_async_t *h) {
         for (gconn *c = conns; c; c = c->next) conn_flush(c);
     }
     if (stop) {
+        pthread_mutex_lock(&mu);
+        closed_ = 1;
+        a = answers; /* came in since the swap above: their streams are closing now */
+        answers = answers_tail = NULL;
+        pthread_mutex_unlock(&mu);
+        while (a) {
+            answer_item *next = a->next;
+            svc_reply_clear(&a->rep);
+            if (a->c->st) { /* still queued on its stream: stream_free logs and frees it */
+                svc_reply_error(&a->c->reply, 503, "the server is shutting down");
+                a->c->answered = 1;
+            } else {
+                atomic_fetch_sub(&inflight, 1);
+                call_free(a->c);
+            }
+            free(a);
+            a = next;
+        }
         while (conns) conn_close(conns);
         if (listen_fd >= 0) {
             uv_poll_stop(&listen_poll);
@@ -1122,17 +1160,7 @@ int svc_grpc_start(void) {
     bound_port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
                                                 : ((struct sockaddr_in6 *)&got)->sin6_port);
     req_seed = (unsigned)getpid() * 40503u ^ (unsigned)svc_now_us() ^ 0x9e3779b9u;
-    if (nghttp2_session_callbacks_new(&callbacks) != 0 || nghttp2_option_new(&options) != 0) return -1;
-    nghttp2_session_callbacks_set_send_callback(callbacks, on_send);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
-    nghttp2_option_set_no_auto_window_update(options, 1);
-    nghttp2_option_set_max_outbound_ack(options, 1000);
-    nghttp2_option_set_max_settings(options, 32);
-    nghttp2_option_set_stream_reset_rate_limit(options, 1000, 33);
+    if (setup_nghttp2() != 0) return -1;
     if (uv_loop_init(&gloop) != 0) return -1;
     uv_async_init(&gloop, &wake, on_wake);
     uv_timer_init(&gloop, &sweep);
@@ -1145,6 +1173,43 @@ int svc_grpc_start(void) {
     }
     running = 1;
     return 0;
+}
+
+static int setup_nghttp2(void) {
+    if (callbacks) return 0;
+    if (nghttp2_session_callbacks_new(&callbacks) != 0 || nghttp2_option_new(&options) != 0) return -1;
+    nghttp2_session_callbacks_set_send_callback(callbacks, on_send);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_option_set_no_auto_window_update(options, 1);
+    nghttp2_option_set_max_outbound_ack(options, 1000);
+    nghttp2_option_set_max_settings(options, 32);
+    nghttp2_option_set_stream_reset_rate_limit(options, 1000, 33);
+    return 0;
+}
+
+int svc_grpc_fuzz_session(const uint8_t *data, size_t n) {
+    if (setup_nghttp2() != 0) return -1;
+    gconn c = {.fd = -1};
+    if (nghttp2_session_server_new2(&c.s, callbacks, &c, options) != 0) return -1;
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, GRPC_MAX_STREAMS},
+                                   {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+    nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, iv, 2);
+    nghttp2_session_set_local_window_size(c.s, NGHTTP2_FLAG_NONE, 0, 1 << 20);
+    /* in pieces, as a socket would deliver it, sending what the session has to say between them */
+    int rc = 0;
+    for (size_t off = 0; off < n && rc == 0;) {
+        size_t k = n - off < 4096 ? n - off : 4096;
+        if (nghttp2_session_mem_recv(c.s, data + off, k) < 0) rc = 1;
+        if (nghttp2_session_send(c.s) != 0) rc = 1;
+        off += k;
+    }
+    while (c.streams) stream_free(c.streams);
+    nghttp2_session_del(c.s);
+    return rc;
 }
 
 int svc_grpc_port(void) { return running ? bound_port : 0; }
@@ -1173,6 +1238,7 @@ void svc_grpc_stop(void) {
     while (a) {
         answer_item *next = a->next;
         svc_reply_clear(&a->rep);
+        atomic_fetch_sub(&inflight, 1);
         call_free(a->c);
         free(a);
         a = next;

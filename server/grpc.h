@@ -35,6 +35,11 @@ int svc_grpc_port(void);       /* the bound port; 0: off */
 void svc_grpc_quiesce(void);   /* GOAWAY on every connection, stop accepting */
 void svc_grpc_stop(void);      /* close everything, join the thread */
 int svc_grpc_inflight(void);   /* calls received and not yet answered */
+/* Fuzzing: one connection's bytes (after the client preface's 24 bytes,
+ * which it must start with) through a server session and the gRPC framing,
+ * without a socket; the RPCs that need the repository or the scheduler are
+ * answered with an error.  0, or 1 when the session gave up on them. */
+int svc_grpc_fuzz_session(const uint8_t *data, size_t n);
 
 /* gRPC status codes. */
 enum {

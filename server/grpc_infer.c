@@ -272,7 +272,7 @@ static size_t reply_params(const char *text, json_t **holder, Inference__ModelIn
 
 #define MAX_OUT 64
 
-static void grpc_encode(const svc_wire_result *res, svc_wire_out *outs, size_t n, svc_reply *reply) {
+void svc_grpc_encode(const svc_wire_result *res, svc_wire_out *outs, size_t n, svc_reply *reply) {
     svc_reply_clear(reply);
     if (n > MAX_OUT) n = MAX_OUT; /* the shared path asks for at most 4 * 16 */
     int raw = 0;
@@ -372,6 +372,22 @@ out:
     json_decref(pj);
 }
 
+int svc_grpc_decode(const unsigned char *msg, size_t len, svc_wire *w, void **keep, svc_err *e) {
+    *keep = NULL;
+    memset(w, 0, sizeof *w);
+    grpc_req *g = calloc(1, sizeof *g);
+    if (!g) return svc_fail(e, 503, "out of memory");
+    if (!(g->h = svc_pb_unpack(&inference__model_infer_request__descriptor, msg, len, (void **)&g->req, e)) ||
+        grpc_decode(g, w, e) != 0) {
+        grpc_req_free(g);
+        return e->status;
+    }
+    *keep = g;
+    return 0;
+}
+
+void svc_grpc_keep_free(void *keep) { grpc_req_free(keep); }
+
 /* ---- the call ---- */
 
 /* The front-end's side of one call: the message, and whether a job took it. */
@@ -407,7 +423,7 @@ void svc_grpc_infer(svc_gcall *c, const unsigned char *msg, size_t len) {
     svc_gcall_set_model(c, g->req->model_name);
     if (svc_grpc_model_arg(g->req->model_name, g->req->model_version, 404, &e)) goto fail;
     grpc_ctx x = {g, 0};
-    svc_infer_front f = {.conn = &x, .decode = grpc_decode_ctx, .encode = grpc_encode, .submit = grpc_submit,
+    svc_infer_front f = {.conn = &x, .decode = grpc_decode_ctx, .encode = svc_grpc_encode, .submit = grpc_submit,
                          .take_body = grpc_take, .seq_header = svc_gcall_metadata(c, "sequence-id"),
                          .deadline_us = svc_gcall_deadline_us(c)};
     char name[SVC_MODEL_NAME_MAX + 1];

@@ -5,6 +5,7 @@
 #ifndef SVC_GRPC_PB_H
 #define SVC_GRPC_PB_H
 
+#include "codec.h"
 #include "grpc.h"
 #include "grpc_service.pb-c.h" /* generated from proto/grpc/grpc_service.proto */
 
@@ -24,5 +25,12 @@ int svc_grpc_model_arg(const char *name, const char *version, int bad, svc_err *
 
 /* grpc_infer.c: ModelInfer and ModelStreamInfer's messages. */
 void svc_grpc_infer(svc_gcall *c, const unsigned char *msg, size_t len);
+/* The codec alone (svc_infer_front's decode and encode; the fuzz target):
+ * a ModelInferRequest's bytes into *w, whose binary inputs point into *keep
+ * (free it with svc_grpc_keep_free after w), and the outputs into a
+ * serialised ModelInferResponse (body, and the last raw output in tail). */
+int svc_grpc_decode(const unsigned char *msg, size_t len, svc_wire *w, void **keep, svc_err *e);
+void svc_grpc_keep_free(void *keep);
+void svc_grpc_encode(const svc_wire_result *res, svc_wire_out *outs, size_t n, svc_reply *reply);
 
 #endif
