@@ -131,6 +131,7 @@ struct gconn {
     uint64_t idle_since;
     int closing;               /* the poll handle is closing */
     int goaway;
+    uint64_t linger_since;     /* the session is done: our side is shut, the peer's bytes drained until it closes */
 };
 
 static pthread_t thread_;
@@ -885,8 +886,16 @@ static void poll_update(gconn *c) {
     if (nghttp2_session_want_read(c->s)) ev |= UV_READABLE;
     if (c->out_len > c->out_off || nghttp2_session_want_write(c->s)) ev |= UV_WRITABLE;
     if (!ev) {
-        conn_close(c);
-        return;
+        /* The session is over (GOAWAY, or the peer's).  Closing now with the
+         * peer's last frames (WINDOW_UPDATE, SETTINGS ACK) unread would make
+         * the kernel send a reset, which can destroy our last answers before
+         * the peer reads them: shut our side and drain until the peer closes
+         * (the sweep gives it 2 s). */
+        if (!c->linger_since) {
+            c->linger_since = svc_now_us();
+            shutdown(c->fd, SHUT_WR);
+        }
+        ev = UV_READABLE;
     }
     if (ev != c->poll_events) {
         c->poll_events = ev;
@@ -939,6 +948,14 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     gconn *c = h->data;
     if (status < 0) {
         conn_close(c);
+        return;
+    }
+    if (c->linger_since) {
+        unsigned char drop[16384];
+        ssize_t n;
+        while ((n = recv(c->fd, drop, sizeof drop, 0)) > 0) {
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) conn_close(c);
         return;
     }
     if (events & UV_READABLE) {
@@ -1087,10 +1104,14 @@ static void on_wake(uv_async_t *h) {
 /* The receive deadline of every stream, the idle time of every connection. */
 static void on_sweep(uv_timer_t *t) {
     (void)t;
-    if (svc_cfg.idle_timeout_s <= 0) return;
     uint64_t now = svc_now_us(), base = (uint64_t)svc_cfg.idle_timeout_s * 1000000u;
     for (gconn *c = conns, *next; c; c = next) {
         next = c->next;
+        if (c->linger_since) {
+            if (now - c->linger_since > 2000000u) conn_close(c);
+            continue;
+        }
+        if (svc_cfg.idle_timeout_s <= 0) continue;
         if (!c->n_streams && now - c->idle_since > base) {
             if (!c->goaway) {
                 c->goaway = 1;
