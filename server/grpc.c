@@ -973,8 +973,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
                 return;
             }
             ssize_t r = nghttp2_session_mem_recv(c->s, buf, (size_t)n);
-            if (r < 0) { /* a protocol error: nghttp2 has queued its GOAWAY */
-                nghttp2_session_terminate_session(c->s, NGHTTP2_PROTOCOL_ERROR);
+            if (r < 0) { /* a protocol error (nghttp2 has queued its GOAWAY), or a flood of SETTINGS / PINGs */
+                nghttp2_session_terminate_session(c->s, r == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                                                 : NGHTTP2_PROTOCOL_ERROR);
                 break;
             }
             if (c->out_len - c->out_off > OUT_HIGH) break; /* let the peer read first */
