@@ -89,6 +89,15 @@ $(BUILD)/attnd: $(SERVER_OBJ) $(BUILD)/libattn.a
 
 $(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
 
+# The explorer page (ui/) compiled into attnd: server/ui.c includes the
+# generated header of its files.
+UI_FILES = $(sort $(wildcard ui/*.html ui/*.js ui/*.css))
+$(BUILD)/gen/ui_files.h: $(UI_FILES) scripts/embed_ui.sh
+	@mkdir -p $(dir $@)
+	@echo "  GEN $@"; bash scripts/embed_ui.sh $@ $(UI_FILES)
+$(BUILD)/obj/server/ui.o: $(BUILD)/gen/ui_files.h
+$(BUILD)/obj/server/ui.o: CPPFLAGS += -I$(BUILD)/gen
+
 define variant_rule
 $(BUILD)/obj/%.$(1).o: %.c
 	@mkdir -p $$(dir $$@)

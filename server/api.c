@@ -14,7 +14,8 @@
 
 /* The one list of the endpoints (docs/server.md and proto/openapi.yaml
  * describe each; tests/unit/test_router.c checks that they do).  A pattern's
- * segments are literals, {m} (a model name), {id} (a sequence id) or
+ * segments are literals, {m} (a model name), {id} (a sequence id), {file}
+ * (a file name of the explorer page, looked up by its handler) or
  * [/versions/1] (optional; any
  * other version is a 404).  GET routes answer HEAD too.  bad_name: the
  * status for a path whose {m} is not a model name — 404 where the name must
@@ -36,6 +37,8 @@ static const svc_route_def routes[] = {
     {"POST", "/v2/repository/models/{m}/load",         svc_api_repo_load,    SVC_AUTH_ADMIN, 400},
     {"POST", "/v2/repository/models/{m}/unload",       svc_api_repo_unload,  SVC_AUTH_ADMIN, 400},
     {"GET",  "/metrics",                               svc_api_metrics,      SVC_AUTH_NONE,  0},
+    {"GET",  "/ui",                                    svc_api_ui,           SVC_AUTH_NONE,  0},
+    {"GET",  "/ui/{file}",                             svc_api_ui,           SVC_AUTH_NONE,  0},
 };
 
 const svc_route_def *svc_api_routes(size_t *n) {
@@ -75,7 +78,8 @@ static int split(const char *path, seg *segs) {
 /* What a path's segments matched in a pattern. */
 typedef struct match {
     const seg *model;   /* {m}, or NULL */
-    const seg *arg;     /* {id}, or NULL */
+    const seg *arg;     /* {id} or {file}, or NULL */
+    int file;           /* arg is a {file} */
     const seg *version; /* the segment after "versions", or NULL */
 } match;
 
@@ -100,6 +104,7 @@ static int fits(const char *pat, const seg *s, int n, match *m) {
         if (i == n) return 0;
         if (len == 3 && memcmp(p, "{m}", 3) == 0) m->model = &s[i];
         else if (len == 4 && memcmp(p, "{id}", 4) == 0) m->arg = &s[i];
+        else if (len == 6 && memcmp(p, "{file}", 6) == 0) m->arg = &s[i], m->file = 1;
         else if (s[i].n != len || memcmp(s[i].p, p, len) != 0) return 0;
         i++;
         p += len;
@@ -142,7 +147,10 @@ int svc_api_match(const char *method, const char *path, svc_route *rt, svc_reply
                         (int)(m.version->n > 32 ? 32 : m.version->n), m.version->p);
         return 404;
     }
-    if (m.arg) {
+    if (m.arg && m.file) {
+        if (m.arg->n >= sizeof rt->arg) goto notfound; /* no file has so long a name */
+        memcpy(rt->arg, m.arg->p, m.arg->n);
+    } else if (m.arg) {
         if (!svc_valid_seq_id(m.arg->p, m.arg->n)) {
             svc_reply_error(rep, 404, "sequence ids match [A-Za-z0-9._:~-]{1,%d}", SVC_SEQ_ID_MAX);
             return 404;

@@ -14,7 +14,7 @@ typedef struct svc_route {
     svc_handler handler;
     svc_auth_class auth;
     char model[SVC_MODEL_NAME_MAX + 1]; /* from /v2/models/{name} or .../repository/models/{name} */
-    char arg[SVC_SEQ_ID_MAX + 1];       /* {id}: a sequence id */
+    char arg[SVC_SEQ_ID_MAX + 1];       /* {id}: a sequence id; {file}: a file of the page */
 } svc_route;
 
 /* One row of the route table (api.c), the one place an endpoint is listed. */
@@ -33,7 +33,7 @@ const svc_route_def *svc_api_routes(size_t *n);
  * with the reply filled in. */
 int svc_api_match(const char *method, const char *path, svc_route *route, svc_reply *rep);
 
-/* Handlers (api.c, api_infer.c, api_repo.c). */
+/* Handlers (api.c, api_infer.c, api_repo.c, api_seq.c, ui.c). */
 void svc_api_live(svc_req *r);
 void svc_api_ready(svc_req *r);
 void svc_api_server_meta(svc_req *r);
@@ -49,6 +49,7 @@ void svc_api_seq_list(svc_req *r);    /* api_seq.c */
 void svc_api_seq_get(svc_req *r);
 void svc_api_seq_put(svc_req *r);
 void svc_api_seq_delete(svc_req *r);
+void svc_api_ui(svc_req *r);          /* ui.c: the explorer page's files */
 
 /* auth.c */
 int svc_auth_init(void);                          /* reads the key files; -1 on error */

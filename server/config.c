@@ -38,5 +38,6 @@ svc_config svc_config_defaults(void) {
         .poll_s = 15,
         .compress_min = 1024,
         .compress_level = 1,
+        .ui = -1,
     };
 }

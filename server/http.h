@@ -37,7 +37,7 @@ const char *svc_req_id(svc_req *r);
 void svc_req_set_model(svc_req *r, const char *name);       /* for the log line */
 /* Every reply to this request carries the id in the Sequence-Id header. */
 void svc_req_set_sequence(svc_req *r, const char *id);
-const char *svc_req_arg(svc_req *r);                        /* {id} from the path, or "" */
+const char *svc_req_arg(svc_req *r);                        /* {id} or {file} from the path, or "" */
 void svc_req_reply(svc_req *r, svc_reply *rep);             /* steals *rep */
 /* 0: submitted (the connection waits); 503 in *e: the queue is full
  * (nothing done). */

@@ -11,6 +11,7 @@
  * their computations are cancelled; then the HTTP daemon stops and attnd
  * exits 0.  A second signal skips the rest of the wait.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -113,6 +114,8 @@ static const opt opts[] = {
      "when the sequence count or memory is full, idle sequences may be evicted once idle this long"},
     {"max-attention-elements", "ATTND_MAX_ATTENTION_ELEMENTS", O_SIZE, &svc_cfg.max_attention_elements, 0, 1e13,
      "N", "most elements of the attention maps (output 'attention') one request may ask for; 413 beyond"},
+    {"ui", "ATTND_UI", O_BOOL, &svc_cfg.ui, 0, 1, "",
+     "serve the explorer page at /ui/ (--ui=0: not; default: on when --host is a loopback address, off otherwise)"},
     {"log-format", "ATTND_LOG_FORMAT", O_LOGFMT, &log_format, 0, 0, "plain|json", "log line format"},
     {"model-control-mode", "ATTND_MODEL_CONTROL_MODE", O_MODE, &control_mode, 0, 0, "none|explicit|poll",
      "Triton's model control: explicit (the API loads and unloads; default), none (all load at start, the API may "
@@ -127,6 +130,18 @@ static const opt opts[] = {
      "lays it out), the name it is served under (default: the folder's name)"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
+
+/* 127.0.0.0/8, ::1 and localhost: the addresses only this machine reaches. */
+static int is_loopback(const char *host) {
+    unsigned char a[16];
+    if (strcmp(host, "localhost") == 0) return 1;
+    if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) == 1) {
+        static const unsigned char one[16] = {[15] = 1};
+        return memcmp(a, one, 16) == 0;
+    }
+    return 0;
+}
 
 /* CPUs we may use: the affinity mask, capped by the cgroup CPU quota
  * (attn_cpu_count). */
@@ -351,6 +366,7 @@ int main(int argc, char **argv) {
     int pa = parse_args(argc, argv);
     if (pa) return pa > 0 ? 0 : 2;
     svc_cfg.log_json = strcmp(log_format, "json") == 0;
+    if (svc_cfg.ui < 0) svc_cfg.ui = is_loopback(svc_cfg.host);
     svc_cfg.control_mode = !control_mode || !strcmp(control_mode, "explicit") ? SVC_CONTROL_EXPLICIT
                            : !strcmp(control_mode, "none")                    ? SVC_CONTROL_NONE
                                                                               : SVC_CONTROL_POLL;
@@ -428,6 +444,9 @@ int main(int argc, char **argv) {
     if (!atomic_load(&svc_draining)) atomic_store(&svc_ready, 1);
     svc_log("info", "ready: %zu built-in models%s%s", svc_repo_builtin_count(),
             svc_cfg.repo_dir ? ", repository " : "", svc_cfg.repo_dir ? svc_cfg.repo_dir : "");
+    if (svc_cfg.ui)
+        svc_log("info", "explorer page: http://%s%s%s:%d/ui/", strchr(svc_cfg.host, ':') ? "[" : "", svc_cfg.host,
+                strchr(svc_cfg.host, ':') ? "]" : "", svc_http_port());
 
     uv_run(&loop, UV_RUN_DEFAULT);
     if (hard_exit_armed) { /* every job is done: close the last handle */

@@ -56,6 +56,7 @@ typedef struct svc_config {
     const char *api_key_file;
     const char *admin_key_file;
     int log_json;
+    int ui;                  /* serve the explorer page at /ui/; -1 until main decides (loopback: on) */
     /* sequences (seqstore.h) */
     size_t max_sequences;    /* live sequences; 0 turns sequences off */
     size_t sequence_memory;  /* bytes of state of all live sequences */
