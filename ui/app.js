@@ -339,11 +339,11 @@ function slicer(o, fixed = {}) {
   const hi = lead.findIndex((d) => HEAD_DIMS.includes(d));
   const nh = hi < 0 ? 1 : o.t.shape[hi];
   const heads = hi < 0 ? [null] : state.sel.head === "all" ? [...Array(nh).keys()] : [Math.min(state.sel.head, nh - 1)];
-  const base = (h) => lead.reduce((off, d, i) => {
-    const idx = i === hi ? h : d in fixed ? fixed[d] : state.sel[`dim:${d}`] ?? 0;
-    return off + idx * st[i];
-  }, 0);
-  return { heads, base, rows: o.t.shape[o.t.shape.length - 2], cols: o.t.shape[o.t.shape.length - 1], headDim: hi < 0 ? null : lead[hi] };
+  const index = (h, d, i) => (i === hi ? h : d in fixed ? fixed[d] : state.sel[`dim:${d}`] ?? 0);
+  const base = (h) => lead.reduce((off, d, i) => off + index(h, d, i) * st[i], 0);
+  // "N 0 · head (H) 1": where a slice is, for the readout
+  const where = (h) => lead.map((d, i) => (i === hi ? `head (${d}) ${h}` : `${d} ${index(h, d, i)}`)).join(" · ");
+  return { heads, base, where, rows: o.t.shape[o.t.shape.length - 2], cols: o.t.shape[o.t.shape.length - 1], headDim: hi < 0 ? null : lead[hi] };
 }
 
 const readout = (text) => ($("readout").textContent = text || "\u00a0");
@@ -380,7 +380,7 @@ function drawViews() {
     const grid = el("div", { class: "heads" });
     for (const h of s.heads) {
       const b = s.base(h);
-      const label = h === null ? o.name : `${o.name} · ${s.headDim} ${h}`;
+      const label = `${o.name} · ${s.where(h)}`;
       const cv = heatmap({ get: (r, c) => d[b + r * s.cols + c], rows: s.rows, cols: s.cols, vmax, budget, label,
         describe: (r, c) => `query (${rd}) ${r} · ${colName(cd)} (${cd}) ${c}`, onHover: readout });
       cv.dataset.head = h === null ? "" : h;

@@ -135,11 +135,11 @@ export function areaGrid({ weights, areas, vmaxOut, onHover, top = 3 }) {
     }
   const order = Array.from({ length: A }, (_, a) => a).sort((x, y) => weights[y] - weights[x]).slice(0, top);
   g.lineWidth = 2;
-  order.forEach((a, k) => {
-    const [t, l, h, w] = areas.subarray(a * 4, a * 4 + 4);
+  for (let k = order.length - 1; k >= 0; k--) { // the heaviest last, on top
+    const [t, l, h, w] = areas.subarray(order[k] * 4, order[k] * 4 + 4);
     g.strokeStyle = k === 0 ? "#e4002b" : "#ff8c00";
     g.strokeRect(l * cell + 1, t * cell + 1, w * cell - 2, h * cell - 2);
-  });
+  }
   cv.addEventListener("mousemove", (ev) => {
     const c = Math.floor(ev.offsetX / cell), r = Math.floor(ev.offsetY / cell);
     if (r >= H || c >= W) return;
