@@ -151,14 +151,15 @@ golden: $(BUILD)/attn $(BUILD)/golden
 #   test-clients clients/*/test.sh (C, JavaScript, Python)
 #   test-deploy  deploy/test.sh
 #   test-proto   proto/test.sh
+#   test-ui      ui/test.sh: the explorer page in headless chromium
 #   test-fuzz    every fuzz target for FUZZ_SMOKE_SECONDS
-TEST_PARTS    = test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-fuzz
+TEST_PARTS    = test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-ui test-fuzz
 .PHONY: $(TEST_PARTS)
 # The server suites that run against the sanitizer build too (make asan).
 ASAN_SUITES   = tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh
 SERVER_SUITES = $(ASAN_SUITES) tests/soak/run.sh
 CLIENT_SUITES = clients/c/test.sh clients/js/test.sh clients/python/test.sh
-SUITES        = $(SERVER_SUITES) $(CLIENT_SUITES) deploy/test.sh proto/test.sh
+SUITES        = $(SERVER_SUITES) $(CLIENT_SUITES) deploy/test.sh proto/test.sh ui/test.sh
 # $(call run_suites,scripts,build dir[,environment]): each script in turn, stops at the first failure.
 run_suites = set -e; for s in $(1); do echo "== $$s"; $(3) bash $$s $(2); done
 
@@ -178,6 +179,8 @@ test-deploy: deploy/test.sh all
 	@$(call run_suites,deploy/test.sh,$(BUILD))
 test-proto: proto/test.sh all
 	@$(call run_suites,proto/test.sh,$(BUILD))
+test-ui: ui/test.sh all
+	@$(call run_suites,ui/test.sh,$(BUILD))
 test-fuzz:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 

@@ -29,6 +29,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v kubectl >/dev/null       || need+=(kubernetes-client)
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
   command -v wrk >/dev/null           || need+=(wrk)  # tests/soak
+  command -v chromium >/dev/null      || need+=(chromium)  # ui/test.sh (headless, driven by playwright-core)
 fi
 for p in ${ATTND_DEPS_EXTRA:-}; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

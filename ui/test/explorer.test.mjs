@@ -114,7 +114,8 @@ async function run(page, { timeout = 30000 } = {}) {
     // Too large for the browser's inspector cache (the 2048 maps): the same
     // request again, from here (the server's results are deterministic).
     const req = r.request();
-    const again = await fetch(req.url(), { method: "POST", body: req.postDataBuffer(), headers: await req.allHeaders() });
+    const headers = { ...(await req.allHeaders()), "accept-encoding": "identity" };
+    const again = await fetch(req.url(), { method: "POST", body: req.postDataBuffer(), headers });
     status = again.status;
     hl = again.headers.get("inference-header-content-length") ?? undefined;
     body = Buffer.from(await again.arrayBuffer());
@@ -246,6 +247,26 @@ describe("the explorer page", () => {
     assert.match(await page.textContent("#curl"), new RegExp(`${server.url}/v2/models/full/infer`));
     assert.match(await page.textContent("#python"), /client\.infer\("full", inputs/);
     assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test("a screenshot for a person (README's docs/img/explorer.png is one)", async () => {
+    const page = await openPage(server);
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await loaded(page);
+    await choose(page, "full");
+    for (const [k, v] of [["N", 1], ["L", 32], ["S", 32], ["H", 4], ["E", 8], ["D", 8]]) await setSize(page, k, v);
+    await page.check('[data-send="attn_mask"]');
+    await page.selectOption('[data-pattern="attn_mask"]', "tril");
+    await page.check('[data-send="key_lengths"]');
+    await page.fill('[data-value="key_lengths"]', "28");
+    assert.equal((await run(page)).status, 200);
+    const sel = 'section[data-map="attention"] canvas.map[data-head="1"]';
+    await page.locator("#latency").scrollIntoViewIfNeeded();
+    await page.evaluate(() => window.scrollBy(0, document.getElementById("latency").getBoundingClientRect().top - 40));
+    const g = await geometry(page, sel), box = await page.locator(sel).boundingBox();
+    await page.mouse.move(box.x + 1 + centre(g, 20, 9)[0], box.y + 1 + centre(g, 20, 9)[1]);
+    await page.screenshot({ path: path.join(SHOTS, "explorer.png") });
     await page.close();
   });
 
