@@ -620,10 +620,10 @@ size_t svc_repo_rescan(void) {
     return changed;
 }
 
-int svc_repo_init(const char *dir) {
+int svc_repo_init(const char *dir, svc_err *e) {
     size_t n = attn_mech_count();
     builtins = calloc(n ? n : 1, sizeof *builtins);
-    if (!builtins) return -1;
+    if (!builtins) return svc_fail(e, 503, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const attn_mech_info *info = attn_mech_at(i);
         if (!info || info->has_weights) continue;
@@ -633,21 +633,19 @@ int svc_repo_init(const char *dir) {
         svc_model *m = model_new(info->name, info, s == ATTN_OK ? am : NULL, 0, 1);
         if (!m) {
             attn_model_free(am);
-            return -1;
+            return svc_fail(e, 503, "out of memory");
         }
         if (s != ATTN_OK) snprintf(m->default_err, sizeof m->default_err, "%s", ae.msg);
         builtins[n_builtins++] = m;
     }
     if (!dir) return 0;
     if (strlen(dir) > 3000) { /* every path we build then fits in 4096 bytes */
-        svc_log("error", "the model repository path is too long");
-        return -1;
+        return svc_fail(e, 500, "the model repository path is too long");
     }
     repo_dir = strdup(dir);
     DIR *d = repo_dir ? opendir(dir) : NULL;
     if (!d) {
-        svc_log("error", "cannot open the model repository %s: %s", dir, strerror(errno));
-        return -1;
+        return svc_fail(e, 500, "cannot open the model repository %s: %s", dir, strerror(errno));
     }
     /* One model folder (KServe's storage initializer puts a single model's
      * files in /mnt/models): config.json at the top. */
@@ -663,11 +661,10 @@ int svc_repo_init(const char *dir) {
             nm = base;
         }
         if (!svc_valid_model_name(nm, strlen(nm))) {
-            svc_log("error", "%s is one model folder: name it with --model-name ('%s' is not a model name)", dir, nm);
-            return -1;
+            return svc_fail(e, 500, "%s is one model folder: name it with --model-name ('%s' is not a model name)", dir, nm);
         }
         single = strdup(nm);
-        if (!single) return -1;
+        if (!single) return svc_fail(e, 503, "out of memory");
         svc_log("info", "%s is one model folder, served as '%s'", dir, single);
         if (svc_cfg.control_mode != SVC_CONTROL_EXPLICIT || wanted(single)) load_initial(single);
         return 0;
