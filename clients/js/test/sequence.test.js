@@ -240,3 +240,20 @@ test('limits: 413 past --max-sequence-tokens, 503 with Retry-After past --max-se
     await srv.close();
   }
 });
+
+test('every request names the sequence in the Sequence-Id header', async () => {
+  const sent = [];
+  const c = client({
+    fetch: (url, init) => {
+      sent.push([init.method, init.headers['Sequence-Id']]);
+      return globalThis.fetch(url, init);
+    },
+  });
+  const x = qkv(2);
+  const seq = c.sequence('full');
+  await seq.step(tokens(x, 0, 1));
+  const b = await c.restoreSequence('full', `js-hdr-${Date.now()}`, await seq.export());
+  await b.step(tokens(x, 1, 2), { end: true });
+  await seq.end();
+  assert.deepEqual(sent, [['POST', String(seq.id)], ['GET', String(seq.id)], ['PUT', b.id], ['POST', b.id], ['DELETE', String(seq.id)]]);
+});

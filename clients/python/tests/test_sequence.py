@@ -248,3 +248,25 @@ def test_no_room_is_503_with_retry_after(small):
     a.end()
     with c.sequence("full") as b:  # room again
         b.step(tokens(q, k, v, 0, 1))
+
+
+def test_every_request_names_the_sequence_in_the_header(client):
+    sent = []
+    real = client._transport.request
+
+    def spy(method, path, body, headers, timeout):
+        sent.append((method, path, dict(headers)))
+        return real(method, path, body, headers, timeout)
+
+    client._transport.request = spy
+    q, k, v = qkv(2, 101)
+    seq = client.sequence("full")
+    seq.step(tokens(q, k, v, 0, 1))
+    state = seq.export()
+    b = client.restore_sequence("full", "hdr-%d" % random.getrandbits(40), state)
+    b.step(tokens(q, k, v, 1, 2), end=True)
+    seq.end()
+    assert [m for m, _, _ in sent] == ["POST", "GET", "PUT", "POST", "DELETE"]
+    want = [seq.id, seq.id, b.id, b.id, seq.id]
+    for (method, path, h), sid in zip(sent, want):
+        assert h.get("Sequence-Id") == str(sid), (method, path, h)
