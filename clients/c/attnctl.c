@@ -467,9 +467,9 @@ static int cmd_stream(attnc_client *c, int argc, char **argv) {
         attnc_result *r = NULL;
         int last = t + T == L;
         if (attnc_seq_step(seq, part, m, last && !keep, NULL, &r, &e)) {
-            fprintf(stderr, "attnctl: sequence %s, step at token %lld of %lld:\n", attnc_seq_id(seq), (long long)t,
-                    (long long)L);
-            rc = fail(&e);
+            fprintf(stderr, "attnctl: sequence %s, step at token %lld of %lld: %s\n", attnc_seq_id(seq), (long long)t,
+                    (long long)L, e.msg[0] ? e.msg : attnc_status_str(e.code));
+            rc = e.code == ATTNC_E_INVALID || e.code == ATTNC_E_IO || e.code == ATTNC_E_NOMEM ? 2 : 1;
         } else {
             rc = stream_gather(r, &outs, &n_outs, L, t, T);
             requests++;
