@@ -383,6 +383,9 @@ typedef struct attn_seq attn_seq;
  * none.  Depends on the config (compositional needs causal=true, an
  * attention_layer inherits its inner attention's kinds). */
 ATTN_API unsigned attn_model_seq_kinds(const attn_model *m);
+/* The kinds some config of this type supports (a model's own may be fewer:
+ * attn_model_seq_kinds). */
+ATTN_API unsigned attn_mech_seq_kinds(const attn_mech_info *info);
 /* The registered types that support `kind` with some config, as
  * "full, linear, ..." into buf (always NUL-terminated when cap > 0);
  * returns the length the full list needs (snprintf style). */
