@@ -276,9 +276,27 @@ def check_compose(path, env_names, here=None):
     for v in n.get("volumes", []):
         src, dst = str(v).split(":")[:2]
         mounted[dst] = os.path.join(here, src)
-    for dst in ("/etc/nginx/nginx.conf", "/etc/nginx/attnd-proxy.conf"):
+    for dst in ("/etc/nginx/nginx.conf", "/etc/nginx/attnd-proxy.conf", "/etc/nginx/attnd-sequence.conf"):
         if dst not in mounted or not os.path.isfile(mounted[dst]):
             errs.append("nginx does not mount an existing file on %s" % dst)
+    # Sequences stick by a consistent hash over one `server` line per replica
+    # (container names <project>-<service>-<n>): the ring must list them all.
+    conf = mounted.get("/etc/nginx/nginx.conf")
+    if conf and os.path.isfile(conf):
+        with open(conf) as f:
+            text = re.sub(r"#[^\n]*", "", f.read())
+        block = re.search(r"upstream\s+attnd_sequences\s*\{([^}]*)\}", text)
+        replicas = a.get("deploy", {}).get("replicas", 1)
+        want = {"%s-attnd-%d:8000" % (doc.get("name", "deploy"), i) for i in range(1, replicas + 1)}
+        if not block:
+            errs.append("nginx.conf has no upstream attnd_sequences")
+        else:
+            got = set(re.findall(r"\bserver\s+(\S+?)[\s;]", block.group(1)))
+            if not re.search(r"\bhash\s+\$attnd_sequence\s+consistent\s*;", block.group(1)):
+                errs.append("upstream attnd_sequences does not hash $attnd_sequence consistently")
+            if got != want:
+                errs.append("upstream attnd_sequences lists %s, the %d replicas are %s"
+                            % (sorted(got), replicas, sorted(want)))
     dep = n.get("depends_on", {})
     if not isinstance(dep, dict) or dep.get("attnd", {}).get("condition") != "service_healthy":
         errs.append("nginx does not wait for attnd to be healthy")
@@ -388,6 +406,8 @@ FILE_MUTATIONS = {
         "one replica": ("replicas: 3", "replicas: 1"),
         "short grace": ("stop_grace_period: 30s", "stop_grace_period: 10s"),
         "nginx without the proxy settings": ("./attnd-proxy.conf:", "./missing.conf:"),
+        "nginx without the sequence routing": ("./attnd-sequence.conf:", "./missing.conf:"),
+        "a replica missing from the sequence ring": ("replicas: 3", "replicas: 4"),
         "a misspelt variable": ("ATTND_MAX_QUEUE:", "ATTND_MAXQUEUE:"),
         "bodies beyond the memory limit": ("memory: 2G", "memory: 256M"),
     },

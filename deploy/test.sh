@@ -145,6 +145,12 @@ start_nginx() {
       for p in "$@"; do echo "    server 127.0.0.1:$p max_fails=1 fail_timeout=10s;"; done
       echo "    keepalive 16;"
       echo "  }"
+      echo "  upstream attnd_sequences {"
+      echo "    hash \$attnd_sequence consistent;"
+      for p in "$@"; do echo "    server 127.0.0.1:$p max_fails=1 fail_timeout=10s;"; done
+      echo "    keepalive 16;"
+      echo "  }"
+      echo "  include $D/attnd-sequence.conf;"
       echo "  server { listen 127.0.0.1:$NPORT; include $proxy; }"
       echo "}"
     } >"$dir/nginx.conf"
@@ -175,7 +181,8 @@ fi
 
 # deploy/nginx.conf itself, with the compose names pointed at loopback.
 mkdir -p "$W/nt/tmp"
-sed -e "s#server attnd:8000#server 127.0.0.1:9#" -e "s#/etc/nginx/attnd-proxy.conf#$D/attnd-proxy.conf#" \
+sed -e "s#server attnd:8000#server 127.0.0.1:9#" -e "s#server attnd-attnd-\([0-9]*\):8000#server 127.0.0.1:900\1#" \
+    -e "s#/etc/nginx/attnd-proxy.conf#$D/attnd-proxy.conf#" -e "s#/etc/nginx/attnd-sequence.conf#$D/attnd-sequence.conf#" \
     -e "s#pid /tmp/nginx.pid#pid $W/nt/nginx.pid#" "$D/nginx.conf" >"$W/nt/nginx.conf"
 NT=(nginx -t -q -p "$W/nt" -c "$W/nt/nginx.conf" -e "$W/nt/error.log")
 [ "$(id -u)" = 0 ] && NT+=(-g 'user root root;')
@@ -247,6 +254,66 @@ if start_replica r1 --shutdown-delay 0.5 --drain-timeout 10 && R1=$RPID && P1=$R
   grep -Eq '^[^ ]* (502|503|504) ' "$log" && no "nginx answered no 5xx to the client" "$log" || ok "nginx answered no 5xx to the client"
 else
   no "start three replicas and nginx"
+fi
+
+# ---- 4. sequences behind nginx: one replica each, one SIGKILLed mid-sequence ------------------------
+# deploy/seqcheck.py says what it checks.  The replicas force the same gemm
+# (ATTN_GEMM): a restored sequence continues bit for bit on another replica
+# only when both compute the same way, and a per-process calibration may not.
+if ATTN_GEMM=openblas start_replica s1 && S1=$RPID && P1=$RPORT &&
+   ATTN_GEMM=openblas start_replica s2 && S2=$RPID && P2=$RPORT &&
+   ATTN_GEMM=openblas start_replica s3 && S3=$RPID && P3=$RPORT &&
+   start_nginx seq "$D/attnd-proxy.conf" "$P1" "$P2" "$P3"; then
+  exec 3>&2 2>/dev/null
+  "$PY" "$D/seqcheck.py" run "http://127.0.0.1:$NPORT" --replica "http://127.0.0.1:$P1,$S1" \
+    --replica "http://127.0.0.1:$P2,$S2" --replica "http://127.0.0.1:$P3,$S3" --summary "$W/seq.json" >"$W/seq.out" 2>&1
+  src=$?
+  exec 2>&3 3>&-
+  sed 's/^/    /' "$W/seq.json" 2>/dev/null | tr -d '\n' | sed 's/  */ /g'; echo
+  if [ "$src" = 0 ]; then
+    ok "20 sequences x 50 tokens through nginx, each on one replica, within tolerance of the one-shot causal forward; one replica SIGKILLed: its sequences got 404/502, were restored from exports and finished bit-exact"
+  else
+    no "sequences through nginx with a replica SIGKILLed mid-sequence" "$W/seq.out"
+  fi
+  kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+else
+  no "sequences: start three replicas and nginx"
+fi
+
+# ---- 5. no replay of a sequence request onto a second replica ---------------------------------------
+# nginx over a stand-in replica (seqcheck.py fake: takes a sequence request,
+# then answers 503 or resets) and a real one.  The client must get the 503 or
+# a 502; the real replica must never see the request.  Control: with the
+# inference location's retries (http_503, non_idempotent) it does.
+FP=$(free_port)
+"$PY" "$D/seqcheck.py" fake "$FP" "$W/fake.log" >"$W/fake.out" 2>&1 &
+PIDS+=("$!")
+sed -e 's/^\( *proxy_next_upstream error timeout\);$/\1 http_502 http_503 non_idempotent;/' "$D/attnd-proxy.conf" >"$W/proxy-replay.conf"
+if ! grep -q 'proxy_next_upstream error timeout http_502 http_503 non_idempotent;' "$W/proxy-replay.conf" ||
+   cmp -s "$D/attnd-proxy.conf" "$W/proxy-replay.conf"; then
+  no "replay control: the sequence location's proxy_next_upstream line was not found"
+elif start_replica f1 && F1=$RPID && PF1=$RPORT && start_nginx rp "$D/attnd-proxy.conf" "$FP" "$PF1"; then
+  : >"$W/fake.log"
+  t "a sequence request that a replica took and failed (503, reset) is not sent on to another" \
+    "$PY" "$D/seqcheck.py" replay "http://127.0.0.1:$NPORT" --real "http://127.0.0.1:$PF1" --fake-log "$W/fake.log"
+  kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+  # One nginx per case: after a reset (or a 503 it retries) nginx leaves the fake alone.
+  for mode in u:503 r:reset; do
+    if start_nginx "rpc-${mode%%:*}" "$W/proxy-replay.conf" "$FP" "$PF1"; then
+      : >"$W/fake.log"
+      if "$PY" "$D/seqcheck.py" replay "http://127.0.0.1:$NPORT" --real "http://127.0.0.1:$PF1" --fake-log "$W/fake.log" \
+           --modes "${mode%%:*}" >"$W/replay-ctl.out" 2>&1 || ! grep -q 'sent it on to the real replica' "$W/replay-ctl.out"; then
+        no "replay control (${mode#*:}): with http_503 non_idempotent for sequences, nginx replays onto the real replica" "$W/replay-ctl.out"
+      else
+        ok "replay control (${mode#*:}): with http_503 non_idempotent for sequences, nginx replays onto the real replica"
+      fi
+      kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+    else
+      no "replay control: start nginx"
+    fi
+  done
+else
+  no "replay: start a replica and nginx over the stand-in"
 fi
 
 echo "deploy: $pass passed, $fail failed"
