@@ -3,7 +3,7 @@
 #
 #  1. kubectl kustomize deploy/k8s renders; the objects are parsed and checked
 #     (probes, ports, resources, non-root, model volume, grace period vs. drain,
-#     selectors, HPA, PDB, every ATTND_* variable known to `attnd --help`), and
+#     selectors, HPA, PDB, the Ingress objects of sequence routing, every ATTND_* variable known to `attnd --help`), and
 #     broken variants of them must fail the same checks.
 #  2. deploy/Dockerfile and deploy/compose.yaml: structure (deps.sh, PORTABLE=1,
 #     non-root USER, HEALTHCHECK on /v2/health/ready, ...), with broken variants;
@@ -14,6 +14,14 @@
 #     steady stream of requests, one replica SIGTERMed and another SIGKILLed
 #     mid-stream, zero failed requests.  A control run without
 #     proxy_next_upstream must see failures, or the check proves nothing.
+#  4. Sequences (deploy/seqcheck.py): 20 concurrent sequences of 50 tokens on
+#     three replicas behind nginx, each sticking to one replica by its id, all
+#     within tolerance of the one-shot causal forward; then one replica
+#     SIGKILLed mid-sequence: its sequences get 404/502 (never a wrong 200),
+#     are restored from exports through nginx and finish bit-exact.
+#  5. nginx never sends a sequence request that a replica took (and answered
+#     503, or reset) on to another replica; a control with inference's
+#     retries must.
 # Every process started here is stopped on exit.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,11 +69,13 @@ if command -v kubectl >/dev/null && kubectl kustomize "$D/k8s" >"$W/k8s.yaml" 2>
   ok "kubectl kustomize deploy/k8s renders ($(grep -c '^kind:' "$W/k8s.yaml") objects)"
   if [ "$HAVE_YAML" = 1 ]; then
     t "the rendered objects pass the checks" "$PY" "$D/check.py" k8s "$W/k8s.yaml" "$W/help.txt"
-    t "broken renderings fail them (12 variants)" "$PY" "$D/check.py" selftest "$W/k8s.yaml" "$W/help.txt"
+    t "broken renderings fail them (23 variants, 11 of them on the Ingress)" "$PY" "$D/check.py" selftest "$W/k8s.yaml" "$W/help.txt"
   else
     # Without python3-yaml: the essentials, by text.
     for want in 'kind: Deployment' 'kind: Service' 'kind: HorizontalPodAutoscaler' 'kind: PodDisruptionBudget' \
-                'path: /v2/health/live' 'path: /v2/health/ready' 'runAsNonRoot: true' 'claimName: attnd-models'; do
+                'path: /v2/health/live' 'path: /v2/health/ready' 'runAsNonRoot: true' 'claimName: attnd-models' \
+                'kind: Ingress' 'nginx.ingress.kubernetes.io/upstream-hash-by: $http_sequence_id' \
+                'nginx.ingress.kubernetes.io/canary-by-header: Sequence-Id'; do
       grep -q "$want" "$W/k8s.yaml" && ok "rendered: $want" || no "rendered: $want"
     done
   fi
@@ -78,7 +88,7 @@ if [ "$HAVE_YAML" = 1 ]; then
   t "Dockerfile: structure" "$PY" "$D/check.py" dockerfile "$D/Dockerfile" "$W/help.txt"
   t "Dockerfile: broken variants fail (7)" "$PY" "$D/check.py" selftest-dockerfile "$D/Dockerfile" "$W/help.txt"
   t "compose.yaml: structure" "$PY" "$D/check.py" compose "$D/compose.yaml" "$W/help.txt"
-  t "compose.yaml: broken variants fail (5)" "$PY" "$D/check.py" selftest-compose "$D/compose.yaml" "$W/help.txt"
+  t "compose.yaml: broken variants fail (7)" "$PY" "$D/check.py" selftest-compose "$D/compose.yaml" "$W/help.txt"
 else
   echo "# python3-yaml is missing: Dockerfile and compose checked by text only"
   for want in 'scripts/deps.sh' 'PORTABLE=1' 'HEALTHCHECK' 'FROM debian:12-slim'; do
