@@ -119,6 +119,10 @@ $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 $(BUILD)/tests/test_sched: $(addprefix $(BUILD)/obj/server/,sched.o config.o buf.o reply.o err.o)
 $(BUILD)/tests/test_sched: LIBS += $(shell pkg-config --libs libuv 2>/dev/null)
 $(BUILD)/obj/tests/unit/test_sched.o: CFLAGS += $(shell pkg-config --cflags libuv 2>/dev/null)
+# The wire codec alone.
+$(BUILD)/tests/test_codec: $(addprefix $(BUILD)/obj/server/,codec_json.o codec_binary.o json_scan.o json_num.o config.o buf.o reply.o err.o log.o)
+# Bearer tokens alone.
+$(BUILD)/tests/test_auth: $(addprefix $(BUILD)/obj/server/,auth.o config.o buf.o reply.o err.o log.o)
 # The sequence table alone.
 $(BUILD)/tests/test_seqstore: $(addprefix $(BUILD)/obj/server/,seqstore.o config.o buf.o reply.o err.o)
 # The route table without a socket: every server object but main.o.

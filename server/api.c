@@ -328,6 +328,12 @@ void svc_api_model_meta(svc_req *r) {
         json_object_set_new(o, "sequence_kinds", kinds);
     } else {
         json_object_set_new(o, "config", json_null());
+        /* what the type supports with some config: the request's decides */
+        unsigned k = attn_mech_seq_kinds(m->mech);
+        json_t *kinds = json_array();
+        if (k & ATTN_SEQ_SELF) json_array_append_new(kinds, json_string("self"));
+        if (k & ATTN_SEQ_CROSS) json_array_append_new(kinds, json_string("cross"));
+        json_object_set_new(o, "sequence_kinds", kinds);
         json_object_set_new(o, "note", json_sprintf("the defaults are incomplete (%s): pass the "
                                                     "config in the request's parameters",
                                                     m->default_err));

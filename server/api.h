@@ -52,7 +52,7 @@ void svc_api_seq_delete(svc_req *r);
 void svc_api_ui(svc_req *r);          /* ui.c: the explorer page's files */
 
 /* auth.c */
-int svc_auth_init(void);                          /* reads the key files; -1 on error */
+int svc_auth_init(svc_err *e);                    /* reads the key files: 0, or 500 in *e */
 void svc_auth_shutdown(void);
 /* 0 when the Authorization header grants the class, else 401 in *e. */
 int svc_auth_check(svc_auth_class cls, const char *authorization, svc_err *e);

@@ -42,16 +42,6 @@ static void state_free(void *p) {
 
 /* ---- parameters ---- */
 
-bool svc_valid_seq_id(const char *s, size_t n) {
-    if (n == 0 || n > SVC_SEQ_ID_MAX) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                 c == '_' || c == ':' || c == '~' || c == '-';
-        if (!ok) return false;
-    }
-    return true;
-}
 
 static int get_bool(json_t *params, const char *key, int *out, svc_err *e) {
     json_t *v = params ? json_object_get(params, key) : NULL;

@@ -692,7 +692,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- life cycle ---- */
 
-int svc_http_start(void) {
+int svc_http_start(svc_err *e) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -706,8 +706,7 @@ int svc_http_start(void) {
         a6->sin6_port = htons((uint16_t)svc_cfg.port);
         flags |= MHD_USE_IPv6;
     } else {
-        svc_log("error", "--host %s is not an IPv4 or IPv6 address", svc_cfg.host);
-        return -1;
+        return svc_fail(e, 500, "--host %s is not an IPv4 or IPv6 address", svc_cfg.host);
     }
     req_seed = (unsigned)getpid() * 2654435761u ^ (unsigned)svc_now_us();
     unsigned pool = svc_cfg.http_threads > 1 ? (unsigned)svc_cfg.http_threads : 0;
@@ -721,8 +720,7 @@ int svc_http_start(void) {
         NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
         MHD_OPTION_END);
     if (!daemon_) {
-        svc_log("error", "cannot listen on %s:%d", svc_cfg.host, svc_cfg.port);
-        return -1;
+        return svc_fail(e, 500, "cannot listen on %s:%d", svc_cfg.host, svc_cfg.port);
     }
     return 0;
 }

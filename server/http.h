@@ -16,7 +16,7 @@
 typedef struct svc_req svc_req;
 struct svc_job;
 
-int svc_http_start(void);        /* 0, or -1 (logged) */
+int svc_http_start(svc_err *e);  /* 0, or 500 in *e */
 int svc_http_port(void);         /* the bound port */
 void svc_http_quiesce(void);     /* stop accepting connections */
 void svc_http_stop(void);

@@ -401,12 +401,16 @@ int main(int argc, char **argv) {
     setenv("UV_THREADPOOL_SIZE", pool, 1); /* read by libuv when the pool starts */
     signal(SIGPIPE, SIG_IGN);
 
-    if (svc_auth_init() != 0) return 2;
+    svc_err e = {0};
+    if (svc_auth_init(&e) != 0) {
+        svc_log("error", "%s", e.msg);
+        return 2;
+    }
     svc_seq_limits sl = {.max_live = svc_cfg.max_sequences, .max_bytes = svc_cfg.sequence_memory,
                          .idle_s = svc_cfg.sequence_idle_s, .max_len = svc_cfg.max_sequence_tokens,
                          .evict_idle_s = svc_cfg.sequence_evict_s, .record = 4096};
-    if (svc_seqs_init(&sl) != 0) {
-        svc_log("error", "out of memory for the sequence table");
+    if (svc_seqs_init(&sl, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         return 1;
     }
     if (!svc_cfg.admin_key_file && !svc_cfg.api_key_file && strcmp(svc_cfg.host, "127.0.0.1") &&
@@ -415,8 +419,12 @@ int main(int argc, char **argv) {
                 svc_cfg.host);
 
     uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0 || svc_sched_init(&loop) != 0) {
+    if (uv_loop_init(&loop) != 0) {
         svc_log("error", "cannot start the event loop");
+        return 1;
+    }
+    if (svc_sched_init(&loop, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         return 1;
     }
     uv_signal_init(&loop, &sig_term);
@@ -424,7 +432,10 @@ int main(int argc, char **argv) {
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
 
-    if (svc_http_start() != 0) return 1;
+    if (svc_http_start(&e) != 0) {
+        svc_log("error", "%s", e.msg);
+        return 1;
+    }
     uv_timer_init(&loop, &sweep_timer);
     uv_timer_start(&sweep_timer, on_sweep, 250, 250);
     uv_unref((uv_handle_t *)&sweep_timer); /* it alone does not keep the loop alive */
@@ -432,13 +443,14 @@ int main(int argc, char **argv) {
             ATTN_VERSION, svc_cfg.host, svc_http_port(), svc_cfg.threads, svc_cfg.call_threads,
             svc_cfg.http_threads, svc_cfg.max_queue);
     /* Live now, ready once the repository has loaded. */
-    if (svc_repo_init(svc_cfg.repo_dir) != 0) {
+    if (svc_repo_init(svc_cfg.repo_dir, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         svc_http_stop();
         svc_repo_shutdown();
         return 1;
     }
-    if (svc_repo_watch_start(&loop) != 0) {
-        svc_log("error", "cannot watch the repository");
+    if (svc_repo_watch_start(&loop, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         return 1;
     }
     if (!atomic_load(&svc_draining)) atomic_store(&svc_ready, 1);

@@ -31,7 +31,7 @@ typedef struct svc_model {
 
 /* Builds the built-ins and loads every model folder of dir (may be NULL).
  * Failures are logged and reported by the index; they do not stop startup. */
-int svc_repo_init(const char *dir);
+int svc_repo_init(const char *dir, svc_err *e); /* 0, or the status (500, 503) in *e */
 void svc_repo_shutdown(void);
 
 /* New reference to the model served under `name`, or NULL. */
