@@ -5,7 +5,7 @@
 // and reads pixels back from the canvases.  Screenshots go to
 // $ATTND_BUILD/ui-screenshots/.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -245,7 +245,23 @@ describe("the explorer page", () => {
     assert.equal(await page.locator('section[data-map="attention"] canvas.map').count(), 1);
     // the request as curl and Python
     assert.match(await page.textContent("#curl"), new RegExp(`${server.url}/v2/models/full/infer`));
-    assert.match(await page.textContent("#python"), /client\.infer\("full", inputs/);
+    const python = await page.textContent("#python");
+    assert.match(python, /client\.infer\("full", inputs/);
+    // ... and the Python snippet runs: request.json from the page's link, then
+    // clients/python against the same server gives the same maps' shape.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "attnd-ui-py-"));
+    await page.click("summary:has-text('the request as curl and Python')");
+    const dl = page.waitForEvent("download");
+    await page.click("#request-json");
+    await (await dl).saveAs(path.join(dir, "request.json"));
+    const req = JSON.parse(fs.readFileSync(path.join(dir, "request.json"), "utf8"));
+    assert.deepEqual(req.inputs.map((t) => t.name), ["queries", "keys", "values", "attn_mask", "key_lengths"]);
+    const py = spawnSync("/usr/bin/python3", ["-c", python], { cwd: dir, encoding: "utf8", timeout: 60000,
+      env: { ...process.env, PYTHONPATH: path.join(ROOT, "clients", "python", "src") } });
+    assert.equal(py.status, 0, `the Python snippet: ${py.stderr}`);
+    assert.match(py.stdout, /^attention \(2, 3, 6, 8\)$/m);
+    assert.match(py.stdout, /^output \(2, 6, 3, 4\)$/m);
+    fs.rmSync(dir, { recursive: true, force: true });
     assert.deepEqual(page.errors, []);
     await page.close();
   });
