@@ -475,6 +475,17 @@ describe("the explorer page", () => {
       await shot(page, `upload-${kind.replace(/ /g, "-")}`);
       await usable(kind);
     }
+    // pasted JSON: a nested array that fits, then text that is not JSON
+    await page.selectOption('[data-source="queries"]', "json");
+    const q = Array.from({ length: 1 }, () => Array.from({ length: 4 }, (_, l) => Array.from({ length: 2 }, (_, h) =>
+      Array.from({ length: 8 }, (_, e) => (l === e ? 1 : 0) + h))));
+    await page.fill('[data-json="queries"]', JSON.stringify(q));
+    assert.equal((await run(page)).status, 200, "a pasted nested array");
+    await page.fill('[data-json="queries"]', "[[1, 2,");
+    await page.click("#run");
+    await page.waitForFunction(() => document.body.dataset.state === "error");
+    assert.match(await page.textContent("#error"), /^queries: not JSON/);
+    await usable("JSON that does not parse");
     await page.setInputFiles('[data-file="queries"]', path.join(dir, "text.safetensors"));
     await page.waitForFunction(() => !document.getElementById("error").hidden);
     assert.match(await page.textContent("#error"), /text\.safetensors: not a \.safetensors file/);
