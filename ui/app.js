@@ -3,7 +3,7 @@
 // extension, and draw the attention maps it returns (maps.js).  Everything
 // it shows comes from attnd's own endpoints; nothing is fetched elsewhere.
 import * as T from "./tensors.js";
-import { areaGrid, axialGrid, el, fmt, heatmap, legend } from "./maps.js";
+import { areaGrid, areaMass, axialGrid, el, fmt, heatmap, legend } from "./maps.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { token: sessionStorage.getItem("attnd-token") || "", meta: null, config: null, files: {}, result: null,
@@ -401,15 +401,14 @@ function areaView(specs) {
   const sec = el("section", { class: "mapview", "data-map": "areas" }, el("h3", {}, `areas of query ${q} on the memory grid`),
     el("p", { class: "hint" }, "Each memory cell is shaded by the summed weight of the areas that cover it; the heaviest areas are outlined (red: first)."));
   const grid = el("div", { class: "heads" });
-  let vm = 0;
+  const row = (h) => o.t.data.subarray(s.base(h) + q * s.cols, s.base(h) + (q + 1) * s.cols);
+  const vmax = Math.max(...s.heads.map((h) => areaMass(row(h), areas.data).max)) || 1;
   for (const h of s.heads) {
-    const b = s.base(h) + q * s.cols;
-    const g = areaGrid({ weights: o.t.data.subarray(b, b + s.cols), areas: areas.data, vmaxOut: (v) => (vm = v), onHover: readout });
+    const g = areaGrid({ weights: row(h), areas: areas.data, vmax, onHover: readout });
     g.canvas.dataset.head = h === null ? "" : h;
     grid.append(el("figure", {}, g.canvas, el("figcaption", {}, h === null ? "" : `${s.headDim} ${h}`), g.list));
   }
-  sec.insertBefore(legend(vm), null);
-  sec.append(grid);
+  sec.append(legend(vmax), grid);
   $("views").prepend(sec);
 }
 

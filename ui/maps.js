@@ -106,9 +106,10 @@ export function heatmap({ get, rows, cols, vmax, budget, label, describe, onHove
   return cv;
 }
 
-/** The memory grid of an area model: each cell shaded by the total weight of
- *  the areas (of query q) that cover it, the `top` heaviest areas outlined. */
-export function areaGrid({ weights, areas, vmaxOut, onHover, top = 3 }) {
+/** The memory grid of an area model: each cell's total weight of the areas
+ *  (of one query) that cover it.  areaGrid draws it, the `top` heaviest
+ *  areas outlined. */
+export function areaMass(weights, areas) {
   const A = weights.length;
   let H = 0, W = 0;
   for (let a = 0; a < A; a++) {
@@ -120,10 +121,15 @@ export function areaGrid({ weights, areas, vmaxOut, onHover, top = 3 }) {
     const [t, l, h, w] = areas.subarray(a * 4, a * 4 + 4);
     for (let r = t; r < t + h; r++) for (let c = l; c < l + w; c++) mass[r * W + c] += weights[a];
   }
-  let vmax = 0;
-  for (const v of mass) if (v > vmax) vmax = v;
-  vmax = vmax || 1;
-  vmaxOut(vmax);
+  let max = 0;
+  for (const v of mass) if (v > max) max = v;
+  return { mass, H, W, max };
+}
+
+/** areaMass drawn, on a scale from 0 to vmax (shared by the heads shown). */
+export function areaGrid({ weights, areas, vmax, onHover, top = 3 }) {
+  const A = weights.length;
+  const { mass, H, W } = areaMass(weights, areas);
   const cell = Math.max(4, Math.min(64, Math.floor(384 / Math.max(H, W))));
   const cv = el("canvas", { class: "map area-grid", width: W * cell, height: H * cell, "data-rows": H, "data-cols": W,
     "data-pool": 1, "data-cell": cell, "data-vmax": vmax });

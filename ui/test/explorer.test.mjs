@@ -334,6 +334,42 @@ describe("the explorer page", () => {
     await page.close();
   });
 
+  test("multi_head_area: each head's areas of a query on the memory grid, on one scale", async () => {
+    const page = await openPage(server);
+    await loaded(page);
+    await choose(page, "multi_head_area_2d");
+    await setSize(page, "Nq", 4);
+    const res = await run(page);
+    assert.equal(res.status, 200);
+    const w = res.out.attention, areas = res.out.attention_areas; // (B, heads, Nq, A)
+    const [, heads, nq, A] = w.shape;
+    assert.equal(nq, 4);
+    await page.selectOption('[data-select="query"]', "2");
+    const masses = [];
+    for (let h = 0; h < heads; h++) {
+      const q = w.data.subarray((h * nq + 2) * A, (h * nq + 3) * A);
+      const m = new Float32Array(3 * 4);
+      for (let a = 0; a < A; a++) {
+        const [t, l, hh, ww] = areas.data.subarray(a * 4, a * 4 + 4);
+        for (let r = t; r < t + hh; r++) for (let c = l; c < l + ww; c++) m[r * 4 + c] += q[a];
+      }
+      masses.push(m);
+    }
+    const vmax = Math.max(...masses.map((m) => maxOf(m, 0, m.length)));
+    for (let h = 0; h < heads; h++) {
+      const sel = `section[data-map="areas"] canvas.map[data-head="${h}"]`;
+      const g = await geometry(page, sel);
+      assert.deepEqual([g.rows, g.cols], [3, 4]);
+      const pts = [];
+      for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) pts.push([r, c]);
+      const got = await pixels(page, sel, pts.map(([r, c]) => centre(g, r, c)));
+      pts.forEach(([r, c], i) => sameColour(got[i], colour(masses[h][r * 4 + c], vmax), `head ${h} memory cell (${r}, ${c})`));
+    }
+    await shot(page, "multi_head_area");
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   test("axial: a picked position's per-axis weights on the image grid", async () => {
     const page = await openPage(server);
     await loaded(page);
