@@ -180,7 +180,7 @@ async function hoverCheck(page, selector, g, r, c, want, words) {
 }
 
 before(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
 });
 after(async () => {
   await browser?.close();
@@ -464,6 +464,20 @@ describe("the explorer page", () => {
         sameColour(px, colour(m, vmax), `head ${h} pooled block (${i}, ${j})`);
       }
     }
+    // the readout of a pooled block: its ranges and its largest weight
+    const sel = 'section[data-map="attention"] canvas.map[data-head="3"]';
+    await page.locator(sel).scrollIntoViewIfNeeded();
+    const box = await page.locator(sel).boundingBox();
+    await page.mouse.move(box.x + 1 + 40.5, box.y + 1 + 200.5);
+    const text = await page.textContent("#readout");
+    const rg = /query \(L\) (\d+) · key \(S\) (\d+) … query \(L\) (\d+) · key \(S\) (\d+)/.exec(text);
+    assert.ok(rg, text);
+    const [r0, c0, r1, c1] = rg.slice(1).map(Number);
+    assert.ok(r0 % 8 === 0 && c0 % 8 === 0 && r1 === r0 + 7 && c1 === c0 + 7 && Math.abs(r0 - 1600) <= 8 && Math.abs(c0 - 320) <= 8, text);
+    let m = 0;
+    for (let r = r0; r <= r1; r++) for (let c = c0; c <= c1; c++) m = Math.max(m, a.data[(3 * n + r) * n + c]);
+    const got = Number(/max (\S+) \(pooled 8×8\)/.exec(text)?.[1]);
+    assert.ok(Math.abs(got - m) <= 1e-5 * m, `pooled readout ${text}, block max ${m}`);
     await shot(page, "full-2048");
     assert.deepEqual(page.errors, []);
     await page.close();
@@ -547,6 +561,24 @@ describe("under API keys", () => {
     assert.equal((await req).headers().authorization, `Bearer ${TOKEN}`);
     assert.equal(res.status, 200);
     assert.match(await page.textContent("#curl"), /Authorization: Bearer \$ATTND_API_KEY/);
+    await page.close();
+  });
+});
+
+describe("limits", () => {
+  test("maps over --max-attention-elements: the server's 413 message, and the page goes on", async () => {
+    const server = await startAttnd(["--max-attention-elements", "100"]);
+    const page = await openPage(server);
+    await loaded(page);
+    await choose(page, "full");
+    const res = await run(page); // 1 x 8 x 8 x 8 = 512 elements
+    assert.equal(res.status, 413);
+    assert.equal(await page.textContent("#error"), `HTTP 413: ${res.json.error}`);
+    assert.match(res.json.error, /512/);
+    await page.uncheck("#want-maps");
+    const ok = await run(page);
+    assert.equal(ok.status, 200);
+    assert.match(await page.textContent("#views"), /No maps were asked for/);
     await page.close();
   });
 });
