@@ -22,6 +22,8 @@
 #  5. nginx never sends a sequence request that a replica took (and answered
 #     503, or reset) on to another replica; a control with inference's
 #     retries must.
+#  6. deploy/kserve: the runtime's command line built from its YAML runs and answers
+#     its probes; deploy/grafana: the dashboard's queries match the exported metrics.
 # Every process started here is stopped on exit.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -325,6 +327,16 @@ elif start_replica f1 && F1=$RPID && PF1=$RPORT && start_nginx rp "$D/attnd-prox
 else
   no "replay: start a replica and nginx over the stand-in"
 fi
+
+# ---- 6. KServe and Grafana -------------------------------------------------------------------------
+# The ClusterServingRuntime's command line, built from its YAML, run against a
+# storage-initializer layout; the dashboard's queries against a live attnd.
+if [ "$HAVE_YAML" = 1 ]; then
+  t "kserve: the runtime YAML runs as written (deploy/kserve/check.py)" "$PY" "$D/kserve/check.py" "$B"
+else
+  no "kserve: python3-yaml is missing (make test-deps)"
+fi
+t "grafana: every dashboard query names exported metrics and labels (deploy/grafana/check.py)" "$PY" "$D/grafana/check.py" "$B"
 
 echo "deploy: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

@@ -270,3 +270,25 @@ def test_every_request_names_the_sequence_in_the_header(client):
     want = [seq.id, seq.id, b.id, b.id, seq.id]
     for (method, path, h), sid in zip(sent, want):
         assert h.get("Sequence-Id") == str(sid), (method, path, h)
+
+
+def test_a_stale_copy_refuses_the_step(client):
+    """The client sends the length it counts (attnd_expect_length): a copy with
+    another length, as after a failover, answers 409 and applies nothing."""
+    def tok(a, b):  # tokens a..b-1 of a (1, 4, 1, 2) sequence, without numpy
+        return Tensor([(2 * t + k) / 8 for t in range(a, b) for k in range(2)], "FP32", shape=[1, b - a, 1, 2])
+
+    def step(a, b):
+        x = tok(a, b)
+        return seq.step({"queries": x, "keys": x, "values": x})
+    seq = client.sequence("full")
+    step(0, 2)
+    old = seq.export()
+    step(2, 3)
+    # the server's copy goes back to 2 tokens; this object counts 3
+    client.delete_sequence("full", seq.id)
+    client.restore_sequence("full", seq.id, old)
+    with pytest.raises(attnd.ConflictError) as ei:
+        step(3, 4)
+    assert "stale" in ei.value.message
+    client.delete_sequence("full", seq.id)

@@ -131,7 +131,8 @@ class Sequence:
         only on 503/429 (the server did not apply it), never after a lost
         connection.  Raises :class:`SequenceNotFoundError` (404: unknown or
         ended, with the server's reason), :class:`ConflictError` (409: a start
-        on a live id), :class:`PayloadTooLargeError` (413: past the longest
+        on a live id, or a replica whose copy has another length than this
+        object counts: a stale copy after a failover), :class:`PayloadTooLargeError` (413: past the longest
         sequence), :class:`ServiceUnavailableError` (503: no room for another
         sequence; ``.retry_after``), :class:`BadRequestError` (400)."""
         params: Dict[str, Any] = {}
@@ -143,6 +144,10 @@ class Sequence:
         if parameters:
             params.update(parameters)
         params["sequence_id"] = self.id
+        if self.started:
+            # the length this object counts: a replica with another (a stale
+            # copy after a failover) refuses with 409 instead of answering
+            params["attnd_expect_length"] = self.length
         if end:
             params["sequence_end"] = True
         try:
