@@ -241,6 +241,7 @@ void svc_api_server_meta(svc_req *r) {
         json_object_set_new(lim, "repository_poll_s", json_real(svc_cfg.poll_s));
         /* compressed bodies (http.c) */
         json_object_set_new(lim, "compress_min_bytes", json_integer((json_int_t)svc_cfg.compress_min));
+        json_object_set_new(lim, "compress_max_bytes", json_integer((json_int_t)svc_cfg.compress_max));
         json_object_set_new(lim, "compress_level", json_integer(svc_cfg.compress_level));
         json_object_set_new(lim, "content_encodings", json_pack("[s,s,s]", "gzip", "deflate", "identity"));
     }

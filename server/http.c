@@ -273,6 +273,7 @@ static struct MHD_Response *make_response(svc_reply *rep) {
  * client accepts one and it is worth it; the coding's name, or NULL. */
 static const char *compress_reply(svc_req *r, svc_reply *rep, size_t total) {
     if (svc_cfg.compress_level <= 0 || total == 0 || total < svc_cfg.compress_min) return NULL;
+    if (svc_cfg.compress_max && total > svc_cfg.compress_max) return NULL; /* see --compress-max-bytes */
     svc_enc enc = svc_z_accept(svc_req_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     if (enc == SVC_ENC_IDENTITY) return NULL;
     size_t zl;

@@ -96,6 +96,9 @@ static const opt opts[] = {
      "accept NaN and infinities in every model's inputs (per model: config.json allow_nonfinite)"},
     {"compress-min-bytes", "ATTND_COMPRESS_MIN_BYTES", O_SIZE, &svc_cfg.compress_min, 0, 1e12, "BYTES",
      "compress replies of at least this size when Accept-Encoding allows gzip or deflate (suffixes K, M, G)"},
+    {"compress-max-bytes", "ATTND_COMPRESS_MAX_BYTES", O_SIZE, &svc_cfg.compress_max, 0, 1e13, "BYTES",
+     "never compress replies larger than this: tensors of floats barely shrink and the time would pass the "
+     "transfer it saves (0: no cap)"},
     {"compress-level", "ATTND_COMPRESS_LEVEL", O_INT, &svc_cfg.compress_level, 0, 9, "N",
      "zlib level of compressed replies (1 fastest, 9 smallest; 0: never compress)"},
     {"api-key-file", "ATTND_API_KEY_FILE", O_STR, &svc_cfg.api_key_file, 0, 0, "FILE",
