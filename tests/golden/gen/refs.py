@@ -361,6 +361,59 @@ def _linear_matrix(module, seen):
     return A.numpy()
 
 
+def _maps_linear_self(module, x, masks, call):
+    """linear-attention-transformer's SelfAttention never forms its matrix: the map is the one
+    its global attention (linear_attn / causal_linear_attn, wrapped to record its q, k, v and
+    kv_mask before they are masked in place) implies, redone with its own steps: q and k
+    scaled by e ** -0.25, q.softmax(-1); non-causal: k filled with -finfo.max where masked,
+    k.softmax(-2), A = q k^T; causal: psi(k) with masked rows 0, each feature divided by its
+    running sum over the buckets the query reads (safe_div's + 1e-6; blindspot_size > 1: the
+    buckets before its own, none for the first). Masked keys 0 (their values are 0).
+    Checked: A v is the global attention's output (before to_out)."""
+    import numpy as np
+    import torch
+    seen = {}
+    fn = module.global_attn_fn
+
+    def wrapped(q, k, v, kv_mask=None, one_kv_head=False):
+        seen.update(q=q.clone(), k=k.clone(), v=v.clone(), mask=kv_mask, one=one_kv_head)
+        seen['out'] = fn(q, k, v, kv_mask=kv_mask, one_kv_head=one_kv_head)
+        return seen['out']
+    module.global_attn_fn = wrapped
+    try:
+        out = call(module, x, masks)
+    finally:
+        module.global_attn_fn = fn
+    q, k, v, mask = seen['q'].double(), seen['k'].double(), seen['v'].double(), seen['mask']
+    if seen['one']:
+        k, v = k[:, None], v[:, None]
+    b, h, n, e = q.shape
+    S = k.shape[2]
+    q, k = q * e ** -0.25, k * e ** -0.25
+    q = q.softmax(dim=-1)
+    keep = torch.ones(b, 1, S, 1, dtype=torch.bool) if mask is None else mask[:, None, :, None]
+    causal = isinstance(fn, __import__('functools').partial)
+    if not causal:
+        k = k.masked_fill(~keep, -torch.finfo(torch.float32).max).softmax(dim=-2)
+        A = torch.einsum('bhnd,bhsd->bhns', q, k) * keep[..., 0][:, :, None, :]
+    else:
+        bs = fn.keywords['bucket_size']
+        k = fn.keywords['psi'](k).masked_fill(~keep, 0.)
+        U = n // bs
+        ksum = k.reshape(b, k.shape[1], U, bs, e).sum(-2).cumsum(-2) + 1e-6  # (b,h,U,e)
+        A = torch.zeros(b, h, n, S, dtype=torch.float64)
+        for u in range(U):
+            src = u if bs == 1 else u - 1
+            if src < 0:
+                continue
+            kd = k[:, :, :(src + 1) * bs] / ksum[:, :, src:src + 1]
+            A[:, :, u * bs:(u + 1) * bs, :(src + 1) * bs] = torch.einsum(
+                'bhnd,bhsd->bhns', q[:, :, u * bs:(u + 1) * bs], kd)
+    check = torch.einsum('bhns,bhsd->bhnd', A, v.expand(b, h, S, v.shape[-1]))
+    assert np.allclose(check.float().numpy(), seen['out'].numpy(), rtol=1e-4, atol=1e-5), 'A v is not the output'
+    return out, [('attention', A.float().numpy())]
+
+
 MAPS = {
     'linear': _maps_linear,
     'causal_linear': _maps_linear,
@@ -374,4 +427,5 @@ MAPS = {
     'axial': _maps_axial,
     'axial_image_transformer': _maps_axial,
     'compositional': _maps_compositional,
+    'linear_self': _maps_linear_self,
 }

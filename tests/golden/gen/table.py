@@ -1357,3 +1357,53 @@ CASES += [
      'reference': _ref(_FT, 'AttentionLayer(LinearAttention(4), 8, 2); ' + _FT_MASKS, 1419,
                        'attention: the inner LinearAttention\'s implied matrix over the projected heads.')},
 ]
+
+_LAT = 'linear_attention_transformer 0.12.1 (lucidrains/linear-attention-transformer @1033093)'
+_LAT_NOTE = ("SelfAttention(**config) with psi_fn 'elu1' = DEFAULT_PSI (elu(x)+1), 'relu' = F.relu; "
+             'forward(x, input_mask=input_mask) (true = keep); local_attention etc. stubbed as in the '
+             'linear_self rows')
+_LAT_MAP = ('attention: the matrix its global attention implies (refs._maps_linear_self), att = A v '
+            'per head before to_out; checked against its output.')
+
+
+def _lat_cfg(**kw):
+    c = {'dim': 16, 'heads': 2, 'causal': False, 'dim_head': None, 'one_kv_head': False,
+         'psi_fn': 'elu1', 'blindspot_size': 1, 'n_local_attn_heads': 0,
+         'receives_context': False, 'dropout': 0.0, 'attn_dropout': 0.0}
+    c.update(kw)
+    return c
+
+
+CASES += [
+    {'id': 'maps_linear_self_noncausal_mask', 'type': 'linear_self', 'seed': 1420, 'maps': True,
+     'config': _lat_cfg(heads=2),
+     'inputs': [['x', [2, 9, 16]]],
+     'masks': {'input_mask': ['bool', [[1, 1, 0, 1, 1, 1, 0, 1, 1], [0, 0, 0, 0, 0, 0, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1420, _LAT_MAP + ' Stream 1 has every key masked: zero rows.')},
+    {'id': 'maps_linear_self_noncausal_one_kv', 'type': 'linear_self', 'seed': 1421, 'maps': True,
+     'config': _lat_cfg(dim=12, heads=3, dim_head=5, one_kv_head=True),
+     'inputs': [['x', [2, 7, 12]]],
+     'masks': {'input_mask': ['bool', [[1, 0, 1, 1, 0, 1, 1], [1, 1, 1, 1, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1421, _LAT_MAP)},
+    {'id': 'maps_linear_self_causal_b1_mask', 'type': 'linear_self', 'seed': 1422, 'maps': True,
+     'config': _lat_cfg(causal=True),
+     'inputs': [['x', [2, 8, 16]]],
+     'masks': {'input_mask': ['bool', [[1, 1, 1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1422, _LAT_MAP)},
+    {'id': 'maps_linear_self_causal_b4_relu', 'type': 'linear_self', 'seed': 1423, 'maps': True,
+     'config': _lat_cfg(dim=12, causal=True, psi_fn='relu', blindspot_size=4),
+     'inputs': [['x', [2, 12, 12]]],
+     'masks': {'input_mask': ['bool', [[1] * 12, [1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1423,
+                       _LAT_MAP + ' Blindspot 4: the first bucket\'s rows are 0; relu leaves features '
+                       'with a zero running sum, so rows sum to less than 1.')},
+    {'id': 'maps_linear_self_causal_one_kv_b4', 'type': 'linear_self', 'seed': 1424, 'maps': True,
+     'config': _lat_cfg(heads=4, causal=True, one_kv_head=True, blindspot_size=4),
+     'inputs': [['x', [1, 16, 16]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1424, _LAT_MAP)},
+]
