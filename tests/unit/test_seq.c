@@ -70,6 +70,8 @@ static void free_case(gcase *g) {
 
 /* Causal: a lower-triangular square attn_mask, or config causal=true. */
 static bool is_causal(const gcase *g) {
+    /* padding (linear_self's input_mask) has no stream form: the step refuses it */
+    if (attn_tensor_set_get(g->in, "input_mask")) return false;
     json_t *c = json_object_get(json_object_get(g->c, "config"), "causal");
     if (json_is_true(c)) return true;
     const attn_tensor *m = attn_tensor_set_get(g->in, "attn_mask");
