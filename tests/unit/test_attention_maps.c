@@ -263,7 +263,8 @@ static void primary_output_bit_identical(void **state) {
         "maps_area_mean_max_2d_topk", "maps_multi_head_area_2d_topk", "maps_axial_image_sum",
         "maps_axial_video_seq", "maps_axial_image_transformer_d2", "maps_compositional_mask",
         "maps_compositional_causal", "maps_linear_key_lengths", "maps_causal_linear_key_lengths",
-        "maps_attention_layer_linear"};
+        "maps_attention_layer_linear", "maps_clustered_one_cluster_key_lengths",
+        "maps_improved_clustered_one_cluster_topk3", "maps_reformer_one_chunk_masked"};
     for (size_t c = 0; c < sizeof ids / sizeof ids[0]; c++) {
         attn_model *m;
         attn_tensor_set *in, *io;

@@ -1407,3 +1407,50 @@ CASES += [
      'tol': [0.0001, 1e-05],
      'reference': _ref(_LAT, _LAT_NOTE, 1424, _LAT_MAP)},
 ]
+
+# The random fast-transformers types, in the configurations where the reference's output does not
+# depend on its draws (so attnd, with its own seeded draws, must give the same numbers): one
+# cluster (every query in it, whatever the planes and the initial centroid), one chunk (every
+# query sees every key, whatever the rotations; only the order it sums in changes).
+_FT_RANDOM = ('The weights from its own draws (refs._maps_clustered / _maps_reformer); with %s they '
+              'do not depend on them. A V is checked against its output.')
+
+CASES += [
+    {'id': 'maps_clustered_one_cluster_key_lengths', 'type': 'clustered', 'seed': 1425, 'maps': True,
+     'config': {'clusters': 1, 'iterations': 10, 'bits': 16, 'hash_bias': True, 'softmax_temp': None,
+                'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 7, 2, 4]], ['keys', [2, 9, 2, 4]], ['values', [2, 9, 2, 5]]],
+     'masks': {'key_lengths': ['lengths', [9, 5]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ClusteredAttention(clusters=1, bits=16); ' + _FT_MASKS, 1425,
+                       'attention: the centroid softmax each query used. ' + _FT_RANDOM % 'one cluster')},
+    {'id': 'maps_improved_clustered_one_cluster_topk3', 'type': 'improved_clustered', 'seed': 1426,
+     'maps': True,
+     'config': {'clusters': 1, 'iterations': 10, 'bits': 16, 'hash_bias': True, 'topk': 3,
+                'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 7, 2, 4]], ['keys', [2, 10, 2, 4]], ['values', [2, 10, 2, 5]]],
+     'masks': {'key_lengths': ['lengths', [10, 6]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ImprovedClusteredAttention(clusters=1, bits=16, topk=3); ' + _FT_MASKS, 1426,
+                       'attention: the centroid softmax off the top-3 keys, the query\'s own softmax on '
+                       'them times the centroid\'s mass there. ' + _FT_RANDOM % 'one cluster')},
+    {'id': 'maps_improved_clustered_causal_one_cluster', 'type': 'improved_clustered_causal',
+     'seed': 1428, 'maps': True,
+     'config': {'clusters': 1, 'iterations': 10, 'bits': 16, 'hash_bias': True, 'topk': 4,
+                'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 8, 2, 4]], ['keys', [2, 8, 2, 4]], ['values', [2, 8, 2, 3]]],
+     'masks': {'attn_mask': ['causal', [8, 8]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ImprovedClusteredCausalAttention(clusters=1, bits=16, topk=4); ' + _FT_MASKS,
+                       1428, 'attention: each query\'s softmax on its cluster\'s top-4 keys, future ones '
+                       '0 (rows sum to at most 1). ' + _FT_RANDOM % 'one cluster')},
+    {'id': 'maps_reformer_one_chunk_masked', 'type': 'reformer', 'seed': 1427, 'maps': True,
+     'config': {'chunk_size': 8, 'bits': 4, 'rounds': 2, 'masked': True, 'softmax_temp': None,
+                'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 8, 2, 4]], ['keys', [2, 8, 2, 4]], ['values', [2, 8, 2, 4]]],
+     'masks': {'key_lengths': ['lengths', [8, 5]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ReformerAttention(chunk_size=8, bits=4, rounds=2, masked=True); ' + _FT_MASKS,
+                       1427, 'attention: each round\'s chunk softmax at the keys\' positions, averaged. ' +
+                       _FT_RANDOM % 'one chunk of the whole sequence')},
+]
