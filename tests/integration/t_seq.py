@@ -24,6 +24,10 @@ def _meta(case):
 
 
 def _is_causal(case):
+    # padding (linear_self's input_mask) has no stream form, and improved_clustered_causal no
+    # recurrent form (as in fast-transformers): tests/unit/test_seq.c skips the same cases
+    if "input_mask" in case.inputs or case.type == "improved_clustered_causal":
+        return False
     if case.config.get("causal") is True:
         return True
     m = case.inputs.get("attn_mask")
