@@ -39,6 +39,8 @@
 #include "mech/full.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,12 +71,23 @@ typedef attn_vf vf;
 #define vstore attn_vstore
 #define vsplat attn_vsplat
 
+/* Lane-wise selects (C has no vector ?:): the comparison's all-ones lanes
+ * pick a. */
+typedef int32_t vi __attribute__((vector_size(VLEN * sizeof(int32_t))));
+AI vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+/* max(a, b) as `a > b ? a : b`: a NaN a is skipped */
+AI vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+
 int ATTN_V(attn__full_fused_ok)(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
 
-/* pt[r][0 .. nv·VLEN) = temp · Σ_e k[r][e] qt[e][..] for r < mr.
- * k rows are ldk apart (the input's H·E), qt rows ldq apart. */
+/* pt[r][0 .. nv·VLEN) = temp · Σ_e k[r][e] qt[e][..] for r < mr, and
+ * cmax[..] = max(cmax[..], column maxima of those rows).  k rows are ldk
+ * apart, qt rows ldq apart.  diag: the causal mask applies, the tile's
+ * first key and first query being kidx and qidx (global indices): scores of
+ * keys after the query are -inf. */
 AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ldq, const float *k,
-                size_t ldk, float temp, float *pt, size_t ldp) {
+                size_t ldk, float temp, float *pt, size_t ldp, float *cmax, bool diag, ptrdiff_t kidx,
+                ptrdiff_t qidx) {
     vf acc[MRK][NRV];
 #pragma GCC unroll 12
     for (int r = 0; r < mr; r++)
@@ -91,10 +104,38 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
             for (int x = 0; x < nv; x++) acc[r][x] += kb * q[x];
         }
     }
-#pragma GCC unroll 12
-    for (int r = 0; r < mr; r++)
+    vf mx[NRV];
 #pragma GCC unroll 2
-        for (int x = 0; x < nv; x++) vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, acc[r][x] * temp);
+    for (int x = 0; x < nv; x++) mx[x] = vload(cmax + (size_t)x * VLEN);
+    if (diag) {
+        /* causal: key kidx + r is visible to query column qidx + lane
+         * when kidx + r <= qidx + lane */
+        vf lane;
+        for (int i = 0; i < VLEN; i++) lane[i] = (float)i;
+
+        const vf ninf = vsplat(-INFINITY);
+#pragma GCC unroll 12
+        for (int r = 0; r < mr; r++)
+#pragma GCC unroll 2
+            for (int x = 0; x < nv; x++) {
+                vf qi = vsplat((float)(qidx + (ptrdiff_t)x * VLEN - kidx - r)) + lane;
+                vf sc = acc[r][x] * temp;
+                sc = vselect(qi >= vsplat(0.0f), sc, ninf);
+                vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, sc);
+                mx[x] = vmax(sc, mx[x]);
+            }
+    } else {
+#pragma GCC unroll 12
+        for (int r = 0; r < mr; r++)
+#pragma GCC unroll 2
+            for (int x = 0; x < nv; x++) {
+                vf sc = acc[r][x] * temp;
+                vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, sc);
+                mx[x] = vmax(sc, mx[x]);
+            }
+    }
+#pragma GCC unroll 2
+    for (int x = 0; x < nv; x++) vstore(cmax + (size_t)x * VLEN, mx[x]);
 }
 
 /* o[r][0 .. nv·VLEN) = c[r] · o[r][..] + Σ_s pt[s][r] v[s][..] for r < mr. */
@@ -124,48 +165,83 @@ AI void pv_tile(const int mr, const int nv, size_t nk, const float *pt, size_t l
         for (int x = 0; x < nv; x++) vstore(o + (size_t)r * ldo + (size_t)x * VLEN, acc[r][x]);
 }
 
-/* Scores of keys [0, nk) (k rows ldk apart) for qp query columns. */
-static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, const float *k, size_t ldk,
-                     float temp, float *pt) {
-    size_t s = 0;
-    for (; s + MRK <= nk; s += MRK) {
-        const float *ks = k + s * ldk;
-        float *p = pt + s * qp;
-        size_t i = 0;
-        for (; i + NRV * VLEN <= qp; i += NRV * VLEN) qk_tile(MRK, NRV, E, qt + i, qp, ks, ldk, temp, p + i, qp);
-        for (; i < qp; i += VLEN) qk_tile(MRK, 1, E, qt + i, qp, ks, ldk, temp, p + i, qp);
+/* A tile whose every key follows every query of it (causal): -inf scores,
+ * no products. */
+AI void qk_tile_masked(const int mr, const int nv, float *pt, size_t ldp) {
+    const vf ninf = vsplat(-INFINITY);
+    for (int r = 0; r < mr; r++)
+        for (int x = 0; x < nv; x++) vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, ninf);
+}
+
+/* One row group of mr keys (kidx: the first's global index) against every
+ * query column group. */
+AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float *ks, size_t ldk, float temp,
+                float *p, float *cmax, bool causal, ptrdiff_t kidx, ptrdiff_t l0) {
+    size_t i = 0;
+    for (; i + NRV * VLEN <= qp; i += NRV * VLEN) {
+        ptrdiff_t qidx = l0 + (ptrdiff_t)i;
+        if (causal && kidx > qidx + NRV * VLEN - 1)
+            qk_tile_masked(mr, NRV, p + i, qp);
+        else
+            qk_tile(mr, NRV, E, qt + i, qp, ks, ldk, temp, p + i, qp, cmax + i,
+                    causal && kidx + mr - 1 > qidx, kidx, qidx);
     }
-    for (; s < nk; s++) {
-        const float *ks = k + s * ldk;
-        float *p = pt + s * qp;
-        size_t i = 0;
-        for (; i + NRV * VLEN <= qp; i += NRV * VLEN) qk_tile(1, NRV, E, qt + i, qp, ks, ldk, temp, p + i, qp);
-        for (; i < qp; i += VLEN) qk_tile(1, 1, E, qt + i, qp, ks, ldk, temp, p + i, qp);
+    for (; i < qp; i += VLEN) {
+        ptrdiff_t qidx = l0 + (ptrdiff_t)i;
+        if (causal && kidx > qidx + VLEN - 1)
+            qk_tile_masked(mr, 1, p + i, qp);
+        else
+            qk_tile(mr, 1, E, qt + i, qp, ks, ldk, temp, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+                    kidx, qidx);
     }
 }
 
-/* One chunk of nv vectors of D for every query of the block. */
+/* Scores of keys [0, nk) (k rows ldk apart) for qp query columns, and the
+ * running column maxima cmax.  causal: key s0 + s is visible to query
+ * l0 + i when s0 + s <= l0 + i. */
+static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, const float *k, size_t ldk, float temp,
+                     float *pt, float *cmax, bool causal, size_t s0, size_t l0) {
+    size_t s = 0;
+    for (; s + MRK <= nk; s += MRK)
+        qk_rows(MRK, E, qp, qt, k + s * ldk, ldk, temp, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+                (ptrdiff_t)l0);
+    for (; s < nk; s++)
+        qk_rows(1, E, qp, qt, k + s * ldk, ldk, temp, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+                (ptrdiff_t)l0);
+}
+
+/* One chunk of nv vectors of D for every query of the block.  causal: key
+ * s0 + s is visible to query l0 + r when s0 + s <= l0 + r, so a group of
+ * queries stops at its last query's key (the scores after it are 0). */
 AI void pv_chunk(const int nv, size_t nq, size_t nk, const float *pt, size_t qp, const float *v,
-                 size_t ldv, const float *c, float *o, size_t D) {
+                 size_t ldv, const float *c, float *o, size_t D, bool causal, size_t s0, size_t l0) {
     size_t r = 0;
-    for (; r + MRV <= nq; r += MRV) pv_tile(MRV, nv, nk, pt + r, qp, v, ldv, c + r, o + r * D, D);
-    for (; r < nq; r++) pv_tile(1, nv, nk, pt + r, qp, v, ldv, c + r, o + r * D, D);
+    for (; r + MRV <= nq; r += MRV) {
+        size_t n = nk;
+        if (causal && l0 + r + MRV - s0 < n) n = l0 + r + MRV - s0;
+        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D);
+    }
+    for (; r < nq; r++) {
+        size_t n = nk;
+        if (causal && l0 + r + 1 - s0 < n) n = l0 + r + 1 - s0;
+        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D);
+    }
 }
 
 static void pv_block(size_t nq, size_t nk, size_t D, const float *pt, size_t qp, const float *v,
-                     size_t ldv, const float *c, float *o) {
+                     size_t ldv, const float *c, float *o, bool causal, size_t s0, size_t l0) {
     for (size_t d0 = 0; d0 < D; d0 += NVMAX * VLEN) {
         size_t nv = (D - d0) / VLEN;
         if (nv >= NVMAX)
-            pv_chunk(NVMAX, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(NVMAX, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
 #if NVMAX > 2
         else if (nv == 3)
-            pv_chunk(3, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(3, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
 #endif
         else if (nv == 2)
-            pv_chunk(2, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(2, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
         else
-            pv_chunk(1, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(1, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
     }
 }
 
@@ -173,8 +249,9 @@ typedef struct fused_job {
     const attn_qkv *a;
     float temp;
     float *out;
-    size_t qblocks;
+    size_t qblocks, nh;
     size_t bq, bk, qp_max; /* queries per task, keys per block, bq rounded up to VLEN */
+    bool causal;           /* the lower-triangular mask: computed, not read */
     float *scratch;
     size_t per_worker; /* floats */
 } fused_job;
@@ -184,12 +261,23 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     const attn_qkv *a = j->a;
     const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, L = (size_t)a->L,
                  S = (size_t)a->S;
-    size_t qb = task % j->qblocks, nh = task / j->qblocks, n = nh / H, h = nh % H;
+    /* Causal: the last query blocks see the most keys; they go first, so
+     * that the threads pulling tasks finish together. */
+    size_t qb, nh;
+    if (j->causal) {
+        qb = j->qblocks - 1 - task / j->nh;
+        nh = task % j->nh;
+    } else {
+        qb = task % j->qblocks;
+        nh = task / j->qblocks;
+    }
+    size_t n = nh / H, h = nh % H;
     size_t l0 = qb * j->bq, nq = L - l0 < j->bq ? L - l0 : j->bq;
     size_t qp = (nq + VLEN - 1) / VLEN * VLEN;
     float *qt = j->scratch + (size_t)worker * j->per_worker;
     float *pt = qt + E * j->qp_max, *o = pt + j->bk * j->qp_max, *m = o + j->bq * D;
     float *l = m + j->qp_max, *c = l + j->qp_max, *msub = c + j->qp_max;
+    float *kp = msub + j->qp_max, *vp = kp + j->bk * E;
     const float *q = a->q + ((n * L + l0) * H + h) * E;
     const float *k = a->k + (n * S * H + h) * E;
     const float *v = a->v + (n * S * H + h) * D;
@@ -201,13 +289,16 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     }
     /* A causal mask hides every key after the block's last query. */
     if (a->attn_mask && a->mask_lower_triangular && klen > l0 + nq) klen = l0 + nq;
-    const bool masked = a->attn_mask && !a->mask_all_ones;
+    const bool causal = j->causal;
+    const bool masked = a->attn_mask && !a->mask_all_ones && !causal;
 
-    for (size_t e = 0; e < E; e++) {
-        float *row = qt + e * qp;
-        for (size_t i = 0; i < nq; i++) row[i] = q[i * H * E + e];
-        for (size_t i = nq; i < qp; i++) row[i] = 0.0f;
+    /* qt = the block's queries transposed; rows of q read whole */
+    for (size_t i = 0; i < nq; i++) {
+        const float *qi = q + i * H * E;
+        for (size_t e = 0; e < E; e++) qt[e * qp + i] = qi[e];
     }
+    for (size_t e = 0; e < E; e++)
+        for (size_t i = nq; i < qp; i++) qt[e * qp + i] = 0.0f;
     memset(o, 0, nq * D * sizeof *o);
     for (size_t i = 0; i < qp; i++) {
         m[i] = -INFINITY;
@@ -216,23 +307,34 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
 
     for (size_t s0 = 0; s0 < klen; s0 += j->bk) {
         size_t nk = klen - s0 < j->bk ? klen - s0 : j->bk;
-        qk_block(E, nk, qp, qt, k + s0 * H * E, H * E, j->temp, pt);
+        /* The block's keys and values packed: rows E (D) apart instead of the
+         * input's H·E, so that the rows the tiles read at once do not
+         * compete for the same cache sets. */
+        for (size_t s = 0; s < nk; s++) {
+            memcpy(kp + s * E, k + (s0 + s) * H * E, E * sizeof *kp);
+            memcpy(vp + s * D, v + (s0 + s) * H * D, D * sizeof *vp);
+        }
+        /* Only the blocks the diagonal crosses need the causal mask. */
+        bool diag = causal && s0 + nk - 1 > l0;
+        /* c = the new running max m' (column maxima of the scores and m;
+         * NaN scores are skipped here and poison the sum) */
+        for (size_t i = 0; i < qp; i++) c[i] = m[i];
+        qk_block(E, nk, qp, qt, kp, E, j->temp, pt, c, diag, s0, l0);
         if (masked) {
             for (size_t i = 0; i < nq; i++) {
                 const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
                 for (size_t s = 0; s < nk; s++)
                     if (!mrow[s]) pt[s * qp + i] = -INFINITY;
             }
-        }
-        /* Column maxima (NaN scores are skipped here and poison the sum). */
-        for (size_t i = 0; i < qp; i++) c[i] = m[i];
-        for (size_t s = 0; s < nk; s++) {
-            const float *p = pt + s * qp;
+            for (size_t i = 0; i < qp; i++) c[i] = m[i];
+            for (size_t s = 0; s < nk; s++) {
+                const float *p = pt + s * qp;
 #pragma omp simd
-            for (size_t i = 0; i < qp; i++) c[i] = p[i] > c[i] ? p[i] : c[i];
+                for (size_t i = 0; i < qp; i++) c[i] = p[i] > c[i] ? p[i] : c[i];
+            }
         }
-        /* c holds the new max m'; subtract 0 where no key is visible yet so
-         * that exp(-inf - m') is 0, not NaN. */
+        /* subtract 0 where no key is visible yet so that exp(-inf - m') is
+         * 0, not NaN. */
 #pragma omp simd
         for (size_t i = 0; i < qp; i++) {
             float mn = c[i];
@@ -251,7 +353,7 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
                 l[i] += x;
             }
         }
-        pv_block(nq, nk, D, pt, qp, v + s0 * H * D, H * D, c, o);
+        pv_block(nq, nk, D, pt, qp, vp, D, c, o, diag, s0, l0);
     }
 
     float *out = j->out + ((n * L + l0) * H + h) * D;
@@ -264,27 +366,41 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
+/* Block sizes: per variant (the vector width sets the tiles), overridable
+ * for tuning by ATTN_FUSED_BQ / ATTN_FUSED_BK. */
+static size_t block_env(const char *name, size_t dflt) {
+    const char *s = getenv(name);
+    if (!s || !*s) return dflt;
+    long v = strtol(s, NULL, 10);
+    return v >= 1 && v <= 4096 ? (size_t)v : dflt;
+}
+
 attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,
                                      attn_error *err) {
     if (!ATTN_V(attn__full_fused_ok)(a)) return attn__err(err, ATTN_E_INVALID, "full: fused kernel needs D %% %d == 0", VLEN);
     fused_job j = {.a = a, .temp = temp, .out = out};
     size_t L = (size_t)a->L, S = (size_t)a->S, E = (size_t)a->E, D = (size_t)a->D;
-    j.bq = L < FUSED_BQ ? L : FUSED_BQ;
-    j.bk = S < FUSED_BK ? S : FUSED_BK;
+    size_t bq = block_env("ATTN_FUSED_BQ", FUSED_BQ), bk = block_env("ATTN_FUSED_BK", FUSED_BK);
+    j.bq = L < bq ? L : bq;
+    j.bk = S < bk ? S : bk;
     if (j.bq == 0 || (size_t)a->N * (size_t)a->H == 0) return ATTN_OK;
     if (j.bk == 0) j.bk = 1;
+    j.causal = a->attn_mask && a->mask_lower_triangular && !a->mask_all_ones;
+    j.nh = (size_t)a->N * (size_t)a->H;
     j.qp_max = (j.bq + VLEN - 1) / VLEN * VLEN;
     j.qblocks = (L + j.bq - 1) / j.bq;
     size_t tasks;
-    if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks))
+    if (!attn__mul(j.nh, j.qblocks, &tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "full: too many tasks");
-    /* qt (E·qp) + pt (bk·qp) + o (bq·D) + m, l, c, msub (4·qp), all small:
-     * E and D are bounded by the tensor limits, bk and qp by the block sizes. */
-    size_t per = 0, t;
-    if (!attn__mul(E + j.bk + 4, j.qp_max, &per) || !attn__mul(j.bq, D, &t) || per + t < per)
+    /* qt (E·qp) + pt (bk·qp) + o (bq·D) + m, l, c, msub (4·qp) + kp (bk·E)
+     * + vp (bk·D), all small: E and D are bounded by the tensor limits, bk
+     * and qp by the block sizes. */
+    size_t per = 0, t, kv;
+    if (!attn__mul(E + j.bk + 4, j.qp_max, &per) || !attn__mul(j.bq, D, &t) || per + t < per ||
+        !attn__mul(j.bk, E + D, &kv) || per + t + kv < per + t)
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
     /* keep every worker's slice a whole number of cache lines apart */
-    j.per_worker = (per + t + 15) / 16 * 16;
+    j.per_worker = (per + t + kv + 15) / 16 * 16;
     int workers = attn__workers(ctx, tasks);
     size_t bytes;
     if (!attn__mul((size_t)workers, j.per_worker * sizeof(float), &bytes))
