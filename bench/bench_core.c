@@ -31,7 +31,9 @@
  *       lower-triangular attn_mask), the same shapes as bench/cases.py; one
  *       JSON line per (L, causal, threads) with every time and the
  *       median's GFLOP/s (causal counted as the full L·S product, and as
- *       the useful half).
+ *       the useful half), and the median process CPU time per forward
+ *       (cpu_ms: all threads; on a shared machine less disturbed than
+ *       the wall time).
  *   bench_core info
  *       OpenBLAS version, core and config.
  *
@@ -52,6 +54,14 @@
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* CPU time of the whole process (every thread), ms: on a shared machine the
+ * wall time includes the time slices other jobs took; this does not. */
+static double cpu_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
@@ -560,8 +570,8 @@ static int cmd_full(const opts *o) {
     if (o->nL < 1) return usage();
     if (attn_model_new("full", "{}", NULL, &m, &e)) return die("model", &e);
     attn_ctx *ctx = attn_ctx_new(1);
-    double *t = calloc((size_t)o->max_reps, sizeof *t);
-    if (!ctx || !t) return 2;
+    double *t = calloc((size_t)o->max_reps, sizeof *t), *ct = calloc((size_t)o->max_reps, sizeof *ct);
+    if (!ctx || !t || !ct) return 2;
     const char *variant = attn__kernels()->name;
     for (int li = 0; li < o->nL; li++) {
         long L = o->Ls[li];
@@ -591,9 +601,10 @@ static int cmd_full(const opts *o) {
                 double spent = 0;
                 while (n < o->max_reps && (n < o->min_reps || spent < o->min_ms)) {
                     out = NULL;
-                    double t0 = now_ms();
+                    double t0 = now_ms(), c0 = cpu_ms();
                     if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
                     t[n] = now_ms() - t0;
+                    ct[n] = cpu_ms() - c0;
                     spent += t[n++];
                     attn_tensor_free(out);
                 }
@@ -605,14 +616,15 @@ static int cmd_full(const opts *o) {
                 double flop = 2.0 * (double)o->N * (double)o->H * (double)L * (double)L * (double)(o->E + o->D);
                 /* useful work of the causal product: L(L+1)/2 of the L² scores */
                 double useful = causal ? flop * ((double)L + 1) / (2.0 * (double)L) : flop;
-                printf("], \"median_ms\": %.6g, \"gflops\": %.4g, \"useful_gflops\": %.4g}\n", med,
-                       flop / med / 1e6, useful / med / 1e6);
+                printf("], \"median_ms\": %.6g, \"gflops\": %.4g, \"useful_gflops\": %.4g, \"cpu_ms\": %.6g}\n",
+                       med, flop / med / 1e6, useful / med / 1e6, median(ct, n));
                 fflush(stdout);
             }
             attn_tensor_set_free(in);
         }
     }
     free(t);
+    free(ct);
     attn_ctx_free(ctx);
     attn_model_free(m);
     return 0;

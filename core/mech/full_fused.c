@@ -46,7 +46,11 @@
 
 #define VLEN ATTN_VLEN
 #if VLEN == 16
-#define MRK 12  /* keys per qk tile: 12 × 2 accumulators */
+#ifndef FUSED_MRK
+#define FUSED_MRK 12 /* keys per qk tile: 12 × 2 accumulators */
+#define FUSED_NRV 2
+#endif
+#define MRK FUSED_MRK
 #define NVMAX 4 /* vectors of D per pv tile */
 #define MRV 6   /* queries per pv tile: 6 × 4 accumulators */
 #else
@@ -54,7 +58,10 @@
 #define NVMAX 2
 #define MRV 6
 #endif
-#define NRV 2 /* query vectors per qk tile */
+#ifndef FUSED_NRV
+#define FUSED_NRV 2 /* query vectors per qk tile */
+#endif
+#define NRV FUSED_NRV
 
 #ifndef FUSED_BQ
 #define FUSED_BQ 96 /* queries per task */
@@ -91,21 +98,21 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
     vf acc[MRK][NRV];
 #pragma GCC unroll 12
     for (int r = 0; r < mr; r++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int x = 0; x < nv; x++) acc[r][x] = vsplat(0.0f);
     for (size_t e = 0; e < E; e++) {
         vf q[NRV];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int x = 0; x < nv; x++) q[x] = vload(qt + e * ldq + (size_t)x * VLEN);
 #pragma GCC unroll 12
         for (int r = 0; r < mr; r++) {
             vf kb = vsplat(k[(size_t)r * ldk + e]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int x = 0; x < nv; x++) acc[r][x] += kb * q[x];
         }
     }
     vf mx[NRV];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int x = 0; x < nv; x++) mx[x] = vload(cmax + (size_t)x * VLEN);
     if (diag) {
         /* causal: key kidx + r is visible to query column qidx + lane
@@ -116,7 +123,7 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
         const vf ninf = vsplat(-INFINITY);
 #pragma GCC unroll 12
         for (int r = 0; r < mr; r++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int x = 0; x < nv; x++) {
                 vf qi = vsplat((float)(qidx + (ptrdiff_t)x * VLEN - kidx - r)) + lane;
                 vf sc = acc[r][x] * temp;
@@ -127,14 +134,14 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
     } else {
 #pragma GCC unroll 12
         for (int r = 0; r < mr; r++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int x = 0; x < nv; x++) {
                 vf sc = acc[r][x] * temp;
                 vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, sc);
                 mx[x] = vmax(sc, mx[x]);
             }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int x = 0; x < nv; x++) vstore(cmax + (size_t)x * VLEN, mx[x]);
 }
 
@@ -186,6 +193,17 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
             qk_tile(mr, NRV, E, qt + i, qp, ks, ldk, temp, p + i, qp, cmax + i,
                     causal && kidx + mr - 1 > qidx, kidx, qidx);
     }
+#if NRV > 2
+    if (i + 2 * VLEN <= qp) {
+        ptrdiff_t qidx = l0 + (ptrdiff_t)i;
+        if (causal && kidx > qidx + 2 * VLEN - 1)
+            qk_tile_masked(mr, 2, p + i, qp);
+        else
+            qk_tile(mr, 2, E, qt + i, qp, ks, ldk, temp, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+                    kidx, qidx);
+        i += 2 * VLEN;
+    }
+#endif
     for (; i < qp; i += VLEN) {
         ptrdiff_t qidx = l0 + (ptrdiff_t)i;
         if (causal && kidx > qidx + VLEN - 1)
