@@ -69,6 +69,13 @@
 #ifndef FUSED_BK
 #define FUSED_BK 256 /* keys per block */
 #endif
+#ifndef FUSED_NSUB
+#define FUSED_NSUB 4 /* sub-blocks of FUSED_BQ queries per task */
+#endif
+#define FUSED_NSUB_MAX 8
+#ifndef FUSED_HEAD_COPY_MAX
+#define FUSED_HEAD_COPY_MAX ((size_t)64 << 20) /* bytes of K and V copied head by head */
+#endif
 
 ATTN_CPU_DECLARE(ATTN_VARIANT)
 
@@ -84,6 +91,29 @@ typedef int32_t vi __attribute__((vector_size(VLEN * sizeof(int32_t))));
 AI vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 /* max(a, b) as `a > b ? a : b`: a NaN a is skipped */
 AI vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+
+/* kernels/fast_exp.h's fast_exp on a vector, operation for operation (the
+ * same rounding, lane by lane). */
+AI vf vexp(vf x) {
+    const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
+    const vf lo = vsplat(-87.0f), hi = vsplat(88.0f);
+    vf xc = vselect(x < lo, lo, vselect(x > hi, hi, x));
+    vf t = xc * 1.44269504088896341f + magic;
+    vf k = t - magic;
+    vf r = xc - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
+    vf p = vsplat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t mb;
+    memcpy(&mb, &magic, 4);
+    vi bits = (vi)(((vi)t - mb + 127) << 23);
+    return vselect(x < lo, vsplat(0.0f), p * (vf)bits);
+}
 
 int ATTN_V(attn__full_fused_ok)(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
 
@@ -268,11 +298,85 @@ typedef struct fused_job {
     float temp;
     float *out;
     size_t qblocks, nh;
-    size_t bq, bk, qp_max; /* queries per task, keys per block, bq rounded up to VLEN */
+    size_t bq, bk, qp_max; /* queries per sub-block, keys per block, bq rounded up to VLEN */
+    float *kh, *vh; /* K and V head by head ((N·H, S, E) and (N·H, S, D)), or NULL */
+    size_t nsub;           /* sub-blocks of bq queries per task: they share each packed key block */
     bool causal;           /* the lower-triangular mask: computed, not read */
     float *scratch;
-    size_t per_worker; /* floats */
+    size_t per_worker, per_sub; /* floats */
 } fused_job;
+
+/* One sub-block's queries: transposed queries, output, running max and sum. */
+typedef struct qsub {
+    float *qt, *o, *m, *l;
+    size_t l0, nq, qp;
+} qsub;
+
+/* One key block [s0, s0 + nk) (packed: kp, vp) against one sub-block. */
+static void sub_block(const fused_job *j, const qsub *b, size_t s0, size_t nk, const float *kp, size_t ldk,
+                      const float *vp, size_t ldv, float *pt, float *c, float *msub) {
+    const attn_qkv *a = j->a;
+    const size_t E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S, qp = b->qp, nq = b->nq, l0 = b->l0;
+    const bool causal = j->causal, masked = a->attn_mask && !a->mask_all_ones && !causal;
+    float *m = b->m, *l = b->l;
+    if (causal && s0 > l0 + nq - 1) return; /* every key after every query */
+    if (causal && s0 + nk > l0 + nq) nk = l0 + nq - s0;
+    /* Only the blocks the diagonal crosses need the causal mask. */
+    bool diag = causal && s0 + nk - 1 > l0;
+    /* c = the new running max m' (column maxima of the scores and m; NaN
+     * scores are skipped here and poison the sum) */
+    for (size_t i = 0; i < qp; i++) c[i] = m[i];
+    qk_block(E, nk, qp, b->qt, kp, ldk, j->temp, pt, c, diag, s0, l0);
+    if (masked) {
+        for (size_t i = 0; i < nq; i++) {
+            const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
+            for (size_t s = 0; s < nk; s++)
+                if (!mrow[s]) pt[s * qp + i] = -INFINITY;
+        }
+        for (size_t i = 0; i < qp; i++) c[i] = m[i];
+        for (size_t s = 0; s < nk; s++) {
+            const float *p = pt + s * qp;
+#pragma omp simd
+            for (size_t i = 0; i < qp; i++) c[i] = p[i] > c[i] ? p[i] : c[i];
+        }
+    }
+    /* subtract 0 where no key is visible yet so that exp(-inf - m') is 0,
+     * not NaN. */
+#pragma omp simd
+    for (size_t i = 0; i < qp; i++) {
+        float mn = c[i];
+        msub[i] = mn == -INFINITY ? 0.0f : mn;
+        float scale = fast_exp(m[i] - msub[i]); /* 0 when m is -inf */
+        m[i] = mn;
+        l[i] *= scale;
+        c[i] = scale;
+    }
+    /* p = exp(p - m'), l += column sums: a column of vectors at a time, the
+     * sums in registers (the same order as row by row) */
+    for (size_t i = 0; i < qp; i += VLEN) {
+        vf ms = vload(msub + i), acc = vload(l + i);
+        float *p = pt + i;
+        for (size_t s = 0; s < nk; s++, p += qp) {
+            vf x = vexp(vload(p) - ms);
+            vstore(p, x);
+            acc += x;
+        }
+        vstore(l + i, acc);
+    }
+    pv_block(nq, nk, D, pt, qp, vp, ldv, c, b->o, diag, s0, l0);
+}
+
+/* Rows [0, n) of a strided input (rows ld apart, w floats) packed w apart. */
+static void pack_rows(float *dst, const float *src, size_t n, size_t w, size_t ld) {
+    for (size_t s = 0; s < n; s++) memcpy(dst + s * w, src + s * ld, w * sizeof *dst);
+}
+
+/* Asks for the rows of a block ahead (into the outer caches), so that
+ * packing it does not wait on memory. */
+static void prefetch_rows(const float *src, size_t n, size_t w, size_t ld) {
+    for (size_t s = 0; s < n; s++)
+        for (size_t e = 0; e < w; e += 16) __builtin_prefetch(src + s * ld + e, 0, 2);
+}
 
 static attn_status fused_task(void *arg, size_t task, int worker) {
     const fused_job *j = arg;
@@ -290,97 +394,93 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
         nh = task / j->qblocks;
     }
     size_t n = nh / H, h = nh % H;
-    size_t l0 = qb * j->bq, nq = L - l0 < j->bq ? L - l0 : j->bq;
-    size_t qp = (nq + VLEN - 1) / VLEN * VLEN;
-    float *qt = j->scratch + (size_t)worker * j->per_worker;
-    float *pt = qt + E * j->qp_max, *o = pt + j->bk * j->qp_max, *m = o + j->bq * D;
-    float *l = m + j->qp_max, *c = l + j->qp_max, *msub = c + j->qp_max;
-    float *kp = msub + j->qp_max, *vp = kp + j->bk * E;
-    const float *q = a->q + ((n * L + l0) * H + h) * E;
+    const size_t tq = j->bq * j->nsub; /* queries per task */
+    size_t t0 = qb * tq, tn = L - t0 < tq ? L - t0 : tq;
+    float *base = j->scratch + (size_t)worker * j->per_worker;
+    float *pt = base, *c = pt + j->bk * j->qp_max, *msub = c + j->qp_max;
+    float *kp = msub + j->qp_max, *vp = kp + j->bk * E, *subs = vp + j->bk * D;
     const float *k = a->k + (n * S * H + h) * E;
     const float *v = a->v + (n * S * H + h) * D;
+
+    qsub sb[FUSED_NSUB_MAX];
+    size_t ns = (tn + j->bq - 1) / j->bq;
+    for (size_t u = 0; u < ns; u++) {
+        qsub *b = &sb[u];
+        b->l0 = t0 + u * j->bq;
+        b->nq = L - b->l0 < j->bq ? L - b->l0 : j->bq;
+        b->qp = (b->nq + VLEN - 1) / VLEN * VLEN;
+        b->qt = subs + u * j->per_sub;
+        b->o = b->qt + E * j->qp_max;
+        b->m = b->o + j->bq * D;
+        b->l = b->m + j->qp_max;
+        /* qt = the sub-block's queries transposed; rows of q read whole */
+        const float *q = a->q + ((n * L + b->l0) * H + h) * E;
+        for (size_t i = 0; i < b->nq; i++) {
+            const float *qi = q + i * H * E;
+            for (size_t e = 0; e < E; e++) b->qt[e * b->qp + i] = qi[e];
+        }
+        for (size_t e = 0; e < E; e++)
+            for (size_t i = b->nq; i < b->qp; i++) b->qt[e * b->qp + i] = 0.0f;
+        memset(b->o, 0, b->nq * D * sizeof *b->o);
+        for (size_t i = 0; i < b->qp; i++) {
+            b->m[i] = -INFINITY;
+            b->l[i] = 0.0f;
+        }
+    }
 
     size_t klen = S;
     if (a->key_lengths) {
         int64_t kl = a->key_lengths[n];
         klen = kl < 0 ? 0 : (size_t)kl < S ? (size_t)kl : S;
     }
-    /* A causal mask hides every key after the block's last query. */
-    if (a->attn_mask && a->mask_lower_triangular && klen > l0 + nq) klen = l0 + nq;
-    const bool causal = j->causal;
-    const bool masked = a->attn_mask && !a->mask_all_ones && !causal;
-
-    /* qt = the block's queries transposed; rows of q read whole */
-    for (size_t i = 0; i < nq; i++) {
-        const float *qi = q + i * H * E;
-        for (size_t e = 0; e < E; e++) qt[e * qp + i] = qi[e];
-    }
-    for (size_t e = 0; e < E; e++)
-        for (size_t i = nq; i < qp; i++) qt[e * qp + i] = 0.0f;
-    memset(o, 0, nq * D * sizeof *o);
-    for (size_t i = 0; i < qp; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0.0f;
-    }
+    /* A causal mask hides every key after the task's last query. */
+    if (a->attn_mask && a->mask_lower_triangular && klen > t0 + tn) klen = t0 + tn;
 
     for (size_t s0 = 0; s0 < klen; s0 += j->bk) {
         size_t nk = klen - s0 < j->bk ? klen - s0 : j->bk;
         /* The block's keys and values packed: rows E (D) apart instead of the
          * input's H·E, so that the rows the tiles read at once do not
-         * compete for the same cache sets. */
-        for (size_t s = 0; s < nk; s++) {
-            memcpy(kp + s * E, k + (s0 + s) * H * E, E * sizeof *kp);
-            memcpy(vp + s * D, v + (s0 + s) * H * D, D * sizeof *vp);
+         * compete for the same cache sets; the next block's rows are asked
+         * for meanwhile. */
+        if (j->kh) { /* packed per head beforehand */
+            const float *kb = j->kh + nh * S * E + s0 * E, *vb = j->vh + nh * S * D + s0 * D;
+            for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, kb, E, vb, D, pt, c, msub);
+            continue;
         }
-        /* Only the blocks the diagonal crosses need the causal mask. */
-        bool diag = causal && s0 + nk - 1 > l0;
-        /* c = the new running max m' (column maxima of the scores and m;
-         * NaN scores are skipped here and poison the sum) */
-        for (size_t i = 0; i < qp; i++) c[i] = m[i];
-        qk_block(E, nk, qp, qt, kp, E, j->temp, pt, c, diag, s0, l0);
-        if (masked) {
-            for (size_t i = 0; i < nq; i++) {
-                const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
-                for (size_t s = 0; s < nk; s++)
-                    if (!mrow[s]) pt[s * qp + i] = -INFINITY;
-            }
-            for (size_t i = 0; i < qp; i++) c[i] = m[i];
-            for (size_t s = 0; s < nk; s++) {
-                const float *p = pt + s * qp;
-#pragma omp simd
-                for (size_t i = 0; i < qp; i++) c[i] = p[i] > c[i] ? p[i] : c[i];
-            }
+        pack_rows(kp, k + s0 * H * E, nk, E, H * E);
+        pack_rows(vp, v + s0 * H * D, nk, D, H * D);
+        if (s0 + nk < klen) {
+            size_t nn = klen - s0 - nk < j->bk ? klen - s0 - nk : j->bk;
+            prefetch_rows(k + (s0 + nk) * H * E, nn, E, H * E);
+            prefetch_rows(v + (s0 + nk) * H * D, nn, D, H * D);
         }
-        /* subtract 0 where no key is visible yet so that exp(-inf - m') is
-         * 0, not NaN. */
-#pragma omp simd
-        for (size_t i = 0; i < qp; i++) {
-            float mn = c[i];
-            msub[i] = mn == -INFINITY ? 0.0f : mn;
-            float scale = fast_exp(m[i] - msub[i]); /* 0 when m is -inf */
-            m[i] = mn;
-            l[i] *= scale;
-            c[i] = scale;
-        }
-        for (size_t s = 0; s < nk; s++) {
-            float *p = pt + s * qp;
-#pragma omp simd
-            for (size_t i = 0; i < qp; i++) {
-                float x = fast_exp(p[i] - msub[i]);
-                p[i] = x;
-                l[i] += x;
-            }
-        }
-        pv_block(nq, nk, D, pt, qp, vp, D, c, o, diag, s0, l0);
+        for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, kp, E, vp, D, pt, c, msub);
     }
 
-    float *out = j->out + ((n * L + l0) * H + h) * D;
-    for (size_t i = 0; i < nq; i++) {
-        float inv = l[i] > 0.0f ? 1.0f / l[i] : NAN; /* no visible key: NaN, as torch */
-        const float *oi = o + i * D;
-        float *dst = out + i * H * D;
-        for (size_t d = 0; d < D; d++) dst[d] = oi[d] * inv;
+    for (size_t u = 0; u < ns; u++) {
+        const qsub *b = &sb[u];
+        float *out = j->out + ((n * L + b->l0) * H + h) * D;
+        for (size_t i = 0; i < b->nq; i++) {
+            float inv = b->l[i] > 0.0f ? 1.0f / b->l[i] : NAN; /* no visible key: NaN, as torch */
+            const float *oi = b->o + i * D;
+            float *dst = out + i * H * D;
+            for (size_t d = 0; d < D; d++) dst[d] = oi[d] * inv;
+        }
     }
+    return ATTN_OK;
+}
+
+/* Task t of the head-major copy: rows [s0, s0 + FUSED_BK) of one (n, h). */
+static attn_status head_copy_task(void *arg, size_t task, int worker) {
+    (void)worker;
+    const fused_job *j = arg;
+    const attn_qkv *a = j->a;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S;
+    const size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
+    size_t nh = task / chunks, s0 = task % chunks * FUSED_BK, n = nh / H, h = nh % H;
+    size_t ns = S - s0 < FUSED_BK ? S - s0 : FUSED_BK;
+    pack_rows(j->kh + (nh * S + s0) * E, a->k + ((n * S + s0) * H + h) * E, ns, E, H * E);
+    pack_rows(j->vh + (nh * S + s0) * D, a->v + ((n * S + s0) * H + h) * D, ns, D, H * D);
     return ATTN_OK;
 }
 
@@ -406,26 +506,54 @@ attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *
     j.causal = a->attn_mask && a->mask_lower_triangular && !a->mask_all_ones;
     j.nh = (size_t)a->N * (size_t)a->H;
     j.qp_max = (j.bq + VLEN - 1) / VLEN * VLEN;
-    j.qblocks = (L + j.bq - 1) / j.bq;
+    size_t sblocks = (L + j.bq - 1) / j.bq;
+    /* Sub-blocks per task: as many as leave every thread a few tasks. */
+    size_t threads = (size_t)attn_ctx_threads(ctx);
+    j.nsub = block_env("ATTN_FUSED_NSUB", FUSED_NSUB);
+    if (j.nsub > FUSED_NSUB_MAX) j.nsub = FUSED_NSUB_MAX;
+    while (j.nsub > 1 && j.nh * ((sblocks + j.nsub - 1) / j.nsub) < 4 * threads) j.nsub--;
+    j.qblocks = (sblocks + j.nsub - 1) / j.nsub;
     size_t tasks;
     if (!attn__mul(j.nh, j.qblocks, &tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "full: too many tasks");
-    /* qt (E·qp) + pt (bk·qp) + o (bq·D) + m, l, c, msub (4·qp) + kp (bk·E)
-     * + vp (bk·D), all small: E and D are bounded by the tensor limits, bk
-     * and qp by the block sizes. */
-    size_t per = 0, t, kv;
-    if (!attn__mul(E + j.bk + 4, j.qp_max, &per) || !attn__mul(j.bq, D, &t) || per + t < per ||
-        !attn__mul(j.bk, E + D, &kv) || per + t + kv < per + t)
+    /* per worker: pt (bk·qp) + c, msub (2·qp) + kp (bk·E) + vp (bk·D), and
+     * per sub-block qt (E·qp) + o (bq·D) + m, l (2·qp), all small: E and D
+     * are bounded by the tensor limits, bk and qp by the block sizes. */
+    size_t pt_c = 0, kv = 0, sub = 0, t = 0, subs = 0;
+    if (!attn__mul(j.bk + 2, j.qp_max, &pt_c) || !attn__mul(j.bk, E + D, &kv) ||
+        !attn__mul(E + 2, j.qp_max, &sub) || !attn__mul(j.bq, D, &t) || sub + t < sub)
+        return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
+    j.per_sub = (sub + t + 15) / 16 * 16;
+    if (!attn__mul(j.per_sub, j.nsub, &subs) || pt_c + kv < pt_c || pt_c + kv + subs < subs)
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
     /* keep every worker's slice a whole number of cache lines apart */
-    j.per_worker = (per + t + kv + 15) / 16 * 16;
+    j.per_worker = (pt_c + kv + subs + 15) / 16 * 16;
     int workers = attn__workers(ctx, tasks);
     size_t bytes;
     if (!attn__mul((size_t)workers, j.per_worker * sizeof(float), &bytes))
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
     j.scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!j.scratch) return attn__err(err, ATTN_E_NOMEM, "out of memory (%zu bytes of scratch)", bytes);
+    /* K and V copied head by head first, when that copy is not large (it
+     * doubles their memory): the tasks then read each head's keys and values
+     * as sequential streams instead of rows H·E apart, which the hardware
+     * prefetchers follow; the copy itself streams, on every thread.  Large
+     * inputs pack each key block per task instead. */
+    size_t kvn = 0, kvb = 0;
+    if (j.nh > 0 && attn__mul(j.nh * S, E + D, &kvn) && attn__mul(kvn, sizeof(float), &kvb) &&
+        kvb <= FUSED_HEAD_COPY_MAX && (j.kh = aligned_alloc(64, (kvb + 63) / 64 * 64)) != NULL) {
+        j.vh = j.kh + j.nh * S * E;
+        size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
+        attn_status cs = attn__parallel_for(ctx, j.nh * chunks, head_copy_task, &j);
+        if (cs != ATTN_OK) {
+            free(j.kh);
+            free(j.scratch);
+            if (cs == ATTN_E_CANCELLED) attn__err(err, cs, "cancelled");
+            return cs;
+        }
+    }
     attn_status st = attn__parallel_for(ctx, tasks, fused_task, &j);
+    free(j.kh);
     free(j.scratch);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
