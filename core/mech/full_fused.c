@@ -38,6 +38,9 @@
 #include "kernels/vec.h"
 #include "mech/full.h"
 
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -89,15 +92,30 @@ typedef attn_vf vf;
  * pick a. */
 typedef int32_t vi __attribute__((vector_size(VLEN * sizeof(int32_t))));
 AI vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
-/* max(a, b) as `a > b ? a : b`: a NaN a is skipped */
+
+/* max(a, b) = `a > b ? a : b` and min(a, b) = `a < b ? a : b` (a NaN a
+ * gives b), as the x86 max/min instructions define them. */
+#if VLEN == 16
+AI vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+AI vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
+#elif VLEN == 8
+AI vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+AI vf vmin(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
+#elif defined(__SSE__)
+AI vf vmax(vf a, vf b) { return (vf)_mm_max_ps((__m128)a, (__m128)b); }
+AI vf vmin(vf a, vf b) { return (vf)_mm_min_ps((__m128)a, (__m128)b); }
+#else
 AI vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+AI vf vmin(vf a, vf b) { return vselect(a < b, a, b); }
+#endif
 
 /* kernels/fast_exp.h's fast_exp on a vector, operation for operation (the
- * same rounding, lane by lane). */
+ * same rounding, lane by lane): the clamp as max/min keeps NaN, as its
+ * selects do. */
 AI vf vexp(vf x) {
     const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
     const vf lo = vsplat(-87.0f), hi = vsplat(88.0f);
-    vf xc = vselect(x < lo, lo, vselect(x > hi, hi, x));
+    vf xc = vmin(hi, vmax(lo, x));
     vf t = xc * 1.44269504088896341f + magic;
     vf k = t - magic;
     vf r = xc - k * 0.693359375f;
@@ -112,18 +130,24 @@ AI vf vexp(vf x) {
     int32_t mb;
     memcpy(&mb, &magic, 4);
     vi bits = (vi)(((vi)t - mb + 127) << 23);
-    return vselect(x < lo, vsplat(0.0f), p * (vf)bits);
+#if VLEN == 16
+    /* below -87: exactly 0 (masked lanes of the product) */
+    return (vf)_mm512_maskz_mul_ps(_mm512_cmp_ps_mask((__m512)x, (__m512)lo, _CMP_NLT_UQ), (__m512)p,
+                                   (__m512)bits);
+#else
+    return (vf)((vi)(p * (vf)bits) & ~(vi)(x < lo));
+#endif
 }
 
 int ATTN_V(attn__full_fused_ok)(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
 
-/* pt[r][0 .. nv·VLEN) = temp · Σ_e k[r][e] qt[e][..] for r < mr, and
+/* pt[r][0 .. nv·VLEN) = Σ_e k[r][e] qt[e][..] for r < mr (qt holds temp·q), and
  * cmax[..] = max(cmax[..], column maxima of those rows).  k rows are ldk
  * apart, qt rows ldq apart.  diag: the causal mask applies, the tile's
  * first key and first query being kidx and qidx (global indices): scores of
  * keys after the query are -inf. */
 AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ldq, const float *k,
-                size_t ldk, float temp, float *pt, size_t ldp, float *cmax, bool diag, ptrdiff_t kidx,
+                size_t ldk, float *pt, size_t ldp, float *cmax, bool diag, ptrdiff_t kidx,
                 ptrdiff_t qidx) {
     vf acc[MRK][NRV];
 #pragma GCC unroll 12
@@ -156,7 +180,7 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
 #pragma GCC unroll 4
             for (int x = 0; x < nv; x++) {
                 vf qi = vsplat((float)(qidx + (ptrdiff_t)x * VLEN - kidx - r)) + lane;
-                vf sc = acc[r][x] * temp;
+                vf sc = acc[r][x];
                 sc = vselect(qi >= vsplat(0.0f), sc, ninf);
                 vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, sc);
                 mx[x] = vmax(sc, mx[x]);
@@ -166,7 +190,7 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
         for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
             for (int x = 0; x < nv; x++) {
-                vf sc = acc[r][x] * temp;
+                vf sc = acc[r][x];
                 vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, sc);
                 mx[x] = vmax(sc, mx[x]);
             }
@@ -212,7 +236,7 @@ AI void qk_tile_masked(const int mr, const int nv, float *pt, size_t ldp) {
 
 /* One row group of mr keys (kidx: the first's global index) against every
  * query column group. */
-AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float *ks, size_t ldk, float temp,
+AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float *ks, size_t ldk,
                 float *p, float *cmax, bool causal, ptrdiff_t kidx, ptrdiff_t l0) {
     size_t i = 0;
     for (; i + NRV * VLEN <= qp; i += NRV * VLEN) {
@@ -220,7 +244,7 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
         if (causal && kidx > qidx + NRV * VLEN - 1)
             qk_tile_masked(mr, NRV, p + i, qp);
         else
-            qk_tile(mr, NRV, E, qt + i, qp, ks, ldk, temp, p + i, qp, cmax + i,
+            qk_tile(mr, NRV, E, qt + i, qp, ks, ldk, p + i, qp, cmax + i,
                     causal && kidx + mr - 1 > qidx, kidx, qidx);
     }
 #if NRV > 2
@@ -229,7 +253,7 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
         if (causal && kidx > qidx + 2 * VLEN - 1)
             qk_tile_masked(mr, 2, p + i, qp);
         else
-            qk_tile(mr, 2, E, qt + i, qp, ks, ldk, temp, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+            qk_tile(mr, 2, E, qt + i, qp, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
                     kidx, qidx);
         i += 2 * VLEN;
     }
@@ -239,7 +263,7 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
         if (causal && kidx > qidx + VLEN - 1)
             qk_tile_masked(mr, 1, p + i, qp);
         else
-            qk_tile(mr, 1, E, qt + i, qp, ks, ldk, temp, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+            qk_tile(mr, 1, E, qt + i, qp, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
                     kidx, qidx);
     }
 }
@@ -247,14 +271,14 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
 /* Scores of keys [0, nk) (k rows ldk apart) for qp query columns, and the
  * running column maxima cmax.  causal: key s0 + s is visible to query
  * l0 + i when s0 + s <= l0 + i. */
-static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, const float *k, size_t ldk, float temp,
+static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, const float *k, size_t ldk,
                      float *pt, float *cmax, bool causal, size_t s0, size_t l0) {
     size_t s = 0;
     for (; s + MRK <= nk; s += MRK)
-        qk_rows(MRK, E, qp, qt, k + s * ldk, ldk, temp, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+        qk_rows(MRK, E, qp, qt, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
                 (ptrdiff_t)l0);
     for (; s < nk; s++)
-        qk_rows(1, E, qp, qt, k + s * ldk, ldk, temp, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+        qk_rows(1, E, qp, qt, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
                 (ptrdiff_t)l0);
 }
 
@@ -326,7 +350,7 @@ static void sub_block(const fused_job *j, const qsub *b, size_t s0, size_t nk, c
     /* c = the new running max m' (column maxima of the scores and m; NaN
      * scores are skipped here and poison the sum) */
     for (size_t i = 0; i < qp; i++) c[i] = m[i];
-    qk_block(E, nk, qp, b->qt, kp, ldk, j->temp, pt, c, diag, s0, l0);
+    qk_block(E, nk, qp, b->qt, kp, ldk, pt, c, diag, s0, l0);
     if (masked) {
         for (size_t i = 0; i < nq; i++) {
             const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
@@ -413,11 +437,12 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
         b->o = b->qt + E * j->qp_max;
         b->m = b->o + j->bq * D;
         b->l = b->m + j->qp_max;
-        /* qt = the sub-block's queries transposed; rows of q read whole */
+        /* qt = the sub-block's queries transposed and scaled by temp (exact
+         * for the default 1/√E when E is a power of 4); rows of q read whole */
         const float *q = a->q + ((n * L + b->l0) * H + h) * E;
         for (size_t i = 0; i < b->nq; i++) {
             const float *qi = q + i * H * E;
-            for (size_t e = 0; e < E; e++) b->qt[e * b->qp + i] = qi[e];
+            for (size_t e = 0; e < E; e++) b->qt[e * b->qp + i] = qi[e] * j->temp;
         }
         for (size_t e = 0; e < E; e++)
             for (size_t i = b->nq; i < b->qp; i++) b->qt[e * b->qp + i] = 0.0f;
