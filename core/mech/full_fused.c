@@ -426,6 +426,9 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     const float *k = a->k + (n * S * H + h) * E;
     const float *v = a->v + (n * S * H + h) * D;
 
+    /* the task's query rows, asked for at once (they are read column by
+     * column below, each row's lines otherwise waited for in turn) */
+    prefetch_rows(a->q + ((n * L + t0) * H + h) * E, tn, E, H * E);
     qsub sb[FUSED_NSUB_MAX];
     size_t ns = (tn + j->bq - 1) / j->bq;
     for (size_t u = 0; u < ns; u++) {
@@ -566,7 +569,8 @@ attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *
      * inputs pack each key block per task instead. */
     size_t kvn = 0, kvb = 0;
     if (j.nh > 0 && attn__mul(j.nh * S, E + D, &kvn) && attn__mul(kvn, sizeof(float), &kvb) &&
-        kvb <= FUSED_HEAD_COPY_MAX && (j.kh = aligned_alloc(64, (kvb + 63) / 64 * 64)) != NULL) {
+        kvb <= FUSED_HEAD_COPY_MAX && !(getenv("ATTN_FUSED_HEAD_COPY") && !strcmp(getenv("ATTN_FUSED_HEAD_COPY"), "0")) &&
+        (j.kh = aligned_alloc(64, (kvb + 63) / 64 * 64)) != NULL) {
         j.vh = j.kh + j.nh * S * E;
         size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
         attn_status cs = attn__parallel_for(ctx, j.nh * chunks, head_copy_task, &j);
