@@ -443,9 +443,17 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
         /* qt = the sub-block's queries transposed and scaled by temp (exact
          * for the default 1/√E when E is a power of 4); rows of q read whole */
         const float *q = a->q + ((n * L + b->l0) * H + h) * E;
+        const float temp = j->temp;
+        float *qt = b->qt;
+        const size_t qp = b->qp;
         for (size_t i = 0; i < b->nq; i++) {
             const float *qi = q + i * H * E;
-            for (size_t e = 0; e < E; e++) b->qt[e * b->qp + i] = qi[e] * j->temp;
+            size_t e = 0;
+            for (; e + VLEN <= E; e += VLEN) {
+                vf x = vload(qi + e) * temp;
+                for (int w = 0; w < VLEN; w++) qt[(e + (size_t)w) * qp + i] = x[w];
+            }
+            for (; e < E; e++) qt[e * qp + i] = qi[e] * temp;
         }
         for (size_t e = 0; e < E; e++)
             for (size_t i = b->nq; i < b->qp; i++) b->qt[e * b->qp + i] = 0.0f;
@@ -492,7 +500,7 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
             float inv = b->l[i] > 0.0f ? 1.0f / b->l[i] : NAN; /* no visible key: NaN, as torch */
             const float *oi = b->o + i * D;
             float *dst = out + i * H * D;
-            for (size_t d = 0; d < D; d++) dst[d] = oi[d] * inv;
+            for (size_t d = 0; d < D; d += VLEN) vstore(dst + d, vload(oi + d) * inv); /* D % VLEN == 0 */
         }
     }
     return ATTN_OK;
