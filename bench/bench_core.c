@@ -24,7 +24,8 @@
  *       The FMA peak of every kernel variant this CPU executes: a
  *       register-only loop of independent fused multiply-adds
  *       (bench/fma_peak.c, built per variant) on T pthreads at once;
- *       median GFLOP/s of all T together.
+ *       median GFLOP/s of all T together, and per CPU second of a thread
+ *       (gflops_per_cpu: what a thread gets while it runs).
  *   bench_core full [--L 512,1024] [--causal 0,1] [--threads 1,2] [--min-ms MS]
  *                   [--min-reps R] [--max-reps R] [--N 1 --H 8 --E 64 --D 64]
  *       `full` over random inputs made in memory (L = S; causal: the
@@ -519,7 +520,7 @@ static int cmd_fma(const opts *o) {
             int T = o->threads[ti];
             fma_job *jobs = calloc((size_t)T, sizeof *jobs);
             pthread_t *th = calloc((size_t)T, sizeof *th);
-            double t[256];
+            double t[256], ct[256];
             int n = 0;
             double spent = 0;
             if (!jobs || !th) return 2;
@@ -529,10 +530,11 @@ static int cmd_fma(const opts *o) {
                 for (int i = 0; i < T; i++) jobs[i] = (fma_job){.fn = fn, .iters = iters, .bar = &bar};
                 for (int i = 1; i < T; i++) pthread_create(&th[i], NULL, fma_thread, &jobs[i]);
                 pthread_barrier_wait(&bar);
-                double t0 = now_ms();
+                double t0 = now_ms(), c0 = cpu_ms();
                 fn(iters, &jobs[0].sink);
                 for (int i = 1; i < T; i++) pthread_join(th[i], NULL);
                 t[n] = now_ms() - t0;
+                ct[n] = cpu_ms() - c0;
                 spent += t[n++];
                 pthread_barrier_destroy(&bar);
             }
@@ -540,9 +542,11 @@ static int cmd_fma(const opts *o) {
             for (int i = 1; i < n; i++)
                 if (t[i] < best) best = t[i];
             double work = per * (double)iters * T;
+            /* per thread and CPU second: the rate a thread gets while it runs */
+            double per_cpu = work / median(ct, n) / 1e6;
             printf("{\"bench\": \"fma_peak\", \"variant\": \"%s\", \"threads\": %d, \"gflops\": %.4g, "
-                   "\"gflops_best\": %.4g, \"rounds\": %d}\n",
-                   k->name, T, work / median(t, n) / 1e6, work / best / 1e6, n);
+                   "\"gflops_best\": %.4g, \"gflops_per_cpu\": %.4g, \"rounds\": %d}\n",
+                   k->name, T, work / median(t, n) / 1e6, work / best / 1e6, per_cpu, n);
             fflush(stdout);
             free(jobs);
             free(th);
@@ -612,6 +616,8 @@ static int cmd_full(const opts *o) {
                        "\"times\": [",
                        variant, L, causal, o->threads[ti]);
                 for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", t[i]);
+                printf("], \"cpu_times\": [");
+                for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", ct[i]);
                 double med = median(t, n);
                 double flop = 2.0 * (double)o->N * (double)o->H * (double)L * (double)L * (double)(o->E + o->D);
                 /* useful work of the causal product: L(L+1)/2 of the L² scores */

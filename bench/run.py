@@ -337,17 +337,23 @@ def peer_run(build, opts):
 def peer_tables(rec):
     """(rows, fma): per (L, causal, T) the pooled medians of attnd and ORT;
     fma[variant][T] = median of the rounds' FMA peaks."""
-    fma = {}
+    fma, fcpu = {}, {}
     for lines in rec["fma"]:
         for ln in lines:
             fma.setdefault(ln["variant"], {}).setdefault(ln["threads"], []).append(ln["gflops"])
+            if ln["threads"] == 1 and "gflops_per_cpu" in ln:
+                fcpu.setdefault(ln["variant"], []).append(ln["gflops_per_cpu"])
     fma = {v: {int(T): float(np.median(x)) for T, x in d.items()} for v, d in fma.items()}
+    # "cpu": the 1-thread peak per CPU second, against which CPU-time rates are judged
+    for v, x in fcpu.items():
+        fma[v]["cpu"] = float(np.median(x))
     pool = {}
     for side in ("attnd", "ort"):
         for ln in rec[side]:
             key = (ln["L"], ln["causal"], ln["threads"])
-            p = pool.setdefault(key, {"attnd": [], "ort": [], "variant": None})
+            p = pool.setdefault(key, {"attnd": [], "ort": [], "attnd_cpu": [], "ort_cpu": [], "variant": None})
             p[side] += ln["times"]
+            p[side + "_cpu"] += ln.get("cpu_times", [])
             if side == "attnd":
                 p["variant"] = ln["variant"]
     rows = []
@@ -355,7 +361,10 @@ def peer_tables(rec):
         a = float(np.median(p["attnd"])) if p["attnd"] else None
         o = float(np.median(p["ort"])) if p["ort"] else None
         flop = 2.0 * CASES.N * CASES.H * L * L * (CASES.E + CASES.D)
+        ac = float(np.median(p["attnd_cpu"])) if p["attnd_cpu"] else None
+        oc = float(np.median(p["ort_cpu"])) if p["ort_cpu"] else None
         rows.append({"L": L, "causal": c, "T": T, "attnd_ms": a, "ort_ms": o, "variant": p["variant"],
+                     "attnd_cpu": ac, "ort_cpu": oc,
                      "attnd_min": min(p["attnd"]) if p["attnd"] else None, "ort_min": min(p["ort"]) if p["ort"] else None,
                      "n_attnd": len(p["attnd"]), "n_ort": len(p["ort"]),
                      "gflops": flop / (a * 1e6) if a else None})
@@ -386,24 +395,32 @@ def write_peer_md(w, rec):
       "start and end of every round (median of those). GFLOP/s counts 2·N·H·L·S·(E+D) also for causal "
       "(so causal's figure is not useful work); % peak = attnd's GFLOP/s over the FMA peak of the variant "
       "it ran. Load average per round: " + ", ".join(" ".join(x) for x in rec["loadavg"]) + ".\n")
-    w("FMA peak, GFLOP/s (median of the rounds): " + "; ".join(
-        f"{v} " + ", ".join(f"{T}t {g:.1f}" for T, g in sorted(d.items())) for v, d in fma.items()) + ".\n")
-    w("| L=S | causal | threads | attnd ms | ORT ms | ORT ÷ attnd | attnd GFLOP/s | % FMA peak | "
-      "non-causal ÷ causal (attnd) | samples attnd/ORT |")
-    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("FMA peak, GFLOP/s (median of the rounds; `cpu` = one thread per CPU second of it): " + "; ".join(
+        f"{v} " + ", ".join(f"{T}t {g:.1f}" if T != "cpu" else f"cpu {g:.1f}" for T, g in d.items()) for v, d in fma.items()) + ".\n")
+    w("CPU ms = median CPU time of the whole process per forward (every thread; on this shared machine the "
+      "wall time also holds the time slices other jobs took, the CPU time does not; at 2 threads it sums "
+      "both threads and any spinning). % FMA peak (CPU) = FLOPs per CPU second against the FMA loop's "
+      "FLOPs per CPU second on one thread.\n")
+    w("| L=S | causal | threads | attnd ms | ORT ms | ORT ÷ attnd | attnd CPU ms | ORT CPU ms | ORT ÷ attnd (CPU) | "
+      "attnd GFLOP/s | % FMA peak | % FMA peak (CPU) | non-causal ÷ causal (attnd) | samples attnd/ORT |")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     by = {(r["L"], r["causal"], r["T"]): r for r in rows}
     for r in rows:
         pk = fma.get(r["variant"], {}).get(r["T"])
+        pk1 = fma.get(r["variant"], {}).get("cpu") or fma.get(r["variant"], {}).get(1)
         nc = by.get((r["L"], 0, r["T"]))
         ratio = f"{r['ort_ms'] / r['attnd_ms']:.2f}×" if r["ort_ms"] and r["attnd_ms"] else "—"
+        cratio = f"{r['ort_cpu'] / r['attnd_cpu']:.2f}×" if r["ort_cpu"] and r["attnd_cpu"] else "—"
         cs = f"{nc['attnd_ms'] / r['attnd_ms']:.2f}×" if r["causal"] and nc and nc["attnd_ms"] else ""
+        frac = f"{100 * r['gflops'] / pk:.0f}%" if pk and r["gflops"] else "—"
+        cfrac = "—"
+        if pk1 and r["attnd_cpu"]:
+            cfrac = f"{100 * r['gflops'] * r['attnd_ms'] / r['attnd_cpu'] / pk1:.0f}%"
         w(f"| {r['L']} | {'yes' if r['causal'] else 'no'} | {r['T']} | {fmt_ms(r['attnd_ms'])} | {fmt_ms(r['ort_ms'])} | "
-          f"{ratio} | {r['gflops']:.1f} | {100 * r['gflops'] / pk:.0f}% | {cs} | {r['n_attnd']}/{r['n_ort']} |"
-          if pk else
-          f"| {r['L']} | {'yes' if r['causal'] else 'no'} | {r['T']} | {fmt_ms(r['attnd_ms'])} | {fmt_ms(r['ort_ms'])} | "
-          f"{ratio} | {r['gflops']:.1f} | — | {cs} | {r['n_attnd']}/{r['n_ort']} |")
+          f"{ratio} | {fmt_ms(r['attnd_cpu'])} | {fmt_ms(r['ort_cpu'])} | {cratio} | {r['gflops']:.1f} | {frac} | {cfrac} | "
+          f"{cs} | {r['n_attnd']}/{r['n_ort']} |")
     w("")
-    w("Targets of issue 12 for `full` (on the medians above):\n")
+    w("Targets of issue 12 for `full` (on the wall-time medians above, then on the 1-thread CPU times):\n")
     w("| target | measured | status |")
     w("|---|---|---|")
     for line in peer_targets(rows, fma):
@@ -440,6 +457,30 @@ def peer_targets(rows, fma):
         out.append(f"| causal ≥ 1.8× faster than non-causal at L ≥ 2048 | " +
                    ", ".join(f"L={k[0]} {k[1]}t {v:.2f}×" for k, v in sorted(cs.items())) +
                    f" | {st(all(v >= 1.8 for v in cs.values()))} |")
+    one = [r for r in rows if r["T"] == 1 and r["attnd_cpu"] and r["ort_cpu"]]
+    if one:
+        sp = {(r["L"], r["causal"]): r["ort_cpu"] / r["attnd_cpu"] for r in one}
+        ncs = {k: v for k, v in sp.items() if not k[1]}
+        cas = {k: v for k, v in sp.items() if k[1]}
+        if ncs:
+            out.append("| (CPU time, 1 thread) non-causal ≥ 1.05× ORT, ≥ 1.25× at L=512 | " +
+                       ", ".join(f"L={k[0]} {v:.2f}×" for k, v in sorted(ncs.items())) +
+                       f" | {st(all(v >= (1.25 if k[0] == 512 else 1.05) for k, v in ncs.items()))} |")
+        if cas:
+            out.append("| (CPU time, 1 thread) causal ≥ 1.5× ORT | " +
+                       ", ".join(f"L={k[0]} {v:.2f}×" for k, v in sorted(cas.items())) +
+                       f" | {st(all(v >= 1.5 for v in cas.values()))} |")
+        by1 = {(r["L"], r["causal"]): r for r in one}
+        cc = {L: by1[(L, 0)]["attnd_cpu"] / by1[(L, 1)]["attnd_cpu"] for (L, c) in by1 if c and L >= 2048 and (L, 0) in by1}
+        if cc:
+            out.append("| (CPU time, 1 thread) causal ≥ 1.8× faster than non-causal at L ≥ 2048 | " +
+                       ", ".join(f"L={L} {v:.2f}×" for L, v in sorted(cc.items())) + f" | {st(all(v >= 1.8 for v in cc.values()))} |")
+        pk1 = {r["L"]: r["gflops"] * r["attnd_ms"] / r["attnd_cpu"] / fma[r["variant"]].get("cpu", fma[r["variant"]][1])
+               for r in one if not r["causal"] and r["L"] >= 2048 and fma.get(r["variant"], {}).get(1)}
+        if pk1:
+            out.append("| (CPU time, 1 thread) non-causal ≥ 85% of the FMA peak at L ≥ 2048 | " +
+                       ", ".join(f"L={L} {100 * v:.0f}%" for L, v in sorted(pk1.items())) +
+                       f" | {st(all(v >= 0.85 for v in pk1.values()))} |")
     pk = {}
     for r in rows:
         p = fma.get(r["variant"], {}).get(r["T"])

@@ -3,7 +3,8 @@
 // (N=1, H=8, E=D=64, L=S; causal: the op's unidirectional attribute, the
 // lower-triangular mask).  The one-node model is built in memory
 // (onnx-proto); inputs are random.  One JSON line per (L, causal, threads):
-//   {"impl": "onnxruntime", "version": ..., "L": L, "causal": 0|1, "threads": T, "times": [ms...]}
+//   {"impl": "onnxruntime", "version": ..., "L": L, "causal": 0|1, "threads": T, "times": [ms...],
+//    "cpu_times": [ms of CPU time of the whole process per run...]}
 //   node bench/ort/full.js [--L 512,1024] [--causal 0,1] [--threads 1,2] [--min-ms 600] [--min-reps 3]
 // Install (bench/ort/deps.sh): npm install --ignore-scripts in this folder
 // (the package's install script fetches GPU files from elsewhere; the CPU
@@ -69,15 +70,17 @@ async function main() {
       const feeds = {};
       ["q", "k", "v"].forEach((n, i) => { feeds[n] = new ort.Tensor("float32", randn(L * H * E, i + 1), [1, L, H * E]); });
       await sess.run(feeds); // warm-up
-      const times = [];
+      const times = [], cpu_times = [];
       const start = performance.now();
       while (times.length < minReps || performance.now() - start < minMs) {
-        const t0 = performance.now();
+        const c0 = process.cpuUsage(), t0 = performance.now();
         await sess.run(feeds);
         times.push(performance.now() - t0);
+        const c = process.cpuUsage(c0); // every thread of the process, µs
+        cpu_times.push((c.user + c.system) / 1000);
         if (times.length >= 200) break;
       }
-      console.log(JSON.stringify({ impl: "onnxruntime", version: ort.env.versions.common, L, causal, threads: T, times }));
+      console.log(JSON.stringify({ impl: "onnxruntime", version: ort.env.versions.common, L, causal, threads: T, times, cpu_times }));
     }
     await sess.release();
   }
