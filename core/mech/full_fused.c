@@ -506,17 +506,24 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-/* Task t of the head-major copy: rows [s0, s0 + FUSED_BK) of one (n, h). */
+/* Task t of the head-by-head copy: rows [s0, s0 + FUSED_BK) of batch n, every
+ * head; the input is read in order (each row holds every head), so the
+ * copy streams. */
 static attn_status head_copy_task(void *arg, size_t task, int worker) {
     (void)worker;
     const fused_job *j = arg;
     const attn_qkv *a = j->a;
     const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S;
     const size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
-    size_t nh = task / chunks, s0 = task % chunks * FUSED_BK, n = nh / H, h = nh % H;
-    size_t ns = S - s0 < FUSED_BK ? S - s0 : FUSED_BK;
-    pack_rows(j->kh + (nh * S + s0) * E, a->k + ((n * S + s0) * H + h) * E, ns, E, H * E);
-    pack_rows(j->vh + (nh * S + s0) * D, a->v + ((n * S + s0) * H + h) * D, ns, D, H * D);
+    size_t n = task / chunks, s0 = task % chunks * FUSED_BK;
+    size_t s1 = S - s0 < FUSED_BK ? S : s0 + FUSED_BK;
+    for (size_t s = s0; s < s1; s++) {
+        const float *kr = a->k + (n * S + s) * H * E, *vr = a->v + (n * S + s) * H * D;
+        for (size_t h = 0; h < H; h++) {
+            memcpy(j->kh + ((n * H + h) * S + s) * E, kr + h * E, E * sizeof(float));
+            memcpy(j->vh + ((n * H + h) * S + s) * D, vr + h * D, D * sizeof(float));
+        }
+    }
     return ATTN_OK;
 }
 
@@ -581,7 +588,7 @@ attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *
         (j.kh = aligned_alloc(64, (kvb + 63) / 64 * 64)) != NULL) {
         j.vh = j.kh + j.nh * S * E;
         size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
-        attn_status cs = attn__parallel_for(ctx, j.nh * chunks, head_copy_task, &j);
+        attn_status cs = attn__parallel_for(ctx, (size_t)a->N * chunks, head_copy_task, &j);
         if (cs != ATTN_OK) {
             free(j.kh);
             free(j.scratch);
