@@ -77,7 +77,7 @@
 #endif
 #define FUSED_NSUB_MAX 8
 #ifndef FUSED_HEAD_COPY_MAX
-#define FUSED_HEAD_COPY_MAX ((size_t)64 << 20) /* bytes of K and V copied head by head */
+#define FUSED_HEAD_COPY_MAX ((size_t)64 << 20) /* bytes of the head-by-head copy of Q, K and V */
 #endif
 
 ATTN_CPU_DECLARE(ATTN_VARIANT)
@@ -236,7 +236,7 @@ AI void qk_tile_masked(const int mr, const int nv, float *pt, size_t ldp) {
 
 /* One row group of mr keys (kidx: the first's global index) against every
  * query column group. */
-AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float *ks, size_t ldk,
+AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, size_t ldq, const float *ks, size_t ldk,
                 float *p, float *cmax, bool causal, ptrdiff_t kidx, ptrdiff_t l0) {
     size_t i = 0;
     for (; i + NRV * VLEN <= qp; i += NRV * VLEN) {
@@ -244,7 +244,7 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
         if (causal && kidx > qidx + NRV * VLEN - 1)
             qk_tile_masked(mr, NRV, p + i, qp);
         else
-            qk_tile(mr, NRV, E, qt + i, qp, ks, ldk, p + i, qp, cmax + i,
+            qk_tile(mr, NRV, E, qt + i, ldq, ks, ldk, p + i, qp, cmax + i,
                     causal && kidx + mr - 1 > qidx, kidx, qidx);
     }
 #if NRV > 2
@@ -253,7 +253,7 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
         if (causal && kidx > qidx + 2 * VLEN - 1)
             qk_tile_masked(mr, 2, p + i, qp);
         else
-            qk_tile(mr, 2, E, qt + i, qp, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+            qk_tile(mr, 2, E, qt + i, ldq, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
                     kidx, qidx);
         i += 2 * VLEN;
     }
@@ -263,7 +263,7 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
         if (causal && kidx > qidx + VLEN - 1)
             qk_tile_masked(mr, 1, p + i, qp);
         else
-            qk_tile(mr, 1, E, qt + i, qp, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+            qk_tile(mr, 1, E, qt + i, ldq, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
                     kidx, qidx);
     }
 }
@@ -271,14 +271,14 @@ AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, const float 
 /* Scores of keys [0, nk) (k rows ldk apart) for qp query columns, and the
  * running column maxima cmax.  causal: key s0 + s is visible to query
  * l0 + i when s0 + s <= l0 + i. */
-static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, const float *k, size_t ldk,
+static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, size_t ldq, const float *k, size_t ldk,
                      float *pt, float *cmax, bool causal, size_t s0, size_t l0) {
     size_t s = 0;
     for (; s + MRK <= nk; s += MRK)
-        qk_rows(MRK, E, qp, qt, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+        qk_rows(MRK, E, qp, qt, ldq, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
                 (ptrdiff_t)l0);
     for (; s < nk; s++)
-        qk_rows(1, E, qp, qt, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+        qk_rows(1, E, qp, qt, ldq, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
                 (ptrdiff_t)l0);
 }
 
@@ -324,6 +324,8 @@ typedef struct fused_job {
     size_t qblocks, nh;
     size_t bq, bk, qp_max; /* queries per sub-block, keys per block, bq rounded up to VLEN */
     float *kh, *vh; /* K and V head by head ((N·H, S, E) and (N·H, S, D)), or NULL */
+    float *qh;      /* with them: temp·Q transposed per sub-block ((N·H, sblocks, E, qp_max)) */
+    size_t sblocks;
     size_t nsub;           /* sub-blocks of bq queries per task: they share each packed key block */
     bool causal;           /* the lower-triangular mask: computed, not read */
     float *scratch;
@@ -332,8 +334,9 @@ typedef struct fused_job {
 
 /* One sub-block's queries: transposed queries, output, running max and sum. */
 typedef struct qsub {
-    float *qt, *o, *m, *l;
-    size_t l0, nq, qp;
+    const float *qt; /* E rows ldq apart */
+    float *o, *m, *l;
+    size_t l0, nq, qp, ldq;
 } qsub;
 
 /* One key block [s0, s0 + nk) (packed: kp, vp) against one sub-block. */
@@ -350,7 +353,7 @@ static void sub_block(const fused_job *j, const qsub *b, size_t s0, size_t nk, c
     /* c = the new running max m' (column maxima of the scores and m; NaN
      * scores are skipped here and poison the sum) */
     for (size_t i = 0; i < qp; i++) c[i] = m[i];
-    qk_block(E, nk, qp, b->qt, kp, ldk, pt, c, diag, s0, l0);
+    qk_block(E, nk, qp, b->qt, b->ldq, kp, ldk, pt, c, diag, s0, l0);
     if (masked) {
         for (size_t i = 0; i < nq; i++) {
             const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
@@ -428,7 +431,7 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
 
     /* the task's query rows, asked for at once (they are read column by
      * column below, each row's lines otherwise waited for in turn) */
-    prefetch_rows(a->q + ((n * L + t0) * H + h) * E, tn, E, H * E);
+    if (!j->qh) prefetch_rows(a->q + ((n * L + t0) * H + h) * E, tn, E, H * E);
     qsub sb[FUSED_NSUB_MAX];
     size_t ns = (tn + j->bq - 1) / j->bq;
     for (size_t u = 0; u < ns; u++) {
@@ -436,27 +439,33 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
         b->l0 = t0 + u * j->bq;
         b->nq = L - b->l0 < j->bq ? L - b->l0 : j->bq;
         b->qp = (b->nq + VLEN - 1) / VLEN * VLEN;
-        b->qt = subs + u * j->per_sub;
-        b->o = b->qt + E * j->qp_max;
+        float *qt = subs + u * j->per_sub;
+        b->o = qt + E * j->qp_max;
         b->m = b->o + j->bq * D;
         b->l = b->m + j->qp_max;
-        /* qt = the sub-block's queries transposed and scaled by temp (exact
-         * for the default 1/√E when E is a power of 4); rows of q read whole */
-        const float *q = a->q + ((n * L + b->l0) * H + h) * E;
-        const float temp = j->temp;
-        float *qt = b->qt;
-        const size_t qp = b->qp;
-        for (size_t i = 0; i < b->nq; i++) {
-            const float *qi = q + i * H * E;
-            size_t e = 0;
-            for (; e + VLEN <= E; e += VLEN) {
-                vf x = vload(qi + e) * temp;
-                for (int w = 0; w < VLEN; w++) qt[(e + (size_t)w) * qp + i] = x[w];
+        if (j->qh) { /* transposed beforehand */
+            b->qt = j->qh + (nh * j->sblocks + b->l0 / j->bq) * E * j->qp_max;
+            b->ldq = j->qp_max;
+        } else {
+            /* qt = the sub-block's queries transposed and scaled by temp
+             * (exact for the default 1/√E when E is a power of 4) */
+            const float *q = a->q + ((n * L + b->l0) * H + h) * E;
+            const float temp = j->temp;
+            const size_t qp = b->qp;
+            for (size_t i = 0; i < b->nq; i++) {
+                const float *qi = q + i * H * E;
+                size_t e = 0;
+                for (; e + VLEN <= E; e += VLEN) {
+                    vf x = vload(qi + e) * temp;
+                    for (int w = 0; w < VLEN; w++) qt[(e + (size_t)w) * qp + i] = x[w];
+                }
+                for (; e < E; e++) qt[e * qp + i] = qi[e] * temp;
             }
-            for (; e < E; e++) qt[e * qp + i] = qi[e] * temp;
+            for (size_t e = 0; e < E; e++)
+                for (size_t i = b->nq; i < qp; i++) qt[e * qp + i] = 0.0f;
+            b->qt = qt;
+            b->ldq = qp;
         }
-        for (size_t e = 0; e < E; e++)
-            for (size_t i = b->nq; i < b->qp; i++) b->qt[e * b->qp + i] = 0.0f;
         memset(b->o, 0, b->nq * D * sizeof *b->o);
         for (size_t i = 0; i < b->qp; i++) {
             b->m[i] = -INFINITY;
@@ -513,8 +522,33 @@ static attn_status head_copy_task(void *arg, size_t task, int worker) {
     (void)worker;
     const fused_job *j = arg;
     const attn_qkv *a = j->a;
-    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S, L = (size_t)a->L;
     const size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
+    if (task >= (size_t)a->N * chunks) {
+        /* temp·Q transposed per sub-block: rows [l0, l0 + FUSED_BK) of batch n */
+        const size_t qchunks = (L + FUSED_BK - 1) / FUSED_BK, qp = j->qp_max, bq = j->bq;
+        task -= (size_t)a->N * chunks;
+        size_t n = task / qchunks, l0 = task % qchunks * FUSED_BK;
+        size_t l1 = L - l0 < FUSED_BK ? L : l0 + FUSED_BK;
+        for (size_t l = l0; l < l1; l++) {
+            size_t sb = l / bq, i = l % bq, nq = L - sb * bq < bq ? L - sb * bq : bq;
+            const float *qr = a->q + (n * L + l) * H * E;
+            for (size_t h = 0; h < H; h++) {
+                float *dst = j->qh + ((n * H + h) * j->sblocks + sb) * E * qp;
+                const float *qi = qr + h * E;
+                size_t e = 0;
+                for (; e + VLEN <= E; e += VLEN) {
+                    vf x = vload(qi + e) * j->temp;
+                    for (int w = 0; w < VLEN; w++) dst[(e + (size_t)w) * qp + i] = x[w];
+                }
+                for (; e < E; e++) dst[e * qp + i] = qi[e] * j->temp;
+                if (i == nq - 1) /* the sub-block's last query: zero its padding columns */
+                    for (e = 0; e < E; e++)
+                        for (size_t c = nq; c < qp; c++) dst[e * qp + c] = 0.0f;
+            }
+        }
+        return ATTN_OK;
+    }
     size_t n = task / chunks, s0 = task % chunks * FUSED_BK;
     size_t s1 = S - s0 < FUSED_BK ? S : s0 + FUSED_BK;
     for (size_t s = s0; s < s1; s++) {
@@ -577,18 +611,23 @@ attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
     j.scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!j.scratch) return attn__err(err, ATTN_E_NOMEM, "out of memory (%zu bytes of scratch)", bytes);
-    /* K and V copied head by head first, when that copy is not large (it
-     * doubles their memory): the tasks then read each head's keys and values
-     * as sequential streams instead of rows H·E apart, which the hardware
-     * prefetchers follow; the copy itself streams, on every thread.  Large
-     * inputs pack each key block per task instead. */
-    size_t kvn = 0, kvb = 0;
-    if (j.nh > 0 && attn__mul(j.nh * S, E + D, &kvn) && attn__mul(kvn, sizeof(float), &kvb) &&
-        kvb <= FUSED_HEAD_COPY_MAX && !(getenv("ATTN_FUSED_HEAD_COPY") && !strcmp(getenv("ATTN_FUSED_HEAD_COPY"), "0")) &&
+    /* K and V copied head by head first, and Q transposed per sub-block,
+     * when that copy is not large (it doubles the inputs' memory): the tasks
+     * then read each head's keys and values as sequential streams instead of
+     * rows H·E apart (which the hardware prefetchers, stopping at page
+     * boundaries, do not follow), and the copy itself reads the inputs in
+     * order, on every thread.  Large inputs pack each key block per task
+     * instead. */
+    size_t kvn = 0, qn = 0, kvb = 0;
+    j.sblocks = sblocks;
+    if (j.nh > 0 && attn__mul(j.nh * S, E + D, &kvn) && attn__mul(j.nh * sblocks, E * j.qp_max, &qn) &&
+        kvn + qn >= kvn && attn__mul(kvn + qn, sizeof(float), &kvb) && kvb <= FUSED_HEAD_COPY_MAX &&
+        !(getenv("ATTN_FUSED_HEAD_COPY") && !strcmp(getenv("ATTN_FUSED_HEAD_COPY"), "0")) &&
         (j.kh = aligned_alloc(64, (kvb + 63) / 64 * 64)) != NULL) {
         j.vh = j.kh + j.nh * S * E;
-        size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
-        attn_status cs = attn__parallel_for(ctx, (size_t)a->N * chunks, head_copy_task, &j);
+        j.qh = j.vh + j.nh * S * D;
+        size_t chunks = (S + FUSED_BK - 1) / FUSED_BK, qchunks = (L + FUSED_BK - 1) / FUSED_BK;
+        attn_status cs = attn__parallel_for(ctx, (size_t)a->N * (chunks + qchunks), head_copy_task, &j);
         if (cs != ATTN_OK) {
             free(j.kh);
             free(j.scratch);
