@@ -8,23 +8,37 @@
  * Why not two sgemm calls per block (full.c's BLAS path)?  Each call packs
  * its operands again, and the softmax between them needs row reductions.
  * Here the scores are kept transposed — one row per key, one column per
- * query — so K is read in place by broadcasts, V is read in place as
- * vectors, and the softmax's max and sum become vertical vector
- * operations, one lane per query.  Nothing is packed but the block's
- * queries.
+ * query — so K is read by broadcasts, V as vectors, and the softmax's max
+ * and sum become vertical vector operations, one lane per query.
  *
- * Shapes, per (n, h) and block of nq <= BQ queries starting at l0
- * (qp = nq rounded up to VLEN):
- *   qt  (E, qp)    the block's queries, transposed, zero-padded columns
+ * Layout.  When it is not large (FUSED_HEAD_COPY_MAX) a first parallel pass
+ * reads Q, K and V in order and writes K and V head by head and temp·Q
+ * transposed per sub-block, so that the tasks stream each head's keys and
+ * values (rows H·E apart span a page per two rows, where the hardware
+ * prefetchers stop); otherwise each task packs every key block itself.
+ * A task is up to FUSED_NSUB sub-blocks of BQ queries of one (n, h): they
+ * share each key block while it is in cache.
+ *
+ * Shapes, per sub-block of nq <= BQ queries starting at l0 (qp = nq rounded
+ * up to VLEN):
+ *   qt  (E, qp)    temp · the queries, transposed, zero-padded columns
  *   pt  (BK, qp)   scores of up to BK keys, row = key, column = query
  *   o   (nq, D)    unnormalised output
  *   m, l (qp)      running max and running sum per query
  * For each key block [s0, s0 + nk):
- *   pt = temp · K[s0 .. s0+nk) qt              qk_tile: MRK keys × 2 vectors
- *   masked entries -> -inf;  m' = max(m, column max of pt);  c = exp(m - m')
+ *   pt = K[s0 .. s0+nk) qt, m' = max(m, column max)   qk_tile: MRK keys × NRV vectors
+ *   masked entries -> -inf (then m' again);  c = exp(m - m')
  *   pt = exp(pt - m');  l = c·l + column sums of pt
  *   o = c·o + ptᵀ V[s0 .. s0+nk)               pv_tile: MRV queries × NV vectors
  * and finally out = o / l (NaN where l is 0: a query that sees no key).
+ *
+ * Causal (the lower-triangular mask, mask_lower_triangular): computed, never
+ * read.  Key blocks after a sub-block's last query are skipped, blocks
+ * wholly before its first query are unmasked, and in the blocks the
+ * diagonal crosses the qk tiles past it store -inf without products, the
+ * tiles it crosses mask by index, and each pv tile stops at its last
+ * query's key.  Causal tasks run heaviest (last queries) first so that the
+ * threads pulling them finish together.
  *
  * Rounding differs from the BLAS path only in summation order and in
  * fused multiply-adds (this file is built with -ffp-contract=fast); results
@@ -66,8 +80,12 @@
 #endif
 #define NRV FUSED_NRV
 
+/* Block sizes (per variant where the tiles differ); ATTN_FUSED_BQ,
+ * ATTN_FUSED_BK and ATTN_FUSED_NSUB override them and ATTN_FUSED_HEAD_COPY=0
+ * turns the pre-pass off, for tests and tuning (results do not depend on
+ * NSUB or the pre-pass; BQ and BK change the summation order). */
 #ifndef FUSED_BQ
-#define FUSED_BQ 96 /* queries per task */
+#define FUSED_BQ 96 /* queries per sub-block */
 #endif
 #ifndef FUSED_BK
 #define FUSED_BK 256 /* keys per block */
