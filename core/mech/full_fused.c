@@ -83,7 +83,8 @@
 /* Block sizes (per variant where the tiles differ); ATTN_FUSED_BQ,
  * ATTN_FUSED_BK and ATTN_FUSED_NSUB override them and ATTN_FUSED_HEAD_COPY=0
  * turns the pre-pass off, for tests and tuning (results do not depend on
- * NSUB or the pre-pass; BQ and BK change the summation order). */
+ * BQ, NSUB or the pre-pass; BK sets where the running max is updated, so it
+ * changes the rounding). */
 #ifndef FUSED_BQ
 #define FUSED_BQ 96 /* queries per sub-block */
 #endif
