@@ -549,22 +549,26 @@ static attn_status head_copy_task(void *arg, size_t task, int worker) {
         task -= (size_t)a->N * chunks;
         size_t n = task / qchunks, l0 = task % qchunks * FUSED_BK;
         size_t l1 = L - l0 < FUSED_BK ? L : l0 + FUSED_BK;
-        for (size_t l = l0; l < l1; l++) {
-            size_t sb = l / bq, i = l % bq, nq = L - sb * bq < bq ? L - sb * bq : bq;
-            const float *qr = a->q + (n * L + l) * H * E;
+        /* groups of up to 16 rows of one sub-block: their rows are read
+         * while in cache, and each line of qt is written whole */
+        for (size_t g0 = l0; g0 < l1;) {
+            size_t sb = g0 / bq, i0 = g0 % bq, nq = L - sb * bq < bq ? L - sb * bq : bq;
+            size_t g1 = g0 + 16;
+            if (g1 > l1) g1 = l1;
+            if (g1 > sb * bq + nq) g1 = sb * bq + nq;
+            const float *qg = a->q + (n * L + g0) * H * E;
+            const float temp = j->temp;
+            const size_t ng = g1 - g0;
             for (size_t h = 0; h < H; h++) {
-                float *dst = j->qh + ((n * H + h) * j->sblocks + sb) * E * qp;
-                const float *qi = qr + h * E;
-                size_t e = 0;
-                for (; e + VLEN <= E; e += VLEN) {
-                    vf x = vload(qi + e) * j->temp;
-                    for (int w = 0; w < VLEN; w++) dst[(e + (size_t)w) * qp + i] = x[w];
-                }
-                for (; e < E; e++) dst[e * qp + i] = qi[e] * j->temp;
-                if (i == nq - 1) /* the sub-block's last query: zero its padding columns */
-                    for (e = 0; e < E; e++)
-                        for (size_t c = nq; c < qp; c++) dst[e * qp + c] = 0.0f;
+                float *restrict dst = j->qh + ((n * H + h) * j->sblocks + sb) * E * qp + i0;
+                const float *restrict src = qg + h * E;
+                for (size_t e = 0; e < E; e++)
+                    for (size_t r = 0; r < ng; r++) dst[e * qp + r] = src[r * H * E + e] * temp;
+                if (g1 == sb * bq + nq) /* the sub-block's last query: zero its padding columns */
+                    for (size_t e = 0; e < E; e++)
+                        for (size_t c = nq; c < qp; c++) dst[e * qp + c - i0] = 0.0f;
             }
+            g0 = g1;
         }
         return ATTN_OK;
     }
