@@ -173,7 +173,6 @@ def machine():
         "torch_blas": sh("/usr/bin/python3 -c 'import torch;print(torch.__config__.show())' | grep -o 'BLAS_INFO=[a-z]*'"),
         "cc": sh("cc --version | head -1"),
         "cpuinfo": cpuinfo(),
-        "attn_info": sh(f"{os.path.dirname(HERE)}/build/attn info"),
         "commit": sh(f"git -C {os.path.dirname(HERE)} log -1 --format='%h %ad' --date=format:'%Y-%m-%d %H:%M'"),
         "dirty": sh(f"git -C {os.path.dirname(HERE)} status --porcelain --untracked-files=no -- core bench"),
     }
@@ -541,6 +540,7 @@ def main():
 
     started = datetime.datetime.now()
     info = machine()
+    info["attn_info"] = sh(f"{opts.build}/attn info")
     info.update(bench_core(opts.build, "info")[0])
     info["load_start"] = loadavg()
     info["uptime_start"] = sh("uptime")
