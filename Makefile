@@ -3,7 +3,7 @@
 CC      ?= cc
 BUILD   ?= build
 PKGS     = openblas jansson
-SERVER_PKGS = libmicrohttpd libuv zlib
+SERVER_PKGS = libmicrohttpd libuv zlib libnghttp2 libprotobuf-c
 TEST_PKGS = cmocka
 
 OPT     ?= -O2 -march=native
@@ -42,7 +42,10 @@ VCFLAGS    = $(filter-out -march=% -mtune=% -mcpu=% -mavx% -mfma -mf16c -msse%,$
 CORE_OBJ   = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(VARIANT_SRC),$(CORE_SRC))) \
              $(foreach v,$(VARIANTS),$(VARIANT_SRC:%.c=$(BUILD)/obj/%.$(v).o))
 SERVER_SRC = $(sort $(wildcard server/*.c))
-SERVER_OBJ = $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+# The gRPC messages: C generated from proto/grpc/grpc_service.proto at build
+# time by protoc-c (Debian protobuf-c-compiler) into $(BUILD)/gen.
+GRPC_PROTO = proto/grpc/grpc_service.proto
+SERVER_OBJ = $(SERVER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/grpc_service.pb-c.o
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -87,7 +90,17 @@ $(BUILD)/attnd: $(SERVER_OBJ) $(BUILD)/libattn.a
 	$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIBATTN) $(LIBS) \
 	    $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
 
-$(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
+$(BUILD)/obj/server/%.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null) -I$(BUILD)/gen
+$(SERVER_SRC:%.c=$(BUILD)/obj/%.o): | $(BUILD)/gen/grpc_service.pb-c.h
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/grpc/%.proto
+	@mkdir -p $(BUILD)/gen
+	@echo "  PROTOC-C $<"; protoc-c --c_out=$(BUILD)/gen -Iproto/grpc $<
+# Generated code: the project's warnings are not its author's.
+$(BUILD)/obj/gen/grpc_service.pb-c.o: $(BUILD)/gen/grpc_service.pb-c.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"; $(CC) $(CPPFLAGS) $(filter-out -Werror -Wshadow -Wstrict-prototypes,$(CFLAGS)) \
+	    $(shell pkg-config --cflags libprotobuf-c 2>/dev/null) -I$(BUILD)/gen -c $< -o $@
 
 # The explorer page (ui/) compiled into attnd: server/ui.c includes the
 # generated header of its files.
@@ -128,7 +141,7 @@ $(BUILD)/tests/test_seqstore: $(addprefix $(BUILD)/obj/server/,seqstore.o config
 # The route table without a socket: every server object but main.o.
 $(BUILD)/tests/test_router: $(filter-out %/main.o,$(SERVER_OBJ))
 $(BUILD)/tests/test_router: LIBS += $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
-$(BUILD)/obj/tests/unit/test_router.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null)
+$(BUILD)/obj/tests/unit/test_router.o: CFLAGS += $(shell pkg-config --cflags $(SERVER_PKGS) 2>/dev/null) -I$(BUILD)/gen
 
 # tests/link: the archive linked by a plain program, and the .so's exports.
 $(BUILD)/tests/registry_link: tests/link/registry_link.c $(BUILD)/libattn.a
@@ -230,11 +243,11 @@ fuzz-build: deps
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/fuzz OPT=-O1 \
 	    SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build/fuzz/libattn.a $(if $(filter tests/fuzz/fuzz_server_%,$(FUZZ_SRC)),build/fuzz/server-objs)
 	@set -e; for src in $(FUZZ_SRC); do t=$$(basename $$src .c); \
-	  extra=""; case $$t in fuzz_server_*) extra="$(filter-out build/fuzz/obj/server/main.o,$(SERVER_SRC:%.c=build/fuzz/obj/%.o)) $$(pkg-config --libs $(SERVER_PKGS))";; esac; \
-	  clang -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Icore/include -Icore -Iserver $$src $$extra \
+	  extra=""; case $$t in fuzz_server_*) extra="$(filter-out build/fuzz/obj/server/main.o,$(SERVER_SRC:%.c=build/fuzz/obj/%.o)) build/fuzz/obj/gen/grpc_service.pb-c.o $$(pkg-config --libs $(SERVER_PKGS))";; esac; \
+	  clang -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Icore/include -Icore -Iserver -Ibuild/fuzz/gen $$src $$extra \
 	    -Wl,--whole-archive build/fuzz/libattn.a -Wl,--no-whole-archive $(LIBS) -o build/fuzz/$$t; done
 
-build/fuzz/server-objs: $(SERVER_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/server-objs: $(SERVER_SRC:%.c=build/fuzz/obj/%.o) build/fuzz/obj/gen/grpc_service.pb-c.o
 	@touch $@
 
 # Runs every target for FUZZ_SECONDS on a scratch copy of its committed corpus.

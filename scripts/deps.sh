@@ -8,6 +8,9 @@ pkg-config --exists jansson      || need+=(libjansson-dev)
 pkg-config --exists libmicrohttpd || need+=(libmicrohttpd-dev)
 pkg-config --exists libuv        || need+=(libuv1-dev)
 pkg-config --exists zlib         || need+=(zlib1g-dev)
+pkg-config --exists libnghttp2   || need+=(libnghttp2-dev)       # the gRPC listener's HTTP/2
+pkg-config --exists libprotobuf-c || need+=(libprotobuf-c-dev)   # its messages
+command -v protoc-c >/dev/null   || need+=(protobuf-c-compiler)  # generates them from proto/grpc at build time
 pkg-config --exists cmocka       || need+=(libcmocka-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v cc >/dev/null         || need+=(build-essential)
@@ -30,6 +33,9 @@ if [ "${1:-}" = "--test" ]; then
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
   command -v wrk >/dev/null           || need+=(wrk)  # tests/soak
   command -v chromium >/dev/null      || need+=(chromium)  # ui/test.sh (headless, driven by playwright-core)
+  /usr/bin/python3 -c 'import grpc' 2>/dev/null || need+=(python3-grpcio)          # tests/integration/t_grpc.py
+  /usr/bin/python3 -c 'import grpc_tools' 2>/dev/null || need+=(python3-grpc-tools) # its stubs, from proto/grpc
+  command -v h2load >/dev/null        || need+=(nghttp2-client)  # bench/server: gRPC load
 fi
 for p in ${ATTND_DEPS_EXTRA:-}; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

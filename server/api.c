@@ -216,9 +216,7 @@ static json_t *cpu_params(void) {
     return p;
 }
 
-void svc_api_server_meta(svc_req *r) {
-    svc_reply rep;
-    svc_reply_init(&rep);
+json_t *svc_api_server_meta_json(void) {
     json_t *o = json_pack(
         "{s:s, s:s, s:[s,s,s,s,s,s], s:{s:I, s:I, s:i, s:I, s:i, s:f, s:i, s:i, s:I, s:i, s:i, s:b}}",
         "name", SVC_NAME, "version", ATTN_VERSION, "extensions", "binary_tensor_data",
@@ -246,7 +244,13 @@ void svc_api_server_meta(svc_req *r) {
         json_object_set_new(lim, "content_encodings", json_pack("[s,s,s]", "gzip", "deflate", "identity"));
     }
     if (o) json_object_set_new(o, "parameters", cpu_params());
-    svc_reply_json(&rep, 200, o);
+    return o;
+}
+
+void svc_api_server_meta(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_reply_json(&rep, 200, svc_api_server_meta_json());
     svc_req_reply(r, &rep);
 }
 
@@ -298,16 +302,13 @@ static json_t *params_json(const attn_mech_info *info) {
     return a;
 }
 
-void svc_api_model_meta(svc_req *r) {
-    svc_reply rep;
-    svc_reply_init(&rep);
-    svc_model *m = svc_repo_get(svc_req_model(r));
+json_t *svc_api_model_meta_json(const char *name, svc_err *e) {
+    svc_model *m = svc_repo_get(name);
     if (!m) {
-        svc_reply_error(&rep, 404, "unknown model '%s'", svc_req_model(r));
-        svc_req_reply(r, &rep);
-        return;
+        svc_fail(e, 404, "unknown model '%s'", name);
+        return NULL;
     }
-    json_t *o = json_pack("{s:s, s:[s], s:s, s:s, s:s, s:b}", "name", svc_req_model(r), "versions",
+    json_t *o = json_pack("{s:s, s:[s], s:s, s:s, s:s, s:b}", "name", name, "versions",
                           "1", "platform", SVC_NAME, "type", m->mech->name, "reference",
                           m->mech->reference ? m->mech->reference : "", "builtin", m->builtin);
     json_t *inputs = json_array(), *outputs = json_array();
@@ -344,7 +345,17 @@ void svc_api_model_meta(svc_req *r) {
     json_object_set_new(o, "allow_nonfinite", json_boolean(m->allow_nonfinite || svc_cfg.allow_nonfinite));
     if (m->builtin) json_object_set_new(o, "parameters", params_json(m->mech));
     svc_model_unref(m);
-    svc_reply_json(&rep, 200, o);
+    if (!o) svc_fail(e, 503, "out of memory");
+    return o;
+}
+
+void svc_api_model_meta(svc_req *r) {
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_err e;
+    json_t *o = svc_api_model_meta_json(svc_req_model(r), &e);
+    if (o) svc_reply_json(&rep, 200, o);
+    else svc_reply_fail(&rep, &e);
     svc_req_reply(r, &rep);
 }
 

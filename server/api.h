@@ -4,6 +4,8 @@
 #ifndef SVC_API_H
 #define SVC_API_H
 
+#include <jansson.h>
+
 #include "http.h"
 
 typedef enum { SVC_AUTH_NONE, SVC_AUTH_API, SVC_AUTH_ADMIN } svc_auth_class;
@@ -50,6 +52,20 @@ void svc_api_seq_get(svc_req *r);
 void svc_api_seq_put(svc_req *r);
 void svc_api_seq_delete(svc_req *r);
 void svc_api_ui(svc_req *r);          /* ui.c: the explorer page's files */
+
+/* The documents behind GET /v2 and GET /v2/models/{m}, for every
+ * front-end: new references; the model's is NULL with 404 (or 503) in *e. */
+json_t *svc_api_server_meta_json(void);
+json_t *svc_api_model_meta_json(const char *name, svc_err *e);
+
+/* api_repo.c: a load job for another front-end: (re)load `name` from its
+ * folder (config NULL) or from config.json's text (owned) and the raw
+ * safetensors bytes, which point into `keep` (freed with keep_free when the
+ * job ends).  NULL when out of memory (config and keep freed).  Submit it;
+ * a job that was not submitted ends with j->finish(j, status). */
+struct svc_job;
+struct svc_job *svc_api_load_job(const char *name, char *config, const void *weights, size_t weights_len, void *keep,
+                                 void (*keep_free)(void *));
 
 /* auth.c */
 int svc_auth_init(svc_err *e);                    /* reads the key files: 0, or 500 in *e */

@@ -1,13 +1,15 @@
 /*
- * api_infer.c — POST /v2/models/{name}/infer.
+ * api_infer.c — inference: svc_infer (infer.h), the path every front-end
+ * shares, and HTTP's POST /v2/models/{name}/infer on it.
  *
- * On the HTTP thread: parse the request, check it against the model's
+ * On the front-end's thread: decode the request, check it against the model's
  * declared inputs (names, datatypes, ranks, fixed dimensions), decode every
  * tensor, and for a built-in model build the per-request model from the
  * request's parameters.  On a pool thread: run the model and encode the
- * response.  The request body is released before the job is queued, unless
- * binary inputs are read in place (views into the body, when their bytes are
- * aligned): then the job owns the body until the forward is done.
+ * response (with the front-end's encoder).  The request body is released
+ * before the job is queued, unless binary inputs are read in place (views
+ * into the body, when their bytes are aligned): then the job owns the body
+ * until the forward is done.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #include "api.h"
 #include "codec.h"
+#include "infer.h"
 #include "metrics.h"
 #include "repo.h"
 #include "sched.h"
@@ -29,6 +32,8 @@ typedef struct infer_job {
     const attn_model *am;       /* the model that runs */
     attn_tensor_set *inputs;
     void *body;                 /* the request body's block, when inputs are views into it */
+    void (*body_free)(void *);
+    void (*encode)(const svc_wire_result *, svc_wire_out *, size_t, svc_reply *); /* the front-end's */
     char name[SVC_MODEL_NAME_MAX + 1];
     char out_name[sizeof ((attn_io_spec *)0)->name];
     char *id;
@@ -231,7 +236,7 @@ static void run(svc_job *base, attn_ctx *ctx) {
     j->infer_us = svc_now_us() - t;
     attn_tensor_set_free(j->inputs); /* release the memory before encoding */
     j->inputs = NULL;
-    free(j->body);
+    if (j->body) j->body_free(j->body);
     j->body = NULL;
     if (s != ATTN_OK) {
         if (!se.status) svc_fail_attn(&se, s, &ae, 0, NULL);
@@ -257,7 +262,7 @@ static void run(svc_job *base, attn_ctx *ctx) {
     } else {
         outs[n++] = (svc_wire_out){.name = j->out_name, .t = out, .binary = j->binary, .half = j->half};
     }
-    svc_wire_encode_outputs(&res, outs, n, &j->base.reply);
+    j->encode(&res, outs, n, &j->base.reply);
     j->output_us = svc_now_us() - t;
 }
 
@@ -283,7 +288,7 @@ static void job_free(infer_job *j) {
     svc_seq_close(&j->seq);
     svc_reply_clear(&j->base.reply);
     attn_tensor_set_free(j->inputs);
-    free(j->body);
+    if (j->body) j->body_free(j->body);
     attn_model_free(j->own);
     svc_model_unref(j->model);
     free(j->id);
@@ -296,13 +301,13 @@ static void finish(svc_job *base, int status) {
 }
 
 typedef struct submit_arg {
-    svc_req *r;
+    const svc_infer_front *f;
     svc_job *j;
 } submit_arg;
 
 static int submit(void *p, svc_err *e) {
     submit_arg *a = p;
-    return svc_req_submit(a->r, a->j, e);
+    return a->f->submit(a->f->conn, a->j, e);
 }
 
 static long parse_header_len(const char *v, int *bad) {
@@ -318,50 +323,36 @@ static long parse_header_len(const char *v, int *bad) {
     return *bad ? -1 : x;
 }
 
-void svc_api_infer(svc_req *r) {
+int svc_infer(const char *name, const svc_infer_front *f, svc_err *e) {
     uint64_t t0 = svc_now_us();
-    svc_reply rep;
-    svc_reply_init(&rep);
-    svc_err e = {0};
     svc_wire w = {0};
     json_t *cfg = NULL;
     infer_job *j = NULL;
-    svc_model *m = svc_repo_get(svc_req_model(r));
-    if (!m) {
-        svc_reply_error(&rep, 404, "unknown model '%s'", svc_req_model(r));
-        svc_req_reply(r, &rep);
-        return;
-    }
+    svc_model *m = svc_repo_get(name);
+    if (!m) return svc_fail(e, 404, "unknown model '%s'", name);
     j = calloc(1, sizeof *j);
     if (!j) {
-        svc_fail(&e, 503, "out of memory");
+        svc_fail(e, 503, "out of memory");
         goto fail;
     }
     j->model = m;
     j->t0 = t0;
-    snprintf(j->name, sizeof j->name, "%s", svc_req_model(r));
-    int bad;
-    long hlen = parse_header_len(svc_req_header(r, "Inference-Header-Content-Length"), &bad);
-    if (bad) {
-        svc_fail(&e, 400, "Inference-Header-Content-Length must be a byte count");
-        goto fail;
-    }
-    size_t len;
-    const char *body = svc_req_body(r, &len);
-    if (svc_wire_parse(body, len, hlen, &w, &e) != 0) goto fail;
-    if (svc_seq_parse(w.params, svc_req_header(r, SVC_SEQ_HEADER), &j->seq, &e) != 0) goto fail;
-    if (j->seq.on) svc_req_set_sequence(r, j->seq.id);
-    if (request_config(w.params, &cfg, &e) != 0) goto fail;
+    j->encode = f->encode;
+    snprintf(j->name, sizeof j->name, "%s", name);
+    if (f->decode(f->conn, &w, e) != 0) goto fail;
+    if (svc_seq_parse(w.params, f->seq_header, &j->seq, e) != 0) goto fail;
+    if (j->seq.on && f->set_sequence) f->set_sequence(f->conn, j->seq.id);
+    if (request_config(w.params, &cfg, e) != 0) goto fail;
     j->am = m->m;
     int later_step = j->seq.on && !j->seq.start; /* runs on the sequence's own model */
     if (cfg && later_step) {
-        svc_fail(&e, 400, "sequence '%s' keeps the config of its start request; give config parameters only with sequence_start",
+        svc_fail(e, 400, "sequence '%s' keeps the config of its start request; give config parameters only with sequence_start",
                  j->seq.id);
         goto fail;
     }
     if (cfg && !m->builtin) {
         const char *k = json_object_iter_key(json_object_iter(cfg));
-        svc_fail(&e, 400, "model '%s' has a fixed config; parameter '%s' is not accepted (only built-in models take their config from parameters)",
+        svc_fail(e, 400, "model '%s' has a fixed config; parameter '%s' is not accepted (only built-in models take their config from parameters)",
                  j->name, k ? k : "config");
         goto fail;
     }
@@ -373,24 +364,24 @@ void svc_api_infer(svc_req *r) {
         if (s != ATTN_OK) {
             /* Override: the mechanism is the model's own, so a "not found"
              * here is about something the request's config names: 400. */
-            svc_fail_attn(&e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, NULL);
+            svc_fail_attn(e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, NULL);
             goto fail;
         }
         j->am = j->own;
     }
     if (!j->am && !later_step) {
-        svc_fail(&e, 400, "model '%s' needs a config in the request's parameters: %s", j->name, m->default_err);
+        svc_fail(e, 400, "model '%s' needs a config in the request's parameters: %s", j->name, m->default_err);
         goto fail;
     }
     if (j->seq.on && j->am && (j->seq.start || attn_model_seq_kinds(j->am) == 0) &&
-        svc_seq_check_model(&j->seq, j->am, j->name, &e) != 0)
+        svc_seq_check_model(&j->seq, j->am, j->name, e) != 0)
         goto fail;
-    if (j->am && (check_inputs(j->am, j->name, &w, !j->seq.on, &e) != 0 || check_outputs(j->am, j->name, &w, j, &e) != 0))
+    if (j->am && (check_inputs(j->am, j->name, &w, !j->seq.on, e) != 0 || check_outputs(j->am, j->name, &w, j, e) != 0))
         goto fail;
     if (!j->am && w.n_out) { /* a later step of a built-in configured by its start */
         for (size_t i = 0; i < w.n_out; i++)
             if (strcmp(w.out[i].name, "output") != 0) {
-                svc_fail(&e, 400, "a sequence step returns only 'output'");
+                svc_fail(e, 400, "a sequence step returns only 'output'");
                 goto fail;
             }
         j->n_req_out = w.n_out;
@@ -401,7 +392,7 @@ void svc_api_infer(svc_req *r) {
     int allow_nf = m->allow_nonfinite || svc_cfg.allow_nonfinite;
     j->inputs = attn_tensor_set_new();
     if (!j->inputs) {
-        svc_fail(&e, 503, "out of memory");
+        svc_fail(e, 503, "out of memory");
         goto fail;
     }
     size_t total = 0;
@@ -410,22 +401,22 @@ void svc_api_infer(svc_req *r) {
         total += w.in[i].numel; /* each is bounded by max_elements: no overflow */
         attn_tensor *t = NULL;
         int viewed = 0;
-        int st = w.in[i].is_binary ? svc_wire_view_binary(&w.in[i], allow_nf, &t, &viewed, &e)
-                                   : svc_wire_decode(&w.in[i], allow_nf, &t, &e);
+        int st = w.in[i].is_binary ? svc_wire_view_binary(&w.in[i], allow_nf, &t, &viewed, e)
+                                   : svc_wire_decode(&w.in[i], allow_nf, &t, e);
         if (st) goto fail;
         any_view |= viewed;
         attn_error ae = {0};
         if (attn_tensor_set_add(j->inputs, w.in[i].name, t, &ae) != ATTN_OK) {
-            svc_fail(&e, 400, "%s", ae.msg);
+            svc_fail(e, 400, "%s", ae.msg);
             goto fail;
         }
     }
-    if (any_view) j->body = svc_req_take_body_block(r); /* the views point into it */
-    if (j->maps && check_map_size(j, &e) != 0) goto fail;
+    if (any_view) j->body = f->take_body(f->conn, &j->body_free); /* the views point into it */
+    if (j->maps && check_map_size(j, e) != 0) goto fail;
     if (j->am) snprintf(j->out_name, sizeof j->out_name, "%s", attn_model_output(j->am)->name);
     j->binary = w.binary_output;
     if (w.id && !(j->id = strdup(w.id))) {
-        svc_fail(&e, 503, "out of memory");
+        svc_fail(e, 503, "out of memory");
         goto fail;
     }
     double timeout = svc_cfg.timeout_s;
@@ -442,22 +433,56 @@ void svc_api_infer(svc_req *r) {
     j->base.stats = m->stats;
     svc_reply_init(&j->base.reply);
     j->base.deadline_us = svc_now_us() + (uint64_t)(timeout * 1e6);
+    if (f->deadline_us && f->deadline_us < j->base.deadline_us) j->base.deadline_us = f->deadline_us;
     if (svc_cfg.elems_per_thread) {
         size_t cap = 1 + total / svc_cfg.elems_per_thread;
         j->base.max_threads = cap > 1024 ? 1024 : (int)cap;
     }
     if (j->seq.on) {
-        submit_arg a = {r, &j->base};
-        if (svc_seq_admit(&j->seq, j->name, submit, &a, &e) == 0) return;
-    } else if (svc_req_submit(r, &j->base, &e) == 0) {
-        return;
+        submit_arg a = {f, &j->base};
+        if (svc_seq_admit(&j->seq, j->name, submit, &a, e) == 0) return 0;
+    } else if (f->submit(f->conn, &j->base, e) == 0) {
+        return 0;
     }
 fail:
-    svc_metrics_request(m->stats, e.status, svc_now_us() - t0);
-    svc_reply_fail(&rep, &e);
-    svc_req_reply(r, &rep);
+    svc_metrics_request(m->stats, e->status, svc_now_us() - t0);
     svc_wire_free(&w);
     json_decref(cfg);
     if (j) job_free(j); /* unrefs m */
     else svc_model_unref(m);
+    return e->status;
+}
+
+/* ---- HTTP: POST /v2/models/{name}/infer ---- */
+
+/* JSON, or binary tensors after a JSON header of Inference-Header-Content-Length bytes. */
+static int http_decode(void *conn, svc_wire *w, svc_err *e) {
+    svc_req *r = conn;
+    int bad;
+    long hlen = parse_header_len(svc_req_header(r, "Inference-Header-Content-Length"), &bad);
+    if (bad) return svc_fail(e, 400, "Inference-Header-Content-Length must be a byte count");
+    size_t len;
+    const char *body = svc_req_body(r, &len);
+    return svc_wire_parse(body, len, hlen, w, e);
+}
+
+static int http_submit(void *conn, svc_job *j, svc_err *e) { return svc_req_submit(conn, j, e); }
+
+static void *http_take_body(void *conn, void (**free_fn)(void *)) {
+    *free_fn = free;
+    return svc_req_take_body_block(conn);
+}
+
+static void http_set_sequence(void *conn, const char *id) { svc_req_set_sequence(conn, id); }
+
+void svc_api_infer(svc_req *r) {
+    svc_infer_front f = {.conn = r, .decode = http_decode, .encode = svc_wire_encode_outputs, .submit = http_submit,
+                         .take_body = http_take_body, .seq_header = svc_req_header(r, SVC_SEQ_HEADER),
+                         .set_sequence = http_set_sequence};
+    svc_err e = {0};
+    if (svc_infer(svc_req_model(r), &f, &e) == 0) return;
+    svc_reply rep;
+    svc_reply_init(&rep);
+    svc_reply_fail(&rep, &e);
+    svc_req_reply(r, &rep);
 }

@@ -34,6 +34,8 @@ typedef struct load_job {
     json_t *root;               /* keeps b64 alive */
     const unsigned char *raw;   /* raw weights after the JSON header */
     size_t raw_len;
+    void *keep;                 /* another front-end's message that raw points into */
+    void (*keep_free)(void *);
 } load_job;
 
 /* The base64 alphabet's values; -1 elsewhere.  Constant: decoding threads
@@ -108,7 +110,29 @@ static void load_finish(svc_job *base, int status) {
     json_decref(j->root);
     free(j->config);
     free(j->body);
+    if (j->keep_free) j->keep_free(j->keep);
     free(j);
+}
+
+svc_job *svc_api_load_job(const char *name, char *config, const void *weights, size_t weights_len, void *keep,
+                          void (*keep_free)(void *)) {
+    load_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        free(config);
+        if (keep_free) keep_free(keep);
+        return NULL;
+    }
+    snprintf(j->name, sizeof j->name, "%s", name);
+    j->config = config;
+    j->config_len = config ? strlen(config) : 0;
+    j->raw = weights;
+    j->raw_len = weights_len;
+    j->keep = keep;
+    j->keep_free = keep_free;
+    j->base.run = load_run;
+    j->base.finish = load_finish;
+    svc_reply_init(&j->base.reply);
+    return &j->base;
 }
 
 static int is_weights_key(const char *k) {

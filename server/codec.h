@@ -76,6 +76,11 @@ size_t svc_wire_elem_size(const svc_wire_input *in);
  * the status (400; 503 out of memory) in *e.  On failure *w is empty. */
 int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, svc_err *e);
 void svc_wire_free(svc_wire *w);
+/* The same checks on a request another front-end has already turned into
+ * the protocol's JSON document (gRPC: grpc_infer.c), every input with
+ * parameters.binary_data_size; takes root.  The binary inputs' bytes are
+ * the caller's to set (in->bin), each exactly in->bin_len long. */
+int svc_wire_from_json(json_t *root, svc_wire *w, svc_err *e);
 
 /* Converts one input's data (JSON or binary) into a new tensor of in->dtype.
  * allow_nonfinite: NaN and infinities are accepted (else 400).  Returns 0 or

@@ -227,6 +227,9 @@ bad:
     return e->status;
 }
 
+static int wire_from_root(svc_wire *w, const char *body, const svc_span *spans, size_t n_spans, int has_binary,
+                          svc_err *e);
+
 int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, svc_err *e) {
     svc_span *spans = NULL;
     size_t n_spans = 0;
@@ -242,7 +245,36 @@ int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, s
     if (svc_json_scan(body, json_len, svc_cfg.max_json_depth, max_data_depth, &spans, &n_spans, e) != 0)
         goto bad;
     if (svc_json_load(body, json_len, spans, n_spans, &w->root, e) != 0) goto bad;
+    if (wire_from_root(w, body, spans, n_spans, header_len >= 0, e) != 0) goto bad;
+    if (header_len >= 0 &&
+        svc_wire_bind_binary(w, (const unsigned char *)body + json_len, len - json_len, e) != 0)
+        goto bad;
+    free(spans);
+    return 0;
+bad:
+    free(spans);
+    svc_wire_free(w);
+    return e->status;
+}
 
+int svc_wire_from_json(json_t *root, svc_wire *w, svc_err *e) {
+    memset(w, 0, sizeof *w);
+    w->root = root;
+    if (!json_is_object(root)) {
+        svc_wire_free(w);
+        return svc_fail(e, 400, "the request must be an object");
+    }
+    if (wire_from_root(w, NULL, NULL, 0, 1, e) != 0) {
+        svc_wire_free(w);
+        return e->status;
+    }
+    return 0;
+}
+
+/* The request description from the parsed document (w->root); the data of
+ * JSON inputs lies at spans of body. */
+static int wire_from_root(svc_wire *w, const char *body, const svc_span *spans, size_t n_spans, int has_binary,
+                          svc_err *e) {
     if (known_keys(w->root, request_keys, "the request", "", e) != 0) goto bad;
     json_t *id = json_object_get(w->root, "id");
     if (id && !json_is_string(id)) BAD("id must be a string");
@@ -261,8 +293,7 @@ int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, s
     w->in = calloc(w->n_in ? w->n_in : 1, sizeof *w->in);
     if (!w->in) NOMEM();
     for (size_t i = 0; i < w->n_in; i++) {
-        if (parse_input(json_array_get(inputs, i), i, body, spans, n_spans, &w->in[i],
-                        header_len >= 0, e) != 0)
+        if (parse_input(json_array_get(inputs, i), i, body, spans, n_spans, &w->in[i], has_binary, e) != 0)
             goto bad;
         for (size_t j = 0; j < i; j++)
             if (strcmp(w->in[j].name, w->in[i].name) == 0)
@@ -270,14 +301,8 @@ int svc_wire_parse(const char *body, size_t len, long header_len, svc_wire *w, s
     }
     json_t *outputs = json_object_get(w->root, "outputs");
     if (outputs && parse_outputs(outputs, w, e) != 0) goto bad;
-    if (header_len >= 0 &&
-        svc_wire_bind_binary(w, (const unsigned char *)body + json_len, len - json_len, e) != 0)
-        goto bad;
-    free(spans);
     return 0;
 bad:
-    free(spans);
-    svc_wire_free(w);
     return e->status;
 }
 

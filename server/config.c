@@ -14,6 +14,7 @@ svc_config svc_config_defaults(void) {
     return (svc_config){
         .host = "127.0.0.1",
         .port = 8000,
+        .grpc_port = -1,
         .cores = 1,
         .max_body = 64u << 20,
         .max_elements = 16u << 20,

@@ -219,7 +219,7 @@ static int client_gone(svc_job *j) {
 
 /* ---- request ids ---- */
 
-static int valid_id(const char *s) {
+bool svc_valid_request_id(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n > SVC_REQUEST_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -446,7 +446,7 @@ static void first_call(svc_req *r, const char *url, const char *method) {
     svc_reply rep;
     svc_reply_init(&rep);
     const char *rid = svc_req_header(r, "X-Request-Id");
-    if (rid && valid_id(rid)) snprintf(r->id, sizeof r->id, "%s", rid);
+    if (rid && svc_valid_request_id(rid)) snprintf(r->id, sizeof r->id, "%s", rid);
     else snprintf(r->id, sizeof r->id, "%08x%08x", req_seed, atomic_fetch_add(&req_counter, 1));
     const char *cl = svc_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = svc_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "api.h"
+#include "grpc.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -57,6 +58,9 @@ static size_t n_load_models;
 static const opt opts[] = {
     {"host", "ATTND_HOST", O_STR, &svc_cfg.host, 0, 0, "ADDR", "listen address (IPv4 or IPv6)"},
     {"port", "ATTND_PORT", O_INT, &svc_cfg.port, 0, 65535, "N", "listen port (0: any free port, logged)"},
+    {"grpc-port", "ATTND_GRPC_PORT", O_INT, &svc_cfg.grpc_port, -1, 65535, "N",
+     "gRPC (GRPCInferenceService, plain-text HTTP/2) port on --host; -1: off (default), 0: any free port, logged; "
+     "Triton's is 8001"},
     {"model-repository", "ATTND_MODEL_REPOSITORY", O_STR, &svc_cfg.repo_dir, 0, 0, "DIR",
      "model repository: one folder per model (config.json, weights.safetensors)"},
     {"threads", "ATTND_THREADS", O_INT, &svc_cfg.threads, 1, 1024, "N",
@@ -308,12 +312,13 @@ static void drain_tick(uv_timer_t *t) {
     size_t live = svc_seqs_stats().live;
     if (drain_phase == 0 && now >= phase_deadline && (live == 0 || now >= seq_deadline)) {
         svc_http_quiesce();
-        svc_log("info", "stopped accepting connections; draining %d requests", svc_http_inflight());
+        svc_grpc_quiesce(); /* GOAWAY: the clients open their next calls elsewhere */
+        svc_log("info", "stopped accepting connections; draining %d requests", svc_http_inflight() + svc_grpc_inflight());
         drain_phase = 1;
         phase_deadline = now + (uint64_t)(svc_cfg.drain_timeout_s * 1e6);
     }
     if (drain_phase == 1) {
-        if (svc_sched_active() == 0 && svc_http_inflight() == 0) {
+        if (svc_sched_active() == 0 && svc_http_inflight() == 0 && svc_grpc_inflight() == 0) {
             drain_phase = 3;
         } else if (now >= phase_deadline) {
             svc_log("warn", "drain timeout: answering %d unfinished jobs with 503", svc_sched_active());
@@ -322,11 +327,13 @@ static void drain_tick(uv_timer_t *t) {
             phase_deadline = now + 2000000;
         }
     }
-    if (drain_phase == 2 && (svc_http_inflight() == 0 || now >= phase_deadline)) drain_phase = 3;
+    if (drain_phase == 2 && ((svc_http_inflight() == 0 && svc_grpc_inflight() == 0) || now >= phase_deadline))
+        drain_phase = 3;
     if (drain_phase != 3) return;
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     svc_http_stop();
+    svc_grpc_stop();
     uv_timer_stop(&sweep_timer);
     uv_close((uv_handle_t *)&sweep_timer, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
@@ -439,12 +446,17 @@ int main(int argc, char **argv) {
         svc_log("error", "%s", e.msg);
         return 1;
     }
+    if (svc_grpc_start(&e) != 0) {
+        svc_log("error", "%s", e.msg);
+        return 1;
+    }
     uv_timer_init(&loop, &sweep_timer);
     uv_timer_start(&sweep_timer, on_sweep, 250, 250);
     uv_unref((uv_handle_t *)&sweep_timer); /* it alone does not keep the loop alive */
     svc_log("info", "attnd %s listening on %s:%d (threads %d, per request %d, http %d, queue %d)",
             ATTN_VERSION, svc_cfg.host, svc_http_port(), svc_cfg.threads, svc_cfg.call_threads,
             svc_cfg.http_threads, svc_cfg.max_queue);
+    if (svc_grpc_port()) svc_log("info", "grpc listening on %s:%d (h2c)", svc_cfg.host, svc_grpc_port());
     /* Live now, ready once the repository has loaded. */
     if (svc_repo_init(svc_cfg.repo_dir, &e) != 0) {
         svc_log("error", "%s", e.msg);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "grpc.h"
 #include "sched.h"
 #include "seqstore.h"
 
@@ -28,6 +29,7 @@ static svc_stats **slots;
 static size_t n_slots, cap_slots;
 static atomic_ullong http_count[N_CODES + 1]; /* last: any other code */
 static atomic_llong http_inflight;
+static atomic_ullong grpc_count[17];
 
 svc_stats *svc_metrics_model(const char *name) {
     svc_stats *s = NULL;
@@ -73,6 +75,8 @@ void svc_metrics_http(int status) {
 }
 
 void svc_metrics_inflight(int delta) { atomic_fetch_add(&http_inflight, delta); }
+
+void svc_metrics_grpc(int code) { atomic_fetch_add(&grpc_count[code >= 0 && code < 17 ? code : 2], 1); }
 
 static void family(svc_buf *b, const char *name, const char *type, const char *help) {
     svc_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -159,6 +163,13 @@ void svc_metrics_render(svc_buf *b) {
     }
     family(b, "attnd_http_requests_in_flight", "gauge", "HTTP requests being handled");
     svc_buf_printf(b, "attnd_http_requests_in_flight %lld\n", (long long)atomic_load(&http_inflight));
+    /* The gRPC front-end (grpc.c): its calls by gRPC status, and those in flight. */
+    family(b, "attnd_grpc_responses", "counter", "gRPC calls by status code");
+    for (int i = 0; i < 17; i++)
+        svc_buf_printf(b, "attnd_grpc_responses{code=\"%s\"} %llu\n", svc_grpc_code_name(i),
+                       (unsigned long long)atomic_load(&grpc_count[i]));
+    family(b, "attnd_grpc_requests_in_flight", "gauge", "gRPC calls being handled");
+    svc_buf_printf(b, "attnd_grpc_requests_in_flight %d\n", svc_grpc_inflight());
     family(b, "attnd_queue_depth", "gauge", "Jobs waiting for a compute thread, all models");
     svc_buf_printf(b, "attnd_queue_depth %d\n", svc_sched_pending());
     family(b, "attnd_queue_capacity", "gauge", "Most jobs that may wait before requests get 503");

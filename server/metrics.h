@@ -37,6 +37,8 @@ void svc_metrics_request(svc_stats *s, int http_status, uint64_t request_us);
 /* One HTTP response of any kind. */
 void svc_metrics_http(int http_status);
 void svc_metrics_inflight(int delta);
+/* One gRPC call's outcome (a gRPC status code, 0-16). */
+void svc_metrics_grpc(int code);
 /* The exposition text. */
 void svc_metrics_render(svc_buf *b);
 void svc_metrics_shutdown(void);

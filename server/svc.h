@@ -31,6 +31,7 @@ typedef enum { SVC_CONTROL_EXPLICIT = 0, SVC_CONTROL_NONE = 1, SVC_CONTROL_POLL 
 typedef struct svc_config {
     const char *host;        /* listen address */
     int port;
+    int grpc_port;           /* the gRPC listener's port; -1: off, 0: any free port */
     const char *repo_dir;    /* model repository; NULL: built-in models only */
     int threads;             /* compute pool threads */
     int http_threads;        /* libmicrohttpd threads (decode, validate) */
@@ -151,6 +152,8 @@ void svc_reply_json(svc_reply *r, int status, void *obj);
 
 /* Model names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
 bool svc_valid_model_name(const char *s, size_t n);
+/* Request ids (X-Request-Id, x-request-id metadata): [A-Za-z0-9._:-]{1,64}. */
+bool svc_valid_request_id(const char *s);
 /* Sequence ids: [A-Za-z0-9._:~-]{1,128}, safe in a path and a header. */
 bool svc_valid_seq_id(const char *s, size_t n);
 

@@ -16,6 +16,7 @@ import t_golden  # noqa: E402
 import t_repo  # noqa: E402,F401
 import t_runtime  # noqa: E402
 import t_control  # noqa: E402,F401
+import t_grpc  # noqa: E402
 import t_maps  # noqa: E402
 import t_seq  # noqa: E402
 import t_wire  # noqa: E402
@@ -54,6 +55,8 @@ def main():
         t_seq.register(cases)
         t_maps.SERVER["golden"] = golden
         t_maps.register(cases)
+        t_grpc.SERVER["golden"] = golden
+        t_grpc.register(cases)
         passed, failed = 0, []
         for name, fn in TESTS:
             if filt and filt not in name:
@@ -68,6 +71,13 @@ def main():
                 print(f"  FAIL {name}: {e}", flush=True)
                 if not isinstance(e, AssertionError):
                     traceback.print_exc()
+        try:
+            rc = t_grpc.stop_all()
+            if rc != 0:
+                failed.append(f"the gRPC server: exit code {rc}")
+        except AssertionError as e:
+            failed.append("gRPC server stop")
+            print(f"  FAIL gRPC server stop: {e}")
         for srv in (golden, builtin_srv, *seq_srv):
             try:
                 rc = srv.stop()
