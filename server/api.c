@@ -372,6 +372,7 @@ void svc_api_model_config(svc_req *r) {
     json_t *o = json_pack("{s:s, s:s, s:o, s:b}", "name", svc_req_model(r), "type", m->mech->name,
                           "config", cfg ? cfg : json_null(), "allow_nonfinite",
                           m->allow_nonfinite || svc_cfg.allow_nonfinite); /* what the server applies */
+    if (o) json_object_set_new(o, "weights", m->weights ? json_incref(m->weights) : json_array());
     svc_model_unref(m);
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);

@@ -70,6 +70,7 @@ void svc_model_ref(svc_model *m) {
 void svc_model_unref(svc_model *m) {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
     attn_model_free(m->m);
+    json_decref(m->weights);
     free(m);
 }
 
@@ -197,7 +198,19 @@ static int build(const char *name, const char *cfg, size_t cfg_len, const attn_t
         attn_model_free(am);
         return e->status;
     }
-    return wrap(name, am, anf, out, e);
+    int st = wrap(name, am, anf, out, e);
+    if (st == 0 && weights) { /* what the weights file holds, for /config (the explorer shows it) */
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < attn_tensor_set_count(weights); i++) {
+            const attn_tensor *t = attn_tensor_set_at(weights, i);
+            json_t *shape = json_array();
+            for (int d = 0; shape && d < t->rank; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+            json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "name", attn_tensor_set_name(weights, i), "datatype",
+                                               attn_dtype_name(t->dtype), "shape", shape ? shape : json_array()));
+        }
+        (*out)->weights = a;
+    }
+    return st;
 }
 
 /* The folder's config.json text, read once (it may be a pipe), for the

@@ -27,6 +27,7 @@ typedef struct svc_model {
     int allow_nonfinite;
     uint64_t generation;                 /* increases with every load */
     struct svc_stats *stats;             /* metrics slot, lives as long as the process */
+    json_t *weights;                     /* [{name, datatype, shape}] of its weights file (owned), or NULL */
 } svc_model;
 
 /* Builds the built-ins and loads every model folder of dir (may be NULL).

@@ -98,7 +98,9 @@ async function selectModel(name) {
   $("model-name").textContent = m.name;
   const maps = m.outputs.filter((o) => o.optional);
   const facts = [["type", m.type], ["reference", m.reference], ["source", m.builtin ? "built-in (config from the request's parameters)" : "repository folder"],
-    ["weights", m.builtin ? "none (a parameter-free type)" : "the folder's weights.safetensors (bound by the model's state_dict names)"],
+    ["weights", (state.config.weights || []).length
+      ? state.config.weights.map((w) => `${w.name} ${w.datatype}[${w.shape.join(",")}]`).join(", ")
+      : m.builtin ? "none (a parameter-free type)" : "none"],
     ["inputs", m.inputs.map((i) => `${i.name} (${i.dims})${i.optional ? "?" : ""}`).join(", ")],
     ["attention maps", maps.length ? maps.map((o) => `${o.name} (${o.dims})`).join(", ") : "none: this type forms no weights the server returns"]];
   $("model-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-fact": k }, v)]));
