@@ -102,6 +102,15 @@ $(BUILD)/obj/gen/grpc_service.pb-c.o: $(BUILD)/gen/grpc_service.pb-c.c
 	@echo "  CC $<"; $(CC) $(CPPFLAGS) $(filter-out -Werror -Wshadow -Wstrict-prototypes,$(CFLAGS)) \
 	    $(shell pkg-config --cflags libprotobuf-c 2>/dev/null) -I$(BUILD)/gen -c $< -o $@
 
+# The explorer page (ui/) compiled into attnd: server/ui.c includes the
+# generated header of its files.
+UI_FILES = $(sort $(wildcard ui/*.html ui/*.js ui/*.css))
+$(BUILD)/gen/ui_files.h: $(UI_FILES) scripts/embed_ui.sh
+	@mkdir -p $(dir $@)
+	@echo "  GEN $@"; bash scripts/embed_ui.sh $@ $(UI_FILES)
+$(BUILD)/obj/server/ui.o: $(BUILD)/gen/ui_files.h
+$(BUILD)/obj/server/ui.o: CPPFLAGS += -I$(BUILD)/gen
+
 define variant_rule
 $(BUILD)/obj/%.$(1).o: %.c
 	@mkdir -p $$(dir $$@)
@@ -123,6 +132,10 @@ $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 $(BUILD)/tests/test_sched: $(addprefix $(BUILD)/obj/server/,sched.o config.o buf.o reply.o err.o)
 $(BUILD)/tests/test_sched: LIBS += $(shell pkg-config --libs libuv 2>/dev/null)
 $(BUILD)/obj/tests/unit/test_sched.o: CFLAGS += $(shell pkg-config --cflags libuv 2>/dev/null)
+# The wire codec alone.
+$(BUILD)/tests/test_codec: $(addprefix $(BUILD)/obj/server/,codec_json.o codec_binary.o json_scan.o json_num.o config.o buf.o reply.o err.o log.o)
+# Bearer tokens alone.
+$(BUILD)/tests/test_auth: $(addprefix $(BUILD)/obj/server/,auth.o config.o buf.o reply.o err.o log.o)
 # The sequence table alone.
 $(BUILD)/tests/test_seqstore: $(addprefix $(BUILD)/obj/server/,seqstore.o config.o buf.o reply.o err.o)
 # The route table without a socket: every server object but main.o.
@@ -155,14 +168,15 @@ golden: $(BUILD)/attn $(BUILD)/golden
 #   test-clients clients/*/test.sh (C, JavaScript, Python)
 #   test-deploy  deploy/test.sh
 #   test-proto   proto/test.sh
+#   test-ui      ui/test.sh: the explorer page in headless chromium
 #   test-fuzz    every fuzz target for FUZZ_SMOKE_SECONDS
-TEST_PARTS    = test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-fuzz
+TEST_PARTS    = test-unit test-golden test-bench test-server test-clients test-deploy test-proto test-ui test-fuzz
 .PHONY: $(TEST_PARTS)
 # The server suites that run against the sanitizer build too (make asan).
 ASAN_SUITES   = tests/integration/run.sh tests/hostile/run.sh tests/faults/run.sh
 SERVER_SUITES = $(ASAN_SUITES) tests/soak/run.sh
 CLIENT_SUITES = clients/c/test.sh clients/js/test.sh clients/python/test.sh
-SUITES        = $(SERVER_SUITES) $(CLIENT_SUITES) deploy/test.sh proto/test.sh
+SUITES        = $(SERVER_SUITES) $(CLIENT_SUITES) deploy/test.sh proto/test.sh ui/test.sh
 # $(call run_suites,scripts,build dir[,environment]): each script in turn, stops at the first failure.
 run_suites = set -e; for s in $(1); do echo "== $$s"; $(3) bash $$s $(2); done
 
@@ -182,6 +196,8 @@ test-deploy: deploy/test.sh all
 	@$(call run_suites,deploy/test.sh,$(BUILD))
 test-proto: proto/test.sh all
 	@$(call run_suites,proto/test.sh,$(BUILD))
+test-ui: ui/test.sh all
+	@$(call run_suites,ui/test.sh,$(BUILD))
 test-fuzz:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 

@@ -20,6 +20,21 @@
  *       The FP16 / BF16 <-> float32 conversions (core/kernels/half.h) of
  *       every kernel variant this CPU executes, on N elements (default 3 Mi):
  *       the best of 20 runs, in ms and GB/s of 16-bit + 32-bit traffic.
+ *   bench_core fma [--threads 1,2] [--min-ms MS]
+ *       The FMA peak of every kernel variant this CPU executes: a
+ *       register-only loop of independent fused multiply-adds
+ *       (bench/fma_peak.c, built per variant) on T pthreads at once;
+ *       median GFLOP/s of all T together, and per CPU second of a thread
+ *       (gflops_per_cpu: what a thread gets while it runs).
+ *   bench_core full [--L 512,1024] [--causal 0,1] [--threads 1,2] [--min-ms MS]
+ *                   [--min-reps R] [--max-reps R] [--N 1 --H 8 --E 64 --D 64]
+ *       `full` over random inputs made in memory (L = S; causal: the
+ *       lower-triangular attn_mask), the same shapes as bench/cases.py; one
+ *       JSON line per (L, causal, threads) with every time and the
+ *       median's GFLOP/s (causal counted as the full L·S product, and as
+ *       the useful half), and the median process CPU time per forward
+ *       (cpu_ms: all threads; on a shared machine less disturbed than
+ *       the wall time).
  *   bench_core info
  *       OpenBLAS version, core and config.
  *
@@ -40,6 +55,14 @@
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* CPU time of the whole process (every thread), ms: on a shared machine the
+ * wall time includes the time slices other jobs took; this does not. */
+static double cpu_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
@@ -95,6 +118,9 @@ static int usage(void) {
                     "       bench_core sgemm [--threads 1,2] [--shape M,N,K[,T]] [--min-ms MS] [--impl openblas|attn]\n"
                     "       bench_core rss --L L [--N 1] [--H 8] [--E 64] [--D 64] [--threads 2] [--in-place 1]\n"
                     "       bench_core convert [--n N]\n"
+                    "       bench_core fma [--threads 1,2] [--min-ms MS]\n"
+                    "       bench_core full [--L 512,1024] [--causal 0,1] [--threads 1,2] [--min-ms MS] [--min-reps R]\n"
+                    "                       [--max-reps R] [--N 1] [--H 8] [--E 64] [--D 64]\n"
                     "       bench_core info\n");
     return 2;
 }
@@ -109,7 +135,24 @@ typedef struct opts {
     int impl_attn; /* sgemm: libattn's attn__gemm instead of OpenBLAS */
     int in_place;  /* rss: the output overwrites the queries (attn_model_forward_into) */
     long L, N, H, E, D;
+    long Ls[16];
+    int nL;
+    int causal[2], ncausal;
 } opts;
+
+/* A comma list of integers in [lo, hi]. */
+static int parse_longs(const char *s, long *out, int cap, long lo, long hi) {
+    int n = 0;
+    while (*s && n < cap) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < lo || v > hi) return -1;
+        out[n++] = v;
+        if (*end && *end != ',') return -1;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *s ? -1 : n;
+}
 
 static int parse_list(const char *s, int *out, int cap) {
     int n = 0;
@@ -133,6 +176,9 @@ static int parse_opts(int argc, char **argv, int first, opts *o) {
     o->max_reps = 50;
     o->M = o->Nn = o->K = 1024;
     o->N = 1, o->H = 8, o->E = 64, o->D = 64;
+    o->nL = 0;
+    o->ncausal = 1;
+    o->causal[0] = 0;
     for (int i = first; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return -1;
@@ -149,7 +195,14 @@ static int parse_opts(int argc, char **argv, int first, opts *o) {
         }
         else if (!strcmp(k, "--shape")) {
             if (sscanf(v, "%ld,%ld,%ld,%d", &o->M, &o->Nn, &o->K, &o->transb) < 3) return -1;
-        } else if (!strcmp(k, "--L")) o->L = atol(v);
+        } else if (!strcmp(k, "--L")) {
+            o->L = atol(v);
+            if ((o->nL = parse_longs(v, o->Ls, 16, 1, 1L << 20)) < 1) return -1;
+        } else if (!strcmp(k, "--causal")) {
+            long c[2];
+            if ((o->ncausal = parse_longs(v, c, 2, 0, 1)) < 1) return -1;
+            for (int ci = 0; ci < o->ncausal; ci++) o->causal[ci] = (int)c[ci];
+        }
         else if (!strcmp(k, "--N")) o->N = atol(v);
         else if (!strcmp(k, "--H")) o->H = atol(v);
         else if (!strcmp(k, "--E")) o->E = atol(v);
@@ -420,6 +473,169 @@ static int cmd_rss(const opts *o) {
     return 0;
 }
 
+/* ---- fma: the FMA peak per variant (bench/fma_peak.c) ---- */
+
+double attn_bench_fma_loop_generic(long iters, float *sink);
+#if defined(__x86_64__)
+double attn_bench_fma_loop_avx2(long iters, float *sink);
+double attn_bench_fma_loop_avx512(long iters, float *sink);
+#endif
+
+typedef double (*fma_fn)(long, float *);
+typedef struct fma_job {
+    fma_fn fn;
+    long iters;
+    float sink;
+    pthread_barrier_t *bar;
+} fma_job;
+
+static void *fma_thread(void *arg) {
+    fma_job *j = arg;
+    pthread_barrier_wait(j->bar);
+    j->fn(j->iters, &j->sink);
+    return NULL;
+}
+
+static fma_fn fma_of(const char *variant) {
+#if defined(__x86_64__)
+    if (!strcmp(variant, "avx512")) return attn_bench_fma_loop_avx512;
+    if (!strcmp(variant, "avx2")) return attn_bench_fma_loop_avx2;
+#endif
+    if (!strcmp(variant, "generic")) return attn_bench_fma_loop_generic;
+    return NULL;
+}
+
+static int cmd_fma(const opts *o) {
+    for (size_t v = 0; attn__kernels_at(v); v++) {
+        const attn_kernels *k = attn__kernels_at(v);
+        fma_fn fn = fma_of(k->name);
+        if (!fn || !attn__kernels_runs(k)) continue;
+        float sink;
+        /* about 20 ms per round on one core at 100 GFLOP/s */
+        long iters = 1000;
+        double per = fn(iters, &sink) / (double)iters;
+        iters = (long)(2e9 / per);
+        fn(iters, &sink); /* warm-up: clocks up */
+        for (int ti = 0; ti < o->nthreads; ti++) {
+            int T = o->threads[ti];
+            fma_job *jobs = calloc((size_t)T, sizeof *jobs);
+            pthread_t *th = calloc((size_t)T, sizeof *th);
+            double t[256], ct[256];
+            int n = 0;
+            double spent = 0;
+            if (!jobs || !th) return 2;
+            while (n < 256 && (n < 5 || spent < o->min_ms)) {
+                pthread_barrier_t bar;
+                pthread_barrier_init(&bar, NULL, (unsigned)T);
+                for (int i = 0; i < T; i++) jobs[i] = (fma_job){.fn = fn, .iters = iters, .bar = &bar};
+                for (int i = 1; i < T; i++) pthread_create(&th[i], NULL, fma_thread, &jobs[i]);
+                pthread_barrier_wait(&bar);
+                double t0 = now_ms(), c0 = cpu_ms();
+                fn(iters, &jobs[0].sink);
+                for (int i = 1; i < T; i++) pthread_join(th[i], NULL);
+                t[n] = now_ms() - t0;
+                ct[n] = cpu_ms() - c0;
+                spent += t[n++];
+                pthread_barrier_destroy(&bar);
+            }
+            double best = t[0];
+            for (int i = 1; i < n; i++)
+                if (t[i] < best) best = t[i];
+            double work = per * (double)iters * T;
+            /* per thread and CPU second: the rate a thread gets while it runs */
+            double per_cpu = work / median(ct, n) / 1e6;
+            printf("{\"bench\": \"fma_peak\", \"variant\": \"%s\", \"threads\": %d, \"gflops\": %.4g, "
+                   "\"gflops_best\": %.4g, \"gflops_per_cpu\": %.4g, \"rounds\": %d}\n",
+                   k->name, T, work / median(t, n) / 1e6, work / best / 1e6, per_cpu, n);
+            fflush(stdout);
+            free(jobs);
+            free(th);
+        }
+    }
+    return 0;
+}
+
+/* ---- full: in-memory inputs, causal or not ---- */
+
+static int add_rand(attn_tensor_set *in, const char *name, const int64_t *dims, uint64_t *seed, attn_error *e) {
+    attn_tensor *t = NULL;
+    if (attn_tensor_new(ATTN_F32, 4, dims, &t, e)) return -1;
+    float *p = t->data;
+    for (size_t k = 0; k < t->numel; k++) {
+        *seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        p[k] = (float)((*seed >> 40) & 0xFFFFFF) / (float)0x1000000 - 0.5f;
+    }
+    return attn_tensor_set_add(in, name, t, e) ? -1 : 0;
+}
+
+static int cmd_full(const opts *o) {
+    attn_error e = {0};
+    attn_model *m = NULL;
+    if (o->nL < 1) return usage();
+    if (attn_model_new("full", "{}", NULL, &m, &e)) return die("model", &e);
+    attn_ctx *ctx = attn_ctx_new(1);
+    double *t = calloc((size_t)o->max_reps, sizeof *t), *ct = calloc((size_t)o->max_reps, sizeof *ct);
+    if (!ctx || !t || !ct) return 2;
+    const char *variant = attn__kernels()->name;
+    for (int li = 0; li < o->nL; li++) {
+        long L = o->Ls[li];
+        for (int ci = 0; ci < o->ncausal; ci++) {
+            int causal = o->causal[ci];
+            attn_tensor_set *in = attn_tensor_set_new();
+            int64_t dq[4] = {o->N, L, o->H, o->E}, dv[4] = {o->N, L, o->H, o->D};
+            uint64_t seed = 99;
+            if (!in || add_rand(in, "queries", dq, &seed, &e) || add_rand(in, "keys", dq, &seed, &e) ||
+                add_rand(in, "values", dv, &seed, &e))
+                return die("input", &e);
+            if (causal) {
+                attn_tensor *mk = NULL;
+                int64_t dm[2] = {L, L};
+                if (attn_tensor_new(ATTN_BOOL, 2, dm, &mk, &e)) return die("mask", &e);
+                uint8_t *p = mk->data;
+                for (long i = 0; i < L; i++)
+                    for (long j = 0; j < L; j++) p[i * L + j] = j <= i;
+                if (attn_tensor_set_add(in, "attn_mask", mk, &e)) return die("mask", &e);
+            }
+            for (int ti = 0; ti < o->nthreads; ti++) {
+                attn_ctx_set_threads(ctx, o->threads[ti]);
+                attn_tensor *out = NULL;
+                if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
+                attn_tensor_free(out);
+                int n = 0;
+                double spent = 0;
+                while (n < o->max_reps && (n < o->min_reps || spent < o->min_ms)) {
+                    out = NULL;
+                    double t0 = now_ms(), c0 = cpu_ms();
+                    if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
+                    t[n] = now_ms() - t0;
+                    ct[n] = cpu_ms() - c0;
+                    spent += t[n++];
+                    attn_tensor_free(out);
+                }
+                printf("{\"bench\": \"full\", \"variant\": \"%s\", \"L\": %ld, \"causal\": %d, \"threads\": %d, "
+                       "\"times\": [",
+                       variant, L, causal, o->threads[ti]);
+                for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", t[i]);
+                printf("], \"cpu_times\": [");
+                for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", ct[i]);
+                double med = median(t, n);
+                double flop = 2.0 * (double)o->N * (double)o->H * (double)L * (double)L * (double)(o->E + o->D);
+                /* useful work of the causal product: L(L+1)/2 of the L² scores */
+                double useful = causal ? flop * ((double)L + 1) / (2.0 * (double)L) : flop;
+                printf("], \"median_ms\": %.6g, \"gflops\": %.4g, \"useful_gflops\": %.4g, \"cpu_ms\": %.6g}\n",
+                       med, flop / med / 1e6, useful / med / 1e6, median(ct, n));
+                fflush(stdout);
+            }
+            attn_tensor_set_free(in);
+        }
+    }
+    free(t);
+    free(ct);
+    attn_ctx_free(ctx);
+    attn_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     opts o = {0};
     if (argc < 2) return usage();
@@ -441,5 +657,7 @@ int main(int argc, char **argv) {
     if (parse_opts(argc, argv, 2, &o)) return usage();
     if (!strcmp(argv[1], "sgemm")) return cmd_sgemm(&o);
     if (!strcmp(argv[1], "rss")) return cmd_rss(&o);
+    if (!strcmp(argv[1], "fma")) return cmd_fma(&o);
+    if (!strcmp(argv[1], "full")) return cmd_full(&o);
     return usage();
 }

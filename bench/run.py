@@ -12,6 +12,11 @@ and compares the two outputs where the mechanism is deterministic.  OpenBLAS
 sgemm GFLOP/s (the ceiling) is measured by bench_core at the start and at the
 end of the run; peak RSS of `full` in fresh processes.
 
+`full` is also run against ONNX Runtime's CPU MultiHeadAttention
+(bench/ort: npm's onnxruntime-node) at L=S in --ort-L, causal and not, 1 and 2
+threads, in alternating rounds with the machine's FMA peak per kernel variant
+(bench_core fma) measured in each round (issue 12); --no-ort skips it.
+
 Writes OUT/<date>.md, OUT/<date>.csv and OUT/<date>-time.png (gnuplot, when
 installed); OUT defaults to bench/results.  --smoke: tiny sizes, one
 repetition, results in a temporary directory, exit status 1 when an output
@@ -141,6 +146,22 @@ def summary(ts):
     return {"median_ms": float(np.median(ts)), "min_ms": float(min(ts)), "max_ms": float(max(ts)), "reps": len(ts)}
 
 
+def cpuinfo():
+    """model name, cpu family, model and stepping of the first CPU in /proc/cpuinfo."""
+    out = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if not line.strip():
+                break
+            k, _, v = line.partition(":")
+            k = k.strip()
+            if k in ("model name", "cpu family", "model", "stepping") and k not in out:
+                out[k] = v.strip()
+    except OSError:
+        pass
+    return out
+
+
 def machine():
     lscpu = sh("lscpu")
     get = lambda k: next((l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith(k)), "?")  # noqa
@@ -151,6 +172,7 @@ def machine():
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
         "torch_blas": sh("/usr/bin/python3 -c 'import torch;print(torch.__config__.show())' | grep -o 'BLAS_INFO=[a-z]*'"),
         "cc": sh("cc --version | head -1"),
+        "cpuinfo": cpuinfo(),
         "commit": sh(f"git -C {os.path.dirname(HERE)} log -1 --format='%h %ad' --date=format:'%Y-%m-%d %H:%M'"),
         "dirty": sh(f"git -C {os.path.dirname(HERE)} status --porcelain --untracked-files=no -- core bench"),
     }
@@ -267,6 +289,209 @@ def rss_runs(build, opts):
     return runs
 
 
+# ---------------------------------------------------------------- ONNX Runtime peer (issue 12)
+def ort_full(build, opts, Ls, threads=THREADS, causals=(0, 1), min_ms=None):
+    """ONNX Runtime's CPU MultiHeadAttention on full's shapes (bench/ort/run.sh
+    installs onnxruntime-node from npm on first use): JSON lines."""
+    min_ms = opts.min_ms / 2 if min_ms is None else min_ms
+    cmd = ["bash", os.path.join(HERE, "ort", "run.sh"), "--L", ",".join(map(str, Ls)),
+           "--causal", ",".join(map(str, causals)), "--threads", ",".join(map(str, threads)),
+           "--min-ms", str(min_ms), "--min-reps", str(opts.min_reps)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        raise RuntimeError(f"bench/ort/run.sh: {r.stderr.strip()[-400:]}")
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip().startswith("{")]
+
+
+def peer_run(build, opts):
+    """full against ONNX Runtime, causal and not, with the FMA peak per kernel
+    variant measured in every round; rounds alternate which side goes first."""
+    Ls = [int(x) for x in opts.ort_L.split(",") if x]
+    rec = {"Ls": Ls, "rounds": opts.rounds, "fma": [], "attnd": [], "ort": [], "error": None,
+           "attn_info": sh(f"{build}/attn info"), "loadavg": [loadavg()]}
+    if not shutil.which("node"):
+        rec["error"] = "node not installed (apt-get install nodejs npm)"
+        return rec
+    min_ms = max(opts.min_ms / opts.rounds, 1)
+    try:
+        for rd in range(opts.rounds):
+            rec["fma"].append(bench_core(build, "fma", "--threads", ",".join(map(str, THREADS)), "--min-ms", 300))
+            for L in Ls:
+                sides = ["attnd", "ort"] if (rd + Ls.index(L)) % 2 == 0 else ["ort", "attnd"]
+                for side in sides:
+                    if side == "attnd":
+                        rec["attnd"] += bench_core(build, "full", "--L", L, "--causal", "0,1", "--threads",
+                                                   ",".join(map(str, THREADS)), "--min-ms", min_ms,
+                                                   "--min-reps", max(1, opts.min_reps - 1), "--max-reps", opts.max_reps)
+                    else:
+                        rec["ort"] += ort_full(build, opts, [L], min_ms=min_ms)
+                print(f"  peer round {rd + 1} L={L} done (load {' '.join(loadavg())})", flush=True)
+            rec["fma"].append(bench_core(build, "fma", "--threads", ",".join(map(str, THREADS)), "--min-ms", 300))
+            rec["loadavg"].append(loadavg())
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+        rec["error"] = str(e)
+    return rec
+
+
+def peer_tables(rec):
+    """(rows, fma): per (L, causal, T) the pooled medians of attnd and ORT;
+    fma[variant][T] = median of the rounds' FMA peaks."""
+    fma, fcpu = {}, {}
+    for lines in rec["fma"]:
+        for ln in lines:
+            fma.setdefault(ln["variant"], {}).setdefault(ln["threads"], []).append(ln["gflops"])
+            if ln["threads"] == 1 and "gflops_per_cpu" in ln:
+                fcpu.setdefault(ln["variant"], []).append(ln["gflops_per_cpu"])
+    fma = {v: {int(T): float(np.median(x)) for T, x in d.items()} for v, d in fma.items()}
+    # "cpu": the 1-thread peak per CPU second, against which CPU-time rates are judged
+    for v, x in fcpu.items():
+        fma[v]["cpu"] = float(np.median(x))
+    pool = {}
+    for side in ("attnd", "ort"):
+        for ln in rec[side]:
+            key = (ln["L"], ln["causal"], ln["threads"])
+            p = pool.setdefault(key, {"attnd": [], "ort": [], "attnd_cpu": [], "ort_cpu": [], "variant": None})
+            p[side] += ln["times"]
+            p[side + "_cpu"] += ln.get("cpu_times", [])
+            if side == "attnd":
+                p["variant"] = ln["variant"]
+    rows = []
+    for (L, c, T), p in sorted(pool.items()):
+        a = float(np.median(p["attnd"])) if p["attnd"] else None
+        o = float(np.median(p["ort"])) if p["ort"] else None
+        flop = 2.0 * CASES.N * CASES.H * L * L * (CASES.E + CASES.D)
+        ac = float(np.median(p["attnd_cpu"])) if p["attnd_cpu"] else None
+        oc = float(np.median(p["ort_cpu"])) if p["ort_cpu"] else None
+        rows.append({"L": L, "causal": c, "T": T, "attnd_ms": a, "ort_ms": o, "variant": p["variant"],
+                     "attnd_cpu": ac, "ort_cpu": oc,
+                     "attnd_min": min(p["attnd"]) if p["attnd"] else None, "ort_min": min(p["ort"]) if p["ort"] else None,
+                     "n_attnd": len(p["attnd"]), "n_ort": len(p["ort"]),
+                     "gflops": flop / (a * 1e6) if a else None})
+    return rows, fma
+
+
+def write_peer_md(w, rec):
+    w("## full against ONNX Runtime and the FMA peak (issue 12)\n")
+    if rec is None:
+        w("(not run: --no-ort)\n")
+        return
+    ci = rec.get("cpuinfo") or {}
+    w(f"CPU: {ci.get('model name', '?')} (family {ci.get('cpu family', '?')}, model {ci.get('model', '?')}, "
+      f"stepping {ci.get('stepping', '?')}). Kernels chosen (`attn info`):\n")
+    w("```\n" + (rec.get("attn_info") or "?").strip() + "\n```\n")
+    if rec.get("error"):
+        w(f"**Not complete:** {rec['error']}\n")
+    if not rec["attnd"]:
+        return
+    rows, fma = peer_tables(rec)
+    ver = next((ln.get("version") for ln in rec["ort"]), "?")
+    w(f"`bench_core full` (in-memory random inputs, N=1, H=8, E=D=64, L=S; causal = the lower-triangular "
+      f"attn_mask) against ONNX Runtime {ver} (npm onnxruntime-node, CPU execution provider, one "
+      "com.microsoft MultiHeadAttention node built in memory; causal = its `unidirectional` attribute; "
+      "intra-op threads = T) in "
+      f"{rec['rounds']} alternating rounds; medians of the pooled samples, ms. FMA peak = `bench_core fma`: "
+      "a register-only loop of independent FMAs in the variant's vector width on T threads, measured at the "
+      "start and end of every round (median of those). GFLOP/s counts 2·N·H·L·S·(E+D) also for causal "
+      "(so causal's figure is not useful work); % peak = attnd's GFLOP/s over the FMA peak of the variant "
+      "it ran. Load average per round: " + ", ".join(" ".join(x) for x in rec["loadavg"]) + ".\n")
+    w("FMA peak, GFLOP/s (median of the rounds; `cpu` = one thread per CPU second of it): " + "; ".join(
+        f"{v} " + ", ".join(f"{T}t {g:.1f}" if T != "cpu" else f"cpu {g:.1f}" for T, g in d.items()) for v, d in fma.items()) + ".\n")
+    w("CPU ms = median CPU time of the whole process per forward (every thread; on this shared machine the "
+      "wall time also holds the time slices other jobs took, the CPU time does not; at 2 threads it sums "
+      "both threads and any spinning). % FMA peak (CPU) = FLOPs per CPU second against the FMA loop's "
+      "FLOPs per CPU second on one thread.\n")
+    w("| L=S | causal | threads | attnd ms | ORT ms | ORT ÷ attnd | attnd CPU ms | ORT CPU ms | ORT ÷ attnd (CPU) | "
+      "attnd GFLOP/s | % FMA peak | % FMA peak (CPU) | non-causal ÷ causal (attnd) | samples attnd/ORT |")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    by = {(r["L"], r["causal"], r["T"]): r for r in rows}
+    for r in rows:
+        pk = fma.get(r["variant"], {}).get(r["T"])
+        pk1 = fma.get(r["variant"], {}).get("cpu") or fma.get(r["variant"], {}).get(1)
+        nc = by.get((r["L"], 0, r["T"]))
+        ratio = f"{r['ort_ms'] / r['attnd_ms']:.2f}×" if r["ort_ms"] and r["attnd_ms"] else "—"
+        cratio = f"{r['ort_cpu'] / r['attnd_cpu']:.2f}×" if r["ort_cpu"] and r["attnd_cpu"] else "—"
+        cs = f"{nc['attnd_ms'] / r['attnd_ms']:.2f}×" if r["causal"] and nc and nc["attnd_ms"] else ""
+        frac = f"{100 * r['gflops'] / pk:.0f}%" if pk and r["gflops"] else "—"
+        cfrac = "—"
+        if pk1 and r["attnd_cpu"]:
+            cfrac = f"{100 * r['gflops'] * r['attnd_ms'] / r['attnd_cpu'] / pk1:.0f}%"
+        w(f"| {r['L']} | {'yes' if r['causal'] else 'no'} | {r['T']} | {fmt_ms(r['attnd_ms'])} | {fmt_ms(r['ort_ms'])} | "
+          f"{ratio} | {fmt_ms(r['attnd_cpu'])} | {fmt_ms(r['ort_cpu'])} | {cratio} | {r['gflops']:.1f} | {frac} | {cfrac} | "
+          f"{cs} | {r['n_attnd']}/{r['n_ort']} |")
+    w("")
+    w("Targets of issue 12 for `full` (on the wall-time medians above, then on the 1-thread CPU times):\n")
+    w("| target | measured | status |")
+    w("|---|---|---|")
+    for line in peer_targets(rows, fma):
+        w(line)
+    w("")
+
+
+def peer_targets(rows, fma):
+    out = []
+
+    def st(ok):
+        return "met" if ok else "MISSED"
+    nc = [r for r in rows if not r["causal"] and r["ort_ms"] and r["attnd_ms"]]
+    if nc:
+        sp = {(r["L"], r["T"]): r["ort_ms"] / r["attnd_ms"] for r in nc}
+        worst = min(sp, key=sp.get)
+        out.append(f"| non-causal ≥ 1.05× ORT at every L and thread count | lowest {sp[worst]:.2f}× (L={worst[0]}, "
+                   f"{worst[1]}t); " + ", ".join(f"L={k[0]} {k[1]}t {v:.2f}×" for k, v in sorted(sp.items())) +
+                   f" | {st(all(v >= 1.05 for v in sp.values()))} |")
+        s512 = {k: v for k, v in sp.items() if k[0] == 512}
+        if s512:
+            out.append(f"| non-causal ≥ 1.25× ORT at L=512 | " + ", ".join(f"{k[1]}t {v:.2f}×" for k, v in sorted(s512.items()))
+                       + f" | {st(all(v >= 1.25 for v in s512.values()))} |")
+    ca = [r for r in rows if r["causal"] and r["ort_ms"] and r["attnd_ms"]]
+    if ca:
+        sp = {(r["L"], r["T"]): r["ort_ms"] / r["attnd_ms"] for r in ca}
+        out.append(f"| causal ≥ 1.5× ORT | lowest {min(sp.values()):.2f}×; " +
+                   ", ".join(f"L={k[0]} {k[1]}t {v:.2f}×" for k, v in sorted(sp.items())) +
+                   f" | {st(all(v >= 1.5 for v in sp.values()))} |")
+    by = {(r["L"], r["causal"], r["T"]): r for r in rows}
+    cs = {(L, T): by[(L, 0, T)]["attnd_ms"] / by[(L, 1, T)]["attnd_ms"] for (L, c, T) in by
+          if c and L >= 2048 and (L, 0, T) in by and by[(L, 1, T)]["attnd_ms"] and by[(L, 0, T)]["attnd_ms"]}
+    if cs:
+        out.append(f"| causal ≥ 1.8× faster than non-causal at L ≥ 2048 | " +
+                   ", ".join(f"L={k[0]} {k[1]}t {v:.2f}×" for k, v in sorted(cs.items())) +
+                   f" | {st(all(v >= 1.8 for v in cs.values()))} |")
+    one = [r for r in rows if r["T"] == 1 and r["attnd_cpu"] and r["ort_cpu"]]
+    if one:
+        sp = {(r["L"], r["causal"]): r["ort_cpu"] / r["attnd_cpu"] for r in one}
+        ncs = {k: v for k, v in sp.items() if not k[1]}
+        cas = {k: v for k, v in sp.items() if k[1]}
+        if ncs:
+            out.append("| (CPU time, 1 thread) non-causal ≥ 1.05× ORT, ≥ 1.25× at L=512 | " +
+                       ", ".join(f"L={k[0]} {v:.2f}×" for k, v in sorted(ncs.items())) +
+                       f" | {st(all(v >= (1.25 if k[0] == 512 else 1.05) for k, v in ncs.items()))} |")
+        if cas:
+            out.append("| (CPU time, 1 thread) causal ≥ 1.5× ORT | " +
+                       ", ".join(f"L={k[0]} {v:.2f}×" for k, v in sorted(cas.items())) +
+                       f" | {st(all(v >= 1.5 for v in cas.values()))} |")
+        by1 = {(r["L"], r["causal"]): r for r in one}
+        cc = {L: by1[(L, 0)]["attnd_cpu"] / by1[(L, 1)]["attnd_cpu"] for (L, c) in by1 if c and L >= 2048 and (L, 0) in by1}
+        if cc:
+            out.append("| (CPU time, 1 thread) causal ≥ 1.8× faster than non-causal at L ≥ 2048 | " +
+                       ", ".join(f"L={L} {v:.2f}×" for L, v in sorted(cc.items())) + f" | {st(all(v >= 1.8 for v in cc.values()))} |")
+        pk1 = {r["L"]: r["gflops"] * r["attnd_ms"] / r["attnd_cpu"] / fma[r["variant"]].get("cpu", fma[r["variant"]][1])
+               for r in one if not r["causal"] and r["L"] >= 2048 and fma.get(r["variant"], {}).get(1)}
+        if pk1:
+            out.append("| (CPU time, 1 thread) non-causal ≥ 85% of the FMA peak at L ≥ 2048 | " +
+                       ", ".join(f"L={L} {100 * v:.0f}%" for L, v in sorted(pk1.items())) +
+                       f" | {st(all(v >= 0.85 for v in pk1.values()))} |")
+    pk = {}
+    for r in rows:
+        p = fma.get(r["variant"], {}).get(r["T"])
+        if not r["causal"] and r["L"] >= 2048 and p and r["gflops"]:
+            pk[(r["L"], r["T"])] = r["gflops"] / p
+    if pk:
+        out.append(f"| non-causal ≥ 85% of the FMA peak at L ≥ 2048 | " +
+                   ", ".join(f"L={k[0]} {k[1]}t {100 * v:.0f}%" for k, v in sorted(pk.items())) +
+                   f" | {st(all(v >= 0.85 for v in pk.values()))} |")
+    return out
+
+
 def fmt_ms(x):
     if x is None:
         return "—"
@@ -288,6 +513,11 @@ def main():
     ap.add_argument("--min-ms", type=float, default=1000)
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--max-reps", type=int, default=30)
+    ap.add_argument("--ort-L", default="512,1024,2048,4096,8192",
+                    help="full against ONNX Runtime at these L=S (issue 12)")
+    ap.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime peer and the FMA peak")
+    ap.add_argument("--peer-only", action="store_true",
+                    help="only full against ONNX Runtime and the FMA peak: OUT/<date>-peer.{md,json}")
     ap.add_argument("--render", default="", help="only re-write the .md/.csv/.png of a run from its .json")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
@@ -297,6 +527,8 @@ def main():
         return 0
     if opts.smoke:
         opts.min_ms, opts.min_reps, opts.max_reps = 0, 1, 1
+    if opts.peer_only:
+        return peer_only(opts)
     sizes = set(opts.sizes.split(","))
     only = set(filter(None, opts.only.split(",")))
     all_cases = CASES.make_cases(tiny=opts.smoke)
@@ -308,6 +540,7 @@ def main():
 
     started = datetime.datetime.now()
     info = machine()
+    info["attn_info"] = sh(f"{opts.build}/attn info")
     info.update(bench_core(opts.build, "info")[0])
     info["load_start"] = loadavg()
     info["uptime_start"] = sh("uptime")
@@ -330,6 +563,13 @@ def main():
             print(line + f"  {r['check']}", flush=True)
             if r["check"].startswith(("MISMATCH", "SHAPE")):
                 fails += 1
+        peer = None
+        if not opts.smoke and not opts.no_ort:
+            print(f"  full against ONNX Runtime, L={opts.ort_L}", flush=True)
+            peer = peer_run(opts.build, opts)
+            peer["cpuinfo"] = info.get("cpuinfo")
+            if peer.get("error"):
+                print(f"  ONNX Runtime peer: {peer['error']}", file=sys.stderr, flush=True)
         sg_extra = {} if opts.smoke else attention_sgemms(opts.build)
         rss = [] if opts.no_rss else rss_runs(opts.build, opts)
         sg_end = sgemm(opts.build, opts)
@@ -349,7 +589,7 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, started.strftime("%Y-%m-%d"))
     raw = {"started": started.isoformat(), "info": info, "sg_start": sg_start, "sg_end": sg_end,
-           "sg_extra": sg_extra, "rss": rss, "opts": vars(opts),
+           "sg_extra": sg_extra, "rss": rss, "opts": vars(opts), "peer": peer,
            "results": [{k: v for k, v in r.items() if k != "case"} | {"id": r["case"].id} for r in results]}
     with open(stem + ".json", "w") as f:
         json.dump(raw, f, indent=1)
@@ -359,6 +599,29 @@ def main():
         print(f"smoke: {len(checked) - fails} passed, {fails} failed")
         shutil.rmtree(out_dir, ignore_errors=True)
     return 1 if fails else 0
+
+
+def peer_only(opts):
+    started = datetime.datetime.now()
+    info = machine()
+    info["attn_info"] = sh(f"{opts.build}/attn info")
+    print(f"bench: full against ONNX Runtime, L={opts.ort_L}, {info['cpu']}, load {' '.join(loadavg())}", flush=True)
+    peer = peer_run(opts.build, opts)
+    peer["cpuinfo"] = info.get("cpuinfo")
+    os.makedirs(opts.out, exist_ok=True)
+    stem = os.path.join(opts.out, started.strftime("%Y-%m-%d") + "-peer")
+    with open(stem + ".json", "w") as f:
+        json.dump({"started": started.isoformat(), "info": info, "peer": peer, "opts": vars(opts)}, f, indent=1)
+    L = []
+    L.append(f"# full against ONNX Runtime — {started.strftime('%Y-%m-%d %H:%M')}\n")
+    L.append(f"Generated by `bench/run.py --peer-only`. attnd {info.get('commit', '?')}"
+             f"{' (uncommitted changes in core/ or bench/)' if info.get('dirty') else ''}; {info['cc']}; "
+             f"Linux {info['kernel']}; {info['cores']} CPUs; `{sh('uptime')}` at the end.\n")
+    write_peer_md(L.append, peer)
+    with open(stem + ".md", "w") as f:
+        f.write("\n".join(L) + "\n")
+    print(f"bench: wrote {stem}.md, {stem}.json")
+    return 1 if peer.get("error") else 0
 
 
 def _intkeys(d):
@@ -386,7 +649,8 @@ def render(stem, raw, smoke=False):
     opts = argparse.Namespace(**raw["opts"])
     write_csv(stem + ".csv", results, sg, started)
     png = plot(stem, results) if not smoke else None
-    write_md(stem + ".md", results, sg, sg_start, sg_end, sg_extra, raw["rss"], raw["info"], started, png, opts)
+    write_md(stem + ".md", results, sg, sg_start, sg_end, sg_extra, raw["rss"], raw["info"], started, png, opts,
+             raw.get("peer"))
     print(f"bench: wrote {stem}.md, {stem}.csv" + (f", {png}" if png else ""))
 
 
@@ -486,15 +750,19 @@ def plot(stem, results):
     return png
 
 
-def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, png, opts):
+def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, png, opts, peer=None):
     L = []
     w = L.append
     w(f"# attnd core benchmarks — {started.strftime('%Y-%m-%d %H:%M')}\n")
     w("Generated by `bench/run.py` (`make bench`). Times are medians of repeated in-process forwards "
       "after one warm-up; ratios compare numbers measured in this one run.\n")
     w("## Machine\n")
-    w(f"- CPU: {info['cpu']}, {info['cores']} CPUs ({info['threads_per_core']} thread per core), "
+    ci = info.get("cpuinfo") or {}
+    w(f"- CPU: {info['cpu']} (/proc/cpuinfo: family {ci.get('cpu family', '?')}, model {ci.get('model', '?')}), {info['cores']} CPUs ({info['threads_per_core']} thread per core), "
       f"L2 {info['l2']}, L3 {info['l3']}, AVX-512: {'yes' if info['flags_avx512'] else 'no'}; memory {info['mem']}")
+    if info.get("attn_info"):
+        w("- Kernel variants chosen (`attn info`): " + "; ".join(
+            ln for ln in info["attn_info"].splitlines() if ln.startswith(("kernel_", "gemm_choice", "cpu_features"))))
     w(f"- OpenBLAS: {info['openblas_config']} (kernel core: {info['openblas_core']})")
     w(f"- PyTorch {info['torch']} (Debian python3-torch, {info['torch_blas']}: its products run in OpenBLAS; "
       f"per measurement both torch.set_num_threads(T) and openblas_set_num_threads(T) are set, "
@@ -565,6 +833,7 @@ def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, 
       "by design (different generators on each side) and are not compared.\n")
     if png:
         w(f"![time vs sequence length]({os.path.basename(png)})\n")
+    write_peer_md(w, peer)
     w("## Memory (peak RSS of `full`)\n")
     if rss:
         w("`bench_core rss`: one forward of `full` at 2 threads over random inputs made in memory, in a fresh "

@@ -341,48 +341,114 @@ static attn_status read_small_file(const char *path, char **out, attn_error *err
     return ATTN_OK;
 }
 
-attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *err) {
-    char path[4096];
-    char *text = NULL;
-    json_t *root = NULL;
-    attn_tensor_set *w = NULL;
-    attn_status st;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    st = read_small_file(path, &text, err);
-    if (st) return st;
+attn_status attn_model_from_config(const char *text, size_t len, const attn_tensor_set *weights, attn_model **out,
+                                   attn_error *err) {
+    if (!text || !out) return attn__err(err, ATTN_E_INVALID, "model_from_config: NULL argument");
+    *out = NULL;
+    if (len > MAX_CONFIG_BYTES) return attn__err(err, ATTN_E_CONFIG, "config.json is larger than 1 MiB");
     json_error_t je;
-    root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (!root) return attn__err(err, ATTN_E_CONFIG, "%.200s: invalid JSON: %.100s", path, je.text);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) return attn__err(err, ATTN_E_CONFIG, "config.json: invalid JSON: %.100s", je.text);
+    attn_status st;
     json_t *type = json_object_get(root, "type"), *cfg = json_object_get(root, "config");
     if (!json_is_object(root) || !json_is_string(type)) {
-        st = attn__err(err, ATTN_E_CONFIG, "%.200s: expected {\"type\": ..., \"config\": {...}}", path);
+        st = attn__err(err, ATTN_E_CONFIG, "config.json: expected {\"type\": ..., \"config\": {...}}");
         goto out;
     }
     const char *k;
     json_t *v;
     json_object_foreach(root, k, v) {
-        /* allow_nonfinite is read by attnd (its input policy), not here. */
+        /* allow_nonfinite is attnd's (its input policy), read there, not here. */
         if (strcmp(k, "type") && strcmp(k, "config") && strcmp(k, "allow_nonfinite")) {
-            st = attn__err(err, ATTN_E_CONFIG, "%.200s: unknown key '%.48s'", path, k);
+            st = attn__err(err, ATTN_E_CONFIG, "config.json: unknown key '%.48s' (type, config, allow_nonfinite)", k);
             goto out;
         }
     }
     if (cfg && !json_is_object(cfg) && !json_is_null(cfg)) {
-        st = attn__err(err, ATTN_E_CONFIG, "%.200s: \"config\" must be an object", path);
+        st = attn__err(err, ATTN_E_CONFIG, "config.json: \"config\" must be an object");
         goto out;
     }
-    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        st = attn_safetensors_read_file(path, &w, err);
-        if (st) goto out;
+    if (!attn__mech_find(json_string_value(type))) {
+        st = attn__err(err, ATTN_E_CONFIG, "config.json: unknown type '%.64s'", json_string_value(type));
+        goto out;
     }
-    st = model_new_json(json_string_value(type), json_is_object(cfg) ? cfg : NULL, w, out, err);
+    st = model_new_json(json_string_value(type), json_is_object(cfg) ? cfg : NULL, weights, out, err);
 out:
-    attn_tensor_set_free(w);
     json_decref(root);
     return st;
+}
+
+attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *err) {
+    char path[4096];
+    char *text = NULL;
+    attn_tensor_set *w = NULL;
+    attn_status st;
+    if (!dir || !out) return attn__err(err, ATTN_E_INVALID, "load_dir: NULL argument");
+    *out = NULL;
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
+        return attn__err(err, ATTN_E_INVALID, "path too long");
+    if ((st = read_small_file(path, &text, err))) return st;
+    snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (st = attn_safetensors_read_file(path, &w, err))) {
+        free(text);
+        return st;
+    }
+    st = attn_model_from_config(text, strlen(text), w, out, err);
+    if (st && err && strncmp(err->msg, "config.json", 11) == 0) { /* name the folder */
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "%.120s/%.130s", dir, err->msg);
+        memcpy(err->msg, m, sizeof m);
+    }
+    attn_tensor_set_free(w);
+    free(text);
+    return st;
+}
+
+/* ---- input descriptions (before the data exists) ---- */
+
+static const attn_io_spec *find_input_spec(const attn_model *m, const char *name) {
+    for (size_t i = 0; i < m->n_inputs; i++)
+        if (strcmp(m->inputs[i].name, name) == 0) return &m->inputs[i];
+    return NULL;
+}
+
+attn_status attn_model_check_input(const attn_model *m, const char *name, attn_dtype dtype, int rank,
+                                   const int64_t *shape, attn_error *err) {
+    if (!m || !name || (rank > 0 && !shape)) return attn__err(err, ATTN_E_INVALID, "check_input: NULL argument");
+    const attn_io_spec *s = find_input_spec(m, name);
+    if (!s) {
+        char names[256];
+        size_t o = 0;
+        names[0] = 0;
+        for (size_t i = 0; i < m->n_inputs && o < sizeof names; i++)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", m->inputs[i].name);
+        return attn__err(err, ATTN_E_NOTFOUND, "%s has no input '%.64s' (inputs: %s)", m->mech->info.name, name, names);
+    }
+    /* INT32 is accepted for INT64 inputs (the forward widens it). */
+    if (dtype != s->dtype && !(s->dtype == ATTN_I64 && dtype == ATTN_I32))
+        return attn__err(err, ATTN_E_DTYPE, "input '%s': datatype %s, but the model takes %s", name, attn_dtype_name(dtype),
+                         attn_dtype_name(s->dtype));
+    int fits = rank == s->rank;
+    for (int d = 0; fits && d < s->rank; d++)
+        if (s->shape[d] >= 0 && s->shape[d] != shape[d]) fits = 0;
+    if (!fits) {
+        char got[96], want[96];
+        return attn__err(err, ATTN_E_SHAPE, "input '%s': shape %s does not fit (%s) = %s (-1: any)", name,
+                         attn_shape_str(rank < 0 ? 0 : rank, shape, got, sizeof got), s->dims,
+                         attn_shape_str(s->rank, s->shape, want, sizeof want));
+    }
+    return ATTN_OK;
+}
+
+const attn_io_spec *attn_model_missing_input(const attn_model *m, const char *const *names, size_t n) {
+    for (size_t i = 0; m && i < m->n_inputs; i++) {
+        if (!m->inputs[i].required) continue;
+        size_t j = 0;
+        while (j < n && strcmp(names[j], m->inputs[i].name) != 0) j++;
+        if (j == n) return &m->inputs[i];
+    }
+    return NULL;
 }
 
 /* ---- forward ---- */

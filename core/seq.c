@@ -32,6 +32,12 @@ unsigned attn__seq_model_kinds(const attn_model *m, const char **why) {
 
 unsigned attn_model_seq_kinds(const attn_model *m) { return m ? attn__seq_model_kinds(m, NULL) : 0; }
 
+unsigned attn_mech_seq_kinds(const attn_mech_info *info) {
+    const attn_mech *m = info ? attn__mech_find(info->name) : NULL;
+    /* Static support: with a NULL model the hook answers for "some config". */
+    return m && m->seq && m->seq->kinds ? m->seq->kinds(NULL, NULL, NULL) : 0;
+}
+
 size_t attn_seq_types(attn_seq_kind kind, char *buf, size_t cap) {
     size_t need = 0;
     if (buf && cap) buf[0] = 0;

@@ -75,12 +75,15 @@ def check_k8s(docs, env_names):
     kinds = {}
     for d in docs:
         kinds.setdefault(d.get("kind"), []).append(d)
-    for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):
+    for k in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"):
         if len(kinds.get(k, [])) != 1:
             errs.append("want exactly one %s, rendered %d" % (k, len(kinds.get(k, []))))
+    services = {x["metadata"]["name"]: x for x in kinds.get("Service", [])}
+    if "attnd" not in services:
+        errs.append("no Service attnd")
     if errs:
         return errs
-    dep, svc, hpa, pdb = (kinds[k][0] for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"))
+    dep, hpa, pdb = (kinds[k][0] for k in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"))
     configmaps = {c["metadata"]["name"]: c.get("data", {}) for c in kinds["ConfigMap"]}
     pvcs = {p["metadata"]["name"] for p in kinds.get("PersistentVolumeClaim", [])}
     tpl = dep["spec"]["template"]
@@ -174,11 +177,14 @@ def check_k8s(docs, env_names):
         errs.append("terminationGracePeriodSeconds %s does not exceed preStop + shutdown delay + drain = %g"
                     % (grace, need))
 
-    if not subset(svc["spec"].get("selector", {}), pod_labels):
-        errs.append("the Service selector does not match the pods")
-    for p in svc["spec"].get("ports", []):
-        if port_of(p.get("targetPort")) != port:
-            errs.append("the Service's targetPort %r is not attnd's port" % p.get("targetPort"))
+    for name, svc in services.items():
+        if not subset(svc["spec"].get("selector", {}), pod_labels):
+            errs.append("the selector of Service %s does not match the pods" % name)
+        for p in svc["spec"].get("ports", []):
+            if port_of(p.get("targetPort")) != port:
+                errs.append("the targetPort %r of Service %s is not attnd's port" % (p.get("targetPort"), name))
+
+    errs += check_ingress(kinds.get("Ingress", []), services, env)
 
     ref = hpa["spec"]["scaleTargetRef"]
     if ref.get("kind") != "Deployment" or ref.get("name") != dep["metadata"]["name"]:
@@ -199,6 +205,80 @@ def check_k8s(docs, env_names):
     return errs
 
 
+# ingress-nginx's annotation validation (internal/ingress/annotations/parser):
+# what a canary-by-header-pattern may contain.
+INGRESS_NGINX_REGEX_CHARS = re.compile(r"^[/\-._~a-zA-Z0-9/:" + re.escape("^$[](){}*+?|&=\\") + r"]*$")
+A = "nginx.ingress.kubernetes.io/"
+
+
+def check_ingress(ingresses, services, env):
+    """Two Ingress objects for one rule: round robin for everything, and a
+    canary by the Sequence-Id header that hashes the id (docs/deploy.md)."""
+    errs = []
+    canary = [i for i in ingresses if i["metadata"].get("annotations", {}).get(A + "canary") == "true"]
+    main = [i for i in ingresses if i not in canary]
+    if len(main) != 1 or len(canary) != 1:
+        return ["want one Ingress and one canary Ingress for sequences, rendered %d and %d" % (len(main), len(canary))]
+    main, canary = main[0], canary[0]
+    am, ac = main["metadata"].get("annotations", {}), canary["metadata"].get("annotations", {})
+
+    def routes(ing):
+        out = set()
+        for rule in ing["spec"].get("rules", []):
+            for p in rule.get("http", {}).get("paths", []):
+                out.add((rule.get("host"), p.get("path"), p.get("pathType"), p["backend"]["service"]["name"],
+                         str(p["backend"]["service"]["port"].get("name", p["backend"]["service"]["port"].get("number")))))
+        return out
+
+    rm, rc = routes(main), routes(canary)
+    if main["spec"].get("ingressClassName") != canary["spec"].get("ingressClassName"):
+        errs.append("the two Ingress objects have different classes")
+    if {r[:3] for r in rm} != {r[:3] for r in rc}:
+        errs.append("the canary Ingress routes %s, the main one %s: a canary applies to the same rule only"
+                    % (sorted({r[:3] for r in rc}), sorted({r[:3] for r in rm})))
+    for what, rs, want in (("main", rm, "attnd"), ("canary", rc, None)):
+        for r in rs:
+            if r[3] not in services:
+                errs.append("the %s Ingress sends %s to Service %s, which is not rendered" % (what, r[1], r[3]))
+            if want and r[3] != want:
+                errs.append("the main Ingress sends %s to Service %s, not attnd" % (r[1], r[3]))
+    if {r[3] for r in rc} & {r[3] for r in rm}:
+        errs.append("the canary Ingress needs a Service of its own (ingress-nginx balances a canary backend by it)")
+    if A + "upstream-hash-by" in am:
+        errs.append("the main Ingress hashes by %r: every request without the header would hash \"\" to one pod"
+                    % am[A + "upstream-hash-by"])
+    if ac.get(A + "upstream-hash-by") != "$http_sequence_id":
+        errs.append("the canary Ingress must hash by $http_sequence_id, has %r" % ac.get(A + "upstream-hash-by"))
+    if str(ac.get(A + "canary-by-header", "")).lower() != "sequence-id":
+        errs.append("the canary Ingress must be chosen by the Sequence-Id header, is by %r" % ac.get(A + "canary-by-header"))
+    if A + "canary-by-header-value" in ac or A + "canary-weight" in ac or A + "canary-by-cookie" in ac:
+        errs.append("the canary Ingress is chosen by something besides the header's pattern")
+    pat = ac.get(A + "canary-by-header-pattern")
+    if not pat:
+        errs.append("no canary-by-header-pattern: only the values always/never would choose the canary")
+    elif not INGRESS_NGINX_REGEX_CHARS.match(pat):
+        errs.append("ingress-nginx's annotation validation refuses the pattern %r (allowed: %s)"
+                    % (pat, INGRESS_NGINX_REGEX_CHARS.pattern))
+    else:
+        for sid, want in (("42", True), ("dec-1.3:x~", True), ("00", True), ("10", True), ("0", False), ("", False),
+                          ("a b", False), ("a/b", False)):
+            if bool(re.search(pat, sid)) != want:
+                errs.append("the canary pattern %r %s the id %r" % (pat, "misses" if want else "takes", sid))
+    # The location is shared: the main Ingress's retries apply to sequences too.
+    nxt = set(str(am.get(A + "proxy-next-upstream", "error timeout")).split())
+    if nxt - {"error", "timeout", "off"}:
+        errs.append("proxy-next-upstream %r: a sequence's 5xx (its owner's answer) or a step already sent must not "
+                    "go to another pod; keep to error timeout" % am.get(A + "proxy-next-upstream"))
+    body = am.get(A + "proxy-body-size")
+    if body is None or quantity(body.replace("k", "Ki").replace("m", "Mi").replace("g", "Gi")) < \
+            float(env.get("ATTND_MAX_BODY_BYTES", 64 << 20)):
+        errs.append("proxy-body-size %r is below ATTND_MAX_BODY_BYTES (ingress-nginx's default is 1m)" % body)
+    rt = am.get(A + "proxy-read-timeout")
+    if rt is None or seconds(rt) <= seconds(env.get("ATTND_TIMEOUT", 60)):
+        errs.append("proxy-read-timeout %r does not exceed ATTND_TIMEOUT" % rt)
+    return errs
+
+
 def selftest(docs, env_names):
     """Each mutation breaks one rule; check_k8s must notice every one."""
     def dep(d):
@@ -213,6 +293,13 @@ def selftest(docs, env_names):
     def kind(d, k):
         return next(x for x in d if x["kind"] == k)
 
+    def ingress(d, is_canary):
+        return next(x for x in d if x["kind"] == "Ingress" and
+                    (x["metadata"].get("annotations", {}).get(A + "canary") == "true") == is_canary)
+
+    def ann(d, is_canary):
+        return ingress(d, is_canary)["metadata"]["annotations"]
+
     mutations = {
         "readiness on /v2/health/live": lambda d: container(d)["readinessProbe"]["httpGet"].update(path="/v2/health/live"),
         "liveness probe removed": lambda d: container(d).pop("livenessProbe"),
@@ -221,12 +308,28 @@ def selftest(docs, env_names):
                                    container(d).setdefault("securityContext", {}).update(runAsUser=0)),
         "misspelt variable": lambda d: cm(d)["data"].update(ATTND_MAX_BODY="1"),
         "listens on loopback": lambda d: cm(d)["data"].update(ATTND_HOST="127.0.0.1"),
-        "Service selects other pods": lambda d: kind(d, "Service")["spec"].update(selector={"app": "other"}),
+        "Service selects other pods": lambda d: next(x for x in d if x["kind"] == "Service" and
+                                                     x["metadata"]["name"] == "attnd")["spec"].update(selector={"app": "other"}),
         "HPA targets another Deployment": lambda d: kind(d, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"].update(name="x"),
         "no memory limit": lambda d: container(d)["resources"]["limits"].pop("memory"),
         "models not mounted": lambda d: container(d).update(volumeMounts=[]),
         "PDB blocks every drain": lambda d: kind(d, "PodDisruptionBudget")["spec"].update(maxUnavailable=0),
         "bodies beyond the memory limit": lambda d: cm(d)["data"].update(ATTND_MAX_BODY_BYTES=str(256 << 20)),
+        "no canary Ingress": lambda d: d.remove(ingress(d, True)),
+        "the canary hashes another header": lambda d: ann(d, True).update({A + "upstream-hash-by": "$http_x_id"}),
+        "the main Ingress hashes everything": lambda d: ann(d, False).update({A + "upstream-hash-by": "$http_sequence_id"}),
+        "the canary by another header": lambda d: ann(d, True).update({A + "canary-by-header": "X-Sequence"}),
+        "a canary pattern ingress-nginx refuses": lambda d: ann(d, True).update(
+            {A + "canary-by-header-pattern": "^(?!0$)[A-Za-z0-9._:~-]{1,128}$"}),
+        "a canary pattern that takes 0": lambda d: ann(d, True).update({A + "canary-by-header-pattern": "^.+$"}),
+        "the canary on another path": lambda d: ingress(d, True)["spec"]["rules"][0]["http"]["paths"][0].update(path="/v2"),
+        "the canary on the main Service": lambda d: ingress(d, True)["spec"]["rules"][0]["http"]["paths"][0]["backend"][
+            "service"].update(name="attnd"),
+        "the sequence Service selects other pods": lambda d: next(
+            x for x in d if x["kind"] == "Service" and x["metadata"]["name"] != "attnd")["spec"].update(selector={"a": "b"}),
+        "retries on 503 and non-idempotent": lambda d: ann(d, False).update(
+            {A + "proxy-next-upstream": "error timeout http_503 non_idempotent"}),
+        "the Ingress body limit below attnd's": lambda d: ann(d, False).update({A + "proxy-body-size": "1m"}),
     }
     errs = []
     if check_k8s(docs, env_names):
@@ -276,9 +379,27 @@ def check_compose(path, env_names, here=None):
     for v in n.get("volumes", []):
         src, dst = str(v).split(":")[:2]
         mounted[dst] = os.path.join(here, src)
-    for dst in ("/etc/nginx/nginx.conf", "/etc/nginx/attnd-proxy.conf"):
+    for dst in ("/etc/nginx/nginx.conf", "/etc/nginx/attnd-proxy.conf", "/etc/nginx/attnd-sequence.conf"):
         if dst not in mounted or not os.path.isfile(mounted[dst]):
             errs.append("nginx does not mount an existing file on %s" % dst)
+    # Sequences stick by a consistent hash over one `server` line per replica
+    # (container names <project>-<service>-<n>): the ring must list them all.
+    conf = mounted.get("/etc/nginx/nginx.conf")
+    if conf and os.path.isfile(conf):
+        with open(conf) as f:
+            text = re.sub(r"#[^\n]*", "", f.read())
+        block = re.search(r"upstream\s+attnd_sequences\s*\{([^}]*)\}", text)
+        replicas = a.get("deploy", {}).get("replicas", 1)
+        want = {"%s-attnd-%d:8000" % (doc.get("name", "deploy"), i) for i in range(1, replicas + 1)}
+        if not block:
+            errs.append("nginx.conf has no upstream attnd_sequences")
+        else:
+            got = set(re.findall(r"\bserver\s+(\S+?)[\s;]", block.group(1)))
+            if not re.search(r"\bhash\s+\$attnd_sequence\s+consistent\s*;", block.group(1)):
+                errs.append("upstream attnd_sequences does not hash $attnd_sequence consistently")
+            if got != want:
+                errs.append("upstream attnd_sequences lists %s, the %d replicas are %s"
+                            % (sorted(got), replicas, sorted(want)))
     dep = n.get("depends_on", {})
     if not isinstance(dep, dict) or dep.get("attnd", {}).get("condition") != "service_healthy":
         errs.append("nginx does not wait for attnd to be healthy")
@@ -388,6 +509,8 @@ FILE_MUTATIONS = {
         "one replica": ("replicas: 3", "replicas: 1"),
         "short grace": ("stop_grace_period: 30s", "stop_grace_period: 10s"),
         "nginx without the proxy settings": ("./attnd-proxy.conf:", "./missing.conf:"),
+        "nginx without the sequence routing": ("./attnd-sequence.conf:", "./missing.conf:"),
+        "a replica missing from the sequence ring": ("replicas: 3", "replicas: 4"),
         "a misspelt variable": ("ATTND_MAX_QUEUE:", "ATTND_MAXQUEUE:"),
         "bodies beyond the memory limit": ("memory: 2G", "memory: 256M"),
     },

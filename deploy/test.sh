@@ -3,7 +3,7 @@
 #
 #  1. kubectl kustomize deploy/k8s renders; the objects are parsed and checked
 #     (probes, ports, resources, non-root, model volume, grace period vs. drain,
-#     selectors, HPA, PDB, every ATTND_* variable known to `attnd --help`), and
+#     selectors, HPA, PDB, the Ingress objects of sequence routing, every ATTND_* variable known to `attnd --help`), and
 #     broken variants of them must fail the same checks.
 #  2. deploy/Dockerfile and deploy/compose.yaml: structure (deps.sh, PORTABLE=1,
 #     non-root USER, HEALTHCHECK on /v2/health/ready, ...), with broken variants;
@@ -14,6 +14,16 @@
 #     steady stream of requests, one replica SIGTERMed and another SIGKILLed
 #     mid-stream, zero failed requests.  A control run without
 #     proxy_next_upstream must see failures, or the check proves nothing.
+#  4. Sequences (deploy/seqcheck.py): 20 concurrent sequences of 50 tokens on
+#     three replicas behind nginx, each sticking to one replica by its id, all
+#     within tolerance of the one-shot causal forward; then one replica
+#     SIGKILLed mid-sequence: its sequences get 404/502 (never a wrong 200),
+#     are restored from exports through nginx and finish bit-exact.
+#  5. nginx never sends a sequence request that a replica took (and answered
+#     503, or reset) on to another replica; a control with inference's
+#     retries must.
+#  6. deploy/kserve: the runtime's command line built from its YAML runs and answers
+#     its probes; deploy/grafana: the dashboard's queries match the exported metrics.
 # Every process started here is stopped on exit.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,11 +71,13 @@ if command -v kubectl >/dev/null && kubectl kustomize "$D/k8s" >"$W/k8s.yaml" 2>
   ok "kubectl kustomize deploy/k8s renders ($(grep -c '^kind:' "$W/k8s.yaml") objects)"
   if [ "$HAVE_YAML" = 1 ]; then
     t "the rendered objects pass the checks" "$PY" "$D/check.py" k8s "$W/k8s.yaml" "$W/help.txt"
-    t "broken renderings fail them (12 variants)" "$PY" "$D/check.py" selftest "$W/k8s.yaml" "$W/help.txt"
+    t "broken renderings fail them (23 variants, 11 of them on the Ingress)" "$PY" "$D/check.py" selftest "$W/k8s.yaml" "$W/help.txt"
   else
     # Without python3-yaml: the essentials, by text.
     for want in 'kind: Deployment' 'kind: Service' 'kind: HorizontalPodAutoscaler' 'kind: PodDisruptionBudget' \
-                'path: /v2/health/live' 'path: /v2/health/ready' 'runAsNonRoot: true' 'claimName: attnd-models'; do
+                'path: /v2/health/live' 'path: /v2/health/ready' 'runAsNonRoot: true' 'claimName: attnd-models' \
+                'kind: Ingress' 'nginx.ingress.kubernetes.io/upstream-hash-by: $http_sequence_id' \
+                'nginx.ingress.kubernetes.io/canary-by-header: Sequence-Id'; do
       grep -q "$want" "$W/k8s.yaml" && ok "rendered: $want" || no "rendered: $want"
     done
   fi
@@ -78,7 +90,7 @@ if [ "$HAVE_YAML" = 1 ]; then
   t "Dockerfile: structure" "$PY" "$D/check.py" dockerfile "$D/Dockerfile" "$W/help.txt"
   t "Dockerfile: broken variants fail (7)" "$PY" "$D/check.py" selftest-dockerfile "$D/Dockerfile" "$W/help.txt"
   t "compose.yaml: structure" "$PY" "$D/check.py" compose "$D/compose.yaml" "$W/help.txt"
-  t "compose.yaml: broken variants fail (5)" "$PY" "$D/check.py" selftest-compose "$D/compose.yaml" "$W/help.txt"
+  t "compose.yaml: broken variants fail (7)" "$PY" "$D/check.py" selftest-compose "$D/compose.yaml" "$W/help.txt"
 else
   echo "# python3-yaml is missing: Dockerfile and compose checked by text only"
   for want in 'scripts/deps.sh' 'PORTABLE=1' 'HEALTHCHECK' 'FROM debian:12-slim'; do
@@ -145,6 +157,12 @@ start_nginx() {
       for p in "$@"; do echo "    server 127.0.0.1:$p max_fails=1 fail_timeout=10s;"; done
       echo "    keepalive 16;"
       echo "  }"
+      echo "  upstream attnd_sequences {"
+      echo "    hash \$attnd_sequence consistent;"
+      for p in "$@"; do echo "    server 127.0.0.1:$p max_fails=1 fail_timeout=10s;"; done
+      echo "    keepalive 16;"
+      echo "  }"
+      echo "  include $D/attnd-sequence.conf;"
       echo "  server { listen 127.0.0.1:$NPORT; include $proxy; }"
       echo "}"
     } >"$dir/nginx.conf"
@@ -175,7 +193,8 @@ fi
 
 # deploy/nginx.conf itself, with the compose names pointed at loopback.
 mkdir -p "$W/nt/tmp"
-sed -e "s#server attnd:8000#server 127.0.0.1:9#" -e "s#/etc/nginx/attnd-proxy.conf#$D/attnd-proxy.conf#" \
+sed -e "s#server attnd:8000#server 127.0.0.1:9#" -e "s#server attnd-attnd-\([0-9]*\):8000#server 127.0.0.1:900\1#" \
+    -e "s#/etc/nginx/attnd-proxy.conf#$D/attnd-proxy.conf#" -e "s#/etc/nginx/attnd-sequence.conf#$D/attnd-sequence.conf#" \
     -e "s#pid /tmp/nginx.pid#pid $W/nt/nginx.pid#" "$D/nginx.conf" >"$W/nt/nginx.conf"
 NT=(nginx -t -q -p "$W/nt" -c "$W/nt/nginx.conf" -e "$W/nt/error.log")
 [ "$(id -u)" = 0 ] && NT+=(-g 'user root root;')
@@ -248,6 +267,76 @@ if start_replica r1 --shutdown-delay 0.5 --drain-timeout 10 && R1=$RPID && P1=$R
 else
   no "start three replicas and nginx"
 fi
+
+# ---- 4. sequences behind nginx: one replica each, one SIGKILLed mid-sequence ------------------------
+# deploy/seqcheck.py says what it checks.  The replicas force the same gemm
+# (ATTN_GEMM): a restored sequence continues bit for bit on another replica
+# only when both compute the same way, and a per-process calibration may not.
+if ATTN_GEMM=openblas start_replica s1 && S1=$RPID && P1=$RPORT &&
+   ATTN_GEMM=openblas start_replica s2 && S2=$RPID && P2=$RPORT &&
+   ATTN_GEMM=openblas start_replica s3 && S3=$RPID && P3=$RPORT &&
+   start_nginx seq "$D/attnd-proxy.conf" "$P1" "$P2" "$P3"; then
+  exec 3>&2 2>/dev/null
+  "$PY" "$D/seqcheck.py" run "http://127.0.0.1:$NPORT" --replica "http://127.0.0.1:$P1,$S1" \
+    --replica "http://127.0.0.1:$P2,$S2" --replica "http://127.0.0.1:$P3,$S3" --summary "$W/seq.json" >"$W/seq.out" 2>&1
+  src=$?
+  exec 2>&3 3>&-
+  sed 's/^/    /' "$W/seq.json" 2>/dev/null | tr -d '\n' | sed 's/  */ /g'; echo
+  if [ "$src" = 0 ]; then
+    ok "20 sequences x 50 tokens through nginx, each on one replica, within tolerance of the one-shot causal forward; one replica SIGKILLed: its sequences got 404/502, were restored from exports and finished bit-exact"
+  else
+    no "sequences through nginx with a replica SIGKILLed mid-sequence" "$W/seq.out"
+  fi
+  kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+else
+  no "sequences: start three replicas and nginx"
+fi
+
+# ---- 5. no replay of a sequence request onto a second replica ---------------------------------------
+# nginx over a stand-in replica (seqcheck.py fake: takes a sequence request,
+# then answers 503 or resets) and a real one.  The client must get the 503 or
+# a 502; the real replica must never see the request.  Control: with the
+# inference location's retries (http_503, non_idempotent) it does.
+FP=$(free_port)
+"$PY" "$D/seqcheck.py" fake "$FP" "$W/fake.log" >"$W/fake.out" 2>&1 &
+PIDS+=("$!")
+sed -e 's/^\( *proxy_next_upstream error timeout\);$/\1 http_502 http_503 non_idempotent;/' "$D/attnd-proxy.conf" >"$W/proxy-replay.conf"
+if ! grep -q 'proxy_next_upstream error timeout http_502 http_503 non_idempotent;' "$W/proxy-replay.conf" ||
+   cmp -s "$D/attnd-proxy.conf" "$W/proxy-replay.conf"; then
+  no "replay control: the sequence location's proxy_next_upstream line was not found"
+elif start_replica f1 && F1=$RPID && PF1=$RPORT && start_nginx rp "$D/attnd-proxy.conf" "$FP" "$PF1"; then
+  : >"$W/fake.log"
+  t "a sequence request that a replica took and failed (503, reset) is not sent on to another" \
+    "$PY" "$D/seqcheck.py" replay "http://127.0.0.1:$NPORT" --real "http://127.0.0.1:$PF1" --fake-log "$W/fake.log"
+  kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+  # One nginx per case: after a reset (or a 503 it retries) nginx leaves the fake alone.
+  for mode in u:503 r:reset; do
+    if start_nginx "rpc-${mode%%:*}" "$W/proxy-replay.conf" "$FP" "$PF1"; then
+      : >"$W/fake.log"
+      if "$PY" "$D/seqcheck.py" replay "http://127.0.0.1:$NPORT" --real "http://127.0.0.1:$PF1" --fake-log "$W/fake.log" \
+           --modes "${mode%%:*}" >"$W/replay-ctl.out" 2>&1 || ! grep -q 'sent it on to the real replica' "$W/replay-ctl.out"; then
+        no "replay control (${mode#*:}): with http_503 non_idempotent for sequences, nginx replays onto the real replica" "$W/replay-ctl.out"
+      else
+        ok "replay control (${mode#*:}): with http_503 non_idempotent for sequences, nginx replays onto the real replica"
+      fi
+      kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+    else
+      no "replay control: start nginx"
+    fi
+  done
+else
+  no "replay: start a replica and nginx over the stand-in"
+fi
+
+# ---- 6. KServe and Grafana -------------------------------------------------------------------------
+# The ClusterServingRuntime's command line, built from its YAML, run against a
+# storage-initializer layout; the dashboard's queries against a live attnd.
+if [ "$HAVE_YAML" = 1 ]; then
+  t "kserve: the runtime YAML runs as written (deploy/kserve/check.py)" "$PY" "$D/kserve/check.py" "$B"
+else
+  no "kserve: python3-yaml is missing (make test-deps)"
+fi
+t "grafana: every dashboard query names exported metrics and labels (deploy/grafana/check.py)" "$PY" "$D/grafana/check.py" "$B"
 
 echo "deploy: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

@@ -32,6 +32,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v kubectl >/dev/null       || need+=(kubernetes-client)
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
   command -v wrk >/dev/null           || need+=(wrk)  # tests/soak
+  command -v chromium >/dev/null      || need+=(chromium)  # ui/test.sh (headless, driven by playwright-core)
   /usr/bin/python3 -c 'import grpc' 2>/dev/null || need+=(python3-grpcio)          # tests/integration/t_grpc.py
   /usr/bin/python3 -c 'import grpc_tools' 2>/dev/null || need+=(python3-grpc-tools) # its stubs, from proto/grpc
   command -v h2load >/dev/null        || need+=(nghttp2-client)  # bench/server: gRPC load

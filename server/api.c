@@ -14,7 +14,8 @@
 
 /* The one list of the endpoints (docs/server.md and proto/openapi.yaml
  * describe each; tests/unit/test_router.c checks that they do).  A pattern's
- * segments are literals, {m} (a model name), {id} (a sequence id) or
+ * segments are literals, {m} (a model name), {id} (a sequence id), {file}
+ * (a file name of the explorer page, looked up by its handler) or
  * [/versions/1] (optional; any
  * other version is a 404).  GET routes answer HEAD too.  bad_name: the
  * status for a path whose {m} is not a model name — 404 where the name must
@@ -36,6 +37,8 @@ static const svc_route_def routes[] = {
     {"POST", "/v2/repository/models/{m}/load",         svc_api_repo_load,    SVC_AUTH_ADMIN, 400},
     {"POST", "/v2/repository/models/{m}/unload",       svc_api_repo_unload,  SVC_AUTH_ADMIN, 400},
     {"GET",  "/metrics",                               svc_api_metrics,      SVC_AUTH_NONE,  0},
+    {"GET",  "/ui",                                    svc_api_ui,           SVC_AUTH_NONE,  0},
+    {"GET",  "/ui/{file}",                             svc_api_ui,           SVC_AUTH_NONE,  0},
 };
 
 const svc_route_def *svc_api_routes(size_t *n) {
@@ -75,7 +78,8 @@ static int split(const char *path, seg *segs) {
 /* What a path's segments matched in a pattern. */
 typedef struct match {
     const seg *model;   /* {m}, or NULL */
-    const seg *arg;     /* {id}, or NULL */
+    const seg *arg;     /* {id} or {file}, or NULL */
+    int file;           /* arg is a {file} */
     const seg *version; /* the segment after "versions", or NULL */
 } match;
 
@@ -100,6 +104,7 @@ static int fits(const char *pat, const seg *s, int n, match *m) {
         if (i == n) return 0;
         if (len == 3 && memcmp(p, "{m}", 3) == 0) m->model = &s[i];
         else if (len == 4 && memcmp(p, "{id}", 4) == 0) m->arg = &s[i];
+        else if (len == 6 && memcmp(p, "{file}", 6) == 0) m->arg = &s[i], m->file = 1;
         else if (s[i].n != len || memcmp(s[i].p, p, len) != 0) return 0;
         i++;
         p += len;
@@ -142,7 +147,10 @@ int svc_api_match(const char *method, const char *path, svc_route *rt, svc_reply
                         (int)(m.version->n > 32 ? 32 : m.version->n), m.version->p);
         return 404;
     }
-    if (m.arg) {
+    if (m.arg && m.file) {
+        if (m.arg->n >= sizeof rt->arg) goto notfound; /* no file has so long a name */
+        memcpy(rt->arg, m.arg->p, m.arg->n);
+    } else if (m.arg) {
         if (!svc_valid_seq_id(m.arg->p, m.arg->n)) {
             svc_reply_error(rep, 404, "sequence ids match [A-Za-z0-9._:~-]{1,%d}", SVC_SEQ_ID_MAX);
             return 404;
@@ -231,6 +239,7 @@ json_t *svc_api_server_meta_json(void) {
         json_object_set_new(lim, "repository_poll_s", json_real(svc_cfg.poll_s));
         /* compressed bodies (http.c) */
         json_object_set_new(lim, "compress_min_bytes", json_integer((json_int_t)svc_cfg.compress_min));
+        json_object_set_new(lim, "compress_max_bytes", json_integer((json_int_t)svc_cfg.compress_max));
         json_object_set_new(lim, "compress_level", json_integer(svc_cfg.compress_level));
         json_object_set_new(lim, "content_encodings", json_pack("[s,s,s]", "gzip", "deflate", "identity"));
     }
@@ -321,6 +330,12 @@ json_t *svc_api_model_meta_json(const char *name, svc_err *e) {
         json_object_set_new(o, "sequence_kinds", kinds);
     } else {
         json_object_set_new(o, "config", json_null());
+        /* what the type supports with some config: the request's decides */
+        unsigned k = attn_mech_seq_kinds(m->mech);
+        json_t *kinds = json_array();
+        if (k & ATTN_SEQ_SELF) json_array_append_new(kinds, json_string("self"));
+        if (k & ATTN_SEQ_CROSS) json_array_append_new(kinds, json_string("cross"));
+        json_object_set_new(o, "sequence_kinds", kinds);
         json_object_set_new(o, "note", json_sprintf("the defaults are incomplete (%s): pass the "
                                                     "config in the request's parameters",
                                                     m->default_err));
@@ -357,6 +372,7 @@ void svc_api_model_config(svc_req *r) {
     json_t *o = json_pack("{s:s, s:s, s:o, s:b}", "name", svc_req_model(r), "type", m->mech->name,
                           "config", cfg ? cfg : json_null(), "allow_nonfinite",
                           m->allow_nonfinite || svc_cfg.allow_nonfinite); /* what the server applies */
+    if (o) json_object_set_new(o, "weights", m->weights ? json_incref(m->weights) : json_array());
     svc_model_unref(m);
     svc_reply_json(&rep, 200, o);
     svc_req_reply(r, &rep);

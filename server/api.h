@@ -16,7 +16,7 @@ typedef struct svc_route {
     svc_handler handler;
     svc_auth_class auth;
     char model[SVC_MODEL_NAME_MAX + 1]; /* from /v2/models/{name} or .../repository/models/{name} */
-    char arg[SVC_SEQ_ID_MAX + 1];       /* {id}: a sequence id */
+    char arg[SVC_SEQ_ID_MAX + 1];       /* {id}: a sequence id; {file}: a file of the page */
 } svc_route;
 
 /* One row of the route table (api.c), the one place an endpoint is listed. */
@@ -35,7 +35,7 @@ const svc_route_def *svc_api_routes(size_t *n);
  * with the reply filled in. */
 int svc_api_match(const char *method, const char *path, svc_route *route, svc_reply *rep);
 
-/* Handlers (api.c, api_infer.c, api_repo.c). */
+/* Handlers (api.c, api_infer.c, api_repo.c, api_seq.c, ui.c). */
 void svc_api_live(svc_req *r);
 void svc_api_ready(svc_req *r);
 void svc_api_server_meta(svc_req *r);
@@ -51,6 +51,7 @@ void svc_api_seq_list(svc_req *r);    /* api_seq.c */
 void svc_api_seq_get(svc_req *r);
 void svc_api_seq_put(svc_req *r);
 void svc_api_seq_delete(svc_req *r);
+void svc_api_ui(svc_req *r);          /* ui.c: the explorer page's files */
 
 /* The documents behind GET /v2 and GET /v2/models/{m}, for every
  * front-end: new references; the model's is NULL with 404 (or 503) in *e. */
@@ -67,7 +68,7 @@ struct svc_job *svc_api_load_job(const char *name, char *config, const void *wei
                                  void (*keep_free)(void *));
 
 /* auth.c */
-int svc_auth_init(void);                          /* reads the key files; -1 on error */
+int svc_auth_init(svc_err *e);                    /* reads the key files: 0, or 500 in *e */
 void svc_auth_shutdown(void);
 /* 0 when the Authorization header grants the class, else 401 in *e. */
 int svc_auth_check(svc_auth_class cls, const char *authorization, svc_err *e);

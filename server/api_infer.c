@@ -100,54 +100,32 @@ static int request_config(json_t *params, json_t **cfg, svc_err *e) {
     return 0;
 }
 
-static const attn_io_spec *find_input(const attn_model *m, const char *name) {
-    for (size_t i = 0; i < attn_model_num_inputs(m); i++)
-        if (strcmp(attn_model_input(m, i)->name, name) == 0) return attn_model_input(m, i);
-    return NULL;
-}
-
-static void input_names(const attn_model *m, char *out, size_t cap) {
-    size_t o = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < attn_model_num_inputs(m) && o < cap; i++)
-        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", attn_model_input(m, i)->name);
-}
-
-/* Names, datatypes, ranks and fixed dims against the model's declaration;
- * with all_required, that every required input is there (a sequence's
- * steps leave some out: libattn checks those). */
+/* The request's inputs against the model's declaration, by the core's rule
+ * (attn_model_check_input: names, datatypes, ranks, fixed dims); with
+ * all_required, that every required input is there (a sequence's steps
+ * leave some out: libattn checks those). */
 static int check_inputs(const attn_model *m, const char *model, const svc_wire *w, int all_required, svc_err *e) {
-    char sb[160], names[256];
+    const char *names[64];
     for (size_t i = 0; i < w->n_in; i++) {
         const svc_wire_input *in = &w->in[i];
-        const attn_io_spec *s = find_input(m, in->name);
-        if (!s) {
-            input_names(m, names, sizeof names);
-            return svc_fail(e, 400, "model '%s' has no input '%s' (inputs: %s)", model, in->name, names);
+        attn_error ae = {0};
+        attn_status s = attn_model_check_input(m, in->name, in->dtype, in->rank, in->shape, &ae);
+        if (s == ATTN_E_DTYPE) { /* the message in the protocol's datatype names */
+            for (size_t k = 0; k < attn_model_num_inputs(m); k++)
+                if (strcmp(attn_model_input(m, k)->name, in->name) == 0)
+                    return svc_fail(e, 400, "input '%s': datatype %s, but the model takes %s", in->name, in->datatype,
+                                    svc_datatype_name(attn_model_input(m, k)->dtype));
         }
-        if (in->dtype != s->dtype && !(s->dtype == ATTN_I64 && in->dtype == ATTN_I32)) {
-            return svc_fail(e, 400, "input '%s': datatype %s, but the model takes %s", in->name,
-                            in->datatype, svc_datatype_name(s->dtype));
+        if (s) { /* Override: every refusal here is about the request: 400. */
+            char prefix[SVC_MODEL_NAME_MAX + 16];
+            snprintf(prefix, sizeof prefix, "model '%s': ", model);
+            return svc_fail_attn(e, s, &ae, 400, prefix);
         }
-        int fixed_ok = in->rank == s->rank;
-        for (int d = 0; fixed_ok && d < s->rank; d++)
-            if (s->shape[d] >= 0 && s->shape[d] != in->shape[d]) fixed_ok = 0;
-        if (!fixed_ok) {
-            char want[160];
-            attn_shape_str(s->rank, s->shape, want, sizeof want);
-            return svc_fail(e, 400, "input '%s': shape %s does not fit (%s) = %s (-1: any)", in->name,
-                            attn_shape_str(in->rank, in->shape, sb, sizeof sb), s->dims, want);
-        }
+        if (i < sizeof names / sizeof *names) names[i] = in->name;
     }
-    for (size_t i = 0; i < attn_model_num_inputs(m); i++) {
-        const attn_io_spec *s = attn_model_input(m, i);
-        if (!s->required || !all_required) continue;
-        size_t j = 0;
-        while (j < w->n_in && strcmp(w->in[j].name, s->name) != 0) j++;
-        if (j == w->n_in) {
-            return svc_fail(e, 400, "missing input '%s' (%s %s)", s->name, svc_datatype_name(s->dtype), s->dims);
-        }
-    }
+    const attn_io_spec *miss = all_required && w->n_in <= sizeof names / sizeof *names
+                                   ? attn_model_missing_input(m, names, w->n_in) : NULL;
+    if (miss) return svc_fail(e, 400, "missing input '%s' (%s %s)", miss->name, svc_datatype_name(miss->dtype), miss->dims);
     return 0;
 }
 

@@ -42,16 +42,6 @@ static void state_free(void *p) {
 
 /* ---- parameters ---- */
 
-bool svc_valid_seq_id(const char *s, size_t n) {
-    if (n == 0 || n > SVC_SEQ_ID_MAX) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                 c == '_' || c == ':' || c == '~' || c == '-';
-        if (!ok) return false;
-    }
-    return true;
-}
 
 static int get_bool(json_t *params, const char *key, int *out, svc_err *e) {
     json_t *v = params ? json_object_get(params, key) : NULL;
@@ -65,6 +55,7 @@ static int get_bool(json_t *params, const char *key, int *out, svc_err *e) {
 int svc_seq_parse(json_t *params, const char *header, svc_seq_call *c, svc_err *e) {
     memset(c, 0, sizeof *c);
     c->kind = ATTN_SEQ_SELF;
+    c->expect = -1;
     json_t *id = params ? json_object_get(params, "sequence_id") : NULL;
     char body_id[SVC_SEQ_ID_MAX + 1] = "";
     if (id) {
@@ -101,9 +92,15 @@ int svc_seq_parse(json_t *params, const char *header, svc_seq_call *c, svc_err *
     if ((st = get_bool(params, "sequence_start", &c->start, e)) || (st = get_bool(params, "sequence_end", &c->end, e)))
         return st;
     json_t *kind = params ? json_object_get(params, "sequence_kind") : NULL;
+    json_t *expect = params ? json_object_get(params, "attnd_expect_length") : NULL;
+    if (expect) {
+        if (!json_is_integer(expect) || json_integer_value(expect) < 0)
+            return svc_fail(e, 400, "parameter 'attnd_expect_length' must be a non-negative integer");
+        c->expect = json_integer_value(expect);
+    }
     if (!body_id[0]) {
-        if (c->start || c->end || kind)
-            return svc_fail(e, 400, "sequence_start, sequence_end and sequence_kind need a sequence_id (not 0 or \"\")");
+        if (c->start || c->end || kind || expect)
+            return svc_fail(e, 400, "sequence_start, sequence_end, sequence_kind and attnd_expect_length need a sequence_id (not 0 or \"\")");
         return 0;
     }
     if (kind) {
@@ -173,6 +170,12 @@ int svc_seq_run(svc_seq_call *c, svc_model *m, const attn_model *am, attn_model 
     int st = take_turn(c, cancel, e);
     if (st) goto fail;
     seq_state *state = svc_seqs_state(c->entry);
+    int64_t have = state ? attn_seq_length(state->seq) : 0;
+    if (c->expect >= 0 && c->expect != have) {
+        st = svc_fail(e, 409, "sequence '%s' has %lld tokens here, but the request counts %lld before it: this copy is stale (restored elsewhere after a failover?) or a step was lost; nothing was applied",
+                      c->id, (long long)have, (long long)c->expect);
+        goto fail;
+    }
     if (c->start) {
         if ((s = attn_model_seq_tokens(am, inputs, &T, &ae))) {
             st = svc_fail_attn(e, s, &ae, 0, NULL);
@@ -408,6 +411,16 @@ static int submit(void *p, svc_err *e) {
 }
 
 /* GET and PUT of one sequence. */
+/* A Sequence-Id header must name the path's sequence: a balancer routes by
+ * the header, so a disagreement would act on a sequence of another replica. */
+static int header_agrees(svc_req *r, svc_err *e) {
+    const char *h = svc_req_header(r, SVC_SEQ_HEADER);
+    if (h && *h && strcmp(h, svc_req_arg(r)) != 0)
+        return svc_fail(e, 400, "header %s '%.128s' and the path's sequence '%s' disagree", SVC_SEQ_HEADER, h,
+                        svc_req_arg(r));
+    return 0;
+}
+
 static void export_or_restore(svc_req *r, int put) {
     svc_reply rep;
     svc_reply_init(&rep);
@@ -415,6 +428,7 @@ static void export_or_restore(svc_req *r, int put) {
     seq_job *j = NULL;
     svc_model *m = svc_repo_get(svc_req_model(r));
     svc_req_set_sequence(r, svc_req_arg(r));
+    if (header_agrees(r, &e)) goto fail;
     if (!m) {
         svc_fail(&e, 404, "unknown model '%s'", svc_req_model(r));
         goto fail;
@@ -467,7 +481,8 @@ void svc_api_seq_delete(svc_req *r) {
     svc_err e = {0};
     svc_req_set_sequence(r, svc_req_arg(r));
     svc_model *m = svc_repo_get(svc_req_model(r));
-    if (!m) svc_fail(&e, 404, "unknown model '%s'", svc_req_model(r));
+    if (header_agrees(r, &e)) (void)0;
+    else if (!m) svc_fail(&e, 404, "unknown model '%s'", svc_req_model(r));
     else svc_seqs_end_id(svc_req_model(r), svc_req_arg(r), SVC_SEQ_END_DELETED, &e);
     svc_model_unref(m);
     if (e.status) svc_reply_fail(&rep, &e);

@@ -28,20 +28,18 @@ typedef struct keyset {
 
 static keyset api_keys, admin_keys;
 
-static int load(const char *path, keyset *k) {
+static int load(const char *path, keyset *k, svc_err *e) {
     if (!path) return 0;
     FILE *f = fopen(path, "r");
     if (!f) {
-        svc_log("error", "cannot read key file %s", path);
-        return -1;
+        return svc_fail(e, 500, "cannot read key file %s", path);
     }
     char line[MAX_TOKEN_LEN + 2];
     while (fgets(line, sizeof line, f)) {
         size_t n = strlen(line);
         if (n == sizeof line - 1 && line[n - 1] != '\n') {
-            svc_log("error", "%s: token longer than %d bytes", path, MAX_TOKEN_LEN);
             fclose(f);
-            return -1;
+            return svc_fail(e, 500, "%s: token longer than %d bytes", path, MAX_TOKEN_LEN);
         }
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
             line[--n] = '\0';
@@ -49,30 +47,27 @@ static int load(const char *path, keyset *k) {
         while (*s == ' ' || *s == '\t') s++, n--;
         if (n == 0 || *s == '#') continue;
         if (k->n == MAX_TOKENS) {
-            svc_log("error", "%s: more than %d tokens", path, MAX_TOKENS);
             fclose(f);
-            return -1;
+            return svc_fail(e, 500, "%s: more than %d tokens", path, MAX_TOKENS);
         }
         k->tok[k->n] = strdup(s);
         k->len[k->n] = n;
         if (!k->tok[k->n]) {
             fclose(f);
-            return -1;
+            return svc_fail(e, 503, "out of memory");
         }
         k->n++;
     }
     fclose(f);
     if (k->n == 0) {
-        svc_log("error", "key file %s holds no token", path);
-        return -1;
+        return svc_fail(e, 500, "key file %s holds no token", path);
     }
     return 0;
 }
 
-int svc_auth_init(void) {
-    if (load(svc_cfg.api_key_file, &api_keys) != 0) return -1;
-    if (load(svc_cfg.admin_key_file, &admin_keys) != 0) return -1;
-    return 0;
+int svc_auth_init(svc_err *e) {
+    int st = load(svc_cfg.api_key_file, &api_keys, e);
+    return st ? st : load(svc_cfg.admin_key_file, &admin_keys, e);
 }
 
 void svc_auth_shutdown(void) {

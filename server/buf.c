@@ -104,13 +104,3 @@ void svc_buf_free(svc_buf *b) {
     b->len = b->cap = 0;
     b->oom = 0;
 }
-
-bool svc_valid_model_name(const char *s, size_t n) {
-    if (n == 0 || n > SVC_MODEL_NAME_MAX) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-'))) return false;
-    }
-    return true;
-}

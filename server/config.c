@@ -38,6 +38,8 @@ svc_config svc_config_defaults(void) {
         .control_mode = SVC_CONTROL_EXPLICIT,
         .poll_s = 15,
         .compress_min = 1024,
+        .compress_max = (size_t)16 << 20,
         .compress_level = 1,
+        .ui = -1,
     };
 }

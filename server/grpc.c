@@ -1148,7 +1148,7 @@ static void *thread_main(void *arg) {
 
 /* ---- life cycle ---- */
 
-int svc_grpc_start(void) {
+int svc_grpc_start(svc_err *e) {
     if (svc_cfg.grpc_port < 0) return 0;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -1164,17 +1164,16 @@ int svc_grpc_start(void) {
         a6->sin6_port = htons((uint16_t)svc_cfg.grpc_port);
         sl = sizeof *a6;
     } else {
-        svc_log("error", "--host %s is not an IPv4 or IPv6 address", svc_cfg.host);
-        return -1;
+        return svc_fail(e, 500, "--host %s is not an IPv4 or IPv6 address", svc_cfg.host);
     }
     listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (listen_fd >= 0) setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&ss, sl) != 0 || listen(listen_fd, 256) != 0) {
-        svc_log("error", "grpc: cannot listen on %s:%d: %s", svc_cfg.host, svc_cfg.grpc_port, strerror(errno));
+        int err = errno;
         if (listen_fd >= 0) close(listen_fd);
         listen_fd = -1;
-        return -1;
+        return svc_fail(e, 500, "grpc: cannot listen on %s:%d: %s", svc_cfg.host, svc_cfg.grpc_port, strerror(err));
     }
     struct sockaddr_storage got;
     socklen_t gl = sizeof got;
@@ -1182,16 +1181,15 @@ int svc_grpc_start(void) {
     bound_port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
                                                 : ((struct sockaddr_in6 *)&got)->sin6_port);
     req_seed = (unsigned)getpid() * 40503u ^ (unsigned)svc_now_us() ^ 0x9e3779b9u;
-    if (setup_nghttp2() != 0) return -1;
-    if (uv_loop_init(&gloop) != 0) return -1;
+    if (setup_nghttp2() != 0) return svc_fail(e, 500, "grpc: cannot set up nghttp2");
+    if (uv_loop_init(&gloop) != 0) return svc_fail(e, 500, "grpc: cannot start its event loop");
     uv_async_init(&gloop, &wake, on_wake);
     uv_timer_init(&gloop, &sweep);
     uv_timer_start(&sweep, on_sweep, 250, 250);
     uv_poll_init(&gloop, &listen_poll, listen_fd);
     uv_poll_start(&listen_poll, UV_READABLE, on_accept);
     if (pthread_create(&thread_, NULL, thread_main, NULL) != 0) {
-        svc_log("error", "grpc: cannot start its thread");
-        return -1;
+        return svc_fail(e, 500, "grpc: cannot start its thread");
     }
     running = 1;
     return 0;

@@ -30,7 +30,7 @@ struct svc_job;
 typedef struct svc_gcall svc_gcall;
 
 /* Life cycle (main thread); all no-ops when --grpc-port is off. */
-int svc_grpc_start(void);      /* 0, or -1 (logged) */
+int svc_grpc_start(svc_err *e); /* 0, or 500 in *e */
 int svc_grpc_port(void);       /* the bound port; 0: off */
 void svc_grpc_quiesce(void);   /* GOAWAY on every connection, stop accepting */
 void svc_grpc_stop(void);      /* close everything, join the thread */

@@ -273,6 +273,7 @@ static struct MHD_Response *make_response(svc_reply *rep) {
  * client accepts one and it is worth it; the coding's name, or NULL. */
 static const char *compress_reply(svc_req *r, svc_reply *rep, size_t total) {
     if (svc_cfg.compress_level <= 0 || total == 0 || total < svc_cfg.compress_min) return NULL;
+    if (svc_cfg.compress_max && total > svc_cfg.compress_max) return NULL; /* see --compress-max-bytes */
     svc_enc enc = svc_z_accept(svc_req_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     if (enc == SVC_ENC_IDENTITY) return NULL;
     size_t zl;
@@ -692,7 +693,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- life cycle ---- */
 
-int svc_http_start(void) {
+int svc_http_start(svc_err *e) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -706,8 +707,7 @@ int svc_http_start(void) {
         a6->sin6_port = htons((uint16_t)svc_cfg.port);
         flags |= MHD_USE_IPv6;
     } else {
-        svc_log("error", "--host %s is not an IPv4 or IPv6 address", svc_cfg.host);
-        return -1;
+        return svc_fail(e, 500, "--host %s is not an IPv4 or IPv6 address", svc_cfg.host);
     }
     req_seed = (unsigned)getpid() * 2654435761u ^ (unsigned)svc_now_us();
     unsigned pool = svc_cfg.http_threads > 1 ? (unsigned)svc_cfg.http_threads : 0;
@@ -721,8 +721,7 @@ int svc_http_start(void) {
         NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
         MHD_OPTION_END);
     if (!daemon_) {
-        svc_log("error", "cannot listen on %s:%d", svc_cfg.host, svc_cfg.port);
-        return -1;
+        return svc_fail(e, 500, "cannot listen on %s:%d", svc_cfg.host, svc_cfg.port);
     }
     return 0;
 }

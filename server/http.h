@@ -16,7 +16,7 @@
 typedef struct svc_req svc_req;
 struct svc_job;
 
-int svc_http_start(void);        /* 0, or -1 (logged) */
+int svc_http_start(svc_err *e);  /* 0, or 500 in *e */
 int svc_http_port(void);         /* the bound port */
 void svc_http_quiesce(void);     /* stop accepting connections */
 void svc_http_stop(void);
@@ -37,7 +37,7 @@ const char *svc_req_id(svc_req *r);
 void svc_req_set_model(svc_req *r, const char *name);       /* for the log line */
 /* Every reply to this request carries the id in the Sequence-Id header. */
 void svc_req_set_sequence(svc_req *r, const char *id);
-const char *svc_req_arg(svc_req *r);                        /* {id} from the path, or "" */
+const char *svc_req_arg(svc_req *r);                        /* {id} or {file} from the path, or "" */
 void svc_req_reply(svc_req *r, svc_reply *rep);             /* steals *rep */
 /* 0: submitted (the connection waits); 503 in *e: the queue is full
  * (nothing done). */

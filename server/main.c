@@ -11,6 +11,7 @@
  * their computations are cancelled; then the HTTP daemon stops and attnd
  * exits 0.  A second signal skips the rest of the wait.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -99,6 +100,9 @@ static const opt opts[] = {
      "accept NaN and infinities in every model's inputs (per model: config.json allow_nonfinite)"},
     {"compress-min-bytes", "ATTND_COMPRESS_MIN_BYTES", O_SIZE, &svc_cfg.compress_min, 0, 1e12, "BYTES",
      "compress replies of at least this size when Accept-Encoding allows gzip or deflate (suffixes K, M, G)"},
+    {"compress-max-bytes", "ATTND_COMPRESS_MAX_BYTES", O_SIZE, &svc_cfg.compress_max, 0, 1e13, "BYTES",
+     "never compress replies larger than this: tensors of floats barely shrink and the time would pass the "
+     "transfer it saves (0: no cap)"},
     {"compress-level", "ATTND_COMPRESS_LEVEL", O_INT, &svc_cfg.compress_level, 0, 9, "N",
      "zlib level of compressed replies (1 fastest, 9 smallest; 0: never compress)"},
     {"api-key-file", "ATTND_API_KEY_FILE", O_STR, &svc_cfg.api_key_file, 0, 0, "FILE",
@@ -117,6 +121,8 @@ static const opt opts[] = {
      "when the sequence count or memory is full, idle sequences may be evicted once idle this long"},
     {"max-attention-elements", "ATTND_MAX_ATTENTION_ELEMENTS", O_SIZE, &svc_cfg.max_attention_elements, 0, 1e13,
      "N", "most elements of the attention maps (output 'attention') one request may ask for; 413 beyond"},
+    {"ui", "ATTND_UI", O_BOOL, &svc_cfg.ui, 0, 1, "",
+     "serve the explorer page at /ui/ (--ui=0: not; default: on when --host is a loopback address, off otherwise)"},
     {"log-format", "ATTND_LOG_FORMAT", O_LOGFMT, &log_format, 0, 0, "plain|json", "log line format"},
     {"model-control-mode", "ATTND_MODEL_CONTROL_MODE", O_MODE, &control_mode, 0, 0, "none|explicit|poll",
      "Triton's model control: explicit (the API loads and unloads; default), none (all load at start, the API may "
@@ -131,6 +137,18 @@ static const opt opts[] = {
      "lays it out), the name it is served under (default: the folder's name)"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
+
+/* 127.0.0.0/8, ::1 and localhost: the addresses only this machine reaches. */
+static int is_loopback(const char *host) {
+    unsigned char a[16];
+    if (strcmp(host, "localhost") == 0) return 1;
+    if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) == 1) {
+        static const unsigned char one[16] = {[15] = 1};
+        return memcmp(a, one, 16) == 0;
+    }
+    return 0;
+}
 
 /* CPUs we may use: the affinity mask, capped by the cgroup CPU quota
  * (attn_cpu_count). */
@@ -358,6 +376,7 @@ int main(int argc, char **argv) {
     int pa = parse_args(argc, argv);
     if (pa) return pa > 0 ? 0 : 2;
     svc_cfg.log_json = strcmp(log_format, "json") == 0;
+    if (svc_cfg.ui < 0) svc_cfg.ui = is_loopback(svc_cfg.host);
     svc_cfg.control_mode = !control_mode || !strcmp(control_mode, "explicit") ? SVC_CONTROL_EXPLICIT
                            : !strcmp(control_mode, "none")                    ? SVC_CONTROL_NONE
                                                                               : SVC_CONTROL_POLL;
@@ -392,12 +411,16 @@ int main(int argc, char **argv) {
     setenv("UV_THREADPOOL_SIZE", pool, 1); /* read by libuv when the pool starts */
     signal(SIGPIPE, SIG_IGN);
 
-    if (svc_auth_init() != 0) return 2;
+    svc_err e = {0};
+    if (svc_auth_init(&e) != 0) {
+        svc_log("error", "%s", e.msg);
+        return 2;
+    }
     svc_seq_limits sl = {.max_live = svc_cfg.max_sequences, .max_bytes = svc_cfg.sequence_memory,
                          .idle_s = svc_cfg.sequence_idle_s, .max_len = svc_cfg.max_sequence_tokens,
                          .evict_idle_s = svc_cfg.sequence_evict_s, .record = 4096};
-    if (svc_seqs_init(&sl) != 0) {
-        svc_log("error", "out of memory for the sequence table");
+    if (svc_seqs_init(&sl, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         return 1;
     }
     if (!svc_cfg.admin_key_file && !svc_cfg.api_key_file && strcmp(svc_cfg.host, "127.0.0.1") &&
@@ -406,8 +429,12 @@ int main(int argc, char **argv) {
                 svc_cfg.host);
 
     uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0 || svc_sched_init(&loop) != 0) {
+    if (uv_loop_init(&loop) != 0) {
         svc_log("error", "cannot start the event loop");
+        return 1;
+    }
+    if (svc_sched_init(&loop, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         return 1;
     }
     uv_signal_init(&loop, &sig_term);
@@ -415,8 +442,14 @@ int main(int argc, char **argv) {
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
 
-    if (svc_http_start() != 0) return 1;
-    if (svc_grpc_start() != 0) return 1;
+    if (svc_http_start(&e) != 0) {
+        svc_log("error", "%s", e.msg);
+        return 1;
+    }
+    if (svc_grpc_start(&e) != 0) {
+        svc_log("error", "%s", e.msg);
+        return 1;
+    }
     uv_timer_init(&loop, &sweep_timer);
     uv_timer_start(&sweep_timer, on_sweep, 250, 250);
     uv_unref((uv_handle_t *)&sweep_timer); /* it alone does not keep the loop alive */
@@ -425,18 +458,22 @@ int main(int argc, char **argv) {
             svc_cfg.http_threads, svc_cfg.max_queue);
     if (svc_grpc_port()) svc_log("info", "grpc listening on %s:%d (h2c)", svc_cfg.host, svc_grpc_port());
     /* Live now, ready once the repository has loaded. */
-    if (svc_repo_init(svc_cfg.repo_dir) != 0) {
+    if (svc_repo_init(svc_cfg.repo_dir, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         svc_http_stop();
         svc_repo_shutdown();
         return 1;
     }
-    if (svc_repo_watch_start(&loop) != 0) {
-        svc_log("error", "cannot watch the repository");
+    if (svc_repo_watch_start(&loop, &e) != 0) {
+        svc_log("error", "%s", e.msg);
         return 1;
     }
     if (!atomic_load(&svc_draining)) atomic_store(&svc_ready, 1);
     svc_log("info", "ready: %zu built-in models%s%s", svc_repo_builtin_count(),
             svc_cfg.repo_dir ? ", repository " : "", svc_cfg.repo_dir ? svc_cfg.repo_dir : "");
+    if (svc_cfg.ui)
+        svc_log("info", "explorer page: http://%s%s%s:%d/ui/", strchr(svc_cfg.host, ':') ? "[" : "", svc_cfg.host,
+                strchr(svc_cfg.host, ':') ? "]" : "", svc_http_port());
 
     uv_run(&loop, UV_RUN_DEFAULT);
     if (hard_exit_armed) { /* every job is done: close the last handle */

@@ -27,7 +27,6 @@
 #include "log.h"
 #include "metrics.h"
 
-#define CONFIG_MAX (1u << 20)
 
 typedef struct entry {
     char name[SVC_MODEL_NAME_MAX + 1];
@@ -71,6 +70,7 @@ void svc_model_ref(svc_model *m) {
 void svc_model_unref(svc_model *m) {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
     attn_model_free(m->m);
+    json_decref(m->weights);
     free(m);
 }
 
@@ -113,13 +113,11 @@ static entry *get_entry(const char *name) { /* table_mu held */
     return e;
 }
 
+/* The built-in of a type name or alias: the registry resolves the name. */
 static svc_model *find_builtin(const char *name) {
-    for (size_t i = 0; i < n_builtins; i++) {
-        const attn_mech_info *info = builtins[i]->mech;
-        if (strcmp(info->name, name) == 0) return builtins[i];
-        for (const char *const *a = info->aliases; a && *a; a++)
-            if (strcmp(*a, name) == 0) return builtins[i];
-    }
+    const attn_mech_info *info = attn_mech_find(name);
+    for (size_t i = 0; info && i < n_builtins; i++)
+        if (builtins[i]->mech == info) return builtins[i];
     return NULL;
 }
 
@@ -164,18 +162,70 @@ static void note_failure(const char *name, const char *why) {
 
 /* ---- building a model ---- */
 
-static int read_small(const char *path, char **out, size_t *len, svc_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return svc_fail(e, errno == ENOENT ? 404 : 500, "cannot open %s: %s", path, strerror(errno));
-    char *buf = malloc(CONFIG_MAX + 1);
-    size_t n = buf ? fread(buf, 1, CONFIG_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf) {
+/* attnd's own key of config.json: allow_nonfinite (its input policy).  0,
+ * or 400 in *e. */
+static int policy(const char *cfg, size_t cfg_len, int *allow_nonfinite, svc_err *e) {
+    json_t *root = json_loadb(cfg, cfg_len, 0, NULL);
+    json_t *anf = root ? json_object_get(root, "allow_nonfinite") : NULL;
+    int st = 0;
+    *allow_nonfinite = anf && json_is_true(anf);
+    if (anf && !json_is_boolean(anf)) st = svc_fail(e, 400, "config.json: \"allow_nonfinite\" must be true or false");
+    json_decref(root);
+    return st;
+}
+
+/* A model from the core's loader result, with attnd's policy.  Takes am. */
+static int wrap(const char *name, attn_model *am, int allow_nonfinite, svc_model **out, svc_err *e) {
+    *out = model_new(name, attn_model_mech(am), am, allow_nonfinite, 0);
+    if (!*out) {
+        attn_model_free(am);
         return svc_fail(e, 503, "out of memory");
     }
-    if (n > CONFIG_MAX) {
+    return 0;
+}
+
+/* config.json text + weights -> model (libattn parses and validates it).
+ * 0, or the status in *e. */
+static int build(const char *name, const char *cfg, size_t cfg_len, const attn_tensor_set *weights,
+                 svc_model **out, svc_err *e) {
+    attn_model *am = NULL;
+    attn_error ae = {0};
+    int anf;
+    attn_status s = attn_model_from_config(cfg, cfg_len, weights, &am, &ae);
+    /* Override: a "not found" here is about something the config names: 400. */
+    if (s) return svc_fail_attn(e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, NULL);
+    if (policy(cfg, cfg_len, &anf, e)) {
+        attn_model_free(am);
+        return e->status;
+    }
+    int st = wrap(name, am, anf, out, e);
+    if (st == 0 && weights) { /* what the weights file holds, for /config (the explorer shows it) */
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < attn_tensor_set_count(weights); i++) {
+            const attn_tensor *t = attn_tensor_set_at(weights, i);
+            json_t *shape = json_array();
+            for (int d = 0; shape && d < t->rank; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+            json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "name", attn_tensor_set_name(weights, i), "datatype",
+                                               attn_dtype_name(t->dtype), "shape", shape ? shape : json_array()));
+        }
+        (*out)->weights = a;
+    }
+    return st;
+}
+
+/* The folder's config.json text, read once (it may be a pipe), for the
+ * core and for attnd's policy key alike. */
+static int read_config(const char *path, char **out, size_t *len, svc_err *e) {
+    enum { MAX = 1 << 20 }; /* the core's limit too */
+    FILE *f = fopen(path, "rb");
+    if (!f) return svc_fail(e, errno == ENOENT ? 404 : 500, "cannot open %s: %s", path, strerror(errno));
+    char *buf = malloc(MAX + 1);
+    size_t n = buf ? fread(buf, 1, MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf) return svc_fail(e, 503, "out of memory");
+    if (n > MAX) {
         free(buf);
-        return svc_fail(e, 400, "%s is larger than %u bytes", path, CONFIG_MAX);
+        return svc_fail(e, 400, "%s is larger than 1 MiB", path);
     }
     buf[n] = '\0';
     *out = buf;
@@ -183,76 +233,15 @@ static int read_small(const char *path, char **out, size_t *len, svc_err *e) {
     return 0;
 }
 
-/* config.json text + weights -> model.  0, or the status in *e. */
-static int build(const char *name, const char *cfg, size_t cfg_len, const attn_tensor_set *weights,
-                 svc_model **out, svc_err *e) {
-    json_error_t je;
-    json_t *root = json_loadb(cfg, cfg_len, JSON_REJECT_DUPLICATES, &je);
-    attn_model *am = NULL;
-    char *inner = NULL;
-    int st = 400; /* every failure below but two is the config's */
-    if (!root || !json_is_object(root)) {
-        svc_fail(e, 400, "config.json: %s", root ? "must be an object" : je.text);
-        goto out;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v) {
-        if (strcmp(key, "type") && strcmp(key, "config") && strcmp(key, "allow_nonfinite")) {
-            svc_fail(e, 400, "config.json: unknown key '%s' (type, config, allow_nonfinite)", key);
-            goto out;
-        }
-    }
-    const char *type = json_string_value(json_object_get(root, "type"));
-    json_t *config = json_object_get(root, "config");
-    json_t *anf = json_object_get(root, "allow_nonfinite");
-    if (!type) {
-        svc_fail(e, 400, "config.json: \"type\" must be a string");
-        goto out;
-    }
-    const attn_mech_info *mech = attn_mech_find(type);
-    if (!mech) {
-        svc_fail(e, 400, "config.json: unknown type '%s'", type);
-        goto out;
-    }
-    if (config && !json_is_object(config) && !json_is_null(config)) {
-        svc_fail(e, 400, "config.json: \"config\" must be an object");
-        goto out;
-    }
-    if (anf && !json_is_boolean(anf)) {
-        svc_fail(e, 400, "config.json: \"allow_nonfinite\" must be true or false");
-        goto out;
-    }
-    inner = config && json_is_object(config) ? json_dumps(config, JSON_COMPACT) : NULL;
-    attn_error ae = {0};
-    attn_status s = attn_model_new(type, inner ? inner : "{}", weights, &am, &ae);
-    if (s != ATTN_OK) {
-        /* Override: the type was found above, so a "not found" is about
-         * something the config names: 400. */
-        st = svc_fail_attn(e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, NULL);
-        goto out;
-    }
-    *out = model_new(name, mech, am, anf && json_is_true(anf), 0);
-    if (!*out) {
-        attn_model_free(am);
-        st = svc_fail(e, 503, "out of memory");
-        goto out;
-    }
-    st = 0;
-out:
-    free(inner);
-    json_decref(root);
-    return st;
-}
-
 static int load_from_dir(const char *name, svc_model **out, svc_err *e) {
     char path[4096];
     char *cfg = NULL;
     size_t cfg_len = 0;
     attn_tensor_set *w = NULL;
-    if (single && strcmp(name, single) != 0) return svc_fail(e, 404, "model '%s' is not in the repository (it serves one model, '%s')", name, single);
+    if (single && strcmp(name, single) != 0)
+        return svc_fail(e, 404, "model '%s' is not in the repository (it serves one model, '%s')", name, single);
     model_path(path, sizeof path, name, "config.json");
-    int st = read_small(path, &cfg, &cfg_len, e);
+    int st = read_config(path, &cfg, &cfg_len, e);
     if (st == 404) svc_fail(e, 404, "model '%s' is not in the repository", name);
     if (st) return st;
     model_path(path, sizeof path, name, "weights.safetensors");
@@ -261,8 +250,7 @@ static int load_from_dir(const char *name, svc_model **out, svc_err *e) {
         attn_status s = attn_safetensors_read_file(path, &w, &ae);
         if (s != ATTN_OK) {
             free(cfg);
-            /* Override: the file exists, so "not found" is about its
-             * content: 400. */
+            /* Override: the file exists, so "not found" is about its content: 400. */
             return svc_fail_attn(e, s, &ae, s == ATTN_E_NOTFOUND ? 400 : 0, "weights.safetensors: ");
         }
     }
@@ -645,10 +633,10 @@ size_t svc_repo_rescan(void) {
     return changed;
 }
 
-int svc_repo_init(const char *dir) {
+int svc_repo_init(const char *dir, svc_err *e) {
     size_t n = attn_mech_count();
     builtins = calloc(n ? n : 1, sizeof *builtins);
-    if (!builtins) return -1;
+    if (!builtins) return svc_fail(e, 503, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const attn_mech_info *info = attn_mech_at(i);
         if (!info || info->has_weights) continue;
@@ -658,21 +646,19 @@ int svc_repo_init(const char *dir) {
         svc_model *m = model_new(info->name, info, s == ATTN_OK ? am : NULL, 0, 1);
         if (!m) {
             attn_model_free(am);
-            return -1;
+            return svc_fail(e, 503, "out of memory");
         }
         if (s != ATTN_OK) snprintf(m->default_err, sizeof m->default_err, "%s", ae.msg);
         builtins[n_builtins++] = m;
     }
     if (!dir) return 0;
     if (strlen(dir) > 3000) { /* every path we build then fits in 4096 bytes */
-        svc_log("error", "the model repository path is too long");
-        return -1;
+        return svc_fail(e, 500, "the model repository path is too long");
     }
     repo_dir = strdup(dir);
     DIR *d = repo_dir ? opendir(dir) : NULL;
     if (!d) {
-        svc_log("error", "cannot open the model repository %s: %s", dir, strerror(errno));
-        return -1;
+        return svc_fail(e, 500, "cannot open the model repository %s: %s", dir, strerror(errno));
     }
     /* One model folder (KServe's storage initializer puts a single model's
      * files in /mnt/models): config.json at the top. */
@@ -688,11 +674,10 @@ int svc_repo_init(const char *dir) {
             nm = base;
         }
         if (!svc_valid_model_name(nm, strlen(nm))) {
-            svc_log("error", "%s is one model folder: name it with --model-name ('%s' is not a model name)", dir, nm);
-            return -1;
+            return svc_fail(e, 500, "%s is one model folder: name it with --model-name ('%s' is not a model name)", dir, nm);
         }
         single = strdup(nm);
-        if (!single) return -1;
+        if (!single) return svc_fail(e, 503, "out of memory");
         svc_log("info", "%s is one model folder, served as '%s'", dir, single);
         if (svc_cfg.control_mode != SVC_CONTROL_EXPLICIT || wanted(single)) load_initial(single);
         return 0;

@@ -27,11 +27,12 @@ typedef struct svc_model {
     int allow_nonfinite;
     uint64_t generation;                 /* increases with every load */
     struct svc_stats *stats;             /* metrics slot, lives as long as the process */
+    json_t *weights;                     /* [{name, datatype, shape}] of its weights file (owned), or NULL */
 } svc_model;
 
 /* Builds the built-ins and loads every model folder of dir (may be NULL).
  * Failures are logged and reported by the index; they do not stop startup. */
-int svc_repo_init(const char *dir);
+int svc_repo_init(const char *dir, svc_err *e); /* 0, or the status (500, 503) in *e */
 void svc_repo_shutdown(void);
 
 /* New reference to the model served under `name`, or NULL. */

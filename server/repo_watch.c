@@ -130,12 +130,13 @@ static void on_poll(uv_timer_t *t) {
     settled(&settle_timer);
 }
 
-int svc_repo_watch_start(uv_loop_t *l) {
+int svc_repo_watch_start(uv_loop_t *l, svc_err *e) {
     if (svc_cfg.control_mode != SVC_CONTROL_POLL || !svc_repo_dir()) return 0;
     loop = l;
     watches = calloc(MAX_WATCHES, sizeof *watches);
-    if (!watches) return -1;
-    if (uv_timer_init(loop, &poll_timer) || uv_timer_init(loop, &settle_timer)) return -1;
+    if (!watches) return svc_fail(e, 503, "out of memory");
+    if (uv_timer_init(loop, &poll_timer) || uv_timer_init(loop, &settle_timer))
+        return svc_fail(e, 500, "cannot set up the repository's timers");
     uint64_t ms = (uint64_t)(svc_cfg.poll_s * 1000);
     uv_timer_start(&poll_timer, on_poll, ms, ms);
     uv_unref((uv_handle_t *)&poll_timer);

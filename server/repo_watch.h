@@ -9,8 +9,9 @@
 
 #include "svc.h"
 
-/* Loop thread.  A no-op unless poll mode has a repository.  0 or -1. */
-int svc_repo_watch_start(uv_loop_t *loop);
+/* Loop thread.  A no-op unless poll mode has a repository.  0, or the
+ * status in *e. */
+int svc_repo_watch_start(uv_loop_t *loop, svc_err *e);
 void svc_repo_watch_stop(void);  /* closes the handles (the loop then ends) */
 void svc_repo_watch_free(void);  /* after the loop has run out */
 uint64_t svc_repo_watch_rescans(void);

@@ -142,11 +142,11 @@ static void tick_cb(uv_timer_t *h) {
     }
 }
 
-int svc_sched_init(uv_loop_t *l) {
+int svc_sched_init(uv_loop_t *l, svc_err *e) {
     loop = l;
     free_cores = svc_cfg.cores;
-    if (uv_async_init(loop, &wake, wake_cb) != 0) return -1;
-    if (uv_timer_init(loop, &tick) != 0) return -1;
+    if (uv_async_init(loop, &wake, wake_cb) != 0 || uv_timer_init(loop, &tick) != 0)
+        return svc_fail(e, 500, "cannot set up the scheduler's event loop handles");
     uint64_t ms = (uint64_t)(svc_cfg.timeout_s * 1000 / 8);
     if (ms < 5) ms = 5;
     if (ms > 100) ms = 100;

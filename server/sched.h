@@ -61,7 +61,7 @@ struct svc_job {
     svc_job *prev, *next;
 };
 
-int svc_sched_init(uv_loop_t *loop);
+int svc_sched_init(uv_loop_t *loop, svc_err *e); /* 0, or 500 in *e */
 /* Any thread.  0: a slot is reserved for one submit; 503 in *e: the queue
  * is full or the scheduler is shutting down. */
 int svc_sched_reserve(svc_err *e);

@@ -8,7 +8,9 @@
  * Protocol.  Request parameters sequence_id (an integer, or a string
  * matching [A-Za-z0-9._:~-]{1,128}; 0 and "" mean "not in a sequence"),
  * sequence_start, sequence_end (booleans) and, on a start, sequence_kind
- * ("self", the default, or "cross").  The id may also come in the
+ * ("self", the default, or "cross"); attnd's own attnd_expect_length (the
+ * tokens the client counts before this request: a replica holding another
+ * length, a stale copy after a failover, answers 409).  The id may also come in the
  * Sequence-Id header (for load balancers); when both are given they must be
  * the same text.  An integer id and its decimal string name one sequence.
  */
@@ -29,6 +31,7 @@ typedef struct svc_seq_call {
     svc_seq_entry *entry;            /* held from admit to close */
     svc_seq_turn turn;
     int64_t length;                  /* tokens after the step, for the reply */
+    int64_t expect;                  /* attnd_expect_length: the length the client counts before the step; -1 none */
     const attn_model *model;         /* the sequence's model, after the step */
 } svc_seq_call;
 

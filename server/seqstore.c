@@ -69,7 +69,7 @@ static size_t hash(const char *model, const char *id) {
     return (size_t)(h & (n_buckets - 1));
 }
 
-int svc_seqs_init(const svc_seq_limits *l) {
+int svc_seqs_init(const svc_seq_limits *l, svc_err *e) {
     pthread_mutex_lock(&mu);
     lim = *l;
     size_t want = lim.max_live < 8 ? 16 : lim.max_live * 2;
@@ -89,7 +89,7 @@ int svc_seqs_init(const svc_seq_limits *l) {
         ring = NULL;
     }
     pthread_mutex_unlock(&mu);
-    return ok ? 0 : -1;
+    return ok ? 0 : svc_fail(e, 503, "out of memory for the sequence table");
 }
 
 const svc_seq_limits *svc_seqs_limits(void) { return &lim; }

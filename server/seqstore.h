@@ -74,8 +74,8 @@ typedef struct svc_seq_stats {
     uint64_t ends[SVC_SEQ_END_COUNT];
 } svc_seq_stats;
 
-/* 0, or -1 out of memory.  May be called again after svc_seqs_shutdown. */
-int svc_seqs_init(const svc_seq_limits *lim);
+/* 0, or 503 (out of memory) in *e.  May be called again after svc_seqs_shutdown. */
+int svc_seqs_init(const svc_seq_limits *lim, svc_err *e);
 /* Frees every entry (nothing may hold one); returns how many were live. */
 size_t svc_seqs_shutdown(void);
 const svc_seq_limits *svc_seqs_limits(void);

@@ -53,10 +53,12 @@ typedef struct svc_config {
     int retry_after_s;
     int allow_nonfinite;     /* default for every model */
     size_t compress_min;     /* replies this long or longer are compressed when the client accepts it */
+    size_t compress_max;     /* ... and no longer than this (0: no cap) */
     int compress_level;      /* zlib level of compressed replies; 0: never compress */
     const char *api_key_file;
     const char *admin_key_file;
     int log_json;
+    int ui;                  /* serve the explorer page at /ui/; -1 until main decides (loopback: on) */
     /* sequences (seqstore.h) */
     size_t max_sequences;    /* live sequences; 0 turns sequences off */
     size_t sequence_memory;  /* bytes of state of all live sequences */

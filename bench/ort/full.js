@@ -1,9 +1,11 @@
 // bench/ort/full.js — ONNX Runtime's CPU MultiHeadAttention (com.microsoft),
 // the peer of libattn's `full`, on the same shapes as bench/cases.py
-// (N=1, H=8, E=D=64, L=S, no mask).  The one-node model is built in memory
-// (onnx-proto); inputs are random.  One JSON line per (L, threads):
-//   {"impl": "onnxruntime", "version": ..., "L": L, "threads": T, "times": [ms...]}
-//   node bench/ort/full.js [--L 512,1024] [--threads 1,2] [--min-ms 600] [--min-reps 3]
+// (N=1, H=8, E=D=64, L=S; causal: the op's unidirectional attribute, the
+// lower-triangular mask).  The one-node model is built in memory
+// (onnx-proto); inputs are random.  One JSON line per (L, causal, threads):
+//   {"impl": "onnxruntime", "version": ..., "L": L, "causal": 0|1, "threads": T, "times": [ms...],
+//    "cpu_times": [ms of CPU time of the whole process per run...]}
+//   node bench/ort/full.js [--L 512,1024] [--causal 0,1] [--threads 1,2] [--min-ms 600] [--min-reps 3]
 // Install (bench/ort/deps.sh): npm install --ignore-scripts in this folder
 // (the package's install script fetches GPU files from elsewhere; the CPU
 // library is in the package itself).
@@ -19,6 +21,7 @@ const Ls = arg("--L", "512,1024,2048,4096").split(",").map(Number);
 const threads = arg("--threads", "1,2").split(",").map(Number);
 const minMs = Number(arg("--min-ms", "600"));
 const minReps = Number(arg("--min-reps", "3"));
+const causals = arg("--causal", "0").split(",").map(Number);
 const H = 8, E = 64;
 
 function valueInfo(name, dims) {
@@ -28,10 +31,12 @@ function valueInfo(name, dims) {
   });
 }
 
-function mhaModel() {
+function mhaModel(causal) {
+  const INT = onnx.AttributeProto.AttributeType.INT;
+  const attribute = [onnx.AttributeProto.create({ name: "num_heads", type: INT, i: H })];
+  if (causal) attribute.push(onnx.AttributeProto.create({ name: "unidirectional", type: INT, i: 1 }));
   const node = onnx.NodeProto.create({
-    opType: "MultiHeadAttention", domain: "com.microsoft", input: ["q", "k", "v"], output: ["o"],
-    attribute: [onnx.AttributeProto.create({ name: "num_heads", type: onnx.AttributeProto.AttributeType.INT, i: H })],
+    opType: "MultiHeadAttention", domain: "com.microsoft", input: ["q", "k", "v"], output: ["o"], attribute,
   });
   const graph = onnx.GraphProto.create({
     name: "full", node: [node],
@@ -56,8 +61,8 @@ function randn(n, seed) {
 }
 
 async function main() {
-  const bytes = mhaModel();
-  for (const T of threads) {
+  for (const causal of causals) for (const T of threads) {
+    const bytes = mhaModel(causal);
     const sess = await ort.InferenceSession.create(bytes, {
       executionProviders: ["cpu"], intraOpNumThreads: T, interOpNumThreads: 1, graphOptimizationLevel: "all",
     });
@@ -65,15 +70,17 @@ async function main() {
       const feeds = {};
       ["q", "k", "v"].forEach((n, i) => { feeds[n] = new ort.Tensor("float32", randn(L * H * E, i + 1), [1, L, H * E]); });
       await sess.run(feeds); // warm-up
-      const times = [];
+      const times = [], cpu_times = [];
       const start = performance.now();
       while (times.length < minReps || performance.now() - start < minMs) {
-        const t0 = performance.now();
+        const c0 = process.cpuUsage(), t0 = performance.now();
         await sess.run(feeds);
         times.push(performance.now() - t0);
+        const c = process.cpuUsage(c0); // every thread of the process, µs
+        cpu_times.push((c.user + c.system) / 1000);
         if (times.length >= 200) break;
       }
-      console.log(JSON.stringify({ impl: "onnxruntime", version: ort.env.versions.common, L, threads: T, times }));
+      console.log(JSON.stringify({ impl: "onnxruntime", version: ort.env.versions.common, L, causal, threads: T, times, cpu_times }));
     }
     await sess.release();
   }

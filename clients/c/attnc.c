@@ -27,6 +27,7 @@ attnc_status attnc__err(attnc_error *err, attnc_status s, long http, const char 
     if (err) {
         err->code = s;
         err->http_status = http;
+        err->retry_after = -1;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
@@ -290,6 +291,10 @@ static attnc_status perform(attnc_client *c, const char *method, const char *url
         if (!(t = curl_slist_append(hdrs, c->auth))) goto oom;
         hdrs = t;
     }
+    if (c->cur_header) {
+        if (!(t = curl_slist_append(hdrs, c->cur_header))) goto oom;
+        hdrs = t;
+    }
     if (c->cur_req_coding && !strcmp(method, "POST")) {
         char ce[64];
         snprintf(ce, sizeof ce, "Content-Encoding: %s", c->cur_req_coding);
@@ -299,8 +304,11 @@ static attnc_status perform(attnc_client *c, const char *method, const char *url
     body_reader reader = {segs, nseg, 0, 0};
     curl_off_t len = 0;
     for (size_t i = 0; i < nseg; i++) len += (curl_off_t)segs[i].len;
-    if (!strcmp(method, "POST")) {
-        if (header_len >= 0) {
+    int put = !strcmp(method, "PUT");
+    if (!strcmp(method, "POST") || put) {
+        if (put) {
+            if (!(t = curl_slist_append(hdrs, "Content-Type: application/octet-stream"))) goto oom;
+        } else if (header_len >= 0) {
             snprintf(hl, sizeof hl, "Inference-Header-Content-Length: %ld", header_len);
             if (!(t = curl_slist_append(hdrs, hl))) goto oom;
             hdrs = t;
@@ -315,8 +323,10 @@ static attnc_status perform(attnc_client *c, const char *method, const char *url
         curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(h, CURLOPT_SEEKDATA, &reader);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, len);
+        if (put) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
     } else {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        if (!strcmp(method, "DELETE")) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
     }
     curl_easy_setopt(h, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -387,6 +397,7 @@ static attnc_status status_of_http(long s) {
     case 401:
     case 403: return ATTNC_E_UNAUTHORIZED;
     case 404: return ATTNC_E_NOT_FOUND;
+    case 409: return ATTNC_E_CONFLICT;
     case 413: return ATTNC_E_TOO_LARGE;
     case 503: return ATTNC_E_UNAVAILABLE;
     case 504: return ATTNC_E_TIMEOUT;
@@ -405,6 +416,7 @@ attnc_status attnc__http_error(const attnc_http *res, const char *what, attnc_er
     }
     if (text) attnc__err(err, s, res->status, "%s: %s", what, text);
     else attnc__err(err, s, res->status, "%s: HTTP %ld (%s)", what, res->status, attnc_status_str(s));
+    if (err) err->retry_after = res->retry_after;
     json_decref(j);
     return s;
 }

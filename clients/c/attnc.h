@@ -48,7 +48,8 @@ extern "C" {
     X(E_TOO_LARGE, -10, "too large (413)")                                   \
     X(E_UNAVAILABLE, -11, "unavailable (503)")                               \
     X(E_SERVER, -12, "server error")                                         \
-    X(E_HTTP, -13, "unexpected HTTP status")
+    X(E_HTTP, -13, "unexpected HTTP status")                                \
+    X(E_CONFLICT, -14, "conflict (409)")
 
 typedef enum {
 #define ATTNC_X_ENUM(name, val, str) ATTNC_##name = val,
@@ -64,6 +65,7 @@ typedef struct attnc_error {
     attnc_status code;
     long http_status; /* 0 when no HTTP answer was received */
     char msg[320];
+    long retry_after; /* seconds, from the answer's Retry-After (503); -1 when absent */
 } attnc_error;
 
 /* ---- tensors ------------------------------------------------------------------ */
@@ -207,7 +209,80 @@ const attnc_tensor *attnc_result_find(const attnc_result *r, const char *name);
 /* The response's model_name and id; borrowed, "" when absent. */
 const char *attnc_result_model_name(const attnc_result *r);
 const char *attnc_result_id(const attnc_result *r);
+/* The response's "parameters" object as compact JSON text (a sequence step's
+ * {"sequence_id", "sequence_length"[, "sequence_end"]}); borrowed, "{}" when absent. */
+const char *attnc_result_parameters(const attnc_result *r);
 void attnc_result_free(attnc_result *r);
+
+/* ---- sequences (streaming sessions; attnd's sequence extension) ------------------
+ * A sequence keeps its state on the server (the key/value cache of full, the
+ * running sums of causal_linear, ...); each step sends only the new tokens
+ * (axis 1 of every input, T >= 1) and gets exactly those rows of the causal
+ * forward over everything sent so far.  A step is POST .../infer with the
+ * request parameters sequence_id, sequence_start (first step), sequence_end,
+ * sequence_kind (a cross start), and the id in the Sequence-Id header too.
+ *
+ * Errors (err->http_status, and the server's message in err->msg):
+ * ATTNC_E_NOT_FOUND (404: unknown or ended; the message says why: end flag,
+ * idle timeout, evicted, deleted, failed, never started here), ATTNC_E_CONFLICT
+ * (409: a start or restore on a live id), ATTNC_E_TOO_LARGE (413: past
+ * --max-sequence-tokens), ATTNC_E_UNAVAILABLE (503: no room; err->retry_after),
+ * ATTNC_E_BAD_REQUEST (400: a model without sequences, config on a later step,
+ * masks, ...).  503s are retried as attnc_client_set_retries says (the server
+ * did not apply the step); nothing else is. */
+
+typedef struct attnc_seq attnc_seq;
+
+typedef struct attnc_seq_opts {
+    /* The id: a string matching [A-Za-z0-9._:~-]{1,128} (sent as a JSON
+     * string), or NULL for int_id. */
+    const char *id;
+    /* With id NULL: an integer id (sent as a JSON number); 0: a random
+     * 63-bit one. */
+    uint64_t int_id;
+    const char *kind;        /* "self" (NULL) or "cross": the start carries keys and values */
+    const char *config_json; /* a JSON object merged into the start's parameters
+                              * (a built-in model's config); NULL: none */
+} attnc_seq_opts;
+
+/* A sequence of `model` on c's server; nothing is sent until the first
+ * step.  c is borrowed (it must outlive the sequence), opts may be NULL.
+ * *out owned (attnc_seq_free). */
+attnc_status attnc_seq_new(attnc_client *c, const char *model, const attnc_seq_opts *opts, attnc_seq **out,
+                           attnc_error *err);
+/* Sends the next tokens; the first step starts the sequence; end != 0 ends
+ * it after this step.  opts (may be NULL) as for attnc_infer: its
+ * parameters_json is merged into the step's parameters.  *out owned
+ * (attnc_result_free). */
+attnc_status attnc_seq_step(attnc_seq *s, const attnc_tensor *inputs, size_t n, int end,
+                            const attnc_infer_opts *opts, attnc_result **out, attnc_error *err);
+/* Ends the sequence now (DELETE), without a step; ATTNC_OK at once when it
+ * never started or has ended. */
+attnc_status attnc_seq_end(attnc_seq *s, attnc_error *err);
+/* GET .../sequences/{id}: the state (safetensors bytes) for
+ * attnc_seq_restore; the sequence stays live.  *data owned (free()). */
+attnc_status attnc_seq_export(attnc_seq *s, void **data, size_t *len, attnc_error *err);
+/* PUT .../sequences/{id} with an export (data borrowed): the live sequence
+ * `id` (a string, or an integer's decimal text), continuing exactly where
+ * the export was made, on this server or another with the same model
+ * config.  *out owned (attnc_seq_free). */
+attnc_status attnc_seq_restore(attnc_client *c, const char *model, const char *id, const void *data,
+                               size_t len, attnc_seq **out, attnc_error *err);
+/* DELETE .../sequences/{id} by id. */
+attnc_status attnc_seq_delete(attnc_client *c, const char *model, const char *id, attnc_error *err);
+/* GET /v2/models/{model}/sequences (admin scope when the server has admin
+ * keys): {"model", "sequences": [{"id", "length", "bytes", "idle_s", ...}]};
+ * *json owned (free()). */
+attnc_status attnc_seq_list(attnc_client *c, const char *model, char **json, attnc_error *err);
+
+/* The id as text (borrowed), the tokens the server holds after the last
+ * step, and whether it has started / ended as far as this object knows. */
+const char *attnc_seq_id(const attnc_seq *s);
+int64_t attnc_seq_length(const attnc_seq *s);
+int attnc_seq_started(const attnc_seq *s);
+int attnc_seq_ended(const attnc_seq *s);
+/* Frees the object only: a live sequence stays live (attnc_seq_end first). */
+void attnc_seq_free(attnc_seq *s);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 struct attnc_result {
     char *model_name;
     char *id;
+    char *parameters; /* compact JSON text, or NULL */
     size_t n;
     attnc_tensor *t; /* t[i].name and t[i].data are owned (malloc) */
 };
@@ -250,6 +251,7 @@ void attnc_result_free(attnc_result *r) {
     free(r->t);
     free(r->model_name);
     free(r->id);
+    free(r->parameters);
     free(r);
 }
 
@@ -267,6 +269,7 @@ const attnc_tensor *attnc_result_find(const attnc_result *r, const char *name) {
 
 const char *attnc_result_model_name(const attnc_result *r) { return r && r->model_name ? r->model_name : ""; }
 const char *attnc_result_id(const attnc_result *r) { return r && r->id ? r->id : ""; }
+const char *attnc_result_parameters(const attnc_result *r) { return r && r->parameters ? r->parameters : "{}"; }
 
 /* Flattens a (possibly nested) JSON data array into dst; -1 on a wrong
  * element or count. */
@@ -347,6 +350,8 @@ static attnc_status decode(const attnc_http *res, attnc_result **out, attnc_erro
     if (!json_is_array(outs)) BAD("the response has no outputs array");
     r->model_name = dup_or_null(json_object_get(root, "model_name"));
     r->id = dup_or_null(json_object_get(root, "id"));
+    json_t *rp = json_object_get(root, "parameters");
+    if (json_is_object(rp) && !(r->parameters = json_dumps(rp, JSON_COMPACT))) BAD("out of memory");
     if (json_array_size(outs) && !(r->t = calloc(json_array_size(outs), sizeof *r->t)))
         BAD("out of memory");
     size_t i;

@@ -20,6 +20,7 @@ struct attnc_client {
     const char *accept_coding; /* the client's response compression */
     /* for the request in flight (set by attnc_infer, NULL otherwise) */
     const char *cur_req_coding, *cur_accept_coding;
+    const char *cur_header; /* one extra "Name: value" header (a sequence's Sequence-Id), or NULL */
 };
 
 
@@ -58,7 +59,8 @@ int attnc__coding(const char *a, const char **out);
 attnc_status attnc__compress(const char *coding, const attnc_seg *segs, size_t nseg, unsigned char **out,
                              size_t *out_len, attnc_error *err);
 
-/* One request to c->url + path ("GET" or "POST"); the body is the
+/* One request to c->url + path ("GET", "POST", "PUT" or "DELETE"; PUT's
+ * body is application/octet-stream, DELETE has none); the body is the
  * concatenation of segs[0..nseg) (none: empty), sent without copying.
  * header_len >= 0 adds Inference-Header-Content-Length and sends the body
  * as application/octet-stream.  Returns ATTNC_OK whenever an HTTP answer

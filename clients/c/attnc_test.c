@@ -5,6 +5,9 @@
  *   attnc_test print FILE NAME  print tensor NAME of a safetensors file, one value a line
  *   attnc_test api URL DIR      run the API checks against the server at URL; DIR holds
  *                               gen's inputs, `attn run`'s outputs and the model folders
+ *   attnc_test seq URL DIR      the sequence checks (gen's seq_*.safetensors in DIR)
+ *   attnc_test seqlimits URL DIR  413 and 503 against a server started with
+ *                               --max-sequences 1 --max-sequence-tokens 4
  *
  * Every check prints "ok" or "not ok" with its name; the last line counts them.
  */
@@ -77,6 +80,32 @@ static int gen(const char *dir) {
         add(s, "attn_mask", ATTN_BOOL, 2, (int64_t[]){L, S}, mask) ||
         add(s, "key_lengths", ATTN_I64, 1, (int64_t[]){N}, lengths) || write_set(s, dir, "full_in.safetensors"))
         return 1;
+    /* seq_in: a self sequence (N=2, L=9, H=2, E=8, D=4); seq_mask_in: the same
+     * with a causal mask (the one-shot reference); cross_in: queries L=6 and a
+     * memory of S=7 keys and values. */
+    {
+        enum { SN = 2, SL = 9, SH = 2, SE = 8, SD = 4, CL = 6, CS = 7 };
+        static float sq[SN * SL * SH * SE], sk[SN * SL * SH * SE], sv[SN * SL * SH * SD];
+        static unsigned char smask[SL * SL];
+        for (size_t i = 0; i < sizeof sq / sizeof *sq; i++) sq[i] = urand(), sk[i] = urand();
+        for (size_t i = 0; i < sizeof sv / sizeof *sv; i++) sv[i] = urand();
+        for (int i = 0; i < SL; i++)
+            for (int j = 0; j < SL; j++) smask[i * SL + j] = j <= i;
+        int64_t qs[] = {SN, SL, SH, SE}, vs[] = {SN, SL, SH, SD};
+        for (int with_mask = 0; with_mask < 2; with_mask++) {
+            s = attn_tensor_set_new();
+            if (!s || add(s, "queries", ATTN_F32, 4, qs, sq) || add(s, "keys", ATTN_F32, 4, qs, sk) ||
+                add(s, "values", ATTN_F32, 4, vs, sv) ||
+                (with_mask && add(s, "attn_mask", ATTN_BOOL, 2, (int64_t[]){SL, SL}, smask)) ||
+                write_set(s, dir, with_mask ? "seq_mask_in.safetensors" : "seq_in.safetensors"))
+                return 1;
+        }
+        s = attn_tensor_set_new();
+        if (!s || add(s, "queries", ATTN_F32, 4, (int64_t[]){SN, CL, SH, SE}, NULL) ||
+            add(s, "keys", ATTN_F32, 4, (int64_t[]){SN, CS, SH, SE}, NULL) ||
+            add(s, "values", ATTN_F32, 4, (int64_t[]){SN, CS, SH, SD}, NULL) || write_set(s, dir, "cross_in.safetensors"))
+            return 1;
+    }
     float q[] = {1, 0, 0, 1}, k[] = {1, 0, 0, 1}, v[] = {10, 20};
     s = attn_tensor_set_new();
     if (!s || add(s, "queries", ATTN_F32, 4, (int64_t[]){1, 2, 1, 2}, q) ||
@@ -439,6 +468,282 @@ static void api(const char *url, const char *dir) {
     attnc_client_free(c);
 }
 
+/* ---- sequences ---- */
+
+/* Rows [t, t+T) along axis 1 of w into p (data in buf, big enough). */
+static void slice1(const attnc_tensor *w, int64_t t, int64_t T, attnc_tensor *p, unsigned char *buf) {
+    size_t row = w->nbytes / (size_t)w->shape[0] / (size_t)w->shape[1];
+    *p = *w;
+    p->shape[1] = T;
+    for (int64_t b = 0; b < w->shape[0]; b++)
+        memcpy(buf + (size_t)(b * T) * row, (const unsigned char *)w->data + (size_t)(b * w->shape[1] + t) * row,
+               (size_t)T * row);
+    p->data = buf;
+    p->nbytes = row * (size_t)w->shape[0] * (size_t)T;
+}
+
+/* The queries/keys/values of `in` (no masks) for tokens [t, t+T). */
+static size_t tokens(const inputs *in, int64_t t, int64_t T, attnc_tensor *p, unsigned char bufs[][4096]) {
+    static const char *const names[] = {"queries", "keys", "values"};
+    for (int i = 0; i < 3; i++) slice1(&in->t[at(in, names[i])], t, T, &p[i], bufs[i]);
+    return 3;
+}
+
+/* Appends output rows of r (N, T, H, D) at token t into acc (N, L, H, D). */
+static int gather(const attnc_result *r, float *acc, int64_t L, int64_t t) {
+    const attnc_tensor *o = attnc_result_find(r, "output");
+    if (!o || o->rank != 4 || o->dtype != ATTNC_FP32) return -1;
+    size_t row = (size_t)(o->shape[2] * o->shape[3]);
+    for (int64_t b = 0; b < o->shape[0]; b++)
+        memcpy(acc + (size_t)(b * L + t) * row, (const float *)o->data + (size_t)(b * o->shape[1]) * row,
+               (size_t)o->shape[1] * row * 4);
+    return 0;
+}
+
+static float max_diff(const float *a, const attnc_result *r) {
+    const attnc_tensor *o = attnc_result_find(r, "output");
+    float m = o ? 0 : INFINITY;
+    for (size_t i = 0; o && i < o->nbytes / 4; i++) {
+        float d = fabsf(a[i] - ((const float *)o->data)[i]);
+        if (!(d <= m)) m = d; /* NaN wins */
+    }
+    return m;
+}
+
+static void seq_checks(const char *url, const char *dir) {
+    attnc_error e = {0};
+    attnc_client *c = NULL;
+    inputs sin, smask, cin;
+    unsigned char bufs[3][4096];
+    attnc_tensor p[3];
+    char name[200];
+    if (attnc_client_new(url, &c, &e)) {
+        check(0, "client_new", &e);
+        return;
+    }
+    if (load_inputs(dir, "seq_in.safetensors", &sin) || load_inputs(dir, "seq_mask_in.safetensors", &smask) ||
+        load_inputs(dir, "cross_in.safetensors", &cin)) {
+        check(0, "load the sequence inputs", NULL);
+        attnc_client_free(c);
+        return;
+    }
+    const int64_t L = sin.t[at(&sin, "queries")].shape[1];
+    const size_t out_n = (size_t)(2 * L * 2 * 4);
+    float acc[2 * 16 * 2 * 4], acc2[2 * 16 * 2 * 4];
+
+    /* a prefill of 4, then single tokens, against one causal infer */
+    static const struct {
+        const char *model, *config, *ref_params;
+        int masked;
+    } cases[] = {{"full", NULL, NULL, 1},
+                 {"causal_linear", "{\"query_dimensions\": 8}", "{\"query_dimensions\": 8}", 0}};
+    for (size_t k = 0; k < 2; k++) {
+        attnc_result *ref = NULL, *r = NULL;
+        attnc_infer_opts ro = {.parameters_json = cases[k].ref_params};
+        const inputs *ri = cases[k].masked ? &smask : &sin;
+        snprintf(name, sizeof name, "%s: one causal infer of the whole sequence", cases[k].model);
+        check(attnc_infer(c, cases[k].model, ri->t, ri->n, &ro, &ref, &e) == ATTNC_OK, name, &e);
+        attnc_seq *s = NULL;
+        attnc_seq_opts so = {.config_json = cases[k].config};
+        check(attnc_seq_new(c, cases[k].model, &so, &s, &e) == ATTNC_OK && !attnc_seq_started(s) &&
+                  strlen(attnc_seq_id(s)) > 0 && strspn(attnc_seq_id(s), "0123456789") == strlen(attnc_seq_id(s)),
+              "seq_new: a random integer id, not started", &e);
+        int ok = s != NULL, lengths = 1, ids = 1;
+        for (int64_t t = 0; ok && t < L;) {
+            int64_t T = t ? 1 : 4;
+            size_t m = tokens(&sin, t, T, p, bufs);
+            ok = attnc_seq_step(s, p, m, t + T == L, NULL, &r, &e) == ATTNC_OK && !gather(r, acc, L, t);
+            lengths = lengths && attnc_seq_length(s) == t + T;
+            char want[64];
+            snprintf(want, sizeof want, "\"sequence_id\":%s", attnc_seq_id(s));
+            ids = ids && strstr(attnc_result_parameters(r), want);
+            attnc_result_free(r);
+            r = NULL;
+            t += T;
+        }
+        snprintf(name, sizeof name, "%s: prefill 4 then single tokens, max |diff| %g <= 1e-5", cases[k].model,
+                 ok ? (double)max_diff(acc, ref) : -1.0);
+        check(ok && max_diff(acc, ref) <= 1e-5f, name, &e);
+        snprintf(name, sizeof name, "%s: the replies carry the id and the length", cases[k].model);
+        check(ok && lengths && ids && attnc_seq_ended(s), name, NULL);
+        /* ended: the next step is 404 with the reason */
+        size_t m = tokens(&sin, 0, 1, p, bufs);
+        snprintf(name, sizeof name, "%s: a step after the end: 404 saying it ended by sequence_end", cases[k].model);
+        check(attnc_seq_step(s, p, m, 0, NULL, &r, &e) == ATTNC_E_NOT_FOUND && e.http_status == 404 && !r &&
+                  strstr(e.msg, "sequence_end"),
+              name, &e);
+        attnc_seq_free(s);
+
+        /* export after 5 tokens, restore under a new id, continue both */
+        attnc_seq *a = NULL, *b = NULL;
+        void *state = NULL;
+        size_t state_len = 0;
+        ok = attnc_seq_new(c, cases[k].model, &so, &a, &e) == ATTNC_OK;
+        for (int64_t t = 0; ok && t < 5; t++) {
+            m = tokens(&sin, t, 1, p, bufs);
+            ok = attnc_seq_step(a, p, m, 0, NULL, &r, &e) == ATTNC_OK && !gather(r, acc, L, t);
+            attnc_result_free(r);
+            r = NULL;
+        }
+        snprintf(name, sizeof name, "%s: export after 5 tokens", cases[k].model);
+        check(ok && attnc_seq_export(a, &state, &state_len, &e) == ATTNC_OK && state_len > 8, name, &e);
+        char bid[64];
+        snprintf(bid, sizeof bid, "restored-%s-%s", cases[k].model, attnc_seq_id(a));
+        for (char *q = bid; *q; q++)
+            if (*q == '_') *q = '.';
+        snprintf(name, sizeof name, "%s: restore under a new id", cases[k].model);
+        check(state && attnc_seq_restore(c, cases[k].model, bid, state, state_len, &b, &e) == ATTNC_OK &&
+                  attnc_seq_length(b) == 5 && attnc_seq_started(b),
+              name, &e);
+        snprintf(name, sizeof name, "%s: restore onto a live id: conflict (409)", cases[k].model);
+        check(state && attnc_seq_restore(c, cases[k].model, bid, state, state_len, &s, &e) == ATTNC_E_CONFLICT &&
+                  e.http_status == 409 && !s,
+              name, &e);
+        char *list = NULL;
+        snprintf(name, sizeof name, "%s: the list holds both", cases[k].model);
+        check(attnc_seq_list(c, cases[k].model, &list, &e) == ATTNC_OK && strstr(list, bid) &&
+                  strstr(list, attnc_seq_id(a)),
+              name, &e);
+        free(list);
+        memcpy(acc2, acc, sizeof acc);
+        int same = b != NULL;
+        for (int64_t t = 5; ok && same && t < L; t++) {
+            attnc_result *rb = NULL;
+            m = tokens(&sin, t, 1, p, bufs);
+            ok = attnc_seq_step(a, p, m, 0, NULL, &r, &e) == ATTNC_OK && !gather(r, acc, L, t) &&
+                 attnc_seq_step(b, p, m, 0, NULL, &rb, &e) == ATTNC_OK && !gather(rb, acc2, L, t);
+            same = ok && same_results(r, rb);
+            attnc_result_free(r);
+            attnc_result_free(rb);
+            r = NULL;
+        }
+        snprintf(name, sizeof name, "%s: the restored sequence continues bit for bit, and both match the causal infer",
+                 cases[k].model);
+        check(ok && same && !memcmp(acc, acc2, out_n * 4) && max_diff(acc, ref) <= 1e-5f, name, &e);
+        snprintf(name, sizeof name, "%s: seq_end (DELETE) both", cases[k].model);
+        check(attnc_seq_end(a, &e) == ATTNC_OK && attnc_seq_ended(a) && b && attnc_seq_end(b, &e) == ATTNC_OK, name, &e);
+        m = tokens(&sin, 0, 1, p, bufs);
+        snprintf(name, sizeof name, "%s: a step after DELETE: 404 saying deleted", cases[k].model);
+        check(attnc_seq_step(a, p, m, 0, NULL, &r, &e) == ATTNC_E_NOT_FOUND && strstr(e.msg, "delete"), name, &e);
+        free(state);
+        attnc_seq_free(a);
+        attnc_seq_free(b);
+        attnc_result_free(ref);
+    }
+
+    /* cross on full: the start carries the memory, later steps only queries */
+    {
+        attnc_result *ref = NULL, *r = NULL;
+        check(attnc_infer(c, "full", cin.t, cin.n, NULL, &ref, &e) == ATTNC_OK, "cross: one infer", &e);
+        attnc_seq *s = NULL;
+        attnc_seq_opts so = {.kind = "cross", .id = "cross.c-client"};
+        const attnc_tensor *qw = &cin.t[at(&cin, "queries")];
+        const int64_t CL = qw->shape[1];
+        int ok = attnc_seq_new(c, "full", &so, &s, &e) == ATTNC_OK;
+        for (int64_t t = 0; ok && t < CL;) {
+            int64_t T = t ? 1 : 2;
+            attnc_tensor in[3];
+            size_t m = 1;
+            slice1(qw, t, T, &in[0], bufs[0]);
+            if (!t) {
+                in[1] = cin.t[at(&cin, "keys")];
+                in[2] = cin.t[at(&cin, "values")];
+                m = 3;
+            }
+            ok = attnc_seq_step(s, in, m, t + T == CL, NULL, &r, &e) == ATTNC_OK && !gather(r, acc, CL, t);
+            attnc_result_free(r);
+            r = NULL;
+            t += T;
+        }
+        snprintf(name, sizeof name, "cross on full: equals one infer, max |diff| %g <= 1e-5",
+                 ok ? (double)max_diff(acc, ref) : -1.0);
+        check(ok && max_diff(acc, ref) <= 1e-5f, name, &e);
+        attnc_seq_free(s);
+        attnc_result_free(ref);
+    }
+
+    /* errors */
+    {
+        attnc_result *r = NULL;
+        attnc_seq *a = NULL, *b = NULL;
+        attnc_seq_opts so = {.id = "dup-c-client"};
+        size_t m = tokens(&sin, 0, 1, p, bufs);
+        check(attnc_seq_new(c, "full", &so, &a, &e) == ATTNC_OK && attnc_seq_step(a, p, m, 0, NULL, &r, &e) == ATTNC_OK,
+              "start dup-c-client", &e);
+        attnc_result_free(r);
+        r = NULL;
+        check(attnc_seq_new(c, "full", &so, &b, &e) == ATTNC_OK &&
+                  attnc_seq_step(b, p, m, 0, NULL, &r, &e) == ATTNC_E_CONFLICT && e.http_status == 409 &&
+                  strstr(e.msg, "live"),
+              "a second start on a live id: conflict (409)", &e);
+        check(attnc_seq_delete(c, "full", "dup-c-client", &e) == ATTNC_OK, "seq_delete by id", &e);
+        check(attnc_seq_delete(c, "full", "dup-c-client", &e) == ATTNC_E_NOT_FOUND, "seq_delete again: 404", &e);
+        attnc_seq_free(a);
+        attnc_seq_free(b);
+        a = NULL;
+        check(attnc_seq_new(c, "exact_topk", NULL, &a, &e) == ATTNC_OK &&
+                  attnc_seq_step(a, p, m, 0, NULL, &r, &e) == ATTNC_E_BAD_REQUEST && e.http_status == 400 &&
+                  strstr(e.msg, "types that have them"),
+              "a model without sequences (exact_topk): 400 naming the types that have them", &e);
+        attnc_seq_free(a);
+        a = NULL;
+        attnc_seq_opts bad = {.id = "has space"};
+        check(attnc_seq_new(c, "full", &bad, &a, &e) == ATTNC_E_INVALID && !a, "a bad string id is refused locally", &e);
+        bad = (attnc_seq_opts){.kind = "sideways"};
+        check(attnc_seq_new(c, "full", &bad, &a, &e) == ATTNC_E_INVALID && !a, "a bad kind is refused locally", &e);
+        bad = (attnc_seq_opts){.config_json = "[1]"};
+        check(attnc_seq_new(c, "full", &bad, &a, &e) == ATTNC_E_INVALID && !a, "a config that is not an object is refused", &e);
+        void *state = NULL;
+        size_t len = 0;
+        so = (attnc_seq_opts){.id = "never-started-here"};
+        check(attnc_seq_new(c, "full", &so, &a, &e) == ATTNC_OK && attnc_seq_export(a, &state, &len, &e) == ATTNC_E_NOT_FOUND &&
+                  strstr(e.msg, "never started") && !state,
+              "export of an unknown id: 404 saying it never started", &e);
+        attnc_seq_free(a);
+    }
+    attn_tensor_set_free(sin.set);
+    attn_tensor_set_free(smask.set);
+    attn_tensor_set_free(cin.set);
+    attnc_client_free(c);
+}
+
+static void seq_limit_checks(const char *url, const char *dir) {
+    attnc_error e = {0};
+    attnc_client *c = NULL;
+    inputs sin;
+    unsigned char bufs[3][4096];
+    attnc_tensor p[3];
+    attnc_result *r = NULL;
+    if (attnc_client_new(url, &c, &e) || load_inputs(dir, "seq_in.safetensors", &sin)) {
+        check(0, "client and inputs", &e);
+        attnc_client_free(c);
+        return;
+    }
+    attnc_client_set_retries(c, 0);
+    attnc_seq *a = NULL, *b = NULL;
+    size_t m = tokens(&sin, 0, 3, p, bufs);
+    check(attnc_seq_new(c, "full", NULL, &a, &e) == ATTNC_OK && attnc_seq_step(a, p, m, 0, NULL, &r, &e) == ATTNC_OK,
+          "limits: 3 tokens", &e);
+    attnc_result_free(r);
+    r = NULL;
+    m = tokens(&sin, 3, 2, p, bufs);
+    check(attnc_seq_step(a, p, m, 0, NULL, &r, &e) == ATTNC_E_TOO_LARGE && e.http_status == 413 &&
+              strstr(e.msg, "max-sequence-tokens"),
+          "limits: 2 more than --max-sequence-tokens 4 allows: 413", &e);
+    m = tokens(&sin, 0, 1, p, bufs);
+    check(attnc_seq_new(c, "full", NULL, &b, &e) == ATTNC_OK &&
+              attnc_seq_step(b, p, m, 0, NULL, &r, &e) == ATTNC_E_UNAVAILABLE && e.http_status == 503 &&
+              e.retry_after >= 0 && strstr(e.msg, "max-sequences"),
+          "limits: a second sequence with --max-sequences 1: 503 with Retry-After", &e);
+    check(attnc_seq_end(a, &e) == ATTNC_OK, "limits: end the first", &e);
+    check(attnc_seq_step(b, p, m, 1, NULL, &r, &e) == ATTNC_OK && attnc_seq_ended(b), "limits: then the second starts", &e);
+    attnc_result_free(r);
+    attnc_seq_free(a);
+    attnc_seq_free(b);
+    attn_tensor_set_free(sin.set);
+    attnc_client_free(c);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "gen")) return gen(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "print")) return print(argv[2], argv[3]);
@@ -447,6 +752,12 @@ int main(int argc, char **argv) {
         printf("attnc: %d passed, %d failed\n", passed, failed);
         return failed || !passed;
     }
-    fprintf(stderr, "usage: attnc_test gen DIR | print FILE NAME | api URL DIR\n");
+    if (argc == 4 && (!strcmp(argv[1], "seq") || !strcmp(argv[1], "seqlimits"))) {
+        if (!strcmp(argv[1], "seq")) seq_checks(argv[2], argv[3]);
+        else seq_limit_checks(argv[2], argv[3]);
+        printf("attnc %s: %d passed, %d failed\n", argv[1], passed, failed);
+        return failed || !passed;
+    }
+    fprintf(stderr, "usage: attnc_test gen DIR | print FILE NAME | api URL DIR | seq URL DIR | seqlimits URL DIR\n");
     return 2;
 }

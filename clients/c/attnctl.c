@@ -24,6 +24,14 @@ static const char USAGE[] =
     "                         inputs in 16 bits, --output-datatype asks for the outputs in\n"
     "                         16 bits (written to OUT as F32), --compression compresses the\n"
     "                         request and asks for a compressed reply\n"
+    "  stream [--chunk N] [--prefill N] [--config JSON] [--id ID] [--cross] [--keep]\n"
+    "        MODEL IN.safetensors [OUT.safetensors | --out OUT.safetensors]\n"
+    "                         send IN through a sequence (streaming session) along axis 1,\n"
+    "                         N tokens a request (default 1; the first request --prefill N),\n"
+    "                         and write the concatenated outputs to OUT; --config: the\n"
+    "                         start's parameters (a built-in model's config); --cross: the\n"
+    "                         start carries every tensor, later requests only 'queries';\n"
+    "                         the last request ends the sequence (--keep: it stays live)\n"
     "  load NAME DIR          upload DIR/config.json and DIR/weights.safetensors as NAME\n"
     "  unload NAME\n"
     "URL defaults to $ATTNCTL_URL, else http://127.0.0.1:8000; FILE to $ATTNCTL_API_KEY_FILE.\n"
@@ -248,6 +256,251 @@ static int cmd_infer(attnc_client *c, int argc, char **argv) {
     return rc;
 }
 
+/* ---- stream: one sequence, chunk by chunk along axis 1 ---- */
+
+/* One output accumulated over the steps: (d0, L, rest...) */
+typedef struct stream_out {
+    char *name;
+    attnc_dtype dtype;
+    int rank;
+    int64_t shape[ATTNC_MAX_RANK];
+    size_t row;  /* bytes of one token of one batch entry: product(shape[2:]) * elem */
+    unsigned char *data;
+} stream_out;
+
+static int parse_count(const char *s, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || end == s || v < 1 || v > 1L << 30) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Adds the rows [t, t+T) of step result r to the outputs (created on the first step). */
+static int stream_gather(const attnc_result *r, stream_out **outs, size_t *n_outs, int64_t L, int64_t t, int64_t T) {
+    size_t n = attnc_result_count(r);
+    if (!*outs) {
+        if (!(*outs = calloc(n ? n : 1, sizeof **outs))) goto oom;
+        *n_outs = n;
+        for (size_t i = 0; i < n; i++) {
+            const attnc_tensor *o = attnc_result_output(r, i);
+            stream_out *so = &(*outs)[i];
+            if (!(so->name = strdup(o->name))) goto oom;
+            if (o->rank < 2) {
+                fprintf(stderr, "attnctl: output '%s' has rank %d: nothing to concatenate along axis 1\n", o->name, o->rank);
+                return 1;
+            }
+            so->dtype = o->dtype;
+            so->rank = o->rank;
+            memcpy(so->shape, o->shape, sizeof so->shape);
+            so->shape[1] = L;
+            size_t per = o->shape[0] && o->shape[1] ? o->nbytes / (size_t)o->shape[0] / (size_t)o->shape[1] : 0;
+            so->row = per;
+            size_t total;
+            if (__builtin_mul_overflow(per, (size_t)L, &total) ||
+                __builtin_mul_overflow(total, (size_t)o->shape[0], &total)) {
+                fprintf(stderr, "attnctl: output '%s' is too large\n", o->name);
+                return 1;
+            }
+            if (!(so->data = malloc(total ? total : 1))) goto oom;
+        }
+    }
+    if (n != *n_outs) {
+        fprintf(stderr, "attnctl: step at token %lld returned %zu outputs, the first %zu\n", (long long)t, n, *n_outs);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const attnc_tensor *o = attnc_result_output(r, i);
+        stream_out *so = &(*outs)[i];
+        int same = o->rank == so->rank && o->dtype == so->dtype && !strcmp(o->name, so->name) && o->shape[1] == T;
+        for (int d = 0; same && d < o->rank; d++) same = d == 1 || o->shape[d] == so->shape[d];
+        if (!same) {
+            fprintf(stderr, "attnctl: output '%s' of the step at token %lld is not %lld rows shaped like the first\n",
+                    o->name, (long long)t, (long long)T);
+            return 1;
+        }
+        for (int64_t b = 0; b < so->shape[0]; b++)
+            memcpy(so->data + ((size_t)b * (size_t)L + (size_t)t) * so->row,
+                   (const unsigned char *)o->data + (size_t)b * (size_t)T * so->row, (size_t)T * so->row);
+    }
+    return 0;
+oom:
+    fprintf(stderr, "attnctl: out of memory\n");
+    return 2;
+}
+
+static int stream_write(const stream_out *outs, size_t n, const char *path) {
+    attn_error ae = {0};
+    attn_tensor_set *set = attn_tensor_set_new();
+    if (!set) {
+        fprintf(stderr, "attnctl: out of memory\n");
+        return 2;
+    }
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const stream_out *so = &outs[i];
+        attn_tensor *v = NULL;
+        if ((unsigned)so->dtype >= sizeof FROM_WIRE / sizeof *FROM_WIRE) {
+            fprintf(stderr, "attnctl: output '%s': datatype %s cannot be written\n", so->name, attnc_dtype_name(so->dtype));
+            rc = 2;
+            break;
+        }
+        size_t nbytes = so->row * (size_t)so->shape[0] * (size_t)so->shape[1];
+        if (attn_tensor_view(FROM_WIRE[so->dtype], so->rank, so->shape, so->data, nbytes, &v, &ae) ||
+            attn_tensor_set_add(set, so->name, v, &ae))
+            rc = fail_local(so->name, &ae);
+    }
+    if (!rc && attn_safetensors_write_file(set, path, &ae)) rc = fail_local(path, &ae);
+    attn_tensor_set_free(set);
+    return rc;
+}
+
+static int cmd_stream(attnc_client *c, int argc, char **argv) {
+    attnc_seq_opts so = {0};
+    long chunk = 1, prefill = 0;
+    int keep = 0;
+    const char *pos[3] = {NULL, NULL, NULL}, *out = NULL;
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-' || a[1] != '-') {
+            if (npos == 3) return usage();
+            pos[npos++] = a;
+        } else if (!strcmp(a, "--cross")) {
+            so.kind = "cross";
+        } else if (!strcmp(a, "--keep")) {
+            keep = 1;
+        } else if (!v) {
+            return usage();
+        } else if (!strcmp(a, "--chunk")) {
+            if (parse_count(v, &chunk)) return usage();
+            i++;
+        } else if (!strcmp(a, "--prefill")) {
+            if (parse_count(v, &prefill)) return usage();
+            i++;
+        } else if (!strcmp(a, "--config") || !strcmp(a, "--parameters")) {
+            so.config_json = argv[++i];
+        } else if (!strcmp(a, "--id")) {
+            so.id = argv[++i];
+        } else if (!strcmp(a, "--out")) {
+            out = argv[++i];
+        } else {
+            return usage();
+        }
+    }
+    if (npos == 3 && !out) out = pos[2];
+    else if (npos != 2 || !out) return usage();
+    const char *model = pos[0], *in = pos[1];
+    if (!prefill) prefill = chunk;
+    int cross = so.kind != NULL;
+
+    attn_error ae = {0};
+    attn_tensor_set *set = NULL;
+    if (attn_safetensors_read_file(in, &set, &ae)) return fail_local(in, &ae);
+    size_t n = attn_tensor_set_count(set);
+    int rc = 0;
+    int64_t L = -1;
+    attnc_tensor *whole = calloc(n ? n : 1, sizeof *whole), *part = calloc(n ? n : 1, sizeof *part);
+    unsigned char **bufs = calloc(n ? n : 1, sizeof *bufs);
+    size_t *rows = calloc(n ? n : 1, sizeof *rows);
+    int *chunked = calloc(n ? n : 1, sizeof *chunked);
+    if (!whole || !part || !bufs || !rows || !chunked) {
+        fprintf(stderr, "attnctl: out of memory\n");
+        rc = 2;
+    }
+    for (size_t k = 0; !rc && k < n; k++) {
+        const attn_tensor *t = attn_tensor_set_at(set, k);
+        attnc_tensor *w = &whole[k];
+        w->name = attn_tensor_set_name(set, k);
+        w->rank = t->rank;
+        memcpy(w->shape, t->shape, sizeof w->shape);
+        w->data = t->data;
+        w->nbytes = t->nbytes;
+        if (to_wire(t->dtype, &w->dtype)) {
+            fprintf(stderr, "attnctl: %s: tensor '%s' has an unsupported dtype\n", in, w->name);
+            rc = 2;
+            break;
+        }
+        chunked[k] = !cross || !strcmp(w->name, "queries");
+        if (!chunked[k]) continue;
+        if (t->rank < 2 || t->shape[1] < 1 || (L >= 0 && t->shape[1] != L)) {
+            fprintf(stderr, "attnctl: %s: tensor '%s' is not (N, L, ...) with the same L as the others%s\n", in,
+                    w->name, cross ? "" : " (masks and lengths do not go in a sequence)");
+            rc = 2;
+            break;
+        }
+        L = t->shape[1];
+        rows[k] = t->shape[0] ? t->nbytes / (size_t)t->shape[0] / (size_t)L : 0;
+        if (!(bufs[k] = malloc(rows[k] * (size_t)t->shape[0] * (size_t)(prefill > chunk ? prefill : chunk) + 1))) {
+            fprintf(stderr, "attnctl: out of memory\n");
+            rc = 2;
+        }
+    }
+    if (!rc && L < 0) {
+        fprintf(stderr, "attnctl: %s: no tensor to stream%s\n", in, cross ? " (--cross streams 'queries')" : "");
+        rc = 2;
+    }
+    attnc_seq *seq = NULL;
+    attnc_error e = {0};
+    if (!rc && attnc_seq_new(c, model, &so, &seq, &e)) rc = fail(&e);
+    stream_out *outs = NULL;
+    size_t n_outs = 0, requests = 0;
+    for (int64_t t = 0; !rc && t < L;) {
+        int64_t T = t ? chunk : prefill;
+        if (T > L - t) T = L - t;
+        size_t m = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (!chunked[k]) {
+                if (!t) part[m++] = whole[k]; /* the memory of a cross sequence: once */
+                continue;
+            }
+            attnc_tensor *p = &part[m++];
+            *p = whole[k];
+            p->shape[1] = T;
+            for (int64_t b = 0; b < whole[k].shape[0]; b++)
+                memcpy(bufs[k] + (size_t)b * (size_t)T * rows[k],
+                       (const unsigned char *)whole[k].data + ((size_t)b * (size_t)L + (size_t)t) * rows[k],
+                       (size_t)T * rows[k]);
+            p->data = bufs[k];
+            p->nbytes = rows[k] * (size_t)whole[k].shape[0] * (size_t)T;
+        }
+        attnc_result *r = NULL;
+        int last = t + T == L;
+        if (attnc_seq_step(seq, part, m, last && !keep, NULL, &r, &e)) {
+            fprintf(stderr, "attnctl: sequence %s, step at token %lld of %lld: %s\n", attnc_seq_id(seq), (long long)t,
+                    (long long)L, e.msg[0] ? e.msg : attnc_status_str(e.code));
+            rc = e.code == ATTNC_E_INVALID || e.code == ATTNC_E_IO || e.code == ATTNC_E_NOMEM ? 2 : 1;
+        } else {
+            rc = stream_gather(r, &outs, &n_outs, L, t, T);
+            requests++;
+        }
+        attnc_result_free(r);
+        t += T;
+    }
+    if (rc && seq && attnc_seq_started(seq) && !attnc_seq_ended(seq)) {
+        attnc_error e2 = {0};
+        attnc_seq_end(seq, &e2); /* do not leave it holding the server's memory */
+    }
+    if (!rc) rc = stream_write(outs, n_outs, out);
+    if (!rc)
+        printf("sequence %s: %lld tokens in %zu requests%s\n", attnc_seq_id(seq), (long long)attnc_seq_length(seq),
+               requests, keep ? " (still live)" : "");
+    for (size_t i = 0; outs && i < n_outs; i++) {
+        free(outs[i].name);
+        free(outs[i].data);
+    }
+    free(outs);
+    attnc_seq_free(seq);
+    for (size_t k = 0; bufs && k < n; k++) free(bufs[k]);
+    free(bufs);
+    free(rows);
+    free(chunked);
+    free(part);
+    free(whole);
+    attn_tensor_set_free(set);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *url = getenv("ATTNCTL_URL"), *key_file = getenv("ATTNCTL_API_KEY_FILE");
     double timeout = 60;
@@ -294,6 +547,8 @@ int main(int argc, char **argv) {
         rc = cmd_metadata(c, nargs ? args[0] : NULL);
     } else if (!strcmp(cmd, "infer")) {
         rc = cmd_infer(c, nargs, args);
+    } else if (!strcmp(cmd, "stream")) {
+        rc = cmd_stream(c, nargs, args);
     } else if (!strcmp(cmd, "load") && nargs == 2) {
         if (attnc_load_dir(c, args[0], args[1], &e)) rc = fail(&e);
     } else if (!strcmp(cmd, "unload") && nargs == 1) {

@@ -70,6 +70,13 @@ echo '{"type": "full", "config": {"softmax_temp": 0.25}}' >"$W/full_t/config.jso
 "$B/attn" run --model "$W/full_t" --inputs "$W/full_in.safetensors" --output "$W/full_temp_ref.safetensors" &&
 "$B/attn" run --model "$W/full" --inputs "$W/readme_in.safetensors" --output "$W/readme_ref.safetensors" &&
 "$B/attn" run --model "$W/repo/ls" --inputs "$W/ls_in.safetensors" --output "$W/ls_ref.safetensors" || exit 1
+# sequences: one-shot causal forwards (full with a lower-triangular mask; causal_linear is causal itself)
+mkdir -p "$W/cl"
+echo '{"type": "causal_linear", "config": {"query_dimensions": 8}}' >"$W/cl/config.json"
+"$B/attn" run --model "$W/full" --inputs "$W/seq_mask_in.safetensors" --output "$W/seq_full_ref.safetensors" &&
+"$B/attn" run --model "$W/full" --inputs "$W/seq_in.safetensors" --output "$W/seq_full_nomask.safetensors" &&
+"$B/attn" run --model "$W/cl" --inputs "$W/seq_in.safetensors" --output "$W/seq_cl_ref.safetensors" &&
+"$B/attn" run --model "$W/full" --inputs "$W/cross_in.safetensors" --output "$W/cross_ref.safetensors" || exit 1
 
 start_attnd "$W/attnd.log" --model-repository "$W/repo" || exit 1
 export ATTNCTL_URL="http://127.0.0.1:$PORT"
@@ -133,6 +140,50 @@ rc 1 "attnctl against a closed port: exit 1" "$CTL" --url http://127.0.0.1:1 hea
 # ---- the library ----
 if "$B/attnc_test" api "$ATTNCTL_URL" "$W" >"$W/api.out" 2>&1; then ok "attnc_test api: $(tail -1 "$W/api.out")"
 else no "attnc_test api" "$W/api.out"; grep '^not ok' "$W/api.out"; fi
+
+# ---- sequences: the library, then attnctl stream ----
+if "$B/attnc_test" seq "$ATTNCTL_URL" "$W" >"$W/seq.out" 2>&1; then ok "attnc_test seq: $(tail -1 "$W/seq.out")"
+else no "attnc_test seq" "$W/seq.out"; grep '^not ok' "$W/seq.out"; fi
+# close_to A B TOL: the outputs of A and B have the same number of values, all within TOL
+close_to() {
+  "$B/attnc_test" print "$1" output >"$W/ct_a" && "$B/attnc_test" print "$2" output >"$W/ct_b" &&
+  [ "$(wc -l <"$W/ct_a")" -eq "$(wc -l <"$W/ct_b")" ] && [ -s "$W/ct_a" ] &&
+  paste "$W/ct_a" "$W/ct_b" | awk -v tol="$3" '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { exit !(m <= tol) }'
+}
+t "attnctl stream full (one token a request)" "$CTL" stream full "$W/seq_in.safetensors" "$W/o_seq_full.safetensors"
+grep -Eq '^sequence [0-9]+: 9 tokens in 9 requests$' "$W/out" && ok "  ... says 9 tokens in 9 requests" || no "  ... says 9 tokens in 9 requests" "$W/out"
+t "  ... within 1e-5 of one causal infer (attn run with a lower-triangular mask)" close_to "$W/o_seq_full.safetensors" "$W/seq_full_ref.safetensors" 1e-5
+if close_to "$W/o_seq_full.safetensors" "$W/seq_full_nomask.safetensors" 1e-3; then no "  ... and not equal to the unmasked forward"; else ok "  ... and not equal to the unmasked forward"; fi
+t "attnctl stream full --chunk 3 --out" "$CTL" stream full "$W/seq_in.safetensors" --chunk 3 --out "$W/o_seq_full3.safetensors"
+grep -q ': 9 tokens in 3 requests$' "$W/out" && t "  ... within 1e-5 of one causal infer" close_to "$W/o_seq_full3.safetensors" "$W/seq_full_ref.safetensors" 1e-5 ||
+  no "  ... 3 requests" "$W/out"
+t "attnctl stream causal_linear --prefill 4 --config query_dimensions" \
+  "$CTL" stream --prefill 4 --config '{"query_dimensions": 8}' causal_linear "$W/seq_in.safetensors" "$W/o_seq_cl.safetensors"
+grep -q ': 9 tokens in 6 requests$' "$W/out" && ok "  ... a prefill then single tokens: 6 requests" || no "  ... 6 requests" "$W/out"
+t "  ... within 1e-5 of attn run of causal_linear" close_to "$W/o_seq_cl.safetensors" "$W/seq_cl_ref.safetensors" 1e-5
+t "attnctl stream --cross full (memory on the start, then queries)" "$CTL" stream --cross --id cross.attnctl full "$W/cross_in.safetensors" "$W/o_cross.safetensors"
+grep -q '^sequence cross.attnctl: 6 tokens in 6 requests$' "$W/out" && ok "  ... with the given id" || no "  ... with the given id" "$W/out"
+t "  ... within 1e-5 of one infer over the memory" close_to "$W/o_cross.safetensors" "$W/cross_ref.safetensors" 1e-5
+t "attnctl stream --keep --id kept.1" "$CTL" stream --keep --id kept.1 full "$W/seq_in.safetensors" "$W/o_x.safetensors"
+rc 1 "attnctl stream on a live id: exit 1 (409)" "$CTL" stream --id kept.1 full "$W/seq_in.safetensors" "$W/o_y.safetensors"
+grep -q "live" "$W/err" && [ ! -e "$W/o_y.safetensors" ] && ok "  ... the server's message, nothing written" || no "  ... the server's message, nothing written" "$W/err"
+rc 1 "attnctl stream exact_topk (no sequences): exit 1 (400)" "$CTL" stream exact_topk "$W/seq_in.safetensors" "$W/o_y.safetensors"
+grep -q "types that have them" "$W/err" && ok "  ... naming the types that have them" || no "  ... naming the types that have them" "$W/err"
+rc 1 "attnctl stream of a file with a mask: exit 1 (400)" "$CTL" stream full "$W/seq_mask_in.safetensors" "$W/o_y.safetensors"
+grep -q "cannot be applied to a sequence" "$W/err" && ok "  ... the server says why" || no "  ... the server says why" "$W/err"
+rc 2 "attnctl stream --chunk 0: exit 2" "$CTL" stream --chunk 0 full "$W/seq_in.safetensors" "$W/o_y.safetensors"
+rc 2 "attnctl stream without an output: exit 2" "$CTL" stream full "$W/seq_in.safetensors"
+if start_attnd "$W/attnd-seq.log" --max-sequences 1 --max-sequence-tokens 4 --sequence-evict-after 60; then
+  U="http://127.0.0.1:$PORT"
+  if "$B/attnc_test" seqlimits "$U" "$W" >"$W/seql.out" 2>&1; then ok "attnc_test seqlimits: $(tail -1 "$W/seql.out")"
+  else no "attnc_test seqlimits" "$W/seql.out"; grep '^not ok' "$W/seql.out"; fi
+  rc 1 "attnctl stream of 9 tokens with --max-sequence-tokens 4: exit 1 (413)" "$CTL" --url "$U" stream full "$W/seq_in.safetensors" "$W/o_y.safetensors"
+  grep -q "max-sequence-tokens" "$W/err" && ok "  ... the server's message" || no "  ... the server's message" "$W/err"
+  rc 1 "attnctl stream --chunk 2 of 9 tokens: exit 1 (413 at token 4)" "$CTL" --url "$U" stream --chunk 2 full "$W/seq_in.safetensors" "$W/o_y.safetensors"
+  t "  ... and the refused sequences were ended (a new one fits)" "$CTL" --url "$U" stream full "$W/readme_in.safetensors" "$W/o_y.safetensors"
+else
+  no "start attnd with --max-sequences 1 --max-sequence-tokens 4"
+fi
 
 # ---- the README's example, compiled from the README itself ----
 awk '/^```c$/ {n++; on = (n == 1); next} /^```$/ {on = 0} on' "$TOP/clients/c/README.md" >"$W/example.c"

@@ -46,6 +46,10 @@ export class BadRequestError extends HTTPError {}
 export class UnauthorizedError extends HTTPError {}
 export class ForbiddenError extends HTTPError {}
 export class ModelNotFoundError extends HTTPError {}
+/** 404 on a sequence request: unknown here or ended; the message says which and why. */
+export class SequenceNotFoundError extends ModelNotFoundError {}
+/** 409: a sequence start (or restore) on a live id. */
+export class ConflictError extends HTTPError {}
 export class PayloadTooLargeError extends HTTPError {}
 export class ServerError extends HTTPError {}
 export class ServiceUnavailableError extends ServerError {
@@ -113,6 +117,8 @@ export interface RequestOptions extends CallOptions {
   headers?: Record<string, string>;
   admin?: boolean;
   retry?: boolean;
+  /** false: a failed connection is not retried (a request that must not run twice); 503/429 still are. */
+  retryConnect?: boolean;
 }
 
 export interface RawResponse {
@@ -139,7 +145,69 @@ export interface InferOptions extends CallOptions {
   requestCompressionAlgorithm?: Compression | null;
   /** Ask for a compressed reply (Accept-Encoding). */
   responseCompressionAlgorithm?: Compression | null;
+  /** Extra HTTP headers for this request. */
+  headers?: Record<string, string>;
+  /** false: a failed connection is not retried. */
+  retryConnect?: boolean;
 }
+
+/** A sequence id: an integer in 1 .. 2^64-1 (BigInt, or a safe-integer number) or a string matching [A-Za-z0-9._:~-]{1,128}. */
+export type SequenceId = bigint | number | string;
+
+export interface SequenceOptions {
+  /** Default: a random 63-bit BigInt. */
+  id?: SequenceId;
+  /** 'self' (default): every step carries the new tokens of every input; 'cross': the first step carries the memory (keys, values). */
+  kind?: 'self' | 'cross';
+  /** Parameters of the start request only (a built-in model's config, e.g. {query_dimensions: 64}). */
+  config?: Parameters;
+}
+
+export interface StepOptions extends Omit<InferOptions, 'parameters'> {
+  /** End the sequence after this step. */
+  end?: boolean;
+  /** Extra request parameters (the sequence's are added). */
+  parameters?: Parameters;
+}
+
+export interface SequenceEntry {
+  id: string | number;
+  model: string;
+  length: number;
+  bytes: number;
+  idle_s: number;
+  age_s: number;
+  busy: boolean;
+}
+
+/** One sequence (streaming session) of a model on the server. */
+export class Sequence {
+  constructor(client: Client, model: string, options?: SequenceOptions);
+  readonly client: Client;
+  readonly model: string;
+  /** A BigInt for integer ids (numbers are turned into BigInts), else the string. */
+  readonly id: bigint | string;
+  readonly kind: 'self' | 'cross';
+  readonly config: Parameters;
+  /** Tokens the server holds after the last step. */
+  length: number;
+  started: boolean;
+  ended: boolean;
+  /** {'Sequence-Id': id}. */
+  readonly headers: Record<string, string>;
+  /** The next tokens; the first call starts the sequence. Resolves infer's result for those rows
+   *  (parameters: {sequence_id, sequence_length, sequence_end?}). */
+  step(inputs: Record<string, TensorLike> | Tensor[], options?: StepOptions): Promise<InferResult>;
+  /** Ends it now (DELETE) without a step; a no-op when not started or already ended. */
+  end(options?: CallOptions): Promise<void>;
+  /** The state as safetensors bytes, for Client.restoreSequence; the sequence stays live. */
+  export(options?: CallOptions): Promise<Uint8Array>;
+}
+
+/** The header that names a sequence. */
+export const SEQUENCE_HEADER: 'Sequence-Id';
+/** A random id in 1 .. 2^63-1. */
+export function newSequenceId(): bigint;
 
 export interface InferResult {
   outputs: Record<string, Tensor>;
@@ -230,6 +298,17 @@ export class Client {
     options?: CallOptions & { binary?: boolean },
   ): Promise<void>;
   unloadModel(name: string, options?: CallOptions): Promise<void>;
+
+  /** A Sequence of `model`; nothing is sent until its first step. */
+  sequence(model: string, options?: SequenceOptions): Sequence;
+  /** GET /v2/models/{m}/sequences/{id}: safetensors bytes. */
+  exportSequence(model: string, id: SequenceId, options?: CallOptions): Promise<Uint8Array>;
+  /** PUT /v2/models/{m}/sequences/{id}: the restored, live Sequence. */
+  restoreSequence(model: string, id: SequenceId, data: Uint8Array | ArrayBuffer, options?: CallOptions): Promise<Sequence>;
+  /** DELETE /v2/models/{m}/sequences/{id}. */
+  deleteSequence(model: string, id: SequenceId, options?: CallOptions): Promise<{ model: string; sequence_id: string | number; ended: string }>;
+  /** GET /v2/models/{m}/sequences (admin key when the server has admin keys). */
+  listSequences(model: string, options?: CallOptions): Promise<SequenceEntry[]>;
 }
 
 /** Weights larger than this (bytes) are sent raw after the load request's JSON header. */

@@ -28,6 +28,10 @@ export class BadRequestError extends HTTPError {}
 export class UnauthorizedError extends HTTPError {}
 export class ForbiddenError extends HTTPError {}
 export class ModelNotFoundError extends HTTPError {}
+/** 404 on a sequence request: unknown here or ended; the message says which and why. */
+export class SequenceNotFoundError extends ModelNotFoundError {}
+/** 409: e.g. a sequence start (or restore) on a live id. */
+export class ConflictError extends HTTPError {}
 export class PayloadTooLargeError extends HTTPError {}
 export class ServerError extends HTTPError {}
 export class ServiceUnavailableError extends ServerError {
@@ -43,6 +47,7 @@ const BY_STATUS = {
   401: UnauthorizedError,
   403: ForbiddenError,
   404: ModelNotFoundError,
+  409: ConflictError,
   413: PayloadTooLargeError,
   503: ServiceUnavailableError,
   504: GatewayTimeoutError,
@@ -480,6 +485,17 @@ function errorMessage(status, bytes) {
   return text.trim() || `HTTP ${status}`;
 }
 
+// JSON.stringify that writes BigInts as JSON integers (a 63-bit sequence id).
+function jsonBig(value) {
+  const marks = [];
+  const text = JSON.stringify(value, (k, v) => {
+    if (typeof v !== 'bigint') return v;
+    marks.push(v.toString());
+    return `\u0000big${marks.length - 1}\u0000`;
+  });
+  return marks.length ? text.replace(/"\\u0000big(\d+)\\u0000"/g, (m, i) => marks[Number(i)]) : text;
+}
+
 function headerObject(headers) {
   const out = {};
   headers.forEach((v, k) => {
@@ -559,7 +575,7 @@ export class Client {
    * Sends one request with retries; resolves {status, headers, bytes} of a
    * non-error answer, or rejects with the AttndError subclass of the status.
    */
-  async request(method, path, { body, headers, timeout, admin = false, retry = true, signal } = {}) {
+  async request(method, path, { body, headers, timeout, admin = false, retry = true, retryConnect = true, signal } = {}) {
     const h = { ...this.headers, ...(headers || {}) };
     const key = admin ? this.adminKey : this.apiKey;
     if (key) h.authorization = `Bearer ${key}`;
@@ -579,7 +595,7 @@ export class Client {
               { status: 413, cause: e });
           }
         }
-        if (e instanceof ConnectError && retry && attempt < this.retries) {
+        if (e instanceof ConnectError && retry && retryConnect && attempt < this.retries) {
           const ms = this._delay(attempt, null);
           if (ms <= this.maxBackoff) {
             await sleep(ms);
@@ -679,12 +695,13 @@ export class Client {
    * format, rounded to nearest even), outputDatatype ('FP32', 'FP16', 'BF16':
    * the format the outputs come back in; the Tensor's data is a Float32Array
    * of its values), requestCompressionAlgorithm and
-   * responseCompressionAlgorithm ('gzip', 'deflate'; default: the client's).
+   * responseCompressionAlgorithm ('gzip', 'deflate'; default: the client's),
+   * headers (extra HTTP headers). A BigInt parameter goes as a JSON integer.
    * Resolves {outputs: {name: Tensor}, modelName, modelVersion, id, parameters}.
    */
   async infer(name, inputs, {
     parameters, binary = true, outputs, id, timeout, signal, inputDatatype, outputDatatype,
-    requestCompressionAlgorithm, responseCompressionAlgorithm,
+    requestCompressionAlgorithm, responseCompressionAlgorithm, headers: extraHeaders, retryConnect,
   } = {}) {
     const reqAlgo = requestCompressionAlgorithm === undefined ? this.requestCompressionAlgorithm
       : compressionOption('requestCompressionAlgorithm', requestCompressionAlgorithm);
@@ -707,7 +724,7 @@ export class Client {
     if (binary) params.binary_data_output = true;
     const parts = [];
     if (id !== undefined) parts.push(`"id":${JSON.stringify(String(id))}`);
-    if (Object.keys(params).length) parts.push(`"parameters":${JSON.stringify(params)}`);
+    if (Object.keys(params).length) parts.push(`"parameters":${jsonBig(params)}`);
     const raws = [];
     const ins = tensors.map((t) => {
       const head = `"name":${JSON.stringify(t.name)},"shape":${JSON.stringify(t.shape)},"datatype":"${t.datatype}"`;
@@ -747,7 +764,8 @@ export class Client {
       headers['content-encoding'] = reqAlgo;
     }
     if (respAlgo) headers['accept-encoding'] = respAlgo;
-    const res = await this.request('POST', `/v2/models/${quote(name)}/infer`, { body, headers, timeout, signal });
+    if (extraHeaders) Object.assign(headers, extraHeaders);
+    const res = await this.request('POST', `/v2/models/${quote(name)}/infer`, { body, headers, timeout, signal, retryConnect });
     return this._decode(res);
   }
 
@@ -873,6 +891,192 @@ export class Client {
   /** Unloads model `name`. */
   async unloadModel(name, opts = {}) {
     await this._postJSON(`/v2/repository/models/${quote(name)}/unload`, {}, { ...opts, admin: true });
+  }
+
+  // ---- sequences (streaming sessions) ----
+
+  /**
+   * A Sequence of `model` (nothing is sent until its first step). Options: id
+   * (a BigInt/integer in 1..2^64-1 or a string matching [A-Za-z0-9._:~-]{1,128};
+   * default a random 63-bit BigInt), kind ('self' or 'cross'), config (the
+   * start request's parameters: a built-in model's config).
+   */
+  sequence(model, { id, kind = 'self', config } = {}) {
+    return new Sequence(this, model, { id, kind, config });
+  }
+
+  async _seq(method, model, id, opts) {
+    try {
+      return await this.request(method, seqPath(model, id), opts);
+    } catch (e) {
+      throw seqError(e);
+    }
+  }
+
+  /** GET /v2/models/{m}/sequences/{id}: the state of a live sequence (safetensors bytes). */
+  async exportSequence(model, id, opts = {}) {
+    const res = await this._seq('GET', model, id, { ...opts, headers: { [SEQUENCE_HEADER]: String(id) } });
+    return res.bytes;
+  }
+
+  /**
+   * PUT /v2/models/{m}/sequences/{id}: makes `data` (an export) the live
+   * sequence `id` (409 when it is live); resolves its Sequence, which continues
+   * exactly where the export was made.
+   */
+  async restoreSequence(model, id, data, opts = {}) {
+    const cid = checkSequenceId(id);
+    const res = await this._seq('PUT', model, cid, {
+      ...opts,
+      body: toBytes(data),
+      retryConnect: false,
+      headers: { 'content-type': 'application/octet-stream', [SEQUENCE_HEADER]: String(cid) },
+    });
+    const doc = this._json(res.bytes, `PUT ${seqPath(model, cid)}`);
+    if (!doc || typeof doc !== 'object') throw new ProtocolError('restore: expected a JSON object');
+    const seq = new Sequence(this, model, { id: cid, kind: doc.kind === 'cross' ? 'cross' : 'self' });
+    seq.started = true;
+    seq.length = Number.isInteger(doc.sequence_length) ? doc.sequence_length : 0;
+    return seq;
+  }
+
+  /** DELETE /v2/models/{m}/sequences/{id}: ends it now; resolves {model, sequence_id, ended}. */
+  async deleteSequence(model, id, opts = {}) {
+    const res = await this._seq('DELETE', model, id, { ...opts, headers: { [SEQUENCE_HEADER]: String(id) } });
+    return this._json(res.bytes, `DELETE ${seqPath(model, id)}`);
+  }
+
+  /** GET /v2/models/{m}/sequences (admin key): [{id, model, length, bytes, idle_s, age_s, busy}]. */
+  async listSequences(model, opts = {}) {
+    const doc = await this._getJSON(seqPath(model), { ...opts, admin: true });
+    if (!doc || !Array.isArray(doc.sequences)) throw new ProtocolError('list of sequences: no sequences array');
+    return doc.sequences;
+  }
+}
+
+// ---- sequences ----
+
+/** The header that names a sequence (a load balancer can route on it). */
+export const SEQUENCE_HEADER = 'Sequence-Id';
+
+/** A random sequence id in 1 .. 2^63-1 (a BigInt). */
+export function newSequenceId() {
+  const w = new Uint32Array(2);
+  for (;;) {
+    if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(w);
+    else for (let i = 0; i < 2; i++) w[i] = Math.floor(Math.random() * 2 ** 32);
+    const id = ((BigInt(w[0] & 0x7fffffff) << 32n) | BigInt(w[1]));
+    if (id) return id;
+  }
+}
+
+function checkSequenceId(id) {
+  if (typeof id === 'number') {
+    if (!Number.isSafeInteger(id)) throw new TypeError(`a number sequence id must be a safe integer (use a BigInt): ${id}`);
+    id = BigInt(id);
+  }
+  if (typeof id === 'bigint') {
+    if (id <= 0n || id >= 1n << 64n) throw new RangeError(`an integer sequence id is in 1 .. 2^64-1, not ${id}`);
+    return id;
+  }
+  if (typeof id !== 'string' || !/^[A-Za-z0-9._:~-]{1,128}$/.test(id)) {
+    throw new TypeError(`a sequence id is an integer or a string matching [A-Za-z0-9._:~-]{1,128}, not ${String(id)}`);
+  }
+  return id;
+}
+
+function seqPath(model, id) {
+  const base = `/v2/models/${quote(model)}/sequences`;
+  return id === undefined ? base : `${base}/${encodeURIComponent(String(checkSequenceId(id)))}`;
+}
+
+function seqError(e) {
+  if (e instanceof ModelNotFoundError && !(e instanceof SequenceNotFoundError)) {
+    return new SequenceNotFoundError(e.message, { status: e.status, body: e.body, headers: e.headers, cause: e });
+  }
+  return e;
+}
+
+/**
+ * One sequence (Client.sequence, Client.restoreSequence). `length`: the tokens
+ * the server holds after the last step; `started`, `ended`: what this object
+ * knows of its life.
+ */
+export class Sequence {
+  constructor(client, model, { id, kind = 'self', config } = {}) {
+    if (kind !== 'self' && kind !== 'cross') throw new TypeError(`kind must be 'self' or 'cross', not ${kind}`);
+    quote(model);
+    this.client = client;
+    this.model = model;
+    this.id = id === undefined || id === null ? newSequenceId() : checkSequenceId(id);
+    this.kind = kind;
+    this.config = { ...(config || {}) };
+    for (const k of Object.keys(this.config)) {
+      if (k.startsWith('sequence_')) throw new TypeError(`config must not carry ${k}: the sequence sets it`);
+    }
+    this.started = false;
+    this.ended = false;
+    this.length = 0;
+  }
+
+  /** {'Sequence-Id': id}. */
+  get headers() {
+    return { [SEQUENCE_HEADER]: String(this.id) };
+  }
+
+  /**
+   * Sends the next tokens (axis 1 of every input, T >= 1); the first step
+   * starts the sequence (with config and kind); options.end ends it after this
+   * step. Other options are infer's (binary, outputs, parameters,
+   * outputDatatype, timeout, signal, ...). A step is sent again only on
+   * 503/429 (not applied), never after a lost connection. Rejects with
+   * SequenceNotFoundError (404, the reason in the message), ConflictError
+   * (409), PayloadTooLargeError (413), ServiceUnavailableError (503,
+   * retryAfter), BadRequestError (400). Resolves infer's result.
+   */
+  async step(inputs, { end = false, parameters, ...opts } = {}) {
+    const params = {};
+    if (!this.started) {
+      Object.assign(params, this.config, { sequence_start: true });
+      if (this.kind !== 'self') params.sequence_kind = this.kind;
+    }
+    Object.assign(params, parameters || {}, { sequence_id: this.id });
+    if (end) params.sequence_end = true;
+    let res;
+    try {
+      res = await this.client.infer(this.model, inputs, {
+        ...opts, parameters: params, headers: { ...(opts.headers || {}), ...this.headers }, retryConnect: false,
+      });
+    } catch (e) {
+      if (e instanceof ModelNotFoundError && this.started) this.ended = true;
+      throw seqError(e);
+    }
+    this.started = true;
+    // JSON numbers lose the low bits of a 63-bit id: give back the exact one
+    const echoed = res.parameters.sequence_id;
+    if (typeof echoed === 'number' && typeof this.id === 'bigint' && echoed === Number(this.id)) res.parameters.sequence_id = this.id;
+    if (Number.isInteger(res.parameters.sequence_length)) this.length = res.parameters.sequence_length;
+    if (end || res.parameters.sequence_end === true) this.ended = true;
+    return res;
+  }
+
+  /** Ends the sequence now (DELETE), without a step; a no-op when it never started or has ended. */
+  async end(opts = {}) {
+    if (!this.started || this.ended) {
+      this.ended = this.ended || this.started;
+      return;
+    }
+    try {
+      await this.client.deleteSequence(this.model, this.id, opts);
+    } finally {
+      this.ended = true;
+    }
+  }
+
+  /** The state (safetensors bytes) for Client.restoreSequence; the sequence stays live. */
+  async export(opts = {}) {
+    if (!this.started) throw new ProtocolError(`sequence ${this.id} has not started: nothing to export`);
+    return this.client.exportSequence(this.model, this.id, opts);
   }
 }
 

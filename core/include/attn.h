@@ -260,6 +260,11 @@ ATTN_API attn_status attn_model_new(const char *type, const char *config_json,
                                     const attn_tensor_set *weights, attn_model **out, attn_error *err);
 /* Load a model folder: config.json = {"type": ..., "config": {...}} and an
  * optional weights.safetensors.  *out owned. */
+/* A model from a config.json's text ({"type": ..., "config": {...}}; the
+ * key "allow_nonfinite" is allowed and left to the caller, any other is
+ * ATTN_E_CONFIG) and its weights (borrowed, may be NULL).  *out owned. */
+ATTN_API attn_status attn_model_from_config(const char *config_json, size_t len, const attn_tensor_set *weights,
+                                            attn_model **out, attn_error *err);
 ATTN_API attn_status attn_model_load_dir(const char *dir, attn_model **out, attn_error *err);
 ATTN_API void attn_model_free(attn_model *m);
 
@@ -267,6 +272,15 @@ ATTN_API const attn_mech_info *attn_model_mech(const attn_model *m);
 /* The config as given, normalised to compact JSON text (borrowed). */
 ATTN_API const char *attn_model_config_json(const attn_model *m);
 ATTN_API size_t attn_model_num_inputs(const attn_model *m);
+/* An input's description against m before its data exists (a server checks
+ * a request with it before decoding anything): `name` is one of m's inputs,
+ * `dtype` its dtype (I32 is accepted where I64 is declared), and the rank
+ * and every fixed dimension fit.  ATTN_E_NOTFOUND (the message lists the
+ * inputs), ATTN_E_DTYPE or ATTN_E_SHAPE. */
+ATTN_API attn_status attn_model_check_input(const attn_model *m, const char *name, attn_dtype dtype, int rank,
+                                            const int64_t *shape, attn_error *err);
+/* The first required input of m that names[0..n) lacks (borrowed), or NULL. */
+ATTN_API const attn_io_spec *attn_model_missing_input(const attn_model *m, const char *const *names, size_t n);
 ATTN_API const attn_io_spec *attn_model_input(const attn_model *m, size_t i);
 ATTN_API const attn_io_spec *attn_model_output(const attn_model *m);
 
@@ -369,6 +383,9 @@ typedef struct attn_seq attn_seq;
  * none.  Depends on the config (compositional needs causal=true, an
  * attention_layer inherits its inner attention's kinds). */
 ATTN_API unsigned attn_model_seq_kinds(const attn_model *m);
+/* The kinds some config of this type supports (a model's own may be fewer:
+ * attn_model_seq_kinds). */
+ATTN_API unsigned attn_mech_seq_kinds(const attn_mech_info *info);
 /* The registered types that support `kind` with some config, as
  * "full, linear, ..." into buf (always NUL-terminated when cap > 0);
  * returns the length the full list needs (snprintf style). */

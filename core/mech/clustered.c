@@ -114,6 +114,7 @@ struct job {
     uint64_t task_seed;
     struct layout y;
     char *scratch;        /* workers × y.w.size */
+    float *map;           /* (N,H,L,S) weights each query used, or NULL (the ordinary forward) */
 };
 
 static size_t length_of(const int64_t *lengths, int64_t n, int64_t full) {
@@ -155,6 +156,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
     const float *k = a->k + n * S * ldq + h * E;
     const float *v = a->v + n * S * ldv + h * D;
     float *o = j->out + n * L * ldv + h * D;
+    float *map = j->map ? j->map + t * L * S : NULL;
 
     char *base = j->scratch + (size_t)worker * j->y.w.size;
     float *proj = (float *)(base + j->y.proj), *qc = (float *)(base + j->y.qc);
@@ -203,13 +205,23 @@ static attn_status slice(void *arg, size_t t, int worker) {
 
     for (size_t l = 0; l < L; l++) {
         float *dst = o + l * ldv;
+        float *mrow = map ? map + l * S : NULL;
         if (l >= ql) { /* padded queries have no cluster: 0, as broadcast leaves them */
             memset(dst, 0, D * sizeof *dst);
+            if (mrow) memset(mrow, 0, S * sizeof *mrow);
             continue;
         }
         size_t c = (size_t)labels[l];
+        if (mrow) {
+            /* The centroid's softmax (improved: its part off the top-k keys,
+             * which are 0 there; causal: nothing) — the weights of vc. */
+            if (s->variant == IMPROVED_CAUSAL) memset(mrow, 0, S * sizeof *mrow);
+            else memcpy(mrow, qk + c * S, S * sizeof *mrow);
+        }
         if (s->variant == CLUSTERED) {
             memcpy(dst, vc + c * D, D * sizeof *dst);
+            if (mrow)
+                for (size_t i = kl; i < S; i++) mrow[i] = 0.0f; /* padded keys exactly 0 */
             continue;
         }
         /* Exact scores of this query on its cluster's top-k keys. */
@@ -234,6 +246,13 @@ static attn_status slice(void *arg, size_t t, int worker) {
             /* Zero the future weights (the -1e7 leaves a little mass). */
             for (size_t i = 0; i < kk; i++) z[i] *= (size_t)idx[i] > l ? 0.0f : 1.0f;
             gather_average(z, idx, kk, v, ldv, D, dst);
+        }
+        if (mrow) {
+            /* the exact part on the top-k keys (improved: times the mass
+             * the centroid gave them) */
+            for (size_t i = 0; i < kk; i++) mrow[idx[i]] = z[i];
+            if (s->variant == IMPROVED)
+                for (size_t i = kl; i < S; i++) mrow[i] = 0.0f;
         }
     }
     return ATTN_OK;
@@ -309,10 +328,9 @@ static attn_status workspace_qkv(const void *state, const attn_qkv *a, int threa
  * are 0), not aliasing the inputs.  attn_mask must be all ones (clustered,
  * improved_clustered) or lower triangular (improved_clustered_causal); the
  * planes and the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
-static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                               void *ws, attn_error *err) {
-    const struct clustered *s = state;
-    struct job j = {.s = s, .a = a, .out = out, .K = (size_t)s->clusters};
+static attn_status run(const struct clustered *s, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
+                       float *map, attn_error *err) {
+    struct job j = {.s = s, .a = a, .out = out, .K = (size_t)s->clusters, .map = map};
     attn_status st = plan(s, a, attn_ctx_threads(ctx), &j.y, err);
     if (st || j.y.tasks == 0) return st;
     size_t L = (size_t)a->L, E = (size_t)a->E, K = j.K, B = (size_t)s->bits;
@@ -348,6 +366,63 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
     return st;
 }
 
+static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               void *ws, attn_error *err) {
+    return run(state, ctx, a, out, ws, NULL, err);
+}
+
+/* ---- the attention map: the weights each query used ----
+ * The forward is run again with the same draws (the seed restarts each
+ * forward), into a scratch output, writing the (N,H,L,S) weights as it
+ * goes: out = A V for every query.  clustered: its cluster centroid's
+ * softmax over the keys; improved_clustered: the centroid's softmax off its
+ * top-k keys plus, on them, the query's own softmax times the mass the
+ * centroid gave them; improved_clustered_causal: the query's softmax on its
+ * cluster's top-k keys, future ones 0.  Padded queries and keys 0. */
+
+static attn_status maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                            float *const *maps, attn_error *err) {
+    (void)m;
+    const struct clustered *s = state;
+    struct layout y;
+    size_t on;
+    void *ws = NULL;
+    float *out = NULL;
+    attn_status st = plan(s, a, attn_ctx_threads(ctx), &y, err);
+    if (st) return st;
+    if (!attn__mul(y.tasks, (size_t)a->L, &on) || !attn__mul(on, (size_t)a->D, &on))
+        return attn__err(err, ATTN_E_OVERFLOW, "clustered attention map: output size overflows");
+    if ((st = attn__ws_alloc(y.bytes, &ws, err))) return st;
+    if (!(out = attn__calloc(on ? on : 1, sizeof *out, err))) {
+        attn__ws_free(ws, y.bytes);
+        return ATTN_E_NOMEM;
+    }
+    st = run(s, ctx, a, out, ws, maps[1], err);
+    free(out);
+    attn__ws_free(ws, y.bytes);
+    return st;
+}
+
+static const attn_out_decl clustered_outputs[] = {
+    {"attention", "N,H,L,S",
+     "the weights each query used: its cluster centroid's softmax over the keys; padded queries and keys 0"},
+    {0},
+};
+static const attn_out_decl improved_outputs[] = {
+    {"attention", "N,H,L,S",
+     "the weights each query used: the centroid's softmax off the cluster's top-k keys, the query's own "
+     "softmax on them times the centroid's mass there; padded queries and keys 0"},
+    {0},
+};
+static const attn_out_decl causal_outputs[] = {
+    {"attention", "N,H,L,S",
+     "the weights each query used: its softmax over the non-future keys of its cluster's top-k; other keys 0"},
+    {0},
+};
+static const attn_maps_ops clustered_maps = {.outputs = clustered_outputs, .qkv = maps_qkv};
+static const attn_maps_ops improved_maps = {.outputs = improved_outputs, .qkv = maps_qkv};
+static const attn_maps_ops causal_maps = {.outputs = causal_outputs, .qkv = maps_qkv};
+
 /* ---- registry entries ---- */
 
 static const char *const no_aliases[] = {NULL};
@@ -368,6 +443,7 @@ const attn_mech attn_mech_clustered = {
     .init = init_clustered,
     .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
+    .maps = &clustered_maps,
 };
 
 const attn_mech attn_mech_improved_clustered = {
@@ -383,6 +459,7 @@ const attn_mech attn_mech_improved_clustered = {
     .init = init_improved,
     .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
+    .maps = &improved_maps,
 };
 
 const attn_mech attn_mech_improved_clustered_causal = {
@@ -398,4 +475,5 @@ const attn_mech attn_mech_improved_clustered_causal = {
     .init = init_causal,
     .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
+    .maps = &causal_maps,
 };

@@ -130,8 +130,10 @@ static attn_status comp_project(void *arg, size_t t, int worker) {
 }
 
 /* Pass 2, one (batch, search): search attention, retrievals, retrieval
- * attention, written into comb's columns of this search. */
-static attn_status comp_search(void *arg, size_t task, int worker) {
+ * attention, written into comb's columns of this search.  Compiled twice
+ * (`maps` a constant): the ordinary forward's copy has no trace of the
+ * map writes. */
+static inline __attribute__((always_inline)) attn_status comp_search_body(void *arg, size_t task, int worker, bool maps) {
     const comp_job *j = arg;
     const comp_state *s = j->s;
     const size_t N = (size_t)j->N, E = (size_t)s->E, S = (size_t)s->S, R = (size_t)s->R;
@@ -160,7 +162,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
         if (s->causal)
             for (size_t jj = i + 1; jj < N; jj++) row[jj] = -FLT_MAX;
         attn__softmax_row_d(row, N);
-        if (j->smap) memcpy(j->smap + ((b * S + si) * N + i) * N, row, N * sizeof *row);
+        if (maps && j->smap) memcpy(j->smap + ((b * S + si) * N + i) * N, row, N * sizeof *row);
     }
 
     for (size_t r = 0; r < R; r++) {
@@ -179,7 +181,7 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
             w[r] = acc;
         }
         attn__softmax_row_d(w, R);
-        if (j->rmap) memcpy(j->rmap + ((b * S + si) * N + n) * R, w, R * sizeof *w);
+        if (maps && j->rmap) memcpy(j->rmap + ((b * S + si) * N + n) * R, w, R * sizeof *w);
         float *o = comb + n * SE;
         for (size_t e = 0; e < E; e++) o[e] = 0.0f;
         for (size_t r = 0; r < R; r++) {
@@ -188,6 +190,14 @@ static attn_status comp_search(void *arg, size_t task, int worker) {
         }
     }
     return ATTN_OK;
+}
+
+static attn_status comp_search(void *arg, size_t task, int worker) {
+    return comp_search_body(arg, task, worker, false);
+}
+
+static attn_status comp_search_maps(void *arg, size_t task, int worker) {
+    return comp_search_body(arg, task, worker, true);
 }
 
 /* Pass 3, one chunk of rows: the output projection. */
@@ -279,7 +289,7 @@ static attn_status comp_forward_maps(const attn_model *m, const void *state, att
     j.xn = s->prenorm ? p : NULL;
 
     if ((st = attn__parallel_for(ctx, row_tasks(rows), comp_project, &j)) ||
-        (st = attn__parallel_for(ctx, (size_t)j.B * (size_t)s->S, comp_search, &j)) ||
+        (st = attn__parallel_for(ctx, (size_t)j.B * (size_t)s->S, maps ? comp_search_maps : comp_search, &j)) ||
         (st = attn__parallel_for(ctx, row_tasks(rows), comp_output, &j)))
         return attn__err(err, st, "compositional: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
                          attn__fail_detail(st));

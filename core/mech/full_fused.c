@@ -8,23 +8,37 @@
  * Why not two sgemm calls per block (full.c's BLAS path)?  Each call packs
  * its operands again, and the softmax between them needs row reductions.
  * Here the scores are kept transposed — one row per key, one column per
- * query — so K is read in place by broadcasts, V is read in place as
- * vectors, and the softmax's max and sum become vertical vector
- * operations, one lane per query.  Nothing is packed but the block's
- * queries.
+ * query — so K is read by broadcasts, V as vectors, and the softmax's max
+ * and sum become vertical vector operations, one lane per query.
  *
- * Shapes, per (n, h) and block of nq <= BQ queries starting at l0
- * (qp = nq rounded up to VLEN):
- *   qt  (E, qp)    the block's queries, transposed, zero-padded columns
+ * Layout.  When it is not large (FUSED_HEAD_COPY_MAX) a first parallel pass
+ * reads Q, K and V in order and writes K and V head by head and temp·Q
+ * transposed per sub-block, so that the tasks stream each head's keys and
+ * values (rows H·E apart span a page per two rows, where the hardware
+ * prefetchers stop); otherwise each task packs every key block itself.
+ * A task is up to FUSED_NSUB sub-blocks of BQ queries of one (n, h): they
+ * share each key block while it is in cache.
+ *
+ * Shapes, per sub-block of nq <= BQ queries starting at l0 (qp = nq rounded
+ * up to VLEN):
+ *   qt  (E, qp)    temp · the queries, transposed, zero-padded columns
  *   pt  (BK, qp)   scores of up to BK keys, row = key, column = query
  *   o   (nq, D)    unnormalised output
  *   m, l (qp)      running max and running sum per query
  * For each key block [s0, s0 + nk):
- *   pt = temp · K[s0 .. s0+nk) qt              qk_tile: MRK keys × 2 vectors
- *   masked entries -> -inf;  m' = max(m, column max of pt);  c = exp(m - m')
+ *   pt = K[s0 .. s0+nk) qt, m' = max(m, column max)   qk_tile: MRK keys × NRV vectors
+ *   masked entries -> -inf (then m' again);  c = exp(m - m')
  *   pt = exp(pt - m');  l = c·l + column sums of pt
  *   o = c·o + ptᵀ V[s0 .. s0+nk)               pv_tile: MRV queries × NV vectors
  * and finally out = o / l (NaN where l is 0: a query that sees no key).
+ *
+ * Causal (the lower-triangular mask, mask_lower_triangular): computed, never
+ * read.  Key blocks after a sub-block's last query are skipped, blocks
+ * wholly before its first query are unmasked, and in the blocks the
+ * diagonal crosses the qk tiles past it store -inf without products, the
+ * tiles it crosses mask by index, and each pv tile stops at its last
+ * query's key.  Causal tasks run heaviest (last queries) first so that the
+ * threads pulling them finish together.
  *
  * Rounding differs from the BLAS path only in summation order and in
  * fused multiply-adds (this file is built with -ffp-contract=fast); results
@@ -38,13 +52,22 @@
 #include "kernels/vec.h"
 #include "mech/full.h"
 
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 #include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define VLEN ATTN_VLEN
 #if VLEN == 16
-#define MRK 12  /* keys per qk tile: 12 × 2 accumulators */
+#ifndef FUSED_MRK
+#define FUSED_MRK 12 /* keys per qk tile: 12 × 2 accumulators */
+#define FUSED_NRV 2
+#endif
+#define MRK FUSED_MRK
 #define NVMAX 4 /* vectors of D per pv tile */
 #define MRV 6   /* queries per pv tile: 6 × 4 accumulators */
 #else
@@ -52,13 +75,28 @@
 #define NVMAX 2
 #define MRV 6
 #endif
-#define NRV 2 /* query vectors per qk tile */
+#ifndef FUSED_NRV
+#define FUSED_NRV 2 /* query vectors per qk tile */
+#endif
+#define NRV FUSED_NRV
 
+/* Block sizes (per variant where the tiles differ); ATTN_FUSED_BQ,
+ * ATTN_FUSED_BK and ATTN_FUSED_NSUB override them and ATTN_FUSED_HEAD_COPY=0
+ * turns the pre-pass off, for tests and tuning (results do not depend on
+ * BQ, NSUB or the pre-pass; BK sets where the running max is updated, so it
+ * changes the rounding). */
 #ifndef FUSED_BQ
-#define FUSED_BQ 96 /* queries per task */
+#define FUSED_BQ 96 /* queries per sub-block */
 #endif
 #ifndef FUSED_BK
 #define FUSED_BK 256 /* keys per block */
+#endif
+#ifndef FUSED_NSUB
+#define FUSED_NSUB 4 /* sub-blocks of FUSED_BQ queries per task */
+#endif
+#define FUSED_NSUB_MAX 8
+#ifndef FUSED_HEAD_COPY_MAX
+#define FUSED_HEAD_COPY_MAX ((size_t)64 << 20) /* bytes of the head-by-head copy of Q, K and V */
 #endif
 
 ATTN_CPU_DECLARE(ATTN_VARIANT)
@@ -69,32 +107,115 @@ typedef attn_vf vf;
 #define vstore attn_vstore
 #define vsplat attn_vsplat
 
+/* Lane-wise selects (C has no vector ?:): the comparison's all-ones lanes
+ * pick a. */
+typedef int32_t vi __attribute__((vector_size(VLEN * sizeof(int32_t))));
+AI vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+
+/* max(a, b) = `a > b ? a : b` and min(a, b) = `a < b ? a : b` (a NaN a
+ * gives b), as the x86 max/min instructions define them. */
+#if VLEN == 16
+AI vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+AI vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
+#elif VLEN == 8
+AI vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+AI vf vmin(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
+#elif defined(__SSE__)
+AI vf vmax(vf a, vf b) { return (vf)_mm_max_ps((__m128)a, (__m128)b); }
+AI vf vmin(vf a, vf b) { return (vf)_mm_min_ps((__m128)a, (__m128)b); }
+#else
+AI vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+AI vf vmin(vf a, vf b) { return vselect(a < b, a, b); }
+#endif
+
+/* kernels/fast_exp.h's fast_exp on a vector, operation for operation (the
+ * same rounding, lane by lane): the clamp as max/min keeps NaN, as its
+ * selects do. */
+AI vf vexp(vf x) {
+    const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
+    const vf lo = vsplat(-87.0f), hi = vsplat(88.0f);
+    vf xc = vmin(hi, vmax(lo, x));
+    vf t = xc * 1.44269504088896341f + magic;
+    vf k = t - magic;
+    vf r = xc - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
+    vf p = vsplat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t mb;
+    memcpy(&mb, &magic, 4);
+    vi bits = (vi)(((vi)t - mb + 127) << 23);
+#if VLEN == 16
+    /* below -87: exactly 0 (masked lanes of the product) */
+    return (vf)_mm512_maskz_mul_ps(_mm512_cmp_ps_mask((__m512)x, (__m512)lo, _CMP_NLT_UQ), (__m512)p,
+                                   (__m512)bits);
+#else
+    return (vf)((vi)(p * (vf)bits) & ~(vi)(x < lo));
+#endif
+}
+
 int ATTN_V(attn__full_fused_ok)(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
 
-/* pt[r][0 .. nv·VLEN) = temp · Σ_e k[r][e] qt[e][..] for r < mr.
- * k rows are ldk apart (the input's H·E), qt rows ldq apart. */
+/* pt[r][0 .. nv·VLEN) = Σ_e k[r][e] qt[e][..] for r < mr (qt holds temp·q), and
+ * cmax[..] = max(cmax[..], column maxima of those rows).  k rows are ldk
+ * apart, qt rows ldq apart.  diag: the causal mask applies, the tile's
+ * first key and first query being kidx and qidx (global indices): scores of
+ * keys after the query are -inf. */
 AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ldq, const float *k,
-                size_t ldk, float temp, float *pt, size_t ldp) {
+                size_t ldk, float *pt, size_t ldp, float *cmax, bool diag, ptrdiff_t kidx,
+                ptrdiff_t qidx) {
     vf acc[MRK][NRV];
 #pragma GCC unroll 12
     for (int r = 0; r < mr; r++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int x = 0; x < nv; x++) acc[r][x] = vsplat(0.0f);
     for (size_t e = 0; e < E; e++) {
         vf q[NRV];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int x = 0; x < nv; x++) q[x] = vload(qt + e * ldq + (size_t)x * VLEN);
 #pragma GCC unroll 12
         for (int r = 0; r < mr; r++) {
             vf kb = vsplat(k[(size_t)r * ldk + e]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int x = 0; x < nv; x++) acc[r][x] += kb * q[x];
         }
     }
+    vf mx[NRV];
+#pragma GCC unroll 4
+    for (int x = 0; x < nv; x++) mx[x] = vload(cmax + (size_t)x * VLEN);
+    if (diag) {
+        /* causal: key kidx + r is visible to query column qidx + lane
+         * when kidx + r <= qidx + lane */
+        vf lane;
+        for (int i = 0; i < VLEN; i++) lane[i] = (float)i;
+
+        const vf ninf = vsplat(-INFINITY);
 #pragma GCC unroll 12
-    for (int r = 0; r < mr; r++)
-#pragma GCC unroll 2
-        for (int x = 0; x < nv; x++) vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, acc[r][x] * temp);
+        for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+            for (int x = 0; x < nv; x++) {
+                vf qi = vsplat((float)(qidx + (ptrdiff_t)x * VLEN - kidx - r)) + lane;
+                vf sc = acc[r][x];
+                sc = vselect(qi >= vsplat(0.0f), sc, ninf);
+                vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, sc);
+                mx[x] = vmax(sc, mx[x]);
+            }
+    } else {
+#pragma GCC unroll 12
+        for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+            for (int x = 0; x < nv; x++) {
+                vf sc = acc[r][x];
+                vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, sc);
+                mx[x] = vmax(sc, mx[x]);
+            }
+    }
+#pragma GCC unroll 4
+    for (int x = 0; x < nv; x++) vstore(cmax + (size_t)x * VLEN, mx[x]);
 }
 
 /* o[r][0 .. nv·VLEN) = c[r] · o[r][..] + Σ_s pt[s][r] v[s][..] for r < mr. */
@@ -124,48 +245,94 @@ AI void pv_tile(const int mr, const int nv, size_t nk, const float *pt, size_t l
         for (int x = 0; x < nv; x++) vstore(o + (size_t)r * ldo + (size_t)x * VLEN, acc[r][x]);
 }
 
-/* Scores of keys [0, nk) (k rows ldk apart) for qp query columns. */
-static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, const float *k, size_t ldk,
-                     float temp, float *pt) {
-    size_t s = 0;
-    for (; s + MRK <= nk; s += MRK) {
-        const float *ks = k + s * ldk;
-        float *p = pt + s * qp;
-        size_t i = 0;
-        for (; i + NRV * VLEN <= qp; i += NRV * VLEN) qk_tile(MRK, NRV, E, qt + i, qp, ks, ldk, temp, p + i, qp);
-        for (; i < qp; i += VLEN) qk_tile(MRK, 1, E, qt + i, qp, ks, ldk, temp, p + i, qp);
+/* A tile whose every key follows every query of it (causal): -inf scores,
+ * no products. */
+AI void qk_tile_masked(const int mr, const int nv, float *pt, size_t ldp) {
+    const vf ninf = vsplat(-INFINITY);
+    for (int r = 0; r < mr; r++)
+        for (int x = 0; x < nv; x++) vstore(pt + (size_t)r * ldp + (size_t)x * VLEN, ninf);
+}
+
+/* One row group of mr keys (kidx: the first's global index) against every
+ * query column group. */
+AI void qk_rows(const int mr, size_t E, size_t qp, const float *qt, size_t ldq, const float *ks, size_t ldk,
+                float *p, float *cmax, bool causal, ptrdiff_t kidx, ptrdiff_t l0) {
+    size_t i = 0;
+    for (; i + NRV * VLEN <= qp; i += NRV * VLEN) {
+        ptrdiff_t qidx = l0 + (ptrdiff_t)i;
+        if (causal && kidx > qidx + NRV * VLEN - 1)
+            qk_tile_masked(mr, NRV, p + i, qp);
+        else
+            qk_tile(mr, NRV, E, qt + i, ldq, ks, ldk, p + i, qp, cmax + i,
+                    causal && kidx + mr - 1 > qidx, kidx, qidx);
     }
-    for (; s < nk; s++) {
-        const float *ks = k + s * ldk;
-        float *p = pt + s * qp;
-        size_t i = 0;
-        for (; i + NRV * VLEN <= qp; i += NRV * VLEN) qk_tile(1, NRV, E, qt + i, qp, ks, ldk, temp, p + i, qp);
-        for (; i < qp; i += VLEN) qk_tile(1, 1, E, qt + i, qp, ks, ldk, temp, p + i, qp);
+#if NRV > 2
+    if (i + 2 * VLEN <= qp) {
+        ptrdiff_t qidx = l0 + (ptrdiff_t)i;
+        if (causal && kidx > qidx + 2 * VLEN - 1)
+            qk_tile_masked(mr, 2, p + i, qp);
+        else
+            qk_tile(mr, 2, E, qt + i, ldq, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+                    kidx, qidx);
+        i += 2 * VLEN;
+    }
+#endif
+    for (; i < qp; i += VLEN) {
+        ptrdiff_t qidx = l0 + (ptrdiff_t)i;
+        if (causal && kidx > qidx + VLEN - 1)
+            qk_tile_masked(mr, 1, p + i, qp);
+        else
+            qk_tile(mr, 1, E, qt + i, ldq, ks, ldk, p + i, qp, cmax + i, causal && kidx + mr - 1 > qidx,
+                    kidx, qidx);
     }
 }
 
-/* One chunk of nv vectors of D for every query of the block. */
+/* Scores of keys [0, nk) (k rows ldk apart) for qp query columns, and the
+ * running column maxima cmax.  causal: key s0 + s is visible to query
+ * l0 + i when s0 + s <= l0 + i. */
+static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, size_t ldq, const float *k, size_t ldk,
+                     float *pt, float *cmax, bool causal, size_t s0, size_t l0) {
+    size_t s = 0;
+    for (; s + MRK <= nk; s += MRK)
+        qk_rows(MRK, E, qp, qt, ldq, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+                (ptrdiff_t)l0);
+    for (; s < nk; s++)
+        qk_rows(1, E, qp, qt, ldq, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
+                (ptrdiff_t)l0);
+}
+
+/* One chunk of nv vectors of D for every query of the block.  causal: key
+ * s0 + s is visible to query l0 + r when s0 + s <= l0 + r, so a group of
+ * queries stops at its last query's key (the scores after it are 0). */
 AI void pv_chunk(const int nv, size_t nq, size_t nk, const float *pt, size_t qp, const float *v,
-                 size_t ldv, const float *c, float *o, size_t D) {
+                 size_t ldv, const float *c, float *o, size_t D, bool causal, size_t s0, size_t l0) {
     size_t r = 0;
-    for (; r + MRV <= nq; r += MRV) pv_tile(MRV, nv, nk, pt + r, qp, v, ldv, c + r, o + r * D, D);
-    for (; r < nq; r++) pv_tile(1, nv, nk, pt + r, qp, v, ldv, c + r, o + r * D, D);
+    for (; r + MRV <= nq; r += MRV) {
+        size_t n = nk;
+        if (causal && l0 + r + MRV - s0 < n) n = l0 + r + MRV - s0;
+        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D);
+    }
+    for (; r < nq; r++) {
+        size_t n = nk;
+        if (causal && l0 + r + 1 - s0 < n) n = l0 + r + 1 - s0;
+        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D);
+    }
 }
 
 static void pv_block(size_t nq, size_t nk, size_t D, const float *pt, size_t qp, const float *v,
-                     size_t ldv, const float *c, float *o) {
+                     size_t ldv, const float *c, float *o, bool causal, size_t s0, size_t l0) {
     for (size_t d0 = 0; d0 < D; d0 += NVMAX * VLEN) {
         size_t nv = (D - d0) / VLEN;
         if (nv >= NVMAX)
-            pv_chunk(NVMAX, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(NVMAX, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
 #if NVMAX > 2
         else if (nv == 3)
-            pv_chunk(3, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(3, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
 #endif
         else if (nv == 2)
-            pv_chunk(2, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(2, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
         else
-            pv_chunk(1, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D);
+            pv_chunk(1, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
     }
 }
 
@@ -173,95 +340,257 @@ typedef struct fused_job {
     const attn_qkv *a;
     float temp;
     float *out;
-    size_t qblocks;
-    size_t bq, bk, qp_max; /* queries per task, keys per block, bq rounded up to VLEN */
+    size_t qblocks, nh;
+    size_t bq, bk, qp_max; /* queries per sub-block, keys per block, bq rounded up to VLEN */
+    float *kh, *vh; /* K and V head by head ((N·H, S, E) and (N·H, S, D)), or NULL */
+    float *qh;      /* with them: temp·Q transposed per sub-block ((N·H, sblocks, E, qp_max)) */
+    size_t sblocks;
+    size_t nsub;           /* sub-blocks of bq queries per task: they share each packed key block */
+    bool causal;           /* the lower-triangular mask: computed, not read */
     float *scratch;
-    size_t per_worker; /* floats */
+    size_t per_worker, per_sub; /* floats */
 } fused_job;
 
-static attn_status fused_task(void *arg, size_t task, int worker) {
-    const fused_job *j = arg;
+/* One sub-block's queries: transposed queries, output, running max and sum. */
+typedef struct qsub {
+    const float *qt; /* E rows ldq apart */
+    float *o, *m, *l;
+    size_t l0, nq, qp, ldq;
+} qsub;
+
+/* One key block [s0, s0 + nk) (packed: kp, vp) against one sub-block. */
+static void sub_block(const fused_job *j, const qsub *b, size_t s0, size_t nk, const float *kp, size_t ldk,
+                      const float *vp, size_t ldv, float *pt, float *c, float *msub) {
     const attn_qkv *a = j->a;
-    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, L = (size_t)a->L,
-                 S = (size_t)a->S;
-    size_t qb = task % j->qblocks, nh = task / j->qblocks, n = nh / H, h = nh % H;
-    size_t l0 = qb * j->bq, nq = L - l0 < j->bq ? L - l0 : j->bq;
-    size_t qp = (nq + VLEN - 1) / VLEN * VLEN;
-    float *qt = j->scratch + (size_t)worker * j->per_worker;
-    float *pt = qt + E * j->qp_max, *o = pt + j->bk * j->qp_max, *m = o + j->bq * D;
-    float *l = m + j->qp_max, *c = l + j->qp_max, *msub = c + j->qp_max;
-    const float *q = a->q + ((n * L + l0) * H + h) * E;
-    const float *k = a->k + (n * S * H + h) * E;
-    const float *v = a->v + (n * S * H + h) * D;
-
-    size_t klen = S;
-    if (a->key_lengths) {
-        int64_t kl = a->key_lengths[n];
-        klen = kl < 0 ? 0 : (size_t)kl < S ? (size_t)kl : S;
-    }
-    /* A causal mask hides every key after the block's last query. */
-    if (a->attn_mask && a->mask_lower_triangular && klen > l0 + nq) klen = l0 + nq;
-    const bool masked = a->attn_mask && !a->mask_all_ones;
-
-    for (size_t e = 0; e < E; e++) {
-        float *row = qt + e * qp;
-        for (size_t i = 0; i < nq; i++) row[i] = q[i * H * E + e];
-        for (size_t i = nq; i < qp; i++) row[i] = 0.0f;
-    }
-    memset(o, 0, nq * D * sizeof *o);
-    for (size_t i = 0; i < qp; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0.0f;
-    }
-
-    for (size_t s0 = 0; s0 < klen; s0 += j->bk) {
-        size_t nk = klen - s0 < j->bk ? klen - s0 : j->bk;
-        qk_block(E, nk, qp, qt, k + s0 * H * E, H * E, j->temp, pt);
-        if (masked) {
-            for (size_t i = 0; i < nq; i++) {
-                const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
-                for (size_t s = 0; s < nk; s++)
-                    if (!mrow[s]) pt[s * qp + i] = -INFINITY;
-            }
+    const size_t E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S, qp = b->qp, nq = b->nq, l0 = b->l0;
+    const bool causal = j->causal, masked = a->attn_mask && !a->mask_all_ones && !causal;
+    float *m = b->m, *l = b->l;
+    if (causal && s0 > l0 + nq - 1) return; /* every key after every query */
+    if (causal && s0 + nk > l0 + nq) nk = l0 + nq - s0;
+    /* Only the blocks the diagonal crosses need the causal mask. */
+    bool diag = causal && s0 + nk - 1 > l0;
+    /* c = the new running max m' (column maxima of the scores and m; NaN
+     * scores are skipped here and poison the sum) */
+    for (size_t i = 0; i < qp; i++) c[i] = m[i];
+    qk_block(E, nk, qp, b->qt, b->ldq, kp, ldk, pt, c, diag, s0, l0);
+    if (masked) {
+        for (size_t i = 0; i < nq; i++) {
+            const uint8_t *mrow = a->attn_mask + (l0 + i) * S + s0;
+            for (size_t s = 0; s < nk; s++)
+                if (!mrow[s]) pt[s * qp + i] = -INFINITY;
         }
-        /* Column maxima (NaN scores are skipped here and poison the sum). */
         for (size_t i = 0; i < qp; i++) c[i] = m[i];
         for (size_t s = 0; s < nk; s++) {
             const float *p = pt + s * qp;
 #pragma omp simd
             for (size_t i = 0; i < qp; i++) c[i] = p[i] > c[i] ? p[i] : c[i];
         }
-        /* c holds the new max m'; subtract 0 where no key is visible yet so
-         * that exp(-inf - m') is 0, not NaN. */
+    }
+    /* subtract 0 where no key is visible yet so that exp(-inf - m') is 0,
+     * not NaN. */
 #pragma omp simd
-        for (size_t i = 0; i < qp; i++) {
-            float mn = c[i];
-            msub[i] = mn == -INFINITY ? 0.0f : mn;
-            float scale = fast_exp(m[i] - msub[i]); /* 0 when m is -inf */
-            m[i] = mn;
-            l[i] *= scale;
-            c[i] = scale;
+    for (size_t i = 0; i < qp; i++) {
+        float mn = c[i];
+        msub[i] = mn == -INFINITY ? 0.0f : mn;
+        float scale = fast_exp(m[i] - msub[i]); /* 0 when m is -inf */
+        m[i] = mn;
+        l[i] *= scale;
+        c[i] = scale;
+    }
+    /* p = exp(p - m'), l += column sums: a column of vectors at a time, the
+     * sums in registers (the same order as row by row) */
+    for (size_t i = 0; i < qp; i += VLEN) {
+        vf ms = vload(msub + i), acc = vload(l + i);
+        float *p = pt + i;
+        for (size_t s = 0; s < nk; s++, p += qp) {
+            vf x = vexp(vload(p) - ms);
+            vstore(p, x);
+            acc += x;
         }
-        for (size_t s = 0; s < nk; s++) {
-            float *p = pt + s * qp;
-#pragma omp simd
-            for (size_t i = 0; i < qp; i++) {
-                float x = fast_exp(p[i] - msub[i]);
-                p[i] = x;
-                l[i] += x;
+        vstore(l + i, acc);
+    }
+    pv_block(nq, nk, D, pt, qp, vp, ldv, c, b->o, diag, s0, l0);
+}
+
+/* Rows [0, n) of a strided input (rows ld apart, w floats) packed w apart. */
+static void pack_rows(float *dst, const float *src, size_t n, size_t w, size_t ld) {
+    for (size_t s = 0; s < n; s++) memcpy(dst + s * w, src + s * ld, w * sizeof *dst);
+}
+
+/* Asks for the rows of a block ahead (into the outer caches), so that
+ * packing it does not wait on memory. */
+static void prefetch_rows(const float *src, size_t n, size_t w, size_t ld) {
+    for (size_t s = 0; s < n; s++)
+        for (size_t e = 0; e < w; e += 16) __builtin_prefetch(src + s * ld + e, 0, 2);
+}
+
+static attn_status fused_task(void *arg, size_t task, int worker) {
+    const fused_job *j = arg;
+    const attn_qkv *a = j->a;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, L = (size_t)a->L,
+                 S = (size_t)a->S;
+    /* Causal: the last query blocks see the most keys; they go first, so
+     * that the threads pulling tasks finish together. */
+    size_t qb, nh;
+    if (j->causal) {
+        qb = j->qblocks - 1 - task / j->nh;
+        nh = task % j->nh;
+    } else {
+        qb = task % j->qblocks;
+        nh = task / j->qblocks;
+    }
+    size_t n = nh / H, h = nh % H;
+    const size_t tq = j->bq * j->nsub; /* queries per task */
+    size_t t0 = qb * tq, tn = L - t0 < tq ? L - t0 : tq;
+    float *base = j->scratch + (size_t)worker * j->per_worker;
+    float *pt = base, *c = pt + j->bk * j->qp_max, *msub = c + j->qp_max;
+    float *kp = msub + j->qp_max, *vp = kp + j->bk * E, *subs = vp + j->bk * D;
+    const float *k = a->k + (n * S * H + h) * E;
+    const float *v = a->v + (n * S * H + h) * D;
+
+    /* the task's query rows, asked for at once (they are read column by
+     * column below, each row's lines otherwise waited for in turn) */
+    if (!j->qh) prefetch_rows(a->q + ((n * L + t0) * H + h) * E, tn, E, H * E);
+    qsub sb[FUSED_NSUB_MAX];
+    size_t ns = (tn + j->bq - 1) / j->bq;
+    for (size_t u = 0; u < ns; u++) {
+        qsub *b = &sb[u];
+        b->l0 = t0 + u * j->bq;
+        b->nq = L - b->l0 < j->bq ? L - b->l0 : j->bq;
+        b->qp = (b->nq + VLEN - 1) / VLEN * VLEN;
+        float *qt = subs + u * j->per_sub;
+        b->o = qt + E * j->qp_max;
+        b->m = b->o + j->bq * D;
+        b->l = b->m + j->qp_max;
+        if (j->qh) { /* transposed beforehand */
+            b->qt = j->qh + (nh * j->sblocks + b->l0 / j->bq) * E * j->qp_max;
+            b->ldq = j->qp_max;
+        } else {
+            /* qt = the sub-block's queries transposed and scaled by temp
+             * (exact for the default 1/√E when E is a power of 4) */
+            const float *q = a->q + ((n * L + b->l0) * H + h) * E;
+            const float temp = j->temp;
+            const size_t qp = b->qp;
+            for (size_t i = 0; i < b->nq; i++) {
+                const float *qi = q + i * H * E;
+                size_t e = 0;
+                for (; e + VLEN <= E; e += VLEN) {
+                    vf x = vload(qi + e) * temp;
+                    for (int w = 0; w < VLEN; w++) qt[(e + (size_t)w) * qp + i] = x[w];
+                }
+                for (; e < E; e++) qt[e * qp + i] = qi[e] * temp;
             }
+            for (size_t e = 0; e < E; e++)
+                for (size_t i = b->nq; i < qp; i++) qt[e * qp + i] = 0.0f;
+            b->qt = qt;
+            b->ldq = qp;
         }
-        pv_block(nq, nk, D, pt, qp, v + s0 * H * D, H * D, c, o);
+        memset(b->o, 0, b->nq * D * sizeof *b->o);
+        for (size_t i = 0; i < b->qp; i++) {
+            b->m[i] = -INFINITY;
+            b->l[i] = 0.0f;
+        }
     }
 
-    float *out = j->out + ((n * L + l0) * H + h) * D;
-    for (size_t i = 0; i < nq; i++) {
-        float inv = l[i] > 0.0f ? 1.0f / l[i] : NAN; /* no visible key: NaN, as torch */
-        const float *oi = o + i * D;
-        float *dst = out + i * H * D;
-        for (size_t d = 0; d < D; d++) dst[d] = oi[d] * inv;
+    size_t klen = S;
+    if (a->key_lengths) {
+        int64_t kl = a->key_lengths[n];
+        klen = kl < 0 ? 0 : (size_t)kl < S ? (size_t)kl : S;
+    }
+    /* A causal mask hides every key after the task's last query. */
+    if (a->attn_mask && a->mask_lower_triangular && klen > t0 + tn) klen = t0 + tn;
+
+    for (size_t s0 = 0; s0 < klen; s0 += j->bk) {
+        size_t nk = klen - s0 < j->bk ? klen - s0 : j->bk;
+        /* The block's keys and values packed: rows E (D) apart instead of the
+         * input's H·E, so that the rows the tiles read at once do not
+         * compete for the same cache sets; the next block's rows are asked
+         * for meanwhile. */
+        if (j->kh) { /* packed per head beforehand */
+            const float *kb = j->kh + nh * S * E + s0 * E, *vb = j->vh + nh * S * D + s0 * D;
+            for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, kb, E, vb, D, pt, c, msub);
+            continue;
+        }
+        pack_rows(kp, k + s0 * H * E, nk, E, H * E);
+        pack_rows(vp, v + s0 * H * D, nk, D, H * D);
+        if (s0 + nk < klen) {
+            size_t nn = klen - s0 - nk < j->bk ? klen - s0 - nk : j->bk;
+            prefetch_rows(k + (s0 + nk) * H * E, nn, E, H * E);
+            prefetch_rows(v + (s0 + nk) * H * D, nn, D, H * D);
+        }
+        for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, kp, E, vp, D, pt, c, msub);
+    }
+
+    for (size_t u = 0; u < ns; u++) {
+        const qsub *b = &sb[u];
+        float *out = j->out + ((n * L + b->l0) * H + h) * D;
+        for (size_t i = 0; i < b->nq; i++) {
+            float inv = b->l[i] > 0.0f ? 1.0f / b->l[i] : NAN; /* no visible key: NaN, as torch */
+            const float *oi = b->o + i * D;
+            float *dst = out + i * H * D;
+            for (size_t d = 0; d < D; d += VLEN) vstore(dst + d, vload(oi + d) * inv); /* D % VLEN == 0 */
+        }
     }
     return ATTN_OK;
+}
+
+/* Task t of the head-by-head copy: rows [s0, s0 + FUSED_BK) of batch n, every
+ * head; the input is read in order (each row holds every head), so the
+ * copy streams. */
+static attn_status head_copy_task(void *arg, size_t task, int worker) {
+    (void)worker;
+    const fused_job *j = arg;
+    const attn_qkv *a = j->a;
+    const size_t H = (size_t)a->H, E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S, L = (size_t)a->L;
+    const size_t chunks = (S + FUSED_BK - 1) / FUSED_BK;
+    if (task >= (size_t)a->N * chunks) {
+        /* temp·Q transposed per sub-block: rows [l0, l0 + FUSED_BK) of batch n */
+        const size_t qchunks = (L + FUSED_BK - 1) / FUSED_BK, qp = j->qp_max, bq = j->bq;
+        task -= (size_t)a->N * chunks;
+        size_t n = task / qchunks, l0 = task % qchunks * FUSED_BK;
+        size_t l1 = L - l0 < FUSED_BK ? L : l0 + FUSED_BK;
+        /* groups of up to 16 rows of one sub-block: their rows are read
+         * while in cache, and each line of qt is written whole */
+        for (size_t g0 = l0; g0 < l1;) {
+            size_t sb = g0 / bq, i0 = g0 % bq, nq = L - sb * bq < bq ? L - sb * bq : bq;
+            size_t g1 = g0 + 16;
+            if (g1 > l1) g1 = l1;
+            if (g1 > sb * bq + nq) g1 = sb * bq + nq;
+            const float *qg = a->q + (n * L + g0) * H * E;
+            const float temp = j->temp;
+            const size_t ng = g1 - g0;
+            for (size_t h = 0; h < H; h++) {
+                float *restrict dst = j->qh + ((n * H + h) * j->sblocks + sb) * E * qp + i0;
+                const float *restrict src = qg + h * E;
+                for (size_t e = 0; e < E; e++)
+                    for (size_t r = 0; r < ng; r++) dst[e * qp + r] = src[r * H * E + e] * temp;
+                if (g1 == sb * bq + nq) /* the sub-block's last query: zero its padding columns */
+                    for (size_t e = 0; e < E; e++)
+                        for (size_t c = nq; c < qp; c++) dst[e * qp + c - i0] = 0.0f;
+            }
+            g0 = g1;
+        }
+        return ATTN_OK;
+    }
+    size_t n = task / chunks, s0 = task % chunks * FUSED_BK;
+    size_t s1 = S - s0 < FUSED_BK ? S : s0 + FUSED_BK;
+    for (size_t s = s0; s < s1; s++) {
+        const float *kr = a->k + (n * S + s) * H * E, *vr = a->v + (n * S + s) * H * D;
+        for (size_t h = 0; h < H; h++) {
+            memcpy(j->kh + ((n * H + h) * S + s) * E, kr + h * E, E * sizeof(float));
+            memcpy(j->vh + ((n * H + h) * S + s) * D, vr + h * D, D * sizeof(float));
+        }
+    }
+    return ATTN_OK;
+}
+
+/* Block sizes: per variant (the vector width sets the tiles), overridable
+ * for tuning by ATTN_FUSED_BQ / ATTN_FUSED_BK. */
+static size_t block_env(const char *name, size_t dflt) {
+    const char *s = getenv(name);
+    if (!s || !*s) return dflt;
+    long v = strtol(s, NULL, 10);
+    return v >= 1 && v <= 4096 ? (size_t)v : dflt;
 }
 
 attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,
@@ -269,29 +598,68 @@ attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *
     if (!ATTN_V(attn__full_fused_ok)(a)) return attn__err(err, ATTN_E_INVALID, "full: fused kernel needs D %% %d == 0", VLEN);
     fused_job j = {.a = a, .temp = temp, .out = out};
     size_t L = (size_t)a->L, S = (size_t)a->S, E = (size_t)a->E, D = (size_t)a->D;
-    j.bq = L < FUSED_BQ ? L : FUSED_BQ;
-    j.bk = S < FUSED_BK ? S : FUSED_BK;
+    size_t bq = block_env("ATTN_FUSED_BQ", FUSED_BQ), bk = block_env("ATTN_FUSED_BK", FUSED_BK);
+    j.bq = L < bq ? L : bq;
+    j.bk = S < bk ? S : bk;
     if (j.bq == 0 || (size_t)a->N * (size_t)a->H == 0) return ATTN_OK;
     if (j.bk == 0) j.bk = 1;
+    j.causal = a->attn_mask && a->mask_lower_triangular && !a->mask_all_ones;
+    j.nh = (size_t)a->N * (size_t)a->H;
     j.qp_max = (j.bq + VLEN - 1) / VLEN * VLEN;
-    j.qblocks = (L + j.bq - 1) / j.bq;
+    size_t sblocks = (L + j.bq - 1) / j.bq;
+    /* Sub-blocks per task: as many as leave every thread a few tasks. */
+    size_t threads = (size_t)attn_ctx_threads(ctx);
+    j.nsub = block_env("ATTN_FUSED_NSUB", FUSED_NSUB);
+    if (j.nsub > FUSED_NSUB_MAX) j.nsub = FUSED_NSUB_MAX;
+    while (j.nsub > 1 && j.nh * ((sblocks + j.nsub - 1) / j.nsub) < 4 * threads) j.nsub--;
+    j.qblocks = (sblocks + j.nsub - 1) / j.nsub;
     size_t tasks;
-    if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks))
+    if (!attn__mul(j.nh, j.qblocks, &tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "full: too many tasks");
-    /* qt (E·qp) + pt (bk·qp) + o (bq·D) + m, l, c, msub (4·qp), all small:
-     * E and D are bounded by the tensor limits, bk and qp by the block sizes. */
-    size_t per = 0, t;
-    if (!attn__mul(E + j.bk + 4, j.qp_max, &per) || !attn__mul(j.bq, D, &t) || per + t < per)
+    /* per worker: pt (bk·qp) + c, msub (2·qp) + kp (bk·E) + vp (bk·D), and
+     * per sub-block qt (E·qp) + o (bq·D) + m, l (2·qp), all small: E and D
+     * are bounded by the tensor limits, bk and qp by the block sizes. */
+    size_t pt_c = 0, kv = 0, sub = 0, t = 0, subs = 0;
+    if (!attn__mul(j.bk + 2, j.qp_max, &pt_c) || !attn__mul(j.bk, E + D, &kv) ||
+        !attn__mul(E + 2, j.qp_max, &sub) || !attn__mul(j.bq, D, &t) || sub + t < sub)
+        return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
+    j.per_sub = (sub + t + 15) / 16 * 16;
+    if (!attn__mul(j.per_sub, j.nsub, &subs) || pt_c + kv < pt_c || pt_c + kv + subs < subs)
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
     /* keep every worker's slice a whole number of cache lines apart */
-    j.per_worker = (per + t + 15) / 16 * 16;
+    j.per_worker = (pt_c + kv + subs + 15) / 16 * 16;
     int workers = attn__workers(ctx, tasks);
     size_t bytes;
     if (!attn__mul((size_t)workers, j.per_worker * sizeof(float), &bytes))
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
     j.scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!j.scratch) return attn__err(err, ATTN_E_NOMEM, "out of memory (%zu bytes of scratch)", bytes);
+    /* K and V copied head by head first, and Q transposed per sub-block,
+     * when that copy is not large (it doubles the inputs' memory): the tasks
+     * then read each head's keys and values as sequential streams instead of
+     * rows H·E apart (which the hardware prefetchers, stopping at page
+     * boundaries, do not follow), and the copy itself reads the inputs in
+     * order, on every thread.  Large inputs pack each key block per task
+     * instead. */
+    size_t kvn = 0, qn = 0, kvb = 0;
+    j.sblocks = sblocks;
+    if (j.nh > 0 && attn__mul(j.nh * S, E + D, &kvn) && attn__mul(j.nh * sblocks, E * j.qp_max, &qn) &&
+        kvn + qn >= kvn && attn__mul(kvn + qn, sizeof(float), &kvb) && kvb <= FUSED_HEAD_COPY_MAX &&
+        !(getenv("ATTN_FUSED_HEAD_COPY") && !strcmp(getenv("ATTN_FUSED_HEAD_COPY"), "0")) &&
+        (j.kh = aligned_alloc(64, (kvb + 63) / 64 * 64)) != NULL) {
+        j.vh = j.kh + j.nh * S * E;
+        j.qh = j.vh + j.nh * S * D;
+        size_t chunks = (S + FUSED_BK - 1) / FUSED_BK, qchunks = (L + FUSED_BK - 1) / FUSED_BK;
+        attn_status cs = attn__parallel_for(ctx, (size_t)a->N * (chunks + qchunks), head_copy_task, &j);
+        if (cs != ATTN_OK) {
+            free(j.kh);
+            free(j.scratch);
+            if (cs == ATTN_E_CANCELLED) attn__err(err, cs, "cancelled");
+            return cs;
+        }
+    }
     attn_status st = attn__parallel_for(ctx, tasks, fused_task, &j);
+    free(j.kh);
     free(j.scratch);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;

@@ -137,6 +137,8 @@ typedef struct ls_job {
     float *scratch;   /* per worker: scratch_len floats */
     size_t scratch_len;
     double *dscratch; /* per worker: d*d + d doubles (causal running sums; column softmax sums) */
+    float *map;       /* (B,H,N,S) implied weights, or NULL (the ordinary forward) */
+    float *mscratch;  /* with map, causal: per worker S*d floats */
 } ls_job;
 
 static void psi_apply(int psi, float *x, size_t n) {
@@ -214,6 +216,16 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
         attn__softmax_cols(k, S, d, ctx + d * d, j->dscratch + (size_t)worker * (d * d + d));
         ATTN_TRY(attn__gemm(1, 0, d, d, S, 1.0f, k, d, v, d, 0.0f, ctx, d));
         ATTN_TRY(attn__gemm(0, 0, N, d, d, 1.0f, q, d, ctx, d, 0.0f, att, HD));
+        if (j->map) {
+            /* att = qs (ksᵀ v) = (qs ksᵀ) v: A = qs ksᵀ, masked keys 0 (their
+             * values are zeroed, so A V is the output with the real values) */
+            float *A = j->map + task * N * S;
+            ATTN_TRY(attn__gemm(0, 1, N, S, d, 1.0f, q, d, k, d, 0.0f, A, S));
+            if (mask)
+                for (size_t l = 0; l < N; l++)
+                    for (size_t n = 0; n < S; n++)
+                        if (!mask[n]) A[l * S + n] = 0.0f;
+        }
         return ATTN_OK;
     }
 
@@ -232,6 +244,8 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     double *ksum = csum + d * d;                                /* (d) running K */
     memset(csum, 0, d * d * sizeof *csum);
     memset(ksum, 0, d * sizeof *ksum);
+    float *A = j->map ? j->map + task * N * S : NULL;
+    if (A) memset(A, 0, N * S * sizeof *A);
     for (size_t u = 0; u < U; u++) {
         const float *ku = k + u * bs * d, *vu = v + u * bs * d;
         const float *qu = q + u * bs * d;
@@ -247,6 +261,15 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
         /* The bucket's own sums, for the buckets after it. */
         ATTN_TRY(fold_bucket(ku, vu, bs, d, ksum, csum, den, bctx, ctx));
         if (bs == 1) ATTN_TRY(attn__gemm(0, 0, 1, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD));
+        if (A && (bs == 1 || u + 1 < U)) {
+            /* The rows that read ctx_u = Σ_{s in buckets <= u} kp_sᵀ v_s / den_u
+             * (row-wise): A[l,s] = Σ_i qs[l,i] kp[s,i] / den_u[i]. */
+            const size_t rows0 = bs == 1 ? u : (u + 1) * bs, seen = (u + 1) * bs;
+            float *kd = j->mscratch + (size_t)worker * S * d;
+            for (size_t r = 0; r < seen; r++)
+                for (size_t c = 0; c < d; c++) kd[r * d + c] = k[r * d + c] / den[c];
+            ATTN_TRY(attn__gemm(0, 1, bs, seen, d, 1.0f, q + rows0 * d, d, kd, d, 0.0f, A + rows0 * S, S));
+        }
     }
     return ATTN_OK;
 }
@@ -340,15 +363,23 @@ static attn_status ls_plan_fn(const attn_model *m, const void *state, const attn
  * (0 = masked key).  -> out (B,N,dim) F32, written in full into the caller's `out`.
  * Inputs are borrowed and only read; scratch (q, k, v, att and per-worker
  * buffers) is in the workspace `ws` (declared by the plan; nothing is allocated here). */
-static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *ctx,
-                              const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+static attn_status ls_forward_maps(const attn_model *m, const void *state, attn_ctx *ctx,
+                                   const attn_tensor_set *in, float *out, void *ws, float *const *maps,
+                                   attn_error *err) {
     const ls_state *s = state;
     ls_plan p;
     attn_status st = plan_make(m, s, in, attn_ctx_threads(ctx), &p, err);
     if (st) return st;
     ls_job j = {.s = s, .B = p.x->shape[0], .N = p.x->shape[1], .S = p.src->shape[1],
                 .kv_mask = p.mask ? p.mask->data : NULL, .scratch = attn__ws_at(ws, p.scratch),
-                .scratch_len = p.pw, .dscratch = attn__ws_at(ws, p.dscratch)};
+                .scratch_len = p.pw, .dscratch = attn__ws_at(ws, p.dscratch), .map = maps ? maps[1] : NULL};
+    if (j.map && s->causal) { /* the map's own scratch: S·d floats per worker */
+        size_t n;
+        const size_t workers = (size_t)attn__workers(ctx, (size_t)j.B * (size_t)s->H);
+        if (!attn__mul((size_t)j.S, (size_t)s->d, &n) || !attn__mul(n, workers, &n))
+            return attn__err(err, ATTN_E_OVERFLOW, "linear_self: attention map scratch overflows");
+        if (!(j.mscratch = attn__calloc(n ? n : 1, sizeof(float), err))) return ATTN_E_NOMEM;
+    }
     j.q = attn__ws_at(ws, p.buf);
     j.att = j.q + p.qn;
     j.k = j.att + p.qn;
@@ -359,10 +390,48 @@ static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *
         (st = attn__linear_rows(ctx, p.src->data, p.bs, D, s->wv, NULL, KD, j.v)) ||
         (st = attn__parallel_for(ctx, (size_t)j.B * (size_t)s->H, ls_head, &j)) ||
         (st = attn__linear_rows(ctx, j.att, p.bn, HD, s->wo, s->bo, D, out)))
-        return attn__err(err, st, "linear_self: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
-                         attn__fail_detail(st));
+        attn__err(err, st, "linear_self: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                  attn__fail_detail(st));
+    free(j.mscratch);
+    return st;
+}
+
+static attn_status ls_forward(const attn_model *m, const void *state, attn_ctx *ctx,
+                              const attn_tensor_set *in, float *out, void *ws, attn_error *err) {
+    return ls_forward_maps(m, state, ctx, in, out, ws, NULL, err);
+}
+
+/* ---- the attention map: the matrix the forward implies ----
+ * att = A v per (b, head) before the output projection, v the head's
+ * values.  Non-causal: A = softmax_d(q) softmax_n(k)ᵀ, rows summing to 1;
+ * masked keys 0.  Causal: a query of bucket u reads ctx_u' (u' = u when
+ * blindspot_size is 1, else u - 1; none for u = 0: a zero row), so
+ * A[l,s] = Σ_i softmax_d(q)[l,i] psi(k)[s,i] / (Σ_{s' in buckets <= u'}
+ * psi(k)[s',i] + 1e-6) for s in buckets <= u', 0 after: the reference
+ * normalises each feature by its own running sum, so a row sums to
+ * Σ_i softmax_d(q)[l,i] K_i / (K_i + 1e-6), 1 only up to the features whose
+ * running sum is (near) 0. */
+
+static const attn_out_decl ls_outputs[] = {
+    {"attention", "B,heads,N,S",
+     "the implied matrix A with att = A v per head: softmax(q) softmax_n(k)^T, or causal with the bucketed "
+     "per-feature normaliser (blindspot: a query sees earlier buckets only); masked keys 0"},
+    {0},
+};
+
+static attn_status ls_maps_shape(const attn_model *m, const void *state, const attn_tensor_set *in,
+                                 const attn_qkv *a, size_t i, int *rank, int64_t *shape, attn_error *err) {
+    (void)a, (void)i;
+    const ls_state *s = state;
+    ls_plan p;
+    attn_status st = plan_make(m, s, in, 1, &p, err);
+    if (st) return st;
+    *rank = 4;
+    shape[0] = p.x->shape[0], shape[1] = s->H, shape[2] = p.x->shape[1], shape[3] = p.src->shape[1];
     return ATTN_OK;
 }
+
+static const attn_maps_ops ls_maps = {.outputs = ls_outputs, .shape = ls_maps_shape, .forward = ls_forward_maps};
 
 const attn_mech attn_mech_linear_self = {
     .info = {
@@ -381,6 +450,7 @@ const attn_mech attn_mech_linear_self = {
     .plan = ls_plan_fn,
     .forward = ls_forward,
     .seq = &ls_seq,
+    .maps = &ls_maps,
 };
 
 /* ---- sequences (causal=true, without receives_context) ----

@@ -85,6 +85,7 @@ struct job {
     const float *planes; /* (bits, E) of this round */
     struct layout y;
     char *scratch;       /* workers × y.w.size */
+    float *map;          /* (N,H,L,L) weights each query used, summed over rounds, or NULL */
 };
 
 /* argmax over [p, -p] (2·bits entries): the first maximum, NaN counting as
@@ -131,6 +132,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
     const float *q = a->q + n * L * ld + h * E;
     const float *v = a->v + n * L * ld + h * E;
     float *o = jb->out + n * L * ld + h * E;
+    float *map = jb->map ? jb->map + t * L * L : NULL;
 
     char *base = jb->scratch + (size_t)worker * jb->y.w.size;
     float *kn = (float *)(base + jb->y.kn), *proj = (float *)(base + jb->y.proj);
@@ -150,6 +152,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
     }
 
     size_t r = jb->round;
+    if (map && r == 0) memset(map, 0, L * L * sizeof *map);
     /* Hash, then a stable counting sort of the positions by bucket. */
     ATTN_TRY(attn__gemm(0, 1, L, B, E, 1.0f, kn, E, jb->planes, E, 0.0f, proj, B));
     size_t start[129] = {0};
@@ -193,6 +196,14 @@ static attn_status slice(void *arg, size_t t, int worker) {
             for (size_t jj = 0; jj < c2; jj++)
                 row[jj] = jb->temp * (row[jj] + (all_inf ? 0.0f : mrow[jj]));
             attn__softmax_row(row, c2);
+            if (map) {
+                /* this round's share of the weights on the keys it saw;
+                 * masked keys exactly 0 (an unmasked all-masked row aside) */
+                float *mrow_q = map + qi * L;
+                for (size_t jj = b == 0 ? c : 0; jj < c2; jj++)
+                    if (all_inf || mrow[jj] != -INFINITY)
+                        mrow_q[order[b * c + jj - c]] += jb->factor * row[jj];
+            }
         }
         if (b == 0)
             ATTN_TRY(attn__gemm(0, 0, c, E, c, 1.0f, logits + c, c2, vs, E, 0.0f, res, E));
@@ -261,10 +272,9 @@ static attn_status workspace_qkv(const void *state, const attn_qkv *a, int threa
  * chunk_size); k is ignored (shared-QK).  -> out (N,L,H,E), caller-owned,
  * fully written, not aliasing the inputs.  Masks as attn_qkv; the planes and
  * the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
-static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
-                               void *ws, attn_error *err) {
-    const struct reformer *s = state;
-    struct job j = {.s = s, .a = a, .out = out};
+static attn_status run(const struct reformer *s, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
+                       float *map, attn_error *err) {
+    struct job j = {.s = s, .a = a, .out = out, .map = map};
     attn_status st = plan(s, a, attn_ctx_threads(ctx), &j.y, err);
     if (st || j.y.tasks == 0 || a->L == 0) return st;
     j.temp = (!s->temp_null && s->temp != 0.0) ? (float)s->temp : (float)(1.0 / sqrt((double)a->E));
@@ -287,6 +297,48 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
     return st;
 }
 
+static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
+                               void *ws, attn_error *err) {
+    return run(state, ctx, a, out, ws, NULL, err);
+}
+
+/* ---- the attention map: the weights each query used ----
+ * The forward again with the same rotations (the seed restarts each
+ * forward), into a scratch output, adding each round's chunk softmax
+ * (times 1/rounds) at the original key positions: out = A V.  Keys a query
+ * never shared a chunk window with are 0; masked keys 0, except in a row
+ * where every key it saw was masked, which the reference unmasks. */
+static attn_status maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
+                            float *const *maps, attn_error *err) {
+    (void)m;
+    const struct reformer *s = state;
+    struct layout y;
+    size_t on;
+    void *ws = NULL;
+    float *out = NULL;
+    attn_status st = plan(s, a, attn_ctx_threads(ctx), &y, err);
+    if (st) return st;
+    if (!attn__mul(y.tasks, (size_t)a->L, &on) || !attn__mul(on, (size_t)a->D, &on))
+        return attn__err(err, ATTN_E_OVERFLOW, "reformer attention map: output size overflows");
+    if ((st = attn__ws_alloc(y.bytes, &ws, err))) return st;
+    if (!(out = attn__calloc(on ? on : 1, sizeof *out, err))) {
+        attn__ws_free(ws, y.bytes);
+        return ATTN_E_NOMEM;
+    }
+    st = run(s, ctx, a, out, ws, maps[1], err);
+    free(out);
+    attn__ws_free(ws, y.bytes);
+    return st;
+}
+
+static const attn_out_decl reformer_outputs[] = {
+    {"attention", "N,H,L,S",
+     "the weights each query used: per round its chunk window's softmax at the keys' positions, averaged over "
+     "the rounds; keys outside its windows and masked keys 0"},
+    {0},
+};
+static const attn_maps_ops reformer_maps = {.outputs = reformer_outputs, .qkv = maps_qkv};
+
 static const char *const aliases[] = {NULL};
 
 const attn_mech attn_mech_reformer = {
@@ -302,4 +354,5 @@ const attn_mech attn_mech_reformer = {
     .init = init,
     .workspace_qkv = workspace_qkv,
     .forward_qkv = forward_qkv,
+    .maps = &reformer_maps,
 };

@@ -200,6 +200,18 @@ export function steps(repo) {
     { name: "metrics", example: "metrics", summary: "Prometheus metrics (the example keeps one model's lines and the server-wide ones).",
       request: { method: "GET", path: "/metrics" }, expect: 200 },
 
+    // ---- the explorer page ----
+    { name: "ui_page", example: "ui_page", summary: "The explorer page (on by default on loopback; no token: the page asks for one).",
+      request: { method: "GET", path: "/ui/" }, expect: 200 },
+    { name: "ui_page_no_slash", summary: "/ui answers as /ui/ does.",
+      request: { method: "GET", path: "/ui" }, expect: 200 },
+    { name: "ui_file", example: "ui_file", summary: "A file of the page, with its Content-Type.",
+      request: { method: "GET", path: "/ui/style.css" }, expect: 200 },
+    { name: "ui_script", summary: "The page's script.",
+      request: { method: "GET", path: "/ui/app.js" }, expect: 200 },
+    { name: "ui_file_missing", example: "error_404_ui", summary: "404: a file the page does not have.",
+      request: { method: "GET", path: "/ui/secrets.txt" }, expect: 404 },
+
     // ---- errors ----
     { name: "error_400_datatype", example: "error_400", summary: "400: a datatype attnd does not handle.",
       request: { method: "POST", path: "/v2/models/full/infer", headers: { ...API, ...JSON_CT },

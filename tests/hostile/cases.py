@@ -459,3 +459,53 @@ case(g, "infer with an empty bearer", post(VALID, headers={"Authorization": "Bea
 case(g, "infer with a 100 KB token", post(VALID, headers={"Authorization": "Bearer " + "a" * 60000}), 401,
      server="auth")
 case(g, "metadata with no token", request_bytes("GET", "/v2/models/full"), 401, server="auth")
+
+# ---- sequences (Triton's sequence extension; the /sequences endpoints) -----------------------
+g = "sequences"
+SEQ = "/v2/models/full/sequences"
+for name, val in (("a list", []), ("an object", {}), ("a boolean", True), ("negative", -5), ("a real", 1.5),
+                  ("past int64", 2 ** 64), ("1e400", "1e400-raw"), ("with a space", "a b"), ("with a slash", "a/b"),
+                  ("of 129 characters", "x" * 129), ("with a NUL", "a\u0000b"), ("unicode", "s\u00e9q")):
+    params = {"sequence_id": val, "sequence_start": True}
+    body = qkv_json(parameters=params)
+    if val == "1e400-raw":
+        body = body.replace(b'"1e400-raw"', b"1e400")
+    case(g, f"sequence_id {name}", post(body), 400)
+case(g, "sequence_start as a string", post(qkv_json(parameters={"sequence_id": 3, "sequence_start": "true"})), 400,
+     msg="must be a boolean")
+case(g, "sequence_end without an id", post(qkv_json(parameters={"sequence_end": True})), 400, msg="need a sequence_id")
+case(g, "sequence_kind unknown", post(qkv_json(parameters={"sequence_id": 4, "sequence_start": True,
+                                                           "sequence_kind": "mutual"})), 400, msg="sequence_kind")
+for name, hv in (("with a space", "a b"), ("of 200 characters", "y" * 200), ("with dots and slashes", "../../etc"),
+                 ("with a percent", "a%2Fb")):
+    case(g, f"Sequence-Id header {name}", post(qkv_json(), headers={"Sequence-Id": hv}), 400, msg="Sequence-Id")
+case(g, "header and parameter disagree", post(qkv_json(parameters={"sequence_id": "p"}), headers={"Sequence-Id": "q"}),
+     400, msg="disagree")
+case(g, "a step of an unknown sequence", post(qkv_json(parameters={"sequence_id": "nobody-started-this"})), 404,
+     msg="never started")
+case(g, "a start whose streams disagree", post(json.dumps({"parameters": {"sequence_id": "n-mismatch", "sequence_start": True},
+                                                           "inputs": qkv_inputs((1, 3, 2, 2))[:1] + qkv_inputs((2, 3, 2, 2))[1:]}).encode()),
+     400)
+case(g, "a start with a mask", post(qkv_json(parameters={"sequence_id": "masked", "sequence_start": True},
+                                             extra=[{"name": "attn_mask", "datatype": "BOOL", "shape": [3, 3],
+                                                     "data": [True] * 9}])), 400, msg="attn_mask")
+case(g, "a type without sequences", post(qkv_json(parameters={"sequence_id": 8, "sequence_start": True}),
+                                         path="/v2/models/reformer/infer"), 400, msg="types that have them")
+case(g, "restore from garbage", request_bytes("PUT", SEQ + "/g1", b"\x00" * 5000, OCTET), 400, msg="not a sequence export")
+case(g, "restore from a header promising 2^60 bytes", request_bytes("PUT", SEQ + "/g2",
+                                                                    struct.pack("<Q", 1 << 60) + b"{}", OCTET), 400)
+empty_st = struct.pack("<Q", 8) + b"{}      "
+case(g, "restore from a safetensors file with no sequence in it", request_bytes("PUT", SEQ + "/g3", empty_st, OCTET), 400)
+fake_meta = b'{"seq.meta":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}'
+fake_meta += b" " * (-len(fake_meta) % 8)
+case(g, "restore from a forged seq.meta", request_bytes("PUT", SEQ + "/g4", struct.pack("<Q", len(fake_meta)) + fake_meta +
+                                                        struct.pack("<qq", 1, 99), OCTET), 400)
+case(g, "restore with an empty body", request_bytes("PUT", SEQ + "/g5", b"", OCTET), 400)
+case(g, "restore with a 2 MB body", request_bytes("PUT", SEQ + "/g6", b"\x01" * (2 << 20), OCTET), 413)
+case(g, "export of an unknown id", request_bytes("GET", SEQ + "/nope"), 404)
+case(g, "delete of an unknown id", request_bytes("DELETE", SEQ + "/nope"), 404)
+case(g, "an id with a percent in the path", request_bytes("GET", SEQ + "/a%25b"), 404)
+case(g, "an id of 129 characters in the path", request_bytes("GET", SEQ + "/" + "z" * 129), 404)
+case(g, "POST on a sequence", request_bytes("POST", SEQ + "/x", b"{}", JSON), 405)
+case(g, "the list with the api token", request_bytes("GET", SEQ, headers=A), 401, server="auth")
+case(g, "an export with no token", request_bytes("GET", SEQ + "/x"), 401, server="auth")

@@ -189,3 +189,21 @@ def ready_after_repository():
             time.sleep(0.02)
         check(s.request("GET", "/v2/health/ready")[0] == 200, "ready after the repository loaded")
         _same(s, "slow", f, "the model that was loading")
+
+
+@test
+def config_lists_the_weights():
+    """GET .../config lists the tensors of the model's weights file (the
+    explorer page shows them); [] for a type without weights."""
+    f = _case("attention_layer_causal")
+    repo = _repo("repo_weights", "attention_layer_causal", "full_causal")
+    with Server("--model-repository", repo, tag="weights") as s:
+        st, body = s.get_json("/v2/models/attention_layer_causal/config")
+        check(st == 200, f"config {st}")
+        want = st_read(os.path.join(f.model_dir, "weights.safetensors"))
+        got = {w["name"]: (w["datatype"], w["shape"]) for w in body["weights"]}
+        check(got == {k: ("F32", list(v.shape)) for k, v in want.items()}, f"weights {got}")
+        st, body = s.get_json("/v2/models/full_causal/config")
+        check(st == 200 and body["weights"] == [], f"no weights: {body}")
+        st, body = s.get_json("/v2/models/full/config")
+        check(st == 200 and body["weights"] == [], f"built-in: {body}")

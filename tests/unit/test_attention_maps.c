@@ -263,7 +263,8 @@ static void primary_output_bit_identical(void **state) {
         "maps_area_mean_max_2d_topk", "maps_multi_head_area_2d_topk", "maps_axial_image_sum",
         "maps_axial_video_seq", "maps_axial_image_transformer_d2", "maps_compositional_mask",
         "maps_compositional_causal", "maps_linear_key_lengths", "maps_causal_linear_key_lengths",
-        "maps_attention_layer_linear"};
+        "maps_attention_layer_linear", "maps_clustered_one_cluster_key_lengths",
+        "maps_improved_clustered_one_cluster_topk3", "maps_reformer_one_chunk_masked"};
     for (size_t c = 0; c < sizeof ids / sizeof ids[0]; c++) {
         attn_model *m;
         attn_tensor_set *in, *io;
@@ -328,6 +329,218 @@ static void area_geometry(void **state) {
     attn_tensor_set_free(io);
 }
 
+/* ---- the random types and linear_self: A V is the output ---- */
+
+/* out (N,L,H,D) == Σ_s A (N,H,L,S) · values (N,S,H,D), within tol. */
+static void check_av(const char *what, const attn_tensor *A, const attn_tensor *values, const attn_tensor *out,
+                     float tol) {
+    const int64_t N = A->shape[0], H = A->shape[1], L = A->shape[2], S = A->shape[3], D = values->shape[3];
+    const float *a = A->data, *v = values->data, *o = out->data;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t l = 0; l < L; l++)
+                for (int64_t d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int64_t s = 0; s < S; s++)
+                        acc += (double)a[((n * H + h) * L + l) * S + s] * v[((n * S + s) * H + h) * D + d];
+                    const float want = o[((n * L + l) * H + h) * D + d];
+                    if (!(fabs(acc - want) <= tol * (1.0 + fabs(want))))
+                        fail_msg("%s: n=%lld h=%lld l=%lld d=%lld: A V = %.8g, output %.8g", what, (long long)n,
+                                 (long long)h, (long long)l, (long long)d, acc, (double)want);
+                }
+}
+
+/* The map of `m` on `in` at 1 and 3 threads: the same bits, the primary
+ * output bit-identical with and without it; returned (threads 3). */
+static attn_tensor_set *maps_consistent(const char *what, const attn_model *m, const attn_tensor_set *in) {
+    attn_tensor_set *keep = NULL;
+    attn_tensor *first = NULL;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        attn_tensor *plain = tu_run_ok(m, in, threads);
+        attn_tensor_set *with = run_outputs(m, in, "attention", threads), *without = run_outputs(m, in, NULL, threads);
+        const attn_tensor *o1 = attn_tensor_set_get(with, "output"), *o2 = attn_tensor_set_get(without, "output");
+        const attn_tensor *A = attn_tensor_set_get(with, "attention");
+        assert_non_null(A);
+        assert_int_equal(attn_tensor_set_count(without), 1);
+        if (memcmp(o1->data, plain->data, plain->nbytes) || memcmp(o2->data, plain->data, plain->nbytes))
+            fail_msg("%s: the output changes when the map is computed", what);
+        if (first && memcmp(first->data, A->data, A->nbytes)) fail_msg("%s: map bits depend on the thread count", what);
+        if (!first) first = tu_copy(A);
+        attn_tensor_free(plain);
+        attn_tensor_set_free(without);
+        if (keep) attn_tensor_set_free(keep);
+        keep = with;
+    }
+    attn_tensor_free(first);
+    return keep;
+}
+
+/* Row sums of A (N,H,L,S) and its zeros: keys s >= kl[n] exactly 0, query
+ * rows l >= ql[n] all 0 (ql NULL: none), other rows summing to 1 (or at
+ * most 1 with `at_most`). */
+static void check_map_rows(const char *what, const attn_tensor *A, const int64_t *kl, const int64_t *ql, bool at_most) {
+    const int64_t N = A->shape[0], H = A->shape[1], L = A->shape[2], S = A->shape[3];
+    const float *a = A->data;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t l = 0; l < L; l++) {
+                const float *row = a + ((n * H + h) * L + l) * S;
+                const bool padded = ql && l >= ql[n];
+                double sum = 0;
+                for (int64_t s = 0; s < S; s++) {
+                    if ((padded || (kl && s >= kl[n])) && row[s] != 0.0f)
+                        fail_msg("%s: n=%lld h=%lld l=%lld s=%lld: masked weight %g is not 0", what, (long long)n,
+                                 (long long)h, (long long)l, (long long)s, (double)row[s]);
+                    if (row[s] < 0.0f) fail_msg("%s: negative weight %g", what, (double)row[s]);
+                    sum += row[s];
+                }
+                if (padded) continue;
+                if (at_most ? sum > 1.0 + 1e-5 : fabs(sum - 1.0) > 1e-5)
+                    fail_msg("%s: n=%lld h=%lld l=%lld: row sums to %.9g", what, (long long)n, (long long)h,
+                             (long long)l, sum);
+            }
+}
+
+static void random_types_av_is_output(void **state) {
+    (void)state;
+    const int64_t N = 2, L = 9, S = 9, kl[2] = {9, 5}, ql[2] = {9, 6}, kl7[2] = {9, 7};
+    struct {
+        const char *type, *cfg;
+        bool lengths, causal, at_most;
+        const int64_t *kl;
+    } cases[] = {
+        {"clustered", "{\"clusters\": 3, \"bits\": 16, \"seed\": 7}", true, false, false, kl},
+        {"clustered", "{\"clusters\": 2, \"bits\": 8, \"hash_bias\": false, \"softmax_temp\": 0.4, \"seed\": 1}",
+         false, false, false, NULL},
+        {"improved_clustered", "{\"clusters\": 3, \"topk\": 4, \"bits\": 16, \"seed\": 3}", true, false, false, kl},
+        {"improved_clustered", "{\"clusters\": 2, \"topk\": 20, \"seed\": 4}", true, false, false, kl},
+        /* the future keys of a cluster's top-k are dropped: rows sum to at most 1 */
+        {"improved_clustered_causal", "{\"clusters\": 3, \"topk\": 4, \"seed\": 5}", false, true, true, NULL},
+        /* fewer padded keys than a chunk: no window is all masked */
+        {"reformer", "{\"chunk_size\": 3, \"bits\": 2, \"rounds\": 3, \"seed\": 5}", true, false, false, kl7},
+        {"reformer", "{\"chunk_size\": 3, \"bits\": 3, \"rounds\": 2, \"masked\": true, \"seed\": 9}", false,
+         false, false, NULL},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char what[160];
+        snprintf(what, sizeof what, "%s %s", cases[c].type, cases[c].cfg);
+        attn_model *m = tu_model(cases[c].type, cases[c].cfg);
+        attn_tensor_set *in = tu_qkv(31 + c, N, L, S, 2, 4, 4);
+        const bool ft_lengths = cases[c].lengths && strcmp(cases[c].type, "reformer");
+        if (cases[c].kl) tu_add(in, "key_lengths", tu_lengths(N, cases[c].kl));
+        if (ft_lengths) tu_add(in, "query_lengths", tu_lengths(N, ql));
+        if (cases[c].causal) tu_add(in, "attn_mask", tu_tril(L, S, 0));
+        attn_tensor_set *out = maps_consistent(what, m, in);
+        const attn_tensor *A = attn_tensor_set_get(out, "attention");
+        assert_int_equal(A->rank, 4);
+        assert_true(A->shape[0] == N && A->shape[1] == 2 && A->shape[2] == L && A->shape[3] == S);
+        check_av(what, A, attn_tensor_set_get(in, "values"), attn_tensor_set_get(out, "output"), 1e-5f);
+        check_map_rows(what, A, cases[c].kl, ft_lengths ? ql : NULL, cases[c].at_most);
+        if (cases[c].causal) /* nothing from the future */
+            for (int64_t r = 0; r < N * 2 * L; r++)
+                for (int64_t s = r % L + 1; s < S; s++)
+                    if (((const float *)A->data)[r * S + s] != 0.0f) fail_msg("%s: future weight", what);
+        if (!strcmp(cases[c].type, "clustered")) { /* every query shares its centroid's row: at most 3 distinct rows */
+            const float *a = A->data;
+            for (int64_t nh = 0; nh < N * 2; nh++) {
+                int distinct = 0;
+                for (int64_t l = 0; l < L; l++) {
+                    bool seen = false;
+                    for (int64_t l2 = 0; l2 < l && !seen; l2++)
+                        seen = !memcmp(a + (nh * L + l) * S, a + (nh * L + l2) * S, (size_t)S * sizeof *a);
+                    distinct += !seen;
+                }
+                /* + 1: the zero rows of padded queries */
+                if (distinct > 3 + (ft_lengths && nh >= 2)) fail_msg("%s: %d distinct rows", what, distinct);
+            }
+        }
+        if (!strcmp(cases[c].type, "reformer")) { /* a query sees at most rounds windows of 2 chunks */
+            const float *a = A->data;
+            for (int64_t r = 0; r < N * 2 * L; r++) {
+                int nz = 0;
+                for (int64_t s = 0; s < S; s++) nz += a[r * S + s] != 0.0f;
+                if (nz > 3 * 6) fail_msg("%s: %d keys", what, nz);
+            }
+        }
+        attn_tensor_set_free(out);
+        attn_tensor_set_free(in);
+        attn_model_free(m);
+    }
+}
+
+/* linear_self on its golden cases: att = A v per head, out = att Woᵀ + bo;
+ * masked keys 0; rows 1 (non-causal), at most 1 and 0 in the blindspot's
+ * first bucket (causal). */
+static void linear_self_av_is_output(void **state) {
+    (void)state;
+    static const struct { const char *id; bool causal; int64_t bucket; } ids[] = {
+        {"maps_linear_self_noncausal_mask", false, 1}, {"maps_linear_self_noncausal_one_kv", false, 1},
+        {"maps_linear_self_causal_b1_mask", true, 1}, {"maps_linear_self_causal_b4_relu", true, 4},
+        {"maps_linear_self_causal_one_kv_b4", true, 4}};
+    for (size_t c = 0; c < sizeof ids / sizeof ids[0]; c++) {
+        attn_model *m;
+        attn_tensor_set *in, *io, *w = NULL;
+        attn_error e = {0};
+        char p[256];
+        load_case(ids[c].id, &m, &in, &io);
+        snprintf(p, sizeof p, "tests/golden/cases/%s/weights.safetensors", ids[c].id);
+        assert_int_equal(attn_safetensors_read_file(p, &w, &e), ATTN_OK);
+        attn_tensor_set *out = maps_consistent(ids[c].id, m, in);
+        const attn_tensor *A = attn_tensor_set_get(out, "attention"), *y = attn_tensor_set_get(out, "output");
+        const attn_tensor *x = attn_tensor_set_get(in, "x"), *mask = attn_tensor_set_get(in, "input_mask");
+        const attn_tensor *wv = attn_tensor_set_get(w, "to_v.weight"), *wo = attn_tensor_set_get(w, "to_out.weight"),
+                          *bo = attn_tensor_set_get(w, "to_out.bias");
+        const int64_t B = x->shape[0], Nn = x->shape[1], dim = x->shape[2], H = A->shape[1], S = A->shape[3];
+        const int64_t KD = wv->shape[0], HD = wo->shape[1], d = HD / H, kvh = KD / d;
+        assert_true(A->shape[0] == B && A->shape[2] == Nn && S == Nn);
+        double *v = calloc((size_t)(B * S * KD), sizeof *v), *att = calloc((size_t)(B * Nn * HD), sizeof *att);
+        const float *xf = x->data, *a = A->data;
+        for (int64_t r = 0; r < B * S; r++)
+            for (int64_t o = 0; o < KD; o++)
+                for (int64_t i = 0; i < dim; i++) v[r * KD + o] += (double)xf[r * dim + i] * ((const float *)wv->data)[o * dim + i];
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t l = 0; l < Nn; l++) {
+                    const float *row = a + ((b * H + h) * Nn + l) * S;
+                    double sum = 0;
+                    for (int64_t s = 0; s < S; s++) {
+                        if (mask && !((const uint8_t *)mask->data)[b * S + s] && row[s] != 0.0f)
+                            fail_msg("%s: masked weight %g", ids[c].id, (double)row[s]);
+                        sum += row[s];
+                        for (int64_t e2 = 0; e2 < d; e2++)
+                            att[(b * Nn + l) * HD + h * d + e2] += row[s] * v[(b * S + s) * KD + (kvh == 1 ? 0 : h) * d + e2];
+                    }
+                    bool any = false;
+                    for (int64_t s = 0; s < S; s++) any = any || !mask || ((const uint8_t *)mask->data)[b * S + s];
+                    if (ids[c].causal && l < ids[c].bucket - (ids[c].bucket == 1)) {
+                        if (sum != 0.0) fail_msg("%s l=%lld: the first bucket reads nothing, sums to %g", ids[c].id, (long long)l, sum);
+                    } else if (!ids[c].causal && !any) {
+                        if (sum != 0.0) fail_msg("%s: every key masked, row sums to %g", ids[c].id, sum);
+                    } else if (ids[c].causal ? sum > 1.0 + 1e-5 : fabs(sum - 1.0) > 1e-5) {
+                        fail_msg("%s b=%lld h=%lld l=%lld: row sums to %.9g", ids[c].id, (long long)b, (long long)h, (long long)l, sum);
+                    }
+                    if (ids[c].causal)
+                        for (int64_t s = (l / ids[c].bucket + (ids[c].bucket == 1)) * ids[c].bucket; s < S; s++)
+                            if (row[s] != 0.0f) fail_msg("%s l=%lld s=%lld: a key it cannot see", ids[c].id, (long long)l, (long long)s);
+                }
+        const float *yf = y->data;
+        for (int64_t r = 0; r < B * Nn; r++)
+            for (int64_t o = 0; o < dim; o++) {
+                double acc = ((const float *)bo->data)[o];
+                for (int64_t i = 0; i < HD; i++) acc += att[r * HD + i] * ((const float *)wo->data)[o * HD + i];
+                if (fabs(acc - yf[r * dim + o]) > 1e-5 * (1 + fabs(acc)))
+                    fail_msg("%s: (A v) Wo^T + b = %.8g, output %.8g", ids[c].id, acc, (double)yf[r * dim + o]);
+            }
+        free(v);
+        free(att);
+        attn_tensor_set_free(out);
+        attn_tensor_set_free(w);
+        attn_model_free(m);
+        attn_tensor_set_free(in);
+        attn_tensor_set_free(io);
+    }
+}
+
 /* ---- bad names ---- */
 
 static void bad_names_are_refused(void **state) {
@@ -376,6 +589,8 @@ int main(void) {
         cmocka_unit_test(fully_masked_row_is_nan),
         cmocka_unit_test(primary_output_bit_identical),
         cmocka_unit_test(area_geometry),
+        cmocka_unit_test(random_types_av_is_output),
+        cmocka_unit_test(linear_self_av_is_output),
         cmocka_unit_test(bad_names_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

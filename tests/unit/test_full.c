@@ -130,6 +130,31 @@ static void fused_and_blas_paths_match_plain(void **state) {
     run_paths(4, 33, 1030, 1, 64, 64, 3, 1, 2);
 }
 
+/* The fused kernel with small blocks (ATTN_FUSED_*: queries per sub-block,
+ * keys per block, sub-blocks per task) and without the head-by-head copy of
+ * K and V (each key block packed per task instead): every block edge, the
+ * causal diagonal inside and across blocks, and sub-blocks that see no key
+ * of a block. */
+static void fused_small_blocks_match_plain(void **state) {
+    (void)state;
+    static const char *const cfg[][4] = {{"17", "13", "3", "0"}, {"5", "7", "8", "1"}, {"33", "64", "2", "0"}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        setenv("ATTN_FUSED_BQ", cfg[c][0], 1);
+        setenv("ATTN_FUSED_BK", cfg[c][1], 1);
+        setenv("ATTN_FUSED_NSUB", cfg[c][2], 1);
+        setenv("ATTN_FUSED_HEAD_COPY", cfg[c][3], 1);
+        for (int mask = 0; mask < 4; mask++) {
+            run_paths(2, 97, 200, 2, 64, 64, mask, mask % 2, 1 + mask % 2);
+            run_paths(1, 200, 200, 3, 16, 32, mask, 0, 2);
+        }
+        run_paths(1, 300, 300, 3, 64, 64, 1, 1, 2);
+    }
+    unsetenv("ATTN_FUSED_BQ");
+    unsetenv("ATTN_FUSED_BK");
+    unsetenv("ATTN_FUSED_NSUB");
+    unsetenv("ATTN_FUSED_HEAD_COPY");
+}
+
 /* Infinite and NaN scores: both paths give NaN exactly where torch would. */
 static void nonfinite_inputs_agree_across_paths(void **state) {
     (void)state;
@@ -352,6 +377,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(blocked_matches_plain),
         cmocka_unit_test(fused_and_blas_paths_match_plain),
+        cmocka_unit_test(fused_small_blocks_match_plain),
         cmocka_unit_test(nonfinite_inputs_agree_across_paths),
         cmocka_unit_test(forward_into_and_in_place),
         cmocka_unit_test(threads_do_not_change_results),

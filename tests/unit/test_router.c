@@ -81,6 +81,15 @@ static const rcase cases[] = {
     {"GET", "/v2/models/full/versions/1/versions/1", 404, NULL, 0, NULL, NOT_FOUND, NULL},
     {"GET", "/v2/a/b/c/d/e/f/g/h", 404, NULL, 0, NULL, NOT_FOUND, NULL},
     {"POST", "/v2/repository/models/m1", 404, NULL, 0, NULL, NOT_FOUND, NULL},
+    /* the explorer page: /ui, /ui/ and /ui/{file}, no auth; the handler looks the name up */
+    {"GET", "/ui", 0, svc_api_ui, SVC_AUTH_NONE, "", NULL, NULL},
+    {"GET", "/ui/", 0, svc_api_ui, SVC_AUTH_NONE, "", NULL, NULL},
+    {"HEAD", "/ui/app.js", 0, svc_api_ui, SVC_AUTH_NONE, "", NULL, NULL},
+    {"GET", "/ui/no-such-file.txt", 0, svc_api_ui, SVC_AUTH_NONE, "", NULL, NULL},
+    {"POST", "/ui/app.js", 405, NULL, 0, NULL, "POST is not allowed here (use GET)", "GET, HEAD"},
+    {"GET", "/ui/a/b", 404, NULL, 0, NULL, NOT_FOUND, NULL},
+    {"GET", "/ui/" NAME65 NAME65, 404, NULL, 0, NULL, NOT_FOUND, NULL}, /* longer than any file name */
+    {"GET", "/uix", 404, NULL, 0, NULL, NOT_FOUND, NULL},
 };
 
 static void matching(void **st) {
@@ -106,6 +115,22 @@ static void matching(void **st) {
     }
 }
 
+/* {file} hands the segment to the handler, which looks it up; /ui and /ui/
+ * give it none (index.html). */
+static void ui_file_segment(void **st) {
+    (void)st;
+    static const struct { const char *path, *arg; } c[] = {
+        {"/ui/app.js", "app.js"}, {"/ui/style.css/", "style.css"}, {"/ui", ""}, {"/ui/", ""}, {"/ui/..", ".."}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        svc_route rt;
+        svc_reply rep;
+        svc_reply_init(&rep);
+        assert_int_equal(svc_api_match("GET", c[i].path, &rt, &rep), 0);
+        if (strcmp(rt.arg, c[i].arg) != 0) fail_msg("%s: arg '%s', not '%s'", c[i].path, rt.arg, c[i].arg);
+        svc_reply_clear(&rep);
+    }
+}
+
 /* A pattern with {m} -> x and the version token dropped or kept as
  * /versions/1; or, for the documents, {m} -> `m` and [/versions/1] -> `v`. */
 static void expand(const char *pat, const char *m, const char *v, char *out, size_t cap) {
@@ -115,6 +140,7 @@ static void expand(const char *pat, const char *m, const char *v, char *out, siz
         size_t skip;
         if (strncmp(p, "{m}", 3) == 0) add = m, skip = 3;
         else if (strncmp(p, "{id}", 4) == 0) add = strcmp(m, "x") == 0 ? "id-1" : "{sequence_id}", skip = 4;
+        else if (strncmp(p, "{file}", 6) == 0) add = strcmp(m, "x") == 0 ? "app.js" : "{file}", skip = 6;
         else if (strncmp(p, "[/versions/1]", 13) == 0) add = v, skip = 13;
         else add = NULL, skip = 1;
         size_t n = add ? strlen(add) : 1;
@@ -232,6 +258,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matching),
         cmocka_unit_test(every_row_reachable),
+        cmocka_unit_test(ui_file_segment),
         cmocka_unit_test(documented_in_server_md),
         cmocka_unit_test(documented_in_openapi),
     };

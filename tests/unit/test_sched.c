@@ -230,7 +230,8 @@ static int setup(void **st) {
     svc_cfg.max_queue = 2;
     svc_cfg.timeout_s = 0.1; /* the deadline tick every 12 ms */
     if (uv_loop_init(&loop) != 0) return -1;
-    return svc_sched_init(&loop);
+    svc_err e = {0};
+    return svc_sched_init(&loop, &e);
 }
 
 static int teardown(void **st) {

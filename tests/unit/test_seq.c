@@ -70,6 +70,11 @@ static void free_case(gcase *g) {
 
 /* Causal: a lower-triangular square attn_mask, or config causal=true. */
 static bool is_causal(const gcase *g) {
+    /* padding (linear_self's input_mask) has no stream form: the step refuses it */
+    if (attn_tensor_set_get(g->in, "input_mask")) return false;
+    /* causal, but without a recurrent form (fast-transformers has none for it either) */
+    const char *type = json_string_value(json_object_get(g->c, "type"));
+    if (type && !strcmp(type, "improved_clustered_causal")) return false;
     json_t *c = json_object_get(json_object_get(g->c, "config"), "causal");
     if (json_is_true(c)) return true;
     const attn_tensor *m = attn_tensor_set_get(g->in, "attn_mask");

@@ -24,7 +24,8 @@ static void free_state(void *p) {
 static void setup(size_t max_live, size_t max_bytes) {
     svc_seq_limits l = {.max_live = max_live, .max_bytes = max_bytes, .idle_s = 10, .max_len = 100,
                         .evict_idle_s = 2, .record = 4};
-    assert_int_equal(svc_seqs_init(&l), 0);
+    svc_err e = {0};
+    assert_int_equal(svc_seqs_init(&l, &e), 0);
     atomic_store(&freed, 0);
 }
 

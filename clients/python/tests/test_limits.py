@@ -49,11 +49,24 @@ def test_full_queue_is_503_and_retries_get_through(busy_server):
         except Exception as e:  # reported below
             errors.append(e)
 
-    # one request computing, one waiting: the queue (1) is full
+    # one request computing, one waiting: the queue (1) is full.  Wait for
+    # each state on the server's own gauges, not a fixed sleep: on a busy
+    # machine the 4 MB body takes a while to arrive and decode.
+    def gauge(name):
+        import urllib.request
+        text = urllib.request.urlopen(busy_server.url + "/metrics", timeout=10).read().decode()
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name))
+
+    def until(what, cond):
+        t0 = time.monotonic()
+        while not cond():
+            assert time.monotonic() - t0 < 60, f"timed out waiting for {what}"
+            time.sleep(0.02)
     threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-        time.sleep(0.3)
+    threads[0].start()
+    until("the first request to run", lambda: gauge("attnd_inference_executing_request_count") >= 1)
+    threads[1].start()
+    until("the second request to wait", lambda: gauge("attnd_queue_depth") >= 1)
     small = [[[[1.0, 0.0]], [[0.0, 1.0]]]]
     try:
         with pytest.raises(attnd.ServiceUnavailableError) as ei:
@@ -61,9 +74,10 @@ def test_full_queue_is_503_and_retries_get_through(busy_server):
         assert ei.value.status == 503
         assert ei.value.retry_after == 1
         assert ei.value.message
-        # with retries, honouring Retry-After: 1, the same request gets through
+        # with retries, honouring Retry-After: 1, the same request gets through (enough of them
+        # to outlast both heavy requests on a busy machine)
         t0 = time.monotonic()
-        out = attnd.Client(busy_server.url, retries=20, max_backoff=5, timeout=120).attention(
+        out = attnd.Client(busy_server.url, retries=120, max_backoff=5, timeout=120).attention(
             "full", small, small, small)
         assert time.monotonic() - t0 >= 0.9
         assert len(out) == 1

@@ -50,6 +50,19 @@ def _ft_attention(cfg, typ):
         return A.AFTFullAttention(c['max_sequence_length'], c['aft_parameterization'])
     if typ == 'aft_simple':
         return A.AFTSimpleAttention()
+    if typ == 'clustered':
+        return A.ClusteredAttention(c['clusters'], c['iterations'], c['bits'], c['hash_bias'],
+                                    c['softmax_temp'], c['attention_dropout'])
+    if typ == 'improved_clustered':
+        return A.ImprovedClusteredAttention(c['clusters'], c['iterations'], c['bits'], c['hash_bias'],
+                                            c['topk'], c['softmax_temp'], c['attention_dropout'])
+    if typ == 'improved_clustered_causal':
+        return A.ImprovedClusteredCausalAttention(c['clusters'], c['iterations'], c['bits'],
+                                                  c['hash_bias'], c['topk'], c['softmax_temp'],
+                                                  c['attention_dropout'])
+    if typ == 'reformer':
+        return A.ReformerAttention(c['chunk_size'], c['bits'], c['rounds'], c['masked'],
+                                   c['softmax_temp'], c['attention_dropout'])
     if typ == 'attention_layer':
         inner = _ft_attention(c['attention'], c['attention']['type'])
         return A.AttentionLayer(inner, c['d_model'], c['n_heads'], c['d_keys'], c['d_values'],
@@ -127,7 +140,7 @@ def _plain_call(module, x, masks):
 
 
 FT_TYPES = ('full', 'linear', 'causal_linear', 'local', 'exact_topk', 'conditional_full',
-            'aft_full', 'aft_simple', 'attention_layer')
+            'aft_full', 'aft_simple', 'attention_layer', 'clustered', 'improved_clustered', 'improved_clustered_causal', 'reformer')
 
 # type -> (constructor, forward call)
 BUILDERS = {t: (_ft_attention, _ft_call) for t in FT_TYPES}
@@ -361,6 +374,159 @@ def _linear_matrix(module, seen):
     return A.numpy()
 
 
+def _maps_linear_self(module, x, masks, call):
+    """linear-attention-transformer's SelfAttention never forms its matrix: the map is the one
+    its global attention (linear_attn / causal_linear_attn, wrapped to record its q, k, v and
+    kv_mask before they are masked in place) implies, redone with its own steps: q and k
+    scaled by e ** -0.25, q.softmax(-1); non-causal: k filled with -finfo.max where masked,
+    k.softmax(-2), A = q k^T; causal: psi(k) with masked rows 0, each feature divided by its
+    running sum over the buckets the query reads (safe_div's + 1e-6; blindspot_size > 1: the
+    buckets before its own, none for the first). Masked keys 0 (their values are 0).
+    Checked: A v is the global attention's output (before to_out)."""
+    import numpy as np
+    import torch
+    seen = {}
+    fn = module.global_attn_fn
+
+    def wrapped(q, k, v, kv_mask=None, one_kv_head=False):
+        seen.update(q=q.clone(), k=k.clone(), v=v.clone(), mask=kv_mask, one=one_kv_head)
+        seen['out'] = fn(q, k, v, kv_mask=kv_mask, one_kv_head=one_kv_head)
+        return seen['out']
+    module.global_attn_fn = wrapped
+    try:
+        out = call(module, x, masks)
+    finally:
+        module.global_attn_fn = fn
+    q, k, v, mask = seen['q'].double(), seen['k'].double(), seen['v'].double(), seen['mask']
+    if seen['one']:
+        k, v = k[:, None], v[:, None]
+    b, h, n, e = q.shape
+    S = k.shape[2]
+    q, k = q * e ** -0.25, k * e ** -0.25
+    q = q.softmax(dim=-1)
+    keep = torch.ones(b, 1, S, 1, dtype=torch.bool) if mask is None else mask[:, None, :, None]
+    causal = isinstance(fn, __import__('functools').partial)
+    if not causal:
+        k = k.masked_fill(~keep, -torch.finfo(torch.float32).max).softmax(dim=-2)
+        A = torch.einsum('bhnd,bhsd->bhns', q, k) * keep[..., 0][:, :, None, :]
+    else:
+        bs = fn.keywords['bucket_size']
+        k = fn.keywords['psi'](k).masked_fill(~keep, 0.)
+        U = n // bs
+        ksum = k.reshape(b, k.shape[1], U, bs, e).sum(-2).cumsum(-2) + 1e-6  # (b,h,U,e)
+        A = torch.zeros(b, h, n, S, dtype=torch.float64)
+        for u in range(U):
+            src = u if bs == 1 else u - 1
+            if src < 0:
+                continue
+            kd = k[:, :, :(src + 1) * bs] / ksum[:, :, src:src + 1]
+            A[:, :, u * bs:(u + 1) * bs, :(src + 1) * bs] = torch.einsum(
+                'bhnd,bhsd->bhns', q[:, :, u * bs:(u + 1) * bs], kd)
+    check = torch.einsum('bhns,bhsd->bhnd', A, v.expand(b, h, S, v.shape[-1]))
+    assert np.allclose(check.float().numpy(), seen['out'].numpy(), rtol=1e-4, atol=1e-5), 'A v is not the output'
+    return out, [('attention', A.float().numpy())]
+
+
+def _maps_clustered(module, x, masks, call):
+    """ClusteredAttention / ImprovedClusteredAttention: the weights each query used, from the
+    reference's own: its query groups (_create_query_groups wrapped: the sorted cluster of each
+    sorted position and the sort order), the Dropout its centroid weights pass through (clustered:
+    softmax over the keys, (N,H,C,S); improved: first the centroid softmax with its top-k keys
+    zeroed, then each sorted query's softmax on its cluster's top-k keys times the centroid's mass
+    there, (N,H,L,k); causal: only the latter, future keys zeroed) and the top-k key indices
+    (_topk_attention wrapped). Query q of cluster c gets row c, plus its own top-k part.
+    Checked: A V is the output."""
+    import numpy as np
+    import torch
+    from fast_transformers.attention import ImprovedClusteredAttention, ImprovedClusteredCausalAttention
+    causal = isinstance(module, ImprovedClusteredCausalAttention)
+    improved = causal or isinstance(module, ImprovedClusteredAttention)
+    seen = {}
+    cqg = module._create_query_groups
+
+    def groups(Q, ql):
+        g, idx = cqg(Q, ql)
+        seen['clusters'], seen['order'] = g[0].clone(), idx.clone()
+        return g, idx
+    module._create_query_groups = groups
+    if improved:
+        tka = module._topk_attention
+
+        def topk_attention(*args):
+            seen['topk'] = args[7 if causal else 5].clone()
+            return tka(*args)
+        module._topk_attention = topk_attention
+    got, hs = _dropout_hooks([module.dropout])
+    try:
+        out = call(module, x, masks)
+    finally:
+        for h in hs:
+            h.remove()
+        del module._create_query_groups
+        if improved:
+            del module._topk_attention
+    As = got[id(module.dropout)]
+    N, L, H = x[0].shape[0], x[0].shape[1], x[0].shape[2]
+    S = x[1].shape[1]
+    ql = masks['query_lengths'][1] if 'query_lengths' in masks else torch.full((N,), L)
+    M = torch.zeros(N, H, L, S)
+    for n in range(N):
+        for h in range(H):
+            for p in range(int(ql[n])):
+                c, qi = int(seen['clusters'][n, h, p]), int(seen['order'][n, h, p])
+                if not causal:
+                    M[n, h, qi] = As[0][n, h, c]
+                if improved:
+                    M[n, h, qi, seen['topk'][n, h, c]] += As[-1][n, h, p]
+    check = torch.einsum('nhls,nshd->nlhd', M, x[2])
+    assert np.allclose(check.numpy(), out.numpy(), rtol=1e-4, atol=1e-5), 'A V is not the output'
+    return out, [('attention', M.numpy())]
+
+
+def _maps_reformer(module, x, masks, call):
+    """ReformerAttention: the weights each query used, from the reference's own: every round's
+    chunk softmax (the Dropout it passes through, (N,chunks,H,c,2c)) placed at the original
+    positions of the keys of its look-back window (the round's sort order: torch.argsort
+    wrapped), chunk 0's zero look-back dropped, times 1/rounds, summed over the rounds.
+    Checked: A V is the output."""
+    import numpy as np
+    import torch
+    orders = []
+    argsort = torch.argsort
+
+    def rec(*a, **k):
+        r = argsort(*a, **k)
+        orders.append(r.clone())
+        return r
+    got, hs = _dropout_hooks([module.dropout])
+    torch.argsort = rec
+    try:
+        out = call(module, x, masks)
+    finally:
+        torch.argsort = argsort
+        for h in hs:
+            h.remove()
+    As = got[id(module.dropout)]
+    assert len(As) == len(orders) == module.rounds
+    N, L, H = x[0].shape[0], x[0].shape[1], x[0].shape[2]
+    c = module.chunk_size
+    M = torch.zeros(N, H, L, L, dtype=torch.float64)
+    for A, g in zip(As, orders):
+        for n in range(N):
+            for h in range(H):
+                pos = g[n, :, h]
+                for b in range(L // c):
+                    keys = torch.cat([pos[(b - 1) * c:b * c] if b else torch.full((c,), -1), pos[b * c:(b + 1) * c]])
+                    for i in range(c):
+                        qi = int(pos[b * c + i])
+                        for j in range(2 * c):
+                            if keys[j] >= 0:
+                                M[n, h, qi, keys[j]] += float(A[n, b, h, i, j]) / module.rounds
+    check = torch.einsum('nhls,nshd->nlhd', M, x[2].double())
+    assert np.allclose(check.float().numpy(), out.numpy(), rtol=1e-4, atol=1e-5), 'A V is not the output'
+    return out, [('attention', M.float().numpy())]
+
+
 MAPS = {
     'linear': _maps_linear,
     'causal_linear': _maps_linear,
@@ -374,4 +540,9 @@ MAPS = {
     'axial': _maps_axial,
     'axial_image_transformer': _maps_axial,
     'compositional': _maps_compositional,
+    'linear_self': _maps_linear_self,
+    'clustered': _maps_clustered,
+    'improved_clustered': _maps_clustered,
+    'improved_clustered_causal': _maps_clustered,
+    'reformer': _maps_reformer,
 }

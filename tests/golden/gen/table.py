@@ -1357,3 +1357,100 @@ CASES += [
      'reference': _ref(_FT, 'AttentionLayer(LinearAttention(4), 8, 2); ' + _FT_MASKS, 1419,
                        'attention: the inner LinearAttention\'s implied matrix over the projected heads.')},
 ]
+
+_LAT = 'linear_attention_transformer 0.12.1 (lucidrains/linear-attention-transformer @1033093)'
+_LAT_NOTE = ("SelfAttention(**config) with psi_fn 'elu1' = DEFAULT_PSI (elu(x)+1), 'relu' = F.relu; "
+             'forward(x, input_mask=input_mask) (true = keep); local_attention etc. stubbed as in the '
+             'linear_self rows')
+_LAT_MAP = ('attention: the matrix its global attention implies (refs._maps_linear_self), att = A v '
+            'per head before to_out; checked against its output.')
+
+
+def _lat_cfg(**kw):
+    c = {'dim': 16, 'heads': 2, 'causal': False, 'dim_head': None, 'one_kv_head': False,
+         'psi_fn': 'elu1', 'blindspot_size': 1, 'n_local_attn_heads': 0,
+         'receives_context': False, 'dropout': 0.0, 'attn_dropout': 0.0}
+    c.update(kw)
+    return c
+
+
+CASES += [
+    {'id': 'maps_linear_self_noncausal_mask', 'type': 'linear_self', 'seed': 1420, 'maps': True,
+     'config': _lat_cfg(heads=2),
+     'inputs': [['x', [2, 9, 16]]],
+     'masks': {'input_mask': ['bool', [[1, 1, 0, 1, 1, 1, 0, 1, 1], [0, 0, 0, 0, 0, 0, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1420, _LAT_MAP + ' Stream 1 has every key masked: zero rows.')},
+    {'id': 'maps_linear_self_noncausal_one_kv', 'type': 'linear_self', 'seed': 1421, 'maps': True,
+     'config': _lat_cfg(dim=12, heads=3, dim_head=5, one_kv_head=True),
+     'inputs': [['x', [2, 7, 12]]],
+     'masks': {'input_mask': ['bool', [[1, 0, 1, 1, 0, 1, 1], [1, 1, 1, 1, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1421, _LAT_MAP)},
+    {'id': 'maps_linear_self_causal_b1_mask', 'type': 'linear_self', 'seed': 1422, 'maps': True,
+     'config': _lat_cfg(causal=True),
+     'inputs': [['x', [2, 8, 16]]],
+     'masks': {'input_mask': ['bool', [[1, 1, 1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1422, _LAT_MAP)},
+    {'id': 'maps_linear_self_causal_b4_relu', 'type': 'linear_self', 'seed': 1423, 'maps': True,
+     'config': _lat_cfg(dim=12, causal=True, psi_fn='relu', blindspot_size=4),
+     'inputs': [['x', [2, 12, 12]]],
+     'masks': {'input_mask': ['bool', [[1] * 12, [1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0]]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1423,
+                       _LAT_MAP + ' Blindspot 4: the first bucket\'s rows are 0; relu leaves features '
+                       'with a zero running sum, so rows sum to less than 1.')},
+    {'id': 'maps_linear_self_causal_one_kv_b4', 'type': 'linear_self', 'seed': 1424, 'maps': True,
+     'config': _lat_cfg(heads=4, causal=True, one_kv_head=True, blindspot_size=4),
+     'inputs': [['x', [1, 16, 16]]],
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_LAT, _LAT_NOTE, 1424, _LAT_MAP)},
+]
+
+# The random fast-transformers types, in the configurations where the reference's output does not
+# depend on its draws (so attnd, with its own seeded draws, must give the same numbers): one
+# cluster (every query in it, whatever the planes and the initial centroid), one chunk (every
+# query sees every key, whatever the rotations; only the order it sums in changes).
+_FT_RANDOM = ('The weights from its own draws (refs._maps_clustered / _maps_reformer); with %s they '
+              'do not depend on them. A V is checked against its output.')
+
+CASES += [
+    {'id': 'maps_clustered_one_cluster_key_lengths', 'type': 'clustered', 'seed': 1425, 'maps': True,
+     'config': {'clusters': 1, 'iterations': 10, 'bits': 16, 'hash_bias': True, 'softmax_temp': None,
+                'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 7, 2, 4]], ['keys', [2, 9, 2, 4]], ['values', [2, 9, 2, 5]]],
+     'masks': {'key_lengths': ['lengths', [9, 5]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ClusteredAttention(clusters=1, bits=16); ' + _FT_MASKS, 1425,
+                       'attention: the centroid softmax each query used. ' + _FT_RANDOM % 'one cluster')},
+    {'id': 'maps_improved_clustered_one_cluster_topk3', 'type': 'improved_clustered', 'seed': 1426,
+     'maps': True,
+     'config': {'clusters': 1, 'iterations': 10, 'bits': 16, 'hash_bias': True, 'topk': 3,
+                'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 7, 2, 4]], ['keys', [2, 10, 2, 4]], ['values', [2, 10, 2, 5]]],
+     'masks': {'key_lengths': ['lengths', [10, 6]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ImprovedClusteredAttention(clusters=1, bits=16, topk=3); ' + _FT_MASKS, 1426,
+                       'attention: the centroid softmax off the top-3 keys, the query\'s own softmax on '
+                       'them times the centroid\'s mass there. ' + _FT_RANDOM % 'one cluster')},
+    {'id': 'maps_improved_clustered_causal_one_cluster', 'type': 'improved_clustered_causal',
+     'seed': 1428, 'maps': True,
+     'config': {'clusters': 1, 'iterations': 10, 'bits': 16, 'hash_bias': True, 'topk': 4,
+                'softmax_temp': None, 'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 8, 2, 4]], ['keys', [2, 8, 2, 4]], ['values', [2, 8, 2, 3]]],
+     'masks': {'attn_mask': ['causal', [8, 8]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ImprovedClusteredCausalAttention(clusters=1, bits=16, topk=4); ' + _FT_MASKS,
+                       1428, 'attention: each query\'s softmax on its cluster\'s top-4 keys, future ones '
+                       '0 (rows sum to at most 1). ' + _FT_RANDOM % 'one cluster')},
+    {'id': 'maps_reformer_one_chunk_masked', 'type': 'reformer', 'seed': 1427, 'maps': True,
+     'config': {'chunk_size': 8, 'bits': 4, 'rounds': 2, 'masked': True, 'softmax_temp': None,
+                'attention_dropout': 0.1},
+     'inputs': [['queries', [2, 8, 2, 4]], ['keys', [2, 8, 2, 4]], ['values', [2, 8, 2, 4]]],
+     'masks': {'key_lengths': ['lengths', [8, 5]]},
+     'tol': [0.0001, 1e-05],
+     'reference': _ref(_FT, 'ReformerAttention(chunk_size=8, bits=4, rounds=2, masked=True); ' + _FT_MASKS,
+                       1427, 'attention: each round\'s chunk softmax at the keys\' positions, averaged. ' +
+                       _FT_RANDOM % 'one chunk of the whole sequence')},
+]

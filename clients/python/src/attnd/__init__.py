@@ -8,17 +8,19 @@ Standard library only; numpy arrays in and out when numpy is installed.
 """
 
 from .client import Client, InferResult
-from .errors import (AttndError, BadRequestError, ConnectError, ForbiddenError,
+from .errors import (AttndError, BadRequestError, ConflictError, ConnectError, ForbiddenError,
                      GatewayTimeoutError, HTTPError, ModelNotFoundError, PayloadTooLargeError,
-                     ProtocolError, RequestTimeoutError, ServerError, ServiceUnavailableError,
-                     UnauthorizedError)
+                     ProtocolError, RequestTimeoutError, SequenceNotFoundError, ServerError,
+                     ServiceUnavailableError, UnauthorizedError)
+from .sequence import Sequence
 from .tensors import HAVE_NUMPY, Tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "InferResult", "Tensor", "HAVE_NUMPY",
+    "Client", "InferResult", "Sequence", "Tensor", "HAVE_NUMPY",
     "AttndError", "ConnectError", "RequestTimeoutError", "ProtocolError", "HTTPError",
     "BadRequestError", "UnauthorizedError", "ForbiddenError", "ModelNotFoundError",
-    "PayloadTooLargeError", "ServerError", "ServiceUnavailableError", "GatewayTimeoutError",
+    "ConflictError", "SequenceNotFoundError", "PayloadTooLargeError", "ServerError",
+    "ServiceUnavailableError", "GatewayTimeoutError",
 ]

@@ -15,8 +15,9 @@ import zlib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import tensors
-from .errors import (ConnectError, HTTPError, ProtocolError, RequestTimeoutError,
+from .errors import (ConnectError, HTTPError, ModelNotFoundError, ProtocolError, RequestTimeoutError,
                      _retry_after_seconds, error_for_status)
+from .sequence import SEQUENCE_HEADER, Sequence, _seq_error, _seq_path
 from .tensors import Tensor, WireTensor, make_output
 
 __all__ = ["Client", "InferResult"]
@@ -236,9 +237,11 @@ class Client:
 
     def request(self, method: str, path: str, body: Optional[bytes] = None,
                 headers: Optional[Mapping[str, str]] = None, *, timeout: Optional[float] = None,
-                admin: bool = False, retry: bool = True) -> _Response:
+                admin: bool = False, retry: bool = True, retry_connect: bool = True) -> _Response:
         """Sends one request (with retries); returns (status, headers, body) of a
-        2xx/3xx answer or raises the :class:`AttndError` subclass of the status."""
+        2xx/3xx answer or raises the :class:`AttndError` subclass of the status.
+        ``retry_connect=False``: a failed connection is not retried (for requests
+        that must not run twice, such as a sequence step); 503/429 still are."""
         hdrs = dict(self.headers)
         key = self.admin_key if admin else self.api_key
         if key:
@@ -252,7 +255,7 @@ class Client:
                 status, rh, data = self._transport.request(method, path, body, hdrs, t)
                 data = decompress(rh.get("content-encoding"), data)
             except ConnectError:
-                if not retry or attempt >= self.retries:
+                if not retry or not retry_connect or attempt >= self.retries:
                     raise
                 delay = self._delay(attempt, None)
                 if delay > self.max_backoff:
@@ -326,7 +329,9 @@ class Client:
               timeout: Optional[float] = None, input_datatype: Optional[str] = None,
               output_datatype: Optional[str] = None,
               request_compression_algorithm: Optional[str] = None,
-              response_compression_algorithm: Optional[str] = None) -> InferResult:
+              response_compression_algorithm: Optional[str] = None,
+              headers: Optional[Mapping[str, str]] = None,
+              _retry_connect: bool = True) -> InferResult:
         """POST /v2/models/{name}/infer.
 
         ``inputs``: a mapping of input name to a numpy array, nested lists or a
@@ -344,8 +349,8 @@ class Client:
         ``request_compression_algorithm`` ("gzip", "deflate"): compress the
         request body; ``response_compression_algorithm``: ask for a
         compressed reply (the server compresses replies above its
-        --compress-min-bytes).  Both default to the client's.  Returns an
-        :class:`InferResult`.
+        --compress-min-bytes).  Both default to the client's.  ``headers``:
+        extra HTTP headers for this request.  Returns an :class:`InferResult`.
         """
         req_algo = _check_compression("request_compression_algorithm", request_compression_algorithm) \
             if request_compression_algorithm is not None else self.request_compression_algorithm
@@ -402,8 +407,10 @@ class Client:
             hdrs["Content-Encoding"] = req_algo
         if resp_algo:
             hdrs["Accept-Encoding"] = resp_algo
+        if headers:
+            hdrs.update(headers)
         _, rh, data = self.request("POST", "/v2/models/%s/infer" % _quote(name), body, hdrs,
-                                   timeout=timeout)
+                                   timeout=timeout, retry_connect=_retry_connect)
         return self._decode(rh, data)
 
     def _output_names(self, name: str) -> List[Dict[str, Any]]:
@@ -535,3 +542,65 @@ class Client:
         """Unloads model ``name``; requests already running on it finish."""
         self._post_json("/v2/repository/models/%s/unload" % _quote(name), {}, admin=True,
                         timeout=timeout)
+
+    # ---- sequences (streaming sessions) ----
+
+    def sequence(self, model: str, id: Optional[Union[int, str]] = None, kind: str = "self",
+                 config: Optional[Mapping[str, Any]] = None) -> Sequence:
+        """A :class:`Sequence` of ``model`` (nothing is sent until its first
+        ``step``).  ``id``: an int or str (default: a random 63-bit integer);
+        ``kind``: "self" or "cross"; ``config``: parameters of the start request
+        (a built-in model's config)."""
+        return Sequence(self, model, id, kind, config)
+
+    def export_sequence(self, model: str, id: Union[int, str], *,
+                        timeout: Optional[float] = None) -> bytes:
+        """GET /v2/models/{m}/sequences/{id}: the state of a live sequence
+        (safetensors bytes)."""
+        try:
+            _, _, data = self.request("GET", _seq_path(model, id), headers={SEQUENCE_HEADER: str(id)},
+                                      timeout=timeout)
+        except ModelNotFoundError as e:
+            raise _seq_error(e) from e
+        return data
+
+    def restore_sequence(self, model: str, id: Union[int, str], data: bytes, *,
+                         timeout: Optional[float] = None) -> Sequence:
+        """PUT /v2/models/{m}/sequences/{id}: makes ``data`` (an export) the live
+        sequence ``id`` (409 when that id is live) and returns its
+        :class:`Sequence`, which continues exactly where the export was made."""
+        path = _seq_path(model, id)
+        try:
+            _, _, body = self.request("PUT", path, bytes(data),
+                                      {"Content-Type": "application/octet-stream",
+                                       SEQUENCE_HEADER: str(id)},
+                                      timeout=timeout, retry_connect=False)
+        except ModelNotFoundError as e:
+            raise _seq_error(e) from e
+        doc = _json(body, "PUT " + path)
+        if not isinstance(doc, dict):
+            raise ProtocolError("PUT %s: expected a JSON object" % path)
+        length = doc.get("sequence_length")
+        kind = doc.get("kind") if doc.get("kind") in ("self", "cross") else "self"
+        return Sequence(self, model, id, kind, started=True,
+                        length=length if isinstance(length, int) else 0)
+
+    def delete_sequence(self, model: str, id: Union[int, str], *,
+                        timeout: Optional[float] = None) -> Dict[str, Any]:
+        """DELETE /v2/models/{m}/sequences/{id}: ends it now;
+        ``{"model", "sequence_id", "ended": "deleted"}``."""
+        path = _seq_path(model, id)
+        try:
+            _, _, body = self.request("DELETE", path, headers={SEQUENCE_HEADER: str(id)}, timeout=timeout)
+        except ModelNotFoundError as e:
+            raise _seq_error(e) from e
+        return _json(body, "DELETE " + path)
+
+    def list_sequences(self, model: str, *, timeout: Optional[float] = None) -> List[Dict[str, Any]]:
+        """GET /v2/models/{m}/sequences (admin key when the server has admin keys):
+        ``[{"id", "model", "length", "bytes", "idle_s", "age_s", "busy"}, ...]``."""
+        doc = self._get_json(_seq_path(model), admin=True, timeout=timeout)
+        seqs = doc.get("sequences") if isinstance(doc, dict) else None
+        if not isinstance(seqs, list):
+            raise ProtocolError("GET %s: no sequences list" % _seq_path(model))
+        return seqs

@@ -63,6 +63,16 @@ class ModelNotFoundError(HTTPError):
     """404: no such model (or no such endpoint)."""
 
 
+class SequenceNotFoundError(ModelNotFoundError):
+    """404 on a sequence request: the sequence is unknown here, or has ended; the
+    message says which (end flag, idle timeout, evicted, deleted, failed, or never
+    started on this server)."""
+
+
+class ConflictError(HTTPError):
+    """409: e.g. a sequence start (or restore) on an id that is live."""
+
+
 class PayloadTooLargeError(HTTPError):
     """413: the request exceeds one of the server's limits."""
 
@@ -88,6 +98,7 @@ _BY_STATUS = {
     401: UnauthorizedError,
     403: ForbiddenError,
     404: ModelNotFoundError,
+    409: ConflictError,
     413: PayloadTooLargeError,
     503: ServiceUnavailableError,
     504: GatewayTimeoutError,
