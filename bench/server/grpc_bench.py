@@ -1,6 +1,6 @@
-"""bench/server/grpc.py — gRPC against REST on one attnd (issue 16).
+"""bench/server/grpc_bench.py — gRPC against REST on one attnd (issue 16).
 
-    /usr/bin/python3 bench/server/grpc.py BUILD [--out bench/results] [--duration 10] [--rounds 2]
+    /usr/bin/python3 bench/server/grpc_bench.py BUILD [--out bench/results] [--duration 10] [--rounds 2]
 
 Starts attnd (built-in `full` model, --port and --grpc-port on free loopback
 ports), checks that both front-ends give the same bytes, then:
@@ -185,7 +185,7 @@ def main():
     lines = [f"# gRPC against REST — {info['date']}", "",
              f"CPU: {info['cpu']} ({info['nproc']} cores, shared with the load generators and other jobs); "
              f"{info['h2load']}; {info['wrk']}.", "",
-             "`/usr/bin/python3 bench/server/grpc.py build` (one attnd, built-in `full`, default flags; "
+             "`/usr/bin/python3 bench/server/grpc_bench.py build` (one attnd, built-in `full`, default flags; "
              f"{opts.rounds} alternating rounds). Checks: {info['check_small']}; {info['check_large']}. "
              f"gRPC calls answered OK: {int(info['grpc_ok'])}, other statuses: {int(info['grpc_not_ok'])}.", "",
              "| request | front-end | load | round | requests/s | mean ms | errors | load avg |",
