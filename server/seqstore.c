@@ -99,6 +99,16 @@ static void entry_free(svc_seq_entry *s) {
     free(s);
 }
 
+/* Frees a chain of ended entries nobody holds (outside the lock: their
+ * states may take a while). */
+static void free_list(svc_seq_entry *v) {
+    while (v) {
+        svc_seq_entry *next = v->chain;
+        entry_free(v);
+        v = next;
+    }
+}
+
 static svc_seq_entry *find(const char *model, const char *id, svc_seq_entry ***link) {
     svc_seq_entry **p = &buckets[hash(model, id)];
     for (; *p; p = &(*p)->chain)
@@ -257,11 +267,7 @@ int svc_seqs_open(const char *model, const char *id, int start, uint64_t now, sv
     }
 out:
     pthread_mutex_unlock(&mu);
-    while (victims) {
-        svc_seq_entry *v = victims;
-        victims = v->chain;
-        entry_free(v);
-    }
+    free_list(victims);
     return st;
 }
 
@@ -339,11 +345,7 @@ int svc_seqs_room(svc_seq_entry *s, uint64_t now, svc_err *e) {
         }
     }
     pthread_mutex_unlock(&mu);
-    while (victims) {
-        svc_seq_entry *v = victims;
-        victims = v->chain;
-        entry_free(v);
-    }
+    free_list(victims);
     return st;
 }
 
@@ -415,11 +417,7 @@ static size_t end_where(int (*pick)(const svc_seq_entry *, uint64_t), uint64_t n
         }
     }
     pthread_mutex_unlock(&mu);
-    while (victims) {
-        svc_seq_entry *v = victims;
-        victims = v->chain;
-        entry_free(v);
-    }
+    free_list(victims);
     return n;
 }
 

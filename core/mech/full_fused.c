@@ -534,6 +534,34 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
+#if VLEN == 16
+/* x[r][c] -> x[c][r] for a 16 × 16 block of floats. */
+static void transpose16(__m512 x[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]),
+                a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
+        x[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        x[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        x[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        x[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 4; k++) {
+            t[8 * i + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0x88);
+            t[8 * i + 4 + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        x[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        x[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+    }
+}
+#endif
+
 /* Task t of the head-by-head copy: rows [s0, s0 + FUSED_BK) of batch n, every
  * head; the input is read in order (each row holds every head), so the
  * copy streams. */
@@ -562,10 +590,20 @@ static attn_status head_copy_task(void *arg, size_t task, int worker) {
             for (size_t h = 0; h < H; h++) {
                 float *restrict dst = j->qh + ((n * H + h) * j->sblocks + sb) * E * qp + i0;
                 const float *restrict src = qg + h * E;
-                for (size_t e = 0; e < E; e++)
+                size_t e = 0;
+#if VLEN == 16
+                if (ng == 16) /* 16 × 16 blocks transposed in registers */
+                    for (; e + 16 <= E; e += 16) {
+                        __m512 x[16];
+                        for (int r = 0; r < 16; r++) x[r] = (__m512)(vload(src + (size_t)r * H * E + e) * temp);
+                        transpose16(x);
+                        for (int r = 0; r < 16; r++) vstore(dst + (e + (size_t)r) * qp, (vf)x[r]);
+                    }
+#endif
+                for (; e < E; e++)
                     for (size_t r = 0; r < ng; r++) dst[e * qp + r] = src[r * H * E + e] * temp;
                 if (g1 == sb * bq + nq) /* the sub-block's last query: zero its padding columns */
-                    for (size_t e = 0; e < E; e++)
+                    for (e = 0; e < E; e++)
                         for (size_t c = nq; c < qp; c++) dst[e * qp + c - i0] = 0.0f;
             }
             g0 = g1;
