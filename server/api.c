@@ -229,6 +229,7 @@ json_t *svc_api_server_meta_json(void) {
         "max_json_depth", svc_cfg.max_json_depth, "allow_nonfinite", svc_cfg.allow_nonfinite);
     json_t *lim = o ? json_object_get(o, "limits") : NULL;
     if (lim) {
+        json_object_set_new(lim, "inline_max_us", json_integer(svc_cfg.inline_max_us));
         json_object_set_new(lim, "max_sequences", json_integer((json_int_t)svc_cfg.max_sequences));
         json_object_set_new(lim, "sequence_memory_bytes", json_integer((json_int_t)svc_cfg.sequence_memory));
         json_object_set_new(lim, "sequence_idle_timeout_s", json_real(svc_cfg.sequence_idle_s));

@@ -6,7 +6,9 @@
  * declared inputs (names, datatypes, ranks, fixed dimensions), decode every
  * tensor, and for a built-in model build the per-request model from the
  * request's parameters.  On a pool thread: run the model and encode the
- * response (with the front-end's encoder).  The request body is released
+ * response (with the front-end's encoder) — or, for a request expected to
+ * take less than --inline-max-us, on the front-end's thread itself (see
+ * expect_short).  The request body is released
  * before the job is queued, unless binary inputs are read in place (views
  * into the body, when their bytes are aligned): then the job owns the body
  * until the forward is done.
@@ -49,8 +51,48 @@ typedef struct infer_job {
     uint64_t t0, input_us, infer_us, output_us;
     int ran;
     int accounted; /* metrics recorded (once) */
+    int kind;      /* SVC_COST_WHOLE or SVC_COST_STEP: which of the model's cost estimates it updates */
+    size_t elems;  /* input elements */
+    const svc_infer_front *here; /* running on the front-end's thread: answer through here->reply */
     svc_seq_call seq; /* when the request is in a sequence */
 } infer_job;
+
+/* ---- short requests run where they arrive ----
+ *
+ * Handing a job to the pool and its reply back to the front-end costs
+ * four thread hand-offs, 0.1-0.2 ms on a virtual machine: as much as a
+ * decode step or a tiny forward.  So a request that is expected to take
+ * less than --inline-max-us runs on the front-end's thread, on one core
+ * claimed from the scheduler (when none is free, or a job waits, it is
+ * queued as usual).  What a request will take is measured, not guessed:
+ * each model keeps a moving average of the single-thread time (compute +
+ * encode, times the threads it had) and of the input elements of its
+ * whole requests and of its sequence steps.  A request counts as short
+ * when that average is under the threshold and it is not much larger than
+ * the average; the first requests of a model always go to the pool, and
+ * a request asking for attention maps too. */
+
+static void cost_update(svc_model *m, int kind, uint64_t us, size_t elems) {
+    unsigned long long old = atomic_load(&m->cost_us[kind]);
+    unsigned long long v = us + 1; /* 0 means "not measured yet" */
+    atomic_store(&m->cost_us[kind], old ? (3 * old + v) / 4 : v);
+    unsigned long long oe = atomic_load(&m->cost_elems[kind]);
+    atomic_store(&m->cost_elems[kind], oe ? (3 * oe + elems) / 4 : elems);
+}
+
+static int expect_short(const infer_job *j, const svc_infer_front *f) {
+    if (!f->reply || svc_cfg.inline_max_us <= 0 || j->maps) return 0;
+    unsigned long long us = atomic_load(&j->model->cost_us[j->kind]);
+    unsigned long long el = atomic_load(&j->model->cost_elems[j->kind]);
+    return us && us - 1 <= (unsigned long long)svc_cfg.inline_max_us && j->elems <= 2 * el + 1024;
+}
+
+/* The job's answer on the front-end's thread. */
+static void answer_here(svc_job *base, int status, svc_reply *rep) {
+    (void)status;
+    infer_job *j = (infer_job *)base;
+    j->here->reply(j->here->conn, rep);
+}
 
 /* Parameters the protocol reserves: never part of a model's config. */
 static int reserved_param(const char *k) {
@@ -264,6 +306,8 @@ static void run(svc_job *base, attn_ctx *ctx) {
     }
     j->encode(&res, outs, n, &j->base.reply);
     j->output_us = svc_now_us() - t;
+    int threads = j->base.threads > 0 ? j->base.threads : 1;
+    cost_update(j->model, j->kind, (j->infer_us + j->output_us) * (uint64_t)threads, j->elems);
 }
 
 /* Records the request with the status the client got. */
@@ -273,6 +317,7 @@ static void account_as(infer_job *j, int status) {
     svc_stats *st = j->model->stats;
     if (st) {
         if (j->ran) atomic_fetch_add(&st->exec_count, 1);
+        if (j->ran && j->here) atomic_fetch_add(&st->exec_inline, 1);
         atomic_fetch_add(&st->input_us, j->input_us);
         atomic_fetch_add(&st->infer_us, j->infer_us);
         atomic_fetch_add(&st->output_us, j->output_us);
@@ -302,12 +347,29 @@ static void finish(svc_job *base, int status) {
 
 typedef struct submit_arg {
     const svc_infer_front *f;
-    svc_job *j;
+    infer_job *j;
+    int here_ok;  /* expected to be short */
+    int claimed;  /* a core is claimed: run it here after admit */
 } submit_arg;
 
+/* Under the sequence table's lock (svc_seq_admit): a short step whose turn
+ * is next claims a core and runs once the lock is released; any other is
+ * queued now, so that one sequence's jobs reach the pool in arrival order. */
 static int submit(void *p, svc_err *e) {
     submit_arg *a = p;
-    return a->f->submit(a->f->conn, a->j, e);
+    if (a->here_ok && svc_seq_first_in_line(&a->j->seq) && svc_sched_claim_here()) {
+        a->claimed = 1;
+        return 0;
+    }
+    return a->f->submit(a->f->conn, &a->j->base, e);
+}
+
+static void run_here(infer_job *j, const svc_infer_front *f) {
+    j->here = f;
+    j->base.answer = answer_here;
+    j->base.gone = NULL;
+    j->base.owner = NULL;
+    svc_sched_run_here(&j->base); /* answers, then finish frees j */
 }
 
 static long parse_header_len(const char *v, int *bad) {
@@ -438,9 +500,18 @@ int svc_infer(const char *name, const svc_infer_front *f, svc_err *e) {
         size_t cap = 1 + total / svc_cfg.elems_per_thread;
         j->base.max_threads = cap > 1024 ? 1024 : (int)cap;
     }
+    j->kind = j->seq.on && !j->seq.start ? SVC_COST_STEP : SVC_COST_WHOLE;
+    j->elems = total;
+    int here_ok = expect_short(j, f);
     if (j->seq.on) {
-        submit_arg a = {f, &j->base};
-        if (svc_seq_admit(&j->seq, j->name, submit, &a, e) == 0) return 0;
+        submit_arg a = {f, j, here_ok, 0};
+        if (svc_seq_admit(&j->seq, j->name, submit, &a, e) == 0) {
+            if (a.claimed) run_here(j, f);
+            return 0;
+        }
+    } else if (here_ok && svc_sched_claim_here()) {
+        run_here(j, f);
+        return 0;
     } else if (f->submit(f->conn, &j->base, e) == 0) {
         return 0;
     }
@@ -475,10 +546,12 @@ static void *http_take_body(void *conn, void (**free_fn)(void *)) {
 
 static void http_set_sequence(void *conn, const char *id) { svc_req_set_sequence(conn, id); }
 
+static void http_reply(void *conn, svc_reply *rep) { svc_req_reply(conn, rep); }
+
 void svc_api_infer(svc_req *r) {
     svc_infer_front f = {.conn = r, .decode = http_decode, .encode = svc_wire_encode_outputs, .submit = http_submit,
                          .take_body = http_take_body, .seq_header = svc_req_header(r, SVC_SEQ_HEADER),
-                         .set_sequence = http_set_sequence};
+                         .set_sequence = http_set_sequence, .reply = http_reply};
     svc_err e = {0};
     if (svc_infer(svc_req_model(r), &f, &e) == 0) return;
     svc_reply rep;

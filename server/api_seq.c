@@ -131,6 +131,8 @@ int svc_seq_admit(svc_seq_call *c, const char *model, int (*submit)(void *, svc_
     return svc_seqs_open(model, c->id, c->start, svc_now_us(), &c->turn, submit, arg, &c->entry, e);
 }
 
+int svc_seq_first_in_line(const svc_seq_call *c) { return svc_seqs_turn_is_next(c->entry, &c->turn); }
+
 void svc_seq_close(svc_seq_call *c) {
     if (!c->entry) return;
     svc_seqs_close(c->entry, &c->turn, svc_now_us());

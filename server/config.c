@@ -21,6 +21,7 @@ svc_config svc_config_defaults(void) {
         .max_rank = ATTN_MAX_RANK,
         .max_dim = 1 << 20,
         .max_queue = 64,
+        .inline_max_us = 200,
         .timeout_s = 60,
         .drain_timeout_s = 30,
         .shutdown_delay_s = 0,

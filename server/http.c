@@ -245,8 +245,24 @@ static void free_iov_owner(void *cls) {
     free(o);
 }
 
+/* Up to this size a reply with a tail is sent from one buffer: libmicrohttpd
+ * writes a buffer's headers and body with one sendmsg, but an iovec
+ * response's headers alone first, a second segment (and wake-up) for the
+ * client for every small binary reply. */
+#define SMALL_REPLY (64u << 10)
+
 static struct MHD_Response *make_response(svc_reply *rep) {
     struct MHD_Response *resp = NULL;
+    if (rep->tail && rep->tail->nbytes && rep->len + rep->tail->nbytes <= SMALL_REPLY) {
+        char *b = realloc(rep->body, rep->len + rep->tail->nbytes);
+        if (b) {
+            memcpy(b + rep->len, rep->tail->data, rep->tail->nbytes);
+            rep->body = b;
+            rep->len += rep->tail->nbytes;
+            attn_tensor_free(rep->tail);
+            rep->tail = NULL;
+        } /* else: out of memory; send it in two parts as below */
+    }
     if (rep->tail && rep->tail->nbytes) {
         iov_owner *o = malloc(sizeof *o);
         if (!o) return NULL;

@@ -33,10 +33,14 @@ typedef struct svc_infer_front {
     const char *seq_header;                     /* the Sequence-Id header (or metadata), or NULL */
     void (*set_sequence)(void *conn, const char *id); /* optional: the request is in sequence id */
     uint64_t deadline_us;                       /* the front-end's own deadline (gRPC's grpc-timeout); 0 none */
+    /* Optional: answers at once, on the front-end's thread (steals *rep).
+     * Given, svc_infer may run a short request right there (api_infer.c,
+     * --inline-max-us) and answer through it before returning 0. */
+    void (*reply)(void *conn, svc_reply *rep);
 } svc_infer_front;
 
 /* Runs one inference request of model `name`.  0: submitted (the answer
- * comes through the job).  Otherwise the status in *e, already counted in
+ * comes through the job) or, with f->reply, already answered through it.  Otherwise the status in *e, already counted in
  * the model's metrics, nothing held: the front-end answers with *e. */
 int svc_infer(const char *name, const svc_infer_front *f, svc_err *e);
 

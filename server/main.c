@@ -69,6 +69,9 @@ static const opt opts[] = {
      "most threads one request may use (default: the cores available)"},
     {"elements-per-thread", "ATTND_ELEMENTS_PER_THREAD", O_SIZE, &svc_cfg.elems_per_thread, 0, 1e15,
      "N", "give a request one thread per N input elements (0: every request may use all)"},
+    {"inline-max-us", "ATTND_INLINE_MAX_US", O_INT, &svc_cfg.inline_max_us, 0, 1000000, "US",
+     "run a request expected to take less than this (measured per model) on the thread that decoded it "
+     "instead of the pool; 0: never"},
     {"http-threads", "ATTND_HTTP_THREADS", O_INT, &svc_cfg.http_threads, 1, 256, "N",
      "HTTP threads that parse and decode requests (default: min(cores, 4))"},
     {"max-body-bytes", "ATTND_MAX_BODY_BYTES", O_SIZE, &svc_cfg.max_body, 1024, 1e12, "BYTES",

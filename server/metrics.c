@@ -121,6 +121,9 @@ void svc_metrics_render(svc_buf *b) {
             svc_buf_printf(b, "attnd_inference_request_failure{model=\"%s\",version=\"1\",reason=\"%s\"} %llu\n",
                            s[i]->name, fail_name[r], (unsigned long long)atomic_load(&s[i]->fail[r]));
     PER_MODEL("attnd_inference_exec_count", "counter", "Number of model executions", exec_count);
+    PER_MODEL("attnd_inference_exec_inline_count", "counter",
+              "Model executions run on the thread that decoded the request (expected short: --inline-max-us)",
+              exec_inline);
     PER_MODEL("attnd_inference_request_duration_us", "counter",
               "Cumulative inference request duration in microseconds (decode to response)", request_us);
     PER_MODEL("attnd_inference_queue_duration_us", "counter",

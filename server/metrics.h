@@ -24,7 +24,7 @@ typedef enum {
 typedef struct svc_stats {
     char name[SVC_MODEL_NAME_MAX + 1];
     atomic_ullong success, fail[SVC_FAIL_COUNT];
-    atomic_ullong exec_count;
+    atomic_ullong exec_count, exec_inline; /* executions; of them on the front-end's thread */
     atomic_ullong request_us, queue_us, input_us, infer_us, output_us;
     atomic_llong pending, executing;
     atomic_ullong hist[SVC_HIST_BUCKETS + 1]; /* request duration, last = +Inf */

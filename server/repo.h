@@ -28,7 +28,13 @@ typedef struct svc_model {
     uint64_t generation;                 /* increases with every load */
     struct svc_stats *stats;             /* metrics slot, lives as long as the process */
     json_t *weights;                     /* [{name, datatype, shape}] of its weights file (owned), or NULL */
+    /* What its requests take (api_infer.c): moving averages of the
+     * single-thread microseconds + 1 (0: none measured yet) and of the
+     * input elements, of whole requests and of sequence steps. */
+    atomic_ullong cost_us[2], cost_elems[2];
 } svc_model;
+
+enum { SVC_COST_WHOLE, SVC_COST_STEP };
 
 /* Builds the built-ins and loads every model folder of dir (may be NULL).
  * Failures are logged and reported by the index; they do not stop startup. */

@@ -17,6 +17,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static svc_job *inbox_head, *inbox_tail; /* submitted, not yet on the pool (mu) */
 static int pending;                      /* reserved or queued, not started (mu) */
 static int free_cores;                   /* (mu) */
+static int running;                      /* jobs computing, on the pool or on a submitter's thread (mu) */
 static svc_job *active;                  /* on the pool (loop thread only) */
 static atomic_int n_active;
 static int closed;                       /* no more jobs (mu) */
@@ -45,17 +46,9 @@ static void answer_gone(svc_job *j) {
     answer(j, &r);
 }
 
-static void work_cb(uv_work_t *w) {
-    svc_job *j = w->data;
-    pthread_mutex_lock(&mu);
-    pending--;
-    int t = free_cores - pending;
-    if (t > svc_cfg.call_threads) t = svc_cfg.call_threads;
-    if (j->max_threads > 0 && t > j->max_threads) t = j->max_threads;
-    if (t > free_cores) t = free_cores;
-    if (t < 1) t = 1;
-    free_cores -= t;
-    pthread_mutex_unlock(&mu);
+/* Computes the job on the calling thread with t threads (the cores are
+ * already taken from free_cores) and gives them back. */
+static void execute(svc_job *j, int t) {
     j->threads = t;
     j->t_start = svc_now_us();
     if (j->stats) {
@@ -77,7 +70,23 @@ static void work_cb(uv_work_t *w) {
     if (j->stats) atomic_fetch_sub(&j->stats->executing, 1);
     pthread_mutex_lock(&mu);
     free_cores += t;
+    running--;
     pthread_mutex_unlock(&mu);
+}
+
+static void work_cb(uv_work_t *w) {
+    svc_job *j = w->data;
+    pthread_mutex_lock(&mu);
+    pending--;
+    int t = free_cores - pending;
+    if (t > svc_cfg.call_threads) t = svc_cfg.call_threads;
+    if (j->max_threads > 0 && t > j->max_threads) t = j->max_threads;
+    if (t > free_cores) t = free_cores;
+    if (t < 1) t = 1;
+    free_cores -= t;
+    running++;
+    pthread_mutex_unlock(&mu);
+    execute(j, t);
 }
 
 static void after_cb(uv_work_t *w, int status) {
@@ -179,6 +188,33 @@ void svc_sched_submit(svc_job *j) {
     inbox_tail = j;
     pthread_mutex_unlock(&mu);
     uv_async_send(&wake);
+}
+
+int svc_sched_claim_here(void) {
+    int ok = 0;
+    pthread_mutex_lock(&mu);
+    /* No more jobs compute at once than the pool has threads (--threads). */
+    int pool = svc_cfg.threads > 0 ? svc_cfg.threads : svc_cfg.cores;
+    if (!closed && pending == 0 && free_cores >= 1 && running < pool) {
+        free_cores--;
+        running++;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&mu);
+    if (ok) atomic_fetch_add(&n_active, 1);
+    return ok;
+}
+
+void svc_sched_run_here(svc_job *j) {
+    j->answered = 0;
+    j->t_submit = svc_now_us();
+    if (j->stats) atomic_fetch_add(&j->stats->pending, 1); /* execute() moves it to executing */
+    execute(j, 1);
+    atomic_fetch_sub(&n_active, 1);
+    j->status = j->reply.status;
+    if (j->account) j->account(j);
+    answer(j, &j->reply);
+    j->finish(j, j->status);
 }
 
 int svc_sched_pending(void) {

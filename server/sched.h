@@ -10,6 +10,10 @@
  * is 504 at once; the job is told to stop (attn_ctx_set_cancel) and is freed
  * whenever its thread lets go of it.
  *
+ * A short job may instead run on the submitter's own thread
+ * (svc_sched_claim_here, svc_sched_run_here): no hand-off to the pool and
+ * back, one thread, a core taken from the same count.
+ *
  * Threads per call: the pool has svc_cfg.threads threads and the machine
  * svc_cfg.cores cores.  A starting job takes the cores that are free minus
  * one for each job still waiting (at least 1, at most call_threads), and
@@ -67,6 +71,16 @@ int svc_sched_init(uv_loop_t *loop, svc_err *e); /* 0, or 500 in *e */
 int svc_sched_reserve(svc_err *e);
 /* Any thread, after a successful reserve, with answer (and owner) set. */
 void svc_sched_submit(svc_job *j);
+/* Any thread, instead of reserve + submit, for a job expected to be short
+ * (a few hundred microseconds: the hand-offs to the pool and back cost
+ * about as much).  1: the scheduler is open, no job waits for a thread, a
+ * core is free and fewer jobs compute than the pool has threads; that core is now the caller's, who must call
+ * svc_sched_run_here next.  0: nothing is claimed; reserve and submit. */
+int svc_sched_claim_here(void);
+/* Runs j on the calling thread on the core claimed, with one thread and no
+ * deadline watch (it is short), then calls account, answer and finish here,
+ * in that order, with the job's status: finish frees the job. */
+void svc_sched_run_here(svc_job *j);
 int svc_sched_pending(void);  /* waiting for a thread (metrics) */
 int svc_sched_active(void);   /* submitted and not yet finished */
 /* Loop thread: answer every unanswered job with 503 and cancel the jobs. */

@@ -47,6 +47,9 @@ int svc_seq_check_model(const svc_seq_call *c, const attn_model *m, const char *
  * arrival.  0, or the status in *e (nothing held then). */
 int svc_seq_admit(svc_seq_call *c, const char *model, int (*submit)(void *arg, svc_err *e), void *arg,
                   svc_err *e);
+/* From inside admit's submit only: no earlier request of the sequence is
+ * waiting or running (this one's step can start at once). */
+int svc_seq_first_in_line(const svc_seq_call *c);
 /* Pool thread: waits for the turn and runs the step.  A start builds the
  * sequence from `am` and takes *own (a per-request model, may be NULL) and
  * a reference to m; later steps use the sequence's own model.  0 and *out

@@ -271,6 +271,8 @@ out:
     return st;
 }
 
+int svc_seqs_turn_is_next(const svc_seq_entry *s, const svc_seq_turn *turn) { return s && s->head == turn; }
+
 int svc_seqs_wait_turn(svc_seq_entry *s, svc_seq_turn *turn, const volatile int *cancel) {
     pthread_mutex_lock(&mu);
     while (s->head != turn) {

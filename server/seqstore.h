@@ -90,6 +90,9 @@ const svc_seq_limits *svc_seqs_limits(void);
  * the open is undone.  Returns 0 or the status in *e. */
 int svc_seqs_open(const char *model, const char *id, int start, uint64_t now_us, svc_seq_turn *turn,
                   int (*admit)(void *arg, svc_err *e), void *arg, svc_seq_entry **out, svc_err *e);
+/* Whether `turn` heads its sequence's queue: only from the admit callback
+ * of svc_seqs_open, which runs under the table's lock. */
+int svc_seqs_turn_is_next(const svc_seq_entry *s, const svc_seq_turn *turn);
 /* Blocks until `turn` heads its sequence's queue (0), or until *cancel is
  * set (-1; the turn stays queued until closed). */
 int svc_seqs_wait_turn(svc_seq_entry *s, svc_seq_turn *turn, const volatile int *cancel);

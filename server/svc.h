@@ -37,6 +37,7 @@ typedef struct svc_config {
     int http_threads;        /* libmicrohttpd threads (decode, validate) */
     int call_threads;        /* most threads one request may use */
     size_t elems_per_thread; /* a request gets a thread per this many input elements; 0: no cap */
+    int inline_max_us;       /* a request expected to take less runs on its front-end's thread; 0: never */
     int cores;               /* threads the machine offers */
     size_t max_body;         /* bytes, 413 beyond */
     size_t max_elements;     /* per tensor */

@@ -50,7 +50,8 @@ def main():
         # sequences: two servers of the same repository (an export moves between them)
         # and two of the built-ins only (the repository's cases shadow some built-in names)
         seq_srv = [Server("--model-repository", CTX.repo, "--drain-timeout", "1", tag=t) for t in ("seq", "seq2")]
-        seq_srv += [Server("--drain-timeout", "1", tag=t) for t in ("bseq", "bseq2")]
+        # bseq2 never runs a request on its HTTP thread: sequences move between the two paths
+        seq_srv += [Server("--drain-timeout", "1", tag="bseq"), Server("--drain-timeout", "1", "--inline-max-us", "0", tag="bseq2")]
         t_seq.SERVER.update(zip(("seq", "seq2", "bseq", "bseq2"), seq_srv))
         t_seq.register(cases)
         t_maps.SERVER["golden"] = golden

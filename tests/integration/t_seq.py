@@ -377,6 +377,39 @@ def sequence_order_and_metrics():
 
 
 @test
+def short_requests_run_inline():
+    """bseq runs short requests on the thread that decoded them (the default
+    --inline-max-us), bseq2 never (--inline-max-us 0): the same sequence of
+    single tokens, and the same one-shot requests, give the same bits on
+    both, and only bseq counts inline executions."""
+    a, b = SERVER["bseq"], SERVER["bseq2"]
+    lab = 'model="causal_linear",version="1"'
+    key = f"attnd_inference_exec_inline_count{{{lab}}}"
+    ma, mb = _metrics(a), _metrics(b)
+    rng = np.random.default_rng(21)
+    x = _qkv(rng, 1, 40, 2, 4)
+    params = {"query_dimensions": 4}
+    outs = [_decode(srv, "causal_linear", x, [1] * 40, f"inline-{tag}", params=params)
+            for srv, tag in ((a, "a"), (b, "b"))]
+    check(np.array_equal(outs[0], outs[1]), "a sequence run inline differs from one run on the pool")
+    ones = []
+    for srv in (a, b):
+        rows = []
+        for _ in range(20):
+            st, h, body = srv.infer("causal_linear", x, params=params, binary=True)
+            check(st == 200, f"one-shot: {st}")
+            rows.append(body["output"])
+        check(all(np.array_equal(r, rows[0]) for r in rows), "repeated one-shot requests differ")
+        ones.append(rows[0])
+    check(np.array_equal(ones[0], ones[1]), "one-shot inline vs pool differ")
+    na = _metrics(a).get(key, 0) - ma.get(key, 0)
+    nb = _metrics(b).get(key, 0) - mb.get(key, 0)
+    check(na >= 30, f"bseq ran {na} of 60 short requests inline")
+    check(nb == 0, f"bseq2 (--inline-max-us 0) ran {nb} inline")
+    check(b.get_json("/v2")[1]["limits"]["inline_max_us"] == 0, "inline_max_us in /v2 limits")
+
+
+@test
 def sequence_drain_on_sigterm():
     """SIGTERM: not ready at once, live sequences keep answering for the drain
     time, and the log counts the sequences lost at exit."""

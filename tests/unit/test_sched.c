@@ -2,7 +2,7 @@
  * HTTP: the queue bound (503 beyond max_queue), a client that left (499,
  * while running or still queued), the deadline (504), shutdown (503), and
  * that the answer callback and then finish are each called exactly once
- * with the same status.  Links server/sched.o and the few server objects it
+ * with the same status; a short job run on the caller's thread.  Links server/sched.o and the few server objects it
  * needs (see the Makefile); the pool has one thread (UV_THREADPOOL_SIZE), so
  * a blocking job keeps the others queued. */
 #include "test_util.h"
@@ -198,6 +198,55 @@ static void deadline(void **st) {
     assert_int_equal(a.accounted, 0);
 }
 
+/* A short job runs on the caller's thread: a core is claimed only while
+ * nothing waits and one is free (cores = 2 here); account, answer and
+ * finish all come before svc_sched_run_here returns, with one thread, and
+ * the core is given back. */
+static void run_here(void **st) {
+    (void)st;
+    tjob a;
+    job_init(&a, 0);
+    assert_int_equal(svc_sched_claim_here(), 1);
+    assert_int_equal(svc_sched_active(), 1);
+    a.base.answer = answer;
+    svc_sched_run_here(&a.base);
+    assert_ended(&a, 200);
+    assert_int_equal(a.order, 3);
+    assert_int_equal(a.accounted, 1);
+    assert_int_equal(a.base.threads, 1);
+    assert_int_equal(atomic_load(&a.started), 1);
+    assert_int_equal(svc_sched_active(), 0);
+    /* One compute thread (--threads 1): no second claim while one is out. */
+    assert_int_equal(svc_sched_claim_here(), 1);
+    assert_int_equal(svc_sched_claim_here(), 0);
+    tjob b;
+    job_init(&b, 0);
+    b.base.answer = answer;
+    svc_sched_run_here(&b.base);
+    assert_ended(&b, 200);
+    /* A job on the pool's one thread: nothing beside it; one waiting for
+     * the pool: nothing runs past it. */
+    tjob d, e;
+    job_init(&d, 1);
+    job_init(&e, 0);
+    submit(&d);
+    pump_until(&d.started);
+    assert_int_equal(svc_sched_pending(), 0);
+    assert_int_equal(svc_sched_claim_here(), 0);
+    submit(&e); /* waits: the pool has one thread */
+    assert_int_equal(svc_sched_pending(), 1);
+    assert_int_equal(svc_sched_claim_here(), 0);
+    atomic_store(&d.release, 1);
+    pump_finished(&d);
+    pump_finished(&e);
+    assert_int_equal(svc_sched_claim_here(), 1); /* free again */
+    tjob f;
+    job_init(&f, 0);
+    f.base.answer = answer;
+    svc_sched_run_here(&f.base);
+    assert_ended(&f, 200);
+}
+
 /* Shutdown: every job still unanswered gets 503, and nothing more is
  * accepted.  Last: the scheduler stays closed. */
 static void abort_all(void **st) {
@@ -219,6 +268,7 @@ static void abort_all(void **st) {
     assert_int_equal(atomic_load(&b.started), 0);
     svc_err e = {0};
     assert_int_equal(svc_sched_reserve(&e), 503);
+    assert_int_equal(svc_sched_claim_here(), 0); /* nor anything on the caller's thread */
 }
 
 static int setup(void **st) {
@@ -226,6 +276,7 @@ static int setup(void **st) {
     setenv("UV_THREADPOOL_SIZE", "1", 1); /* before the pool starts */
     svc_cfg = svc_config_defaults();
     svc_cfg.cores = 2;
+    svc_cfg.threads = 1; /* as the pool */
     svc_cfg.call_threads = 1;
     svc_cfg.max_queue = 2;
     svc_cfg.timeout_s = 0.1; /* the deadline tick every 12 ms */
@@ -244,7 +295,7 @@ static int teardown(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(completes), cmocka_unit_test(queue_bound), cmocka_unit_test(cancel),
-        cmocka_unit_test(deadline),  cmocka_unit_test(abort_all),
+        cmocka_unit_test(deadline),  cmocka_unit_test(run_here), cmocka_unit_test(abort_all),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
