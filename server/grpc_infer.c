@@ -393,6 +393,7 @@ void svc_grpc_keep_free(void *keep) { grpc_req_free(keep); }
 /* The front-end's side of one call: the message, and whether a job took it. */
 typedef struct grpc_ctx {
     grpc_req *g;
+    svc_gcall *c;  /* g->c, for after g went with the job */
     int taken;
 } grpc_ctx;
 
@@ -401,6 +402,9 @@ static int grpc_decode_ctx(void *conn, svc_wire *w, svc_err *e) { return grpc_de
 static int grpc_submit(void *conn, struct svc_job *j, svc_err *e) {
     return svc_gcall_submit(((grpc_ctx *)conn)->g->c, j, e);
 }
+
+/* A short request computed on this thread (svc_infer's inline path). */
+static void grpc_reply(void *conn, svc_reply *rep) { svc_gcall_reply(((grpc_ctx *)conn)->c, rep); }
 
 static void *grpc_take(void *conn, void (**free_fn)(void *)) {
     grpc_ctx *x = conn;
@@ -422,10 +426,10 @@ void svc_grpc_infer(svc_gcall *c, const unsigned char *msg, size_t len) {
     if (!(g->h = svc_pb_unpack(&inference__model_infer_request__descriptor, msg, len, (void **)&g->req, &e))) goto fail;
     svc_gcall_set_model(c, g->req->model_name);
     if (svc_grpc_model_arg(g->req->model_name, g->req->model_version, 404, &e)) goto fail;
-    grpc_ctx x = {g, 0};
+    grpc_ctx x = {g, c, 0};
     svc_infer_front f = {.conn = &x, .decode = grpc_decode_ctx, .encode = svc_grpc_encode, .submit = grpc_submit,
                          .take_body = grpc_take, .seq_header = svc_gcall_metadata(c, "sequence-id"),
-                         .deadline_us = svc_gcall_deadline_us(c)};
+                         .deadline_us = svc_gcall_deadline_us(c), .reply = grpc_reply};
     char name[SVC_MODEL_NAME_MAX + 1];
     snprintf(name, sizeof name, "%s", g->req->model_name);
     int st = svc_infer(name, &f, &e);
