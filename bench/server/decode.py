@@ -276,6 +276,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--out", default=None)
     ap.add_argument("--quick", action="store_true", help="contexts 512 and 2048, fewer steps")
+    ap.add_argument("--inline-max-us", default=None, help="passed to attnd (default: attnd's own)")
     a = ap.parse_args()
     contexts = [512, 2048] if a.quick else [512, 2048, 4096]
     steps = 32 if a.quick else 64
@@ -288,7 +289,9 @@ def main():
     proc = subprocess.Popen([os.path.join(a.build, "attnd"), "--port", str(port), "--model-repository",
                              os.path.join(work, "repo"), "--max-body-bytes", "1G", "--max-tensor-elements", "1G",
                              "--max-dim", "1M", "--sequence-memory", "16G", "--max-queue", "256",
-                             "--max-sequence-tokens", "1M", "--drain-timeout", "1"], stdout=log, stderr=log)
+                             "--max-sequence-tokens", "1M", "--drain-timeout", "1"] +
+                            (["--inline-max-us", a.inline_max_us] if a.inline_max_us is not None else []),
+                            stdout=log, stderr=log)
     try:
         for _ in range(300):
             try:
@@ -305,8 +308,11 @@ def main():
         for name in MODELS:
             for ctx in contexts:
                 for conc in (1, 16):
+                    # the round trip beside each case, so that the floor follows the machine's load
+                    rtt_a = round_trip(port, 300)
                     r = run_case(port, name, ctx, conc, steps, seed=ctx + conc)
-                    r["floor_s"] = r["state_bytes"] / bw + rtt
+                    r["rtt_s"] = (rtt_a + round_trip(port, 300)) / 2
+                    r["floor_s"] = r["state_bytes"] / bw + r["rtt_s"]
                     r["ratio"] = r["per_token_s"] / r["floor_s"]
                     rows.append(r)
                     print(json.dumps(r), flush=True)
@@ -321,7 +327,8 @@ def main():
            f"CPU: {cpu_model()}, {os.cpu_count()} cores; kernels: " +
            ", ".join(f"{k}={v}" for k, v in kernels.items() if k.startswith("kernel")), "",
            f"Memory copy bandwidth (numpy, 64 MiB): {bw / 1e9:.2f} GB/s read. Empty-request round trip "
-           f"(GET /v2/health/live, kept-alive, Python http.client): {rtt * 1e6:.0f} µs. Load average at the end: "
+           f"(GET /v2/health/live, kept-alive, Python http.client): {rtt * 1e6:.0f} µs at the start, and measured again "
+           f"before and after each case (the floor uses that case's mean, so it follows the load). Load average at the end: "
            f"{os.getloadavg()[0]:.2f}. Client and server share the machine's cores.", "",
            "Requests are built before timing and replies read without parsing (the client's Python costs are not the "
            "server's). Per-token time: for one sequence the median latency of a single-token request (binary tensors); for 16 "
@@ -329,12 +336,12 @@ def main():
            "latency beside it; floor = state bytes of one sequence / copy bandwidth + round trip; ratio = per-token / "
            "floor (target <= 1.5). RSS growth / seq: attnd's resident set while the sequences are live, minus before "
            "they started, per sequence (includes the allocator's retained request buffers).", "",
-           "| model | context | sequences | state / seq | RSS growth / seq | per-token | latency | tokens/s | floor | ratio | prefill |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| model | context | sequences | state / seq | RSS growth / seq | per-token | latency | tokens/s | round trip | floor | ratio | prefill |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['model']} | {r['context']} | {r['concurrency']} | {r['state_bytes'] / 2**20:.2f} MiB | "
                    f"{r['rss_growth_per_seq'] / 2**20:.2f} MiB | "
-                   f"{r['per_token_s'] * 1e3:.3f} ms | {r['latency_s'] * 1e3:.3f} ms | {r['tokens_per_s']:.0f} | {r['floor_s'] * 1e3:.3f} ms | "
+                   f"{r['per_token_s'] * 1e3:.3f} ms | {r['latency_s'] * 1e3:.3f} ms | {r['tokens_per_s']:.0f} | {r['rtt_s'] * 1e6:.0f} µs | {r['floor_s'] * 1e3:.3f} ms | "
                    f"{r['ratio']:.2f} | {r['prefill_s']:.2f} s |")
     out += ["", "Resending the whole context without a sequence (full, one causal forward over context+1 tokens, "
             "binary, median of 3), against the sequence's per-token time (1 sequence):", "",
