@@ -6,10 +6,12 @@
  *
  * Everything here runs on the gRPC thread's own libuv loop (see grpc.h).
  * Sockets are non-blocking and watched with uv_poll: a readable socket is
- * read into nghttp2_session_mem_recv, and nghttp2_session_send writes
- * straight to the socket, the part a full socket does not take waiting in
- * the connection's output buffer (nothing more is generated while it holds
- * more than OUT_HIGH bytes).
+ * read into nghttp2_session_mem_recv, and nghttp2_session_send collects
+ * the frames in the connection's output buffer, written with one send()
+ * when the session has nothing more to say (a large DATA frame with an
+ * empty buffer goes straight to the socket); what a full socket does not
+ * take waits there, and nothing more is generated while it holds more than
+ * OUT_HIGH bytes.
  *
  * Limits.  A message is at most --max-body-bytes (RESOURCE_EXHAUSTED, and
  * the stream is reset); the metadata of a stream at most --max-header-bytes;
@@ -842,38 +844,42 @@ static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t err, void *
     return 0;
 }
 
+/* nghttp2's frames go into the connection's buffer; conn_flush writes it
+ * with one send() once the session has nothing more to say (or the buffer
+ * passed OUT_HIGH).  A send per frame — HEADERS, DATA and the trailers of
+ * every answer — cost a syscall and a loopback wake-up each. */
 static ssize_t on_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user) {
     (void)s;
     (void)flags;
     gconn *c = user;
     if (c->fd < 0) return (ssize_t)len; /* svc_grpc_fuzz_session: no socket */
     if (c->out_len - c->out_off > OUT_HIGH) return NGHTTP2_ERR_WOULDBLOCK;
+    if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
     size_t done = 0;
-    if (c->out_len == c->out_off) {
+    if (c->out_len == 0 && len >= 16384) { /* a large DATA frame with nothing before it: straight out */
         ssize_t w = send(c->fd, data, len, MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return NGHTTP2_ERR_CALLBACK_FAILURE;
         if (w > 0) done = (size_t)w;
+        if (done == len) return (ssize_t)len;
+        data += done;
+        len -= done;
     }
-    if (done < len) {
-        size_t rest = len - done;
-        if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
-        if (c->out_cap - c->out_len < rest) {
-            if (c->out_off) {
-                memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-                c->out_len -= c->out_off;
-                c->out_off = 0;
-            }
-            size_t cap = c->out_cap ? c->out_cap : 65536;
-            while (cap - c->out_len < rest) cap *= 2;
-            unsigned char *p = realloc(c->out, cap);
-            if (!p) return NGHTTP2_ERR_CALLBACK_FAILURE;
-            c->out = p;
-            c->out_cap = cap;
+    if (c->out_cap - c->out_len < len) {
+        if (c->out_off) {
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
         }
-        memcpy(c->out + c->out_len, data + done, rest);
-        c->out_len += rest;
+        size_t cap = c->out_cap ? c->out_cap : 65536;
+        while (cap - c->out_len < len) cap *= 2;
+        unsigned char *p = realloc(c->out, cap);
+        if (!p) return NGHTTP2_ERR_CALLBACK_FAILURE;
+        c->out = p;
+        c->out_cap = cap;
     }
-    return (ssize_t)len;
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+    return (ssize_t)(len + done);
 }
 
 /* ---- connections ---- */
@@ -905,20 +911,22 @@ static void poll_update(gconn *c) {
 
 static void conn_flush(gconn *c) {
     if (c->closing) return;
-    while (c->out_len > c->out_off) {
+    for (;;) {
+        if (c->out_len - c->out_off <= OUT_HIGH && nghttp2_session_send(c->s) != 0) {
+            conn_close(c);
+            return;
+        }
+        if (c->out_len == c->out_off) break; /* all said */
         ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break; /* the socket is full: wait for writable */
             if (errno == EINTR) continue;
             conn_close(c);
             return;
         }
         c->out_off += (size_t)w;
-    }
-    if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
-    if (c->out_len - c->out_off <= OUT_HIGH && nghttp2_session_send(c->s) != 0) {
-        conn_close(c);
-        return;
+        if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+        else break; /* a partial write: the socket is full */
     }
     poll_update(c);
 }

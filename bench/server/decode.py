@@ -145,14 +145,29 @@ def memcpy_bandwidth():
     return a.nbytes / best  # bytes read per second (and as many written)
 
 
-def round_trip(port, n=2000):
-    c = Conn(port)
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        st, _ = c.req("GET", "/v2/health/live")
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def round_trip(port, n=2000, conc=1):
+    """The empty request's time: with one connection the median round trip;
+    with conc connections sending at once (threads, as the decode cases'
+    clients), the wall time per request over all of them."""
+    if conc == 1:
+        c = Conn(port)
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            st, _ = c.req("GET", "/v2/health/live")
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+    conns = [Conn(port) for _ in range(conc)]
+    per = max(1, n // conc)
+
+    def loop(c):
+        for _ in range(per):
+            c.req("GET", "/v2/health/live")
+    th = [threading.Thread(target=loop, args=(c,)) for c in conns]
+    t0 = time.perf_counter()
+    [t.start() for t in th]
+    [t.join() for t in th]
+    return (time.perf_counter() - t0) / (per * conc)
 
 
 def run_case(port, name, ctx, conc, steps, seed):
@@ -309,9 +324,10 @@ def main():
             for ctx in contexts:
                 for conc in (1, 16):
                     # the round trip beside each case, so that the floor follows the machine's load
-                    rtt_a = round_trip(port, 300)
+                    # (with 16 sequences: 16 connections' empty requests, sent at once by as many threads)
+                    rtt_a = round_trip(port, 320, conc)
                     r = run_case(port, name, ctx, conc, steps, seed=ctx + conc)
-                    r["rtt_s"] = (rtt_a + round_trip(port, 300)) / 2
+                    r["rtt_s"] = (rtt_a + round_trip(port, 320, conc)) / 2
                     r["floor_s"] = r["state_bytes"] / bw + r["rtt_s"]
                     r["ratio"] = r["per_token_s"] / r["floor_s"]
                     rows.append(r)
@@ -333,7 +349,9 @@ def main():
            "Requests are built before timing and replies read without parsing (the client's Python costs are not the "
            "server's). Per-token time: for one sequence the median latency of a single-token request (binary tensors); for 16 "
            "concurrent sequences the wall time per token over all of them (1 / tokens/s), with each request's median "
-           "latency beside it; floor = state bytes of one sequence / copy bandwidth + round trip; ratio = per-token / "
+           "latency beside it; floor = state bytes of one sequence / copy bandwidth + round trip, where the round trip is "
+           "measured at the case's concurrency (16 connections sending empty requests at once from 16 threads: the wall "
+           "time per request); ratio = per-token / "
            "floor (target <= 1.5). RSS growth / seq: attnd's resident set while the sequences are live, minus before "
            "they started, per sequence (includes the allocator's retained request buffers).", "",
            "| model | context | sequences | state / seq | RSS growth / seq | per-token | latency | tokens/s | round trip | floor | ratio | prefill |",
