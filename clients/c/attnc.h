@@ -225,7 +225,9 @@ void attnc_result_free(attnc_result *r);
  * Errors (err->http_status, and the server's message in err->msg):
  * ATTNC_E_NOT_FOUND (404: unknown or ended; the message says why: end flag,
  * idle timeout, evicted, deleted, failed, never started here), ATTNC_E_CONFLICT
- * (409: a start or restore on a live id), ATTNC_E_TOO_LARGE (413: past
+ * (409: a start or restore on a live id, or a step the server's copy
+ * refuses because it holds another length than this object counts — the
+ * step sends attnd_expect_length — as a stale copy after a failover), ATTNC_E_TOO_LARGE (413: past
  * --max-sequence-tokens), ATTNC_E_UNAVAILABLE (503: no room; err->retry_after),
  * ATTNC_E_BAD_REQUEST (400: a model without sequences, config on a later step,
  * masks, ...).  503s are retried as attnc_client_set_retries says (the server

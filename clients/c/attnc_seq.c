@@ -159,6 +159,9 @@ static attnc_status step_params(const attnc_seq *s, const char *user, int end, c
     if (ok)
         ok = !json_object_set_new(p, "sequence_id",
                                   s->id_is_int ? json_integer((json_int_t)s->int_id) : json_string(s->id));
+    /* the length this object counts: a replica with another (a stale copy
+     * after a failover) refuses with 409 instead of answering */
+    if (ok && s->started) ok = !json_object_set_new(p, "attnd_expect_length", json_integer((json_int_t)s->length));
     if (ok && end) ok = !json_object_set_new(p, "sequence_end", json_true());
     if (ok) ok = (*text = json_dumps(p, JSON_COMPACT)) != NULL;
     json_decref(p);

@@ -629,6 +629,34 @@ static void seq_checks(const char *url, const char *dir) {
         attnc_seq_free(a);
         attnc_seq_free(b);
         attnc_result_free(ref);
+
+        /* a stale copy: the server's sequence goes back to 2 tokens while the
+         * object counts 3; its next step is refused (409), nothing applied */
+        if (k == 0) {
+            attnc_seq *st = NULL, *back = NULL;
+            void *old = NULL;
+            size_t old_len = 0;
+            ok = attnc_seq_new(c, cases[k].model, &so, &st, &e) == ATTNC_OK;
+            for (int64_t t = 0; ok && t < 3; t++) {
+                m = tokens(&sin, t, 1, p, bufs);
+                ok = attnc_seq_step(st, p, m, 0, NULL, &r, &e) == ATTNC_OK;
+                attnc_result_free(r);
+                r = NULL;
+                if (ok && t == 1) ok = attnc_seq_export(st, &old, &old_len, &e) == ATTNC_OK;
+            }
+            ok = ok && attnc_seq_delete(c, cases[k].model, attnc_seq_id(st), &e) == ATTNC_OK &&
+                 attnc_seq_restore(c, cases[k].model, attnc_seq_id(st), old, old_len, &back, &e) == ATTNC_OK &&
+                 attnc_seq_length(back) == 2 && attnc_seq_length(st) == 3;
+            check(ok, "stale copy: export at 2 tokens, step to 3, restore the export", &e);
+            m = tokens(&sin, 3, 1, p, bufs);
+            check(attnc_seq_step(st, p, m, 0, NULL, &r, &e) == ATTNC_E_CONFLICT && e.http_status == 409 && !r &&
+                      strstr(e.msg, "stale"),
+                  "stale copy: the next step is refused with 409 (attnd_expect_length)", &e);
+            check(back && attnc_seq_end(back, &e) == ATTNC_OK, "stale copy: end it", &e);
+            free(old);
+            attnc_seq_free(st);
+            attnc_seq_free(back);
+        }
     }
 
     /* cross on full: the start carries the memory, later steps only queries */

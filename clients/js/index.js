@@ -1031,7 +1031,8 @@ export class Sequence {
    * outputDatatype, timeout, signal, ...). A step is sent again only on
    * 503/429 (not applied), never after a lost connection. Rejects with
    * SequenceNotFoundError (404, the reason in the message), ConflictError
-   * (409), PayloadTooLargeError (413), ServiceUnavailableError (503,
+   * (409: a start on a live id, or a replica whose copy has another length
+   * than this object counts, as a stale copy after a failover), PayloadTooLargeError (413), ServiceUnavailableError (503,
    * retryAfter), BadRequestError (400). Resolves infer's result.
    */
   async step(inputs, { end = false, parameters, ...opts } = {}) {
@@ -1041,6 +1042,9 @@ export class Sequence {
       if (this.kind !== 'self') params.sequence_kind = this.kind;
     }
     Object.assign(params, parameters || {}, { sequence_id: this.id });
+    // the length this object counts: a replica with another (a stale copy
+    // after a failover) refuses with 409 instead of answering
+    if (this.started) params.attnd_expect_length = this.length;
     if (end) params.sequence_end = true;
     let res;
     try {

@@ -196,6 +196,28 @@ test('a start on a live id: ConflictError (409)', async () => {
   await a.end();
 });
 
+test('a stale copy refuses the step: ConflictError (409), nothing applied', async () => {
+  // the client sends the length it counts (attnd_expect_length)
+  const c = client();
+  const x = qkv(4);
+  const a = c.sequence('full', { id: `js-stale-${Date.now()}` });
+  await a.step(tokens(x, 0, 2));
+  const old = await a.export();
+  await a.step(tokens(x, 2, 3));
+  assert.equal(a.length, 3);
+  await c.deleteSequence('full', a.id);
+  await c.restoreSequence('full', a.id, old); // the server's copy: 2 tokens
+  await assert.rejects(a.step(tokens(x, 3, 4)), (e) => {
+    assert.ok(e instanceof attnd.ConflictError);
+    assert.equal(e.status, 409);
+    assert.match(e.message, /stale/);
+    return true;
+  });
+  const list = await c.listSequences('full');
+  assert.equal(list.find((s) => s.id === a.id).length, 2);
+  await c.deleteSequence('full', a.id);
+});
+
 test('a model without sequences: 400 naming the types that have them', async () => {
   const c = client();
   assert.deepEqual((await c.metadata('exact_topk')).sequence_kinds, []);
