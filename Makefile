@@ -126,6 +126,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBATTN) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
 
+# full's forward allocates nothing: the archive's calls to the allocator are
+# wrapped and counted by the test (tests/unit/test_full_workspace.c).
+comma := ,
+$(BUILD)/tests/test_full_workspace: LDFLAGS += $(addprefix -Wl$(comma)--wrap=,malloc calloc realloc aligned_alloc posix_memalign mmap)
+
 # Unit tests of server code link the server objects they test.
 $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 # The scheduler alone: no http.o, no libmicrohttpd.
