@@ -3,8 +3,10 @@
  */
 #include "workspace.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static bool round_up(size_t n, size_t *out) {
     if (!attn__add(n, ATTN_WS_ALIGN - 1, out)) return false;
@@ -38,14 +40,36 @@ attn_status attn__ws_size(const attn_ws_layout *y, const char *what, size_t *byt
     return ATTN_OK;
 }
 
+/* A mapping of `bytes` (>= ATTN_WS_MMAP_MIN) that starts on a huge-page
+ * boundary and asks for transparent huge pages: a fresh mapping is touched
+ * page by page, and with 4 KiB pages the faults alone cost about as much as
+ * a 1024-token `full` forward's arithmetic (2.5 ms for 6 MiB on this
+ * project's machine, 0.14 ms with huge pages).  The slack before and after
+ * the aligned start is unmapped, so attn__ws_free unmaps exactly `bytes`
+ * from the returned address.  Where THP is off, madvise fails harmlessly. */
+#define HUGE_PAGE ((size_t)2 << 20)
+static void *map_block(size_t bytes) {
+    size_t span;
+    if (!attn__add(bytes, HUGE_PAGE, &span)) return NULL;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *a = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), used = (bytes + page - 1) / page * page;
+    if (span - (size_t)(a - p) > used) munmap(a + used, span - (size_t)(a - p) - used);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(a, bytes, MADV_HUGEPAGE);
+#endif
+    return a;
+}
+
 attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err) {
     *out = NULL;
     if (bytes == 0) return ATTN_OK;
     size_t rounded;
     if (!round_up(bytes, &rounded)) return attn__err(err, ATTN_E_OVERFLOW, "workspace size overflows");
     if (rounded >= ATTN_WS_MMAP_MIN) {
-        void *p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        *out = p == MAP_FAILED ? NULL : p;
+        *out = map_block(rounded);
     } else {
         *out = aligned_alloc(ATTN_WS_ALIGN, rounded);
     }
