@@ -143,6 +143,8 @@ $(BUILD)/tests/test_codec: $(addprefix $(BUILD)/obj/server/,codec_json.o codec_b
 $(BUILD)/tests/test_auth: $(addprefix $(BUILD)/obj/server/,auth.o config.o buf.o reply.o err.o log.o)
 # The sequence table alone.
 $(BUILD)/tests/test_seqstore: $(addprefix $(BUILD)/obj/server/,seqstore.o config.o buf.o reply.o err.o)
+# The model table and repository folder alone (svc_metrics_model stubbed by the test).
+$(BUILD)/tests/test_repo: $(addprefix $(BUILD)/obj/server/,repo.o names.o config.o buf.o reply.o err.o log.o)
 # The route table without a socket: every server object but main.o.
 $(BUILD)/tests/test_router: $(filter-out %/main.o,$(SERVER_OBJ))
 $(BUILD)/tests/test_router: LIBS += $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)
