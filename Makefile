@@ -126,6 +126,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBATTN) $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
 
+# full's forward allocates nothing: the archive's calls to the allocator are
+# wrapped and counted by the test (tests/unit/test_full_workspace.c).
+comma := ,
+$(BUILD)/tests/test_full_workspace: LDFLAGS += $(addprefix -Wl$(comma)--wrap=,malloc calloc realloc aligned_alloc posix_memalign mmap)
+
 # Unit tests of server code link the server objects they test.
 $(BUILD)/tests/test_json_num: $(BUILD)/obj/server/json_num.o
 # The scheduler alone: no http.o, no libmicrohttpd.
@@ -138,6 +143,8 @@ $(BUILD)/tests/test_codec: $(addprefix $(BUILD)/obj/server/,codec_json.o codec_b
 $(BUILD)/tests/test_auth: $(addprefix $(BUILD)/obj/server/,auth.o config.o buf.o reply.o err.o log.o)
 # The sequence table alone.
 $(BUILD)/tests/test_seqstore: $(addprefix $(BUILD)/obj/server/,seqstore.o config.o buf.o reply.o err.o)
+# The model table and repository folder alone (svc_metrics_model stubbed by the test).
+$(BUILD)/tests/test_repo: $(addprefix $(BUILD)/obj/server/,repo.o names.o config.o buf.o reply.o err.o log.o)
 # The route table without a socket: every server object but main.o.
 $(BUILD)/tests/test_router: $(filter-out %/main.o,$(SERVER_OBJ))
 $(BUILD)/tests/test_router: LIBS += $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null)

@@ -43,7 +43,8 @@ ATTN_CPU_DECLARE(avx2)
 ATTN_CPU_DECLARE(generic)
 
 #define VARIANT(v, features)                                                                               \
-    {#v,                   features,          attn__full_fused_ok_##v, attn__full_fused_##v,              \
+    {#v,                   features,          attn__full_fused_ok_##v, attn__full_fused_ws_##v,           \
+     attn__full_fused_##v,                                                                                 \
      attn__gemm_own_##v,   attn__exp_sub_sum_##v, attn__softmax_row_##v, attn__elu1_##v,                 \
      attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v}
 
@@ -239,8 +240,11 @@ int attn__gemm_use_own(size_t n, size_t k) {
 /* ---- the kernels' plain names ---- */
 
 int attn__full_fused_ok(const attn_qkv *a) { return attn__kernels()->full_fused_ok(a); }
-attn_status attn__full_fused(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err) {
-    return attn__kernels()->full_fused(temp, ctx, a, out, err);
+attn_status attn__full_fused_ws(const attn_qkv *a, int threads, size_t *bytes, attn_error *err) {
+    return attn__kernels()->full_fused_ws(a, threads, bytes, err);
+}
+attn_status attn__full_fused(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws, attn_error *err) {
+    return attn__kernels()->full_fused(temp, ctx, a, out, ws, err);
 }
 int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
                    const float *B, size_t ldb, float beta, float *C, size_t ldc) {

@@ -18,7 +18,8 @@
 #define ATTN_CPU_DECLARE(v) ATTN_CPU_DECLARE_(v)
 #define ATTN_CPU_DECLARE_(v)                                                                              \
     int attn__full_fused_ok_##v(const attn_qkv *a);                                                       \
-    attn_status attn__full_fused_##v(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,            \
+    attn_status attn__full_fused_ws_##v(const attn_qkv *a, int threads, size_t *bytes, attn_error *err);  \
+    attn_status attn__full_fused_##v(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,  \
                                      attn_error *err);                                                    \
     int attn__gemm_own_##v(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,    \
                            size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);     \
@@ -34,7 +35,11 @@ typedef struct attn_kernels {
     const char *name; /* "avx512", "avx2", "generic" */
     const char *needs; /* the CPU features it executes, cpuid names */
     int (*full_fused_ok)(const attn_qkv *a);
-    attn_status (*full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err);
+    /* the fused kernel's workspace for `a` on `threads` threads, and the
+     * kernel run with a block of that size (mech/full.h) */
+    attn_status (*full_fused_ws)(const attn_qkv *a, int threads, size_t *bytes, attn_error *err);
+    attn_status (*full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
+                              attn_error *err);
     int (*gemm_own)(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
                     const float *B, size_t ldb, float beta, float *C, size_t ldc);
     float (*exp_sub_sum)(float *x, size_t n, float m);

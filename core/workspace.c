@@ -3,6 +3,7 @@
  */
 #include "workspace.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -38,14 +39,39 @@ attn_status attn__ws_size(const attn_ws_layout *y, const char *what, size_t *byt
     return ATTN_OK;
 }
 
+/* Blocks from ATTN_WS_MMAP_MIN on are mappings of whole 2 MiB pages that
+ * start on a 2 MiB boundary and ask for transparent huge pages: a fresh
+ * mapping is touched page by page, and with 4 KiB pages the faults alone
+ * cost about as much as a 1024-token `full` forward's arithmetic (2.5 ms for
+ * 6 MiB on this project's machine; 0.14 ms in huge pages).  The length is
+ * rounded up to whole huge pages so that the tail too is one (at most 2 MiB
+ * more resident, which zeroing costs less than the tail's small faults).
+ * Where THP is off, madvise fails harmlessly and the pages are small. */
+#define HUGE_PAGE ((size_t)2 << 20)
+static size_t map_len(size_t bytes) { return (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); }
+
+static void *map_block(size_t bytes) {
+    size_t len = map_len(bytes), span;
+    if (len < bytes || !attn__add(len, HUGE_PAGE, &span)) return NULL;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    /* keep the aligned len bytes, unmap the slack before and after */
+    char *a = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (span - (size_t)(a - p) > len) munmap(a + len, span - (size_t)(a - p) - len);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(a, len, MADV_HUGEPAGE);
+#endif
+    return a;
+}
+
 attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err) {
     *out = NULL;
     if (bytes == 0) return ATTN_OK;
     size_t rounded;
     if (!round_up(bytes, &rounded)) return attn__err(err, ATTN_E_OVERFLOW, "workspace size overflows");
     if (rounded >= ATTN_WS_MMAP_MIN) {
-        void *p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        *out = p == MAP_FAILED ? NULL : p;
+        *out = map_block(rounded);
     } else {
         *out = aligned_alloc(ATTN_WS_ALIGN, rounded);
     }
@@ -59,7 +85,7 @@ void attn__ws_free(void *p, size_t bytes) {
     size_t rounded;
     (void)round_up(bytes, &rounded); /* allocated, so it did not overflow */
     if (rounded >= ATTN_WS_MMAP_MIN)
-        munmap(p, rounded);
+        munmap(p, map_len(rounded));
     else
         free(p);
 }

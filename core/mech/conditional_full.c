@@ -44,17 +44,17 @@ static attn_status cond_forward_qkv(const void *state, attn_ctx *ctx, const attn
     const cond_state *s = state;
     if (a->L > s->length_limit || a->S > s->length_limit)
         return attn__model_forward_qkv(s->other, ctx, a, out, ws, err);
-    return attn__full_forward(s->softmax_temp, ctx, a, out, err);
+    return attn__full_forward(s->softmax_temp, ctx, a, out, ws, err);
 }
 
-/* The other attention's workspace when it runs; full needs none. */
+/* The workspace of whichever attention runs. */
 static attn_status cond_workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
                                       attn_error *err) {
     const cond_state *s = state;
     *bytes = 0;
     if (a->L > s->length_limit || a->S > s->length_limit)
         return attn__model_workspace_qkv(s->other, a, threads, bytes, err);
-    return ATTN_OK;
+    return attn__full_workspace(a, threads, bytes, err);
 }
 
 /* ---- the attention map ----

@@ -10,13 +10,17 @@
  * walks the keys in blocks of BK (1024), keeping a running max, a running sum and
  * an unnormalised output (online softmax, as flash-attention does), so
  * extra memory is O(BQ·(BK + D)) per worker whatever L and S are.  Both
- * products are OpenBLAS sgemm calls on strided views of the inputs.
+ * products are attn__gemm calls on strided views of the inputs.  Both this
+ * path and the fused kernel (full_fused.c) take their scratch from the
+ * forward's workspace (full_workspace_qkv sizes it: core/workspace.h) and
+ * allocate none of their own.
  * attn__full_reference is the plain three-loop version the tests compare
  * against.
  */
 #include "attn_internal.h"
 #include "kernels/kernels.h"
 #include "mech/full.h"
+#include "workspace.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -65,7 +69,7 @@ typedef struct full_job {
     size_t qblocks;
     size_t bk;      /* key block: min(S, BK) */
     float *scratch; /* per worker: bq*bk scores + bq*D acc + 2*bq (bq = min(L, BQ)) */
-    size_t per_worker;
+    size_t per_worker; /* floats, a multiple of a cache line */
 } full_job;
 
 static attn_status full_task(void *arg, size_t task, int worker) {
@@ -124,46 +128,81 @@ static attn_status full_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-attn_status attn__full_blas(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,
-                            attn_error *err) {
-    full_job j = {.a = a, .temp = temp, .out = out};
-    j.qblocks = ((size_t)a->L + BQ - 1) / BQ;
-    size_t tasks;
-    if (!attn__mul((size_t)a->N * (size_t)a->H, j.qblocks, &tasks))
+/* The blocked path's job (blocks, tasks) and its workspace on `threads`
+ * threads: per worker bq·bk scores, bq·D outputs and 2·bq running max and
+ * sum, sized by the blocks actually used (a 16-token request needs 16×16
+ * scores, not 256×1024).  The one layout both attn__full_blas_ws and the
+ * forward read. */
+static attn_status blas_layout(const attn_qkv *a, int threads, full_job *j, size_t *tasks, size_t *bytes,
+                               attn_error *err) {
+    *j = (full_job){.a = a};
+    j->qblocks = ((size_t)a->L + BQ - 1) / BQ;
+    if (!attn__mul((size_t)a->N * (size_t)a->H, j->qblocks, tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "full: too many tasks");
-    /* Scratch sized by the blocks actually used (a 16-token request needs
-     * 16×16 scores, not 256×1024) and not zeroed: every task initialises
-     * what it reads. */
     size_t bq = (size_t)a->L < BQ ? (size_t)a->L : BQ, bk = (size_t)a->S < BK ? (size_t)a->S : BK;
-    j.bk = bk;
-    j.per_worker = bq * bk + bq * (size_t)a->D + 2 * bq;
-    int workers = attn__workers(ctx, tasks);
-    size_t bytes;
-    if (!attn__mul((size_t)workers, j.per_worker * sizeof(float), &bytes))
-        return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
-    j.scratch = malloc(bytes ? bytes : 1);
-    if (!j.scratch) return attn__err(err, ATTN_E_NOMEM, "out of memory (%zu bytes of scratch)", bytes);
-    attn_status st = attn__parallel_for(ctx, tasks, full_task, &j);
-    free(j.scratch);
+    size_t scores, acc, per;
+    j->bk = bk;
+    if (!attn__mul(bq, bk, &scores) || !attn__mul(bq, (size_t)a->D, &acc) || !attn__add(scores, acc, &per) ||
+        !attn__add(per, 2 * bq, &per))
+        return attn__err(err, ATTN_E_OVERFLOW, "full: workspace size overflows");
+    /* each worker's slice a whole number of cache lines */
+    attn_ws_layout w = {0}, y = {0};
+    attn__ws_region(&w, per, sizeof(float));
+    attn__ws_array(&y, (size_t)attn__workers_of(threads, *tasks), &w);
+    j->per_worker = w.size / sizeof(float);
+    return attn__ws_size(&y, "full", bytes, err);
+}
+
+attn_status attn__full_blas_ws(const attn_qkv *a, int threads, size_t *bytes, attn_error *err) {
+    full_job j;
+    size_t tasks;
+    return blas_layout(a, threads, &j, &tasks, bytes, err);
+}
+
+/* Not zeroed: every task initialises the scratch it reads. */
+attn_status attn__full_blas(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
+                            attn_error *err) {
+    full_job j;
+    size_t tasks, bytes;
+    attn_status st = blas_layout(a, attn_ctx_threads(ctx), &j, &tasks, &bytes, err);
+    if (st) return st;
+    j.temp = temp;
+    j.out = out;
+    j.scratch = ws;
+    st = attn__parallel_for(ctx, tasks, full_task, &j);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }
 
 /* The fused kernel wherever it applies; with fewer than 8 queries its
  * vector-wide query blocks would mostly compute padding. */
-attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv *a, float *out,
+static bool use_fused(const attn_qkv *a) {
+#ifndef ATTN_FULL_NO_FUSED
+    return a->L >= 8 && attn__full_fused_ok(a);
+#else
+    return false;
+#endif
+}
+
+attn_status attn__full_workspace(const attn_qkv *a, int threads, size_t *bytes, attn_error *err) {
+    return use_fused(a) ? attn__full_fused_ws(a, threads, bytes, err) : attn__full_blas_ws(a, threads, bytes, err);
+}
+
+attn_status attn__full_forward(float softmax_temp, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
                                attn_error *err) {
     float temp = attn__temp(softmax_temp, a->E);
-#ifndef ATTN_FULL_NO_FUSED
-    if (a->L >= 8 && attn__full_fused_ok(a)) return attn__full_fused(temp, ctx, a, out, err);
-#endif
-    return attn__full_blas(temp, ctx, a, out, err);
+    return use_fused(a) ? attn__full_fused(temp, ctx, a, out, ws, err) : attn__full_blas(temp, ctx, a, out, ws, err);
+}
+
+static attn_status full_workspace_qkv(const void *state, const attn_qkv *a, int threads, size_t *bytes,
+                                      attn_error *err) {
+    return attn__full_workspace(a, threads, bytes, err);
 }
 
 static attn_status full_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out,
                                     void *ws, attn_error *err) {
     const attn_full_cfg *c = state;
-    return attn__full_forward(c->softmax_temp, ctx, a, out, err);
+    return attn__full_forward(c->softmax_temp, ctx, a, out, ws, err);
 }
 
 /* ---- plain reference (tests compare the fast paths against it) ---- */
@@ -227,6 +266,7 @@ const attn_mech attn_mech_full = {
              .is_inner = 1},
     .state_size = sizeof(attn_full_cfg),
     .init = full_init,
+    .workspace_qkv = full_workspace_qkv,
     .forward_qkv = full_forward_qkv,
     .out_may_alias_queries = true, /* both paths: a task reads only its own query rows */
     .seq = &attn__seq_full,

@@ -51,6 +51,7 @@
 #include "kernels/variant.h"
 #include "kernels/vec.h"
 #include "mech/full.h"
+#include "workspace.h"
 
 #if defined(__SSE__)
 #include <immintrin.h>
@@ -58,6 +59,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -631,74 +633,90 @@ static size_t block_env(const char *name, size_t dflt) {
     return v >= 1 && v <= 4096 ? (size_t)v : dflt;
 }
 
-attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out,
-                                     attn_error *err) {
+/* The job of a forward on `threads` threads (blocks, tasks, the head-by-
+ * head copy or not) and its workspace: one region of per-worker scratch and,
+ * when the copy is taken, one for it.  The one layout that both the size
+ * (attn__full_fused_ws) and the forward read, so they cannot drift apart;
+ * ATTN_FUSED_* are read here, so set them before sizing.  *tasks is 0 when
+ * there is nothing to compute (no query or no head). */
+static attn_status fused_layout(const attn_qkv *a, int nthreads, fused_job *j, size_t *tasks,
+                                size_t *scratch_off, size_t *copy_off, size_t *bytes, attn_error *err) {
+    *j = (fused_job){.a = a};
+    *tasks = 0;
+    *bytes = 0;
     if (!ATTN_V(attn__full_fused_ok)(a)) return attn__err(err, ATTN_E_INVALID, "full: fused kernel needs D %% %d == 0", VLEN);
-    fused_job j = {.a = a, .temp = temp, .out = out};
     size_t L = (size_t)a->L, S = (size_t)a->S, E = (size_t)a->E, D = (size_t)a->D;
     size_t bq = block_env("ATTN_FUSED_BQ", FUSED_BQ), bk = block_env("ATTN_FUSED_BK", FUSED_BK);
-    j.bq = L < bq ? L : bq;
-    j.bk = S < bk ? S : bk;
-    if (j.bq == 0 || (size_t)a->N * (size_t)a->H == 0) return ATTN_OK;
-    if (j.bk == 0) j.bk = 1;
-    j.causal = a->attn_mask && a->mask_lower_triangular && !a->mask_all_ones;
-    j.nh = (size_t)a->N * (size_t)a->H;
-    j.qp_max = (j.bq + VLEN - 1) / VLEN * VLEN;
-    size_t sblocks = (L + j.bq - 1) / j.bq;
+    j->bq = L < bq ? L : bq;
+    j->bk = S < bk ? S : bk;
+    if (j->bq == 0 || (size_t)a->N * (size_t)a->H == 0) return ATTN_OK;
+    if (j->bk == 0) j->bk = 1;
+    j->causal = a->attn_mask && a->mask_lower_triangular && !a->mask_all_ones;
+    j->nh = (size_t)a->N * (size_t)a->H;
+    j->qp_max = (j->bq + VLEN - 1) / VLEN * VLEN;
+    size_t sblocks = (L + j->bq - 1) / j->bq;
     /* Sub-blocks per task: as many as leave every thread a few tasks. */
-    size_t threads = (size_t)attn_ctx_threads(ctx);
-    j.nsub = block_env("ATTN_FUSED_NSUB", FUSED_NSUB);
-    if (j.nsub > FUSED_NSUB_MAX) j.nsub = FUSED_NSUB_MAX;
-    while (j.nsub > 1 && j.nh * ((sblocks + j.nsub - 1) / j.nsub) < 4 * threads) j.nsub--;
-    j.qblocks = (sblocks + j.nsub - 1) / j.nsub;
-    size_t tasks;
-    if (!attn__mul(j.nh, j.qblocks, &tasks))
+    size_t threads = nthreads < 1 ? 1 : (size_t)nthreads;
+    j->nsub = block_env("ATTN_FUSED_NSUB", FUSED_NSUB);
+    if (j->nsub > FUSED_NSUB_MAX) j->nsub = FUSED_NSUB_MAX;
+    while (j->nsub > 1 && j->nh * ((sblocks + j->nsub - 1) / j->nsub) < 4 * threads) j->nsub--;
+    j->qblocks = (sblocks + j->nsub - 1) / j->nsub;
+    if (!attn__mul(j->nh, j->qblocks, tasks))
         return attn__err(err, ATTN_E_OVERFLOW, "full: too many tasks");
     /* per worker: pt (bk·qp) + c, msub (2·qp) + kp (bk·E) + vp (bk·D), and
      * per sub-block qt (E·qp) + o (bq·D) + m, l (2·qp), all small: E and D
      * are bounded by the tensor limits, bk and qp by the block sizes. */
     size_t pt_c = 0, kv = 0, sub = 0, t = 0, subs = 0;
-    if (!attn__mul(j.bk + 2, j.qp_max, &pt_c) || !attn__mul(j.bk, E + D, &kv) ||
-        !attn__mul(E + 2, j.qp_max, &sub) || !attn__mul(j.bq, D, &t) || sub + t < sub)
+    if (!attn__mul(j->bk + 2, j->qp_max, &pt_c) || !attn__mul(j->bk, E + D, &kv) ||
+        !attn__mul(E + 2, j->qp_max, &sub) || !attn__mul(j->bq, D, &t) || sub + t < sub)
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
-    j.per_sub = (sub + t + 15) / 16 * 16;
-    if (!attn__mul(j.per_sub, j.nsub, &subs) || pt_c + kv < pt_c || pt_c + kv + subs < subs)
+    j->per_sub = (sub + t + 15) / 16 * 16;
+    if (!attn__mul(j->per_sub, j->nsub, &subs) || pt_c + kv < pt_c || pt_c + kv + subs < subs)
         return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
     /* keep every worker's slice a whole number of cache lines apart */
-    j.per_worker = (pt_c + kv + subs + 15) / 16 * 16;
-    int workers = attn__workers(ctx, tasks);
-    size_t bytes;
-    if (!attn__mul((size_t)workers, j.per_worker * sizeof(float), &bytes))
-        return attn__err(err, ATTN_E_OVERFLOW, "full: scratch size overflows");
-    j.scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!j.scratch) return attn__err(err, ATTN_E_NOMEM, "out of memory (%zu bytes of scratch)", bytes);
+    j->per_worker = (pt_c + kv + subs + 15) / 16 * 16;
+    attn_ws_layout y = {0};
+    *scratch_off = attn__ws_region(&y, (size_t)attn__workers_of(nthreads, *tasks), j->per_worker * sizeof(float));
     /* K and V copied head by head first, and Q transposed per sub-block,
-     * when that copy is not large (it doubles the inputs' memory): the tasks
-     * then read each head's keys and values as sequential streams instead of
-     * rows H·E apart (which the hardware prefetchers, stopping at page
-     * boundaries, do not follow), and the copy itself reads the inputs in
-     * order, on every thread.  Large inputs pack each key block per task
-     * instead. */
+     * when that copy is not large (it doubles the inputs' memory, at most
+     * FUSED_HEAD_COPY_MAX): the tasks then read each head's keys and values
+     * as sequential streams instead of rows H·E apart (which the hardware
+     * prefetchers, stopping at page boundaries, do not follow), and the copy
+     * itself reads the inputs in order, on every thread.  Larger inputs pack
+     * each key block per task instead. */
     size_t kvn = 0, qn = 0, kvb = 0;
-    j.sblocks = sblocks;
-    if (j.nh > 0 && attn__mul(j.nh * S, E + D, &kvn) && attn__mul(j.nh * sblocks, E * j.qp_max, &qn) &&
-        kvn + qn >= kvn && attn__mul(kvn + qn, sizeof(float), &kvb) && kvb <= FUSED_HEAD_COPY_MAX &&
-        !(getenv("ATTN_FUSED_HEAD_COPY") && !strcmp(getenv("ATTN_FUSED_HEAD_COPY"), "0")) &&
-        (j.kh = aligned_alloc(64, (kvb + 63) / 64 * 64)) != NULL) {
-        j.vh = j.kh + j.nh * S * E;
-        j.qh = j.vh + j.nh * S * D;
-        size_t chunks = (S + FUSED_BK - 1) / FUSED_BK, qchunks = (L + FUSED_BK - 1) / FUSED_BK;
-        attn_status cs = attn__parallel_for(ctx, (size_t)a->N * (chunks + qchunks), head_copy_task, &j);
-        if (cs != ATTN_OK) {
-            free(j.kh);
-            free(j.scratch);
-            if (cs == ATTN_E_CANCELLED) attn__err(err, cs, "cancelled");
-            return cs;
-        }
+    j->sblocks = sblocks;
+    const char *hc = getenv("ATTN_FUSED_HEAD_COPY");
+    *copy_off = SIZE_MAX;
+    if (attn__mul(j->nh * S, E + D, &kvn) && attn__mul(j->nh * sblocks, E * j->qp_max, &qn) && kvn + qn >= kvn &&
+        attn__mul(kvn + qn, sizeof(float), &kvb) && kvb <= FUSED_HEAD_COPY_MAX && !(hc && !strcmp(hc, "0")))
+        *copy_off = attn__ws_region(&y, kvb, 1);
+    return attn__ws_size(&y, "full", bytes, err);
+}
+
+attn_status ATTN_V(attn__full_fused_ws)(const attn_qkv *a, int threads, size_t *bytes, attn_error *err) {
+    fused_job j;
+    size_t tasks, so, co;
+    return fused_layout(a, threads, &j, &tasks, &so, &co, bytes, err);
+}
+
+attn_status ATTN_V(attn__full_fused)(float temp, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
+                                     attn_error *err) {
+    fused_job j;
+    size_t tasks, scratch_off, copy_off, bytes;
+    attn_status st = fused_layout(a, attn_ctx_threads(ctx), &j, &tasks, &scratch_off, &copy_off, &bytes, err);
+    if (st || tasks == 0) return st;
+    j.temp = temp;
+    j.out = out;
+    j.scratch = attn__ws_at(ws, scratch_off);
+    if (copy_off != SIZE_MAX) {
+        j.kh = attn__ws_at(ws, copy_off);
+        j.vh = j.kh + j.nh * (size_t)a->S * (size_t)a->E;
+        j.qh = j.vh + j.nh * (size_t)a->S * (size_t)a->D;
+        size_t chunks = ((size_t)a->S + FUSED_BK - 1) / FUSED_BK, qchunks = ((size_t)a->L + FUSED_BK - 1) / FUSED_BK;
+        st = attn__parallel_for(ctx, (size_t)a->N * (chunks + qchunks), head_copy_task, &j);
     }
-    attn_status st = attn__parallel_for(ctx, tasks, fused_task, &j);
-    free(j.kh);
-    free(j.scratch);
+    if (!st) st = attn__parallel_for(ctx, tasks, fused_task, &j);
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }

@@ -9,9 +9,12 @@
  * mask, with T > 1 the (T, t+T) causal mask of the new rows.
  * Cross: the memory's keys, values (N, S, H, ·) and key_lengths are stored
  * once; a step is the kernel for the new queries against them.
+ * A step has no caller's workspace (attn_seq_step): it allocates the
+ * kernel's (attn__full_workspace) with the call, as it does the mask.
  */
 #include "mech/full.h"
 #include "seq_internal.h"
+#include "workspace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +48,17 @@ static attn_status full_start(attn_seq *s, attn_ctx *ctx, const attn_qkv *mem, a
     return ATTN_OK;
 }
 
+/* The kernel with a workspace of its own. */
+static attn_status run_full(const attn_full_cfg *c, attn_ctx *ctx, const attn_qkv *b, float *out, attn_error *err) {
+    size_t bytes;
+    void *ws;
+    attn_status st = attn__full_workspace(b, attn_ctx_threads(ctx), &bytes, err);
+    if (st || (st = attn__ws_alloc(bytes, &ws, err))) return st;
+    st = attn__full_forward(c->softmax_temp, ctx, b, out, ws, err);
+    attn__ws_free(ws, bytes);
+    return st;
+}
+
 static attn_status full_step(attn_seq *s, attn_ctx *ctx, const attn_qkv *a, float *out, attn_error *err) {
     const attn_full_cfg *c = s->mstate;
     if (s->kind == ATTN_SEQ_CROSS) {
@@ -53,7 +67,7 @@ static attn_status full_step(attn_seq *s, attn_ctx *ctx, const attn_qkv *a, floa
                       .key_lengths = attn__seq_stream(s, KEY_LENGTHS, 0)};
         attn__qkv_prepare(&b);
         if (b.keys_all_ones) b.key_lengths = NULL;
-        return attn__full_forward(c->softmax_temp, ctx, &b, out, err);
+        return run_full(c, ctx, &b, out, err);
     }
     const int64_t T = a->L, S = s->len + T;
     const size_t kw = s->bufs[KEYS].width, vw = s->bufs[VALUES].width;
@@ -64,16 +78,23 @@ static attn_status full_step(attn_seq *s, attn_ctx *ctx, const attn_qkv *a, floa
         if (!(mask = attn__calloc(n, 1, err))) return ATTN_E_NOMEM;
         for (int64_t t = 0; t < T; t++) memset(mask + (size_t)t * (size_t)S, 1, (size_t)(s->len + t + 1));
     }
-    attn_status st = ATTN_OK;
+    /* every stream's block has the same shapes: one workspace for all */
+    attn_qkv b = {.N = 1, .L = T, .S = S, .H = a->H, .E = a->E, .D = a->D, .attn_mask = mask};
+    attn__qkv_prepare(&b);
+    size_t bytes = 0;
+    void *ws = NULL;
+    attn_status st = attn__full_workspace(&b, attn_ctx_threads(ctx), &bytes, err);
+    if (!st) st = attn__ws_alloc(bytes, &ws, err);
     for (int64_t n = 0; n < s->N && !st; n++) {
         float *kc = attn__seq_stream(s, KEYS, n), *vc = attn__seq_stream(s, VALUES, n);
         memcpy(kc + (size_t)s->len * kw, a->k + (size_t)n * (size_t)T * kw, (size_t)T * kw * sizeof(float));
         memcpy(vc + (size_t)s->len * vw, a->v + (size_t)n * (size_t)T * vw, (size_t)T * vw * sizeof(float));
-        attn_qkv b = {.N = 1, .L = T, .S = S, .H = a->H, .E = a->E, .D = a->D, .q = a->q + (size_t)n * (size_t)T * kw,
-                      .k = kc, .v = vc, .attn_mask = mask};
-        attn__qkv_prepare(&b);
-        st = attn__full_forward(c->softmax_temp, ctx, &b, out + (size_t)n * (size_t)T * vw, err);
+        b.q = a->q + (size_t)n * (size_t)T * kw;
+        b.k = kc;
+        b.v = vc;
+        st = attn__full_forward(c->softmax_temp, ctx, &b, out + (size_t)n * (size_t)T * vw, ws, err);
     }
+    attn__ws_free(ws, bytes);
     free(mask);
     return st;
 }
