@@ -86,6 +86,53 @@ class Conn:
         return data
 
 
+class RawConn:
+    """The timed client: a kept-alive socket that sends prepared request bytes
+    and reads the reply by its Content-Length, without http.client's header
+    parsing (tens of microseconds per request in Python, as much as the
+    server's own work on a decode step).  Used for the round trip and the
+    decode steps alike, so both carry the same client cost."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    @staticmethod
+    def prepare(method, path, body=b"", headers=None):
+        h = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+        for k, v in (headers or {}).items():
+            h.append(f"{k}: {v}")
+        if body or method in ("POST", "PUT"):
+            h.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(h) + "\r\n\r\n").encode() + body
+
+    def send(self, raw):
+        """One request (prepared bytes); returns the status."""
+        self.s.sendall(raw)
+        buf = self.buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("attnd closed the connection")
+            buf += chunk
+        head = buf[:end + 2]  # every header line with its CRLF
+        # (not Inference-Header-Content-Length: the name starts a line)
+        i = head.lower().find(b"\r\ncontent-length:")
+        n = int(head[i + 17:head.find(b"\r\n", i + 2)]) if i >= 0 else 0
+        total = end + 4 + n
+        while len(buf) < total:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("attnd closed the connection")
+            buf += chunk
+        self.buf = buf[total:]
+        return int(head[9:12])
+
+
 def st_bytes(tensors):
     header, blobs, off = {}, [], 0
     for name in sorted(tensors):
@@ -146,23 +193,24 @@ def memcpy_bandwidth():
 
 
 def round_trip(port, n=2000, conc=1):
-    """The empty request's time: with one connection the median round trip;
-    with conc connections sending at once (threads, as the decode cases'
-    clients), the wall time per request over all of them."""
+    """The empty request's time (RawConn): with one connection the median
+    round trip; with conc connections sending at once (threads, as the
+    decode cases' clients), the wall time per request over all of them."""
+    raw = RawConn.prepare("GET", "/v2/health/live")
     if conc == 1:
-        c = Conn(port)
+        c = RawConn(port)
         ts = []
         for _ in range(n):
             t = time.perf_counter()
-            st, _ = c.req("GET", "/v2/health/live")
+            c.send(raw)
             ts.append(time.perf_counter() - t)
         return statistics.median(ts)
-    conns = [Conn(port) for _ in range(conc)]
+    conns = [RawConn(port) for _ in range(conc)]
     per = max(1, n // conc)
 
     def loop(c):
         for _ in range(per):
-            c.req("GET", "/v2/health/live")
+            c.send(raw)
     th = [threading.Thread(target=loop, args=(c,)) for c in conns]
     t0 = time.perf_counter()
     [t.start() for t in th]
@@ -204,16 +252,18 @@ def run_case(port, name, ctx, conc, steps, seed):
         row = []
         for tk in toks:
             body, hl = binary_body(tk, {"sequence_id": ids[i]})
-            row.append((body, {"Inference-Header-Content-Length": str(hl), "Content-Type": "application/octet-stream",
-                               "Sequence-Id": ids[i]}))
+            row.append(RawConn.prepare("POST", f"/v2/models/{model}/infer", body, {
+                "Inference-Header-Content-Length": str(hl), "Content-Type": "application/octet-stream",
+                "Sequence-Id": ids[i]}))
         bodies.append(row)
+    raws = [RawConn(port) for _ in range(conc)]
 
     def decode(i):
         try:
             for k in range(steps):
-                body, hdr = bodies[i][k % 8]
+                raw = bodies[i][k % 8]
                 t = time.perf_counter()
-                st, _ = conns[i].req("POST", f"/v2/models/{model}/infer", body, hdr)
+                st = raws[i].send(raw)
                 lat[i].append(time.perf_counter() - t)
                 if st != 200:
                     raise RuntimeError(f"{name} step: {st}")
@@ -326,7 +376,8 @@ def main():
                     # the round trip beside each case, so that the floor follows the machine's load
                     # (with 16 sequences: 16 connections' empty requests, sent at once by as many threads)
                     rtt_a = round_trip(port, 320, conc)
-                    r = run_case(port, name, ctx, conc, steps, seed=ctx + conc)
+                    # one sequence: 4x the steps (its median is of one connection's latencies)
+                    r = run_case(port, name, ctx, conc, steps * 4 if conc == 1 else steps, seed=ctx + conc)
                     r["rtt_s"] = (rtt_a + round_trip(port, 320, conc)) / 2
                     r["floor_s"] = r["state_bytes"] / bw + r["rtt_s"]
                     r["ratio"] = r["per_token_s"] / r["floor_s"]
@@ -343,11 +394,12 @@ def main():
            f"CPU: {cpu_model()}, {os.cpu_count()} cores; kernels: " +
            ", ".join(f"{k}={v}" for k, v in kernels.items() if k.startswith("kernel")), "",
            f"Memory copy bandwidth (numpy, 64 MiB): {bw / 1e9:.2f} GB/s read. Empty-request round trip "
-           f"(GET /v2/health/live, kept-alive, Python http.client): {rtt * 1e6:.0f} µs at the start, and measured again "
+           f"(GET /v2/health/live, kept-alive, the raw client): {rtt * 1e6:.0f} µs at the start, and measured again "
            f"before and after each case (the floor uses that case's mean, so it follows the load). Load average at the end: "
            f"{os.getloadavg()[0]:.2f}. Client and server share the machine's cores.", "",
-           "Requests are built before timing and replies read without parsing (the client's Python costs are not the "
-           "server's). Per-token time: for one sequence the median latency of a single-token request (binary tensors); for 16 "
+           "Requests are built before timing, and the timed requests (the decode steps and the round trip) go through "
+           "a raw kept-alive socket that reads each reply by its Content-Length, without http.client's header parsing "
+           "(the client's Python costs are not the server's). Per-token time: for one sequence the median latency of a single-token request (binary tensors); for 16 "
            "concurrent sequences the wall time per token over all of them (1 / tokens/s), with each request's median "
            "latency beside it; floor = state bytes of one sequence / copy bandwidth + round trip, where the round trip is "
            "measured at the case's concurrency (16 connections sending empty requests at once from 16 threads: the wall "
