@@ -77,9 +77,9 @@ def metrics(port):
     c.close()
     out = {}
     for k in ("input", "infer", "output"):
-        m = re.search(r'attnd_inference_compute_%s_duration_us\{model="full",version="1"\} (\d+)' % k, text)
+        m = re.search(r'attnd_inference_compute_%s_duration_us\{model="full",version="1",protocol="http"\} (\d+)' % k, text)
         out[k] = int(m.group(1)) if m else 0
-    m = re.search(r'attnd_inference_exec_count\{model="full",version="1"\} (\d+)', text)
+    m = re.search(r'attnd_inference_exec_count\{model="full",version="1",protocol="http"\} (\d+)', text)
     out["n"] = int(m.group(1)) if m else 0
     return out
 

@@ -259,7 +259,7 @@ if start_replica r1 --shutdown-delay 0.5 --drain-timeout 10 && R1=$RPID && P1=$R
        "last replica tried: r1 $(served "$P1"), r2 $(served "$P2"), r3 $(served "$P3")"
   [ "$(served "$P1")" -gt 0 ] && [ "$(served "$P2")" -gt 0 ] && [ "$(served "$P3")" -gt 0 ] &&
     ok "every replica served requests before the kills" || no "every replica served requests before the kills"
-  m3=$(sed -n 's/^attnd_inference_request_success{model="full"[^}]*} \([0-9]*\)$/\1/p' "$W/metrics.txt")
+  m3=$(sed -n 's/^attnd_inference_request_success{model="full"[^}]*protocol="http"[^}]*} \([0-9]*\)$/\1/p' "$W/metrics.txt")
   [ -n "$m3" ] && [ "$m3" = "$(served "$P3")" ] &&
     ok "replica 3's attnd_inference_request_success{model=\"full\"} = $m3 = the requests nginx logged for it" ||
     no "replica 3's attnd_inference_request_success matches nginx's log (${m3:-none} vs $(served "$P3"))"

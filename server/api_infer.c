@@ -54,6 +54,7 @@ typedef struct infer_job {
     int kind;      /* SVC_COST_WHOLE or SVC_COST_STEP: which of the model's cost estimates it updates */
     size_t elems;  /* input elements */
     const svc_infer_front *here; /* running on the front-end's thread: answer through here->reply */
+    struct svc_stats *stats;     /* the model's counters for the front-end's protocol */
     svc_seq_call seq; /* when the request is in a sequence */
 } infer_job;
 
@@ -314,7 +315,7 @@ static void run(svc_job *base, attn_ctx *ctx) {
 static void account_as(infer_job *j, int status) {
     if (j->accounted) return;
     j->accounted = 1;
-    svc_stats *st = j->model->stats;
+    svc_stats *st = j->stats;
     if (st) {
         if (j->ran) atomic_fetch_add(&st->exec_count, 1);
         if (j->ran && j->here) atomic_fetch_add(&st->exec_inline, 1);
@@ -390,6 +391,7 @@ int svc_infer(const char *name, const svc_infer_front *f, svc_err *e) {
     svc_wire w = {0};
     json_t *cfg = NULL;
     infer_job *j = NULL;
+    int proto = f->protocol == SVC_PROTO_GRPC ? SVC_PROTO_GRPC : SVC_PROTO_HTTP;
     svc_model *m = svc_repo_get(name);
     if (!m) return svc_fail(e, 404, "unknown model '%s'", name);
     j = calloc(1, sizeof *j);
@@ -398,6 +400,7 @@ int svc_infer(const char *name, const svc_infer_front *f, svc_err *e) {
         goto fail;
     }
     j->model = m;
+    j->stats = m->stats[proto];
     j->t0 = t0;
     j->encode = f->encode;
     snprintf(j->name, sizeof j->name, "%s", name);
@@ -492,7 +495,7 @@ int svc_infer(const char *name, const svc_infer_front *f, svc_err *e) {
     j->base.run = run;
     j->base.finish = finish;
     j->base.account = account;
-    j->base.stats = m->stats;
+    j->base.stats = j->stats;
     svc_reply_init(&j->base.reply);
     j->base.deadline_us = svc_now_us() + (uint64_t)(timeout * 1e6);
     if (f->deadline_us && f->deadline_us < j->base.deadline_us) j->base.deadline_us = f->deadline_us;
@@ -516,7 +519,7 @@ int svc_infer(const char *name, const svc_infer_front *f, svc_err *e) {
         return 0;
     }
 fail:
-    svc_metrics_request(m->stats, e->status, svc_now_us() - t0);
+    svc_metrics_request(m->stats[proto], e->status, svc_now_us() - t0);
     svc_wire_free(&w);
     json_decref(cfg);
     if (j) job_free(j); /* unrefs m */
@@ -551,7 +554,7 @@ static void http_reply(void *conn, svc_reply *rep) { svc_req_reply(conn, rep); }
 void svc_api_infer(svc_req *r) {
     svc_infer_front f = {.conn = r, .decode = http_decode, .encode = svc_wire_encode_outputs, .submit = http_submit,
                          .take_body = http_take_body, .seq_header = svc_req_header(r, SVC_SEQ_HEADER),
-                         .set_sequence = http_set_sequence, .reply = http_reply};
+                         .set_sequence = http_set_sequence, .reply = http_reply, .protocol = SVC_PROTO_HTTP};
     svc_err e = {0};
     if (svc_infer(svc_req_model(r), &f, &e) == 0) return;
     svc_reply rep;

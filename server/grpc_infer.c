@@ -26,6 +26,7 @@
 #include "grpc_pb.h"
 #include "infer.h"
 #include "kernels/half.h"
+#include "metrics.h"
 
 typedef struct grpc_req {
     svc_gcall *c;
@@ -429,7 +430,8 @@ void svc_grpc_infer(svc_gcall *c, const unsigned char *msg, size_t len) {
     grpc_ctx x = {g, c, 0};
     svc_infer_front f = {.conn = &x, .decode = grpc_decode_ctx, .encode = svc_grpc_encode, .submit = grpc_submit,
                          .take_body = grpc_take, .seq_header = svc_gcall_metadata(c, "sequence-id"),
-                         .deadline_us = svc_gcall_deadline_us(c), .reply = grpc_reply};
+                         .deadline_us = svc_gcall_deadline_us(c), .reply = grpc_reply,
+                         .protocol = SVC_PROTO_GRPC};
     char name[SVC_MODEL_NAME_MAX + 1];
     snprintf(name, sizeof name, "%s", g->req->model_name);
     int st = svc_infer(name, &f, &e);

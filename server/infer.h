@@ -33,6 +33,7 @@ typedef struct svc_infer_front {
     const char *seq_header;                     /* the Sequence-Id header (or metadata), or NULL */
     void (*set_sequence)(void *conn, const char *id); /* optional: the request is in sequence id */
     uint64_t deadline_us;                       /* the front-end's own deadline (gRPC's grpc-timeout); 0 none */
+    int protocol;                               /* svc_protocol (metrics.h): the per-model counters' label */
     /* Optional: answers at once, on the front-end's thread (steals *rep).
      * Given, svc_infer may run a short request right there (api_infer.c,
      * --inline-max-us) and answer through it before returning 0. */

@@ -31,24 +31,27 @@ static atomic_ullong http_count[N_CODES + 1]; /* last: any other code */
 static atomic_llong http_inflight;
 static atomic_ullong grpc_count[17];
 
-svc_stats *svc_metrics_model(const char *name) {
+const char *svc_protocol_label(svc_protocol p) { return p == SVC_PROTO_GRPC ? "grpc" : "http"; }
+
+svc_stats *svc_metrics_model(const char *name, svc_protocol p) {
     svc_stats *s = NULL;
     pthread_mutex_lock(&mu);
     for (size_t i = 0; i < n_slots; i++)
-        if (strcmp(slots[i]->name, name) == 0) {
+        if (slots[i]->protocol == p && strcmp(slots[i]->name, name) == 0) {
             s = slots[i];
             goto out;
         }
     if (n_slots == cap_slots) {
         size_t cap = cap_slots ? cap_slots * 2 : 32;
-        svc_stats **p = realloc(slots, cap * sizeof *p);
-        if (!p) goto out;
-        slots = p;
+        svc_stats **grown = realloc(slots, cap * sizeof *grown);
+        if (!grown) goto out;
+        slots = grown;
         cap_slots = cap;
     }
     s = calloc(1, sizeof *s);
     if (!s) goto out;
     snprintf(s->name, sizeof s->name, "%s", name);
+    s->protocol = p;
     slots[n_slots++] = s;
 out:
     pthread_mutex_unlock(&mu);
@@ -86,8 +89,8 @@ static void family(svc_buf *b, const char *name, const char *type, const char *h
     do {                                                                                           \
         family(b, NAME, TYPE, HELP);                                                               \
         for (size_t i = 0; i < n; i++)                                                             \
-            svc_buf_printf(b, NAME "{model=\"%s\",version=\"1\"} %llu\n", s[i]->name,              \
-                           (unsigned long long)atomic_load(&s[i]->FIELD));                         \
+            svc_buf_printf(b, NAME "{model=\"%s\",version=\"1\",protocol=\"%s\"} %llu\n", s[i]->name, \
+                           svc_protocol_label(s[i]->protocol), (unsigned long long)atomic_load(&s[i]->FIELD)); \
     } while (0)
 
 static long resident_bytes(void) {
@@ -118,8 +121,9 @@ void svc_metrics_render(svc_buf *b) {
            "Number of failed inference requests, by reason");
     for (size_t i = 0; i < n; i++)
         for (int r = 0; r < SVC_FAIL_COUNT; r++)
-            svc_buf_printf(b, "attnd_inference_request_failure{model=\"%s\",version=\"1\",reason=\"%s\"} %llu\n",
-                           s[i]->name, fail_name[r], (unsigned long long)atomic_load(&s[i]->fail[r]));
+            svc_buf_printf(b, "attnd_inference_request_failure{model=\"%s\",version=\"1\",protocol=\"%s\",reason=\"%s\"} %llu\n",
+                           s[i]->name, svc_protocol_label(s[i]->protocol), fail_name[r],
+                           (unsigned long long)atomic_load(&s[i]->fail[r]));
     PER_MODEL("attnd_inference_exec_count", "counter", "Number of model executions", exec_count);
     PER_MODEL("attnd_inference_exec_inline_count", "counter",
               "Model executions run on the thread that decoded the request (expected short: --inline-max-us)",
@@ -143,19 +147,20 @@ void svc_metrics_render(svc_buf *b) {
            "Inference request duration (decode to response)");
     for (size_t i = 0; i < n; i++) {
         unsigned long long cum = 0;
+        const char *nm = s[i]->name, *pr = svc_protocol_label(s[i]->protocol);
         for (int k = 0; k <= SVC_HIST_BUCKETS; k++) {
             cum += atomic_load(&s[i]->hist[k]);
             if (k < SVC_HIST_BUCKETS)
-                svc_buf_printf(b, "attnd_inference_request_duration_seconds_bucket{model=\"%s\",version=\"1\",le=\"%g\"} %llu\n",
-                               s[i]->name, bucket_s[k], cum);
+                svc_buf_printf(b, "attnd_inference_request_duration_seconds_bucket{model=\"%s\",version=\"1\",protocol=\"%s\",le=\"%g\"} %llu\n",
+                               nm, pr, bucket_s[k], cum);
             else
-                svc_buf_printf(b, "attnd_inference_request_duration_seconds_bucket{model=\"%s\",version=\"1\",le=\"+Inf\"} %llu\n",
-                               s[i]->name, cum);
+                svc_buf_printf(b, "attnd_inference_request_duration_seconds_bucket{model=\"%s\",version=\"1\",protocol=\"%s\",le=\"+Inf\"} %llu\n",
+                               nm, pr, cum);
         }
-        svc_buf_printf(b, "attnd_inference_request_duration_seconds_sum{model=\"%s\",version=\"1\"} %.6f\n",
-                       s[i]->name, (double)atomic_load(&s[i]->request_us) / 1e6);
-        svc_buf_printf(b, "attnd_inference_request_duration_seconds_count{model=\"%s\",version=\"1\"} %llu\n",
-                       s[i]->name, cum);
+        svc_buf_printf(b, "attnd_inference_request_duration_seconds_sum{model=\"%s\",version=\"1\",protocol=\"%s\"} %.6f\n",
+                       nm, pr, (double)atomic_load(&s[i]->request_us) / 1e6);
+        svc_buf_printf(b, "attnd_inference_request_duration_seconds_count{model=\"%s\",version=\"1\",protocol=\"%s\"} %llu\n",
+                       nm, pr, cum);
     }
 
     family(b, "attnd_http_responses", "counter", "HTTP responses by status code");

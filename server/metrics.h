@@ -1,7 +1,8 @@
 /*
  * metrics.h — Prometheus counters in the style of Triton's nv_inference_*,
- * prefixed attnd_.  Per-model slots are created on first use and live as
- * long as the process, so a reload keeps its model's counters.
+ * prefixed attnd_.  Per-model slots — one per model and front-end, the
+ * `protocol` label — are created on first use and live as long as the
+ * process, so a reload keeps its model's counters.
  */
 #ifndef SVC_METRICS_H
 #define SVC_METRICS_H
@@ -21,8 +22,13 @@ typedef enum {
 
 #define SVC_HIST_BUCKETS 12
 
+/* The front-end a request came through (the `protocol` label). */
+typedef enum { SVC_PROTO_HTTP, SVC_PROTO_GRPC, SVC_PROTO_COUNT } svc_protocol;
+const char *svc_protocol_label(svc_protocol p); /* "http", "grpc" */
+
 typedef struct svc_stats {
     char name[SVC_MODEL_NAME_MAX + 1];
+    svc_protocol protocol;
     atomic_ullong success, fail[SVC_FAIL_COUNT];
     atomic_ullong exec_count, exec_inline; /* executions; of them on the front-end's thread */
     atomic_ullong request_us, queue_us, input_us, infer_us, output_us;
@@ -30,8 +36,9 @@ typedef struct svc_stats {
     atomic_ullong hist[SVC_HIST_BUCKETS + 1]; /* request duration, last = +Inf */
 } svc_stats;
 
-/* The slot of model `name` (created on first use); NULL when out of memory. */
-svc_stats *svc_metrics_model(const char *name);
+/* The slot of model `name`'s requests over protocol p (created on first
+ * use); NULL when out of memory. */
+svc_stats *svc_metrics_model(const char *name, svc_protocol p);
 /* One finished inference request: outcome status and its durations (us). */
 void svc_metrics_request(svc_stats *s, int http_status, uint64_t request_us);
 /* One HTTP response of any kind. */

@@ -85,7 +85,7 @@ static svc_model *model_new(const char *name, const attn_mech_info *mech, attn_m
     m->builtin = builtin;
     m->allow_nonfinite = allow_nonfinite;
     m->generation = atomic_fetch_add(&generation, 1) + 1;
-    m->stats = svc_metrics_model(name);
+    for (int p = 0; p < SVC_PROTO_COUNT; p++) m->stats[p] = svc_metrics_model(name, (svc_protocol)p);
     return m;
 }
 

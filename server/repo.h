@@ -26,7 +26,7 @@ typedef struct svc_model {
     int builtin;
     int allow_nonfinite;
     uint64_t generation;                 /* increases with every load */
-    struct svc_stats *stats;             /* metrics slot, lives as long as the process */
+    struct svc_stats *stats[2];          /* metrics slots per front-end (svc_protocol), live as long as the process */
     json_t *weights;                     /* [{name, datatype, shape}] of its weights file (owned), or NULL */
     /* What its requests take (api_infer.c): moving averages of the
      * single-thread microseconds + 1 (0: none measured yet) and of the

@@ -15,6 +15,8 @@ ROWS = [
     ("Requests", [
         ("Inference requests / s by model", "reqps",
          [f'sum by (model) (rate(attnd_inference_request_success{{{M}}}[$__rate_interval]))']),
+        ("Inference requests / s by protocol (HTTP, gRPC)", "reqps",
+         [f'sum by (protocol) (rate(attnd_inference_request_success{{{M}}}[$__rate_interval]))']),
         ("Failed requests / s by reason", "reqps",
          [f'sum by (reason) (rate(attnd_inference_request_failure{{{M}}}[$__rate_interval]))']),
         ("HTTP responses / s by status", "reqps",

@@ -370,7 +370,7 @@ export async function overload(port) {
   if ((await depth()) !== 0) throw new Error("the queue is not empty before the overload");
   const a = send(port, slow);
   await until("the slow request to run", async () =>
-    (await metric(port, 'attnd_inference_executing_request_count{model="clustered",version="1"}')) === 1);
+    (await metric(port, 'attnd_inference_executing_request_count{model="clustered",version="1",protocol="http"}')) === 1);
   const b = send(port, late);
   await until("the second request to wait in the queue", async () => (await depth()) === 1);
   const c = await send(port, refused);

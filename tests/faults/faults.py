@@ -165,11 +165,11 @@ def disconnect_mid_compute():
         length = slow_length(s, 3.0)
         slow = infer_bytes("full", full_binary(length, seed=1))
         # 1. The client leaves while its request computes.
-        runs0 = metric(s, 'attnd_inference_exec_count{model="full",version="1"}')
+        runs0 = metric(s, 'attnd_inference_exec_count{model="full",version="1",protocol="http"}')
         sk = socket.create_connection(("127.0.0.1", s.port))
         sk.sendall(slow)
         time.sleep(0.6)
-        check(metric(s, 'attnd_inference_executing_request_count{model="full",version="1"}') == 1,
+        check(metric(s, 'attnd_inference_executing_request_count{model="full",version="1",protocol="http"}') == 1,
               "the slow request should be computing")
         sk.close()
         time.sleep(0.3)
@@ -189,10 +189,10 @@ def disconnect_mid_compute():
         check(r.status == 200, f"the request that stayed: {r!r}")
         dt = small_ok(s)
         check(dt < 1.5, f"a request after the queued-and-abandoned one waited {dt:.2f} s")
-        runs = metric(s, 'attnd_inference_exec_count{model="full",version="1"}') - runs0
+        runs = metric(s, 'attnd_inference_exec_count{model="full",version="1",protocol="http"}') - runs0
         # the abandoned computation (it ran, then stopped), the one that stayed, two small ones
         check(runs == 4, f"executions: {runs} (the request abandoned in the queue must never run)")
-        wait_for(lambda: metric(s, 'attnd_inference_executing_request_count{model="full",version="1"}') == 0, 10,
+        wait_for(lambda: metric(s, 'attnd_inference_executing_request_count{model="full",version="1",protocol="http"}') == 0, 10,
                  "no computation left running")
         check(metric(s, 'attnd_http_responses{code="499"}') == 2, "two requests abandoned (499)")
         check(time.time() - t < 60, "slow")

@@ -396,7 +396,7 @@ def metrics_text():
         if line and not line.startswith("#"):
             k, v = line.rsplit(" ", 1)
             vals[k] = float(v)
-    lab = f'model="{c.id}",version="1"'
+    lab = f'model="{c.id}",version="1",protocol="http"'
     check(vals.get(f"attnd_inference_request_success{{{lab}}}", 0) >= 2, "success counter")
     check(vals.get(f'attnd_inference_request_failure{{{lab},reason="INVALID"}}', 0) >= 1, "failure counter")
     check(vals.get(f"attnd_inference_exec_count{{{lab}}}", 0) >= 2, "exec count")

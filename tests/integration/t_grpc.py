@@ -448,7 +448,7 @@ def grpc_deadline_queue_auth_metrics_log():
         expect_code(lambda: st.ModelInfer(request("full", inp), timeout=0.3), "DEADLINE_EXCEEDED", "grpc-timeout")
         check(time.time() - t < 1.5, "DEADLINE_EXCEEDED came late")
         time.sleep(1.0)
-        check(b'attnd_inference_request_failure{model="full",version="1",reason="TIMEOUT"} 1' in
+        check(b'attnd_inference_request_failure{model="full",version="1",protocol="grpc",reason="TIMEOUT"} 1' in
               s.request("GET", "/metrics")[2], "the deadline counted as TIMEOUT")
         check("status=504" in s.log() and "method=GRPC" in s.log(), "log line of the timed-out call")
     # queue full: RESOURCE_EXHAUSTED with the retry hint
@@ -503,9 +503,19 @@ def grpc_deadline_queue_auth_metrics_log():
                 return float(line.split()[-1])
         return 0.0
     k_ok = 'attnd_grpc_responses{code="OK"}'
-    k_model = 'attnd_inference_request_success{model="full",version="1"}'
+    k_model = 'attnd_inference_request_success{model="full",version="1",protocol="grpc"}'
+    k_http = 'attnd_inference_request_success{model="full",version="1",protocol="http"}'
+    k_hist = 'attnd_inference_request_duration_seconds_count{model="full",version="1",protocol="grpc"}'
     check(val(m1, k_ok) == val(m0, k_ok) + 1, "attnd_grpc_responses{code=OK} counts the call")
-    check(val(m1, k_model) == val(m0, k_model) + 1, "the model's success counter counts gRPC too")
+    check(val(m1, k_model) == val(m0, k_model) + 1, "the model's success counter counts gRPC, labelled protocol=grpc")
+    check(val(m1, k_hist) == val(m0, k_hist) + 1, "the latency histogram of protocol=grpc counts it")
+    check(val(m1, k_http) == val(m0, k_http), "the protocol=http series does not move for a gRPC call")
+    check(s.request("POST", "/v2/models/full/infer", body=json.dumps({"inputs": [
+        {"name": k, "datatype": "FP32", "shape": list(v.shape), "data": v.ravel().tolist()} for k, v in _qkv().items()]}).encode(),
+        headers={"Content-Type": "application/json"})[0] == 200, "a REST infer")
+    m2 = s.request("GET", "/metrics")[2].decode()
+    check(val(m2, k_http) == val(m1, k_http) + 1 and val(m2, k_model) == val(m1, k_model),
+          "a REST call moves protocol=http only")
     check("attnd_grpc_requests_in_flight" in m1, "in-flight gauge")
     line = next((l for l in s.log().splitlines() if "request_id=grpc-log-1" in l), "")
     check("method=GRPC" in line and "path=/inference.GRPCInferenceService/ModelInfer" in line and

@@ -103,7 +103,7 @@ def queue_overflow_503():
         fast = [dt for st, dt in times if st == 503]
         check(min(fast) < 1.0, f"503 was not immediate: {fast}")
         st, h, b = s.request("GET", "/metrics")
-        check(b'attnd_inference_request_failure{model="full",version="1",reason="REJECTED"}' in b, "REJECTED metric")
+        check(b'attnd_inference_request_failure{model="full",version="1",protocol="http",reason="REJECTED"}' in b, "REJECTED metric")
 
 
 @test

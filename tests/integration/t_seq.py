@@ -383,7 +383,7 @@ def short_requests_run_inline():
     single tokens, and the same one-shot requests, give the same bits on
     both, and only bseq counts inline executions."""
     a, b = SERVER["bseq"], SERVER["bseq2"]
-    lab = 'model="causal_linear",version="1"'
+    lab = 'model="causal_linear",version="1",protocol="http"'
     key = f"attnd_inference_exec_inline_count{{{lab}}}"
     ma, mb = _metrics(a), _metrics(b)
     rng = np.random.default_rng(21)

@@ -32,8 +32,9 @@
 #include "../../server/repo.h"
 
 /* The one metrics entry point repo.c calls: it only keeps the pointer. */
-svc_stats *svc_metrics_model(const char *name) {
+svc_stats *svc_metrics_model(const char *name, svc_protocol p) {
     (void)name;
+    (void)p;
     return NULL;
 }
 
