@@ -48,6 +48,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sched.h"
+#include "zbody.h"
 
 #define GRPC_MAX_STREAMS 128
 #define OUT_HIGH ((size_t)1 << 20)
@@ -94,6 +95,8 @@ struct gstream {
     size_t meta_bytes;
     int bad_ct, bad_method, enc_unsupported;
     char encoding[32];
+    int enc;                   /* svc_enc of grpc-encoding: how a message with the compressed flag is coded */
+    int compressed;            /* the message coming has the compressed flag */
     uint64_t deadline_us;
     /* receiving */
     unsigned char pre[5];
@@ -399,7 +402,7 @@ static void stream_start_response(gstream *st) {
     }
     st->headers_sent = 1;
     nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                       NV("grpc-accept-encoding", "identity")};
+                       NV("grpc-accept-encoding", "identity,deflate,gzip")};
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = data_read};
     nghttp2_submit_response(st->c->s, st->id, nv, sizeof nv / sizeof *nv, &dp);
 }
@@ -448,9 +451,10 @@ static void stream_finish(gstream *st, int code, const char *msg, int retry_s) {
         snprintf(cs, sizeof cs, "%d", code);
         pct_encode(msg ? msg : "", m, sizeof m);
         snprintf(retry, sizeof retry, "%d", retry_s * 1000);
-        nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"), NV("grpc-status", cs),
+        nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                           NV("grpc-accept-encoding", "identity,deflate,gzip"), NV("grpc-status", cs),
                            NV("grpc-message", m), NV("grpc-retry-pushback-ms", retry)};
-        size_t n = code == 0 ? 3 : retry_s > 0 ? 5 : 4;
+        size_t n = code == 0 ? 4 : retry_s > 0 ? 6 : 5;
         st->headers_sent = 1;
         st->closing = 1;
         nghttp2_submit_response(st->c->s, st->id, nv, n, NULL);
@@ -601,6 +605,63 @@ static void dispatch(gstream *st) {
     stream_pump(st);
 }
 
+/* A compressed message (grpc-encoding deflate or gzip) inflated in place of
+ * the received bytes, under the same limit as a plain one (--max-body-bytes:
+ * a bomb stops there).  0, or the stream is refused. */
+typedef struct inflated {
+    unsigned char *p;
+    size_t len, cap;
+} inflated;
+
+static int inflated_sink(void *cls, const char *data, size_t n) {
+    inflated *o = cls;
+    if (n > svc_cfg.max_body - o->len) return 413;
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 65536;
+        while (cap < o->len + n + 1) cap *= 2;
+        if (cap > svc_cfg.max_body + 1) cap = svc_cfg.max_body + 1;
+        unsigned char *q = realloc(o->p, cap);
+        if (!q) return 503;
+        o->p = q;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, data, n);
+    o->len += n;
+    return 0;
+}
+
+static int inflate_message(gstream *st) {
+    svc_err e = {0};
+    inflated o = {0};
+    svc_zin *z = svc_z_in_new((svc_enc)st->enc);
+    int rc = z ? svc_z_in_feed(z, (const char *)st->msg, st->msg_len, inflated_sink, &o, &e) : 503;
+    if (rc == 0 && st->msg_len == 0) rc = svc_fail(&e, 400, "an empty compressed message");
+    if (rc == 0) rc = svc_z_in_end(z, &e);
+    svc_z_in_free(z);
+    free(st->msg);
+    st->msg = NULL;
+    st->compressed = 0;
+    if (rc == 0 && !o.p && !(o.p = malloc(1))) rc = 503;
+    if (rc != 0) {
+        free(o.p);
+        char msg[SVC_ERR_MSG + 64];
+        if (rc == 413)
+            snprintf(msg, sizeof msg, "inflated request message exceeds the limit of %zu bytes", svc_cfg.max_body);
+        else if (rc == 503)
+            snprintf(msg, sizeof msg, "out of memory for the inflated message");
+        else
+            snprintf(msg, sizeof msg, "grpc-encoding %s: %s", st->encoding, e.msg);
+        stream_refuse(st, rc == 400 ? SVC_GRPC_INTERNAL : SVC_GRPC_RESOURCE_EXHAUSTED, msg,
+                      rc == 503 ? svc_cfg.retry_after_s : 0);
+        return -1;
+    }
+    o.p[o.len] = 0;
+    st->msg = o.p;
+    st->msg_len = st->msg_need = o.len;
+    st->msg_cap = o.cap ? o.cap : 1;
+    return 0;
+}
+
 /* Request bytes of a stream: the 5-byte prefix, then the message. */
 static void on_bytes(gstream *st, const uint8_t *p, size_t n) {
     st->win_bytes += n;
@@ -623,12 +684,13 @@ static void on_bytes(gstream *st, const uint8_t *p, size_t n) {
                 stream_refuse(st, SVC_GRPC_INTERNAL, "bad message prefix (compressed flag > 1)", 0);
                 continue;
             }
-            if (st->pre[0] == 1) {
-                snprintf(msg, sizeof msg, "compressed messages are not supported (grpc-encoding %s; attnd accepts identity)",
-                         st->encoding[0] ? st->encoding : "none");
-                stream_refuse(st, SVC_GRPC_UNIMPLEMENTED, msg, 0);
+            if (st->pre[0] == 1 && st->enc == SVC_ENC_IDENTITY) { /* the gRPC spec: a protocol error */
+                snprintf(msg, sizeof msg, "a compressed message, but grpc-encoding is %s (attnd accepts deflate and gzip)",
+                         st->encoding[0] ? st->encoding : "absent");
+                stream_refuse(st, SVC_GRPC_INTERNAL, msg, 0);
                 continue;
             }
+            st->compressed = st->pre[0] == 1;
             if (len > svc_cfg.max_body) {
                 snprintf(msg, sizeof msg, "request message of %llu bytes exceeds the limit of %zu bytes",
                          (unsigned long long)len, svc_cfg.max_body);
@@ -671,6 +733,7 @@ static void on_bytes(gstream *st, const uint8_t *p, size_t n) {
         if (st->msg_len < st->msg_need) return;
         st->msg[st->msg_len] = 0;
         st->in_msg = 0;
+        if (st->compressed && inflate_message(st) != 0) continue; /* refused */
         st->n_msgs++;
         st->n_pending++;
         if (st->n_pending < STREAM_PENDING_MAX) give_back(st, st->unconsumed);
@@ -722,7 +785,9 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
         if (us) st->deadline_us = svc_now_us() + us;
     } else if (IS("grpc-encoding")) {
         snprintf(st->encoding, sizeof st->encoding, "%.*s", (int)(vlen < 31 ? vlen : 31), value);
-        st->enc_unsupported = !(vlen == 8 && memcmp(value, "identity", 8) == 0);
+        svc_enc enc = SVC_ENC_IDENTITY;
+        st->enc_unsupported = svc_z_content_encoding(st->encoding, &enc) != 0 || vlen > 31;
+        st->enc = (int)enc;
     } else {
         for (int i = 0; i < META_MAX; i++) {
             if (strlen(meta_names[i]) == nlen && memcmp(meta_names[i], name, nlen) == 0 && !st->meta[i]) {
@@ -764,7 +829,7 @@ static void on_request_headers(gstream *st) {
         return;
     }
     if (st->enc_unsupported) {
-        snprintf(msg, sizeof msg, "grpc-encoding %s is not supported (identity only)", st->encoding);
+        snprintf(msg, sizeof msg, "grpc-encoding %s is not supported (attnd accepts identity, deflate, gzip)", st->encoding);
         stream_refuse(st, SVC_GRPC_UNIMPLEMENTED, msg, 0);
         return;
     }

@@ -242,6 +242,17 @@ def case_prefixes(port):
         check(any(stream_ended(1)(f) for f in fs), f"{name}: no answer")
         c.close()
         out.append(name)
+    # unsupported and corrupt compression
+    for name, extra, data in [("grpc-encoding snappy", [("grpc-encoding", "snappy")], message(b"\x00", compressed=1)),
+                              ("corrupt gzip", [("grpc-encoding", "gzip")], message(b"\x1f\x8b\x08garbage!", compressed=1)),
+                              ("truncated deflate", [("grpc-encoding", "deflate")], message(b"\x78\x9c\x63", compressed=1)),
+                              ("empty gzip message", [("grpc-encoding", "gzip")], message(b"", compressed=1))]:
+        c = H2(port)
+        c.send(frame(HEADERS, END_HEADERS, 1, grpc_headers("ServerLive", extra)) + frame(DATA, END_STREAM, 1, data))
+        fs = c.frames(stream_ended(1), timeout=10)
+        check(any(stream_ended(1)(f) for f in fs), f"{name}: no answer")
+        c.close()
+        out.append(name)
     # a stream ended inside a message, a huge header block, a HEADERS without :path
     for name, data in [("ends inside a message", frame(HEADERS, END_HEADERS, 1, grpc_headers("ServerLive")) +
                         frame(DATA, END_STREAM, 1, message(b"abc", length=10)[:7])),
@@ -285,12 +296,17 @@ def case_grpcio(port):
             check(e.code() == getattr(grpc.StatusCode, code), f"{name}: {e.code()} {e.details()}")
             out.append(f"{name}: {e.code().name}")
     live = ch.unary_unary(PATH + "ServerLive", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    for comp in (grpc.Compression.Gzip, grpc.Compression.Deflate):
+        check(live(b"", compression=comp, timeout=10) == b"\x08\x01", f"{comp}: ServerLive compressed")
+    out.append("gzip and deflate messages inflated")
+    # a bomb: 4 MiB of zeros, a few KiB compressed, past --max-body-bytes 1M once inflated
     try:
-        live(b"", compression=grpc.Compression.Gzip, timeout=10)
-        raise Failure("gzip: no error")
+        live(b"\x00" * (4 << 20), compression=grpc.Compression.Gzip, timeout=30)
+        raise Failure("gzip bomb: no error")
     except grpc.RpcError as e:
-        check(e.code() == grpc.StatusCode.UNIMPLEMENTED, f"gzip: {e.code()} {e.details()}")
-        out.append(f"gzip: {e.code().name}")
+        check(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "inflated" in (e.details() or ""),
+              f"gzip bomb: {e.code()} {e.details()}")
+        out.append(f"gzip bomb: {e.code().name}")
     ch.close()
     return "; ".join(out)
 
