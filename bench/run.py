@@ -10,7 +10,11 @@ attnd in-process with $BUILD/bench/bench_core at 1 and 2 threads, then the
 PyTorch forward in this process at 1 and 2 threads (torch.set_num_threads),
 and compares the two outputs where the mechanism is deterministic.  OpenBLAS
 sgemm GFLOP/s (the ceiling) is measured by bench_core at the start and at the
-end of the run; peak RSS of `full` in fresh processes.
+end of the run, with the memory-copy bandwidth (bench_core copy); peak RSS of
+`full` in fresh processes.  The report's roofline section (issue 12) gives
+every medium and large case its roofline (bench/cases.py roof_flops at the
+run's best sgemm rate + traffic bytes at its copy bandwidth) and the target
+rule of roof_row.  --name STEM writes OUT/STEM.* instead of OUT/<date>.*.
 
 `full` is also run against ONNX Runtime's CPU MultiHeadAttention
 (bench/ort: npm's onnxruntime-node) at L=S in --ort-L, causal and not, 1 and 2
