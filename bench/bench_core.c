@@ -35,6 +35,13 @@
  *       the useful half), and the median process CPU time per forward
  *       (cpu_ms: all threads; on a shared machine less disturbed than
  *       the wall time).
+ *   bench_core copy [--threads 1,2] [--mib MIB] [--min-ms MS]
+ *       The memory-copy bandwidth (the roofline's bytes term, issue 12):
+ *       T pthreads at once, each memcpy()ing its own MIB MiB buffer (default
+ *       256, 8x a 32 MiB L3) into another (glibc's memcpy uses
+ *       non-temporal stores at this size: a streaming copy), repeated until
+ *       MS ms and 5 rounds have passed; GB/s of bytes read + written (2 x
+ *       MIB MiB x T per round), median and best round.
  *   bench_core info
  *       OpenBLAS version, core and config.
  *
@@ -119,6 +126,7 @@ static int usage(void) {
                     "       bench_core rss --L L [--N 1] [--H 8] [--E 64] [--D 64] [--threads 2] [--in-place 1]\n"
                     "       bench_core convert [--n N]\n"
                     "       bench_core fma [--threads 1,2] [--min-ms MS]\n"
+                    "       bench_core copy [--threads 1,2] [--mib MIB] [--min-ms MS]\n"
                     "       bench_core full [--L 512,1024] [--causal 0,1] [--threads 1,2] [--min-ms MS] [--min-reps R]\n"
                     "                       [--max-reps R] [--N 1] [--H 8] [--E 64] [--D 64]\n"
                     "       bench_core info\n");
@@ -138,6 +146,7 @@ typedef struct opts {
     long Ls[16];
     int nL;
     int causal[2], ncausal;
+    long mib; /* copy: MiB per thread */
 } opts;
 
 /* A comma list of integers in [lo, hi]. */
@@ -179,6 +188,7 @@ static int parse_opts(int argc, char **argv, int first, opts *o) {
     o->nL = 0;
     o->ncausal = 1;
     o->causal[0] = 0;
+    o->mib = 256;
     for (int i = first; i < argc; i += 2) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return -1;
@@ -207,6 +217,9 @@ static int parse_opts(int argc, char **argv, int first, opts *o) {
         else if (!strcmp(k, "--H")) o->H = atol(v);
         else if (!strcmp(k, "--E")) o->E = atol(v);
         else if (!strcmp(k, "--D")) o->D = atol(v);
+        else if (!strcmp(k, "--mib")) {
+            if ((o->mib = atol(v)) < 1 || o->mib > 16384) return -1;
+        }
         else return -1;
     }
     if (o->min_reps < 1) o->min_reps = 1;
@@ -473,6 +486,78 @@ static int cmd_rss(const opts *o) {
     return 0;
 }
 
+/* ---- copy: memory bandwidth, the roofline's bytes term ---- */
+
+typedef struct cp_job {
+    char *src, *dst;
+    size_t n;
+    pthread_barrier_t *bar;
+} cp_job;
+
+static void *cp_thread(void *arg) {
+    cp_job *j = arg;
+    pthread_barrier_wait(j->bar);
+    memcpy(j->dst, j->src, j->n);
+    return NULL;
+}
+
+static int cmd_copy(const opts *o) {
+    const size_t n = (size_t)o->mib << 20;
+    for (int ti = 0; ti < o->nthreads; ti++) {
+        int T = o->threads[ti], rc = 2;
+        cp_job *jobs = calloc((size_t)T, sizeof *jobs);
+        pthread_t *th = calloc((size_t)T, sizeof *th);
+        double t[256];
+        int n_t = 0;
+        double spent = 0;
+        if (!jobs || !th) goto done;
+        for (int i = 0; i < T; i++) {
+            jobs[i].n = n;
+            jobs[i].src = malloc(n);
+            jobs[i].dst = malloc(n);
+            if (!jobs[i].src || !jobs[i].dst) goto done;
+            memset(jobs[i].src, 1 + i, n); /* fault every page in before timing */
+            memset(jobs[i].dst, 0, n);
+        }
+        memcpy(jobs[0].dst, jobs[0].src, n); /* warm-up */
+        while (n_t < 256 && (n_t < 5 || spent < o->min_ms)) {
+            pthread_barrier_t bar;
+            pthread_barrier_init(&bar, NULL, (unsigned)T);
+            for (int i = 0; i < T; i++) jobs[i].bar = &bar;
+            for (int i = 1; i < T; i++) pthread_create(&th[i], NULL, cp_thread, &jobs[i]);
+            pthread_barrier_wait(&bar);
+            double t0 = now_ms();
+            memcpy(jobs[0].dst, jobs[0].src, n);
+            for (int i = 1; i < T; i++) pthread_join(th[i], NULL);
+            t[n_t] = now_ms() - t0;
+            spent += t[n_t++];
+            pthread_barrier_destroy(&bar);
+        }
+        double best = t[0];
+        for (int i = 1; i < n_t; i++)
+            if (t[i] < best) best = t[i];
+        double bytes = 2.0 * (double)n * T; /* read + written */
+        printf("{\"bench\": \"copy\", \"threads\": %d, \"mib_per_thread\": %ld, \"gb_s\": %.4g, "
+               "\"gb_s_best\": %.4g, \"rounds\": %d}\n",
+               T, o->mib, bytes / median(t, n_t) / 1e6, bytes / best / 1e6, n_t);
+        fflush(stdout);
+        rc = 0;
+    done:
+        if (jobs)
+            for (int i = 0; i < T; i++) {
+                free(jobs[i].src);
+                free(jobs[i].dst);
+            }
+        free(jobs);
+        free(th);
+        if (rc) {
+            fprintf(stderr, "bench_core: copy: out of memory (%ld MiB x 2 x %d threads)\n", o->mib, T);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* ---- fma: the FMA peak per variant (bench/fma_peak.c) ---- */
 
 double attn_bench_fma_loop_generic(long iters, float *sink);
@@ -658,6 +743,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "sgemm")) return cmd_sgemm(&o);
     if (!strcmp(argv[1], "rss")) return cmd_rss(&o);
     if (!strcmp(argv[1], "fma")) return cmd_fma(&o);
+    if (!strcmp(argv[1], "copy")) return cmd_copy(&o);
     if (!strcmp(argv[1], "full")) return cmd_full(&o);
     return usage();
 }

@@ -10,7 +10,11 @@ attnd in-process with $BUILD/bench/bench_core at 1 and 2 threads, then the
 PyTorch forward in this process at 1 and 2 threads (torch.set_num_threads),
 and compares the two outputs where the mechanism is deterministic.  OpenBLAS
 sgemm GFLOP/s (the ceiling) is measured by bench_core at the start and at the
-end of the run; peak RSS of `full` in fresh processes.
+end of the run, with the memory-copy bandwidth (bench_core copy); peak RSS of
+`full` in fresh processes.  The report's roofline section (issue 12) gives
+every medium and large case its roofline (bench/cases.py roof_flops at the
+run's best sgemm rate + traffic bytes at its copy bandwidth) and the target
+rule of roof_row.  --name STEM writes OUT/STEM.* instead of OUT/<date>.*.
 
 `full` is also run against ONNX Runtime's CPU MultiHeadAttention
 (bench/ort: npm's onnxruntime-node) at L=S in --ort-L, causal and not, 1 and 2
@@ -192,6 +196,10 @@ def run_case(c, build, tmp, opts):
         write_st(os.path.join(d, "model", "weights.safetensors"), {k: v.float() for k, v in sd.items()})
     write_st(os.path.join(d, "inputs.safetensors"), ins)
     res = {"case": c, "attnd": {}, "torch": {}, "check": "", "err": None}
+    # The actual tensor bytes, against cases.py's traffic formulas (inputs
+    # before second passes, weights); the output is checked below.
+    res["traffic_actual"] = {"in": sum(t.numel() * t.element_size() for t in ins.values()),
+                             "weights": sum(4 * v.numel() for v in sd.values())}
     out_path = os.path.join(d, "out.safetensors")
     # A shared machine's load drifts: attnd and PyTorch are timed in
     # alternating rounds and the samples pooled (median and best of all).
@@ -232,6 +240,13 @@ def run_case(c, build, tmp, opts):
         if P[T]:
             res["torch"][T] = summary(P[T])
     got = read_st(out_path)["output"]
+    res["traffic_actual"]["out"] = 4 * got.size
+    if c.traffic:
+        want = {"in": c.traffic["in_once"], "weights": c.traffic["weights"], "out": c.traffic["out"]}
+        bad = {k: (want[k], v) for k, v in res["traffic_actual"].items() if abs(want[k] - v) > 0.01 * max(v, 1)}
+        if bad:
+            print(f"  {c.id}: cases.py traffic differs from the tensors (formula, actual bytes): {bad}",
+                  file=sys.stderr, flush=True)
     if c.torch_skip:
         res["check"] = "torch not run"
     else:
@@ -260,6 +275,14 @@ def sgemm(build, opts, min_ms=None, best=False, impl="openblas"):
     lines = bench_core(build, "sgemm", "--threads", ",".join(map(str, THREADS)), "--shape", f"{M},{Nn},{K}",
                        "--min-ms", min_ms, "--impl", impl)
     return {ln["threads"]: (ln["gflops"], ln["gflops_best"]) if best else ln["gflops"] for ln in lines}
+
+
+def copy_bw(build, opts):
+    """Memory-copy bandwidth per thread count, GB/s of bytes read + written:
+    {T: (median round, best round)} (bench_core copy, 256 MiB per thread)."""
+    lines = bench_core(build, "copy", "--threads", ",".join(map(str, THREADS)), "--min-ms",
+                       100 if opts.smoke else 1000, "--mib", 32 if opts.smoke else 256)
+    return {ln["threads"]: (ln["gb_s"], ln["gb_s_best"]) for ln in lines}
 
 
 def attention_sgemms(build):
@@ -518,6 +541,7 @@ def main():
     ap.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime peer and the FMA peak")
     ap.add_argument("--peer-only", action="store_true",
                     help="only full against ONNX Runtime and the FMA peak: OUT/<date>-peer.{md,json}")
+    ap.add_argument("--name", default="", help="report file name stem in OUT (default: the date)")
     ap.add_argument("--render", default="", help="only re-write the .md/.csv/.png of a run from its .json")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
@@ -549,6 +573,8 @@ def main():
     print(f"  sgemm {SGEMM_SHAPE}: {sg_start}", flush=True)
     own_start = sgemm(opts.build, opts, impl="attn")
     print(f"  libattn gemm {SGEMM_SHAPE}: {own_start}", flush=True)
+    copy_start = copy_bw(opts.build, opts)
+    print(f"  copy GB/s (median, best): {copy_start}", flush=True)
     results = []
     tmp = opts.keep or tempfile.mkdtemp(prefix="attnd-bench.")
     fails = 0
@@ -576,10 +602,13 @@ def main():
         print(f"  sgemm {SGEMM_SHAPE} at the end: {sg_end}", flush=True)
         own_end = sgemm(opts.build, opts, impl="attn")
         print(f"  libattn gemm {SGEMM_SHAPE} at the end: {own_end}", flush=True)
+        copy_end = copy_bw(opts.build, opts)
+        print(f"  copy GB/s (median, best) at the end: {copy_end}", flush=True)
     finally:
         if not opts.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     info["own_gemm_start"], info["own_gemm_end"] = own_start, own_end
+    info["copy_start"], info["copy_end"] = copy_start, copy_end
     info["load_end"] = loadavg()
     info["uptime_end"] = sh("uptime")
     info["seconds"] = round((datetime.datetime.now() - started).total_seconds())
@@ -587,7 +616,7 @@ def main():
 
     out_dir = tempfile.mkdtemp(prefix="attnd-bench-smoke.") if opts.smoke else opts.out
     os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, started.strftime("%Y-%m-%d"))
+    stem = os.path.join(out_dir, opts.name or started.strftime("%Y-%m-%d"))
     raw = {"started": started.isoformat(), "info": info, "sg_start": sg_start, "sg_end": sg_end,
            "sg_extra": sg_extra, "rss": rss, "opts": vars(opts), "peer": peer,
            "results": [{k: v for k, v in r.items() if k != "case"} | {"id": r["case"].id} for r in results]}
@@ -647,11 +676,126 @@ def render(stem, raw, smoke=False):
     sg = {T: (sg_start[T] + sg_end[T]) / 2 for T in THREADS}
     started = datetime.datetime.fromisoformat(raw["started"])
     opts = argparse.Namespace(**raw["opts"])
-    write_csv(stem + ".csv", results, sg, started)
+    write_csv(stem + ".csv", results, sg, started, roof_rates(raw["info"], sg_start, sg_end))
     png = plot(stem, results) if not smoke else None
     write_md(stem + ".md", results, sg, sg_start, sg_end, sg_extra, raw["rss"], raw["info"], started, png, opts,
              raw.get("peer"))
     print(f"bench: wrote {stem}.md, {stem}.csv" + (f", {png}" if png else ""))
+
+
+# ---------------------------------------------------------------- roofline (issue 12)
+ROOF_SIZES = ("medium", "large")
+SPEEDUP_TARGET, ROOF_SLACK, TORCH_AT_ROOF = 2.0, 1.15, 0.85
+
+
+def roof_rates(info, sg_start, sg_end):
+    """The run's best sgemm rate per thread count (GFLOP/s: the highest median
+    of OpenBLAS and libattn's attn__gemm, at the start and at the end) and its
+    copy bandwidth (GB/s: the best round of bench_core copy, start and end).
+    None when the run did not measure the copy bandwidth."""
+    cs, ce = info.get("copy_start"), info.get("copy_end")
+    if not cs or not ce:
+        return None
+    cs, ce = _intkeys(cs), _intkeys(ce)
+    og = [_intkeys(x) for x in (info.get("own_gemm_start"), info.get("own_gemm_end")) if x]
+    sgb, src = {}, {}
+    for T in THREADS:
+        cand = [(sg_start[T], "OpenBLAS"), (sg_end[T], "OpenBLAS")] + [(x[T], "attn__gemm") for x in og]
+        sgb[T], src[T] = max(cand)
+    return {"sgemm": sgb, "sgemm_from": src, "copy": {T: max(cs[T][1], ce[T][1]) for T in THREADS},
+            "copy_median": {T: max(cs[T][0], ce[T][0]) for T in THREADS}}
+
+
+def roof_row(r, rr):
+    """The roofline of one result and the issue-12 target on it:
+    roof[T] = roof_flops / sgemm[T] + bytes / copy[T] (ms)."""
+    c, a, t = r["case"], r["attnd"], r["torch"]
+    if rr is None or c.bytes is None:
+        return None
+    d = {"roof": {T: c.roof_flops / (rr["sgemm"][T] * 1e6) + c.bytes / (rr["copy"][T] * 1e6) for T in THREADS}}
+    d["roof_flops_ms"] = {T: c.roof_flops / (rr["sgemm"][T] * 1e6) for T in THREADS}
+    Tm = min(THREADS, key=lambda T: a[T]["median_ms"])
+    Tb = min(THREADS, key=lambda T: a[T]["min_ms"])
+    d["attnd_T"], d["attnd_ms"] = Tm, a[Tm]["median_ms"]
+    d["ratio"] = a[Tm]["median_ms"] / d["roof"][Tm]  # attnd ÷ roofline at attnd's thread count
+    d["ratio_bo"] = a[Tb]["min_ms"] / d["roof"][Tb]
+    if t:
+        tm = min(THREADS, key=lambda T: t[T]["median_ms"])
+        tb = min(THREADS, key=lambda T: t[T]["min_ms"])
+        d["torch_T"], d["torch_ms"] = tm, t[tm]["median_ms"]
+        d["torch_eff"] = d["roof"][tm] / t[tm]["median_ms"]  # PyTorch's fraction of the roofline rate
+        d["torch_eff_bo"] = d["roof"][tb] / t[tb]["min_ms"]
+        d["speedup"] = t[tm]["median_ms"] / a[Tm]["median_ms"]
+        d["speedup_bo"] = t[tb]["min_ms"] / a[Tb]["min_ms"]
+        d["torch_sgemm"] = (c.flops / (t[tm]["median_ms"] * 1e6)) / rr["sgemm"][tm] if c.flops else None
+        # The rule: >= 2x PyTorch (each side at its best thread count), or,
+        # where PyTorch already runs at >= 85% of the roofline rate (on
+        # medians or on best-of-N), attnd within 15% of the roofline.  Each
+        # branch must hold on medians and on best-of-N.
+        d["roof_rule"] = d["torch_eff"] >= TORCH_AT_ROOF or d["torch_eff_bo"] >= TORCH_AT_ROOF
+        sp_m, sp_b = d["speedup"] >= SPEEDUP_TARGET, d["speedup_bo"] >= SPEEDUP_TARGET
+        rf_m = d["roof_rule"] and d["ratio"] <= ROOF_SLACK
+        rf_b = d["roof_rule"] and d["ratio_bo"] <= ROOF_SLACK
+        if sp_m and sp_b:
+            d["target"] = "met (≥ 2×)"
+        elif rf_m and rf_b:
+            d["target"] = "met (roofline)"
+        elif (sp_m or rf_m) or (sp_b or rf_b):
+            d["target"] = "met on " + ("medians" if (sp_m or rf_m) else "best-of-N") + " only"
+        else:
+            d["target"] = "MISSED"
+    return d
+
+
+def write_roof_md(w, results, rr):
+    w("## Roofline and the per-mechanism target (issue 12)\n")
+    if rr is None:
+        w("(not measured in this run: no copy bandwidth)\n")
+        return
+    w("Roofline time at T threads = FLOPs ÷ the run's best sgemm rate at T + bytes ÷ the run's copy bandwidth "
+      "at T. Best sgemm rate = the highest median GFLOP/s of OpenBLAS and libattn's `attn__gemm` "
+      f"({SGEMM_SHAPE[0]}³, start and end of the run): "
+      + ", ".join(f"{T}t {rr['sgemm'][T]:.1f} ({rr['sgemm_from'][T]})" for T in THREADS)
+      + ". Copy bandwidth = the best round of `bench_core copy` (memcpy of 256 MiB per thread, bytes read + "
+      "written, start and end): " + ", ".join(f"{T}t {rr['copy'][T]:.1f} GB/s (median round "
+                                               f"{rr['copy_median'][T]:.1f})" for T in THREADS)
+      + ". FLOPs and bytes per case are bench/cases.py's `roof_flops` and `traffic` (what is counted is "
+      "documented there: inputs, output and weights once, plus the intermediates a later stage reads whole; "
+      "for the mechanisms without defined FLOPs a lower bound of their dense products, 0 for the "
+      "element-wise ones). attnd ÷ roofline uses attnd's best thread count and the roofline at that count "
+      "(best-of-N: the fastest sample and the roofline at its thread count). PyTorch % roofline = the "
+      "roofline at PyTorch's best thread count ÷ PyTorch's time.\n")
+    w(f"Target rule, per mechanism at medium and large size: **met (≥ 2×)** when PyTorch ÷ attnd ≥ "
+      f"{SPEEDUP_TARGET:g} (each side at its best thread count) on medians and on best-of-N; otherwise, "
+      f"when PyTorch already runs at ≥ {100 * TORCH_AT_ROOF:.0f}% of the roofline rate (on medians or on "
+      "best-of-N; for the projection-bound layers, whose bytes term is a few per cent, this is PyTorch at "
+      f"≈ 85% of the sgemm rate), **met (roofline)** when attnd ÷ roofline ≤ {ROOF_SLACK:.2f} on medians and "
+      "on best-of-N. A branch that holds on one estimator only is reported as such.\n")
+    w("| mechanism | size | GFLOP | MiB | roofline 1t ms | roofline 2t ms | attnd ms (T) | attnd ÷ roofline "
+      "(best-of-N) | PyTorch ms (T) | PyTorch % roofline (best-of-N) | PyTorch % sgemm | speed-up (best-of-N) | "
+      "target |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    met, miss = 0, []
+    for r in results:
+        c = r["case"]
+        if c.size not in ROOF_SIZES:
+            continue
+        d = roof_row(r, rr)
+        if d is None:
+            continue
+        tcol = (f"{fmt_ms(d['torch_ms'])} ({d['torch_T']}t)", f"{100 * d['torch_eff']:.0f}% ({100 * d['torch_eff_bo']:.0f}%)",
+                f"{100 * d['torch_sgemm']:.0f}%" if d.get("torch_sgemm") else "—",
+                f"{d['speedup']:.2f}× ({d['speedup_bo']:.2f}×)", d["target"]) if "torch_T" in d else \
+            ("—", "—", "—", "—", "PyTorch not run")
+        if "target" in d:
+            if d["target"].startswith("met ("):
+                met += 1
+            else:
+                miss.append(f"{c.id} ({d['target']})")
+        w(f"| {c.mech} | {c.size} | {c.roof_flops / 1e9:.3g} | {c.bytes / 2**20:.3g} | {fmt_ms(d['roof'][1])} | "
+          f"{fmt_ms(d['roof'][2])} | {fmt_ms(d['attnd_ms'])} ({d['attnd_T']}t) | {d['ratio']:.2f} "
+          f"({d['ratio_bo']:.2f}) | " + " | ".join(tcol) + " |")
+    w(f"\nMet: {met} of {met + len(miss)}; not met: {', '.join(miss) or 'none'}.\n")
 
 
 # ---------------------------------------------------------------- outputs
@@ -689,11 +833,12 @@ def derived(r, sg):
     return d
 
 
-def write_csv(path, results, sg, started):
+def write_csv(path, results, sg, started, rr=None):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["date", "mechanism", "size", "seq", "shape", "impl", "threads", "median_ms", "min_ms", "max_ms",
-                    "reps", "gflop", "gflops", "sgemm_gflops", "frac_sgemm", "check"])
+                    "reps", "gflop", "gflops", "sgemm_gflops", "frac_sgemm", "check", "roof_gflop", "traffic_bytes",
+                    "roofline_ms", "ms_over_roofline"])
         for r in results:
             c = r["case"]
             for impl in ("attnd", "torch"):
@@ -702,7 +847,14 @@ def write_csv(path, results, sg, started):
                     w.writerow([started.strftime("%Y-%m-%d %H:%M"), c.mech, c.size, c.seq, c.shape, impl, T,
                                 f"{x['median_ms']:.4f}", f"{x['min_ms']:.4f}", f"{x['max_ms']:.4f}", x["reps"],
                                 f"{c.flops / 1e9:.4f}" if c.flops else "", f"{g:.2f}" if g else "",
-                                f"{sg[T]:.1f}", f"{g / sg[T]:.3f}" if g else "", r["check"]])
+                                f"{sg[T]:.1f}", f"{g / sg[T]:.3f}" if g else "", r["check"]] + roof_csv(c, x, T, rr))
+
+
+def roof_csv(c, x, T, rr):
+    if rr is None or c.bytes is None:
+        return ["", "", "", ""]
+    roof = c.roof_flops / (rr["sgemm"][T] * 1e6) + c.bytes / (rr["copy"][T] * 1e6)
+    return [f"{c.roof_flops / 1e9:.4f}", c.bytes, f"{roof:.4f}", f"{x['median_ms'] / roof:.3f}"]
 
 
 def plot(stem, results):
@@ -793,6 +945,15 @@ def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, 
         for T in THREADS:
             m = (og0[T] + og1[T]) / 2
             w(f"| {T} | {og0[T]:.1f} | {og1[T]:.1f} | {m:.1f} | {m / sg[T]:.2f} |")
+    cs, ce = info.get("copy_start"), info.get("copy_end")
+    if cs and ce:
+        cs, ce = _intkeys(cs), _intkeys(ce)
+        w("\nMemory-copy bandwidth (`bench_core copy`: T threads each memcpy 256 MiB into another 256 MiB buffer, "
+          "8× the L3; GB/s of bytes read + written, median / best round), the roofline's bytes term:\n")
+        w("| threads | start | end |")
+        w("|---|---|---|")
+        for T in THREADS:
+            w(f"| {T} | {cs[T][0]:.1f} / {cs[T][1]:.1f} | {ce[T][0]:.1f} / {ce[T][1]:.1f} |")
     for r in results:
         if "sgemm_bracket_raw" in r:
             w(f"\nAround the rounds of `{r['case'].id}` (its % of sgemm uses these: the median of the median "
@@ -833,6 +994,7 @@ def write_md(path, results, sg, sg_start, sg_end, sg_extra, rss, info, started, 
       "by design (different generators on each side) and are not compared.\n")
     if png:
         w(f"![time vs sequence length]({os.path.basename(png)})\n")
+    write_roof_md(w, results, roof_rates(info, sg_start, sg_end))
     write_peer_md(w, peer)
     w("## Memory (peak RSS of `full`)\n")
     if rss:
