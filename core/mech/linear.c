@@ -92,6 +92,20 @@ static void gather(const float *x, size_t T, size_t H, size_t W, size_t h, float
     for (size_t t = 0; t < T; t++) memcpy(dst + t * W, x + (t * H + h) * W, W * sizeof *dst);
 }
 
+/* φ of head h's rows of x (T rows, stride H*E) into dst (T, F).  The
+ * default elu map gathers straight into dst and maps it in place: the same
+ * values as gathering into raw and mapping a copy, one copy fewer. */
+static void gather_map(const attn_fmap *fm, const float *x, size_t T, size_t H, size_t E, size_t h, float *raw,
+                       float *dst) {
+    if (fm->kind == FM_ELU) {
+        gather(x, T, H, E, h, dst);
+        attn__elu1(dst, T * E);
+        return;
+    }
+    gather(x, T, H, E, h, raw);
+    attn__fmap_apply(fm, raw, T, dst, fm->stabilize ? attn__fmap_sqnorm_max(fm, raw, T) : 0);
+}
+
 static attn_status lin_task(void *arg, size_t task, int worker) {
     const lin_job *j = arg;
     const lin_state *s = j->s;
@@ -105,13 +119,11 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     float *raw = w, *pq = raw + big * E, *pk = pq + L * F, *vv = pk + Su * F, *kv = vv + Su * D,
           *z = kv + F * D, *blk = z + F;
 
-    gather(a->q + n * L * H * E, L, H, E, h, raw);
-    float mq = fm.stabilize ? attn__fmap_sqnorm_max(&fm, raw, L) : 0;
-    attn__fmap_apply(&fm, raw, L, pq, mq);
-    gather(a->k + n * S * H * E, Su, H, E, h, raw);
-    float mk = fm.stabilize ? attn__fmap_sqnorm_max(&fm, raw, Su) : 0;
-    attn__fmap_apply(&fm, raw, Su, pk, mk);
-    gather(a->v + n * S * H * D, Su, H, D, h, vv);
+    gather_map(&fm, a->q + n * L * H * E, L, H, E, h, raw, pq);
+    gather_map(&fm, a->k + n * S * H * E, Su, H, E, h, raw, pk);
+    (void)vv; /* V is read in place: rows of head h, H*D apart */
+    const float *vh = a->v + n * S * H * D + h * D;
+    const size_t ldv = H * D;
     if (a->key_lengths)
         for (size_t t = (size_t)a->key_lengths[n]; t < Su; t++) memset(pk + t * F, 0, F * sizeof *pk);
 
@@ -119,7 +131,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     memset(kv, 0, F * D * sizeof *kv);
     memset(z, 0, F * sizeof *z);
     if (!s->causal) {
-        ATTN_TRY(attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vv, D, 0.0f, kv, D));
+        ATTN_TRY(attn__gemm(1, 0, F, D, Su, 1.0f, pk, F, vh, ldv, 0.0f, kv, D));
         for (size_t t = 0; t < Su; t++) {
 #pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += pk[t * F + f];
@@ -144,12 +156,12 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
     float *A = blk, *o = blk + CH * CH;
     for (size_t l0 = 0; l0 < L; l0 += CH) {
         size_t nl = L - l0 < CH ? L - l0 : CH;
-        const float *qc = pq + l0 * F, *kc = pk + l0 * F, *vc = vv + l0 * D;
+        const float *qc = pq + l0 * F, *kc = pk + l0 * F, *vc = vh + l0 * ldv;
         ATTN_TRY(attn__gemm(0, 1, nl, nl, F, 1.0f, qc, F, kc, F, 0.0f, A, nl));
         for (size_t i = 0; i < nl; i++)
             for (size_t t = i + 1; t < nl; t++) A[i * nl + t] = 0.0f;
         ATTN_TRY(attn__gemm(0, 0, nl, D, F, 1.0f, qc, F, kv, D, 0.0f, o, D));
-        ATTN_TRY(attn__gemm(0, 0, nl, D, nl, 1.0f, A, nl, vc, D, 1.0f, o, D));
+        ATTN_TRY(attn__gemm(0, 0, nl, D, nl, 1.0f, A, nl, vc, ldv, 1.0f, o, D));
         for (size_t i = 0; i < nl; i++) {
             const float *qf = qc + i * F;
             float den = 0;
@@ -160,7 +172,7 @@ static attn_status lin_task(void *arg, size_t task, int worker) {
 #pragma omp simd
             for (size_t d = 0; d < D; d++) out[(l0 + i) * H * D + d] = o[i * D + d] * inv;
         }
-        ATTN_TRY(attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, D, 1.0f, kv, D));
+        ATTN_TRY(attn__gemm(1, 0, F, D, nl, 1.0f, kc, F, vc, ldv, 1.0f, kv, D));
         for (size_t t = 0; t < nl; t++) {
 #pragma omp simd
             for (size_t f = 0; f < F; f++) z[f] += kc[t * F + f];
