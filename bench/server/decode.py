@@ -257,6 +257,11 @@ def run_case(port, name, ctx, conc, steps, seed):
                 "Sequence-Id": ids[i]}))
         bodies.append(row)
     raws = [RawConn(port) for _ in range(conc)]
+    lab = f'{{model="{model}",version="1",protocol="http"}}'
+    srv0 = (metric(mon, "attnd_inference_request_duration_us" + lab), metric(mon, "attnd_inference_exec_count" + lab))
+
+    get = RawConn.prepare("GET", "/v2/health/live")
+    paired = []  # one sequence: an empty request after every step, on the same connection
 
     def decode(i):
         try:
@@ -267,6 +272,10 @@ def run_case(port, name, ctx, conc, steps, seed):
                 lat[i].append(time.perf_counter() - t)
                 if st != 200:
                     raise RuntimeError(f"{name} step: {st}")
+                if conc == 1:
+                    t = time.perf_counter()
+                    raws[i].send(get)
+                    paired.append(time.perf_counter() - t)
         except Exception as e:  # noqa: BLE001
             errs.append(e)
     th = [threading.Thread(target=decode, args=(i,)) for i in range(conc)]
@@ -277,6 +286,9 @@ def run_case(port, name, ctx, conc, steps, seed):
     if errs:
         raise errs[0]
     rss = metric(mon, "process_resident_memory_bytes")
+    srv1 = (metric(mon, "attnd_inference_request_duration_us" + lab), metric(mon, "attnd_inference_exec_count" + lab))
+    # the server's own time per step (decode to reply, attnd's counters): no client, no wake-ups
+    server_us = (srv1[0] - srv0[0]) / max(1.0, srv1[1] - srv0[1])
     for i in range(conc):
         st, _ = mon.req("DELETE", f"/v2/models/{model}/sequences/{ids[i]}")
     latency = statistics.median([x for l in lat for x in l])
@@ -284,7 +296,8 @@ def run_case(port, name, ctx, conc, steps, seed):
     per_token = latency if conc == 1 else wall / (conc * steps)
     return {"model": name, "context": ctx, "concurrency": conc, "steps": steps, "prefill_s": prefill_s,
             "per_token_s": per_token, "latency_s": latency, "tokens_per_s": conc * steps / wall, "state_bytes": statistics.median(state),
-            "rss_growth_per_seq": (rss - rss0) / conc}
+            "rss_growth_per_seq": (rss - rss0) / conc,
+            "paired_rtt_s": statistics.median(paired) if paired else None, "server_us": server_us}
 
 
 def memory_per_sequence(port, n=200, ctx=64):
@@ -379,6 +392,11 @@ def main():
                     # one sequence: 4x the steps (its median is of one connection's latencies)
                     r = run_case(port, name, ctx, conc, steps * 4 if conc == 1 else steps, seed=ctx + conc)
                     r["rtt_s"] = (rtt_a + round_trip(port, 320, conc)) / 2
+                    if r["paired_rtt_s"] is not None:
+                        # one sequence: the empty requests interleaved with its steps on its own
+                        # connection, so that both see the same placement of client and server
+                        # threads (on this VM a wake-up across cores costs ~60 µs, on one core ~0)
+                        r["rtt_s"] = r["paired_rtt_s"]
                     r["floor_s"] = r["state_bytes"] / bw + r["rtt_s"]
                     r["ratio"] = r["per_token_s"] / r["floor_s"]
                     rows.append(r)
@@ -394,25 +412,26 @@ def main():
            f"CPU: {cpu_model()}, {os.cpu_count()} cores; kernels: " +
            ", ".join(f"{k}={v}" for k, v in kernels.items() if k.startswith("kernel")), "",
            f"Memory copy bandwidth (numpy, 64 MiB): {bw / 1e9:.2f} GB/s read. Empty-request round trip "
-           f"(GET /v2/health/live, kept-alive, the raw client): {rtt * 1e6:.0f} µs at the start, and measured again "
-           f"before and after each case (the floor uses that case's mean, so it follows the load). Load average at the end: "
+           f"(GET /v2/health/live, kept-alive, the raw client): {rtt * 1e6:.0f} µs at the start; each case's floor "
+           f"uses its own, measured beside it (below), so that it follows the load. Load average at the end: "
            f"{os.getloadavg()[0]:.2f}. Client and server share the machine's cores.", "",
            "Requests are built before timing, and the timed requests (the decode steps and the round trip) go through "
            "a raw kept-alive socket that reads each reply by its Content-Length, without http.client's header parsing "
            "(the client's Python costs are not the server's). Per-token time: for one sequence the median latency of a single-token request (binary tensors); for 16 "
            "concurrent sequences the wall time per token over all of them (1 / tokens/s), with each request's median "
            "latency beside it; floor = state bytes of one sequence / copy bandwidth + round trip, where the round trip is "
-           "measured at the case's concurrency (16 connections sending empty requests at once from 16 threads: the wall "
-           "time per request); ratio = per-token / "
+           "measured at the case's concurrency: for one sequence the median of an empty request sent after every step on "
+           "the same connection (the two then see the same placement of client and server threads), for 16 "
+           "connections sending empty requests at once from 16 threads the wall time per request; ratio = per-token / "
            "floor (target <= 1.5). RSS growth / seq: attnd's resident set while the sequences are live, minus before "
            "they started, per sequence (includes the allocator's retained request buffers).", "",
-           "| model | context | sequences | state / seq | RSS growth / seq | per-token | latency | tokens/s | round trip | floor | ratio | prefill |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| model | context | sequences | state / seq | RSS growth / seq | per-token | latency | tokens/s | round trip | floor | ratio | server / step | prefill |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['model']} | {r['context']} | {r['concurrency']} | {r['state_bytes'] / 2**20:.2f} MiB | "
                    f"{r['rss_growth_per_seq'] / 2**20:.2f} MiB | "
                    f"{r['per_token_s'] * 1e3:.3f} ms | {r['latency_s'] * 1e3:.3f} ms | {r['tokens_per_s']:.0f} | {r['rtt_s'] * 1e6:.0f} µs | {r['floor_s'] * 1e3:.3f} ms | "
-                   f"{r['ratio']:.2f} | {r['prefill_s']:.2f} s |")
+                   f"{r['ratio']:.2f} | {r['server_us']:.0f} µs | {r['prefill_s']:.2f} s |")
     out += ["", "Resending the whole context without a sequence (full, one causal forward over context+1 tokens, "
             "binary, median of 3), against the sequence's per-token time (1 sequence):", "",
             "| context | resend | sequence per-token | speed-up (target >= 50 at 4096) |", "|---|---|---|---|"]
@@ -424,9 +443,13 @@ def main():
             f"of state each: a constant of {(mem['rss_per_seq'] - mem['state_per_seq']) / 1024:.1f} KiB per sequence "
             "(the store's entry, the allocator's rounding)."]
     cl = {r["context"]: r["per_token_s"] for r in rows if r["model"] == "causal_linear" and r["concurrency"] == 1}
+    cs = {r["context"]: r["server_us"] for r in rows if r["model"] == "causal_linear" and r["concurrency"] == 1}
     out += ["", "causal_linear per-token time by context (1 sequence): " +
             ", ".join(f"{c}: {t * 1e3:.3f} ms" for c, t in cl.items()) +
-            f" (largest / smallest: {max(cl.values()) / min(cl.values()):.2f})"]
+            f" (largest / smallest: {max(cl.values()) / min(cl.values()):.2f}); the server's own time per step "
+            "(attnd_inference_request_duration_us over attnd_inference_exec_count during the case): " +
+            ", ".join(f"{c}: {t:.0f} µs" for c, t in cs.items()) +
+            f" (largest / smallest: {max(cs.values()) / max(1e-9, min(cs.values())):.2f})"]
     text = "\n".join(out) + "\n"
     print(text)
     if a.out:
