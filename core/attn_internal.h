@@ -206,6 +206,15 @@ bool attn__maps_any(const attn_model *m, float *const *maps);
  * topk > 0 only the topk largest scores of each row stay (exact_topk). */
 attn_status attn__maps_softmax_qkv(attn_ctx *ctx, const attn_qkv *a, float temp, size_t topk, float *map,
                                    attn_error *err);
+/* The maps of a random mechanism by running its forward again with the
+ * same draws (the seed restarts each forward) into a scratch output of
+ * tasks·L·D floats, with a workspace of ws_bytes: run(state, ctx, a, out,
+ * ws, map, err) is the mechanism's forward that also writes `map`
+ * (clustered, reformer).  `what` names it in errors. */
+typedef attn_status (*attn_rerun_fn)(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
+                                     float *map, attn_error *err);
+attn_status attn__maps_by_rerun(const void *state, attn_ctx *ctx, const attn_qkv *a, size_t tasks, size_t ws_bytes,
+                                float *map, attn_rerun_fn run, const char *what, attn_error *err);
 
 const attn_mech *attn__mech_find(const char *name);
 

@@ -10,6 +10,7 @@
  */
 #include "attn_internal.h"
 #include "kernels/kernels.h"
+#include "workspace.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -92,5 +93,24 @@ attn_status attn__maps_softmax_qkv(attn_ctx *ctx, const attn_qkv *a, float temp,
     attn_status st = attn__parallel_for(ctx, tasks, map_task, &j);
     free(j.scratch);
     if (st) attn__err(err, st, "attention map: %s%s", attn_status_str(st), attn__fail_detail(st));
+    return st;
+}
+
+attn_status attn__maps_by_rerun(const void *state, attn_ctx *ctx, const attn_qkv *a, size_t tasks, size_t ws_bytes,
+                                float *map, attn_rerun_fn run, const char *what, attn_error *err) {
+    size_t on;
+    void *ws = NULL;
+    float *out = NULL;
+    if (!attn__mul(tasks, (size_t)a->L, &on) || !attn__mul(on, (size_t)a->D, &on))
+        return attn__err(err, ATTN_E_OVERFLOW, "%s attention map: output size overflows", what);
+    attn_status st = attn__ws_alloc(ws_bytes, &ws, err);
+    if (st) return st;
+    if (!(out = attn__calloc(on ? on : 1, sizeof *out, err))) {
+        attn__ws_free(ws, ws_bytes);
+        return ATTN_E_NOMEM;
+    }
+    st = run(state, ctx, a, out, ws, map, err);
+    free(out);
+    attn__ws_free(ws, ws_bytes);
     return st;
 }

@@ -328,8 +328,9 @@ static attn_status workspace_qkv(const void *state, const attn_qkv *a, int threa
  * are 0), not aliasing the inputs.  attn_mask must be all ones (clustered,
  * improved_clustered) or lower triangular (improved_clustered_causal); the
  * planes and the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
-static attn_status run(const struct clustered *s, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
-                       float *map, attn_error *err) {
+static attn_status run(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws, float *map,
+                       attn_error *err) {
+    const struct clustered *s = state;
     struct job j = {.s = s, .a = a, .out = out, .K = (size_t)s->clusters, .map = map};
     attn_status st = plan(s, a, attn_ctx_threads(ctx), &j.y, err);
     if (st || j.y.tasks == 0) return st;
@@ -383,24 +384,10 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
 static attn_status maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
                             float *const *maps, attn_error *err) {
     (void)m;
-    const struct clustered *s = state;
     struct layout y;
-    size_t on;
-    void *ws = NULL;
-    float *out = NULL;
-    attn_status st = plan(s, a, attn_ctx_threads(ctx), &y, err);
+    attn_status st = plan(state, a, attn_ctx_threads(ctx), &y, err);
     if (st) return st;
-    if (!attn__mul(y.tasks, (size_t)a->L, &on) || !attn__mul(on, (size_t)a->D, &on))
-        return attn__err(err, ATTN_E_OVERFLOW, "clustered attention map: output size overflows");
-    if ((st = attn__ws_alloc(y.bytes, &ws, err))) return st;
-    if (!(out = attn__calloc(on ? on : 1, sizeof *out, err))) {
-        attn__ws_free(ws, y.bytes);
-        return ATTN_E_NOMEM;
-    }
-    st = run(s, ctx, a, out, ws, maps[1], err);
-    free(out);
-    attn__ws_free(ws, y.bytes);
-    return st;
+    return attn__maps_by_rerun(state, ctx, a, y.tasks, y.bytes, maps[1], run, "clustered", err);
 }
 
 static const attn_out_decl clustered_outputs[] = {

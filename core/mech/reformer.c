@@ -272,8 +272,9 @@ static attn_status workspace_qkv(const void *state, const attn_qkv *a, int threa
  * chunk_size); k is ignored (shared-QK).  -> out (N,L,H,E), caller-owned,
  * fully written, not aliasing the inputs.  Masks as attn_qkv; the planes and
  * the per-worker scratch are in the workspace `ws` (declared by the plan; nothing is allocated here). */
-static attn_status run(const struct reformer *s, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws,
-                       float *map, attn_error *err) {
+static attn_status run(const void *state, attn_ctx *ctx, const attn_qkv *a, float *out, void *ws, float *map,
+                       attn_error *err) {
+    const struct reformer *s = state;
     struct job j = {.s = s, .a = a, .out = out, .map = map};
     attn_status st = plan(s, a, attn_ctx_threads(ctx), &j.y, err);
     if (st || j.y.tasks == 0 || a->L == 0) return st;
@@ -311,24 +312,10 @@ static attn_status forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv 
 static attn_status maps_qkv(const attn_model *m, const void *state, attn_ctx *ctx, const attn_qkv *a,
                             float *const *maps, attn_error *err) {
     (void)m;
-    const struct reformer *s = state;
     struct layout y;
-    size_t on;
-    void *ws = NULL;
-    float *out = NULL;
-    attn_status st = plan(s, a, attn_ctx_threads(ctx), &y, err);
+    attn_status st = plan(state, a, attn_ctx_threads(ctx), &y, err);
     if (st) return st;
-    if (!attn__mul(y.tasks, (size_t)a->L, &on) || !attn__mul(on, (size_t)a->D, &on))
-        return attn__err(err, ATTN_E_OVERFLOW, "reformer attention map: output size overflows");
-    if ((st = attn__ws_alloc(y.bytes, &ws, err))) return st;
-    if (!(out = attn__calloc(on ? on : 1, sizeof *out, err))) {
-        attn__ws_free(ws, y.bytes);
-        return ATTN_E_NOMEM;
-    }
-    st = run(s, ctx, a, out, ws, maps[1], err);
-    free(out);
-    attn__ws_free(ws, y.bytes);
-    return st;
+    return attn__maps_by_rerun(state, ctx, a, y.tasks, y.bytes, maps[1], run, "reformer", err);
 }
 
 static const attn_out_decl reformer_outputs[] = {
