@@ -234,6 +234,76 @@ static void rpc_model_metadata(svc_gcall *c, const unsigned char *msg, size_t le
     svc_pb_free(h_);
 }
 
+/* ModelConfig: Triton's model configuration from the same metadata (a
+ * model takes no batching of its own: max_batch_size 0, dims as in the
+ * metadata, -1 where any size goes). */
+static Inference__DataType data_type(const char *dt) {
+    static const struct {
+        const char *name;
+        Inference__DataType t;
+    } map[] = {{"BOOL", INFERENCE__DATA_TYPE__TYPE_BOOL},   {"UINT8", INFERENCE__DATA_TYPE__TYPE_UINT8},
+               {"UINT16", INFERENCE__DATA_TYPE__TYPE_UINT16}, {"UINT32", INFERENCE__DATA_TYPE__TYPE_UINT32},
+               {"UINT64", INFERENCE__DATA_TYPE__TYPE_UINT64}, {"INT8", INFERENCE__DATA_TYPE__TYPE_INT8},
+               {"INT16", INFERENCE__DATA_TYPE__TYPE_INT16},   {"INT32", INFERENCE__DATA_TYPE__TYPE_INT32},
+               {"INT64", INFERENCE__DATA_TYPE__TYPE_INT64},   {"FP16", INFERENCE__DATA_TYPE__TYPE_FP16},
+               {"FP32", INFERENCE__DATA_TYPE__TYPE_FP32},     {"FP64", INFERENCE__DATA_TYPE__TYPE_FP64},
+               {"BYTES", INFERENCE__DATA_TYPE__TYPE_STRING},  {"BF16", INFERENCE__DATA_TYPE__TYPE_BF16}};
+    for (size_t i = 0; dt && i < sizeof map / sizeof *map; i++)
+        if (strcmp(map[i].name, dt) == 0) return map[i].t;
+    return INFERENCE__DATA_TYPE__TYPE_INVALID;
+}
+
+static void rpc_model_config(svc_gcall *c, const unsigned char *msg, size_t len) {
+    UNPACK(ModelConfigRequest, model_config_request, req);
+    svc_gcall_set_model(c, req->name);
+    json_t *o = NULL;
+    if (svc_grpc_model_arg(req->name, req->version, 404, &e) != 0 || !(o = svc_api_model_meta_json(req->name, &e))) {
+        answer_fail(c, &e);
+        svc_pb_free(h_);
+        return;
+    }
+    static Inference__ModelInput in[MAX_IO]; /* gRPC thread only */
+    static Inference__ModelOutput out[MAX_IO];
+    static int64_t si[MAX_IO][ATTN_MAX_RANK], so[MAX_IO][ATTN_MAX_RANK];
+    Inference__ModelInput *inp[MAX_IO];
+    Inference__ModelOutput *outp[MAX_IO];
+    Inference__ModelConfig cfg = INFERENCE__MODEL_CONFIG__INIT;
+    Inference__ModelConfigResponse r = INFERENCE__MODEL_CONFIG_RESPONSE__INIT;
+    cfg.name = (char *)json_string_value(json_object_get(o, "name"));
+    cfg.platform = (char *)json_string_value(json_object_get(o, "platform"));
+    cfg.backend = "attnd";
+    json_t *ins = json_object_get(o, "inputs"), *outs = json_object_get(o, "outputs");
+    for (size_t i = 0; i < json_array_size(ins) && cfg.n_input < MAX_IO; i++) {
+        json_t *io = json_array_get(ins, i), *shape = json_object_get(io, "shape");
+        Inference__ModelInput *t = &in[cfg.n_input];
+        inference__model_input__init(t);
+        t->name = (char *)json_string_value(json_object_get(io, "name"));
+        t->data_type = data_type(json_string_value(json_object_get(io, "datatype")));
+        for (size_t d = 0; d < json_array_size(shape) && d < ATTN_MAX_RANK; d++)
+            si[cfg.n_input][t->n_dims++] = json_integer_value(json_array_get(shape, d));
+        t->dims = si[cfg.n_input];
+        t->optional = json_is_true(json_object_get(io, "optional"));
+        inp[cfg.n_input++] = t;
+    }
+    for (size_t i = 0; i < json_array_size(outs) && cfg.n_output < MAX_IO; i++) {
+        json_t *io = json_array_get(outs, i), *shape = json_object_get(io, "shape");
+        Inference__ModelOutput *t = &out[cfg.n_output];
+        inference__model_output__init(t);
+        t->name = (char *)json_string_value(json_object_get(io, "name"));
+        t->data_type = data_type(json_string_value(json_object_get(io, "datatype")));
+        for (size_t d = 0; d < json_array_size(shape) && d < ATTN_MAX_RANK; d++)
+            so[cfg.n_output][t->n_dims++] = json_integer_value(json_array_get(shape, d));
+        t->dims = so[cfg.n_output];
+        outp[cfg.n_output++] = t;
+    }
+    cfg.input = inp;
+    cfg.output = outp;
+    r.config = &cfg;
+    answer_msg(c, &r.base);
+    json_decref(o);
+    svc_pb_free(h_);
+}
+
 /* ---- the repository ---- */
 
 static void rpc_repo_index(svc_gcall *c, const unsigned char *msg, size_t len) {
@@ -351,6 +421,7 @@ static const svc_grpc_rpc rpcs[] = {
     {"ModelReady",            rpc_model_ready,     SVC_AUTH_NONE,  0},
     {"ServerMetadata",        rpc_server_metadata, SVC_AUTH_API,   0},
     {"ModelMetadata",         rpc_model_metadata,  SVC_AUTH_API,   0},
+    {"ModelConfig",           rpc_model_config,    SVC_AUTH_API,   0},
     {"ModelInfer",            svc_grpc_infer,      SVC_AUTH_API,   0},
     {"ModelStreamInfer",      svc_grpc_infer,      SVC_AUTH_API,   1},
     {"RepositoryIndex",       rpc_repo_index,      SVC_AUTH_ADMIN, 0},

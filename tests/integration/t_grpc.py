@@ -222,6 +222,19 @@ def grpc_health_and_metadata():
                 "version 2", "only 1")
     expect_code(lambda: st.ModelReady(pb.ModelReadyRequest(name=case.id, version="2")), "NOT_FOUND", "ready v2")
     expect_code(lambda: st.ModelMetadata(pb.ModelMetadataRequest(name="../x")), "NOT_FOUND", "bad name")
+    # ModelConfig (Triton's model configuration): the same inputs and outputs, enum datatypes
+    for cid in (case.id, "full"):
+        rm = json.loads(SERVER["golden"].request("GET", f"/v2/models/{cid}")[2])
+        mc = st.ModelConfig(pb.ModelConfigRequest(name=cid)).config
+        check(mc.name == rm["name"] and mc.platform == rm["platform"] and mc.backend == "attnd" and
+              mc.max_batch_size == 0, f"{cid}: model config {mc.name} {mc.platform} {mc.backend}")
+        check([(i.name, pb.DataType.Name(i.data_type), list(i.dims), i.optional) for i in mc.input] ==
+              [(i["name"], "TYPE_" + i["datatype"], i["shape"], bool(i.get("optional"))) for i in rm["inputs"]],
+              f"{cid}: config inputs {mc.input}")
+        check([(o.name, pb.DataType.Name(o.data_type), list(o.dims)) for o in mc.output] ==
+              [(o["name"], "TYPE_" + o["datatype"], o["shape"]) for o in rm["outputs"]], f"{cid}: config outputs")
+    expect_code(lambda: st.ModelConfig(pb.ModelConfigRequest(name="no_such_model")), "NOT_FOUND", "config: unknown")
+    expect_code(lambda: st.ModelConfig(pb.ModelConfigRequest(name=case.id, version="2")), "NOT_FOUND", "config v2")
 
 
 @gtest
