@@ -348,7 +348,7 @@ def grpc_infer_contents_and_errors():
     raw_call = ch.unary_unary("/inference.GRPCInferenceService/ModelInfer", request_serializer=lambda b: b,
                               response_deserializer=lambda b: b)
     expect_code(lambda: raw_call(b"\xff\xff\xff\xff"), "INVALID_ARGUMENT", "garbage message", "not a valid")
-    unknown = ch.unary_unary("/inference.GRPCInferenceService/ModelConfig", request_serializer=lambda b: b,
+    unknown = ch.unary_unary("/inference.GRPCInferenceService/ModelStatistics", request_serializer=lambda b: b,
                              response_deserializer=lambda b: b)
     expect_code(lambda: unknown(b""), "UNIMPLEMENTED", "an RPC attnd does not serve")
 
