@@ -3,6 +3,7 @@
  */
 #include "workspace.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -65,12 +66,65 @@ static void *map_block(size_t bytes) {
     return a;
 }
 
+/* The mapped block a thread keeps between forwards (workspace.h): one per
+ * thread, at most keep_max bytes, unmapped when the thread exits. */
+typedef struct ws_kept {
+    void *p;
+    size_t len; /* map_len of its size */
+    bool busy;  /* handed out and not yet given back */
+} ws_kept;
+
+static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
+static pthread_key_t kept_key;
+static bool kept_ok;
+static size_t keep_max = ATTN_WS_KEEP_DEFAULT;
+
+static void kept_release(void *v) {
+    ws_kept *k = v;
+    if (k->p && !k->busy) munmap(k->p, k->len);
+    free(k);
+}
+
+static void kept_init(void) {
+    const char *env = getenv("ATTN_WS_KEEP");
+    if (env && *env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (*end == '\0' && env[0] >= '0' && env[0] <= '9') keep_max = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+    }
+    kept_ok = pthread_key_create(&kept_key, kept_release) == 0;
+}
+
+/* This thread's record, created on first use; NULL when keeping is off
+ * or the record cannot be made (blocks are then mapped per call). */
+static ws_kept *kept(void) {
+    pthread_once(&kept_once, kept_init);
+    if (!kept_ok || keep_max < ATTN_WS_MMAP_MIN) return NULL;
+    ws_kept *k = pthread_getspecific(kept_key);
+    if (!k && (k = calloc(1, sizeof *k)) && pthread_setspecific(kept_key, k) != 0) {
+        free(k);
+        k = NULL;
+    }
+    return k;
+}
+
+size_t attn__ws_keep_max(void) {
+    pthread_once(&kept_once, kept_init);
+    return keep_max;
+}
+
 attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err) {
     *out = NULL;
     if (bytes == 0) return ATTN_OK;
     size_t rounded;
     if (!round_up(bytes, &rounded)) return attn__err(err, ATTN_E_OVERFLOW, "workspace size overflows");
     if (rounded >= ATTN_WS_MMAP_MIN) {
+        ws_kept *k = kept();
+        if (k && k->p && !k->busy && k->len >= map_len(rounded)) {
+            k->busy = true;
+            *out = k->p;
+            return ATTN_OK;
+        }
         *out = map_block(rounded);
     } else {
         *out = aligned_alloc(ATTN_WS_ALIGN, rounded);
@@ -84,8 +138,22 @@ void attn__ws_free(void *p, size_t bytes) {
     if (!p) return;
     size_t rounded;
     (void)round_up(bytes, &rounded); /* allocated, so it did not overflow */
-    if (rounded >= ATTN_WS_MMAP_MIN)
-        munmap(p, map_len(rounded));
-    else
+    if (rounded < ATTN_WS_MMAP_MIN) {
         free(p);
+        return;
+    }
+    const size_t len = map_len(rounded);
+    ws_kept *k = kept();
+    if (k && p == k->p) {
+        k->busy = false;
+        return;
+    }
+    if (k && !k->busy && len <= keep_max && len > k->len) {
+        /* the larger block is kept, the smaller one given back */
+        if (k->p) munmap(k->p, k->len);
+        k->p = p;
+        k->len = len;
+        return;
+    }
+    munmap(p, len);
 }

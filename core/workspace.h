@@ -39,12 +39,22 @@ attn_status attn__ws_size(const attn_ws_layout *y, const char *what, size_t *byt
 static inline void *attn__ws_at(void *base, size_t off) { return (char *)base + off; }
 
 /* An ATTN_WS_ALIGN-aligned block of `bytes` (*out NULL when 0);
- * ATTN_E_NOMEM when the allocation fails.  Blocks of ATTN_WS_MMAP_MIN bytes
- * or more are mapped and unmapped with the call, so one large forward does
- * not leave its scratch resident in the heap.  Freed with attn__ws_free and
- * the same `bytes`. */
+ * ATTN_E_NOMEM when the allocation fails.  Freed with attn__ws_free and
+ * the same `bytes`.  Blocks of ATTN_WS_MMAP_MIN bytes or more are mappings
+ * in transparent huge pages, and each thread keeps the largest one it has
+ * freed, up to ATTN_WS_KEEP bytes (environment; default
+ * ATTN_WS_KEEP_DEFAULT, 0 keeps none), for its next forwards: a fresh
+ * mapping is faulted in and zeroed page by page on every call (5% of a
+ * linear_self or compositional forward of 1024-4096 tokens), as a heap
+ * block that malloc reuses is not.  So a thread that ran one large forward
+ * holds that scratch until it runs a larger one or exits (libattn's own
+ * pool threads never allocate it; the caller's thread does); blocks above
+ * the limit are mapped and unmapped with the call. */
 #define ATTN_WS_MMAP_MIN ((size_t)1 << 22)
+#define ATTN_WS_KEEP_DEFAULT ((size_t)64 << 20)
 attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err);
 void attn__ws_free(void *p, size_t bytes);
+/* The ATTN_WS_KEEP limit in effect (bytes). */
+size_t attn__ws_keep_max(void);
 
 #endif

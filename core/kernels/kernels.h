@@ -68,6 +68,22 @@ void attn__softmax_row(float *x, size_t n);
  * below exp(-87)); returns the sum.  m must be finite. */
 float attn__exp_sub_sum(float *x, size_t n, float m);
 
+/* The softmaxes of the linear-attention and compositional mechanisms, over
+ * whole sequences (thousands of positions), where a float running sum
+ * drifts by ~sqrt(n) ulps, more than torch's vectorised reduction does: the
+ * sum is accumulated in double.  Max-subtracted as torch does, so a row of
+ * -finfo.max entries becomes uniform; the exponentials are the vectorised
+ * exp above.  A row (column) whose max is not finite takes libm's expf in
+ * the same arithmetic: all -inf becomes NaN.
+ * attn__softmax_row_d: one row of n floats. */
+void attn__softmax_row_d(float *x, size_t n);
+/* attn__softmax_cols: every column of a (rows, n) block of row stride ld
+ * (the softmax over dim -2), column by column the arithmetic of
+ * attn__softmax_row_d (sum in double over the rows in order), walking whole
+ * rows so that every loop is contiguous.  mx: n floats, sum: n doubles of
+ * scratch. */
+void attn__softmax_cols(float *x, size_t rows, size_t n, size_t ld, float *mx, double *sum);
+
 /* torch.nn.LayerNorm over the last dim of `rows` rows of width n:
  * biased variance, eps inside the sqrt; gamma/beta may be NULL. */
 void attn__layernorm(const float *x, size_t rows, size_t n, const float *gamma, const float *beta,

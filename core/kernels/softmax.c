@@ -47,6 +47,73 @@ void ATTN_V(attn__softmax_row)(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* The column-by-column arithmetic of the strided softmax with libm's expf
+ * (rows whose max is not finite: the same NaN or uniform rows as torch). */
+static void softmax_strided_expf(float *x, size_t n, size_t stride) {
+    float mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) mx = x[i * stride] > mx ? x[i * stride] : mx;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float e = expf(x[i * stride] - mx);
+        x[i * stride] = e;
+        sum += e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (size_t i = 0; i < n; i++) x[i * stride] *= inv;
+}
+
+void ATTN_V(attn__softmax_row_d)(float *x, size_t n) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (size_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (!isfinite(mx)) {
+        softmax_strided_expf(x, n, 1);
+        return;
+    }
+    double sum = 0.0;
+    /* In chunks that stay in L1: GCC does not vectorise fast_exp next to a
+     * double sum. */
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        float *xc = x + i0;
+        const size_t w = n - i0 < 256 ? n - i0 : 256;
+#pragma omp simd
+        for (size_t i = 0; i < w; i++) xc[i] = fast_exp(xc[i] - mx);
+#pragma omp simd reduction(+ : sum)
+        for (size_t i = 0; i < w; i++) sum += (double)xc[i];
+    }
+    const float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void ATTN_V(attn__softmax_cols)(float *x, size_t rows, size_t n, size_t ld, float *mx, double *sum) {
+    for (size_t i = 0; i < n; i++) mx[i] = -INFINITY, sum[i] = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) mx[i] = xr[i] > mx[i] ? xr[i] : mx[i];
+    }
+    bool finite = true;
+    for (size_t i = 0; i < n; i++) finite &= isfinite(mx[i]) != 0;
+    if (!finite) {
+        for (size_t i = 0; i < n; i++) softmax_strided_expf(x + i, rows, ld);
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) xr[i] = fast_exp(xr[i] - mx[i]);
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) sum[i] += (double)xr[i];
+    }
+    for (size_t i = 0; i < n; i++) mx[i] = (float)(1.0 / sum[i]);
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) xr[i] *= mx[i];
+    }
+}
+
 void ATTN_V(attn__elu1)(float *x, size_t n) {
     /* elu(x) + 1 = x + 1 above 0 and exp(x) below: the vectorised exp. */
 #pragma omp simd

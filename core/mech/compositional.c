@@ -8,7 +8,6 @@
 #include "attn_internal.h"
 #include "workspace.h"
 #include "kernels/kernels.h"
-#include "mech/strided_softmax.h"
 #include "seq_internal.h"
 
 #include <float.h>

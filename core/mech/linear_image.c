@@ -12,7 +12,6 @@
 #include "kernels/conv2d.h"
 #include "kernels/fast_exp.h"
 #include "kernels/kernels.h"
-#include "mech/strided_softmax.h"
 
 #include <math.h>
 #include <stdlib.h>

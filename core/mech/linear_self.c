@@ -11,7 +11,6 @@
 #include "attn_internal.h"
 #include "workspace.h"
 #include "kernels/kernels.h"
-#include "mech/strided_softmax.h"
 #include "seq_internal.h"
 
 #include <float.h>
@@ -163,20 +162,20 @@ static void take_head(const float *src, size_t rows, size_t ld, size_t off, size
         for (size_t c = 0; c < d; c++) dst[r * d + c] = src[r * ld + off + c] * scale;
 }
 
-/* Folds one bucket of bs keys/values (bs,d) into the running sums: the key
- * sum in float (as b_k.sum) then in double (ksum), kᵀv by a float gemm
- * (bctx) then in double (csum); ctx (d,d) = csum / (ksum + 1e-6) row-wise,
- * den (d) the denominators.  The forward and the sequence step both fold
- * through here, so they round alike. */
-static attn_status fold_bucket(const float *k, const float *v, size_t bs, size_t d, double *ksum, double *csum,
-                               float *den, float *bctx, float *ctx) {
+/* Folds one bucket of bs keys/values (bs,d), rows ld apart, into the
+ * running sums: the key sum in float (as b_k.sum) then in double (ksum),
+ * kᵀv by a float gemm (bctx) then in double (csum); ctx (d,d) = csum /
+ * (ksum + 1e-6) row-wise, den (d) the denominators.  The forward and the
+ * sequence step both fold through here, so they round alike. */
+static attn_status fold_bucket(const float *k, const float *v, size_t bs, size_t d, size_t ld, double *ksum,
+                               double *csum, float *den, float *bctx, float *ctx) {
     for (size_t c = 0; c < d; c++) {
         float t = 0.0f;
-        for (size_t r = 0; r < bs; r++) t += k[r * d + c];
+        for (size_t r = 0; r < bs; r++) t += k[r * ld + c];
         ksum[c] += (double)t;
         den[c] = (float)ksum[c] + 1e-6f;
     }
-    ATTN_TRY(attn__gemm(1, 0, d, d, bs, 1.0f, k, d, v, d, 0.0f, bctx, d));
+    ATTN_TRY(attn__gemm(1, 0, d, d, bs, 1.0f, k, ld, v, ld, 0.0f, bctx, d));
     for (size_t i = 0; i < d * d; i++) {
         csum[i] += (double)bctx[i];
         ctx[i] = (float)csum[i] / den[i / d];
@@ -184,24 +183,46 @@ static attn_status fold_bucket(const float *k, const float *v, size_t bs, size_t
     return ATTN_OK;
 }
 
+/* One (batch entry, head): q, k and v are that head's columns of the
+ * projections, worked on in place (rows HD and KD apart: each task owns its
+ * columns), except with one_kv_head, where every head reads the one
+ * key/value head and so works on its own copy of it. */
 static attn_status ls_head(void *arg, size_t task, int worker) {
     const ls_job *j = arg;
     const ls_state *s = j->s;
     const size_t N = (size_t)j->N, S = (size_t)j->S, d = (size_t)s->d, H = (size_t)s->H;
     const size_t HD = H * d, KD = (size_t)s->kvh * d;
-    const size_t b = task / H, h = task % H, kh = s->one_kv ? 0 : h;
+    const size_t b = task / H, h = task % H;
     const uint8_t *mask = j->kv_mask ? j->kv_mask + b * S : NULL;
+    const float scale = s->qk_scale;
 
-    float *q = j->scratch + (size_t)worker * j->scratch_len; /* (N,d) */
-    float *k = q + N * d;                                      /* (S,d) */
-    float *v = k + S * d;                                      /* (S,d) */
-    float *ctx = v + S * d;                                    /* (d,d) */
-    float *att = j->att + b * N * HD + h * d;                  /* rows of stride HD */
-
-    take_head(j->q + b * N * HD, N, HD, h * d, d, s->qk_scale, q);
-    take_head(j->k + b * S * KD, S, KD, kh * d, d, s->qk_scale, k);
-    take_head(j->v + b * S * KD, S, KD, kh * d, d, 1.0f, v);
-    for (size_t n = 0; n < N; n++) attn__softmax_row_d(q + n * d, d);
+    float *ctx = j->scratch + (size_t)worker * j->scratch_len; /* (d,d) */
+    float *bctx = ctx + d * d;                                  /* (d,d) */
+    float *den = bctx + d * d;                                  /* (d) */
+    float *q = j->q + b * N * HD + h * d, *k, *v;               /* rows of stride HD, ldk */
+    float *att = j->att + b * N * HD + h * d;                   /* rows of stride HD */
+    size_t ldk = KD;
+    if (s->one_kv) {
+        k = den + d; /* (S,d) copies */
+        v = k + S * d;
+        ldk = d;
+        take_head(j->k + b * S * KD, S, KD, 0, d, scale, k);
+        take_head(j->v + b * S * KD, S, KD, 0, d, 1.0f, v);
+    } else {
+        k = j->k + b * S * KD + h * d;
+        v = j->v + b * S * KD + h * d;
+        for (size_t n = 0; n < S; n++) {
+            float *kr = k + n * KD;
+#pragma omp simd
+            for (size_t c = 0; c < d; c++) kr[c] *= scale;
+        }
+    }
+    for (size_t n = 0; n < N; n++) {
+        float *qr = q + n * HD;
+#pragma omp simd
+        for (size_t c = 0; c < d; c++) qr[c] *= scale;
+        attn__softmax_row_d(qr, d);
+    }
 
     if (!s->causal) {
         /* Masked keys get -finfo.max before the softmax over positions and
@@ -209,18 +230,18 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
         if (mask)
             for (size_t n = 0; n < S; n++)
                 if (!mask[n]) {
-                    for (size_t c = 0; c < d; c++) k[n * d + c] = -FLT_MAX;
-                    memset(v + n * d, 0, d * sizeof *v);
+                    for (size_t c = 0; c < d; c++) k[n * ldk + c] = -FLT_MAX;
+                    memset(v + n * ldk, 0, d * sizeof *v);
                 }
         /* softmax over the positions (dim -2): columns of the (S,d) block */
-        attn__softmax_cols(k, S, d, ctx + d * d, j->dscratch + (size_t)worker * (d * d + d));
-        ATTN_TRY(attn__gemm(1, 0, d, d, S, 1.0f, k, d, v, d, 0.0f, ctx, d));
-        ATTN_TRY(attn__gemm(0, 0, N, d, d, 1.0f, q, d, ctx, d, 0.0f, att, HD));
+        attn__softmax_cols(k, S, d, ldk, bctx, j->dscratch + (size_t)worker * (d * d + d));
+        ATTN_TRY(attn__gemm(1, 0, d, d, S, 1.0f, k, ldk, v, ldk, 0.0f, ctx, d));
+        ATTN_TRY(attn__gemm(0, 0, N, d, d, 1.0f, q, HD, ctx, d, 0.0f, att, HD));
         if (j->map) {
             /* att = qs (ksᵀ v) = (qs ksᵀ) v: A = qs ksᵀ, masked keys 0 (their
              * values are zeroed, so A V is the output with the real values) */
             float *A = j->map + task * N * S;
-            ATTN_TRY(attn__gemm(0, 1, N, S, d, 1.0f, q, d, k, d, 0.0f, A, S));
+            ATTN_TRY(attn__gemm(0, 1, N, S, d, 1.0f, q, HD, k, ldk, 0.0f, A, S));
             if (mask)
                 for (size_t l = 0; l < N; l++)
                     for (size_t n = 0; n < S; n++)
@@ -230,16 +251,14 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     }
 
     /* Causal: S == N (checked by the caller). */
-    psi_apply(s->psi, k, S * d);
+    for (size_t n = 0; n < S; n++) psi_apply(s->psi, k + n * ldk, d);
     if (mask)
         for (size_t n = 0; n < S; n++)
             if (!mask[n]) {
-                memset(k + n * d, 0, d * sizeof *k);
-                memset(v + n * d, 0, d * sizeof *v);
+                memset(k + n * ldk, 0, d * sizeof *k);
+                memset(v + n * ldk, 0, d * sizeof *v);
             }
     const size_t bs = (size_t)s->bucket, U = N / bs;
-    float *bctx = ctx + d * d;  /* (d,d) one bucket's kᵀv */
-    float *den = bctx + d * d;  /* (d) */
     double *csum = j->dscratch + (size_t)worker * (d * d + d); /* (d,d) running C */
     double *ksum = csum + d * d;                                /* (d) running K */
     memset(csum, 0, d * d * sizeof *csum);
@@ -247,28 +266,28 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     float *A = j->map ? j->map + task * N * S : NULL;
     if (A) memset(A, 0, N * S * sizeof *A);
     for (size_t u = 0; u < U; u++) {
-        const float *ku = k + u * bs * d, *vu = v + u * bs * d;
-        const float *qu = q + u * bs * d;
+        const float *ku = k + u * bs * ldk, *vu = v + u * bs * ldk;
+        const float *qu = q + u * bs * HD;
         float *au = att + u * bs * HD;
         if (bs > 1) {
             /* This bucket reads the sums of the buckets before it. */
             if (u == 0) {
                 for (size_t r = 0; r < bs; r++) memset(au + r * HD, 0, d * sizeof *au);
             } else {
-                ATTN_TRY(attn__gemm(0, 0, bs, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD));
+                ATTN_TRY(attn__gemm(0, 0, bs, d, d, 1.0f, qu, HD, ctx, d, 0.0f, au, HD));
             }
         }
         /* The bucket's own sums, for the buckets after it. */
-        ATTN_TRY(fold_bucket(ku, vu, bs, d, ksum, csum, den, bctx, ctx));
-        if (bs == 1) ATTN_TRY(attn__gemm(0, 0, 1, d, d, 1.0f, qu, d, ctx, d, 0.0f, au, HD));
+        ATTN_TRY(fold_bucket(ku, vu, bs, d, ldk, ksum, csum, den, bctx, ctx));
+        if (bs == 1) ATTN_TRY(attn__gemm(0, 0, 1, d, d, 1.0f, qu, HD, ctx, d, 0.0f, au, HD));
         if (A && (bs == 1 || u + 1 < U)) {
             /* The rows that read ctx_u = Σ_{s in buckets <= u} kp_sᵀ v_s / den_u
              * (row-wise): A[l,s] = Σ_i qs[l,i] kp[s,i] / den_u[i]. */
             const size_t rows0 = bs == 1 ? u : (u + 1) * bs, seen = (u + 1) * bs;
             float *kd = j->mscratch + (size_t)worker * S * d;
             for (size_t r = 0; r < seen; r++)
-                for (size_t c = 0; c < d; c++) kd[r * d + c] = k[r * d + c] / den[c];
-            ATTN_TRY(attn__gemm(0, 1, bs, seen, d, 1.0f, q + rows0 * d, d, kd, d, 0.0f, A + rows0 * S, S));
+                for (size_t c = 0; c < d; c++) kd[r * d + c] = k[r * ldk + c] / den[c];
+            ATTN_TRY(attn__gemm(0, 1, bs, seen, d, 1.0f, q + rows0 * HD, HD, kd, d, 0.0f, A + rows0 * S, S));
         }
     }
     return ATTN_OK;
@@ -285,8 +304,9 @@ static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t
 }
 
 /* The inputs and the workspace of a forward on `threads`: q, att (B*N*HD),
- * k, v (B*S*KD); per worker (N + 2S + 2d + 1) d floats and d² + d
- * doubles. */
+ * k, v (B*S*KD); per worker (2d + 1) d floats (ctx, one bucket's kᵀv,
+ * the denominators), with one_kv_head 2S d more (the head's copy of k and
+ * v), and d² + d doubles. */
 typedef struct ls_plan {
     const attn_tensor *x, *src, *mask;
     size_t bn, bs, qn, kn, pw, buf, scratch, dscratch, bytes;
@@ -335,8 +355,9 @@ static attn_status plan_make(const attn_model *m, const ls_state *s, const attn_
     bool ok = attn__mul(Bz, Nz, &p->bn) && attn__mul(Bz, Sz, &p->bs) && attn__mul(p->bn, HD, &p->qn) &&
               attn__mul(p->bs, KD, &p->kn) && attn__add(p->qn, p->qn, &total) &&
               attn__add(total, p->kn, &total) && attn__add(total, p->kn, &total) &&
-              attn__add(Nz, 2 * Sz, &p->pw) && attn__add(p->pw, 2 * d + 1, &p->pw) &&
-              attn__mul(p->pw, d, &p->pw) && attn__mul(d, d + 1, &dd);
+              attn__mul(s->one_kv ? Sz : 0, 2, &p->pw) && attn__add(p->pw, 2 * d + 1, &p->pw) &&
+              attn__mul(p->pw, d, &p->pw) &&
+              attn__mul(d, d + 1, &dd);
     attn_ws_layout y = {.overflow = !ok};
     p->buf = attn__ws_region(&y, total, sizeof(float));
     p->scratch = attn__ws_region(&y, workers, p->pw * sizeof(float));
@@ -549,7 +570,7 @@ static attn_status ls_seq_task(void *arg, size_t task, int worker) {
             memcpy(pv + (r * kvh + kh) * d, vr, d * sizeof *vr);
             continue;
         }
-        ATTN_TRY(fold_bucket(kb, vb, bs, d, ksum, csum, den, bctx, ctx));
+        ATTN_TRY(fold_bucket(kb, vb, bs, d, d, ksum, csum, den, bctx, ctx));
         if (bs == 1)
             for (size_t hh = 0; hh < H; hh++) {
                 if ((s->one_kv ? 0 : hh) != kh) continue;

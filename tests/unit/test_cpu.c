@@ -44,6 +44,35 @@ static void softmax_of_every_variant_matches_double(void **state) {
                 if (!(fabs(y[i] - want) <= 1e-6 * want))
                     fail_msg("%s n=%zu: elu1[%zu] = %.9g, want %.9g", k->name, n, i, (double)y[i], want);
             }
+            /* softmax_row_d: the same softmax, summed in double */
+            for (size_t i = 0; i < n; i++) y[i] = x[i];
+            k->softmax_row_d(y, n);
+            for (size_t i = 0; i < n; i++) {
+                double want = n == 1 ? NAN : exp((double)x[i] - mx) / sum;
+                if (n == 1) assert_true(isnan(y[i]));
+                else if (!(fabs(y[i] - want) <= 1e-5 * want + 1e-30)) /* x - max rounds to float */
+                    fail_msg("%s n=%zu: softmax_row_d[%zu] = %.9g, want %.9g", k->name, n, i, (double)y[i], want);
+            }
+            /* softmax_cols: x as a (n, 3) block of row stride 5, column c
+             * shifted by c; the unused columns stay as they were */
+            float *blk = malloc(n * 5 * sizeof *blk), cmx[3];
+            double csum[3];
+            for (size_t r = 0; r < n; r++)
+                for (size_t c = 0; c < 5; c++) blk[r * 5 + c] = x[r] == -INFINITY ? -INFINITY : x[r] + (float)c;
+            k->softmax_cols(blk, n, 3, 5, cmx, csum);
+            for (size_t r = 0; r < n; r++)
+                for (size_t c = 0; c < 5; c++) {
+                    double got = blk[r * 5 + c];
+                    if (c >= 3) {
+                        assert_true(x[r] == -INFINITY ? got == -INFINITY : got == (double)(x[r] + (float)c));
+                        continue;
+                    }
+                    double want = n == 1 ? NAN : exp((double)x[r] - mx) / sum;
+                    if (n == 1) assert_true(isnan(got));
+                    else if (!(fabs(got - want) <= 1e-5 * want + 1e-30))
+                        fail_msg("%s n=%zu: softmax_cols[%zu,%zu] = %.9g, want %.9g", k->name, n, r, c, got, want);
+                }
+            free(blk);
             free(x);
             free(y);
         }

@@ -12,13 +12,21 @@
  *   - an output that is an input (in place for full, computed aside for the
  *     others) gives the same bits;
  *   - a too-small, misaligned or overlapping block is refused, a size past
- *     SIZE_MAX is ATTN_E_OVERFLOW and an allocation that fails ATTN_E_NOMEM.
+ *     SIZE_MAX is ATTN_E_OVERFLOW and an allocation that fails ATTN_E_NOMEM;
+ *   - a thread keeps its largest freed mapped block up to ATTN_WS_KEEP and
+ *     hands it out again (its bytes survive: a fresh mapping is zeros), one
+ *     caller at a time; ATTN_WS_KEEP=0 keeps none.
  */
 #include "test_util.h"
 
+#include "workspace.h"
+
 #include <dirent.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Huge allocations must return NULL, not abort, under ASAN. */
 const char *__asan_default_options(void);
@@ -300,13 +308,118 @@ static void test_overflow_and_nomem(void **state) {
     attn_ctx_free(ctx);
 }
 
-int main(void) {
+/* ---- the block a thread keeps (workspace.h) ---- */
+
+#define MiB ((size_t)1 << 20)
+static const unsigned char MARK = 0x5a;
+
+/* A block of `bytes` (at least 5 MiB) whose first byte and the one at
+ * 4 MiB are then marked. */
+static unsigned char *ws_marked(size_t bytes, bool *was_marked) {
+    void *p = NULL;
+    attn_error e = {0};
+    assert_int_equal(attn__ws_alloc(bytes, &p, &e), ATTN_OK);
+    unsigned char *b = p;
+    if (was_marked) *was_marked = b[0] == MARK && b[4 * MiB] == MARK;
+    b[0] = b[4 * MiB] = MARK;
+    return b;
+}
+
+static void *other_thread(void *arg) {
+    bool marked = true;
+    unsigned char *b = ws_marked(5 * MiB, &marked);
+    *(bool *)arg = marked;
+    attn__ws_free(b, 5 * MiB);
+    return NULL; /* the thread's kept block goes with it */
+}
+
+/* Run in a fresh process (test_workspace --kept): no forward has left a
+ * block with this thread yet. */
+static void kept_body(void **state) {
+    (void)state;
+    assert_int_equal(attn__ws_keep_max(), ATTN_WS_KEEP_DEFAULT);
+    bool marked;
+    unsigned char *a = ws_marked(5 * MiB, &marked), *b, *c;
+    assert_false(marked); /* fresh */
+    attn__ws_free(a, 5 * MiB);
+    b = ws_marked(5 * MiB, &marked);
+    assert_true(marked && b == a); /* kept */
+    c = ws_marked(5 * MiB, &marked);
+    assert_false(marked); /* the kept one is in use: another block */
+    attn__ws_free(c, 5 * MiB);
+    attn__ws_free(b, 5 * MiB);
+    /* a larger block replaces it and serves smaller requests */
+    a = ws_marked(9 * MiB, &marked);
+    assert_false(marked);
+    attn__ws_free(a, 9 * MiB);
+    b = ws_marked(5 * MiB, &marked);
+    assert_true(marked && b == a);
+    attn__ws_free(b, 5 * MiB);
+    /* one above the limit is not kept, nor does it displace the kept one */
+    c = ws_marked(ATTN_WS_KEEP_DEFAULT + MiB, &marked);
+    assert_false(marked);
+    attn__ws_free(c, ATTN_WS_KEEP_DEFAULT + MiB);
+    b = ws_marked(5 * MiB, &marked);
+    assert_true(marked && b == a);
+    /* another thread has its own */
+    pthread_t t;
+    bool other = true;
+    assert_int_equal(pthread_create(&t, NULL, other_thread, &other), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_false(other);
+    attn__ws_free(b, 5 * MiB);
+}
+
+/* The exit status of this binary run again with `arg` and ATTN_WS_KEEP =
+ * keep (NULL: unset): the limit is read once per process. */
+static int rerun(const char *arg, const char *keep) {
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (keep) setenv("ATTN_WS_KEEP", keep, 1);
+        else unsetenv("ATTN_WS_KEEP");
+        execl("/proc/self/exe", "test_workspace", arg, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void test_kept_blocks(void **state) {
+    (void)state;
+    assert_int_equal(rerun("--kept", NULL), 0);
+    /* ATTN_WS_KEEP=0: every block is a fresh mapping */
+    assert_int_equal(rerun("--keep-none", "0"), 0);
+}
+
+/* test_workspace --keep-none, under ATTN_WS_KEEP=0: exit 0 when nothing is
+ * kept. */
+static int keep_none(void) {
+    if (attn__ws_keep_max() != 0) return 2;
+    bool marked;
+    unsigned char *a = ws_marked(5 * MiB, &marked);
+    attn__ws_free(a, 5 * MiB);
+    a = ws_marked(5 * MiB, &marked);
+    attn__ws_free(a, 5 * MiB);
+    return marked ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--keep-none") == 0) return keep_none();
+    if (argc == 2 && strcmp(argv[1], "--kept") == 0) {
+        const struct CMUnitTest kept[] = {cmocka_unit_test(kept_body)};
+        return cmocka_run_group_tests(kept, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_cases),
         cmocka_unit_test(test_qkv_grid),
         cmocka_unit_test(test_every_mechanism_covered),
         cmocka_unit_test(test_output_is_input),
         cmocka_unit_test(test_overflow_and_nomem),
+        cmocka_unit_test(test_kept_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
