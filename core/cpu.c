@@ -45,7 +45,7 @@ ATTN_CPU_DECLARE(generic)
 #define VARIANT(v, features)                                                                               \
     {#v,                   features,          attn__full_fused_ok_##v, attn__full_fused_ws_##v,           \
      attn__full_fused_##v,                                                                                 \
-     attn__gemm_own_##v,   attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_cols_##v, attn__softmax_row_##v, attn__elu1_##v,                 \
+     attn__gemm_own_##v,   attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_rows_d_##v, attn__softmax_cols_##v, attn__softmax_row_##v, attn__elu1_##v,                 \
      attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v}
 
 /* Best first; `needs` is the cpuid feature list the variant's -m flags allow
@@ -252,8 +252,11 @@ int attn__gemm_own(int ta, int tb, size_t m, size_t n, size_t k, float alpha, co
 }
 float attn__exp_sub_sum(float *x, size_t n, float m) { return attn__kernels()->exp_sub_sum(x, n, m); }
 void attn__softmax_row_d(float *x, size_t n) { attn__kernels()->softmax_row_d(x, n); }
-void attn__softmax_cols(float *x, size_t rows, size_t n, size_t ld, float *mx, double *sum) {
-    attn__kernels()->softmax_cols(x, rows, n, ld, mx, sum);
+void attn__softmax_rows_d(float *x, size_t rows, size_t n, size_t ld, float scale) {
+    attn__kernels()->softmax_rows_d(x, rows, n, ld, scale);
+}
+void attn__softmax_cols(float *x, size_t rows, size_t n, size_t ld, float scale, float *mx, double *sum) {
+    attn__kernels()->softmax_cols(x, rows, n, ld, scale, mx, sum);
 }
 void attn__softmax_row(float *x, size_t n) { attn__kernels()->softmax_row(x, n); }
 void attn__elu1(float *x, size_t n) { attn__kernels()->elu1(x, n); }

@@ -25,7 +25,9 @@
                            size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);     \
     float attn__exp_sub_sum_##v(float *x, size_t n, float m);                                            \
     void attn__softmax_row_d_##v(float *x, size_t n);                                                     \
-    void attn__softmax_cols_##v(float *x, size_t rows, size_t n, size_t ld, float *mx, double *sum);     \
+    void attn__softmax_rows_d_##v(float *x, size_t rows, size_t n, size_t ld, float scale);              \
+    void attn__softmax_cols_##v(float *x, size_t rows, size_t n, size_t ld, float scale, float *mx,      \
+                                double *sum);                                                             \
     void attn__softmax_row_##v(float *x, size_t n);                                                       \
     void attn__elu1_##v(float *x, size_t n);                                                              \
     void attn__f16_to_f32_##v(const uint16_t *in, float *out, size_t n);                                 \
@@ -46,7 +48,8 @@ typedef struct attn_kernels {
                     const float *B, size_t ldb, float beta, float *C, size_t ldc);
     float (*exp_sub_sum)(float *x, size_t n, float m);
     void (*softmax_row_d)(float *x, size_t n);
-    void (*softmax_cols)(float *x, size_t rows, size_t n, size_t ld, float *mx, double *sum);
+    void (*softmax_rows_d)(float *x, size_t rows, size_t n, size_t ld, float scale);
+    void (*softmax_cols)(float *x, size_t rows, size_t n, size_t ld, float scale, float *mx, double *sum);
     void (*softmax_row)(float *x, size_t n);
     void (*elu1)(float *x, size_t n);
     /* kernels/half.h */

@@ -77,12 +77,16 @@ float attn__exp_sub_sum(float *x, size_t n, float m);
  * the same arithmetic: all -inf becomes NaN.
  * attn__softmax_row_d: one row of n floats. */
 void attn__softmax_row_d(float *x, size_t n);
-/* attn__softmax_cols: every column of a (rows, n) block of row stride ld
- * (the softmax over dim -2), column by column the arithmetic of
- * attn__softmax_row_d (sum in double over the rows in order), walking whole
- * rows so that every loop is contiguous.  mx: n floats, sum: n doubles of
- * scratch. */
-void attn__softmax_cols(float *x, size_t rows, size_t n, size_t ld, float *mx, double *sum);
+/* attn__softmax_rows_d: softmax_d(x · scale) of every row of a (rows, n)
+ * block of row stride ld (each element multiplied by scale, then
+ * attn__softmax_row_d). */
+void attn__softmax_rows_d(float *x, size_t rows, size_t n, size_t ld, float scale);
+/* attn__softmax_cols: softmax over dim -2 of x · scale, for every column of
+ * a (rows, n) block of row stride ld: each element multiplied by scale,
+ * then column by column the arithmetic of attn__softmax_row_d (sum in
+ * double over the rows in order), walking whole rows so that every loop is
+ * contiguous.  mx: n floats, sum: n doubles of scratch. */
+void attn__softmax_cols(float *x, size_t rows, size_t n, size_t ld, float scale, float *mx, double *sum);
 
 /* torch.nn.LayerNorm over the last dim of `rows` rows of width n:
  * biased variance, eps inside the sqrt; gamma/beta may be NULL. */

@@ -86,12 +86,24 @@ void ATTN_V(attn__softmax_row_d)(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-void ATTN_V(attn__softmax_cols)(float *x, size_t rows, size_t n, size_t ld, float *mx, double *sum) {
+void ATTN_V(attn__softmax_rows_d)(float *x, size_t rows, size_t n, size_t ld, float scale) {
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) xr[i] *= scale;
+        ATTN_V(attn__softmax_row_d)(xr, n);
+    }
+}
+
+void ATTN_V(attn__softmax_cols)(float *x, size_t rows, size_t n, size_t ld, float scale, float *mx, double *sum) {
     for (size_t i = 0; i < n; i++) mx[i] = -INFINITY, sum[i] = 0.0;
     for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ld;
+        float *xr = x + r * ld;
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) mx[i] = xr[i] > mx[i] ? xr[i] : mx[i];
+        for (size_t i = 0; i < n; i++) {
+            xr[i] *= scale;
+            mx[i] = xr[i] > mx[i] ? xr[i] : mx[i];
+        }
     }
     bool finite = true;
     for (size_t i = 0; i < n; i++) finite &= isfinite(mx[i]) != 0;

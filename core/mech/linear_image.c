@@ -133,40 +133,6 @@ static attn_status conv_rows(const attn_conv2d *c, const float *in, const float 
     return ATTN_OK;
 }
 
-/* Softmax over the `rows` entries of each of `w` columns of a block with row
- * stride ld (dim -2), as attn__softmax_cols: max, exp, sum in double over the
- * rows in order, times 1/sum.  With every column max finite the exponentials
- * are the kernels' vectorised ones (as attn__softmax_row_d); otherwise expf.
- * mx: w floats, sum: w doubles. */
-static void col_softmax(float *x, size_t rows, size_t w, size_t ld, float *mx, double *sum) {
-    for (size_t i = 0; i < w; i++) mx[i] = -INFINITY, sum[i] = 0.0;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ld;
-#pragma omp simd
-        for (size_t i = 0; i < w; i++) mx[i] = xr[i] > mx[i] ? xr[i] : mx[i];
-    }
-    bool finite = true;
-    for (size_t i = 0; i < w; i++) finite &= isfinite(mx[i]) != 0;
-    for (size_t r = 0; r < rows; r++) {
-        float *xr = x + r * ld;
-        /* (Two loops: GCC does not vectorise fast_exp next to a double sum.) */
-        if (finite) {
-#pragma omp simd
-            for (size_t i = 0; i < w; i++) xr[i] = fast_exp(xr[i] - mx[i]);
-        } else {
-            for (size_t i = 0; i < w; i++) xr[i] = expf(xr[i] - mx[i]);
-        }
-#pragma omp simd
-        for (size_t i = 0; i < w; i++) sum[i] += xr[i];
-    }
-    for (size_t i = 0; i < w; i++) mx[i] = (float)(1.0 / sum[i]);
-    for (size_t r = 0; r < rows; r++) {
-        float *xr = x + r * ld;
-#pragma omp simd
-        for (size_t i = 0; i < w; i++) xr[i] *= mx[i];
-    }
-}
-
 /* attn__softmax_row_d (max-subtracted, the kernels' vectorised exp, sum in
  * double, times 1/sum) in three passes: the maximum (in vector lanes; NaNs
  * never win the comparison), the exponentials with their sum, the scaling.
@@ -316,7 +282,7 @@ static attn_status li_block(void *arg, size_t t, int worker) {
     ATTN_TRY(attn__gemm(0, 0, QC, w, C, 1.0f, s->wq, C, xb + p0, n, 0.0f, qb, w));
     bias_scale(qb, QC, w, w, s->bq, true, s->scale);
     if (s->norm_q)
-        for (size_t h = 0; h < nh; h++) col_softmax(qb + h * kd * w, kd, w, w, mx, sum);
+        for (size_t h = 0; h < nh; h++) attn__softmax_cols(qb + h * kd * w, kd, w, w, 1.0f, mx, sum);
     float *ob = j->out + b * Co * n + p0;
     ATTN_TRY(attn__gemm(0, 0, Co, w, QC, 1.0f, j->M + b * Co * QC, QC, qb, w, 0.0f, ob, n));
     bias_scale(ob, Co, w, n, s->bo, false, 1.0f);
@@ -345,7 +311,7 @@ static attn_status li_qrows(void *arg, size_t t, int worker) {
         for (size_t i = 0; i < w; i++) qr[i] *= s->scale;
     }
     if (s->norm_q)
-        for (size_t h = 0; h < nh; h++) col_softmax(j->Q + h * kd * n + p0, kd, w, n, mx, sum);
+        for (size_t h = 0; h < nh; h++) attn__softmax_cols(j->Q + h * kd * n + p0, kd, w, n, 1.0f, mx, sum);
     return ATTN_OK;
 }
 

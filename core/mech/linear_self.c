@@ -230,22 +230,17 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     } else {
         k = j->k + b * S * ldkv + h * d;
         v = j->v + b * S * ldkv + h * d;
-        for (size_t n = 0; n < S; n++) {
-            float *kr = k + n * ldkv;
-#pragma omp simd
-            for (size_t c = 0; c < d; c++) kr[c] *= scale;
-        }
     }
-    for (size_t n = 0; n < N; n++) {
-        float *qr = q + n * ldq;
-#pragma omp simd
-        for (size_t c = 0; c < d; c++) qr[c] *= scale;
-        attn__softmax_row_d(qr, d);
-    }
+    /* k's own copy is scaled already; in place, its scale goes with the
+     * softmax over positions (non-causal) or a pass of its own (causal) */
+    const float kscale = s->one_kv ? 1.0f : scale;
+    attn__softmax_rows_d(q, N, d, ldq, scale);
 
     if (!s->causal) {
         /* Masked keys get -finfo.max before the softmax over positions and
-         * masked values 0, so a row with every key masked attends to zeros. */
+         * masked values 0, so a row with every key masked attends to zeros.
+         * (In place the softmax scales them by d^-0.25 <= 1 first: still
+         * exp(...) = 0 beside any real key, and a column of them uniform.) */
         if (mask)
             for (size_t n = 0; n < S; n++)
                 if (!mask[n]) {
@@ -253,7 +248,7 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
                     memset(v + n * ldk, 0, d * sizeof *v);
                 }
         /* softmax over the positions (dim -2): columns of the (S,d) block */
-        attn__softmax_cols(k, S, d, ldk, bctx, j->dscratch + (size_t)worker * (d * d + d));
+        attn__softmax_cols(k, S, d, ldk, kscale, bctx, j->dscratch + (size_t)worker * (d * d + d));
         ATTN_TRY(attn__gemm(1, 0, d, d, S, 1.0f, k, ldk, v, ldk, 0.0f, ctx, d));
         ATTN_TRY(attn__gemm(0, 0, N, d, d, 1.0f, q, ldq, ctx, d, 0.0f, att, HD));
         if (j->map) {
@@ -270,7 +265,12 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     }
 
     /* Causal: S == N (checked by the caller). */
-    for (size_t n = 0; n < S; n++) psi_apply(s->psi, k + n * ldk, d);
+    for (size_t n = 0; n < S; n++) {
+        float *kr = k + n * ldk;
+#pragma omp simd
+        for (size_t c = 0; c < d; c++) kr[c] *= kscale;
+        psi_apply(s->psi, kr, d);
+    }
     if (mask)
         for (size_t n = 0; n < S; n++)
             if (!mask[n]) {

@@ -59,7 +59,7 @@ static void softmax_of_every_variant_matches_double(void **state) {
             double csum[3];
             for (size_t r = 0; r < n; r++)
                 for (size_t c = 0; c < 5; c++) blk[r * 5 + c] = x[r] == -INFINITY ? -INFINITY : x[r] + (float)c;
-            k->softmax_cols(blk, n, 3, 5, cmx, csum);
+            k->softmax_cols(blk, n, 3, 5, 1.0f, cmx, csum);
             for (size_t r = 0; r < n; r++)
                 for (size_t c = 0; c < 5; c++) {
                     double got = blk[r * 5 + c];
@@ -73,6 +73,32 @@ static void softmax_of_every_variant_matches_double(void **state) {
                         fail_msg("%s n=%zu: softmax_cols[%zu,%zu] = %.9g, want %.9g", k->name, n, r, c, got, want);
                 }
             free(blk);
+            /* softmax_rows_d and softmax_cols with a scale: softmax(x · 0.5)
+             * of x as one row (rows_d: 2 rows of stride n, the same) */
+            float *two = malloc(2 * n * sizeof *two);
+            double hmx = -INFINITY, hsum = 0.0;
+            for (size_t i = 0; i < n; i++) {
+                two[i] = two[n + i] = x[i];
+                double h = (double)(x[i] * 0.5f);
+                hmx = h > hmx ? h : hmx;
+            }
+            for (size_t i = 0; i < n; i++) hsum += exp((double)(x[i] * 0.5f) - hmx);
+            k->softmax_rows_d(two, 2, n, n, 0.5f);
+            float *col = malloc(n * sizeof *col);
+            for (size_t i = 0; i < n; i++) col[i] = x[i];
+            k->softmax_cols(col, n, 1, 1, 0.5f, cmx, csum);
+            for (size_t i = 0; i < n; i++) {
+                double want = n == 1 ? NAN : exp((double)(x[i] * 0.5f) - hmx) / hsum;
+                const float got[3] = {two[i], two[n + i], col[i]};
+                for (int g = 0; g < 3; g++) {
+                    if (n == 1) assert_true(isnan(got[g]));
+                    else if (!(fabs(got[g] - want) <= 1e-5 * want + 1e-30))
+                        fail_msg("%s n=%zu: scaled softmax %d [%zu] = %.9g, want %.9g", k->name, n, g, i,
+                                 (double)got[g], want);
+                }
+            }
+            free(col);
+            free(two);
             free(x);
             free(y);
         }
