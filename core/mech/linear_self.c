@@ -172,12 +172,9 @@ static void psi_apply(int psi, float *x, size_t n) {
     }
 }
 
-/* Copies head columns [off, off+d) of `rows` rows with stride ld into dst
- * (rows, d), multiplied by `scale`. */
-static void take_head(const float *src, size_t rows, size_t ld, size_t off, size_t d, float scale,
-                      float *dst) {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < d; c++) dst[r * d + c] = src[r * ld + off + c] * scale;
+/* Copies `rows` rows of d floats with stride ld into dst (rows, d). */
+static void take_head(const float *src, size_t rows, size_t ld, size_t d, float *dst) {
+    for (size_t r = 0; r < rows; r++) memcpy(dst + r * d, src + r * ld, d * sizeof *dst);
 }
 
 /* Folds one bucket of bs keys/values (bs,d), rows ld apart, into the
@@ -202,9 +199,9 @@ static attn_status fold_bucket(const float *k, const float *v, size_t bs, size_t
 }
 
 /* One (batch entry, head): q, k and v are that head's columns of the
- * projections, worked on in place (rows HD and KD apart: each task owns its
- * columns), except with one_kv_head, where every head reads the one
- * key/value head and so works on its own copy of it. */
+ * stacked projections, worked on in place (rows ldq and ldkv apart: each
+ * task owns its columns), except with one_kv_head, where every head reads
+ * the one key/value head and so works on its own copy of k and v. */
 static attn_status ls_head(void *arg, size_t task, int worker) {
     const ls_job *j = arg;
     const ls_state *s = j->s;
@@ -225,15 +222,14 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
         k = den + d; /* (S,d) copies */
         v = k + S * d;
         ldk = d;
-        take_head(j->k + b * S * ldkv, S, ldkv, 0, d, scale, k);
-        take_head(j->v + b * S * ldkv, S, ldkv, 0, d, 1.0f, v);
+        take_head(j->k + b * S * ldkv, S, ldkv, d, k);
+        take_head(j->v + b * S * ldkv, S, ldkv, d, v);
     } else {
         k = j->k + b * S * ldkv + h * d;
         v = j->v + b * S * ldkv + h * d;
     }
-    /* k's own copy is scaled already; in place, its scale goes with the
-     * softmax over positions (non-causal) or a pass of its own (causal) */
-    const float kscale = s->one_kv ? 1.0f : scale;
+    /* q and k are scaled by d^-0.25 in the softmaxes' first pass (k's,
+     * causal: a pass before psi) */
     attn__softmax_rows_d(q, N, d, ldq, scale);
 
     if (!s->causal) {
@@ -248,7 +244,7 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
                     memset(v + n * ldk, 0, d * sizeof *v);
                 }
         /* softmax over the positions (dim -2): columns of the (S,d) block */
-        attn__softmax_cols(k, S, d, ldk, kscale, bctx, j->dscratch + (size_t)worker * (d * d + d));
+        attn__softmax_cols(k, S, d, ldk, scale, bctx, j->dscratch + (size_t)worker * (d * d + d));
         ATTN_TRY(attn__gemm(1, 0, d, d, S, 1.0f, k, ldk, v, ldk, 0.0f, ctx, d));
         ATTN_TRY(attn__gemm(0, 0, N, d, d, 1.0f, q, ldq, ctx, d, 0.0f, att, HD));
         if (j->map) {
@@ -268,7 +264,7 @@ static attn_status ls_head(void *arg, size_t task, int worker) {
     for (size_t n = 0; n < S; n++) {
         float *kr = k + n * ldk;
 #pragma omp simd
-        for (size_t c = 0; c < d; c++) kr[c] *= kscale;
+        for (size_t c = 0; c < d; c++) kr[c] *= scale;
         psi_apply(s->psi, kr, d);
     }
     if (mask)
