@@ -10,7 +10,6 @@
 #include "attn_internal.h"
 #include "workspace.h"
 #include "kernels/conv2d.h"
-#include "kernels/fast_exp.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -133,37 +132,11 @@ static attn_status conv_rows(const attn_conv2d *c, const float *in, const float 
     return ATTN_OK;
 }
 
-/* attn__softmax_row_d (max-subtracted, the kernels' vectorised exp, sum in
- * double, times 1/sum) in three passes: the maximum (in vector lanes; NaNs
- * never win the comparison), the exponentials with their sum, the scaling.
- * Returns the sum of the result, accumulated in double (ks 1, for fold_v).  A row whose
- * maximum is not finite takes attn__softmax_row_d's own path. */
+/* attn__softmax_row_d of x, returning the sum of the result, accumulated
+ * in double (ks 1, for fold_v). */
 static float row_softmax(float *x, size_t n) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (size_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double sum = 0.0, total = 0.0;
-    if (!isfinite(mx)) {
-        attn__softmax_row_d(x, n);
-    } else {
-        /* In chunks that stay in L1: GCC does not vectorise fast_exp next to
-         * a double sum. */
-        for (size_t i0 = 0; i0 < n; i0 += 256) {
-            float *xc = x + i0;
-            const size_t w = n - i0 < 256 ? n - i0 : 256;
-#pragma omp simd
-            for (size_t i = 0; i < w; i++) xc[i] = fast_exp(xc[i] - mx);
-#pragma omp simd reduction(+ : sum)
-            for (size_t i = 0; i < w; i++) sum += xc[i];
-        }
-        const float inv = (float)(1.0 / sum);
-#pragma omp simd reduction(+ : total)
-        for (size_t i = 0; i < n; i++) {
-            x[i] *= inv;
-            total += x[i];
-        }
-        return (float)total;
-    }
+    attn__softmax_row_d(x, n);
+    double total = 0.0;
 #pragma omp simd reduction(+ : total)
     for (size_t i = 0; i < n; i++) total += x[i];
     return (float)total;
