@@ -2,7 +2,8 @@
  * softmax.c — the exp loops of the softmax and of elu + 1, rounding as
  * torch's CPU kernels do where it matters (max-subtracted softmax).  Built
  * once per instruction-set variant (kernels/variant.h); core/cpu.c defines
- * attn__softmax_row, attn__exp_sub_sum and attn__elu1 over the chosen one.
+ * attn__softmax_row, the double-sum softmaxes (attn__softmax_row_d, _rows_d,
+ * _cols), attn__exp_sub_sum and attn__elu1 over the chosen one.
  * The sum's order follows the variant's vector width, so variants agree to
  * rounding, not bit for bit.
  */

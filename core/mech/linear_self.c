@@ -318,8 +318,9 @@ static attn_status check_mask(const attn_tensor *mask, const char *name, int64_t
     return ATTN_OK;
 }
 
-/* The inputs and the workspace of a forward on `threads`: q, att (B*N*HD),
- * k, v (B*S*KD); per worker (2d + 1) d floats (ctx, one bucket's kᵀv,
+/* The inputs and the workspace of a forward on `threads`: att (B*N*HD),
+ * then the projections q (B*N*HD) and k, v (B*S*KD), stacked per row
+ * (ls_forward_maps); per worker (2d + 1) d floats (ctx, one bucket's kᵀv,
  * the denominators), with one_kv_head 2S d more (the head's copy of k and
  * v), and d² + d doubles. */
 typedef struct ls_plan {
