@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct attn_conv2d;
+struct attn_conv2d_out;
+
 /* The functions every variant object defines, named NAME_<variant>. */
 #define ATTN_CPU_DECLARE(v) ATTN_CPU_DECLARE_(v)
 #define ATTN_CPU_DECLARE_(v)                                                                              \
@@ -33,7 +36,10 @@
     void attn__f16_to_f32_##v(const uint16_t *in, float *out, size_t n);                                 \
     void attn__f32_to_f16_##v(const float *in, uint16_t *out, size_t n);                                 \
     void attn__bf16_to_f32_##v(const uint16_t *in, float *out, size_t n);                                \
-    void attn__f32_to_bf16_##v(const float *in, uint16_t *out, size_t n);
+    void attn__f32_to_bf16_##v(const float *in, uint16_t *out, size_t n);                                \
+    void attn__conv2d_direct_##v(const struct attn_conv2d *c, const float *xp, size_t xs, const float *w, \
+                                 const struct attn_conv2d_out *o, size_t co0, size_t co1, size_t q0,      \
+                                 size_t q1);
 
 typedef struct attn_kernels {
     const char *name; /* "avx512", "avx2", "generic" */
@@ -57,6 +63,9 @@ typedef struct attn_kernels {
     void (*f32_to_f16)(const float *in, uint16_t *out, size_t n);
     void (*bf16_to_f32)(const uint16_t *in, float *out, size_t n);
     void (*f32_to_bf16)(const float *in, uint16_t *out, size_t n);
+    /* kernels/conv2d.h */
+    void (*conv2d_direct)(const struct attn_conv2d *c, const float *xp, size_t xs, const float *w,
+                          const struct attn_conv2d_out *o, size_t co0, size_t co1, size_t q0, size_t q1);
 } attn_kernels;
 
 /* The variant in use: the best this CPU executes, or ATTN_CPU's when the

@@ -58,4 +58,43 @@ ATTN_MUST_USE attn_status attn__conv2d(const attn_conv2d *c, const float *x, con
 void attn__conv2d_reference(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
                             float *y);
 
+/* ---- the direct path: stride 1, read from a zero-padded copy of x ----
+ *
+ * For a stride-1 convolution (attn__conv2d_direct_ok) the input is given
+ * zero-padded: xp holds c_in planes of hp × wp floats (hp = h_in + 2 pad_h,
+ * wp = w_in + 2 pad_w; pixel (iy, ix) of x at xp[ci·xs + (iy + pad_h)·wp +
+ * ix + pad_w], every other float of a plane 0), plane stride xs >= hp·wp, and
+ * ATTN_CONV_DIRECT_SLACK more readable floats after the last plane (zeros:
+ * they reach only dropped columns).  Outputs are indexed by "wide" pixels
+ * q = oy·wp + ox, ox < wp, of which the columns ox >= w_out are computed and
+ * dropped; attn__conv2d_direct_wide(c) = (h_out - 1)·wp + w_out is the end
+ * of the last real one.  One call computes output channels [co0, co1) at
+ * wide pixels [q0, q1) and writes only their real pixels, so callers split
+ * an image into tasks by channels and by ranges of q; the bits do not
+ * depend on the split.  Each output v = conv + bias (bias may be NULL);
+ * then, with leaky, v = v > 0 ? v : v·slope; then y = accumulate ? y + v : v,
+ * at y[co·ys + oy·yr + ox] (yr >= w_out, ys >= h_out·yr: a dense image, or
+ * the interior of another padded buffer).  Never allocates, never fails. */
+#define ATTN_CONV_DIRECT_SLACK 64
+
+typedef struct attn_conv2d_out {
+    float *y;
+    size_t ys, yr; /* plane and row strides of y, in floats */
+    const float *bias;
+    int leaky, accumulate;
+    float slope;
+} attn_conv2d_out;
+
+/* True when the direct path applies: stride 1 (any kernel, padding and
+ * dilation; prepare() done). */
+bool attn__conv2d_direct_ok(const attn_conv2d *c);
+/* (h_out - 1)·wp + w_out: the wide pixels a whole image spans. */
+size_t attn__conv2d_direct_wide(const attn_conv2d *c);
+/* Floats of one padded input image, slack excluded (c_in·hp·wp), and its
+ * plane size hp·wp; false on overflow. */
+bool attn__conv2d_padded_size(const attn_conv2d *c, size_t *plane, size_t *image);
+
+void attn__conv2d_direct(const attn_conv2d *c, const float *xp, size_t xs, const float *weight,
+                         const attn_conv2d_out *o, size_t co0, size_t co1, size_t q0, size_t q1);
+
 #endif

@@ -12,9 +12,11 @@
  *   y = (x - mean) / (std + eps) * g + b
  * with mean and the biased std taken over the channels of each pixel; note
  * eps is added to the std, not inside the square root as nn.LayerNorm does.
- * Shapes: x, y (c, hw) (y may be x); g, b (c). */
-void attn__chan_layernorm(const float *x, size_t c, size_t hw, const float *g, const float *b,
-                          float eps, float *y);
+ * Shapes: n pixels of c channels, channel k of pixel p at x[k·xs + p] and
+ * y[k·ys + p] (a dense image: xs = ys = hw; y may be x with ys = xs, or the
+ * interior of a padded plane); g, b (c). */
+void attn__chan_layernorm(const float *x, size_t xs, size_t c, size_t n, const float *g, const float *b,
+                          float eps, float *y, size_t ys);
 
 /* torch.nn.functional.leaky_relu in place: x > 0 ? x : x * slope
  * (nn.LeakyReLU's default slope is 0.01). */

@@ -144,43 +144,65 @@ static attn_status ait_init(attn_model *m, void *state, const attn_cfg *cfg, att
     return ATTN_OK;
 }
 
-/* ---- the feed-forward ---- */
+/* ---- the feed-forward ----
+ *
+ * Both convolutions take the direct path of kernels/conv2d.h: the norm
+ * writes its output into the interior of a zero-padded buffer Ap (B
+ * images of C planes hp × wp), the first convolution (with bias and leaky
+ * ReLU) writes into the interior of a second one, Hp (4C planes), and the
+ * second adds its result to dst.  The borders are zeroed once per forward
+ * and never written.  Tasks are row blocks for the norm and ranges of
+ * FF_CHUNK wide pixels for the convolutions (a multiple of every variant's
+ * tile width), all output channels each. */
+#define FF_CHUNK 96
 
 typedef struct ff_job {
     const ait_ff *ff;
     attn_conv2d c1, c2;
-    size_t B, C, HW, rows_per_task, blocks; /* row blocks per image */
+    size_t B, C, H, W, HW, rows_per_task, blocks; /* norm: row blocks per image */
+    size_t wp, plane, wide, chunks;               /* padded planes; conv tasks per image */
     const float *src;
-    float *dst, *A, *Hb, *work;
-    size_t work_per_worker;
+    float *dst, *Ap, *Hp;
 } ff_job;
 
-static attn_status ff_norm_task(void *arg, size_t b, int worker) {
+static attn_status ff_norm_task(void *arg, size_t task, int worker) {
+    (void)worker;
     const ff_job *j = arg;
-    attn__chan_layernorm(j->src + b * j->C * j->HW, j->C, j->HW, j->ff->g, j->ff->b, 1e-5f,
-                         j->A + b * j->C * j->HW);
+    size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
+    size_t r1 = r0 + j->rows_per_task < j->H ? r0 + j->rows_per_task : j->H;
+    const float *x = j->src + b * j->C * j->HW;
+    float *a = j->Ap + b * j->C * j->plane + j->wp + 1;
+    for (size_t r = r0; r < r1; r++)
+        attn__chan_layernorm(x + r * j->W, j->HW, j->C, j->W, j->ff->g, j->ff->b, 1e-5f, a + r * j->wp, j->plane);
     return ATTN_OK;
 }
 
+static void conv_range(const ff_job *j, size_t task, size_t *b, size_t *q0, size_t *q1) {
+    *b = task / j->chunks;
+    *q0 = (task % j->chunks) * FF_CHUNK;
+    *q1 = *q0 + FF_CHUNK < j->wide ? *q0 + FF_CHUNK : j->wide;
+}
+
 static attn_status ff_conv1_task(void *arg, size_t task, int worker) {
+    (void)worker;
     const ff_job *j = arg;
-    size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
-    size_t r1 = r0 + j->rows_per_task < j->c1.h_out ? r0 + j->rows_per_task : j->c1.h_out;
-    float *h = j->Hb + b * j->c1.c_out * j->HW;
-    ATTN_TRY(attn__conv2d(&j->c1, j->A + b * j->C * j->HW, j->ff->w1, j->ff->b1, h, false,
-                          j->work + (size_t)worker * j->work_per_worker, r0, r1));
-    for (size_t co = 0; co < j->c1.c_out; co++)
-        attn__leaky_relu(h + co * j->HW + r0 * j->c1.w_out, (r1 - r0) * j->c1.w_out, 0.01f);
+    size_t b, q0, q1;
+    conv_range(j, task, &b, &q0, &q1);
+    attn_conv2d_out o = {.y = j->Hp + b * j->c1.c_out * j->plane + j->wp + 1, .ys = j->plane, .yr = j->wp,
+                         .bias = j->ff->b1, .leaky = 1, .slope = 0.01f};
+    attn__conv2d_direct(&j->c1, j->Ap + b * j->C * j->plane, j->plane, j->ff->w1, &o, 0, j->c1.c_out, q0, q1);
     return ATTN_OK;
 }
 
 static attn_status ff_conv2_task(void *arg, size_t task, int worker) {
+    (void)worker;
     const ff_job *j = arg;
-    size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
-    size_t r1 = r0 + j->rows_per_task < j->c2.h_out ? r0 + j->rows_per_task : j->c2.h_out;
-    return attn__conv2d(&j->c2, j->Hb + b * j->c1.c_out * j->HW, j->ff->w2, j->ff->b2,
-                        j->dst + b * j->C * j->HW, true, j->work + (size_t)worker * j->work_per_worker,
-                        r0, r1);
+    size_t b, q0, q1;
+    conv_range(j, task, &b, &q0, &q1);
+    attn_conv2d_out o = {.y = j->dst + b * j->C * j->HW, .ys = j->HW, .yr = j->W, .bias = j->ff->b2,
+                         .accumulate = 1};
+    attn__conv2d_direct(&j->c2, j->Hp + b * j->c2.c_in * j->plane, j->plane, j->ff->w2, &o, 0, j->C, q0, q1);
+    return ATTN_OK;
 }
 
 /* dst += ff(src); src and dst (B, C, H, W) may be the same buffer: src is
@@ -190,9 +212,9 @@ static attn_status ff_apply(ff_job *j, attn_ctx *ctx, const ait_ff *ff, const fl
     j->ff = ff;
     j->src = src;
     j->dst = dst;
-    attn_status st = attn__parallel_for(ctx, j->B, ff_norm_task, j);
-    if (!st) st = attn__parallel_for(ctx, j->B * j->blocks, ff_conv1_task, j);
-    if (!st) st = attn__parallel_for(ctx, j->B * j->blocks, ff_conv2_task, j);
+    attn_status st = attn__parallel_for(ctx, j->B * j->blocks, ff_norm_task, j);
+    if (!st) st = attn__parallel_for(ctx, j->B * j->chunks, ff_conv1_task, j);
+    if (!st) st = attn__parallel_for(ctx, j->B * j->chunks, ff_conv2_task, j);
     return st;
 }
 
@@ -225,15 +247,16 @@ static attn_status run_fn(ait_run *r, const ait_layer *L, int blk, int k, const 
 }
 
 /* The output shape (x's, or x + pos_emb's) and the feed-forward's job of a
- * forward on `threads`, with its workspace: the norm output A, the hidden
- * Hb, per-worker conv scratch, the reversible pair's x2, and the axial
- * attentions' scratch (one at a time, so the largest). */
+ * forward on `threads`, with its workspace: the padded norm output Ap and
+ * hidden Hp, the reversible pair's x2, and the axial attentions' scratch
+ * (one at a time, so the largest). */
 typedef struct ait_plan {
     const attn_tensor *x;
     int64_t shape[ATTN_MAX_RANK];
     size_t numel;
     ff_job ff;
-    size_t A, Hb, work, x2, attn, bytes;
+    size_t Ap, Hp, x2, attn, bytes;
+    size_t Ap_bytes, Hp_bytes;
 } ait_plan;
 
 static attn_status plan_make(const attn_model *m, const ait_state *s, const attn_tensor_set *in,
@@ -261,6 +284,8 @@ static attn_status plan_make(const attn_model *m, const ait_state *s, const attn
     ff_job *j = &p->ff;
     j->B = B;
     j->C = C;
+    j->H = H;
+    j->W = W;
     j->HW = HW;
     j->c1 = (attn_conv2d){.c_in = C, .c_out = 4 * C, .h_in = H, .w_in = W, .k_h = 3, .k_w = 3,
                           .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1,
@@ -268,21 +293,23 @@ static attn_status plan_make(const attn_model *m, const ait_state *s, const attn
     j->c2 = j->c1;
     j->c2.c_in = 4 * C;
     j->c2.c_out = C;
-    if (!attn__conv2d_prepare(&j->c1, NULL) || !attn__conv2d_prepare(&j->c2, NULL))
-        return attn__err(err, ATTN_E_SHAPE, "axial_image_transformer: bad image size");
-    /* Row blocks: enough tasks for several threads even when B is 1; a
-     * function of the shape only, so results do not depend on threads. */
+    size_t img1, img2, ap, hp;
+    if (!attn__conv2d_prepare(&j->c1, NULL) || !attn__conv2d_prepare(&j->c2, NULL) ||
+        !attn__conv2d_padded_size(&j->c1, &j->plane, &img1) || !attn__conv2d_padded_size(&j->c2, &j->plane, &img2) ||
+        !attn__mul(img1, B, &ap) || !attn__add(ap, ATTN_CONV_DIRECT_SLACK, &ap) || !attn__mul(img2, B, &hp) ||
+        !attn__add(hp, ATTN_CONV_DIRECT_SLACK, &hp))
+        return attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: scratch size overflows");
+    j->wp = W + 2;
+    j->wide = attn__conv2d_direct_wide(&j->c1);
+    j->chunks = (j->wide + FF_CHUNK - 1) / FF_CHUNK;
+    /* Row blocks of the norm: enough tasks for several threads even when B
+     * is 1. */
     size_t want = 16;
     size_t blocks = (want + B - 1) / B;
     if (blocks > H) blocks = H;
     j->rows_per_task = (H + blocks - 1) / blocks;
     j->blocks = (H + j->rows_per_task - 1) / j->rows_per_task;
-    size_t w1, w2, attn = 0;
-    int workers = attn__workers_of(threads, B * j->blocks);
-    if (!attn__conv2d_workspace(&j->c1, j->rows_per_task, &w1) ||
-        !attn__conv2d_workspace(&j->c2, j->rows_per_task, &w2))
-        return attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: scratch size overflows");
-    j->work_per_worker = w1 > w2 ? w1 : w2;
+    size_t attn = 0;
     for (int64_t l = 0; l < s->depth; l++)
         for (int k = 0; k < 2; k++) {
             size_t b;
@@ -293,9 +320,10 @@ static attn_status plan_make(const attn_model *m, const ait_state *s, const attn
         }
     attn_ws_layout y = {0};
     if (s->depth > 0) {
-        p->A = attn__ws_region(&y, p->numel, sizeof(float));
-        p->Hb = attn__ws_region(&y, p->numel, 4 * sizeof(float));
-        p->work = attn__ws_region(&y, (size_t)workers, j->work_per_worker * sizeof(float));
+        p->Ap_bytes = ap * sizeof(float);
+        p->Hp_bytes = hp * sizeof(float);
+        p->Ap = attn__ws_region(&y, ap, sizeof(float));
+        p->Hp = attn__ws_region(&y, hp, sizeof(float));
         if (s->reversible) p->x2 = attn__ws_region(&y, p->numel, sizeof(float));
         p->attn = attn__ws_region(&y, attn, 1);
     }
@@ -351,9 +379,11 @@ static attn_status ait_forward_maps(const attn_model *m, const void *state, attn
         for (int d = 1; d < rank; d++) r.map_layer[k] *= (size_t)ms[d]; /* the caller's tensor exists */
     }
     if (s->depth > 0) {
-        r.ff.A = attn__ws_at(ws, p.A);
-        r.ff.Hb = attn__ws_at(ws, p.Hb);
-        r.ff.work = attn__ws_at(ws, p.work);
+        r.ff.Ap = attn__ws_at(ws, p.Ap);
+        r.ff.Hp = attn__ws_at(ws, p.Hp);
+        /* the padded buffers' borders and slack stay zero from here on */
+        memset(r.ff.Ap, 0, p.Ap_bytes);
+        memset(r.ff.Hp, 0, p.Hp_bytes);
         r.attn_ws = attn__ws_at(ws, p.attn);
         if (s->reversible) {
             x2 = attn__ws_at(ws, p.x2);
