@@ -255,6 +255,10 @@ attn_status attn__input(const attn_model *m, const attn_tensor_set *in, const ch
  * the context's flag is raised; returns the first non-OK status of fn. */
 typedef attn_status (*attn_task_fn)(void *arg, size_t task, int worker);
 attn_status attn__parallel_for(attn_ctx *ctx, size_t n, attn_task_fn fn, void *arg);
+/* How long an idle helper (or a caller waiting for its helpers) spins
+ * before it sleeps, in µs: ATTN_SPIN_US (0 .. 1000000, read once; anything
+ * else: the default, 100). */
+long attn__pool_spin_us(void);
 /* torch.nn.Linear (attn__linear) over `rows` rows, split into fixed row
  * chunks run by attn__parallel_for: results do not depend on the thread
  * count.  ATTN_OK or ATTN_E_CANCELLED. */
