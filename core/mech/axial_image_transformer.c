@@ -151,57 +151,71 @@ static attn_status ait_init(attn_model *m, void *state, const attn_cfg *cfg, att
  * images of C planes hp × wp), the first convolution (with bias and leaky
  * ReLU) writes into the interior of a second one, Hp (4C planes), and the
  * second adds its result to dst.  The borders are zeroed once per forward
- * and never written.  Tasks are row blocks for the norm and ranges of
- * FF_CHUNK wide pixels for the convolutions (a multiple of every variant's
- * tile width), all output channels each. */
+ * and never written.  The units of work are image rows for the norm and
+ * ranges of FF_CHUNK wide pixels (a multiple of every variant's tile width)
+ * for the convolutions, all output channels each; each step runs as one
+ * task per thread, a contiguous range of units, so that a thread mostly
+ * reads what it wrote in the step before (the caller takes the first task,
+ * a helper the next) instead of fetching it from another core's cache.
+ * No output depends on the split. */
 #define FF_CHUNK 96
 
 typedef struct ff_job {
     const ait_ff *ff;
     attn_conv2d c1, c2;
-    size_t B, C, H, W, HW, rows_per_task, blocks; /* norm: row blocks per image */
-    size_t wp, plane, wide, chunks;               /* padded planes; conv tasks per image */
+    size_t B, C, H, W, HW;
+    size_t wp, plane, wide, chunks; /* padded planes; wide pixels and chunks per image */
+    size_t tasks;                   /* of each step: the thread count, at most the units */
     const float *src;
     float *dst, *Ap, *Hp;
 } ff_job;
 
+/* Units [lo, hi) of task t of n over `units`. */
+static void task_units(size_t t, size_t n, size_t units, size_t *lo, size_t *hi) {
+    *lo = t * units / n;
+    *hi = (t + 1) * units / n;
+}
+
 static attn_status ff_norm_task(void *arg, size_t task, int worker) {
     (void)worker;
     const ff_job *j = arg;
-    size_t b = task / j->blocks, r0 = (task % j->blocks) * j->rows_per_task;
-    size_t r1 = r0 + j->rows_per_task < j->H ? r0 + j->rows_per_task : j->H;
-    const float *x = j->src + b * j->C * j->HW;
-    float *a = j->Ap + b * j->C * j->plane + j->wp + 1;
-    for (size_t r = r0; r < r1; r++)
-        attn__chan_layernorm(x + r * j->W, j->HW, j->C, j->W, j->ff->g, j->ff->b, 1e-5f, a + r * j->wp, j->plane);
+    size_t lo, hi;
+    task_units(task, j->tasks, j->B * j->H, &lo, &hi);
+    for (size_t u = lo; u < hi; u++) {
+        size_t b = u / j->H, r = u % j->H;
+        attn__chan_layernorm(j->src + b * j->C * j->HW + r * j->W, j->HW, j->C, j->W, j->ff->g, j->ff->b, 1e-5f,
+                             j->Ap + b * j->C * j->plane + (r + 1) * j->wp + 1, j->plane);
+    }
     return ATTN_OK;
-}
-
-static void conv_range(const ff_job *j, size_t task, size_t *b, size_t *q0, size_t *q1) {
-    *b = task / j->chunks;
-    *q0 = (task % j->chunks) * FF_CHUNK;
-    *q1 = *q0 + FF_CHUNK < j->wide ? *q0 + FF_CHUNK : j->wide;
 }
 
 static attn_status ff_conv1_task(void *arg, size_t task, int worker) {
     (void)worker;
     const ff_job *j = arg;
-    size_t b, q0, q1;
-    conv_range(j, task, &b, &q0, &q1);
-    attn_conv2d_out o = {.y = j->Hp + b * j->c1.c_out * j->plane + j->wp + 1, .ys = j->plane, .yr = j->wp,
-                         .bias = j->ff->b1, .leaky = 1, .slope = 0.01f};
-    attn__conv2d_direct(&j->c1, j->Ap + b * j->C * j->plane, j->plane, j->ff->w1, &o, 0, j->c1.c_out, q0, q1);
+    size_t lo, hi;
+    task_units(task, j->tasks, j->B * j->chunks, &lo, &hi);
+    for (size_t u = lo; u < hi; u++) {
+        size_t b = u / j->chunks, q0 = u % j->chunks * FF_CHUNK;
+        size_t q1 = q0 + FF_CHUNK < j->wide ? q0 + FF_CHUNK : j->wide;
+        attn_conv2d_out o = {.y = j->Hp + b * j->c1.c_out * j->plane + j->wp + 1, .ys = j->plane, .yr = j->wp,
+                             .bias = j->ff->b1, .leaky = 1, .slope = 0.01f};
+        attn__conv2d_direct(&j->c1, j->Ap + b * j->C * j->plane, j->plane, j->ff->w1, &o, 0, j->c1.c_out, q0, q1);
+    }
     return ATTN_OK;
 }
 
 static attn_status ff_conv2_task(void *arg, size_t task, int worker) {
     (void)worker;
     const ff_job *j = arg;
-    size_t b, q0, q1;
-    conv_range(j, task, &b, &q0, &q1);
-    attn_conv2d_out o = {.y = j->dst + b * j->C * j->HW, .ys = j->HW, .yr = j->W, .bias = j->ff->b2,
-                         .accumulate = 1};
-    attn__conv2d_direct(&j->c2, j->Hp + b * j->c2.c_in * j->plane, j->plane, j->ff->w2, &o, 0, j->C, q0, q1);
+    size_t lo, hi;
+    task_units(task, j->tasks, j->B * j->chunks, &lo, &hi);
+    for (size_t u = lo; u < hi; u++) {
+        size_t b = u / j->chunks, q0 = u % j->chunks * FF_CHUNK;
+        size_t q1 = q0 + FF_CHUNK < j->wide ? q0 + FF_CHUNK : j->wide;
+        attn_conv2d_out o = {.y = j->dst + b * j->C * j->HW, .ys = j->HW, .yr = j->W, .bias = j->ff->b2,
+                             .accumulate = 1};
+        attn__conv2d_direct(&j->c2, j->Hp + b * j->c2.c_in * j->plane, j->plane, j->ff->w2, &o, 0, j->C, q0, q1);
+    }
     return ATTN_OK;
 }
 
@@ -212,9 +226,11 @@ static attn_status ff_apply(ff_job *j, attn_ctx *ctx, const ait_ff *ff, const fl
     j->ff = ff;
     j->src = src;
     j->dst = dst;
-    attn_status st = attn__parallel_for(ctx, j->B * j->blocks, ff_norm_task, j);
-    if (!st) st = attn__parallel_for(ctx, j->B * j->chunks, ff_conv1_task, j);
-    if (!st) st = attn__parallel_for(ctx, j->B * j->chunks, ff_conv2_task, j);
+    /* one count of tasks for the three steps (a norm task may get no rows) */
+    j->tasks = (size_t)attn__workers(ctx, j->B * j->chunks);
+    attn_status st = attn__parallel_for(ctx, j->tasks, ff_norm_task, j);
+    if (!st) st = attn__parallel_for(ctx, j->tasks, ff_conv1_task, j);
+    if (!st) st = attn__parallel_for(ctx, j->tasks, ff_conv2_task, j);
     return st;
 }
 
@@ -302,13 +318,6 @@ static attn_status plan_make(const attn_model *m, const ait_state *s, const attn
     j->wp = W + 2;
     j->wide = attn__conv2d_direct_wide(&j->c1);
     j->chunks = (j->wide + FF_CHUNK - 1) / FF_CHUNK;
-    /* Row blocks of the norm: enough tasks for several threads even when B
-     * is 1. */
-    size_t want = 16;
-    size_t blocks = (want + B - 1) / B;
-    if (blocks > H) blocks = H;
-    j->rows_per_task = (H + blocks - 1) / blocks;
-    j->blocks = (H + j->rows_per_task - 1) / j->rows_per_task;
     size_t attn = 0;
     for (int64_t l = 0; l < s->depth; l++)
         for (int k = 0; k < 2; k++) {
