@@ -39,7 +39,10 @@ struct attn_conv2d_out;
     void attn__f32_to_bf16_##v(const float *in, uint16_t *out, size_t n);                                \
     void attn__conv2d_direct_##v(const struct attn_conv2d *c, const float *xp, size_t xs, const float *w, \
                                  const struct attn_conv2d_out *o, size_t co0, size_t co1, size_t q0,      \
-                                 size_t q1);
+                                 size_t q1);                                                              \
+    attn_status attn__conv2d_wino_##v(const struct attn_conv2d *c, const float *xp, size_t xs,            \
+                                      const float *u, const struct attn_conv2d_out *o, size_t ty0,        \
+                                      size_t ty1, float *work);
 
 typedef struct attn_kernels {
     const char *name; /* "avx512", "avx2", "generic" */
@@ -66,6 +69,8 @@ typedef struct attn_kernels {
     /* kernels/conv2d.h */
     void (*conv2d_direct)(const struct attn_conv2d *c, const float *xp, size_t xs, const float *w,
                           const struct attn_conv2d_out *o, size_t co0, size_t co1, size_t q0, size_t q1);
+    attn_status (*conv2d_wino)(const struct attn_conv2d *c, const float *xp, size_t xs, const float *u,
+                               const struct attn_conv2d_out *o, size_t ty0, size_t ty1, float *work);
 } attn_kernels;
 
 /* The variant in use: the best this CPU executes, or ATTN_CPU's when the

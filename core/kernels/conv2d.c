@@ -150,3 +150,40 @@ bool attn__conv2d_padded_size(const attn_conv2d *c, size_t *plane, size_t *image
     return attn__mul(c->pad_h, 2, &hp) && attn__add(hp, c->h_in, &hp) && attn__mul(c->pad_w, 2, &wp) &&
            attn__add(wp, c->w_in, &wp) && attn__mul(hp, wp, plane) && attn__mul(*plane, c->c_in, image);
 }
+
+size_t attn__conv2d_padded_slack(const attn_conv2d *c) { return c->w_in + 2 * c->pad_w + 64; }
+
+bool attn__conv2d_wino_ok(const attn_conv2d *c) {
+    return c->k_h == 3 && c->k_w == 3 && c->stride_h == 1 && c->stride_w == 1 && c->dil_h == 1 && c->dil_w == 1;
+}
+
+size_t attn__conv2d_wino_tiles_w(const attn_conv2d *c) { return (c->w_out + 1) / 2; }
+size_t attn__conv2d_wino_tiles_h(const attn_conv2d *c) { return (c->h_out + 1) / 2; }
+
+size_t attn__conv2d_wino_ld(const attn_conv2d *c, size_t rows) {
+    return (rows * attn__conv2d_wino_tiles_w(c) + 16 + 15) / 16 * 16;
+}
+
+bool attn__conv2d_wino_work(const attn_conv2d *c, size_t rows, size_t *floats) {
+    size_t n, ld, ch;
+    if (!attn__mul(rows, attn__conv2d_wino_tiles_w(c), &n) || !attn__add(n, 31, &n)) return false;
+    ld = n / 16 * 16;
+    return attn__add(c->c_in, c->c_out, &ch) && attn__mul(ch, 16, &ch) && attn__mul(ch, ld, floats);
+}
+
+/* U[ξ = 4i + j][co][ci] = (G g Gᵀ)[i][j] of the 3×3 g = weight[co][ci]. */
+void attn__conv2d_wino_weights(const attn_conv2d *c, const float *weight, float *u) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    size_t pairs = c->c_out * c->c_in;
+    for (size_t p = 0; p < pairs; p++) {
+        const float *g = weight + p * 9;
+        double t[4][3];
+        for (int i = 0; i < 4; i++)
+            for (int col = 0; col < 3; col++)
+                t[i][col] = G[i][0] * g[col] + G[i][1] * g[3 + col] + G[i][2] * g[6 + col];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                u[(size_t)(4 * i + j) * pairs + p] =
+                    (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+    }
+}

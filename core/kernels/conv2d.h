@@ -64,8 +64,8 @@ void attn__conv2d_reference(const attn_conv2d *c, const float *x, const float *w
  * zero-padded: xp holds c_in planes of hp × wp floats (hp = h_in + 2 pad_h,
  * wp = w_in + 2 pad_w; pixel (iy, ix) of x at xp[ci·xs + (iy + pad_h)·wp +
  * ix + pad_w], every other float of a plane 0), plane stride xs >= hp·wp, and
- * ATTN_CONV_DIRECT_SLACK more readable floats after the last plane (zeros:
- * they reach only dropped columns).  Outputs are indexed by "wide" pixels
+ * attn__conv2d_padded_slack(c) more readable floats after the last plane
+ * (zeros: they reach only dropped outputs).  Outputs are indexed by "wide" pixels
  * q = oy·wp + ox, ox < wp, of which the columns ox >= w_out are computed and
  * dropped; attn__conv2d_direct_wide(c) = (h_out - 1)·wp + w_out is the end
  * of the last real one.  One call computes output channels [co0, co1) at
@@ -75,7 +75,6 @@ void attn__conv2d_reference(const attn_conv2d *c, const float *x, const float *w
  * then, with leaky, v = v > 0 ? v : v·slope; then y = accumulate ? y + v : v,
  * at y[co·ys + oy·yr + ox] (yr >= w_out, ys >= h_out·yr: a dense image, or
  * the interior of another padded buffer).  Never allocates, never fails. */
-#define ATTN_CONV_DIRECT_SLACK 64
 
 typedef struct attn_conv2d_out {
     float *y;
@@ -93,8 +92,33 @@ size_t attn__conv2d_direct_wide(const attn_conv2d *c);
 /* Floats of one padded input image, slack excluded (c_in·hp·wp), and its
  * plane size hp·wp; false on overflow. */
 bool attn__conv2d_padded_size(const attn_conv2d *c, size_t *plane, size_t *image);
+/* The floats past the last plane that the direct and Winograd kernels may
+ * read: wp + 64. */
+size_t attn__conv2d_padded_slack(const attn_conv2d *c);
 
 void attn__conv2d_direct(const attn_conv2d *c, const float *xp, size_t xs, const float *weight,
                          const attn_conv2d_out *o, size_t co0, size_t co1, size_t q0, size_t q1);
+
+/* ---- Winograd F(2×2, 3×3) (kernels/conv_wino.c) ----
+ *
+ * For 3×3 kernels, stride 1, no dilation (attn__conv2d_wino_ok), on the same
+ * padded input as the direct path: outputs in 2×2 tiles, tw × th of them
+ * (ceil(w_out / 2) × ceil(h_out / 2)).  The weights are transformed once
+ * (attn__conv2d_wino_weights: u, 16·c_out·c_in floats, computed in double).
+ * One call computes every output channel of tile rows [ty0, ty1) (output
+ * rows 2ty0 .. 2ty1, those past h_out dropped) through `o` as the direct
+ * path does, with attn__conv2d_wino_work(c, ty1 - ty0) floats of `work`;
+ * an output depends on ty1 - ty0 (the products' shapes), so callers fix the
+ * blocks by the shape.  Fails only as attn__gemm does. */
+bool attn__conv2d_wino_ok(const attn_conv2d *c);
+size_t attn__conv2d_wino_tiles_w(const attn_conv2d *c);
+size_t attn__conv2d_wino_tiles_h(const attn_conv2d *c);
+/* The row stride of the transformed blocks: rows · tw + 16, a multiple of 16. */
+size_t attn__conv2d_wino_ld(const attn_conv2d *c, size_t rows);
+/* Floats of work for blocks of `rows` tile rows; false on overflow. */
+bool attn__conv2d_wino_work(const attn_conv2d *c, size_t rows, size_t *floats);
+void attn__conv2d_wino_weights(const attn_conv2d *c, const float *weight, float *u);
+ATTN_MUST_USE attn_status attn__conv2d_wino(const attn_conv2d *c, const float *xp, size_t xs, const float *u,
+                                            const attn_conv2d_out *o, size_t ty0, size_t ty1, float *work);
 
 #endif

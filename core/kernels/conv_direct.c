@@ -26,6 +26,7 @@
 #include "cpu.h"
 #include "kernels.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv_epilogue.h"
 #include "variant.h"
 #include "vec.h"
 
@@ -39,50 +40,10 @@ ATTN_CPU_DECLARE(ATTN_VARIANT)
 #define MR 6
 #define NV 2
 #endif
-#define NR (NV * VL) /* wide pixels per tile; <= ATTN_CONV_DIRECT_SLACK + 1 */
+#define NR (NV * VL) /* wide pixels per tile; <= 65, what attn__conv2d_padded_slack allows */
 
 typedef attn_vf vf;
-typedef int vi __attribute__((vector_size(VL * sizeof(int))));
 #define AI ATTN_AI
-
-/* y[0 .. n) (+)= act(t[0 .. n) + bv), in vectors (a select, not a branch:
- * activation signs are unpredictable). */
-AI void epilogue_run(float *restrict y, const float *restrict t, size_t n, float bv, int leaky, float slope,
-                     int accumulate) {
-    vf b = attn_vsplat(bv), s = attn_vsplat(slope);
-    size_t j = 0;
-    for (;; j += VL) {
-        vf v, l, old;
-        float part[VL];
-        int whole = j + VL <= n;
-        if (!whole && j >= n) break;
-        if (whole) {
-            v = attn_vload(t + j);
-            if (accumulate) old = attn_vload(y + j);
-        } else { /* the last n - j (< VL) go through a vector's worth of floats */
-            memcpy(part, t + j, (n - j) * sizeof *part);
-            v = attn_vload(part);
-            if (accumulate) {
-                memcpy(part, y + j, (n - j) * sizeof *part);
-                old = attn_vload(part);
-            }
-        }
-        v += b;
-        if (leaky) { /* v > 0 ? v : v·slope, as a bit select (NaN: v·slope, NaN too) */
-            l = v * s;
-            vi m = v > attn_vsplat(0.0f);
-            v = (vf)(((vi)v & m) | ((vi)l & ~m));
-        }
-        if (accumulate) v += old;
-        if (whole) {
-            attn_vstore(y + j, v);
-        } else {
-            attn_vstore(part, v);
-            memcpy(y + j, part, (n - j) * sizeof *part);
-            break;
-        }
-    }
-}
 
 /* The epilogue of one tile: rows [0, h) of tile (MR × NR) are output
  * channels co0 + r, its columns the wide pixels q0 .. q0 + n. */
@@ -91,7 +52,7 @@ static void store_tile(const attn_conv2d *c, const attn_conv2d_out *o, const flo
     size_t wp = c->w_in + 2 * c->pad_w;
     for (size_t r = 0; r < h; r++) {
         const float *t = tile + r * NR;
-        float bv = o->bias ? o->bias[co0 + r] : 0.0f, slope = o->slope;
+        float bv = o->bias ? o->bias[co0 + r] : 0.0f;
         float *yc = o->y + (co0 + r) * o->ys;
         size_t oy = q0 / wp, ox = q0 % wp, i = 0;
         while (i < n) {
@@ -99,14 +60,7 @@ static void store_tile(const attn_conv2d *c, const attn_conv2d_out *o, const flo
             size_t valid = ox < c->w_out ? (c->w_out - ox < seg ? c->w_out - ox : seg) : 0;
             float *yr = yc + oy * o->yr + ox;
             const float *tr = t + i;
-            if (o->leaky && o->accumulate)
-                epilogue_run(yr, tr, valid, bv, 1, slope, 1);
-            else if (o->leaky)
-                epilogue_run(yr, tr, valid, bv, 1, slope, 0);
-            else if (o->accumulate)
-                epilogue_run(yr, tr, valid, bv, 0, slope, 1);
-            else
-                epilogue_run(yr, tr, valid, bv, 0, slope, 0);
+            conv_epilogue(yr, tr, valid, bv, o);
             i += seg;
             ox += seg;
             if (ox == wp) {

@@ -21,9 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One feed-forward: ChanLayerNorm g, b (1,dim,1,1); conv weights and biases. */
+/* One feed-forward: ChanLayerNorm g, b (1,dim,1,1); conv weights and
+ * biases; the weights' Winograd transforms u1, u2 (16·4·dim·dim floats
+ * each, model-owned). */
 typedef struct ait_ff {
     const float *g, *b, *w1, *b1, *w2, *b2;
+    float *u1, *u2;
 } ait_ff;
 
 typedef struct ait_layer {
@@ -54,7 +57,8 @@ static const attn_param ait_params[] = {
 
 /* ---- binding ---- */
 
-static attn_status bind_ff(attn_binder *b, const char *pre, int64_t dim, ait_ff *ff) {
+static attn_status bind_ff(attn_model *m, attn_binder *b, const char *pre, int64_t dim, ait_ff *ff,
+                           attn_error *err) {
     int64_t s_n[4] = {1, dim, 1, 1}, s_w1[4] = {4 * dim, dim, 3, 3}, s_b1[1] = {4 * dim},
             s_w2[4] = {dim, 4 * dim, 3, 3}, s_b2[1] = {dim};
     static const char *const names[6] = {"0.g", "0.b", "1.weight", "1.bias", "3.weight", "3.bias"};
@@ -68,14 +72,21 @@ static attn_status bind_ff(attn_binder *b, const char *pre, int64_t dim, ait_ff 
         if (st) return st;
     }
     *ff = (ait_ff){.g = p[0], .b = p[1], .w1 = p[2], .b1 = p[3], .w2 = p[4], .b2 = p[5]};
+    /* the weights exist (bound), so 4·dim·dim·16 floats fit in memory's size_t */
+    size_t d = (size_t)dim, bytes = 16 * 4 * d * d * sizeof(float);
+    attn_conv2d c1 = {.c_in = d, .c_out = 4 * d, .k_h = 3, .k_w = 3}, c2 = {.c_in = 4 * d, .c_out = d, .k_h = 3, .k_w = 3};
+    if (!(ff->u1 = attn__model_alloc(m, bytes, err)) || !(ff->u2 = attn__model_alloc(m, bytes, err)))
+        return err ? err->code : ATTN_E_NOMEM;
+    attn__conv2d_wino_weights(&c1, ff->w1, ff->u1);
+    attn__conv2d_wino_weights(&c2, ff->w2, ff->u2);
     return ATTN_OK;
 }
 
 /* State-dict names: ReversibleSequence wraps each (f, g) pair in a
  * ReversibleBlock of Deterministic(net) modules ("blocks.<i>.f.net."),
  * Sequential keeps the ModuleList pair ("blocks.<i>.0."). */
-static attn_status bind_layer(attn_binder *b, const ait_state *s, int64_t l, int64_t heads,
-                              int64_t dh, ait_layer *L) {
+static attn_status bind_layer(attn_model *m, attn_binder *b, const ait_state *s, int64_t l, int64_t heads,
+                              int64_t dh, ait_layer *L, attn_error *err) {
     for (int k = 0; k < 2; k++) {
         char base[96], pre[128], norm[128];
         const char *fg = s->reversible ? (k ? "g.net." : "f.net.") : (k ? "1." : "0.");
@@ -85,7 +96,7 @@ static attn_status bind_layer(attn_binder *b, const ait_state *s, int64_t l, int
         attn_status st = attn__axial_sa_bind(b, pre, norm, s->dim, heads, dh, &L->attn[k]);
         if (st) return st;
         snprintf(base, sizeof base, "layers.blocks.%lld.%s", (long long)(2 * l + 1), fg);
-        if ((st = bind_ff(b, base, s->dim, &L->ff[k]))) return st;
+        if ((st = bind_ff(m, b, base, s->dim, &L->ff[k], err))) return st;
     }
     return ATTN_OK;
 }
@@ -131,7 +142,7 @@ static attn_status ait_init(attn_model *m, void *state, const attn_cfg *cfg, att
     s->layers = attn__model_alloc(m, bytes, err);
     if (!s->layers) return err ? err->code : ATTN_E_NOMEM;
     for (int64_t l = 0; l < s->depth; l++)
-        if ((st = bind_layer(b, s, l, heads, dh, &s->layers[l]))) return st;
+        if ((st = bind_layer(m, b, s, l, heads, dh, &s->layers[l], err))) return st;
 
     /* Convolutions want channels at dim 1, attention wants them at
      * dim_index.  With a positional embedding x may broadcast, so only the
@@ -146,28 +157,30 @@ static attn_status ait_init(attn_model *m, void *state, const attn_cfg *cfg, att
 
 /* ---- the feed-forward ----
  *
- * Both convolutions take the direct path of kernels/conv2d.h: the norm
- * writes its output into the interior of a zero-padded buffer Ap (B
- * images of C planes hp × wp), the first convolution (with bias and leaky
- * ReLU) writes into the interior of a second one, Hp (4C planes), and the
- * second adds its result to dst.  The borders are zeroed once per forward
- * and never written.  The units of work are image rows for the norm and
- * ranges of FF_CHUNK wide pixels (a multiple of every variant's tile width)
- * for the convolutions, all output channels each; each step runs as one
- * task per thread, a contiguous range of units, so that a thread mostly
- * reads what it wrote in the step before (the caller takes the first task,
- * a helper the next) instead of fetching it from another core's cache.
- * No output depends on the split. */
-#define FF_CHUNK 96
+ * Both convolutions run as Winograd F(2×2, 3×3) (kernels/conv2d.h) on a
+ * zero-padded input: the norm writes its output into the interior of a
+ * padded buffer Ap (B images of C planes hp × wp), the first convolution
+ * (with bias and leaky ReLU) writes into the interior of a second one, Hp
+ * (4C planes), and the second adds its result to dst.  The borders are
+ * zeroed once per forward and never written.  The units of work are image
+ * rows for the norm and blocks of `rows` tile rows (about FF_TILES tiles,
+ * fixed by the shape: the bits depend on it) for the convolutions; each
+ * step runs as one task per thread over a contiguous range of units, so
+ * that a thread mostly reads what it wrote in the step before (the caller
+ * takes the first task, a helper the next) instead of fetching it from
+ * another core's cache. */
+#define FF_TILES 32
 
 typedef struct ff_job {
     const ait_ff *ff;
     attn_conv2d c1, c2;
     size_t B, C, H, W, HW;
-    size_t wp, plane, wide, chunks; /* padded planes; wide pixels and chunks per image */
-    size_t tasks;                   /* of each step: the thread count, at most the units */
+    size_t wp, plane;       /* the padded planes */
+    size_t rows, blocks, th; /* tile rows per block, blocks per image, tile rows */
+    size_t tasks;           /* of each step: the thread count, at most the blocks */
+    size_t work;            /* floats of Winograd scratch per task */
     const float *src;
-    float *dst, *Ap, *Hp;
+    float *dst, *Ap, *Hp, *scratch;
 } ff_job;
 
 /* Units [lo, hi) of task t of n over `units`. */
@@ -189,34 +202,36 @@ static attn_status ff_norm_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-static attn_status ff_conv1_task(void *arg, size_t task, int worker) {
-    (void)worker;
-    const ff_job *j = arg;
+/* conv (1 or 2) of the blocks of task `task`. */
+static attn_status ff_conv(const ff_job *j, int which, size_t task) {
+    const attn_conv2d *c = which == 1 ? &j->c1 : &j->c2;
     size_t lo, hi;
-    task_units(task, j->tasks, j->B * j->chunks, &lo, &hi);
+    task_units(task, j->tasks, j->B * j->blocks, &lo, &hi);
     for (size_t u = lo; u < hi; u++) {
-        size_t b = u / j->chunks, q0 = u % j->chunks * FF_CHUNK;
-        size_t q1 = q0 + FF_CHUNK < j->wide ? q0 + FF_CHUNK : j->wide;
-        attn_conv2d_out o = {.y = j->Hp + b * j->c1.c_out * j->plane + j->wp + 1, .ys = j->plane, .yr = j->wp,
-                             .bias = j->ff->b1, .leaky = 1, .slope = 0.01f};
-        attn__conv2d_direct(&j->c1, j->Ap + b * j->C * j->plane, j->plane, j->ff->w1, &o, 0, j->c1.c_out, q0, q1);
+        size_t b = u / j->blocks, ty0 = u % j->blocks * j->rows;
+        size_t ty1 = ty0 + j->rows < j->th ? ty0 + j->rows : j->th;
+        const float *in = (which == 1 ? j->Ap : j->Hp) + b * c->c_in * j->plane;
+        attn_conv2d_out o;
+        if (which == 1)
+            o = (attn_conv2d_out){.y = j->Hp + b * c->c_out * j->plane + j->wp + 1, .ys = j->plane, .yr = j->wp,
+                                  .bias = j->ff->b1, .leaky = 1, .slope = 0.01f};
+        else
+            o = (attn_conv2d_out){.y = j->dst + b * j->C * j->HW, .ys = j->HW, .yr = j->W, .bias = j->ff->b2,
+                                  .accumulate = 1};
+        ATTN_TRY(attn__conv2d_wino(c, in, j->plane, which == 1 ? j->ff->u1 : j->ff->u2, &o, ty0, ty1,
+                                   j->scratch + task * j->work));
     }
     return ATTN_OK;
 }
 
+static attn_status ff_conv1_task(void *arg, size_t task, int worker) {
+    (void)worker;
+    return ff_conv(arg, 1, task);
+}
+
 static attn_status ff_conv2_task(void *arg, size_t task, int worker) {
     (void)worker;
-    const ff_job *j = arg;
-    size_t lo, hi;
-    task_units(task, j->tasks, j->B * j->chunks, &lo, &hi);
-    for (size_t u = lo; u < hi; u++) {
-        size_t b = u / j->chunks, q0 = u % j->chunks * FF_CHUNK;
-        size_t q1 = q0 + FF_CHUNK < j->wide ? q0 + FF_CHUNK : j->wide;
-        attn_conv2d_out o = {.y = j->dst + b * j->C * j->HW, .ys = j->HW, .yr = j->W, .bias = j->ff->b2,
-                             .accumulate = 1};
-        attn__conv2d_direct(&j->c2, j->Hp + b * j->c2.c_in * j->plane, j->plane, j->ff->w2, &o, 0, j->C, q0, q1);
-    }
-    return ATTN_OK;
+    return ff_conv(arg, 2, task);
 }
 
 /* dst += ff(src); src and dst (B, C, H, W) may be the same buffer: src is
@@ -226,8 +241,9 @@ static attn_status ff_apply(ff_job *j, attn_ctx *ctx, const ait_ff *ff, const fl
     j->ff = ff;
     j->src = src;
     j->dst = dst;
-    /* one count of tasks for the three steps (a norm task may get no rows) */
-    j->tasks = (size_t)attn__workers(ctx, j->B * j->chunks);
+    /* one count of tasks for the three steps (a norm task may get no rows);
+     * the plan sized the scratch for as many */
+    j->tasks = (size_t)attn__workers(ctx, j->B * j->blocks);
     attn_status st = attn__parallel_for(ctx, j->tasks, ff_norm_task, j);
     if (!st) st = attn__parallel_for(ctx, j->tasks, ff_conv1_task, j);
     if (!st) st = attn__parallel_for(ctx, j->tasks, ff_conv2_task, j);
@@ -264,14 +280,14 @@ static attn_status run_fn(ait_run *r, const ait_layer *L, int blk, int k, const 
 
 /* The output shape (x's, or x + pos_emb's) and the feed-forward's job of a
  * forward on `threads`, with its workspace: the padded norm output Ap and
- * hidden Hp, the reversible pair's x2, and the axial attentions' scratch
- * (one at a time, so the largest). */
+ * hidden Hp, the Winograd scratch of each task, the reversible pair's x2,
+ * and the axial attentions' scratch (one at a time, so the largest). */
 typedef struct ait_plan {
     const attn_tensor *x;
     int64_t shape[ATTN_MAX_RANK];
     size_t numel;
     ff_job ff;
-    size_t Ap, Hp, x2, attn, bytes;
+    size_t Ap, Hp, wino, x2, attn, bytes;
     size_t Ap_bytes, Hp_bytes;
 } ait_plan;
 
@@ -312,12 +328,19 @@ static attn_status plan_make(const attn_model *m, const ait_state *s, const attn
     size_t img1, img2, ap, hp;
     if (!attn__conv2d_prepare(&j->c1, NULL) || !attn__conv2d_prepare(&j->c2, NULL) ||
         !attn__conv2d_padded_size(&j->c1, &j->plane, &img1) || !attn__conv2d_padded_size(&j->c2, &j->plane, &img2) ||
-        !attn__mul(img1, B, &ap) || !attn__add(ap, ATTN_CONV_DIRECT_SLACK, &ap) || !attn__mul(img2, B, &hp) ||
-        !attn__add(hp, ATTN_CONV_DIRECT_SLACK, &hp))
+        !attn__mul(img1, B, &ap) || !attn__add(ap, attn__conv2d_padded_slack(&j->c1), &ap) ||
+        !attn__mul(img2, B, &hp) || !attn__add(hp, attn__conv2d_padded_slack(&j->c2), &hp))
         return attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: scratch size overflows");
     j->wp = W + 2;
-    j->wide = attn__conv2d_direct_wide(&j->c1);
-    j->chunks = (j->wide + FF_CHUNK - 1) / FF_CHUNK;
+    size_t tw = attn__conv2d_wino_tiles_w(&j->c1), w1, w2;
+    j->th = attn__conv2d_wino_tiles_h(&j->c1);
+    j->rows = (FF_TILES + tw - 1) / tw;
+    if (j->rows > j->th) j->rows = j->th;
+    j->blocks = (j->th + j->rows - 1) / j->rows;
+    if (!attn__conv2d_wino_work(&j->c1, j->rows, &w1) || !attn__conv2d_wino_work(&j->c2, j->rows, &w2))
+        return attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: scratch size overflows");
+    j->work = w1 > w2 ? w1 : w2;
+    size_t tasks = (size_t)attn__workers_of(threads, B * j->blocks);
     size_t attn = 0;
     for (int64_t l = 0; l < s->depth; l++)
         for (int k = 0; k < 2; k++) {
@@ -333,6 +356,7 @@ static attn_status plan_make(const attn_model *m, const ait_state *s, const attn
         p->Hp_bytes = hp * sizeof(float);
         p->Ap = attn__ws_region(&y, ap, sizeof(float));
         p->Hp = attn__ws_region(&y, hp, sizeof(float));
+        p->wino = attn__ws_region(&y, tasks, j->work * sizeof(float));
         if (s->reversible) p->x2 = attn__ws_region(&y, p->numel, sizeof(float));
         p->attn = attn__ws_region(&y, attn, 1);
     }
@@ -390,6 +414,7 @@ static attn_status ait_forward_maps(const attn_model *m, const void *state, attn
     if (s->depth > 0) {
         r.ff.Ap = attn__ws_at(ws, p.Ap);
         r.ff.Hp = attn__ws_at(ws, p.Hp);
+        r.ff.scratch = attn__ws_at(ws, p.wino);
         /* the padded buffers' borders and slack stay zero from here on */
         memset(r.ff.Ap, 0, p.Ap_bytes);
         memset(r.ff.Hp, 0, p.Hp_bytes);
