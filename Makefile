@@ -27,7 +27,7 @@ CORE_SRC   = $(sort $(wildcard core/*.c core/kernels/*.c core/mech/*.c))
 # instruction-set variant, the variant's name suffixed to their symbols, with
 # the variant's flags instead of OPT's -march (so PORTABLE=1 has them too).
 VARIANT_SRC = core/mech/full_fused.c core/kernels/gemm.c core/kernels/softmax.c core/kernels/half.c \
-              core/kernels/conv_direct.c core/kernels/conv_wino.c
+              core/kernels/conv_wino.c
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
 VARIANTS   = avx512 avx2 generic
 VFLAGS_avx512  = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
@@ -120,7 +120,7 @@ endef
 $(foreach v,$(VARIANTS),$(eval $(call variant_rule,$(v))))
 # The fused attention kernel and the sgemm are written for fused multiply-adds
 # (-std=c11 turns contraction off).
-$(foreach v,$(VARIANTS),$(BUILD)/obj/core/mech/full_fused.$(v).o $(BUILD)/obj/core/kernels/gemm.$(v).o $(BUILD)/obj/core/kernels/conv_direct.$(v).o $(BUILD)/obj/core/kernels/conv_wino.$(v).o): \
+$(foreach v,$(VARIANTS),$(BUILD)/obj/core/mech/full_fused.$(v).o $(BUILD)/obj/core/kernels/gemm.$(v).o $(BUILD)/obj/core/kernels/conv_wino.$(v).o): \
     CFLAGS += -ffp-contract=fast
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libattn.a

@@ -49,7 +49,7 @@ ATTN_CPU_DECLARE(generic)
      attn__gemm_own_##v,   attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_rows_d_##v,    \
      attn__softmax_cols_##v, attn__softmax_row_##v, attn__elu1_##v,                                      \
      attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v, \
-     attn__conv2d_direct_##v, attn__conv2d_wino_##v}
+     attn__conv2d_wino_##v}
 
 /* Best first; `needs` is the cpuid feature list the variant's -m flags allow
  * (Makefile VFLAGS_*), each name as __builtin_cpu_supports spells it. */
@@ -267,10 +267,6 @@ void attn__f16_to_f32(const uint16_t *in, float *out, size_t n) { attn__kernels(
 void attn__f32_to_f16(const float *in, uint16_t *out, size_t n) { attn__kernels()->f32_to_f16(in, out, n); }
 void attn__bf16_to_f32(const uint16_t *in, float *out, size_t n) { attn__kernels()->bf16_to_f32(in, out, n); }
 void attn__f32_to_bf16(const float *in, uint16_t *out, size_t n) { attn__kernels()->f32_to_bf16(in, out, n); }
-void attn__conv2d_direct(const attn_conv2d *c, const float *xp, size_t xs, const float *w, const attn_conv2d_out *o,
-                         size_t co0, size_t co1, size_t q0, size_t q1) {
-    attn__kernels()->conv2d_direct(c, xp, xs, w, o, co0, co1, q0, q1);
-}
 attn_status attn__conv2d_wino(const attn_conv2d *c, const float *xp, size_t xs, const float *u,
                               const attn_conv2d_out *o, size_t ty0, size_t ty1, float *work) {
     return attn__kernels()->conv2d_wino(c, xp, xs, u, o, ty0, ty1, work);

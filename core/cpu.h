@@ -37,9 +37,6 @@ struct attn_conv2d_out;
     void attn__f32_to_f16_##v(const float *in, uint16_t *out, size_t n);                                 \
     void attn__bf16_to_f32_##v(const uint16_t *in, float *out, size_t n);                                \
     void attn__f32_to_bf16_##v(const float *in, uint16_t *out, size_t n);                                \
-    void attn__conv2d_direct_##v(const struct attn_conv2d *c, const float *xp, size_t xs, const float *w, \
-                                 const struct attn_conv2d_out *o, size_t co0, size_t co1, size_t q0,      \
-                                 size_t q1);                                                              \
     attn_status attn__conv2d_wino_##v(const struct attn_conv2d *c, const float *xp, size_t xs,            \
                                       const float *u, const struct attn_conv2d_out *o, size_t ty0,        \
                                       size_t ty1, float *work);
@@ -67,8 +64,6 @@ typedef struct attn_kernels {
     void (*bf16_to_f32)(const uint16_t *in, float *out, size_t n);
     void (*f32_to_bf16)(const float *in, uint16_t *out, size_t n);
     /* kernels/conv2d.h */
-    void (*conv2d_direct)(const struct attn_conv2d *c, const float *xp, size_t xs, const float *w,
-                          const struct attn_conv2d_out *o, size_t co0, size_t co1, size_t q0, size_t q1);
     attn_status (*conv2d_wino)(const struct attn_conv2d *c, const float *xp, size_t xs, const float *u,
                                const struct attn_conv2d_out *o, size_t ty0, size_t ty1, float *work);
 } attn_kernels;

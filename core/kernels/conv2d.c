@@ -139,12 +139,6 @@ attn_status attn__conv2d(const attn_conv2d *c, const float *x, const float *weig
     return ATTN_OK;
 }
 
-bool attn__conv2d_direct_ok(const attn_conv2d *c) { return c->stride_h == 1 && c->stride_w == 1; }
-
-size_t attn__conv2d_direct_wide(const attn_conv2d *c) {
-    return (c->h_out - 1) * (c->w_in + 2 * c->pad_w) + c->w_out;
-}
-
 bool attn__conv2d_padded_size(const attn_conv2d *c, size_t *plane, size_t *image) {
     size_t hp, wp;
     return attn__mul(c->pad_h, 2, &hp) && attn__add(hp, c->h_in, &hp) && attn__mul(c->pad_w, 2, &wp) &&

@@ -58,24 +58,18 @@ ATTN_MUST_USE attn_status attn__conv2d(const attn_conv2d *c, const float *x, con
 void attn__conv2d_reference(const attn_conv2d *c, const float *x, const float *weight, const float *bias,
                             float *y);
 
-/* ---- the direct path: stride 1, read from a zero-padded copy of x ----
+/* ---- a zero-padded input, and the fused output ----
  *
- * For a stride-1 convolution (attn__conv2d_direct_ok) the input is given
- * zero-padded: xp holds c_in planes of hp × wp floats (hp = h_in + 2 pad_h,
- * wp = w_in + 2 pad_w; pixel (iy, ix) of x at xp[ci·xs + (iy + pad_h)·wp +
- * ix + pad_w], every other float of a plane 0), plane stride xs >= hp·wp, and
- * attn__conv2d_padded_slack(c) more readable floats after the last plane
- * (zeros: they reach only dropped outputs).  Outputs are indexed by "wide" pixels
- * q = oy·wp + ox, ox < wp, of which the columns ox >= w_out are computed and
- * dropped; attn__conv2d_direct_wide(c) = (h_out - 1)·wp + w_out is the end
- * of the last real one.  One call computes output channels [co0, co1) at
- * wide pixels [q0, q1) and writes only their real pixels, so callers split
- * an image into tasks by channels and by ranges of q; the bits do not
- * depend on the split.  Each output v = conv + bias (bias may be NULL);
- * then, with leaky, v = v > 0 ? v : v·slope; then y = accumulate ? y + v : v,
- * at y[co·ys + oy·yr + ox] (yr >= w_out, ys >= h_out·yr: a dense image, or
- * the interior of another padded buffer).  Never allocates, never fails. */
-
+ * The Winograd path below reads its input zero-padded: xp holds c_in planes
+ * of hp × wp floats (hp = h_in + 2 pad_h, wp = w_in + 2 pad_w; pixel (iy,
+ * ix) of x at xp[ci·xs + (iy + pad_h)·wp + ix + pad_w], every other float of
+ * a plane 0), plane stride xs >= hp·wp, and attn__conv2d_padded_slack(c)
+ * more readable floats after the last plane (zeros: they reach only dropped
+ * outputs).  Its outputs go through attn_conv2d_out: v = conv + bias (bias
+ * may be NULL); then, with leaky, v = v > 0 ? v : v·slope; then
+ * y = accumulate ? y + v : v, at y[co·ys + oy·yr + ox] (yr >= w_out,
+ * ys >= h_out·yr: a dense image, or the interior of another padded buffer);
+ * nothing but real output pixels is written. */
 typedef struct attn_conv2d_out {
     float *y;
     size_t ys, yr; /* plane and row strides of y, in floats */
@@ -84,30 +78,21 @@ typedef struct attn_conv2d_out {
     float slope;
 } attn_conv2d_out;
 
-/* True when the direct path applies: stride 1 (any kernel, padding and
- * dilation; prepare() done). */
-bool attn__conv2d_direct_ok(const attn_conv2d *c);
-/* (h_out - 1)·wp + w_out: the wide pixels a whole image spans. */
-size_t attn__conv2d_direct_wide(const attn_conv2d *c);
 /* Floats of one padded input image, slack excluded (c_in·hp·wp), and its
  * plane size hp·wp; false on overflow. */
 bool attn__conv2d_padded_size(const attn_conv2d *c, size_t *plane, size_t *image);
-/* The floats past the last plane that the direct and Winograd kernels may
- * read: wp + 64. */
+/* The floats past the last plane that the Winograd kernel may read: wp + 64. */
 size_t attn__conv2d_padded_slack(const attn_conv2d *c);
-
-void attn__conv2d_direct(const attn_conv2d *c, const float *xp, size_t xs, const float *weight,
-                         const attn_conv2d_out *o, size_t co0, size_t co1, size_t q0, size_t q1);
 
 /* ---- Winograd F(2×2, 3×3) (kernels/conv_wino.c) ----
  *
- * For 3×3 kernels, stride 1, no dilation (attn__conv2d_wino_ok), on the same
- * padded input as the direct path: outputs in 2×2 tiles, tw × th of them
+ * For 3×3 kernels, stride 1, no dilation (attn__conv2d_wino_ok), on a
+ * padded input: outputs in 2×2 tiles, tw × th of them
  * (ceil(w_out / 2) × ceil(h_out / 2)).  The weights are transformed once
  * (attn__conv2d_wino_weights: u, 16·c_out·c_in floats, computed in double).
  * One call computes every output channel of tile rows [ty0, ty1) (output
- * rows 2ty0 .. 2ty1, those past h_out dropped) through `o` as the direct
- * path does, with attn__conv2d_wino_work(c, ty1 - ty0) floats of `work`;
+ * rows 2ty0 .. 2ty1, those past h_out dropped) through `o`, with
+ * attn__conv2d_wino_work(c, ty1 - ty0) floats of `work`;
  * an output depends on ty1 - ty0 (the products' shapes), so callers fix the
  * blocks by the shape.  Fails only as attn__gemm does. */
 bool attn__conv2d_wino_ok(const attn_conv2d *c);

@@ -1,6 +1,6 @@
 /*
  * conv_epilogue.h — the last step of the convolution kernels built per
- * variant (conv_direct.c, conv_wino.c): a run of computed outputs t[0 .. n)
+ * variant (conv_wino.c): a run of computed outputs t[0 .. n)
  * becomes y[0 .. n) (+)= act(t + bias) as attn_conv2d_out says, in vectors
  * of ATTN_VLEN (vec.h).  Included by variant sources only.
  */

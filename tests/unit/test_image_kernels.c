@@ -3,12 +3,10 @@
  * image_ops.c) against plain loops computed in double: every kernel size,
  * stride, padding and dilation path of conv2d (the pointwise shortcut
  * included), row-split and accumulating calls, the sizes torch refuses, and
- * the reference's channel layer norm (eps added to the std); and the direct
- * stride-1 path (kernels/conv_direct.c) in every variant the CPU runs:
- * against the loops, split into channel and pixel ranges (the same bits),
- * with bias, leaky ReLU and accumulation, writing nothing but real pixels;
- * and Winograd F(2x2, 3x3) (kernels/conv_wino.c) the same way, in blocks of
- * every size.
+ * the reference's channel layer norm (eps added to the std); and Winograd
+ * F(2x2, 3x3) (kernels/conv_wino.c) in every variant the CPU runs, in
+ * blocks of every size, with bias, leaky ReLU and accumulation into a
+ * strided output, writing nothing but real pixels.
  */
 #include "test_util.h"
 
@@ -75,109 +73,6 @@ static void test_conv2d_matches_loops(void **state) {
     assert_false(attn__conv2d_prepare(&bad, &why));
 }
 
-
-/* One direct convolution of `c` in variant k: the whole image in one call,
- * then split at odd channel and wide-pixel boundaries, accumulating with
- * leaky ReLU into a strided output; checked against the loops. */
-static void check_direct(const attn_kernels *k, attn_conv2d c, uint64_t seed) {
-    assert_true(attn__conv2d_prepare(&c, NULL));
-    assert_true(attn__conv2d_direct_ok(&c));
-    size_t plane, image;
-    assert_true(attn__conv2d_padded_size(&c, &plane, &image));
-    size_t xs = plane + 3; /* planes need not be packed */
-    size_t hp = c.h_in + 2 * c.pad_h, wp = c.w_in + 2 * c.pad_w;
-    size_t nx = c.c_in * c.h_in * c.w_in, nw = c.c_out * c.c_in * c.k_h * c.k_w;
-    size_t ny = c.c_out * c.h_out * c.w_out;
-    size_t npad = c.c_in * xs + attn__conv2d_padded_slack(&c);
-    float *x = malloc(nx * 4), *xp = calloc(npad, 4), *wt = malloc(nw * 4), *b = malloc(c.c_out * 4);
-    float *want = malloc(ny * 4), *got = malloc(ny * 4);
-    for (size_t i = 0; i < nx; i++) x[i] = tu_gauss(&seed);
-    for (size_t i = 0; i < nw; i++) wt[i] = tu_gauss(&seed);
-    for (size_t i = 0; i < c.c_out; i++) b[i] = tu_gauss(&seed);
-    for (size_t ci = 0; ci < c.c_in; ci++)
-        for (size_t iy = 0; iy < c.h_in; iy++)
-            memcpy(xp + ci * xs + (iy + c.pad_h) * wp + c.pad_w, x + (ci * c.h_in + iy) * c.w_in, c.w_in * 4);
-    assert_true(hp * wp == plane);
-    attn__conv2d_reference(&c, x, wt, b, want);
-    size_t wide = attn__conv2d_direct_wide(&c);
-    attn_conv2d_out o = {.y = got, .ys = c.h_out * c.w_out, .yr = c.w_out, .bias = b};
-    k->conv2d_direct(&c, xp, xs, wt, &o, 0, c.c_out, 0, wide);
-    double tol = 1e-5 * (double)(c.c_in * c.k_h * c.k_w);
-    for (size_t i = 0; i < ny; i++) assert_true(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])));
-    if (k == attn__kernels()) { /* the plain name runs the chosen variant */
-        float *again = malloc(ny * 4);
-        o.y = again;
-        attn__conv2d_direct(&c, xp, xs, wt, &o, 0, c.c_out, 0, wide);
-        assert_memory_equal(again, got, ny * 4);
-        free(again);
-    }
-    /* split, strided (a padded interior: rows of w_out + 3, planes of a row
-     * more), y = 0.5 + leaky(conv + b): the same bits, nothing else touched */
-    size_t yr = c.w_out + 3, ys = (c.h_out + 1) * yr, n2 = c.c_out * ys;
-    float *y2 = malloc(n2 * 4);
-    for (size_t i = 0; i < n2; i++) y2[i] = 0.5f;
-    o = (attn_conv2d_out){.y = y2, .ys = ys, .yr = yr, .bias = b, .leaky = 1, .accumulate = 1, .slope = 0.01f};
-    size_t cs = c.c_out > 3 ? 3 : 1;
-    for (size_t co = 0; co < c.c_out; co += cs)
-        for (size_t q = 0; q < wide; q += 37)
-            k->conv2d_direct(&c, xp, xs, wt, &o, co, co + cs < c.c_out ? co + cs : c.c_out, q,
-                             q + 37 < wide ? q + 37 : wide);
-    for (size_t co = 0; co < c.c_out; co++)
-        for (size_t r = 0; r <= c.h_out; r++)
-            for (size_t col = 0; col < yr; col++) {
-                float v = y2[co * ys + r * yr + col];
-                if (r == c.h_out || col >= c.w_out) {
-                    assert_true(v == 0.5f);
-                    continue;
-                }
-                float z = got[(co * c.h_out + r) * c.w_out + col];
-                float e = 0.5f + (z > 0.0f ? z : z * 0.01f);
-                assert_true(v == e);
-            }
-    free(x);
-    free(xp);
-    free(wt);
-    free(b);
-    free(want);
-    free(got);
-    free(y2);
-}
-
-static void test_conv2d_direct(void **state) {
-    (void)state;
-    attn_conv2d cases[] = {
-        /* the feed-forward's shape, small */
-        {.c_in = 8, .c_out = 32, .h_in = 6, .w_in = 20, .k_h = 3, .k_w = 3, .pad_h = 1, .pad_w = 1},
-        {.c_in = 32, .c_out = 8, .h_in = 5, .w_in = 9, .k_h = 3, .k_w = 3, .pad_h = 1, .pad_w = 1},
-        /* channel counts that leave partial tiles, odd widths */
-        {.c_in = 3, .c_out = 13, .h_in = 7, .w_in = 37, .k_h = 3, .k_w = 3, .pad_h = 1, .pad_w = 1},
-        {.c_in = 2, .c_out = 7, .h_in = 9, .w_in = 8, .k_h = 3, .k_w = 2, .pad_h = 2, .pad_w = 0, .dil_w = 2},
-        {.c_in = 5, .c_out = 3, .h_in = 6, .w_in = 11, .k_h = 3, .k_w = 3, .pad_h = 2, .pad_w = 1, .dil_h = 2},
-        {.c_in = 4, .c_out = 1, .h_in = 5, .w_in = 5, .k_h = 1, .k_w = 1},
-        {.c_in = 1, .c_out = 9, .h_in = 4, .w_in = 4, .k_h = 4, .k_w = 4},
-        {.c_in = 6, .c_out = 17, .h_in = 3, .w_in = 70, .k_h = 5, .k_w = 5, .pad_h = 2, .pad_w = 2},
-        {.c_in = 2, .c_out = 6, .h_in = 1, .w_in = 1, .k_h = 3, .k_w = 3, .pad_h = 1, .pad_w = 1},
-    };
-    int ran = 0;
-    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
-        const attn_kernels *k = attn__kernels_at(vi);
-        if (!attn__kernels_runs(k)) continue;
-        ran++;
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-            attn_conv2d c = cases[i];
-            c.stride_h = c.stride_w = 1;
-            if (!c.dil_h) c.dil_h = 1;
-            if (!c.dil_w) c.dil_w = 1;
-            check_direct(k, c, 100 + i);
-        }
-    }
-    assert_true(ran > 0);
-    attn_conv2d s2 = cases[0];
-    s2.stride_h = s2.dil_h = s2.dil_w = 1;
-    s2.stride_w = 2;
-    assert_true(attn__conv2d_prepare(&s2, NULL));
-    assert_false(attn__conv2d_direct_ok(&s2));
-}
 
 /* Winograd F(2x2, 3x3) in variant k against the loops: blocks of every
  * size from one tile row to all, into a strided output with leaky ReLU and
@@ -323,7 +218,6 @@ static void test_chan_layernorm(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_matches_loops),
-        cmocka_unit_test(test_conv2d_direct),
         cmocka_unit_test(test_conv2d_wino),
         cmocka_unit_test(test_chan_layernorm),
     };
