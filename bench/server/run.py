@@ -193,8 +193,9 @@ def metrics(addr):
         m = re.match(r'(attnd_inference_(?:request_success|queue_duration_us|compute_input_duration_us|'
                      r'compute_infer_duration_us|compute_output_duration_us|request_duration_us))'
                      r'\{model="full"[^}]*\} (\S+)', line)
-        if m:
-            out[m.group(1).replace("attnd_inference_", "")] = float(m.group(2))
+        if m:  # one series per protocol (http, grpc): their sum
+            k = m.group(1).replace("attnd_inference_", "")
+            out[k] = out.get(k, 0.0) + float(m.group(2))
     return out
 
 
