@@ -11,6 +11,7 @@
 #include "kernels.h"
 #include "fast_exp.h"
 #include "variant.h"
+#include "vec_math.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -87,9 +88,58 @@ void ATTN_V(attn__softmax_row_d)(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+typedef float vhf __attribute__((vector_size(VLEN / 2 * sizeof(float))));
+typedef double vd __attribute__((vector_size(VLEN / 2 * sizeof(double))));
+
+/* A short row of nv vectors held in registers: one load, one store, the
+ * arithmetic of the loops above lane for lane (scale, max, fast_exp, the
+ * sum in double, the multiply by the float inverse); the sum's order is
+ * its own.  false (x untouched) when the max is not finite: the caller's
+ * general path gives those rows' NaN or uniform results. */
+AI bool row_d_regs(const int nv, float *x, float scale) {
+    vf v[16];
+    vf m = vsplat(-INFINITY);
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) {
+        v[j] = vload(x + (size_t)j * VLEN) * scale;
+        vi gt = v[j] > m; /* NaN never wins, as in `x > m ? x : m` */
+        m = vselect(gt, v[j], m);
+    }
+    float mx = m[0];
+    for (int i = 1; i < VLEN; i++) mx = m[i] > mx ? m[i] : mx;
+    if (!isfinite(mx)) return false;
+    vf ms = vsplat(mx);
+    vd acc = {0};
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) {
+        v[j] = vexp(v[j] - ms);
+        vhf lo, hi;
+        memcpy(&lo, &v[j], sizeof lo);
+        memcpy(&hi, (const char *)&v[j] + sizeof lo, sizeof hi);
+        acc += __builtin_convertvector(lo, vd) + __builtin_convertvector(hi, vd);
+    }
+    double sum = 0.0;
+    for (int i = 0; i < VLEN / 2; i++) sum += acc[i];
+    const float inv = (float)(1.0 / sum);
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) vstore(x + (size_t)j * VLEN, v[j] * inv);
+    return true;
+}
+
 void ATTN_V(attn__softmax_rows_d)(float *x, size_t rows, size_t n, size_t ld, float scale) {
+    const size_t nv = n % VLEN == 0 ? n / VLEN : 0;
     for (size_t r = 0; r < rows; r++) {
         float *xr = x + r * ld;
+        bool done;
+        switch (nv) {
+        case 1: done = row_d_regs(1, xr, scale); break;
+        case 2: done = row_d_regs(2, xr, scale); break;
+        case 4: done = row_d_regs(4, xr, scale); break;
+        case 8: done = row_d_regs(8, xr, scale); break;
+        case 16: done = row_d_regs(16, xr, scale); break;
+        default: done = false;
+        }
+        if (done) continue;
 #pragma omp simd
         for (size_t i = 0; i < n; i++) xr[i] *= scale;
         ATTN_V(attn__softmax_row_d)(xr, n);

@@ -50,6 +50,7 @@
 #include "kernels/fast_exp.h"
 #include "kernels/variant.h"
 #include "kernels/vec.h"
+#include "kernels/vec_math.h"
 #include "mech/full.h"
 #include "workspace.h"
 
@@ -63,7 +64,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VLEN ATTN_VLEN
 #if VLEN == 16
 #ifndef FUSED_MRK
 #define FUSED_MRK 12 /* keys per qk tile: 12 × 2 accumulators */
@@ -103,62 +103,6 @@
 
 ATTN_CPU_DECLARE(ATTN_VARIANT)
 
-typedef attn_vf vf;
-#define AI ATTN_AI
-#define vload attn_vload
-#define vstore attn_vstore
-#define vsplat attn_vsplat
-
-/* Lane-wise selects (C has no vector ?:): the comparison's all-ones lanes
- * pick a. */
-typedef int32_t vi __attribute__((vector_size(VLEN * sizeof(int32_t))));
-AI vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
-
-/* max(a, b) = `a > b ? a : b` and min(a, b) = `a < b ? a : b` (a NaN a
- * gives b), as the x86 max/min instructions define them. */
-#if VLEN == 16
-AI vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
-AI vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
-#elif VLEN == 8
-AI vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
-AI vf vmin(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
-#elif defined(__SSE__)
-AI vf vmax(vf a, vf b) { return (vf)_mm_max_ps((__m128)a, (__m128)b); }
-AI vf vmin(vf a, vf b) { return (vf)_mm_min_ps((__m128)a, (__m128)b); }
-#else
-AI vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
-AI vf vmin(vf a, vf b) { return vselect(a < b, a, b); }
-#endif
-
-/* kernels/fast_exp.h's fast_exp on a vector, operation for operation (the
- * same rounding, lane by lane): the clamp as max/min keeps NaN, as its
- * selects do. */
-AI vf vexp(vf x) {
-    const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
-    const vf lo = vsplat(-87.0f), hi = vsplat(88.0f);
-    vf xc = vmin(hi, vmax(lo, x));
-    vf t = xc * 1.44269504088896341f + magic;
-    vf k = t - magic;
-    vf r = xc - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    vf p = vsplat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t mb;
-    memcpy(&mb, &magic, 4);
-    vi bits = (vi)(((vi)t - mb + 127) << 23);
-#if VLEN == 16
-    /* below -87: exactly 0 (masked lanes of the product) */
-    return (vf)_mm512_maskz_mul_ps(_mm512_cmp_ps_mask((__m512)x, (__m512)lo, _CMP_NLT_UQ), (__m512)p,
-                                   (__m512)bits);
-#else
-    return (vf)((vi)(p * (vf)bits) & ~(vi)(x < lo));
-#endif
-}
 
 int ATTN_V(attn__full_fused_ok)(const attn_qkv *a) { return a->D > 0 && a->D % VLEN == 0 && a->E > 0; }
 

@@ -15,7 +15,7 @@
 
 static void softmax_of_every_variant_matches_double(void **state) {
     (void)state;
-    static const size_t ns[] = {1, 3, 4, 7, 8, 15, 16, 17, 33, 100, 1000};
+    static const size_t ns[] = {1, 3, 4, 7, 8, 15, 16, 17, 32, 33, 64, 100, 128, 256, 1000};
     for (size_t vi = 0; attn__kernels_at(vi); vi++) {
         const attn_kernels *k = attn__kernels_at(vi);
         if (!attn__kernels_runs(k)) continue;
@@ -101,6 +101,45 @@ static void softmax_of_every_variant_matches_double(void **state) {
             free(two);
             free(x);
             free(y);
+        }
+    }
+}
+
+/* softmax_rows_d keeps short rows (whole vectors) in registers: the same
+ * results as scaling and softmax_row_d, non-finite rows included (all
+ * -inf: NaN; a +inf: NaN; a NaN: NaN; a -inf among finite: exactly 0). */
+static void rows_d_short_rows_agree(void **state) {
+    (void)state;
+    static const size_t ns[] = {4, 8, 16, 32, 48, 64, 128, 256, 512};
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        uint64_t seed = 5;
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+            size_t n = ns[t], rows = 5, ld = n + 3;
+            float *a = malloc(rows * ld * sizeof *a), *b = malloc(n * sizeof *b);
+            for (size_t i = 0; i < rows * ld; i++) a[i] = 8.0f * tu_rand(&seed);
+            for (size_t i = 0; i < n; i++) a[i] = -INFINITY; /* row 0 */
+            a[ld + n / 3] = INFINITY;                        /* row 1 */
+            a[2 * ld + n - 1] = NAN;                         /* row 2 */
+            a[3 * ld + 1] = -INFINITY;                       /* row 3 */
+            float *orig = malloc(rows * ld * sizeof *orig);
+            memcpy(orig, a, rows * ld * sizeof *a);
+            k->softmax_rows_d(a, rows, n, ld, 0.75f);
+            for (size_t r = 0; r < rows; r++) {
+                for (size_t i = 0; i < n; i++) b[i] = orig[r * ld + i] * 0.75f;
+                k->softmax_row_d(b, n);
+                for (size_t i = 0; i < n; i++) {
+                    float got = a[r * ld + i], want = b[i];
+                    if (isnan(want) != isnan(got) || (!isnan(want) && !(fabsf(got - want) <= 1e-6f * want + 1e-30f)))
+                        fail_msg("%s n=%zu row %zu [%zu]: %.9g, want %.9g", k->name, n, r, i, (double)got, (double)want);
+                }
+                for (size_t i = n; i < ld; i++) assert_true(a[r * ld + i] == orig[r * ld + i]); /* past the row */
+            }
+            assert_true(a[3 * ld + 1] == 0.0f);
+            free(a);
+            free(b);
+            free(orig);
         }
     }
 }
@@ -316,6 +355,7 @@ static void cpu_count_follows_the_cgroup_quota(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(softmax_of_every_variant_matches_double),
+        cmocka_unit_test(rows_d_short_rows_agree),
         cmocka_unit_test(selection_and_forcing),
         cmocka_unit_test(a_variant_the_cpu_lacks_is_refused),
         cmocka_unit_test(refused_selection_fails_model_new),
