@@ -146,7 +146,71 @@ void ATTN_V(attn__softmax_rows_d)(float *x, size_t rows, size_t n, size_t ld, fl
     }
 }
 
+/* softmax_cols for n = nv whole vectors (nv <= 4), the running max and sums
+ * in registers: the same arithmetic in the same order as the loops below
+ * (each column's sum over the rows in row order), so the same bits.  false
+ * (x scaled, nothing else) when a column's max is not finite. */
+AI bool cols_regs(const int nv, float *x, size_t rows, size_t ld, float scale) {
+    vf m[4];
+    vd s[8];
+#pragma GCC unroll 4
+    for (int j = 0; j < nv; j++) m[j] = vsplat(-INFINITY);
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++) {
+            vf v = vload(xr + (size_t)j * VLEN) * scale;
+            vstore(xr + (size_t)j * VLEN, v);
+            m[j] = vselect(v > m[j], v, m[j]);
+        }
+    }
+    for (int j = 0; j < nv; j++)
+        for (int i = 0; i < VLEN; i++)
+            if (!isfinite(m[j][i])) return false;
+#pragma GCC unroll 8
+    for (int j = 0; j < 2 * nv; j++) s[j] = (vd){0};
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++) {
+            vf e = vexp(vload(xr + (size_t)j * VLEN) - m[j]);
+            vstore(xr + (size_t)j * VLEN, e);
+            vhf lo, hi;
+            memcpy(&lo, &e, sizeof lo);
+            memcpy(&hi, (const char *)&e + sizeof lo, sizeof hi);
+            s[2 * j] += __builtin_convertvector(lo, vd);
+            s[2 * j + 1] += __builtin_convertvector(hi, vd);
+        }
+    }
+    vf inv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < nv; j++) {
+        vhf lo = __builtin_convertvector((vd){0} + 1.0 / s[2 * j], vhf);
+        vhf hi = __builtin_convertvector((vd){0} + 1.0 / s[2 * j + 1], vhf);
+        memcpy(&inv[j], &lo, sizeof lo);
+        memcpy((char *)&inv[j] + sizeof lo, &hi, sizeof hi);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+#pragma GCC unroll 4
+        for (int j = 0; j < nv; j++) vstore(xr + (size_t)j * VLEN, vload(xr + (size_t)j * VLEN) * inv[j]);
+    }
+    return true;
+}
+
 void ATTN_V(attn__softmax_cols)(float *x, size_t rows, size_t n, size_t ld, float scale, float *mx, double *sum) {
+    if (n % VLEN == 0 && n / VLEN >= 1 && n / VLEN <= 4) {
+        bool done;
+        switch (n / VLEN) {
+        case 1: done = cols_regs(1, x, rows, ld, scale); break;
+        case 2: done = cols_regs(2, x, rows, ld, scale); break;
+        case 3: done = cols_regs(3, x, rows, ld, scale); break;
+        default: done = cols_regs(4, x, rows, ld, scale); break;
+        }
+        if (!done) /* x holds the scaled scores: the columns the expf way */
+            for (size_t i = 0; i < n; i++) softmax_strided_expf(x + i, rows, ld);
+        return;
+    }
     for (size_t i = 0; i < n; i++) mx[i] = -INFINITY, sum[i] = 0.0;
     for (size_t r = 0; r < rows; r++) {
         float *xr = x + r * ld;

@@ -144,6 +144,57 @@ static void rows_d_short_rows_agree(void **state) {
     }
 }
 
+/* softmax_cols keeps up to 4 vectors of columns in registers: against
+ * double arithmetic column by column, a column of -inf, one with a +inf and
+ * one with a NaN all NaN (as torch), the floats past the n columns untouched. */
+static void cols_of_whole_vectors_agree(void **state) {
+    (void)state;
+    static const size_t ns[] = {4, 8, 12, 16, 32, 48, 64, 80, 128};
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        uint64_t seed = 9;
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++)
+            for (int nonfinite = 0; nonfinite < 2; nonfinite++) {
+                size_t n = ns[t], rows = 37, ld = n + 5;
+                float *a = malloc(rows * ld * sizeof *a), *orig = malloc(rows * ld * sizeof *orig), mx[128];
+                double sum[128];
+                for (size_t i = 0; i < rows * ld; i++) a[i] = 8.0f * tu_rand(&seed);
+                if (nonfinite) {
+                    for (size_t r = 0; r < rows; r++) a[r * ld] = -INFINITY; /* column 0 */
+                    a[7 * ld + 1] = INFINITY;                                 /* column 1 */
+                    a[3 * ld + 2] = NAN;                                      /* column 2 */
+                }
+                memcpy(orig, a, rows * ld * sizeof *a);
+                k->softmax_cols(a, rows, n, ld, 0.75f, mx, sum);
+                for (size_t c = 0; c < n; c++) {
+                    double m = -INFINITY, z = 0.0;
+                    bool bad = nonfinite && c < 3;
+                    for (size_t r = 0; r < rows; r++) {
+                        double v = (double)(orig[r * ld + c] * 0.75f);
+                        m = v > m ? v : m;
+                    }
+                    for (size_t r = 0; r < rows; r++) z += exp((double)(orig[r * ld + c] * 0.75f) - m);
+                    for (size_t r = 0; r < rows; r++) {
+                        float got = a[r * ld + c];
+                        if (bad) {
+                            if (!isnan(got))
+                                fail_msg("%s n=%zu col %zu row %zu: %.9g, want NaN", k->name, n, c, r, (double)got);
+                            continue;
+                        }
+                        double want = exp((double)(orig[r * ld + c] * 0.75f) - m) / z;
+                        if (!(fabs(got - want) <= 1e-6 * want + 1e-30))
+                            fail_msg("%s n=%zu col %zu row %zu: %.9g, want %.9g", k->name, n, c, r, (double)got, want);
+                    }
+                }
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t c = n; c < ld; c++) assert_true(a[r * ld + c] == orig[r * ld + c]);
+                free(a);
+                free(orig);
+            }
+    }
+}
+
 /* What a child with these environment variables reports: the variant in
  * use, attn_cpu_check's status and message, the gemm choice. */
 typedef struct outcome {
@@ -356,6 +407,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(softmax_of_every_variant_matches_double),
         cmocka_unit_test(rows_d_short_rows_agree),
+        cmocka_unit_test(cols_of_whole_vectors_agree),
         cmocka_unit_test(selection_and_forcing),
         cmocka_unit_test(a_variant_the_cpu_lacks_is_refused),
         cmocka_unit_test(refused_selection_fails_model_new),
