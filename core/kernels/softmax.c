@@ -5,7 +5,9 @@
  * attn__softmax_row, the double-sum softmaxes (attn__softmax_row_d, _rows_d,
  * _cols), attn__exp_sub_sum and attn__elu1 over the chosen one.
  * The sum's order follows the variant's vector width, so variants agree to
- * rounding, not bit for bit.
+ * rounding, not bit for bit.  Rows of whole vectors (the 32–256-long rows
+ * of attention) are worked in registers, one load and one store, with
+ * kernels/vec_math.h's vexp (fast_exp lane for lane).
  */
 #include "cpu.h"
 #include "kernels.h"
@@ -30,8 +32,53 @@ float ATTN_V(attn__exp_sub_sum)(float *x, size_t n, float m) {
     return sum;
 }
 
+/* softmax_row for n = nv whole vectors (nv <= 16) in registers: one load,
+ * one store; the sum's order (lanes, then the lanes folded) is its own. */
+AI void row_regs(const int nv, float *x) {
+    vf v[16];
+    vf m = vsplat(-INFINITY);
+    vi nan = {0};
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) {
+        v[j] = vload(x + (size_t)j * VLEN);
+        m = vselect(v[j] > m, v[j], m);
+        nan |= v[j] != v[j];
+    }
+    float mx = m[0];
+    bool any = nan[0] != 0;
+    for (int i = 1; i < VLEN; i++) {
+        mx = m[i] > mx ? m[i] : mx;
+        any |= nan[i] != 0;
+    }
+    if (mx == -INFINITY || mx == INFINITY || any) {
+        /* torch: an all -inf row, or one with +inf (inf - inf), is NaN */
+        for (int j = 0; j < nv; j++) vstore(x + (size_t)j * VLEN, vsplat(NAN));
+        return;
+    }
+    vf ms = vsplat(mx), acc = vsplat(0.0f);
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) {
+        v[j] = vexp(v[j] - ms);
+        acc += v[j];
+    }
+    float sum = 0.0f;
+    for (int i = 0; i < VLEN; i++) sum += acc[i];
+    const float inv = 1.0f / sum;
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) vstore(x + (size_t)j * VLEN, v[j] * inv);
+}
+
 void ATTN_V(attn__softmax_row)(float *x, size_t n) {
     if (n == 0) return;
+    switch (n % VLEN ? 0 : n / VLEN) {
+    case 1: row_regs(1, x); return;
+    case 2: row_regs(2, x); return;
+    case 3: row_regs(3, x); return;
+    case 4: row_regs(4, x); return;
+    case 8: row_regs(8, x); return;
+    case 16: row_regs(16, x); return;
+    default: break;
+    }
     float mx = -INFINITY;
     bool nan = false;
 #pragma omp simd reduction(max : mx) reduction(| : nan)

@@ -105,9 +105,10 @@ static void softmax_of_every_variant_matches_double(void **state) {
     }
 }
 
-/* softmax_rows_d keeps short rows (whole vectors) in registers: the same
- * results as scaling and softmax_row_d, non-finite rows included (all
- * -inf: NaN; a +inf: NaN; a NaN: NaN; a -inf among finite: exactly 0). */
+/* softmax_rows_d and softmax_row keep short rows (whole vectors) in
+ * registers: rows_d gives the results of scaling and softmax_row_d,
+ * non-finite rows included (all -inf: NaN; a +inf: NaN; a NaN: NaN; a -inf
+ * among finite: exactly 0), and softmax_row the same special cases. */
 static void rows_d_short_rows_agree(void **state) {
     (void)state;
     static const size_t ns[] = {4, 8, 16, 32, 48, 64, 128, 256, 512};
@@ -137,6 +138,24 @@ static void rows_d_short_rows_agree(void **state) {
                 for (size_t i = n; i < ld; i++) assert_true(a[r * ld + i] == orig[r * ld + i]); /* past the row */
             }
             assert_true(a[3 * ld + 1] == 0.0f);
+            /* softmax_row's whole-vector rows: all -inf, a +inf, a NaN give
+             * NaN everywhere (torch); a -inf among finite scores exactly 0 */
+            for (int kind = 0; kind < 4; kind++) {
+                for (size_t i = 0; i < n; i++) b[i] = kind == 0 ? -INFINITY : 8.0f * tu_rand(&seed);
+                if (kind == 1) b[n / 2] = INFINITY;
+                if (kind == 2) b[n - 1] = NAN;
+                if (kind == 3) b[0] = -INFINITY;
+                k->softmax_row(b, n);
+                double total = 0.0;
+                for (size_t i = 0; i < n; i++) {
+                    if (kind < 3) assert_true(isnan(b[i]));
+                    total += b[i];
+                }
+                if (kind == 3) {
+                    assert_true(b[0] == 0.0f);
+                    assert_true(fabs(total - 1.0) <= 1e-5);
+                }
+            }
             free(a);
             free(b);
             free(orig);
