@@ -8,6 +8,28 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The reduction and the polynomial, on float or on a vector of floats
+ * (the same operations in the same order, so the same rounding lane by
+ * lane): from the clamped xc, t = xc·log2(e) + magic (its low bits are
+ * k = round(xc·log2 e)), and p ≈ exp(xc - k·ln 2); p comes in holding
+ * ATTN_FAST_EXP_C6 (a float, or every lane).  kernels/vec_math.h's vexp is
+ * the vector form. */
+#define ATTN_FAST_EXP_C6 1.9875691500e-4f
+#define ATTN_FAST_EXP_MAGIC 12582912.0f /* 1.5·2^23: adding it rounds to an integer */
+#define ATTN_FAST_EXP_CORE(xc, t, p)                                                                       \
+    do {                                                                                                   \
+        t = (xc) * 1.44269504088896341f + ATTN_FAST_EXP_MAGIC;                                            \
+        __typeof__(t) k_ = t - ATTN_FAST_EXP_MAGIC;                                                        \
+        __typeof__(t) r_ = (xc) - k_ * 0.693359375f;                                                      \
+        r_ = r_ - k_ * -2.12194440e-4f;                                                                    \
+        p = p * r_ + 1.3981999507e-3f;                                                                     \
+        p = p * r_ + 8.3334519073e-3f;                                                                     \
+        p = p * r_ + 4.1665795894e-2f;                                                                     \
+        p = p * r_ + 1.6666665459e-1f;                                                                     \
+        p = p * r_ + 5.0000001201e-1f;                                                                     \
+        p = p * r_ * r_ + r_ + 1.0f;                                                                       \
+    } while (0)
+
 /* exp for the softmax hot loops: Cody–Waite reduction to r in about
  * [-ln2/2, ln2/2], a degree-6 polynomial (Cephes' expf coefficients), and
  * 2^k assembled in the exponent bits.  Max relative error 1.2e-7 against
@@ -16,22 +38,13 @@
  * out-of-range floats so that the loops below vectorise (and stay free of
  * undefined behaviour on NaN). */
 static inline float fast_exp(float x) {
-    const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
+    const float magic = ATTN_FAST_EXP_MAGIC;
     float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float t = xc * 1.44269504088896341f + magic;
-    float k = t - magic;
+    float t, p = ATTN_FAST_EXP_C6;
+    ATTN_FAST_EXP_CORE(xc, t, p);
     int32_t tb, mb;
     memcpy(&tb, &t, 4);
     memcpy(&mb, &magic, 4);
-    float r = xc - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
     int32_t bits = (int32_t)((uint32_t)(tb - mb + 127) << 23);
     float scale;
     memcpy(&scale, &bits, 4);

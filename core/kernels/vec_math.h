@@ -8,6 +8,7 @@
 #ifndef ATTN_VEC_MATH_H
 #define ATTN_VEC_MATH_H
 
+#include "kernels/fast_exp.h"
 #include "kernels/vec.h"
 
 #include <stdint.h>
@@ -48,20 +49,11 @@ AI vf vmin(vf a, vf b) { return vselect(a < b, a, b); }
  * same rounding, lane by lane): the clamp as max/min keeps NaN, as its
  * selects do. */
 AI vf vexp(vf x) {
-    const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
+    const float magic = ATTN_FAST_EXP_MAGIC;
     const vf lo = vsplat(-87.0f), hi = vsplat(88.0f);
     vf xc = vmin(hi, vmax(lo, x));
-    vf t = xc * 1.44269504088896341f + magic;
-    vf k = t - magic;
-    vf r = xc - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    vf p = vsplat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    vf t, p = vsplat(ATTN_FAST_EXP_C6);
+    ATTN_FAST_EXP_CORE(xc, t, p);
     int32_t mb;
     memcpy(&mb, &magic, 4);
     vi bits = (vi)(((vi)t - mb + 127) << 23);

@@ -13,8 +13,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define NTASK 1000
 
@@ -102,24 +100,12 @@ static void test_concurrent_callers(void **state) {
     for (int i = 0; i < 4; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
 }
 
-/* This binary's exit status run again as `test_parallel --loops` with
- * ATTN_SPIN_US = spin (NULL: unset), and the spin it must then report. */
+/* test_parallel --loops WANT under ATTN_SPIN_US = spin (NULL: unset), WANT
+ * the spin it must then report. */
 static int rerun(const char *spin, long want) {
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (spin) setenv("ATTN_SPIN_US", spin, 1);
-        else unsetenv("ATTN_SPIN_US");
-        char w[32];
-        snprintf(w, sizeof w, "%ld", want);
-        execl("/proc/self/exe", "test_parallel", "--loops", w, (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    char w[32];
+    snprintf(w, sizeof w, "%ld", want);
+    return tu_rerun("ATTN_SPIN_US", spin, "--loops", w);
 }
 
 static void test_spin_settings(void **state) {

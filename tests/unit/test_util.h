@@ -26,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "attn.h"
 
 static inline uint64_t tu_next(uint64_t *s) {
@@ -328,6 +331,26 @@ static inline attn_status tu_qkv_buf_run_err(const char *type, const char *confi
     attn_status st = tu_qkv_buf_run(type, config, a, 1, &out, err);
     attn_tensor_free(out);
     return st;
+}
+
+/* The exit status of this test binary run again (/proc/self/exe) with the
+ * arguments arg1 and arg2 (either may be NULL: fewer), and the environment
+ * variable `name` set to `value` (NULL: unset) — for settings the library
+ * reads once per process. */
+static inline int tu_rerun(const char *name, const char *value, const char *arg1, const char *arg2) {
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (value) setenv(name, value, 1);
+        else unsetenv(name);
+        execl("/proc/self/exe", "unit-test", arg1, arg2, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
 }
 
 #endif

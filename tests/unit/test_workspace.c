@@ -25,8 +25,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <jansson.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* Huge allocations must return NULL, not abort, under ASAN. */
 const char *__asan_default_options(void);
@@ -370,23 +368,9 @@ static void kept_body(void **state) {
     attn__ws_free(b, 5 * MiB);
 }
 
-/* The exit status of this binary run again with `arg` and ATTN_WS_KEEP =
- * keep (NULL: unset): the limit is read once per process. */
-static int rerun(const char *arg, const char *keep) {
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (keep) setenv("ATTN_WS_KEEP", keep, 1);
-        else unsetenv("ATTN_WS_KEEP");
-        execl("/proc/self/exe", "test_workspace", arg, (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
+/* test_workspace ARG under ATTN_WS_KEEP = keep (NULL: unset): the limit is
+ * read once per process. */
+static int rerun(const char *arg, const char *keep) { return tu_rerun("ATTN_WS_KEEP", keep, arg, NULL); }
 
 static void test_kept_blocks(void **state) {
     (void)state;
