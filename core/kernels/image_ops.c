@@ -1,5 +1,5 @@
 /*
- * image_ops.c — channel layer norm and leaky ReLU (see image_ops.h).
+ * image_ops.c — the channel layer norm (see image_ops.h).
  */
 #include "kernels/image_ops.h"
 
@@ -40,20 +40,5 @@ void attn__chan_layernorm(const float *x, size_t xs, size_t c, size_t np, const 
             float *yr = y + k * ys + p0, gk = g[k], bk = b[k];
             for (size_t i = 0; i < n; i++) yr[i] = (xr[i] - m[i]) / denom[i] * gk + bk;
         }
-    }
-}
-
-void attn__leaky_relu(float *x, size_t n, float slope) {
-    /* A select, not a branch (activation signs are unpredictable); the
-     * fixed-length inner loop lets -O2 vectorise it.  NaN stays NaN. */
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t k = 0; k < 8; k++) {
-            float v = x[i + k], m = v * slope;
-            x[i + k] = v > 0.0f ? v : m;
-        }
-    for (; i < n; i++) {
-        float v = x[i], m = v * slope;
-        x[i] = v > 0.0f ? v : m;
     }
 }

@@ -1,7 +1,8 @@
 /*
  * image_ops.h — elementwise and per-pixel pieces of channel-first (NCHW)
  * image blocks: the channel layer norm of lucidrains' convolutional
- * feed-forwards, and leaky ReLU.  None allocates; none fails.
+ * feed-forwards (their leaky ReLU is fused into the convolution's epilogue,
+ * conv2d.h).  It neither allocates nor fails.
  */
 #ifndef ATTN_IMAGE_OPS_H
 #define ATTN_IMAGE_OPS_H
@@ -17,9 +18,5 @@
  * interior of a padded plane); g, b (c). */
 void attn__chan_layernorm(const float *x, size_t xs, size_t c, size_t n, const float *g, const float *b,
                           float eps, float *y, size_t ys);
-
-/* torch.nn.functional.leaky_relu in place: x > 0 ? x : x * slope
- * (nn.LeakyReLU's default slope is 0.01). */
-void attn__leaky_relu(float *x, size_t n, float slope);
 
 #endif

@@ -72,8 +72,9 @@ static attn_status bind_ff(attn_model *m, attn_binder *b, const char *pre, int64
         if (st) return st;
     }
     *ff = (ait_ff){.g = p[0], .b = p[1], .w1 = p[2], .b1 = p[3], .w2 = p[4], .b2 = p[5]};
-    /* the weights exist (bound), so 4·dim·dim·16 floats fit in memory's size_t */
-    size_t d = (size_t)dim, bytes = 16 * 4 * d * d * sizeof(float);
+    size_t d = (size_t)dim, bytes;
+    if (!attn__mul(d, d, &bytes) || !attn__mul(bytes, 16 * 4 * sizeof(float), &bytes))
+        return attn__err(err, ATTN_E_OVERFLOW, "axial_image_transformer: dim %lld too large", (long long)dim);
     attn_conv2d c1 = {.c_in = d, .c_out = 4 * d, .k_h = 3, .k_w = 3}, c2 = {.c_in = 4 * d, .c_out = d, .k_h = 3, .k_w = 3};
     if (!(ff->u1 = attn__model_alloc(m, bytes, err)) || !(ff->u2 = attn__model_alloc(m, bytes, err)))
         return err ? err->code : ATTN_E_NOMEM;

@@ -210,9 +210,6 @@ static void test_chan_layernorm(void **state) {
     /* in place gives the same */
     attn__chan_layernorm(x, HW, C, HW, g, b, 1e-5f, x, HW);
     assert_memory_equal(x, y, sizeof x);
-    float l[4] = {-2.0f, 0.0f, 3.0f, -0.5f};
-    attn__leaky_relu(l, 4, 0.01f);
-    assert_true(l[0] == -2.0f * 0.01f && l[1] == 0.0f && l[2] == 3.0f && l[3] == -0.5f * 0.01f);
 }
 
 int main(void) {
