@@ -66,4 +66,29 @@ AI vf vexp(vf x) {
 #endif
 }
 
+/* kernels/fast_exp.h's fast_exp2 on a vector, bit for bit, for x <= 127
+ * (NaN stays NaN, below -126 gives 0).  With AVX-512 the rounding and the
+ * scaling by 2^k are one instruction each (roundscale, scalef: the same
+ * integer k, the same exact product). */
+AI vf vexp2(vf x) {
+    const vf lo = vsplat(-126.0f);
+#if VLEN == 16
+    vf k = (vf)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vf r = x - k, p;
+    ATTN_FAST_EXP2_POLY(r, p);
+    /* lanes below -126 (and -inf, whose r is NaN): 0; NaN lanes: NaN */
+    return (vf)_mm512_maskz_scalef_ps(_mm512_cmp_ps_mask((__m512)x, (__m512)lo, _CMP_NLT_UQ), (__m512)p,
+                                      (__m512)k);
+#else
+    const float magic = ATTN_FAST_EXP_MAGIC;
+    vf xc = vmin(vsplat(127.0f), vmax(lo, x));
+    vf t = xc + magic, k = t - magic, r = xc - k, p;
+    ATTN_FAST_EXP2_POLY(r, p);
+    int32_t mb;
+    memcpy(&mb, &magic, 4);
+    vi bits = (vi)(((vi)t - mb + 127) << 23);
+    return (vf)((vi)(p * (vf)bits) & ~(vi)(x < lo));
+#endif
+}
+
 #endif

@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include "cpu.h"
+#include "kernels/fast_exp.h"
 #include "kernels/kernels.h"
 
 #include <sched.h>
@@ -223,6 +224,106 @@ typedef struct outcome {
     char gemm[32];
 } outcome;
 
+/* fast_exp2 (the fused kernel's exponential) against libm's exp2 on every
+ * 97th float in [-130, 1], and its ends: 1.2e-7 relative (an ulp) where it is
+ * normal, exactly 0 below -126, exact powers of 2 at integers, NaN kept. */
+static void fast_exp2_is_accurate(void **state) {
+    (void)state;
+    double worst = 0;
+    float lo = -130.0f, hi = 1.0f;
+    uint32_t blo, bhi;
+    memcpy(&blo, &lo, 4);
+    memcpy(&bhi, &hi, 4);
+    /* negative floats: larger bit patterns are more negative */
+    for (uint32_t b = blo;; b = b >= 97 ? b - 97 : 0) {
+        float x;
+        memcpy(&x, &b, 4);
+        if (!(x < 0.0f)) break;
+        float y = fast_exp2(x);
+        if (x < -126.0f) {
+            if (y != 0.0f) fail_msg("fast_exp2(%a) = %a, not 0", (double)x, (double)y);
+        } else {
+            double want = exp2((double)x), err = fabs((double)y - want) / want;
+            if (err > worst) worst = err;
+        }
+        if (b < 97) break;
+    }
+    for (uint32_t b = 0; b <= bhi; b += 97) {
+        float x;
+        memcpy(&x, &b, 4);
+        double want = exp2((double)x), err = fabs((double)fast_exp2(x) - want) / want;
+        if (err > worst) worst = err;
+    }
+    if (!(worst < 1.2e-7)) fail_msg("fast_exp2: relative error %g", worst);
+    for (int k = -126; k <= 127; k++) assert_true(fast_exp2((float)k) == ldexpf(1.0f, k));
+    assert_true(fast_exp2(-INFINITY) == 0.0f);
+    assert_true(isnan(fast_exp2(NAN)));
+    assert_true(fast_exp2(-126.0001f) == 0.0f);
+}
+
+/* One chunk of full_exp2_of_every_variant: k's full_exp2 on x[0 .. n),
+ * each lane's bits against the scalar tail's (a call of one), and 0 below
+ * -126; *worst gets the largest relative error elsewhere. */
+static void exp2_chunk(const attn_kernels *k, const float *x, size_t n, double *worst) {
+    float y[4096];
+    memcpy(y, x, n * sizeof *x);
+    k->full_exp2(y, n);
+    for (size_t i = 0; i < n; i++) {
+        float z = x[i];
+        k->full_exp2(&z, 1);
+        if (memcmp(&z, &y[i], 4) != 0)
+            fail_msg("%s: 2^%a: vector %a, scalar %a", k->name, (double)x[i], (double)y[i], (double)z);
+        if (x[i] < -126.0f) {
+            if (y[i] != 0.0f) fail_msg("%s: 2^%a = %a, not 0", k->name, (double)x[i], (double)y[i]);
+            continue;
+        }
+        double want = exp2((double)x[i]), err = fabs((double)y[i] - want) / want;
+        if (err > *worst) *worst = err;
+    }
+}
+
+/* Every variant's full_exp2 (the fused kernel's vexp2 and its scalar tail)
+ * on every 61st float of [-130, 8]: within an ulp (1.2e-7) of exp2 where
+ * the result is normal, exactly 0 below -126, and the vector lanes give the
+ * bits the scalar tail gives.  -inf gives 0, NaN stays NaN. */
+static void full_exp2_of_every_variant(void **state) {
+    (void)state;
+    float lo = -130.0f, hi = 8.0f, x[4093]; /* not a whole number of vectors: a tail too */
+    uint32_t bneg, bpos;
+    memcpy(&bneg, &lo, 4);
+    memcpy(&bpos, &hi, 4);
+    const size_t cap = sizeof x / sizeof *x;
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        double worst = 0;
+        size_t n = 0;
+        /* the negative floats from -130 towards -0 (their bit patterns go
+         * down), then +0 up to 8 */
+        for (uint32_t b = bneg; b > 0x80000000u; b = b - 0x80000000u > 61 ? b - 61 : 0x80000000u) {
+            memcpy(&x[n++], &b, 4);
+            if (n == cap) exp2_chunk(k, x, n, &worst), n = 0;
+        }
+        for (uint32_t b = 0; b <= bpos; b += 61) {
+            memcpy(&x[n++], &b, 4);
+            if (n == cap) exp2_chunk(k, x, n, &worst), n = 0;
+        }
+        exp2_chunk(k, x, n, &worst);
+        if (!(worst < 1.2e-7)) fail_msg("%s: full_exp2's relative error %g", k->name, worst);
+        float sp[32];
+        for (int i = 0; i < 32; i++) sp[i] = (float)(i - 16);
+        sp[3] = -INFINITY;
+        sp[5] = NAN;
+        sp[7] = -126.0001f;
+        k->full_exp2(sp, 32);
+        for (int i = 0; i < 32; i++) {
+            if (i == 3 || i == 7) assert_true(sp[i] == 0.0f);
+            else if (i == 5) assert_true(isnan(sp[i]));
+            else assert_true(sp[i] == ldexpf(1.0f, i - 16));
+        }
+    }
+}
+
 static outcome in_child(const char *cpu, const char *hide, const char *gemm) {
     int fd[2];
     assert_int_equal(pipe(fd), 0);
@@ -427,6 +528,8 @@ int main(void) {
         cmocka_unit_test(softmax_of_every_variant_matches_double),
         cmocka_unit_test(rows_d_short_rows_agree),
         cmocka_unit_test(cols_of_whole_vectors_agree),
+        cmocka_unit_test(fast_exp2_is_accurate),
+        cmocka_unit_test(full_exp2_of_every_variant),
         cmocka_unit_test(selection_and_forcing),
         cmocka_unit_test(a_variant_the_cpu_lacks_is_refused),
         cmocka_unit_test(refused_selection_fails_model_new),

@@ -219,6 +219,41 @@ static void nonfinite_inputs_agree_across_paths(void **state) {
     attn_tensor_set_free(in);
 }
 
+/* Sharp softmaxes: with a large temperature the scores minus their maxima
+ * reach far below where the fused kernel's exponential flushes to 0 (2^-126,
+ * about e^-87), and the output follows one or two keys; every variant's
+ * fused kernel stays with the plain path. */
+static void sharp_scores_match_plain(void **state) {
+    (void)state;
+    int64_t N = 1, L = 70, S = 333, H = 2, E = 64, D = 64;
+    attn_tensor_set *in = tu_qkv(11, N, L, S, H, E, D);
+    attn_qkv a = {.N = N, .L = L, .S = S, .H = H, .E = E, .D = D,
+                  .q = attn_tensor_set_get(in, "queries")->data,
+                  .k = attn_tensor_set_get(in, "keys")->data,
+                  .v = attn_tensor_set_get(in, "values")->data};
+    attn__qkv_prepare(&a);
+    size_t n = (size_t)(N * L * H * D);
+    float *ref = calloc(n, sizeof *ref), *f = calloc(n, sizeof *f);
+    attn_ctx *ctx = attn_ctx_new(2);
+    attn_error e = {0};
+    static const float temps[] = {0.125f, 1.0f, 4.0f, 16.0f};
+    for (size_t t = 0; t < sizeof temps / sizeof *temps; t++) {
+        naive_full(in, temps[t], ref);
+        for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+            const attn_kernels *k = attn__kernels_at(vi);
+            if (!attn__kernels_runs(k) || !k->full_fused_ok(&a)) continue;
+            assert_int_equal(run_fused(k, temps[t], ctx, &a, f, &e), ATTN_OK);
+            float md = 0;
+            for (size_t i = 0; i < n; i++) md = fmaxf(md, fabsf(f[i] - ref[i]));
+            if (!(md < 2e-5f)) fail_msg("%s temp %g: max diff %g", k->name, (double)temps[t], (double)md);
+        }
+    }
+    attn_ctx_free(ctx);
+    free(ref);
+    free(f);
+    attn_tensor_set_free(in);
+}
+
 /* attn_model_forward_into: into a separate tensor, over the queries (in
  * place), over the keys (computed aside), and with a wrong shape. */
 static void forward_into_and_in_place(void **state) {
@@ -410,6 +445,7 @@ int main(void) {
         cmocka_unit_test(fused_and_blas_paths_match_plain),
         cmocka_unit_test(fused_small_blocks_match_plain),
         cmocka_unit_test(nonfinite_inputs_agree_across_paths),
+        cmocka_unit_test(sharp_scores_match_plain),
         cmocka_unit_test(forward_into_and_in_place),
         cmocka_unit_test(threads_do_not_change_results),
         cmocka_unit_test(fully_masked_rows_are_nan),
