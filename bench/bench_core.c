@@ -34,7 +34,7 @@
  *       median's GFLOP/s (causal counted as the full L·S product, and as
  *       the useful half), and the median process CPU time per forward
  *       (cpu_ms: all threads; on a shared machine less disturbed than
- *       the wall time).
+ *       the wall time), after 200 ms of warm-up forwards per line.
  *   bench_core copy [--threads 1,2] [--mib MIB] [--min-ms MS]
  *       The memory-copy bandwidth (the roofline's bytes term, issue 12):
  *       T pthreads at once, each memcpy()ing its own MIB MiB buffer (default
@@ -653,6 +653,8 @@ static int add_rand(attn_tensor_set *in, const char *name, const int64_t *dims, 
     return attn_tensor_set_add(in, name, t, e) ? -1 : 0;
 }
 
+#define FULL_WARM_MS 200.0
+
 static int cmd_full(const opts *o) {
     attn_error e = {0};
     attn_model *m = NULL;
@@ -683,9 +685,17 @@ static int cmd_full(const opts *o) {
             }
             for (int ti = 0; ti < o->nthreads; ti++) {
                 attn_ctx_set_threads(ctx, o->threads[ti]);
+                /* warm-up: forwards for at least FULL_WARM_MS (the clocks, the
+                 * caches and the kept workspace's pages settle; the first
+                 * configuration of a process ran 1.3-2x slow for ~100 ms on
+                 * the project's VM), as bench/ort/full.js does */
+                for (double w0 = now_ms();;) {
+                    attn_tensor *out = NULL;
+                    if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
+                    attn_tensor_free(out);
+                    if (now_ms() - w0 >= FULL_WARM_MS) break;
+                }
                 attn_tensor *out = NULL;
-                if (attn_model_forward(m, ctx, in, &out, &e)) return die("forward", &e);
-                attn_tensor_free(out);
                 int n = 0;
                 double spent = 0;
                 while (n < o->max_reps && (n < o->min_reps || spent < o->min_ms)) {

@@ -60,6 +60,8 @@ function randn(n, seed) {
   return a;
 }
 
+const WARM_MS = 200;
+
 async function main() {
   for (const causal of causals) for (const T of threads) {
     const bytes = mhaModel(causal);
@@ -69,7 +71,9 @@ async function main() {
     for (const L of Ls) {
       const feeds = {};
       ["q", "k", "v"].forEach((n, i) => { feeds[n] = new ort.Tensor("float32", randn(L * H * E, i + 1), [1, L, H * E]); });
-      await sess.run(feeds); // warm-up
+      // warm-up: forwards for at least WARM_MS (clocks, caches, first-touch
+      // pages settle), as bench_core full does
+      for (const w0 = performance.now(); ; ) { await sess.run(feeds); if (performance.now() - w0 >= WARM_MS) break; }
       const times = [], cpu_times = [];
       const start = performance.now();
       while (times.length < minReps || performance.now() - start < minMs) {
