@@ -484,22 +484,37 @@ attn_status attn__input(const attn_model *m, const attn_tensor_set *in, const ch
     return ATTN_OK;
 }
 
+/* Whether p[0 .. n) are all zero: eight bytes at a time (a causal mask's
+ * upper half is read once per forward, so this is on the hot path). */
+static bool bytes_all_zero(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        uint64_t w[4];
+        memcpy(w, p + i, sizeof w);
+        if (w[0] | w[1] | w[2] | w[3]) return false;
+    }
+    for (; i < n; i++)
+        if (p[i]) return false;
+    return true;
+}
+
 void attn__qkv_prepare(attn_qkv *a) {
     a->mask_all_ones = true;
     a->mask_lower_triangular = false;
-    if (a->attn_mask) {
-        size_t n = (size_t)a->L * (size_t)a->S;
-        for (size_t i = 0; i < n && a->mask_all_ones; i++) a->mask_all_ones = a->attn_mask[i] != 0;
-    }
+    /* memchr for the zero bytes: the scans below are a forward's only serial
+     * pass over the (L, S) mask, so they go at memory speed */
+    if (a->attn_mask) a->mask_all_ones = !memchr(a->attn_mask, 0, (size_t)a->L * (size_t)a->S);
     /* lower_triangular as fast_transformers.masking defines it: every row is a
      * prefix of ones and row i has exactly i+1 of them (needs S >= L). */
     if (!a->attn_mask) {
         a->mask_lower_triangular = a->L == 1 && a->S == 1; /* the all-ones (L,S) mask */
     } else if (a->S >= a->L) {
         bool ok = true;
-        for (int64_t i = 0; i < a->L && ok; i++)
-            for (int64_t j = 0; j < a->S && ok; j++)
-                ok = (a->attn_mask[i * a->S + j] != 0) == (j <= i);
+        const size_t S = (size_t)a->S;
+        for (size_t i = 0; i < (size_t)a->L && ok; i++) {
+            const uint8_t *row = a->attn_mask + i * S;
+            ok = !memchr(row, 0, i + 1) && bytes_all_zero(row + i + 1, S - i - 1);
+        }
         a->mask_lower_triangular = ok;
     }
     a->keys_all_ones = true;

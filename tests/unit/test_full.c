@@ -254,6 +254,43 @@ static void sharp_scores_match_plain(void **state) {
     attn_tensor_set_free(in);
 }
 
+/* attn__qkv_prepare's mask flags against the definitions written plainly:
+ * lower-triangular masks (L = S and S > L, any nonzero byte counting as
+ * true) with one byte flipped at each position in turn, all-ones masks with
+ * one zero, and shapes where S < L. */
+static void plain_flags(const uint8_t *m, size_t L, size_t S, bool *ones, bool *tril) {
+    *ones = true;
+    for (size_t i = 0; i < L * S; i++) *ones &= m[i] != 0;
+    *tril = S >= L;
+    for (size_t i = 0; i < L && S >= L; i++)
+        for (size_t j = 0; j < S; j++) *tril &= (m[i * S + j] != 0) == (j <= i);
+}
+
+static void mask_flags_match_plain(void **state) {
+    (void)state;
+    static const size_t shapes[][2] = {{1, 1}, {3, 3}, {5, 70}, {40, 40}, {33, 97}, {70, 5}, {64, 64}};
+    uint64_t seed = 5;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        size_t L = shapes[si][0], S = shapes[si][1];
+        uint8_t *m = malloc(L * S);
+        for (int kind = 0; kind < 2; kind++)
+            for (size_t flip = 0; flip <= L * S; flip++) { /* flip == L·S: none */
+                for (size_t i = 0; i < L; i++)
+                    for (size_t j = 0; j < S; j++)
+                        m[i * S + j] = (kind == 1 || j <= i) ? (uint8_t)(1 + (tu_rand(&seed) > 0.0f) * 6) : 0;
+                if (flip < L * S) m[flip] = m[flip] ? 0 : 1;
+                attn_qkv a = {.N = 1, .L = (int64_t)L, .S = (int64_t)S, .H = 1, .E = 1, .D = 1, .attn_mask = m};
+                attn__qkv_prepare(&a);
+                bool ones, tril;
+                plain_flags(m, L, S, &ones, &tril);
+                if (a.mask_all_ones != ones || a.mask_lower_triangular != tril)
+                    fail_msg("L=%zu S=%zu kind %d flip %zu: all_ones %d (want %d), lower_triangular %d (want %d)", L,
+                             S, kind, flip, a.mask_all_ones, ones, a.mask_lower_triangular, tril);
+            }
+        free(m);
+    }
+}
+
 /* attn_model_forward_into: into a separate tensor, over the queries (in
  * place), over the keys (computed aside), and with a wrong shape. */
 static void forward_into_and_in_place(void **state) {
@@ -446,6 +483,7 @@ int main(void) {
         cmocka_unit_test(fused_small_blocks_match_plain),
         cmocka_unit_test(nonfinite_inputs_agree_across_paths),
         cmocka_unit_test(sharp_scores_match_plain),
+        cmocka_unit_test(mask_flags_match_plain),
         cmocka_unit_test(forward_into_and_in_place),
         cmocka_unit_test(threads_do_not_change_results),
         cmocka_unit_test(fully_masked_rows_are_nan),
