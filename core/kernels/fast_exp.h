@@ -30,6 +30,19 @@
         p = p * r_ * r_ + r_ + 1.0f;                                                                       \
     } while (0)
 
+/* 2^k from t = k + ATTN_FAST_EXP_MAGIC (k in [-126, 127], held in t's low
+ * mantissa bits), built in the exponent bits. */
+static inline float fast_exp_scale(float t) {
+    const float magic = ATTN_FAST_EXP_MAGIC;
+    int32_t tb, mb;
+    memcpy(&tb, &t, 4);
+    memcpy(&mb, &magic, 4);
+    int32_t bits = (int32_t)((uint32_t)(tb - mb + 127) << 23);
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return scale;
+}
+
 /* exp for the softmax hot loops: Cody–Waite reduction to r in about
  * [-ln2/2, ln2/2], a degree-6 polynomial (Cephes' expf coefficients), and
  * 2^k assembled in the exponent bits.  Max relative error 1.2e-7 against
@@ -38,17 +51,10 @@
  * out-of-range floats so that the loops below vectorise (and stay free of
  * undefined behaviour on NaN). */
 static inline float fast_exp(float x) {
-    const float magic = ATTN_FAST_EXP_MAGIC;
     float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     float t, p = ATTN_FAST_EXP_C6;
     ATTN_FAST_EXP_CORE(xc, t, p);
-    int32_t tb, mb;
-    memcpy(&tb, &t, 4);
-    memcpy(&mb, &magic, 4);
-    int32_t bits = (int32_t)((uint32_t)(tb - mb + 127) << 23);
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return x < -87.0f ? 0.0f : p * scale;
+    return x < -87.0f ? 0.0f : p * fast_exp_scale(t);
 }
 
 /* 2^r for r in [-1/2, 1/2]: a degree-6 polynomial in Horner form (a
@@ -78,13 +84,7 @@ static inline float fast_exp2(float x) {
     float xc = x < -126.0f ? -126.0f : x > 127.0f ? 127.0f : x;
     float t = xc + magic, k = t - magic, r = xc - k, p;
     ATTN_FAST_EXP2_POLY(r, p);
-    int32_t tb, mb;
-    memcpy(&tb, &t, 4);
-    memcpy(&mb, &magic, 4);
-    int32_t bits = (int32_t)((uint32_t)(tb - mb + 127) << 23);
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return x < -126.0f ? 0.0f : p * scale;
+    return x < -126.0f ? 0.0f : p * fast_exp_scale(t);
 }
 
 #endif
