@@ -484,7 +484,7 @@ attn_status attn__input(const attn_model *m, const attn_tensor_set *in, const ch
     return ATTN_OK;
 }
 
-/* Whether p[0 .. n) are all zero: eight bytes at a time (a causal mask's
+/* Whether p[0 .. n) are all zero: 32 bytes (four words) at a time (a causal mask's
  * upper half is read once per forward, so this is on the hot path). */
 static bool bytes_all_zero(const uint8_t *p, size_t n) {
     size_t i = 0;
@@ -501,7 +501,7 @@ static bool bytes_all_zero(const uint8_t *p, size_t n) {
 void attn__qkv_prepare(attn_qkv *a) {
     a->mask_all_ones = true;
     a->mask_lower_triangular = false;
-    /* memchr for the zero bytes: the scans below are a forward's only serial
+    /* memchr for the zero bytes: these scans are a forward's only serial
      * pass over the (L, S) mask, so they go at memory speed */
     if (a->attn_mask) a->mask_all_ones = !memchr(a->attn_mask, 0, (size_t)a->L * (size_t)a->S);
     /* lower_triangular as fast_transformers.masking defines it: every row is a
