@@ -13,6 +13,19 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+/* 1 in an AddressSanitizer build (gcc and clang): there tensor data stays
+ * on the heap, where overruns are caught, instead of in mapped blocks. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ATTN_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATTN_UNDER_ASAN 1
+#endif
+#endif
+#ifndef ATTN_UNDER_ASAN
+#define ATTN_UNDER_ASAN 0
+#endif
+
 /* ---- errors ---- */
 
 /* Sets err->code / err->msg (printf format) when err != NULL; returns code. */

@@ -6,12 +6,16 @@
  * byte count; nothing else in the library multiplies dims unchecked.
  */
 #include "attn_internal.h"
+#include "workspace.h"
 
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+/* owns_data: 0 borrowed, else how the tensor's data was allocated */
+enum { OWNS_HEAP = 1, OWNS_BLOCK = 2 };
 
 size_t attn_dtype_size(attn_dtype t) {
     switch (t) {
@@ -95,13 +99,22 @@ static attn_status tensor_alloc(attn_dtype dtype, int rank, const int64_t *shape
     attn_tensor *t;
     attn_status st = tensor_header(dtype, rank, shape, &t, err);
     if (st) return st;
-    t->data = zero ? calloc(t->nbytes ? t->nbytes : 1, 1) : malloc(t->nbytes ? t->nbytes : 1);
+    /* Large data from the workspace allocator (OWNS_BLOCK), which keeps
+     * freed blocks for the next request's tensors instead of giving their
+     * pages back; small data, and all of it under ASAN, from the heap
+     * (OWNS_HEAP). */
+    if (t->nbytes >= ATTN_WS_MMAP_MIN && !ATTN_UNDER_ASAN) {
+        if ((zero ? attn__ws_alloc_zero : attn__ws_alloc)(t->nbytes, &t->data, NULL)) t->data = NULL;
+        t->owns_data = OWNS_BLOCK;
+    } else {
+        t->data = zero ? calloc(t->nbytes ? t->nbytes : 1, 1) : malloc(t->nbytes ? t->nbytes : 1);
+        t->owns_data = OWNS_HEAP;
+    }
     if (!t->data) {
         size_t nb = t->nbytes;
         free(t);
         return attn__err(err, ATTN_E_NOMEM, "out of memory allocating a %zu-byte tensor", nb);
     }
-    t->owns_data = 1;
     *out = t;
     return ATTN_OK;
 }
@@ -134,7 +147,10 @@ attn_status attn_tensor_view(attn_dtype dtype, int rank, const int64_t *shape, v
 
 void attn_tensor_free(attn_tensor *t) {
     if (!t) return;
-    if (t->owns_data) free(t->data);
+    if (t->owns_data == OWNS_BLOCK)
+        attn__ws_free(t->data, t->nbytes);
+    else if (t->owns_data)
+        free(t->data);
     free(t);
 }
 

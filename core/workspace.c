@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 static bool round_up(size_t n, size_t *out) {
@@ -66,12 +67,17 @@ static void *map_block(size_t bytes) {
     return a;
 }
 
-/* The mapped block a thread keeps between forwards (workspace.h): one per
- * thread, at most keep_max bytes, unmapped when the thread exits. */
+/* The mapped blocks a thread keeps between forwards (workspace.h): up to
+ * KEEP_SLOTS idle blocks of at most keep_max bytes in all, the most
+ * recently given back first, unmapped when the thread exits.  A forward
+ * takes two at once (its scratch and its output tensor), a server request
+ * one or two more (its decoded inputs): each finds its block again. */
+#define KEEP_SLOTS 4
 typedef struct ws_kept {
-    void *p;
-    size_t len; /* map_len of its size */
-    bool busy;  /* handed out and not yet given back */
+    void *p[KEEP_SLOTS];
+    size_t len[KEEP_SLOTS]; /* map_len of each block's size */
+    int n;                  /* idle blocks held, p[0] the newest */
+    size_t total;           /* their bytes */
 } ws_kept;
 
 static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
@@ -81,7 +87,7 @@ static size_t keep_max = ATTN_WS_KEEP_DEFAULT;
 
 static void kept_release(void *v) {
     ws_kept *k = v;
-    if (k->p && !k->busy) munmap(k->p, k->len);
+    for (int i = 0; i < k->n; i++) munmap(k->p[i], k->len[i]);
     free(k);
 }
 
@@ -113,25 +119,72 @@ size_t attn__ws_keep_max(void) {
     return keep_max;
 }
 
-attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err) {
+/* The smallest idle block of at least len bytes, taken out of k; NULL when
+ * none is that large. */
+static void *kept_take(ws_kept *k, size_t len) {
+    int best = -1;
+    for (int i = 0; i < k->n; i++)
+        if (k->len[i] >= len && (best < 0 || k->len[i] < k->len[best])) best = i;
+    if (best < 0) return NULL;
+    void *p = k->p[best];
+    k->total -= k->len[best];
+    for (int i = best; i + 1 < k->n; i++) {
+        k->p[i] = k->p[i + 1];
+        k->len[i] = k->len[i + 1];
+    }
+    k->n--;
+    return p;
+}
+
+/* Block p of len bytes becomes k's newest idle one; the oldest are unmapped
+ * while the slots or keep_max are exceeded. */
+static void kept_put(ws_kept *k, void *p, size_t len) {
+    if (k->n == KEEP_SLOTS) {
+        k->n--;
+        k->total -= k->len[k->n];
+        munmap(k->p[k->n], k->len[k->n]);
+    }
+    for (int i = k->n; i > 0; i--) {
+        k->p[i] = k->p[i - 1];
+        k->len[i] = k->len[i - 1];
+    }
+    k->p[0] = p;
+    k->len[0] = len;
+    k->n++;
+    k->total += len;
+    while (k->total > keep_max) {
+        k->n--;
+        k->total -= k->len[k->n];
+        munmap(k->p[k->n], k->len[k->n]);
+    }
+}
+
+static attn_status ws_alloc(size_t bytes, bool zero, void **out, attn_error *err) {
     *out = NULL;
     if (bytes == 0) return ATTN_OK;
     size_t rounded;
     if (!round_up(bytes, &rounded)) return attn__err(err, ATTN_E_OVERFLOW, "workspace size overflows");
     if (rounded >= ATTN_WS_MMAP_MIN) {
         ws_kept *k = kept();
-        if (k && k->p && !k->busy && k->len >= map_len(rounded)) {
-            k->busy = true;
-            *out = k->p;
+        size_t len = map_len(rounded);
+        if (k && len >= rounded && (*out = kept_take(k, len))) {
+            if (zero) memset(*out, 0, rounded);
             return ATTN_OK;
         }
-        *out = map_block(rounded);
+        *out = map_block(rounded); /* a fresh mapping reads as zeros */
     } else {
         *out = aligned_alloc(ATTN_WS_ALIGN, rounded);
+        if (*out && zero) memset(*out, 0, rounded);
     }
     if (!*out)
         return attn__err(err, ATTN_E_NOMEM, "out of memory (workspace of %zu bytes)", bytes);
     return ATTN_OK;
+}
+
+attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err) { return ws_alloc(bytes, false, out, err); }
+
+attn_status attn__ws_alloc_zero(size_t bytes, void **out, attn_error *err) {
+    return ws_alloc(bytes, true, out, err);
 }
 
 void attn__ws_free(void *p, size_t bytes) {
@@ -144,16 +197,8 @@ void attn__ws_free(void *p, size_t bytes) {
     }
     const size_t len = map_len(rounded);
     ws_kept *k = kept();
-    if (k && p == k->p) {
-        k->busy = false;
-        return;
-    }
-    if (k && !k->busy && len <= keep_max && len > k->len) {
-        /* the larger block is kept, the smaller one given back */
-        if (k->p) munmap(k->p, k->len);
-        k->p = p;
-        k->len = len;
-        return;
-    }
-    munmap(p, len);
+    if (k && len <= keep_max)
+        kept_put(k, p, len);
+    else
+        munmap(p, len);
 }

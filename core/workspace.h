@@ -40,19 +40,26 @@ static inline void *attn__ws_at(void *base, size_t off) { return (char *)base + 
 
 /* An ATTN_WS_ALIGN-aligned block of `bytes` (*out NULL when 0);
  * ATTN_E_NOMEM when the allocation fails.  Freed with attn__ws_free and
- * the same `bytes`.  Blocks of ATTN_WS_MMAP_MIN bytes or more are mappings
- * in transparent huge pages, and each thread keeps the largest one it has
- * freed, up to ATTN_WS_KEEP bytes (environment; default
- * ATTN_WS_KEEP_DEFAULT, 0 keeps none), for its next forwards: a fresh
- * mapping is faulted in and zeroed page by page on every call (5% of a
- * linear_self or compositional forward of 1024-4096 tokens), as a heap
- * block that malloc reuses is not.  So a thread that ran one large forward
- * holds that scratch until it runs a larger one or exits (libattn's own
- * pool threads never allocate it; the caller's thread does); blocks above
- * the limit are mapped and unmapped with the call. */
-#define ATTN_WS_MMAP_MIN ((size_t)1 << 22)
+ * the same `bytes`, by any thread.  attn__ws_alloc_zero: the block reads as
+ * zeros.  Blocks of ATTN_WS_MMAP_MIN bytes or more are mappings in
+ * transparent huge pages, and each thread keeps up to 4 blocks it has freed,
+ * ATTN_WS_KEEP bytes in all (environment; default ATTN_WS_KEEP_DEFAULT, 0
+ * keeps none; the least recently freed go first), for its next requests
+ * (the smallest that is large enough is handed out): a fresh mapping is
+ * faulted in and zeroed page by page on every call (5% of a linear_self or
+ * compositional forward of 1024-4096 tokens), and a heap block of a few
+ * MiB is no better, since malloc gives the top of its heap back to the
+ * system on free and faults it in again (half of a 2-thread linear forward
+ * of 1024 tokens, whose 2 MiB output was allocated per call).  Forward
+ * scratch and tensor data (attn_tensor_new) come from here.  So a thread
+ * that ran a large forward holds that memory until it needs other sizes or
+ * exits (libattn's own pool threads never allocate it; the caller's
+ * thread does); blocks above the limit are mapped and unmapped with the
+ * call. */
+#define ATTN_WS_MMAP_MIN ((size_t)1 << 20)
 #define ATTN_WS_KEEP_DEFAULT ((size_t)64 << 20)
 attn_status attn__ws_alloc(size_t bytes, void **out, attn_error *err);
+attn_status attn__ws_alloc_zero(size_t bytes, void **out, attn_error *err);
 void attn__ws_free(void *p, size_t bytes);
 /* The ATTN_WS_KEEP limit in effect (bytes). */
 size_t attn__ws_keep_max(void);

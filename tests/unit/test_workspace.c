@@ -13,9 +13,11 @@
  *     others) gives the same bits;
  *   - a too-small, misaligned or overlapping block is refused, a size past
  *     SIZE_MAX is ATTN_E_OVERFLOW and an allocation that fails ATTN_E_NOMEM;
- *   - a thread keeps its largest freed mapped block up to ATTN_WS_KEEP and
- *     hands it out again (its bytes survive: a fresh mapping is zeros), one
- *     caller at a time; ATTN_WS_KEEP=0 keeps none.
+ *   - a thread keeps up to 4 freed mapped blocks, ATTN_WS_KEEP bytes in
+ *     all, and hands each out again (its bytes survive: a fresh mapping is
+ *     zeros), one caller at a time, the smallest that is large enough;
+ *     tensor data of 1 MiB or more is such a block (attn_tensor_new zeroes
+ *     it); ATTN_WS_KEEP=0 keeps none.
  */
 #include "test_util.h"
 
@@ -331,13 +333,28 @@ static void *other_thread(void *arg) {
     return NULL; /* the thread's kept block goes with it */
 }
 
+/* n blocks of `bytes` taken at once, then given back in order; returns
+ * how many of them were marked (kept from before). */
+static int take_all(int n, size_t bytes, unsigned char **blocks) {
+    int marked_n = 0;
+    for (int i = 0; i < n; i++) {
+        bool marked;
+        blocks[i] = ws_marked(bytes, &marked);
+        marked_n += marked;
+    }
+    return marked_n;
+}
+static void give_all(int n, size_t bytes, unsigned char **blocks) {
+    for (int i = 0; i < n; i++) attn__ws_free(blocks[i], bytes);
+}
+
 /* Run in a fresh process (test_workspace --kept): no forward has left a
  * block with this thread yet. */
 static void kept_body(void **state) {
     (void)state;
     assert_int_equal(attn__ws_keep_max(), ATTN_WS_KEEP_DEFAULT);
     bool marked;
-    unsigned char *a = ws_marked(5 * MiB, &marked), *b, *c;
+    unsigned char *a = ws_marked(5 * MiB, &marked), *b, *c, *big, *x[6];
     assert_false(marked); /* fresh */
     attn__ws_free(a, 5 * MiB);
     b = ws_marked(5 * MiB, &marked);
@@ -346,26 +363,56 @@ static void kept_body(void **state) {
     assert_false(marked); /* the kept one is in use: another block */
     attn__ws_free(c, 5 * MiB);
     attn__ws_free(b, 5 * MiB);
-    /* a larger block replaces it and serves smaller requests */
-    a = ws_marked(9 * MiB, &marked);
+    /* both kept; a larger request finds neither large enough */
+    big = ws_marked(9 * MiB, &marked);
     assert_false(marked);
-    attn__ws_free(a, 9 * MiB);
+    attn__ws_free(big, 9 * MiB);
+    /* the smallest block large enough is handed out: a 5 MiB one, not the 9 */
     b = ws_marked(5 * MiB, &marked);
-    assert_true(marked && b == a);
+    assert_true(marked && (b == a || b == c));
+    unsigned char *d = ws_marked(9 * MiB, &marked);
+    assert_true(marked && d == big);
+    attn__ws_free(d, 9 * MiB);
     attn__ws_free(b, 5 * MiB);
-    /* one above the limit is not kept, nor does it displace the kept one */
-    c = ws_marked(ATTN_WS_KEEP_DEFAULT + MiB, &marked);
+    /* one above the limit is not kept, nor does it displace the kept ones */
+    d = ws_marked(ATTN_WS_KEEP_DEFAULT + MiB, &marked);
     assert_false(marked);
-    attn__ws_free(c, ATTN_WS_KEEP_DEFAULT + MiB);
-    b = ws_marked(5 * MiB, &marked);
-    assert_true(marked && b == a);
+    attn__ws_free(d, ATTN_WS_KEEP_DEFAULT + MiB);
+    assert_int_equal(take_all(3, 5 * MiB, x), 3); /* a, c and the 9 MiB one */
+    give_all(3, 5 * MiB, x);
+    /* at most 4 blocks are kept: of 6 given back, the 2 given back first go */
+    assert_int_equal(take_all(6, 5 * MiB, x), 3);
+    give_all(6, 5 * MiB, x);
+    assert_int_equal(take_all(6, 5 * MiB, x), 4);
+    give_all(6, 5 * MiB, x);
+    /* at most ATTN_WS_KEEP bytes (64 MiB): of four blocks of 22 MiB, two */
+    size_t s22 = 22 * MiB;
+    assert_int_equal(take_all(4, s22, x), 0);
+    give_all(4, s22, x);
+    assert_int_equal(take_all(4, s22, x), 2);
+    give_all(4, s22, x);
     /* another thread has its own */
     pthread_t t;
     bool other = true;
     assert_int_equal(pthread_create(&t, NULL, other_thread, &other), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_false(other);
-    attn__ws_free(b, 5 * MiB);
+    /* tensor data of 1 MiB or more comes from here too: freed, it is kept
+     * (not under ASAN, where it stays on the heap) */
+    if (ATTN_UNDER_ASAN) return;
+    attn_tensor *t1 = NULL, *t2 = NULL;
+    assert_int_equal(attn__tensor_new_uninit(ATTN_F32, 1, (int64_t[]){(int64_t)(5 * MiB / 4)}, &t1, NULL), ATTN_OK);
+    memset(t1->data, 0x7f, 5 * MiB);
+    void *data = t1->data;
+    attn_tensor_free(t1);
+    /* attn_tensor_new zeroes a kept block */
+    assert_int_equal(attn_tensor_new(ATTN_F32, 1, (int64_t[]){(int64_t)(5 * MiB / 4)}, &t2, NULL), ATTN_OK);
+    assert_ptr_equal(t2->data, data);
+    const unsigned char *z = t2->data;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < 5 * MiB; i++) nonzero += z[i] != 0;
+    assert_int_equal(nonzero, 0);
+    attn_tensor_free(t2);
 }
 
 /* test_workspace ARG under ATTN_WS_KEEP = keep (NULL: unset): the limit is
