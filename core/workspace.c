@@ -136,10 +136,10 @@ static void *kept_take(ws_kept *k, size_t len) {
     return p;
 }
 
-/* Block p of len bytes becomes k's newest idle one; the oldest are unmapped
- * while the slots or keep_max are exceeded. */
+/* Block p of len bytes (at most keep_max) becomes k's newest idle one,
+ * the oldest being unmapped first while a slot or the bytes are short. */
 static void kept_put(ws_kept *k, void *p, size_t len) {
-    if (k->n == KEEP_SLOTS) {
+    while (k->n == KEEP_SLOTS || (k->n > 0 && k->total + len > keep_max)) {
         k->n--;
         k->total -= k->len[k->n];
         munmap(k->p[k->n], k->len[k->n]);
@@ -152,11 +152,6 @@ static void kept_put(ws_kept *k, void *p, size_t len) {
     k->len[0] = len;
     k->n++;
     k->total += len;
-    while (k->total > keep_max) {
-        k->n--;
-        k->total -= k->len[k->n];
-        munmap(k->p[k->n], k->len[k->n]);
-    }
 }
 
 static attn_status ws_alloc(size_t bytes, bool zero, void **out, attn_error *err) {
