@@ -466,7 +466,16 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
          * for meanwhile. */
         if (j->kh) { /* packed per head beforehand */
             const float *kb = j->kh + nh * S * E + s0 * E, *vb = j->vh + nh * S * D + s0 * D;
-            for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, kb, E, vb, D, pt, c, msub);
+            /* the next block's keys and values asked for meanwhile, a part
+             * before each sub-block (the copy outgrows the caches at large
+             * L, and the prefetchers do not run ahead this far) */
+            const size_t nn = s0 + nk < klen ? (klen - s0 - nk < j->bk ? klen - s0 - nk : j->bk) : 0;
+            for (size_t u = 0; u < ns; u++) {
+                const size_t r0 = nn * u / ns, r1 = nn * (u + 1) / ns;
+                prefetch_rows(kb + (nk + r0) * E, 1, (r1 - r0) * E, 0);
+                prefetch_rows(vb + (nk + r0) * D, 1, (r1 - r0) * D, 0);
+                sub_block(j, &sb[u], s0, nk, kb, E, vb, D, pt, c, msub);
+            }
             continue;
         }
         pack_rows(kp, k + s0 * H * E, nk, E, H * E);
