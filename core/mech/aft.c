@@ -157,13 +157,31 @@ static attn_status aft_full_forward_qkv(const void *state, attn_ctx *ctx, const 
 
 /* ---- aft_simple ---- */
 
+/* Non-causal, in three steps that each stream whole rows (H·D contiguous
+ * floats):
+ *   1. per segment of seg_rows positions (a task each): m = the max of K' over
+ *      its rows, then sum = Σ exp(K' - m) and acc = Σ exp(K' - m) ⊙ V over
+ *      them, the segment's K rows read the second time from cache;
+ *   2. per batch entry (the caller): ctx = Σ_g w_g acc_g / Σ_g w_g sum_g with
+ *      w_g = exp(m_g - max_g m_g), segments in order;
+ *   3. per block of out_rows queries (a task each): out = ctx / (1 + exp(-Q)).
+ * The segments are a function of the shape only, so the results do not
+ * depend on the thread count.  Causal: one task per batch entry (a prefix
+ * scan over the positions). */
+#define SIMPLE_SEG_BYTES ((size_t)256 << 10) /* bytes of K rows per segment: they stay in L2 */
+#define SIMPLE_OUT_BYTES ((size_t)256 << 10) /* bytes of Q rows per output task */
+
 typedef struct simple_job {
     const attn_qkv *a;
     bool causal;
-    int64_t hg;    /* heads per task: a task reads hg·D contiguous floats of every row */
-    int64_t groups;
-    float *out, *scratch;
-    size_t per_worker; /* floats */
+    float *out;
+    size_t W;                /* H·D: floats of a row */
+    size_t seg_rows, segs;   /* positions per segment, segments per batch entry */
+    size_t out_rows, outs;   /* queries per output task, output tasks per batch entry */
+    float *part;             /* (N, segs, 3, W): m, sum, acc of every segment */
+    float *ctx;              /* (N, W), then 2·W floats of step 2's scratch */
+    float *scratch;          /* per worker: causal 3·W + 2·D floats, else W */
+    size_t per_worker;       /* floats */
 } simple_job;
 
 /* o[d] = acc[d] · sigmoid(q[d]) written as the reference's gate,
@@ -176,24 +194,100 @@ static void sigmoid_div(const float *acc, const float *q, float *tmp, float *o, 
     for (int64_t d = 0; d < D; d++) o[d] = acc[d] / (1.0f + tmp[d]);
 }
 
-/* One task: batch n, heads [h0, h0 + hg).  Each position's row holds the
- * group's hg·D floats contiguously (the whole row when hg == H), so every
- * pass streams through memory instead of reading D floats every H·D (a
- * stride the prefetchers follow badly).  The arithmetic of every (h, d) is
- * the same whatever the grouping: the results do not depend on it. */
-static attn_status simple_task(void *arg, size_t task, int worker) {
+static int64_t simple_klen(const attn_qkv *a, int64_t n) {
+    int64_t kl = a->key_lengths ? a->key_lengths[n] : a->S;
+    return kl < 0 ? 0 : kl < a->S ? kl : a->S;
+}
+
+/* Step 1: segment task % segs of batch entry task / segs.  Keys at or past
+ * the key length are masked (K' = -inf): they add nothing. */
+static attn_status simple_seg_task(void *arg, size_t task, int worker) {
     const simple_job *j = arg;
     const attn_qkv *a = j->a;
-    const int64_t H = a->H, D = a->D, L = a->L, S = a->S, G = j->hg;
-    const int64_t n = (int64_t)task / j->groups, h0 = ((int64_t)task % j->groups) * G;
-    const int64_t W = G * D; /* floats of the group in one row */
-    const int64_t klen = a->key_lengths ? a->key_lengths[n] : S;
+    const size_t W = j->W, n = task / j->segs, g = task % j->segs, S = (size_t)a->S;
+    const size_t klen = (size_t)simple_klen(a, (int64_t)n);
+    size_t s0 = g * j->seg_rows, s1 = s0 + j->seg_rows < S ? s0 + j->seg_rows : S;
+    if (s1 > klen) s1 = klen;
+    float *mx = j->part + task * 3 * W, *sum = mx + W, *acc = sum + W;
+    const float *k0 = a->k + n * S * W, *v0 = a->v + n * S * W;
+    for (size_t i = 0; i < W; i++) mx[i] = -INFINITY, sum[i] = 0.0f, acc[i] = 0.0f;
+    for (size_t s = s0; s < s1; s++) {
+        const float *ks = k0 + s * W;
+#pragma omp simd
+        for (size_t i = 0; i < W; i++) mx[i] = ks[i] > mx[i] ? ks[i] : mx[i];
+    }
+    /* a feature whose every key here is -inf: exp(-inf - 0) = 0 */
+    float *msub = j->scratch + (size_t)worker * j->per_worker;
+    for (size_t i = 0; i < W; i++) msub[i] = mx[i] == -INFINITY ? 0.0f : mx[i];
+    for (size_t s = s0; s < s1; s++) {
+        const float *ks = k0 + s * W, *vs = v0 + s * W;
+#pragma omp simd
+        for (size_t i = 0; i < W; i++) {
+            float y = fast_exp(ks[i] - msub[i]);
+            sum[i] += y;
+            acc[i] += y * vs[i];
+        }
+    }
+    return ATTN_OK;
+}
+
+/* Step 2 for batch entry n, segment by segment over whole rows (an all
+ * -inf feature is 0/0 = NaN, as torch's softmax makes it); tmp: 2·W floats. */
+static void simple_combine(const simple_job *j, size_t n, float *tmp) {
+    const size_t W = j->W, G = j->segs;
+    const float *p = j->part + n * G * 3 * W;
+    float *ctx = j->ctx + n * W, *M = tmp, *sum = tmp + W;
+    for (size_t i = 0; i < W; i++) M[i] = -INFINITY, sum[i] = 0.0f, ctx[i] = 0.0f;
+    for (size_t g = 0; g < G; g++) {
+        const float *mg = p + g * 3 * W;
+#pragma omp simd
+        for (size_t i = 0; i < W; i++) M[i] = mg[i] > M[i] ? mg[i] : M[i];
+    }
+    for (size_t g = 0; g < G; g++) {
+        const float *mg = p + g * 3 * W, *sg = mg + W, *ag = sg + W;
+#pragma omp simd
+        for (size_t i = 0; i < W; i++) {
+            /* a segment with no visible key weighs 0 (its sums are 0 too,
+             * but exp(-inf - -inf) would be NaN) */
+            float w = mg[i] == -INFINITY ? 0.0f : fast_exp(mg[i] - M[i]);
+            sum[i] += w * sg[i];
+            ctx[i] += w * ag[i];
+        }
+    }
+#pragma omp simd
+    for (size_t i = 0; i < W; i++) ctx[i] /= sum[i];
+}
+
+/* Step 3: rows of output task task % outs of batch entry task / outs. */
+static attn_status simple_out_task(void *arg, size_t task, int worker) {
+    (void)worker;
+    const simple_job *j = arg;
+    const attn_qkv *a = j->a;
+    const size_t W = j->W, n = task / j->outs, L = (size_t)a->L;
+    size_t l0 = task % j->outs * j->out_rows, l1 = l0 + j->out_rows < L ? l0 + j->out_rows : L;
+    const float *ctx = j->ctx + n * W;
+    for (size_t l = l0; l < l1; l++) {
+        const float *q = a->q + (n * L + l) * W;
+        float *o = j->out + (n * L + l) * W;
+#pragma omp simd
+        for (size_t i = 0; i < W; i++) o[i] = ctx[i] / (1.0f + fast_exp(-q[i]));
+    }
+    return ATTN_OK;
+}
+
+/* Causal (L == S), batch entry `task`: each term normalised by its own
+ * prefix sum. */
+static attn_status simple_causal_task(void *arg, size_t task, int worker) {
+    const simple_job *j = arg;
+    const attn_qkv *a = j->a;
+    const int64_t H = a->H, D = a->D, L = a->L, S = a->S;
+    const int64_t n = (int64_t)task, W = H * D;
+    const int64_t klen = simple_klen(a, n);
     float *mx = j->scratch + (size_t)worker * j->per_worker;
     float *sum = mx + W, *acc = sum + W, *x = acc + W, *tmp = x + D;
-    const size_t ld = (size_t)(H * D);
-    const float *k0 = a->k + (n * S * H + h0) * D, *v0 = a->v + (n * S * H + h0) * D;
-    const float *q0 = a->q + (n * L * H + h0) * D;
-    float *o0 = j->out + (n * L * H + h0) * D;
+    const size_t ld = (size_t)W;
+    const float *k0 = a->k + n * S * W, *v0 = a->v + n * S * W, *q0 = a->q + n * L * W;
+    float *o0 = j->out + n * L * W;
     for (int64_t i = 0; i < W; i++) mx[i] = -INFINITY, sum[i] = 0.0f, acc[i] = 0.0f;
     /* K' = K + key mask; the max over positions of every feature. */
     for (int64_t s = 0; s < S; s++) {
@@ -205,37 +299,12 @@ static attn_status simple_task(void *arg, size_t task, int worker) {
             mx[i] = y > mx[i] ? y : mx[i];
         }
     }
-    if (!j->causal) {
-        /* softmax over s of every feature and Σ_s exp · V in one pass over K
-         * and V, normalised at the end (an all -inf feature is NaN, as
-         * torch's softmax makes it); then σ(Q) ⊙ that, row by row. */
-        for (int64_t s = 0; s < S; s++) {
-            const float *ks = k0 + (size_t)s * ld, *vs = v0 + (size_t)s * ld;
-            const float km = s < klen ? 0.0f : -INFINITY;
-#pragma omp simd
-            for (int64_t i = 0; i < W; i++) {
-                float y = fast_exp(ks[i] + km - mx[i]); /* -inf -> 0 */
-                sum[i] += y;
-                acc[i] += y * vs[i];
-            }
-        }
-#pragma omp simd
-        for (int64_t i = 0; i < W; i++) acc[i] /= sum[i];
-        for (int64_t l = 0; l < L; l++) {
-            const float *q = q0 + (size_t)l * ld;
-            float *o = o0 + (size_t)l * ld;
-#pragma omp simd
-            for (int64_t i = 0; i < W; i++) o[i] = acc[i] / (1.0f + fast_exp(-q[i]));
-        }
-        return ATTN_OK;
-    }
-    /* Causal (L == S): each term normalised by its own prefix sum. */
     for (int64_t t = 0; t < L; t++) {
         const float km = t < klen ? 0.0f : -INFINITY;
-        for (int64_t g = 0; g < G; g++) {
-            const size_t off = (size_t)t * ld + (size_t)(g * D);
-            const float *ks = k0 + off, *vs = v0 + off, *q = q0 + off, *m = mx + g * D;
-            float *su = sum + g * D, *ac = acc + g * D, *o = o0 + off;
+        for (int64_t h = 0; h < H; h++) {
+            const size_t off = (size_t)t * ld + (size_t)(h * D);
+            const float *ks = k0 + off, *vs = v0 + off, *q = q0 + off, *m = mx + h * D;
+            float *su = sum + h * D, *ac = acc + h * D, *o = o0 + off;
 #pragma omp simd
             for (int64_t d = 0; d < D; d++) x[d] = ks[d] + km - m[d];
             attn__exp_sub_sum(x, (size_t)D, 0.0f);
@@ -250,10 +319,11 @@ static attn_status simple_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-/* Checks the mask and shapes; the grouping of heads into tasks and the
- * workspace of a forward: per worker 3·hg·D + 2·D floats. */
-static attn_status simple_plan(const attn_qkv *a, int threads, simple_job *j, size_t *tasks, size_t *bytes,
-                               attn_error *err) {
+/* Checks the mask and shapes; the steps' task counts and the workspace of
+ * a forward: non-causal, the segments' partial sums (N·segs·3·W floats),
+ * ctx (N·W) and the combine's 2·W; causal, per worker 3·W + 2·D floats. */
+static attn_status simple_plan(const attn_qkv *a, int threads, simple_job *j, size_t *bytes, size_t *part_off,
+                               size_t *ctx_off, size_t *scratch_off, attn_error *err) {
     attn_status st = check_ed(a, err);
     if (st) return st;
     j->causal = false;
@@ -267,38 +337,55 @@ static attn_status simple_plan(const attn_qkv *a, int threads, simple_job *j, si
                          "You cannot use general attention masks with AFTSimpleAttention because it would be "
                          "quadratic in time. Use AFTFullAttention instead.");
     }
-    /* Whole rows, one task per batch entry.  Splitting the heads over the
-     * threads when N is small (each task streaming its part of every row)
-     * measured slower on 2 threads than one task on 1: 3.3-3.8 against
-     * 2.7 ms at L=4096, H=8, D=64 (Zen 4), the two halves of each row
-     * fetched by two cores. */
-    int64_t H = a->H, groups = 1;
-    (void)threads;
-    j->groups = groups;
-    j->hg = H / groups;
-    *tasks = (size_t)a->N * (size_t)groups;
-    size_t per = 0, w = 0;
-    attn_ws_layout y = {.overflow = !attn__mul((size_t)j->hg, (size_t)a->D, &w) || !attn__mul(w, 3, &per) ||
-                                    !attn__add(per, 2 * (size_t)a->D, &per)};
-    j->per_worker = (per + 15) / 16 * 16; /* whole cache lines */
-    attn__ws_region(&y, (size_t)attn__workers_of(threads, *tasks), j->per_worker * sizeof(float));
+    const size_t N = (size_t)a->N, S = (size_t)a->S, L = (size_t)a->L, D = (size_t)a->D;
+    attn_ws_layout y = {.overflow = !attn__mul((size_t)a->H, D, &j->W)};
+    const size_t row = j->W ? j->W * sizeof(float) : 1; /* W <= the tensor limits: no overflow */
+    *part_off = *ctx_off = 0;
+    if (j->causal) {
+        size_t per = 0;
+        y.overflow |= !attn__mul(j->W, 3, &per) || !attn__add(per, 2 * D, &per);
+        j->per_worker = (per + 15) / 16 * 16; /* whole cache lines */
+        *scratch_off = attn__ws_region(&y, (size_t)attn__workers_of(threads, N), j->per_worker * sizeof(float));
+    } else {
+        size_t pn = 0, cn = 0, seg_tasks = 0;
+        j->seg_rows = SIMPLE_SEG_BYTES / row ? SIMPLE_SEG_BYTES / row : 1;
+        j->out_rows = SIMPLE_OUT_BYTES / row ? SIMPLE_OUT_BYTES / row : 1;
+        j->segs = S ? (S + j->seg_rows - 1) / j->seg_rows : 1; /* S = 0: one empty segment (NaN, as torch) */
+        j->outs = (L + j->out_rows - 1) / j->out_rows;
+        y.overflow |= !attn__mul(N, j->segs, &seg_tasks) || !attn__mul(seg_tasks, 3, &pn) || !attn__mul(pn, j->W, &pn) ||
+                      !attn__mul(N + 2, j->W, &cn) || !attn__mul(N, j->outs, &(size_t){0});
+        *part_off = attn__ws_region(&y, pn, sizeof(float));
+        *ctx_off = attn__ws_region(&y, cn, sizeof(float));
+        j->per_worker = (j->W + 15) / 16 * 16; /* step 1's subtrahends */
+        *scratch_off = attn__ws_region(&y, (size_t)attn__workers_of(threads, seg_tasks), j->per_worker * sizeof(float));
+    }
     return attn__ws_size(&y, "aft_simple", bytes, err);
 }
 
 static attn_status aft_simple_workspace_qkv(const void *state, const attn_qkv *a, int threads,
                                             size_t *bytes, attn_error *err) {
     simple_job j = {0};
-    size_t tasks;
-    return simple_plan(a, threads, &j, &tasks, bytes, err);
+    size_t po, co, so;
+    return simple_plan(a, threads, &j, bytes, &po, &co, &so, err);
 }
 
 static attn_status aft_simple_forward_qkv(const void *state, attn_ctx *ctx, const attn_qkv *a,
                                           float *out, void *ws, attn_error *err) {
-    simple_job j = {.a = a, .out = out, .scratch = ws};
-    size_t tasks, bytes;
-    attn_status st = simple_plan(a, attn_ctx_threads(ctx), &j, &tasks, &bytes, err);
+    simple_job j = {.a = a, .out = out};
+    size_t bytes, po, co, so;
+    attn_status st = simple_plan(a, attn_ctx_threads(ctx), &j, &bytes, &po, &co, &so, err);
     if (st) return st;
-    st = attn__parallel_for(ctx, tasks, simple_task, &j);
+    const size_t N = (size_t)a->N;
+    j.scratch = attn__ws_at(ws, so);
+    if (j.causal) {
+        st = attn__parallel_for(ctx, N, simple_causal_task, &j);
+    } else {
+        j.part = attn__ws_at(ws, po);
+        j.ctx = attn__ws_at(ws, co);
+        st = attn__parallel_for(ctx, N * j.segs, simple_seg_task, &j);
+        for (size_t n = 0; !st && n < N; n++) simple_combine(&j, n, j.ctx + N * j.W);
+        if (!st) st = attn__parallel_for(ctx, N * j.outs, simple_out_task, &j);
+    }
     if (st == ATTN_E_CANCELLED) attn__err(err, st, "cancelled");
     return st;
 }

@@ -325,6 +325,60 @@ static void aft_simple_rules(void **state) {
     attn_model_free(m);
 }
 
+/* Non-causal aft_simple in double: out = sigmoid(q) ⊙ Σ_s softmax_s(K')_s ⊙ V_s,
+ * K' = K + key mask (0 / -inf). */
+static void naive_aft_simple(const attn_tensor_set *in, float *out) {
+    const attn_tensor *q = attn_tensor_set_get(in, "queries"), *k = attn_tensor_set_get(in, "keys"),
+                      *v = attn_tensor_set_get(in, "values"), *kl = attn_tensor_set_get(in, "key_lengths");
+    int64_t N = q->shape[0], L = q->shape[1], H = q->shape[2], D = q->shape[3], S = k->shape[1], W = H * D;
+    for (int64_t n = 0; n < N; n++) {
+        int64_t klen = kl ? ((int64_t *)kl->data)[n] : S;
+        for (int64_t i = 0; i < W; i++) {
+            double m = -INFINITY, sum = 0, acc = 0;
+            for (int64_t s = 0; s < klen; s++) m = fmax(m, AT(k, (n * S + s) * W + i));
+            for (int64_t s = 0; s < klen; s++) {
+                double e = exp(AT(k, (n * S + s) * W + i) - m);
+                sum += e;
+                acc += e * AT(v, (n * S + s) * W + i);
+            }
+            for (int64_t l = 0; l < L; l++) {
+                double qv = AT(q, (n * L + l) * W + i);
+                out[(n * L + l) * W + i] = (float)(acc / sum / (1 + exp(-qv)));
+            }
+        }
+    }
+}
+
+/* Long enough for several segments of keys and several output tasks (256
+ * KiB of rows each: 1024 rows of H·D = 64 floats), with a key length that
+ * leaves the last segment empty and a feature whose keys are -inf in the
+ * whole first segment: the formula, and the same bits on 1 and 2 threads. */
+static void aft_simple_segments(void **state) {
+    (void)state;
+    attn_model *m = tu_model("aft_simple", NULL);
+    attn_tensor_set *in = tu_qkv(62, 3, 2100, 2100, 2, 32, 32);
+    tu_add(in, "key_lengths", tu_lengths(3, (int64_t[]){2100, 2050, 1500}));
+    attn_tensor *k = (attn_tensor *)attn_tensor_set_get(in, "keys");
+    for (int64_t s = 0; s < 1024; s++) ((float *)k->data)[s * 64 + 5] = -INFINITY; /* n = 0, h = 0, d = 5 */
+    attn_tensor *o1 = tu_run_ok(m, in, 1), *o2 = tu_run_ok(m, in, 2);
+    float *ref = calloc(o1->numel, sizeof *ref);
+    naive_aft_simple(in, ref);
+    tu_assert_close(o1->data, ref, o1->numel, 2e-5f);
+    assert_memory_equal(o1->data, o2->data, o1->nbytes);
+    /* every key masked: NaN, as torch's softmax over all -inf */
+    attn_tensor_set_free(in);
+    in = tu_qkv(63, 1, 3, 5, 1, 2, 2);
+    tu_add(in, "key_lengths", tu_lengths(1, (int64_t[]){0}));
+    attn_tensor *o3 = tu_run_ok(m, in, 2);
+    for (size_t i = 0; i < o3->numel; i++) assert_true(isnan(((float *)o3->data)[i]));
+    free(ref);
+    attn_tensor_free(o1);
+    attn_tensor_free(o2);
+    attn_tensor_free(o3);
+    attn_tensor_set_free(in);
+    attn_model_free(m);
+}
+
 static void aft_full_limits(void **state) {
     (void)state;
     attn_tensor_set *w = attn_tensor_set_new();
@@ -429,6 +483,7 @@ int main(void) {
         cmocka_unit_test(linear_default_map_ignores_query_dimensions),
         cmocka_unit_test(conditional_limit_zero_is_always_other),
         cmocka_unit_test(aft_simple_rules),
+        cmocka_unit_test(aft_simple_segments),
         cmocka_unit_test(aft_full_limits),
         cmocka_unit_test(layer_with_identity_projections_is_its_inner),
     };
