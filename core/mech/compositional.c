@@ -8,6 +8,7 @@
 #include "attn_internal.h"
 #include "workspace.h"
 #include "kernels/kernels.h"
+#include "mech/full.h"
 #include "seq_internal.h"
 
 #include <float.h>
@@ -93,6 +94,10 @@ typedef struct comp_job {
     float *scratch;      /* per worker: scratch_len floats */
     size_t scratch_len;
     float *smap, *rmap;  /* (B,S,N,N) search and (B,S,N,R) retrieval weights, or NULL */
+    /* the fused path: rv repeated per search and the
+     * retrievals, both (B,N,S,R*E), and per worker ROWS_PER_TASK*S*R*E floats
+     * of retrieval keys and R of their weights */
+    float *vrep, *ret, *rk;
 } comp_job;
 
 /* Rows per task of the row-wise passes (norm and projections): small enough
@@ -125,6 +130,10 @@ static attn_status comp_project(void *arg, size_t t, int worker) {
         sq[i] *= s->scale;
         rq[i] *= s->scale;
     }
+    if (j->vrep) /* the fused path: every search's values are all R retrievals */
+        for (size_t r = 0; r < n; r++)
+            for (size_t si = 0; si < (size_t)s->S; si++)
+                memcpy(j->vrep + ((r0 + r) * (size_t)s->S + si) * RE, j->rv + (r0 + r) * RE, RE * sizeof(float));
     return ATTN_OK;
 }
 
@@ -191,6 +200,62 @@ static inline __attribute__((always_inline)) attn_status comp_search_body(void *
     return ATTN_OK;
 }
 
+/* The fused path's pass 2b, one chunk of rows: the retrieval keys of every
+ * (row, search, retrieval) by one product (ret rows are E floats each, in
+ * order), then per (row, search) the softmax over the R retrievals and
+ * their weighted sum into comb, in comp_search_body's order of operations. */
+static attn_status comp_retrieve(void *arg, size_t t, int worker) {
+    const comp_job *j = arg;
+    const comp_state *s = j->s;
+    const size_t E = (size_t)s->E, S = (size_t)s->S, R = (size_t)s->R, SE = S * E;
+    const size_t r0 = t * ROWS_PER_TASK, rows = (size_t)(j->B * j->N);
+    const size_t n = rows - r0 < ROWS_PER_TASK ? rows - r0 : ROWS_PER_TASK;
+    float *rk = j->rk + (size_t)worker * (ROWS_PER_TASK * S * R * E + R), *w = rk + ROWS_PER_TASK * S * R * E;
+    const float *ret = j->ret + r0 * S * R * E;
+    ATTN_TRY(attn__linear(ret, n * S * R, E, s->w_rk, NULL, E, rk));
+    for (size_t i = 0; i < n; i++)
+        for (size_t si = 0; si < S; si++) {
+            const float *q = j->rq + (r0 + i) * SE + si * E;
+            const float *rs = ret + (i * S + si) * R * E, *ks = rk + (i * S + si) * R * E;
+            for (size_t r = 0; r < R; r++) {
+                float acc = 0.0f;
+                for (size_t e = 0; e < E; e++) acc += q[e] * ks[r * E + e];
+                w[r] = acc;
+            }
+            attn__softmax_row_d(w, R);
+            if (j->rmap) {
+                const size_t b = (r0 + i) / (size_t)j->N, pos = (r0 + i) % (size_t)j->N;
+                memcpy(j->rmap + ((b * S + si) * (size_t)j->N + pos) * R, w, R * sizeof *w);
+            }
+            float *o = j->comb + (r0 + i) * SE + si * E;
+            for (size_t e = 0; e < E; e++) o[e] = 0.0f;
+            for (size_t r = 0; r < R; r++)
+                for (size_t e = 0; e < E; e++) o[e] += w[r] * rs[r * E + e];
+        }
+    return ATTN_OK;
+}
+
+/* The fused path's search map of one (batch, search), computed aside as
+ * comp_search_body computes its weights (no mask on this path), straight
+ * into the map. */
+static attn_status comp_smap(void *arg, size_t task, int worker) {
+    (void)worker;
+    const comp_job *j = arg;
+    const comp_state *s = j->s;
+    const size_t N = (size_t)j->N, E = (size_t)s->E, S = (size_t)s->S, SE = S * E;
+    const size_t b = task / S, si = task % S;
+    float *sim = j->smap + task * N * N;
+    ATTN_TRY(attn__gemm(0, 1, N, N, E, 1.0f, j->sq + b * N * SE + si * E, SE, j->sk + b * N * SE + si * E, SE, 0.0f,
+                        sim, N));
+    for (size_t i = 0; i < N; i++) {
+        float *row = sim + i * N;
+        if (s->causal)
+            for (size_t jj = i + 1; jj < N; jj++) row[jj] = -FLT_MAX;
+        attn__softmax_row_d(row, N);
+    }
+    return ATTN_OK;
+}
+
 static attn_status comp_search(void *arg, size_t task, int worker) {
     return comp_search_body(arg, task, worker, false);
 }
@@ -212,11 +277,37 @@ static attn_status comp_output(void *arg, size_t t, int worker) {
 }
 
 /* The inputs and the workspace of a forward on `threads`: the per-row
- * buffers (sq, sk, rq, comb, rv, then xn), then per-worker scratch. */
+ * buffers (sq, sk, rq, comb, rv, then xn), then either the per-worker
+ * scratch of comp_search (N*N + 2*R*N*E + R floats each) or, on the fused
+ * path (no mask, or all true: the searches are full attention), its
+ * buffers: vrep and ret (B*N*S*R*E floats each), per worker
+ * ROWS_PER_TASK*S*R*E + R floats of retrieval keys, the causal mask (N*N
+ * bytes, causal only) and full's workspace (the larger of the two: one
+ * block serves either).  With maps the fused path computes the search map
+ * aside (comp_smap), into the map itself. */
 typedef struct comp_plan {
     const attn_tensor *x, *mask;
     size_t rows, per_worker, buf, scratch, bytes;
+    bool fused; /* the fused path's regions are laid out; taken without a mask (or all true) */
+    size_t vrep, ret, rk, tril, full_ws, full_bytes;
 } comp_plan;
+
+/* The full-attention block of the fused path: queries sq, keys sk (B,N,S,E:
+ * the searches are the heads), values vrep (B,N,S,R*E), temperature 1 (sq is
+ * scaled already); causal: the lower-triangular `tril` (its -inf weighs as
+ * the reference's -finfo.max: exactly 0, and every row keeps key 0). */
+static attn_qkv comp_qkv(const comp_state *s, int64_t B, int64_t N, const comp_job *j, const uint8_t *tril) {
+    attn_qkv a = {.N = B, .L = N, .S = N, .H = s->S, .E = s->E, .D = s->R * s->E,
+                  .q = j ? j->sq : NULL, .k = j ? j->sk : NULL, .v = j ? j->vrep : NULL,
+                  .keys_all_ones = true, .queries_all_ones = true};
+    if (s->causal) {
+        a.attn_mask = tril;
+        a.mask_lower_triangular = true;
+    } else {
+        a.mask_all_ones = true;
+    }
+    return a;
+}
 
 static attn_status plan_make(const attn_model *m, const comp_state *s, const attn_tensor_set *in,
                              int threads, comp_plan *p, attn_error *err) {
@@ -244,8 +335,25 @@ static attn_status plan_make(const attn_model *m, const comp_state *s, const att
               attn__add(nn, rne, &p->per_worker) && attn__add(p->per_worker, (size_t)s->R, &p->per_worker);
     attn_ws_layout y = {.overflow = !ok};
     p->buf = attn__ws_region(&y, total, sizeof(float));
+    attn_ws_layout yf = y; /* the fused path's regions, after the same buffers */
     p->scratch = attn__ws_region(&y, (size_t)attn__workers_of(threads, Bz * (size_t)s->S),
                                  p->per_worker * sizeof(float));
+    p->fused = !y.overflow; /* laid out whatever the mask: the forward reads it */
+    if (p->fused) {
+        size_t srep = 0, rkn = 0;
+        bool fok = attn__mul(p->rows, (size_t)s->S, &srep) && attn__mul(srep, RE, &srep) &&
+                   attn__mul((size_t)ROWS_PER_TASK * (size_t)s->S, RE, &rkn) && attn__add(rkn, (size_t)s->R, &rkn);
+        yf.overflow |= !fok;
+        p->vrep = attn__ws_region(&yf, srep, sizeof(float));
+        p->ret = attn__ws_region(&yf, srep, sizeof(float));
+        p->rk = attn__ws_region(&yf, (size_t)attn__workers_of(threads, row_tasks(p->rows)), rkn * sizeof(float));
+        p->tril = attn__ws_region(&yf, s->causal ? nn : 0, 1);
+        attn_qkv a = comp_qkv(s, B, N, NULL, (const uint8_t *)"");
+        if (!yf.overflow && (st = attn__full_workspace(&a, threads, &p->full_bytes, err))) return st;
+        p->full_ws = attn__ws_region(&yf, p->full_bytes, 1);
+        if (yf.size > y.size) y.size = yf.size;
+        y.overflow |= yf.overflow;
+    }
     if (y.overflow)
         return attn__err(err, ATTN_E_OVERFLOW, "compositional: scratch size overflows for x %s",
                          attn_shape_str(p->x->rank, p->x->shape, sh, sizeof sh));
@@ -287,6 +395,30 @@ static attn_status comp_forward_maps(const attn_model *m, const void *state, att
     j.rv = p, p += rows * RE;
     j.xn = s->prenorm ? p : NULL;
 
+    bool all_ones = true; /* an all-true mask is no mask (the same bits) */
+    for (size_t i = 0; pl.mask && all_ones && i < rows; i++) all_ones = ((const uint8_t *)pl.mask->data)[i] != 0;
+    if (pl.fused && all_ones) {
+        /* The searches as one full attention over every (batch, search) —
+         * the fused kernel, whose scores never leave the cache — with all R
+         * retrievals as its values, then the retrieval softmax per row. */
+        j.vrep = attn__ws_at(ws, pl.vrep);
+        j.ret = attn__ws_at(ws, pl.ret);
+        j.rk = attn__ws_at(ws, pl.rk);
+        uint8_t *tril = attn__ws_at(ws, pl.tril);
+        const size_t N = (size_t)j.N;
+        if (s->causal)
+            for (size_t i = 0; i < N; i++)
+                for (size_t c = 0; c < N; c++) tril[i * N + c] = c <= i;
+        attn_qkv a = comp_qkv(s, j.B, j.N, &j, tril);
+        if ((st = attn__parallel_for(ctx, row_tasks(rows), comp_project, &j)) ||
+            (st = attn__full_forward(1.0f, ctx, &a, j.ret, attn__ws_at(ws, pl.full_ws), err)) ||
+            (st = attn__parallel_for(ctx, row_tasks(rows), comp_retrieve, &j)) ||
+            (st = attn__parallel_for(ctx, row_tasks(rows), comp_output, &j)) ||
+            (j.smap && (st = attn__parallel_for(ctx, (size_t)j.B * (size_t)s->S, comp_smap, &j))))
+            return attn__err(err, st, "compositional: forward %s%s", st == ATTN_E_CANCELLED ? "cancelled" : "failed",
+                             attn__fail_detail(st));
+        return ATTN_OK;
+    }
     if ((st = attn__parallel_for(ctx, row_tasks(rows), comp_project, &j)) ||
         (st = attn__parallel_for(ctx, (size_t)j.B * (size_t)s->S, maps ? comp_search_maps : comp_search, &j)) ||
         (st = attn__parallel_for(ctx, row_tasks(rows), comp_output, &j)))

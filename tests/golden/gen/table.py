@@ -897,6 +897,44 @@ CASES = [
                   'a shim implementing the used rearrange patterns exactly. mask (B,N) bool: true '
                   '= key may be attended. LayerNorm affine parameters perturbed from ones/zeros '
                   'init.'},
+    {'id': 'compositional_fused',
+     'type': 'compositional',
+     'seed': 1401,
+     'config': {'dim': 32,
+                'dim_head': 16,
+                'num_searches': 3,
+                'num_retrievals': 2,
+                'dropout': 0.0,
+                'prenorm': False,
+                'causal': False},
+     'inputs': [['x', [2, 40, 32]]],
+     'tol': [0.0001, 1e-05],
+     'reference': 'compositional_attention_pytorch 0.0.1 '
+                  '(lucidrains/compositional-attention-pytorch @e4e5954) '
+                  'CompositionalAttention(**config); torch 1.13.0a0 CPU float32, eval(), '
+                  'torch.manual_seed(1401) before init and inputs. einops/einops_exts replaced by '
+                  'a shim implementing the used rearrange patterns exactly. mask (B,N) bool: true '
+                  '= key may be attended. Sized for attnd\'s fused path (searches as one full '
+                  'attention, R*dim_head a multiple of 16, N >= 8).'},
+    {'id': 'compositional_fused_causal',
+     'type': 'compositional',
+     'seed': 1402,
+     'config': {'dim': 32,
+                'dim_head': 16,
+                'num_searches': 3,
+                'num_retrievals': 2,
+                'dropout': 0.0,
+                'prenorm': False,
+                'causal': True},
+     'inputs': [['x', [2, 37, 32]]],
+     'tol': [0.0001, 1e-05],
+     'reference': 'compositional_attention_pytorch 0.0.1 '
+                  '(lucidrains/compositional-attention-pytorch @e4e5954) '
+                  'CompositionalAttention(**config); torch 1.13.0a0 CPU float32, eval(), '
+                  'torch.manual_seed(1402) before init and inputs. einops/einops_exts replaced by '
+                  'a shim implementing the used rearrange patterns exactly. mask (B,N) bool: true '
+                  '= key may be attended. Sized for attnd\'s fused path (searches as one full '
+                  'attention, R*dim_head a multiple of 16, N >= 8).'},
     {'id': 'linear_self_noncausal',
      'type': 'linear_self',
      'seed': 1285,
