@@ -335,6 +335,37 @@ static void batches_and_threads_independent(void **state) {
     attn_model_free(m);
 }
 
+/* Without a mask the searches run as one full attention (its fused kernel
+ * at these sizes: N >= 8, R·dim_head = 32); with a mask, comp_search's own
+ * products.  One extra position, masked, appended to x takes the second
+ * path and must leave the first N rows as the first path made them (a
+ * masked key weighs exactly 0; causal: it is also every row's future). */
+static void fused_path_matches_masked_path(void **state) {
+    (void)state;
+    for (int causal = 0; causal < 2; causal++) {
+        cfg c = {.dim = 32, .dh = 16, .S = 3, .R = 2, .causal = causal};
+        attn_model *m = build(&c, 31 + (uint64_t)causal);
+        const int64_t B = 2, N = 40;
+        attn_tensor *x = x_new(32, B, N, 32), *xe = x_new(0, B, N + 1, 32);
+        for (int64_t b = 0; b < B; b++)
+            memcpy((float *)xe->data + b * (N + 1) * 32, (float *)x->data + b * N * 32, (size_t)(N * 32) * sizeof(float));
+        int64_t msh[2] = {B, N + 1};
+        attn_tensor *mask = NULL;
+        assert_int_equal(attn_tensor_new(ATTN_BOOL, 2, msh, &mask, NULL), ATTN_OK);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i <= N; i++) ((uint8_t *)mask->data)[b * (N + 1) + i] = i < N;
+        attn_tensor *o = run(m, x, NULL, 2), *oe = run(m, xe, mask, 2);
+        float md = 0;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < N * 32; i++)
+                md = fmaxf(md, fabsf(((float *)o->data)[b * N * 32 + i] - ((float *)oe->data)[b * (N + 1) * 32 + i]));
+        assert_true(md <= 2e-6f);
+        attn_tensor_free(o);
+        attn_tensor_free(oe);
+        attn_model_free(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shapes_and_metadata),
@@ -348,6 +379,7 @@ int main(void) {
         cmocka_unit_test(permutation_equivariant),
         cmocka_unit_test(prenorm_is_affine_invariant),
         cmocka_unit_test(batches_and_threads_independent),
+        cmocka_unit_test(fused_path_matches_masked_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
