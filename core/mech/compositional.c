@@ -140,6 +140,25 @@ static attn_status comp_project(void *arg, size_t t, int worker) {
     return ATTN_OK;
 }
 
+/* The retrieval softmax of one (position, search): w[r] = softmax_r(q · k_r)
+ * over R keys of E floats, ldk apart. */
+static void retrieval_weights(const float *q, const float *k, size_t ldk, size_t R, size_t E, float *w) {
+    for (size_t r = 0; r < R; r++) {
+        const float *kr = k + r * ldk;
+        float acc = 0.0f;
+        for (size_t e = 0; e < E; e++) acc += q[e] * kr[e];
+        w[r] = acc;
+    }
+    attn__softmax_row_d(w, R);
+}
+
+/* o (E) = Σ_r w[r] v_r, the R retrievals ldv apart. */
+static void retrieval_mix(const float *w, const float *v, size_t ldv, size_t R, size_t E, float *o) {
+    for (size_t e = 0; e < E; e++) o[e] = 0.0f;
+    for (size_t r = 0; r < R; r++)
+        for (size_t e = 0; e < E; e++) o[e] += w[r] * v[r * ldv + e];
+}
+
 /* Pass 2, one (batch, search): search attention, retrievals, retrieval
  * attention, written into comb's columns of this search.  Compiled twice
  * (`maps` a constant): the ordinary forward's copy has no trace of the
@@ -184,21 +203,9 @@ static inline __attribute__((always_inline)) attn_status comp_search_body(void *
 
     float *comb = j->comb + b * N * SE + si * E;
     for (size_t n = 0; n < N; n++) {
-        const float *q = rq + n * SE;
-        for (size_t r = 0; r < R; r++) {
-            const float *k = rk + (r * N + n) * E;
-            float acc = 0.0f;
-            for (size_t e = 0; e < E; e++) acc += q[e] * k[e];
-            w[r] = acc;
-        }
-        attn__softmax_row_d(w, R);
+        retrieval_weights(rq + n * SE, rk + n * E, N * E, R, E, w);
         if (maps && j->rmap) memcpy(j->rmap + ((b * S + si) * N + n) * R, w, R * sizeof *w);
-        float *o = comb + n * SE;
-        for (size_t e = 0; e < E; e++) o[e] = 0.0f;
-        for (size_t r = 0; r < R; r++) {
-            const float *v = ret + (r * N + n) * E;
-            for (size_t e = 0; e < E; e++) o[e] += w[r] * v[e];
-        }
+        retrieval_mix(w, ret + n * E, N * E, R, E, comb + n * SE);
     }
     return ATTN_OK;
 }
@@ -206,7 +213,7 @@ static inline __attribute__((always_inline)) attn_status comp_search_body(void *
 /* The fused path's pass 2b, one chunk of rows: the retrieval keys of every
  * (row, search, retrieval) by one product (ret rows are E floats each, in
  * order), then per (row, search) the softmax over the R retrievals and
- * their weighted sum into comb, in comp_search_body's order of operations. */
+ * their weighted sum into comb, as comp_search_body does. */
 static attn_status comp_retrieve(void *arg, size_t t, int worker) {
     const comp_job *j = arg;
     const comp_state *s = j->s;
@@ -218,22 +225,12 @@ static attn_status comp_retrieve(void *arg, size_t t, int worker) {
     ATTN_TRY(attn__linear(ret, n * S * R, E, s->w_rk, NULL, E, rk));
     for (size_t i = 0; i < n; i++)
         for (size_t si = 0; si < S; si++) {
-            const float *q = j->rq + (r0 + i) * SE + si * E;
-            const float *rs = ret + (i * S + si) * R * E, *ks = rk + (i * S + si) * R * E;
-            for (size_t r = 0; r < R; r++) {
-                float acc = 0.0f;
-                for (size_t e = 0; e < E; e++) acc += q[e] * ks[r * E + e];
-                w[r] = acc;
-            }
-            attn__softmax_row_d(w, R);
+            retrieval_weights(j->rq + (r0 + i) * SE + si * E, rk + (i * S + si) * R * E, E, R, E, w);
             if (j->rmap) {
                 const size_t b = (r0 + i) / (size_t)j->N, pos = (r0 + i) % (size_t)j->N;
                 memcpy(j->rmap + ((b * S + si) * (size_t)j->N + pos) * R, w, R * sizeof *w);
             }
-            float *o = j->comb + (r0 + i) * SE + si * E;
-            for (size_t e = 0; e < E; e++) o[e] = 0.0f;
-            for (size_t r = 0; r < R; r++)
-                for (size_t e = 0; e < E; e++) o[e] += w[r] * rs[r * E + e];
+            retrieval_mix(w, ret + (i * S + si) * R * E, E, R, E, j->comb + (r0 + i) * SE + si * E);
         }
     return ATTN_OK;
 }
@@ -351,6 +348,7 @@ static attn_status plan_make(const attn_model *m, const comp_state *s, const att
         p->ret = attn__ws_region(&yf, srep, sizeof(float));
         p->rk = attn__ws_region(&yf, (size_t)attn__workers_of(threads, row_tasks(p->rows)), rkn * sizeof(float));
         p->tril = attn__ws_region(&yf, s->causal ? nn : 0, 1);
+        /* sizes only: any non-NULL mask pointer stands for the causal one */
         attn_qkv a = comp_qkv(s, B, N, NULL, (const uint8_t *)"");
         if (!yf.overflow && (st = attn__full_workspace(&a, threads, &p->full_bytes, err))) return st;
         p->full_ws = attn__ws_region(&yf, p->full_bytes, 1);
@@ -540,17 +538,8 @@ static attn_status comp_seq_task(void *arg, size_t task, int worker) {
             }
             ATTN_TRY(attn__linear(ret_r, 1, E, s->w_rk, NULL, E, rk + r * E));
         }
-        const float *qr = j->rq + row * SE + si * E;
-        for (size_t r = 0; r < R; r++) {
-            float acc = 0.0f;
-            for (size_t e = 0; e < E; e++) acc += qr[e] * rk[r * E + e];
-            w[r] = acc;
-        }
-        attn__softmax_row_d(w, R);
-        float *o = j->comb + row * SE + si * E;
-        for (size_t e = 0; e < E; e++) o[e] = 0.0f;
-        for (size_t r = 0; r < R; r++)
-            for (size_t e = 0; e < E; e++) o[e] += w[r] * ret[r * E + e];
+        retrieval_weights(j->rq + row * SE + si * E, rk, E, R, E, w);
+        retrieval_mix(w, ret, E, R, E, j->comb + row * SE + si * E);
     }
     return ATTN_OK;
 }
