@@ -146,29 +146,38 @@ static void run_paths(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int
     attn_tensor_set_free(in);
 }
 
+/* The grid twice: with the default layout of K and V (in place at these
+ * sizes, but for E·H·4 a multiple of 4 KiB) and with the head-by-head copy
+ * forced. */
 static void fused_and_blas_paths_match_plain(void **state) {
     (void)state;
     static const int64_t Ls[] = {1, 8, 17, 96, 97, 200}, Ss[] = {1, 13, 256, 257, 600};
     static const int64_t EDs[][2] = {{64, 64}, {7, 16}, {1, 32}, {33, 48}, {16, 80}, {24, 128}, {8, 8}, {5, 3}};
-    for (size_t li = 0; li < sizeof Ls / sizeof *Ls; li++)
-        for (size_t si = 0; si < sizeof Ss / sizeof *Ss; si++)
-            for (size_t ei = 0; ei < sizeof EDs / sizeof *EDs; ei++) {
-                int64_t L = Ls[li], S = Ss[si];
-                int variant = (int)((li + si + ei) % 4);
-                run_paths(2, L, S, 2, EDs[ei][0], EDs[ei][1], variant, (int)(ei % 2), 1 + (int)(ei % 3));
-            }
-    run_paths(1, 300, 300, 3, 64, 64, 1, 0, 2); /* causal, square: key blocks skipped */
-    run_paths(4, 33, 1030, 1, 64, 64, 3, 1, 2);
+    for (int layout = 0; layout < 2; layout++) {
+        if (layout) setenv("ATTN_FUSED_HEAD_COPY", "1", 1);
+        for (size_t li = 0; li < sizeof Ls / sizeof *Ls; li++)
+            for (size_t si = 0; si < sizeof Ss / sizeof *Ss; si++)
+                for (size_t ei = 0; ei < sizeof EDs / sizeof *EDs; ei++) {
+                    int64_t L = Ls[li], S = Ss[si];
+                    int variant = (int)((li + si + ei) % 4);
+                    run_paths(2, L, S, 2, EDs[ei][0], EDs[ei][1], variant, (int)(ei % 2), 1 + (int)(ei % 3));
+                }
+        run_paths(1, 300, 300, 3, 64, 64, 1, 0, 2); /* causal, square: key blocks skipped */
+        run_paths(4, 33, 1030, 1, 64, 64, 3, 1, 2);
+        run_paths(1, 150, 700, 16, 64, 64, 2, 1, 2); /* H·E·4 = 4 KiB: the copy even by default */
+    }
+    unsetenv("ATTN_FUSED_HEAD_COPY");
 }
 
 /* The fused kernel with small blocks (ATTN_FUSED_*: queries per sub-block,
- * keys per block, sub-blocks per task) and without the head-by-head copy of
- * K and V (each key block packed per task instead): every block edge, the
- * causal diagonal inside and across blocks, and sub-blocks that see no key
- * of a block. */
+ * keys per block, sub-blocks per task) and each layout of K and V (packed
+ * per key block, the head-by-head copy, read in place): every block edge,
+ * the causal diagonal inside and across blocks, and sub-blocks that see no
+ * key of a block. */
 static void fused_small_blocks_match_plain(void **state) {
     (void)state;
-    static const char *const cfg[][4] = {{"17", "13", "3", "0"}, {"5", "7", "8", "1"}, {"33", "64", "2", "0"}};
+    static const char *const cfg[][4] = {
+        {"17", "13", "3", "0"}, {"5", "7", "8", "1"}, {"33", "64", "2", "0"}, {"17", "64", "3", "inplace"}};
     for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
         setenv("ATTN_FUSED_BQ", cfg[c][0], 1);
         setenv("ATTN_FUSED_BK", cfg[c][1], 1);

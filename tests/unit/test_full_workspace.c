@@ -196,8 +196,10 @@ static void exact_workspace_no_allocation(void **state) {
 }
 
 /* The fused kernel's head-by-head copy of Q, K and V is part of the
- * declared workspace (it was allocated aside before): turning it off makes
- * the size smaller by at least the copy, and both sizes run. */
+ * declared workspace (it was allocated aside before): forced on it makes the
+ * size larger by at least the copy than packing per key block or reading in
+ * place (ATTN_FUSED_HEAD_COPY=1 / 0 / inplace), and every layout runs with
+ * its size; at this size the default is in place. */
 static void head_copy_is_declared(void **state) {
     (void)state;
     const shape x = {2, 200, 300, 4, 64, 64, CAUSAL};
@@ -206,14 +208,23 @@ static void head_copy_is_declared(void **state) {
     attn_model *m = tu_model("full", NULL);
     attn_error e = {0};
     size_t with = 0, without = 0;
+    setenv("ATTN_FUSED_HEAD_COPY", "1", 1); /* at this size K and V would be read in place */
     assert_int_equal(attn_model_workspace_size(m, in, 2, &with, &e), ATTN_OK);
+    check(&x, 2); /* with the copy */
     setenv("ATTN_FUSED_HEAD_COPY", "0", 1);
     assert_int_equal(attn_model_workspace_size(m, in, 2, &without, &e), ATTN_OK);
     size_t kv = (size_t)(x.N * x.H * x.S * (x.E + x.D)) * sizeof(float);
     if (!(without > 0 && with >= without + kv)) fail_msg("with the copy %zu, without %zu (K and V: %zu)", with, without, kv);
-    check(&x, 2); /* without the copy */
+    check(&x, 2); /* without the copy: packed per key block */
+    setenv("ATTN_FUSED_HEAD_COPY", "inplace", 1);
+    size_t inplace = 0;
+    assert_int_equal(attn_model_workspace_size(m, in, 2, &inplace, &e), ATTN_OK);
+    assert_true(inplace == without);
+    check(&x, 2); /* read in place */
     unsetenv("ATTN_FUSED_HEAD_COPY");
-    check(&x, 2); /* with it */
+    size_t dflt = 0;
+    assert_int_equal(attn_model_workspace_size(m, in, 2, &dflt, &e), ATTN_OK);
+    assert_true(dflt == inplace); /* 300 × 128 floats a head: in place by default */
     attn_model_free(m);
     attn_tensor_set_free(in);
 }
@@ -231,9 +242,11 @@ static void workspace_is_linear_in_L(void **state) {
         attn_error e = {0};
         assert_int_equal(attn__full_workspace(&a, 2, &b, &e), ATTN_OK);
         size_t copy = (size_t)(2 * L * 8 * 64 + 8 * 64 * ((L + 95) / 96) * 96) * sizeof(float);
-        if (copy <= ((size_t)64 << 20)) assert_true(b >= copy && b < copy + ((size_t)4 << 20));
+        bool inplace = (size_t)L * 128 * sizeof(float) <= ((size_t)512 << 10); /* one head's K and V */
+        if (inplace) assert_true(b < ((size_t)4 << 20));
+        else if (copy <= ((size_t)64 << 20)) assert_true(b >= copy && b < copy + ((size_t)4 << 20));
         else assert_true(b < ((size_t)4 << 20)); /* per-worker blocks only */
-        if (prev && copy <= ((size_t)64 << 20)) assert_true(b <= 2 * prev + 4096);
+        if (prev && !inplace && copy <= ((size_t)64 << 20) && L > 2048) assert_true(b <= 2 * prev + 4096);
         prev = b;
     }
 }
