@@ -392,6 +392,50 @@ static void prefetch_rows(const float *src, size_t n, size_t w, size_t ld) {
         for (size_t e = 0; e < w; e += 16) __builtin_prefetch(src + s * ld + e, 0, 2);
 }
 
+#if VLEN == 16
+/* x[r][c] -> x[c][r] for a 16 × 16 block of floats. */
+static void transpose16(__m512 x[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]),
+                a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
+        x[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        x[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        x[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        x[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 4; k++) {
+            t[8 * i + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0x88);
+            t[8 * i + 4 + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        x[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        x[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+    }
+}
+
+/* dst[e][r] = temp · src[r][e] for e < E and 16 rows r (src rows lds apart,
+ * dst rows ldd apart): 16 × 16 blocks transposed in registers, the last
+ * E % 16 columns one by one (the same products either way). */
+static void transpose_rows16(const float *restrict src, size_t lds, float temp, size_t E, float *restrict dst,
+                             size_t ldd) {
+    size_t e = 0;
+    for (; e + 16 <= E; e += 16) {
+        __m512 x[16];
+        for (int r = 0; r < 16; r++) x[r] = (__m512)(vload(src + (size_t)r * lds + e) * temp);
+        transpose16(x);
+        for (int r = 0; r < 16; r++) vstore(dst + (e + (size_t)r) * ldd, (vf)x[r]);
+    }
+    for (; e < E; e++)
+        for (size_t r = 0; r < 16; r++) dst[e * ldd + r] = src[r * lds + e] * temp;
+}
+#endif
+
 static attn_status fused_task(void *arg, size_t task, int worker) {
     const fused_job *j = arg;
     const attn_qkv *a = j->a;
@@ -439,7 +483,11 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
             const float *q = a->q + ((n * L + b->l0) * H + h) * E;
             const float temp = j->temp;
             const size_t qp = b->qp;
-            for (size_t i = 0; i < b->nq; i++) {
+            size_t i = 0;
+#if VLEN == 16
+            for (; i + 16 <= b->nq; i += 16) transpose_rows16(q + i * H * E, H * E, temp, E, qt + i, qp);
+#endif
+            for (; i < b->nq; i++) {
                 const float *qi = q + i * H * E;
                 size_t e = 0;
                 for (; e + VLEN <= E; e += VLEN) {
@@ -449,7 +497,7 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
                 for (; e < E; e++) qt[e * qp + i] = qi[e] * temp;
             }
             for (size_t e = 0; e < E; e++)
-                for (size_t i = b->nq; i < qp; i++) qt[e * qp + i] = 0.0f;
+                for (size_t col = b->nq; col < qp; col++) qt[e * qp + col] = 0.0f;
             b->qt = qt;
             b->ldq = qp;
         }
@@ -517,33 +565,6 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-#if VLEN == 16
-/* x[r][c] -> x[c][r] for a 16 × 16 block of floats. */
-static void transpose16(__m512 x[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]),
-                a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
-        x[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-        x[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-        x[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-        x[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-    }
-    for (int i = 0; i < 2; i++)
-        for (int k = 0; k < 4; k++) {
-            t[8 * i + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0x88);
-            t[8 * i + 4 + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0xdd);
-        }
-    for (int k = 0; k < 8; k++) {
-        x[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
-        x[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
-    }
-}
-#endif
 
 /* Task t of the head-by-head copy: rows [s0, s0 + FUSED_BK) of batch n, every
  * head; the input is read in order (each row holds every head), so the
@@ -573,18 +594,14 @@ static attn_status head_copy_task(void *arg, size_t task, int worker) {
             for (size_t h = 0; h < H; h++) {
                 float *restrict dst = j->qh + ((n * H + h) * j->sblocks + sb) * E * qp + i0;
                 const float *restrict src = qg + h * E;
-                size_t e = 0;
+                size_t e;
 #if VLEN == 16
-                if (ng == 16) /* 16 × 16 blocks transposed in registers */
-                    for (; e + 16 <= E; e += 16) {
-                        __m512 x[16];
-                        for (int r = 0; r < 16; r++) x[r] = (__m512)(vload(src + (size_t)r * H * E + e) * temp);
-                        transpose16(x);
-                        for (int r = 0; r < 16; r++) vstore(dst + (e + (size_t)r) * qp, (vf)x[r]);
-                    }
+                if (ng == 16)
+                    transpose_rows16(src, H * E, temp, E, dst, qp);
+                else
 #endif
-                for (; e < E; e++)
-                    for (size_t r = 0; r < ng; r++) dst[e * qp + r] = src[r * H * E + e] * temp;
+                    for (e = 0; e < E; e++)
+                        for (size_t r = 0; r < ng; r++) dst[e * qp + r] = src[r * H * E + e] * temp;
                 if (g1 == sb * bq + nq) /* the sub-block's last query: zero its padding columns */
                     for (e = 0; e < E; e++)
                         for (size_t c = nq; c < qp; c++) dst[e * qp + c - i0] = 0.0f;
