@@ -565,7 +565,6 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
     return ATTN_OK;
 }
 
-
 /* Task t of the head-by-head copy: rows [s0, s0 + FUSED_BK) of batch n, every
  * head; the input is read in order (each row holds every head), so the
  * copy streams. */
