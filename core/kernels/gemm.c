@@ -56,36 +56,12 @@ typedef attn_vf vf;
 #define vsplat attn_vsplat
 
 #if defined(__AVX512F__)
-/* In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i]. */
-AI void tr16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 4; j++) {
-            t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
-            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
-        }
-    for (int j = 0; j < 8; j++) {
-        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
-    }
-}
-
 /* dst[q·ldd + i] = src[i·lds + q] for q < 16 and i < lanes (<= 16); source
  * rows i >= nr read as zeros. */
 AI void tr16_copy(const float *src, size_t lds, size_t nr, float *dst, size_t ldd, int lanes) {
     __m512 r[16];
     for (size_t i = 0; i < 16; i++) r[i] = i < nr ? _mm512_loadu_ps(src + i * lds) : _mm512_setzero_ps();
-    tr16(r);
+    attn_tr16(r);
     __mmask16 m = (__mmask16)((1u << lanes) - 1u);
     for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (size_t)q * ldd, m, r[q]);
 }

@@ -393,32 +393,6 @@ static void prefetch_rows(const float *src, size_t n, size_t w, size_t ld) {
 }
 
 #if VLEN == 16
-/* x[r][c] -> x[c][r] for a 16 × 16 block of floats. */
-static void transpose16(__m512 x[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]),
-                a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
-        x[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-        x[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-        x[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-        x[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-    }
-    for (int i = 0; i < 2; i++)
-        for (int k = 0; k < 4; k++) {
-            t[8 * i + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0x88);
-            t[8 * i + 4 + k] = _mm512_shuffle_f32x4(x[8 * i + k], x[8 * i + 4 + k], 0xdd);
-        }
-    for (int k = 0; k < 8; k++) {
-        x[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
-        x[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
-    }
-}
-
 /* dst[e][r] = temp · src[r][e] for e < E and 16 rows r (src rows lds apart,
  * dst rows ldd apart): 16 × 16 blocks transposed in registers, the last
  * E % 16 columns one by one (the same products either way). */
@@ -428,7 +402,7 @@ static void transpose_rows16(const float *restrict src, size_t lds, float temp, 
     for (; e + 16 <= E; e += 16) {
         __m512 x[16];
         for (int r = 0; r < 16; r++) x[r] = (__m512)(vload(src + (size_t)r * lds + e) * temp);
-        transpose16(x);
+        attn_tr16(x);
         for (int r = 0; r < 16; r++) vstore(dst + (e + (size_t)r) * ldd, (vf)x[r]);
     }
     for (; e < E; e++)
