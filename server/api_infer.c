@@ -284,6 +284,7 @@ static void run(svc_job *base, attn_ctx *ctx) {
     if (s != ATTN_OK) {
         if (!se.status) svc_fail_attn(&se, s, &ae, 0, NULL);
         svc_reply_fail(&j->base.reply, &se);
+        svc_seq_close(&j->seq); /* before the answer: see below */
         return;
     }
     t = svc_now_us();
@@ -306,6 +307,13 @@ static void run(svc_job *base, attn_ctx *ctx) {
         outs[n++] = (svc_wire_out){.name = j->out_name, .t = out, .binary = j->binary, .half = j->half};
     }
     j->encode(&res, outs, n, &j->base.reply);
+    /* The sequence is released (its turn passed on, its last use stamped)
+     * before the answer goes out: a client that has the answer must find
+     * the sequence idle, and the least recently used in the order it saw.
+     * Released after the answer (job_free, on another thread), a start
+     * sent on the answer could find this one in use, or used later than a
+     * sequence that began after it. */
+    svc_seq_close(&j->seq);
     j->output_us = svc_now_us() - t;
     int threads = j->base.threads > 0 ? j->base.threads : 1;
     cost_update(j->model, j->kind, (j->infer_us + j->output_us) * (uint64_t)threads, j->elems);

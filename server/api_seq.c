@@ -387,6 +387,7 @@ static void seq_job_run(svc_job *base, attn_ctx *ctx) {
     if (j->put) run_restore(j, ctx, &e);
     else run_export(j, ctx, &e);
     if (e.status) svc_reply_fail(&j->base.reply, &e);
+    svc_seq_close(&j->c); /* before the answer, as an inference's (api_infer.c) */
 }
 
 static void seq_job_free(seq_job *j) {

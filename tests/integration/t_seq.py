@@ -316,6 +316,18 @@ def sequence_limits_and_eviction():
         check(srv.request("DELETE", "/v2/models/full/sequences/m1")[0] == 200, "delete m1")
         check(_step(srv, "full", big, 0, 1, {"sequence_id": "m2", "sequence_start": True, "sequence_end": True})[0] == 200,
               "room after the delete")
+    # A sequence is released before its answer goes out: a start sent on the
+    # answer finds it idle (evictable at once), every time.  Released after
+    # the answer, on another thread, a start could find it still held (503)
+    # or stamped later than a newer one.
+    with Server("--max-sequences", "1", "--sequence-evict-after", "0", "--inline-max-us", "0",
+                "--drain-timeout", "2", tag="seqrel") as srv:
+        for i in range(60):
+            st, h, b = _step(srv, "full", x, 0, 1, {"sequence_id": f"r{i}", "sequence_start": True})
+            check(st == 200, f"start r{i} on the answer to r{i - 1}: {st} {b}")
+        msg = expect_error(_step(srv, "full", x, 1, 1, {"sequence_id": "r58"}), 404, "r58 evicted")
+        check("evicted" in msg, msg)
+        check(srv.request("DELETE", "/v2/models/full/sequences/r59")[0] == 200, "delete r59")
     with Server("--max-sequences", "0", tag="seqoff") as srv:
         msg = expect_error(_step(srv, "full", x, 0, 1, {"sequence_id": 1, "sequence_start": True}), 400, "off")
         check("--max-sequences 0" in msg, msg)
