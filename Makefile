@@ -27,11 +27,11 @@ CORE_SRC   = $(sort $(wildcard core/*.c core/kernels/*.c core/mech/*.c))
 # instruction-set variant, the variant's name suffixed to their symbols, with
 # the variant's flags instead of OPT's -march (so PORTABLE=1 has them too).
 VARIANT_SRC = core/mech/full_fused.c core/kernels/gemm.c core/kernels/softmax.c core/kernels/half.c \
-              core/kernels/conv_wino.c
+              core/kernels/conv_wino.c core/kernels/rowops.c
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
 VARIANTS   = avx512 avx2 generic
-VFLAGS_avx512  = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
-VFLAGS_avx2    = -mavx2 -mfma -mf16c
+VFLAGS_avx512  = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c -mpopcnt
+VFLAGS_avx2    = -mavx2 -mfma -mf16c -mpopcnt
 VFLAGS_generic = -march=x86-64
 else
 VARIANTS   = generic

@@ -49,14 +49,15 @@ ATTN_CPU_DECLARE(generic)
      attn__gemm_own_##v,   attn__full_exp2_##v,   attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_rows_d_##v,    \
      attn__softmax_cols_##v, attn__softmax_row_##v, attn__elu1_##v,                                      \
      attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v, \
-     attn__conv2d_wino_##v}
+     attn__conv2d_wino_##v, attn__exp_sum_acc_##v, attn__gate_div_##v, attn__dot_##v,                  \
+     attn__hamming_nearest_##v}
 
 /* Best first; `needs` is the cpuid feature list the variant's -m flags allow
  * (Makefile VFLAGS_*), each name as __builtin_cpu_supports spells it. */
 static const attn_kernels variants[] = {
 #if ATTN_X86
-    VARIANT(avx512, "avx512f avx512bw avx512dq avx512vl avx2 fma f16c avx"),
-    VARIANT(avx2, "avx2 fma f16c avx"),
+    VARIANT(avx512, "avx512f avx512bw avx512dq avx512vl avx2 fma f16c avx popcnt"),
+    VARIANT(avx2, "avx2 fma f16c avx popcnt"),
     VARIANT(generic, "sse2"),
 #else
     VARIANT(generic, ""),
@@ -65,7 +66,7 @@ static const attn_kernels variants[] = {
 #define N_VARIANTS (sizeof variants / sizeof *variants)
 
 /* Every CPU feature any variant needs, in the order `attn info` lists them. */
-static const char *const features[] = {"sse2", "avx", "fma", "f16c", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"};
+static const char *const features[] = {"sse2", "popcnt", "avx", "fma", "f16c", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"};
 #define N_FEATURES (sizeof features / sizeof *features)
 
 static int hidden(const char *f) {
@@ -88,7 +89,7 @@ static int has_feature(const char *f) {
         unsigned a, b, c, d;
         return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     }
-    FEATURE("sse2") FEATURE("avx") FEATURE("fma") FEATURE("avx2") FEATURE("avx512f") FEATURE("avx512bw")
+    FEATURE("sse2") FEATURE("popcnt") FEATURE("avx") FEATURE("fma") FEATURE("avx2") FEATURE("avx512f") FEATURE("avx512bw")
     FEATURE("avx512dq") FEATURE("avx512vl")
 #undef FEATURE
 #endif
@@ -270,6 +271,14 @@ void attn__f32_to_bf16(const float *in, uint16_t *out, size_t n) { attn__kernels
 attn_status attn__conv2d_wino(const attn_conv2d *c, const float *xp, size_t xs, const float *u,
                               const attn_conv2d_out *o, size_t ty0, size_t ty1, float *work) {
     return attn__kernels()->conv2d_wino(c, xp, xs, u, o, ty0, ty1, work);
+}
+void attn__exp_sum_acc(const float *k, const float *msub, const float *v, float *sum, float *acc, size_t n) {
+    attn__kernels()->exp_sum_acc(k, msub, v, sum, acc, n);
+}
+void attn__gate_div(const float *x, const float *q, float *o, size_t n) { attn__kernels()->gate_div(x, q, o, n); }
+float attn__dot(const float *a, const float *b, size_t n) { return attn__kernels()->dot(a, b, n); }
+void attn__hamming_nearest(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K, int32_t *labels) {
+    attn__kernels()->hamming_nearest(hash, n, centroids, K, labels);
 }
 
 /* ---- public: check and report ---- */

@@ -40,7 +40,13 @@ struct attn_conv2d_out;
     void attn__f32_to_bf16_##v(const float *in, uint16_t *out, size_t n);                                \
     attn_status attn__conv2d_wino_##v(const struct attn_conv2d *c, const float *xp, size_t xs,            \
                                       const float *u, const struct attn_conv2d_out *o, size_t ty0,        \
-                                      size_t ty1, float *work);
+                                      size_t ty1, float *work);                                           \
+    void attn__exp_sum_acc_##v(const float *k, const float *msub, const float *v, float *sum, float *acc, \
+                               size_t n);                                                                 \
+    void attn__gate_div_##v(const float *x, const float *q, float *o, size_t n);                          \
+    float attn__dot_##v(const float *a, const float *b, size_t n);                                        \
+    void attn__hamming_nearest_##v(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K,   \
+                                   int32_t *labels);
 
 typedef struct attn_kernels {
     const char *name; /* "avx512", "avx2", "generic" */
@@ -70,6 +76,11 @@ typedef struct attn_kernels {
     /* kernels/conv2d.h */
     attn_status (*conv2d_wino)(const struct attn_conv2d *c, const float *xp, size_t xs, const float *u,
                                const struct attn_conv2d_out *o, size_t ty0, size_t ty1, float *work);
+    /* kernels/rowops.c (kernels.h) */
+    void (*exp_sum_acc)(const float *k, const float *msub, const float *v, float *sum, float *acc, size_t n);
+    void (*gate_div)(const float *x, const float *q, float *o, size_t n);
+    float (*dot)(const float *a, const float *b, size_t n);
+    void (*hamming_nearest)(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K, int32_t *labels);
 } attn_kernels;
 
 /* The variant in use: the best this CPU executes, or ATTN_CPU's when the

@@ -95,10 +95,7 @@ static attn_status aft_full_task(void *arg, size_t task, int worker) {
             const float *kd = kt + d * S, *vd = vt + d * S;
             for (int64_t s = 0; s < S; s++) row[s] = kd[s] * wl[s];
             attn__softmax_row(row, (size_t)S);
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t s = 0; s < S; s++) acc += row[s] * vd[s];
-            o[d] = acc / (1.0f + expf(-q[d]));
+            o[d] = attn__dot(row, vd, (size_t)S) / (1.0f + expf(-q[d]));
         }
     }
     return ATTN_OK;
@@ -219,15 +216,7 @@ static attn_status simple_seg_task(void *arg, size_t task, int worker) {
     /* a feature whose every key here is -inf: exp(-inf - 0) = 0 */
     float *msub = j->scratch + (size_t)worker * j->per_worker;
     for (size_t i = 0; i < W; i++) msub[i] = mx[i] == -INFINITY ? 0.0f : mx[i];
-    for (size_t s = s0; s < s1; s++) {
-        const float *ks = k0 + s * W, *vs = v0 + s * W;
-#pragma omp simd
-        for (size_t i = 0; i < W; i++) {
-            float y = fast_exp(ks[i] - msub[i]);
-            sum[i] += y;
-            acc[i] += y * vs[i];
-        }
-    }
+    for (size_t s = s0; s < s1; s++) attn__exp_sum_acc(k0 + s * W, msub, v0 + s * W, sum, acc, W);
     return ATTN_OK;
 }
 
@@ -269,8 +258,7 @@ static attn_status simple_out_task(void *arg, size_t task, int worker) {
     for (size_t l = l0; l < l1; l++) {
         const float *q = a->q + (n * L + l) * W;
         float *o = j->out + (n * L + l) * W;
-#pragma omp simd
-        for (size_t i = 0; i < W; i++) o[i] = ctx[i] / (1.0f + fast_exp(-q[i]));
+        attn__gate_div(ctx, q, o, W);
     }
     return ATTN_OK;
 }

@@ -27,23 +27,11 @@ attn_status attn__clu_hash(const float *x, size_t L, size_t ldx, size_t E, const
     return ATTN_OK;
 }
 
-/* Label of the nearest centroid; the lowest index wins ties. */
-static int32_t nearest(uint64_t h, const uint64_t *centroids, size_t K) {
-    int best = 65;
-    int32_t arg = 0;
-    for (size_t k = 0; k < K; k++) {
-        int d = __builtin_popcountll(h ^ centroids[k]);
-        if (d < best) {
-            best = d;
-            arg = (int32_t)k;
-        }
-    }
-    return arg;
-}
-
+/* Label of the nearest centroid (the lowest index wins ties): a kernel per
+ * instruction set (kernels/rowops.c), for POPCNT. */
 static void assign(const uint64_t *hash, size_t ql, const uint64_t *centroids, size_t K,
                    int32_t *labels) {
-    for (size_t l = 0; l < ql; l++) labels[l] = nearest(hash[l], centroids, K);
+    attn__hamming_nearest(hash, ql, centroids, K, labels);
 }
 
 /* Bitwise majority of each cluster's members (a tie gives 0); an empty

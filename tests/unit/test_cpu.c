@@ -523,6 +523,80 @@ static void cpu_count_follows_the_cgroup_quota(void **state) {
     unsetenv("ATTN_CGROUP_ROOT");
 }
 
+/* kernels/rowops.c of every variant against plain references: the exp sums
+ * and the gate in double (fast_exp's 1.2e-7 plus float rounding), the dot
+ * product in double, and the Hamming nearest centroid by a plain loop
+ * (exactly, ties to the lowest index). */
+static uint64_t u64(uint64_t *seed) {
+    uint64_t hi = tu_next(seed);
+    return hi << 11 ^ tu_next(seed);
+}
+
+static void rowops_of_every_variant(void **state) {
+    (void)state;
+    static const size_t ns[] = {1, 3, 8, 15, 16, 17, 31, 64, 100, 257};
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        uint64_t seed = 11;
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+            size_t n = ns[t];
+            float *kk = malloc(n * sizeof *kk), *ms = malloc(n * sizeof *ms), *v = malloc(n * sizeof *v);
+            float *sum = malloc(n * sizeof *sum), *acc = malloc(n * sizeof *acc), *o = malloc(n * sizeof *o);
+            for (size_t i = 0; i < n; i++) {
+                kk[i] = 10.0f * tu_rand(&seed);
+                ms[i] = 5.0f + 2.0f * tu_rand(&seed);
+                v[i] = tu_rand(&seed);
+                sum[i] = 0.5f;
+                acc[i] = -0.25f;
+            }
+            kk[n / 2] = -INFINITY; /* a masked key: adds exactly 0 */
+            k->exp_sum_acc(kk, ms, v, sum, acc, n);
+            for (size_t i = 0; i < n; i++) {
+                double y = exp((double)kk[i] - ms[i]), ws = 0.5 + y, wa = -0.25 + y * v[i];
+                if (!(fabs(sum[i] - ws) <= 1e-6 * fabs(ws)) || !(fabs(acc[i] - wa) <= 1e-6 * (fabs(wa) + y)))
+                    fail_msg("%s n=%zu: exp_sum_acc[%zu] = %.9g, %.9g; want %.9g, %.9g", k->name, n, i,
+                             (double)sum[i], (double)acc[i], ws, wa);
+            }
+            k->gate_div(v, kk, o, n);
+            for (size_t i = 0; i < n; i++) {
+                double want = v[i] / (1.0 + exp(-(double)kk[i])); /* kk = -inf: 0 */
+                if (!(fabs(o[i] - want) <= 1e-6 * fabs(want) + 1e-30))
+                    fail_msg("%s n=%zu: gate_div[%zu] = %.9g, want %.9g", k->name, n, i, (double)o[i], want);
+            }
+            kk[n / 2] = 1.0f;
+            double dw = 0.0, da = 0.0;
+            for (size_t i = 0; i < n; i++) dw += (double)kk[i] * v[i], da += fabs((double)kk[i] * v[i]);
+            float d = k->dot(kk, v, n);
+            if (!(fabs(d - dw) <= 1e-6 * da + 1e-30)) fail_msg("%s n=%zu: dot = %.9g, want %.9g", k->name, n, (double)d, dw);
+            free(kk), free(ms), free(v), free(sum), free(acc), free(o);
+        }
+        /* 300 hashes of 1..64 bits against 1..37 centroids, with duplicates
+         * among the centroids so that ties happen */
+        uint64_t hash[300], cent[37];
+        int32_t got[300];
+        for (size_t K = 1; K <= 37; K += 4) {
+            for (int bits = 1; bits <= 64; bits += 9) {
+                uint64_t mask = bits == 64 ? ~0ULL : (1ULL << bits) - 1;
+                for (size_t c = 0; c < K; c++) cent[c] = c % 3 == 2 ? cent[c - 1] : u64(&seed) & mask;
+                for (size_t l = 0; l < 300; l++) hash[l] = u64(&seed) & mask;
+                k->hamming_nearest(hash, 300, cent, K, got);
+                for (size_t l = 0; l < 300; l++) {
+                    int best = 99;
+                    int32_t arg = -1;
+                    for (size_t c = 0; c < K; c++) {
+                        int dd = 0;
+                        for (uint64_t x = hash[l] ^ cent[c]; x; x >>= 1) dd += (int)(x & 1);
+                        if (dd < best) best = dd, arg = (int32_t)c;
+                    }
+                    if (got[l] != arg)
+                        fail_msg("%s K=%zu bits=%d: nearest[%zu] = %d, want %d", k->name, K, bits, l, got[l], arg);
+                }
+            }
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(softmax_of_every_variant_matches_double),
@@ -530,6 +604,7 @@ int main(void) {
         cmocka_unit_test(cols_of_whole_vectors_agree),
         cmocka_unit_test(fast_exp2_is_accurate),
         cmocka_unit_test(full_exp2_of_every_variant),
+        cmocka_unit_test(rowops_of_every_variant),
         cmocka_unit_test(selection_and_forcing),
         cmocka_unit_test(a_variant_the_cpu_lacks_is_refused),
         cmocka_unit_test(refused_selection_fails_model_new),
