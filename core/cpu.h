@@ -44,6 +44,7 @@ struct attn_conv2d_out;
     void attn__exp_sum_acc_##v(const float *k, const float *msub, const float *v, float *sum, float *acc, \
                                size_t n);                                                                 \
     void attn__gate_div_##v(const float *x, const float *q, float *o, size_t n);                          \
+    void attn__max_into_##v(float *m, const float *x, size_t n);                                          \
     float attn__dot_##v(const float *a, const float *b, size_t n);                                        \
     void attn__hamming_nearest_##v(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K,   \
                                    int32_t *labels);
@@ -79,6 +80,7 @@ typedef struct attn_kernels {
     /* kernels/rowops.c (kernels.h) */
     void (*exp_sum_acc)(const float *k, const float *msub, const float *v, float *sum, float *acc, size_t n);
     void (*gate_div)(const float *x, const float *q, float *o, size_t n);
+    void (*max_into)(float *m, const float *x, size_t n);
     float (*dot)(const float *a, const float *b, size_t n);
     void (*hamming_nearest)(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K, int32_t *labels);
 } attn_kernels;

@@ -1,6 +1,6 @@
 /*
  * rowops.c — the element-wise loops of the mechanisms that are not
- * products: AFT's exp-weighted sums and sigmoid gate, a dot product, and
+ * products: AFT's running max, exp-weighted sums and sigmoid gate, a dot product, and
  * clustering's Hamming nearest centroid.  Built once per instruction-set
  * variant (kernels/variant.h), like softmax.c: these loops are fast only
  * when vectorised (the exp) or given POPCNT, which a `PORTABLE=1` build's
@@ -31,6 +31,11 @@ void ATTN_V(attn__exp_sum_acc)(const float *k, const float *msub, const float *v
         sum[i] += y;
         acc[i] += y * v[i];
     }
+}
+
+void ATTN_V(attn__max_into)(float *m, const float *x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) m[i] = x[i] > m[i] ? x[i] : m[i];
 }
 
 void ATTN_V(attn__gate_div)(const float *x, const float *q, float *o, size_t n) {

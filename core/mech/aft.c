@@ -208,11 +208,7 @@ static attn_status simple_seg_task(void *arg, size_t task, int worker) {
     float *mx = j->part + task * 3 * W, *sum = mx + W, *acc = sum + W;
     const float *k0 = a->k + n * S * W, *v0 = a->v + n * S * W;
     for (size_t i = 0; i < W; i++) mx[i] = -INFINITY, sum[i] = 0.0f, acc[i] = 0.0f;
-    for (size_t s = s0; s < s1; s++) {
-        const float *ks = k0 + s * W;
-#pragma omp simd
-        for (size_t i = 0; i < W; i++) mx[i] = ks[i] > mx[i] ? ks[i] : mx[i];
-    }
+    for (size_t s = s0; s < s1; s++) attn__max_into(mx, k0 + s * W, W);
     /* a feature whose every key here is -inf: exp(-inf - 0) = 0 */
     float *msub = j->scratch + (size_t)worker * j->per_worker;
     for (size_t i = 0; i < W; i++) msub[i] = mx[i] == -INFINITY ? 0.0f : mx[i];

@@ -558,6 +558,13 @@ static void rowops_of_every_variant(void **state) {
                     fail_msg("%s n=%zu: exp_sum_acc[%zu] = %.9g, %.9g; want %.9g, %.9g", k->name, n, i,
                              (double)sum[i], (double)acc[i], ws, wa);
             }
+            for (size_t i = 0; i < n; i++) o[i] = i % 4 == 1 ? NAN : v[i];
+            k->max_into(o, kk, n);
+            for (size_t i = 0; i < n; i++) {
+                float want = i % 4 == 1 ? NAN : kk[i] > v[i] ? kk[i] : v[i]; /* NaN m stays: kk > NaN is false */
+                if (!(o[i] == want || (isnan(o[i]) && isnan(want))))
+                    fail_msg("%s n=%zu: max_into[%zu] = %.9g, want %.9g", k->name, n, i, (double)o[i], (double)want);
+            }
             k->gate_div(v, kk, o, n);
             for (size_t i = 0; i < n; i++) {
                 double want = v[i] / (1.0 + exp(-(double)kk[i])); /* kk = -inf: 0 */
