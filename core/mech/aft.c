@@ -177,19 +177,9 @@ typedef struct simple_job {
     size_t out_rows, outs;   /* queries per output task, output tasks per batch entry */
     float *part;             /* (N, segs, 3, W): m, sum, acc of every segment */
     float *ctx;              /* (N, W), then 2·W floats of step 2's scratch */
-    float *scratch;          /* per worker: causal 3·W + 2·D floats, else W */
+    float *scratch;          /* per worker: causal 3·W + D floats, else W */
     size_t per_worker;       /* floats */
 } simple_job;
-
-/* o[d] = acc[d] · sigmoid(q[d]) written as the reference's gate,
- * acc / (1 + exp(-q)), with the vectorised exp; tmp: D floats. */
-static void sigmoid_div(const float *acc, const float *q, float *tmp, float *o, int64_t D) {
-#pragma omp simd
-    for (int64_t d = 0; d < D; d++) tmp[d] = -q[d];
-    attn__exp_sub_sum(tmp, (size_t)D, 0.0f);
-#pragma omp simd
-    for (int64_t d = 0; d < D; d++) o[d] = acc[d] / (1.0f + tmp[d]);
-}
 
 static int64_t simple_klen(const attn_qkv *a, int64_t n) {
     int64_t kl = a->key_lengths ? a->key_lengths[n] : a->S;
@@ -268,7 +258,7 @@ static attn_status simple_causal_task(void *arg, size_t task, int worker) {
     const int64_t n = (int64_t)task, W = H * D;
     const int64_t klen = simple_klen(a, n);
     float *mx = j->scratch + (size_t)worker * j->per_worker;
-    float *sum = mx + W, *acc = sum + W, *x = acc + W, *tmp = x + D;
+    float *sum = mx + W, *acc = sum + W, *x = acc + W;
     const size_t ld = (size_t)W;
     const float *k0 = a->k + n * S * W, *v0 = a->v + n * S * W, *q0 = a->q + n * L * W;
     float *o0 = j->out + n * L * W;
@@ -297,7 +287,7 @@ static attn_status simple_causal_task(void *arg, size_t task, int worker) {
                 su[d] += x[d];
                 ac[d] += (x[d] / su[d]) * vs[d];
             }
-            sigmoid_div(ac, q, tmp, o, D);
+            attn__gate_div(ac, q, o, (size_t)D); /* the reference's gate, acc / (1 + exp(-q)) */
         }
     }
     return ATTN_OK;
@@ -305,7 +295,7 @@ static attn_status simple_causal_task(void *arg, size_t task, int worker) {
 
 /* Checks the mask and shapes; the steps' task counts and the workspace of
  * a forward: non-causal, the segments' partial sums (N·segs·3·W floats),
- * ctx (N·W) and the combine's 2·W; causal, per worker 3·W + 2·D floats. */
+ * ctx (N·W) and the combine's 2·W; causal, per worker 3·W + D floats. */
 static attn_status simple_plan(const attn_qkv *a, int threads, simple_job *j, size_t *bytes, size_t *part_off,
                                size_t *ctx_off, size_t *scratch_off, attn_error *err) {
     attn_status st = check_ed(a, err);
@@ -327,7 +317,7 @@ static attn_status simple_plan(const attn_qkv *a, int threads, simple_job *j, si
     *part_off = *ctx_off = 0;
     if (j->causal) {
         size_t per = 0;
-        y.overflow |= !attn__mul(j->W, 3, &per) || !attn__add(per, 2 * D, &per);
+        y.overflow |= !attn__mul(j->W, 3, &per) || !attn__add(per, D, &per);
         j->per_worker = (per + 15) / 16 * 16; /* whole cache lines */
         *scratch_off = attn__ws_region(&y, (size_t)attn__workers_of(threads, N), j->per_worker * sizeof(float));
     } else {
