@@ -46,6 +46,8 @@ struct attn_conv2d_out;
     void attn__gate_div_##v(const float *x, const float *q, float *o, size_t n);                          \
     void attn__max_into_##v(float *m, const float *x, size_t n);                                          \
     float attn__dot_##v(const float *a, const float *b, size_t n);                                        \
+    void attn__pos_rows_##v(int np, unsigned code, float *o, const float *x, const float *p0,             \
+                            const float *p1, size_t W, size_t rows, size_t xs, size_t s0, size_t s1);     \
     void attn__hamming_nearest_##v(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K,   \
                                    int32_t *labels);
 
@@ -82,6 +84,8 @@ typedef struct attn_kernels {
     void (*gate_div)(const float *x, const float *q, float *o, size_t n);
     void (*max_into)(float *m, const float *x, size_t n);
     float (*dot)(const float *a, const float *b, size_t n);
+    void (*pos_rows)(int np, unsigned code, float *o, const float *x, const float *p0, const float *p1, size_t W,
+                     size_t rows, size_t xs, size_t s0, size_t s1);
     void (*hamming_nearest)(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K, int32_t *labels);
 } attn_kernels;
 

@@ -69,12 +69,18 @@ void attn__softmax_row(float *x, size_t n);
  * attn__gate_div: o[i] = x[i] / (1 + exp(-q[i])) (o may be x).
  * attn__max_into: m[i] = x[i] > m[i] ? x[i] : m[i] (a NaN x is skipped).
  * attn__dot: Σ a[i]·b[i] in float, in the variant's vector order.
+ * attn__pos_rows: `rows` rows of W floats, o[r][c] = x[r][c·xw] + p0[r][c·w0]
+ * (np = 1) or (x[r][c·xw] + p0[r][c·w0]) + p1[r][c·w1] (np = 2), where the
+ * bits of code are xw, w0[, w1] (each 0: broadcast, or 1), the rows of x, p0
+ * and p1 xs, s0 and s1 floats apart, o's W apart; o overlaps no operand.
  * attn__hamming_nearest: labels[l] = the centroid nearest hash[l] in
  * Hamming distance, the lowest index on ties (K >= 1). */
 void attn__exp_sum_acc(const float *k, const float *msub, const float *v, float *sum, float *acc, size_t n);
 void attn__gate_div(const float *x, const float *q, float *o, size_t n);
 void attn__max_into(float *m, const float *x, size_t n);
 float attn__dot(const float *a, const float *b, size_t n);
+void attn__pos_rows(int np, unsigned code, float *o, const float *x, const float *p0, const float *p1, size_t W,
+                    size_t rows, size_t xs, size_t s0, size_t s1);
 void attn__hamming_nearest(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K, int32_t *labels);
 
 /* x[i] = exp(x[i] - m) for all i (vectorised, rel. error ~1.2e-7, exactly 0

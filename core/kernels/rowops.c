@@ -1,7 +1,8 @@
 /*
  * rowops.c — the element-wise loops of the mechanisms that are not
- * products: AFT's running max, exp-weighted sums and sigmoid gate, a dot product, and
- * clustering's Hamming nearest centroid.  Built once per instruction-set
+ * products: AFT's running max, exp-weighted sums and sigmoid gate, a dot
+ * product, axial_positional_embedding's row sums, and clustering's Hamming
+ * nearest centroid.  Built once per instruction-set
  * variant (kernels/variant.h), like softmax.c: these loops are fast only
  * when vectorised (the exp) or given POPCNT, which a `PORTABLE=1` build's
  * baseline flags do not allow in the mechanisms' own files.  core/cpu.c
@@ -48,6 +49,42 @@ float ATTN_V(attn__dot)(const float *a, const float *b, size_t n) {
 #pragma omp simd reduction(+ : acc)
     for (size_t i = 0; i < n; i++) acc += a[i] * b[i];
     return acc;
+}
+
+/* axial_positional_embedding's rows (kernels.h, attn__pos_rows): each
+ * operand's stride inside a row (0 or 1) fixed at compile time, so that a
+ * row is one vector loop. */
+typedef void (*pos_run_fn)(float *restrict o, const float *restrict x, const float *restrict p0,
+                           const float *restrict p1, size_t W, size_t rows, size_t xs, size_t s0,
+                           size_t s1);
+#define POS_RUN1(XW, P0W)                                                                          \
+    static void pos_run1_##XW##P0W(float *restrict o, const float *restrict x,                     \
+                                   const float *restrict p0, const float *restrict p1, size_t W,   \
+                                   size_t rows, size_t xs, size_t s0, size_t s1) {                 \
+        (void)p1, (void)s1;                                                                        \
+        for (size_t r = 0; r < rows; r++, o += W, x += xs, p0 += s0) {                             \
+            _Pragma("omp simd") for (size_t c = 0; c < W; c++) o[c] = x[c * XW] + p0[c * P0W];    \
+        }                                                                                          \
+    }
+#define POS_RUN2(XW, P0W, P1W)                                                                     \
+    static void pos_run2_##XW##P0W##P1W(float *restrict o, const float *restrict x,                \
+                                        const float *restrict p0, const float *restrict p1,        \
+                                        size_t W, size_t rows, size_t xs, size_t s0, size_t s1) {  \
+        for (size_t r = 0; r < rows; r++, o += W, x += xs, p0 += s0, p1 += s1) {                   \
+            _Pragma("omp simd") for (size_t c = 0; c < W; c++) o[c] =                              \
+                (x[c * XW] + p0[c * P0W]) + p1[c * P1W];                                           \
+        }                                                                                          \
+    }
+POS_RUN1(0, 0) POS_RUN1(0, 1) POS_RUN1(1, 0) POS_RUN1(1, 1)
+POS_RUN2(0, 0, 0) POS_RUN2(0, 0, 1) POS_RUN2(0, 1, 0) POS_RUN2(0, 1, 1)
+POS_RUN2(1, 0, 0) POS_RUN2(1, 0, 1) POS_RUN2(1, 1, 0) POS_RUN2(1, 1, 1)
+static const pos_run_fn pos_run1_fns[4] = {pos_run1_00, pos_run1_01, pos_run1_10, pos_run1_11};
+static const pos_run_fn pos_run2_fns[8] = {pos_run2_000, pos_run2_001, pos_run2_010, pos_run2_011,
+                                           pos_run2_100, pos_run2_101, pos_run2_110, pos_run2_111};
+
+void ATTN_V(attn__pos_rows)(int n, unsigned code, float *o, const float *x, const float *p0, const float *p1,
+                            size_t W, size_t rows, size_t xs, size_t s0, size_t s1) {
+    (n == 1 ? pos_run1_fns[code & 3] : pos_run2_fns[code & 7])(o, x, p0, p1, W, rows, xs, s0, s1);
 }
 
 void ATTN_V(attn__hamming_nearest)(const uint64_t *hash, size_t n, const uint64_t *centroids, size_t K,

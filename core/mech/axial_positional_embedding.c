@@ -6,6 +6,7 @@
  * (axial_common.h).
  */
 #include "mech/axial_common.h"
+#include "kernels/kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,38 +109,6 @@ static void pos_row(float *orow, const float *xr, size_t xw, int n, const float 
     }
 }
 
-/* `rows` consecutive output rows along the second-to-last dimension, whose
- * operands advance by xs, s0, s1 floats from row to row.  For one or two
- * parameters (the usual 2-D image case) the operands' strides inside a row
- * are fixed at compile time, so that each row is one vector loop. */
-typedef void (*pos_run_fn)(float *restrict o, const float *restrict x, const float *restrict p0,
-                           const float *restrict p1, size_t W, size_t rows, size_t xs, size_t s0,
-                           size_t s1);
-#define POS_RUN1(XW, P0W)                                                                          \
-    static void pos_run1_##XW##P0W(float *restrict o, const float *restrict x,                     \
-                                   const float *restrict p0, const float *restrict p1, size_t W,   \
-                                   size_t rows, size_t xs, size_t s0, size_t s1) {                 \
-        (void)p1, (void)s1;                                                                        \
-        for (size_t r = 0; r < rows; r++, o += W, x += xs, p0 += s0) {                             \
-            _Pragma("omp simd") for (size_t c = 0; c < W; c++) o[c] = x[c * XW] + p0[c * P0W];    \
-        }                                                                                          \
-    }
-#define POS_RUN2(XW, P0W, P1W)                                                                     \
-    static void pos_run2_##XW##P0W##P1W(float *restrict o, const float *restrict x,                \
-                                        const float *restrict p0, const float *restrict p1,        \
-                                        size_t W, size_t rows, size_t xs, size_t s0, size_t s1) {  \
-        for (size_t r = 0; r < rows; r++, o += W, x += xs, p0 += s0, p1 += s1) {                   \
-            _Pragma("omp simd") for (size_t c = 0; c < W; c++) o[c] =                              \
-                (x[c * XW] + p0[c * P0W]) + p1[c * P1W];                                           \
-        }                                                                                          \
-    }
-POS_RUN1(0, 0) POS_RUN1(0, 1) POS_RUN1(1, 0) POS_RUN1(1, 1)
-POS_RUN2(0, 0, 0) POS_RUN2(0, 0, 1) POS_RUN2(0, 1, 0) POS_RUN2(0, 1, 1)
-POS_RUN2(1, 0, 0) POS_RUN2(1, 0, 1) POS_RUN2(1, 1, 0) POS_RUN2(1, 1, 1)
-static const pos_run_fn pos_run1_fns[4] = {pos_run1_00, pos_run1_01, pos_run1_10, pos_run1_11};
-static const pos_run_fn pos_run2_fns[8] = {pos_run2_000, pos_run2_001, pos_run2_010, pos_run2_011,
-                                           pos_run2_100, pos_run2_101, pos_run2_110, pos_run2_111};
-
 /* Task t: output rows [t * rows_per_task, ...).  R >= 2 (the parameters
  * have rank len(shape) + 2, x the same). */
 static attn_status pos_rows(void *arg, size_t t, int worker) {
@@ -161,17 +130,18 @@ static attn_status pos_rows(void *arg, size_t t, int worker) {
     const size_t xw = j->xs[R - 1] != 0;
     size_t pw[AXIAL_MAX_POS];
     for (int i = 0; i < n; i++) pw[i] = j->ps[i][R - 1] != 0;
-    const pos_run_fn fn = n == 1 ? pos_run1_fns[xw * 2 + pw[0]]
-                        : n == 2 ? pos_run2_fns[xw * 4 + pw[0] * 2 + pw[1]]
-                                 : NULL;
+    /* one or two parameters (the usual 2-D image case): a kernel per
+     * instruction set (kernels/rowops.c) with these strides fixed */
+    const unsigned code = n == 1 ? (unsigned)(xw * 2 + pw[0]) : n == 2 ? (unsigned)(xw * 4 + pw[0] * 2 + pw[1]) : 0;
     const size_t len2 = (size_t)j->oshape[d2];
     for (size_t r = r0; r < r1;) {
         /* A run of rows along dimension d2, up to its end or the task's. */
         size_t cnt = len2 - idx[d2] < r1 - r ? len2 - idx[d2] : r1 - r;
         /* The output is a new tensor: it overlaps no operand. */
-        if (fn) {
-            fn(j->o + r * j->W, j->x + xo, j->param[0] + po[0], n > 1 ? j->param[1] + po[1] : NULL,
-               j->W, cnt, j->xs[d2], j->ps[0][d2], n > 1 ? j->ps[1][d2] : 0);
+        if (n == 1 || n == 2) {
+            attn__pos_rows(n, code, j->o + r * j->W, j->x + xo, j->param[0] + po[0],
+                           n > 1 ? j->param[1] + po[1] : NULL, j->W, cnt, j->xs[d2], j->ps[0][d2],
+                           n > 1 ? j->ps[1][d2] : 0);
         } else {
             for (size_t k = 0; k < cnt; k++) {
                 const float *pr[AXIAL_MAX_POS];

@@ -525,8 +525,9 @@ static void cpu_count_follows_the_cgroup_quota(void **state) {
 
 /* kernels/rowops.c of every variant against plain references: the exp sums
  * and the gate in double (fast_exp's 1.2e-7 plus float rounding), the dot
- * product in double, and the Hamming nearest centroid by a plain loop
- * (exactly, ties to the lowest index). */
+ * product in double, the running max, the positional row sums and the
+ * Hamming nearest centroid by plain loops (exactly; ties to the lowest
+ * index). */
 static uint64_t u64(uint64_t *seed) {
     uint64_t hi = tu_next(seed);
     return hi << 11 ^ tu_next(seed);
@@ -578,6 +579,27 @@ static void rowops_of_every_variant(void **state) {
             if (!(fabs(d - dw) <= 1e-6 * da + 1e-30)) fail_msg("%s n=%zu: dot = %.9g, want %.9g", k->name, n, (double)d, dw);
             free(kk), free(ms), free(v), free(sum), free(acc), free(o);
         }
+        /* pos_rows: every stride code for 1 and 2 parameters, exactly the
+         * plain sums (the same additions in the same order) */
+        for (int np = 1; np <= 2; np++)
+            for (unsigned code = 0; code < (np == 1 ? 4u : 8u); code++) {
+                const size_t W = 37, rows = 5, xs = 41, s0 = 39, s1 = 43;
+                const size_t xw = np == 1 ? code >> 1 : code >> 2, w0 = np == 1 ? code & 1 : (code >> 1) & 1,
+                             w1 = code & 1;
+                float xb[5 * 41], p0b[5 * 39], p1b[5 * 43], ob[5 * 37];
+                for (size_t i = 0; i < sizeof xb / sizeof *xb; i++) xb[i] = tu_rand(&seed);
+                for (size_t i = 0; i < sizeof p0b / sizeof *p0b; i++) p0b[i] = tu_rand(&seed);
+                for (size_t i = 0; i < sizeof p1b / sizeof *p1b; i++) p1b[i] = tu_rand(&seed);
+                k->pos_rows(np, code, ob, xb, p0b, np == 2 ? p1b : NULL, W, rows, xs, s0, s1);
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t c = 0; c < W; c++) {
+                        float want = xb[r * xs + c * xw] + p0b[r * s0 + c * w0];
+                        if (np == 2) want += p1b[r * s1 + c * w1];
+                        if (ob[r * W + c] != want)
+                            fail_msg("%s np=%d code=%u: pos_rows[%zu][%zu] = %.9g, want %.9g", k->name, np, code, r,
+                                     c, (double)ob[r * W + c], (double)want);
+                    }
+            }
         /* 300 hashes of 1..64 bits against 1..37 centroids, with duplicates
          * among the centroids so that ties happen */
         uint64_t hash[300], cent[37];
