@@ -49,7 +49,7 @@ ATTN_CPU_DECLARE(generic)
      attn__gemm_own_##v,   attn__full_exp2_##v,   attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_rows_d_##v,    \
      attn__softmax_cols_##v, attn__softmax_row_##v, attn__elu1_##v,                                      \
      attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v, \
-     attn__conv2d_wino_##v, attn__exp_sum_acc_##v, attn__gate_div_##v, attn__max_into_##v, attn__dot_##v, attn__pos_rows_##v,                  \
+     attn__conv2d_wino_##v, attn__exp_sum_acc_##v, attn__exp_weight_acc_##v, attn__gate_div_##v, attn__max_into_##v, attn__dot_##v, attn__pos_rows_##v,                  \
      attn__hamming_nearest_##v}
 
 /* Best first; `needs` is the cpuid feature list the variant's -m flags allow
@@ -274,6 +274,10 @@ attn_status attn__conv2d_wino(const attn_conv2d *c, const float *xp, size_t xs, 
 }
 void attn__exp_sum_acc(const float *k, const float *msub, const float *v, float *sum, float *acc, size_t n) {
     attn__kernels()->exp_sum_acc(k, msub, v, sum, acc, n);
+}
+void attn__exp_weight_acc(const float *m, const float *M, const float *s, const float *a, float *sum, float *acc,
+                          size_t n) {
+    attn__kernels()->exp_weight_acc(m, M, s, a, sum, acc, n);
 }
 void attn__gate_div(const float *x, const float *q, float *o, size_t n) { attn__kernels()->gate_div(x, q, o, n); }
 void attn__max_into(float *m, const float *x, size_t n) { attn__kernels()->max_into(m, x, n); }

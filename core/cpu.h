@@ -43,6 +43,8 @@ struct attn_conv2d_out;
                                       size_t ty1, float *work);                                           \
     void attn__exp_sum_acc_##v(const float *k, const float *msub, const float *v, float *sum, float *acc, \
                                size_t n);                                                                 \
+    void attn__exp_weight_acc_##v(const float *m, const float *M, const float *s, const float *a,         \
+                                  float *sum, float *acc, size_t n);                                      \
     void attn__gate_div_##v(const float *x, const float *q, float *o, size_t n);                          \
     void attn__max_into_##v(float *m, const float *x, size_t n);                                          \
     float attn__dot_##v(const float *a, const float *b, size_t n);                                        \
@@ -81,6 +83,8 @@ typedef struct attn_kernels {
                                const struct attn_conv2d_out *o, size_t ty0, size_t ty1, float *work);
     /* kernels/rowops.c (kernels.h) */
     void (*exp_sum_acc)(const float *k, const float *msub, const float *v, float *sum, float *acc, size_t n);
+    void (*exp_weight_acc)(const float *m, const float *M, const float *s, const float *a, float *sum, float *acc,
+                           size_t n);
     void (*gate_div)(const float *x, const float *q, float *o, size_t n);
     void (*max_into)(float *m, const float *x, size_t n);
     float (*dot)(const float *a, const float *b, size_t n);

@@ -66,6 +66,8 @@ void attn__softmax_row(float *x, size_t n);
 
 /* kernels/rowops.c, per variant.  exp is fast_exp (as attn__exp_sub_sum):
  * attn__exp_sum_acc: y = exp(k[i] - msub[i]); sum[i] += y; acc[i] += y·v[i].
+ * attn__exp_weight_acc: w = m[i] == -inf ? 0 : exp(m[i] - M[i]);
+ * sum[i] += w·s[i]; acc[i] += w·a[i] (partial sums rescaled to a new max).
  * attn__gate_div: o[i] = x[i] / (1 + exp(-q[i])) (o may be x).
  * attn__max_into: m[i] = x[i] > m[i] ? x[i] : m[i] (a NaN x is skipped).
  * attn__dot: Σ a[i]·b[i] in float, in the variant's vector order.
@@ -76,6 +78,8 @@ void attn__softmax_row(float *x, size_t n);
  * attn__hamming_nearest: labels[l] = the centroid nearest hash[l] in
  * Hamming distance, the lowest index on ties (K >= 1). */
 void attn__exp_sum_acc(const float *k, const float *msub, const float *v, float *sum, float *acc, size_t n);
+void attn__exp_weight_acc(const float *m, const float *M, const float *s, const float *a, float *sum, float *acc,
+                          size_t n);
 void attn__gate_div(const float *x, const float *q, float *o, size_t n);
 void attn__max_into(float *m, const float *x, size_t n);
 float attn__dot(const float *a, const float *b, size_t n);

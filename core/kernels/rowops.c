@@ -1,6 +1,7 @@
 /*
  * rowops.c — the element-wise loops of the mechanisms that are not
- * products: AFT's running max, exp-weighted sums and sigmoid gate, a dot
+ * products: AFT's running max, exp-weighted sums (of rows, and of the
+ * segments' partial sums) and sigmoid gate, a dot
  * product, axial_positional_embedding's row sums, and clustering's Hamming
  * nearest centroid.  Built once per instruction-set
  * variant (kernels/variant.h), like softmax.c: these loops are fast only
@@ -31,6 +32,16 @@ void ATTN_V(attn__exp_sum_acc)(const float *k, const float *msub, const float *v
         float y = fast_exp(k[i] - msub[i]);
         sum[i] += y;
         acc[i] += y * v[i];
+    }
+}
+
+void ATTN_V(attn__exp_weight_acc)(const float *m, const float *M, const float *s, const float *a, float *sum,
+                                  float *acc, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float w = m[i] == -INFINITY ? 0.0f : fast_exp(m[i] - M[i]);
+        sum[i] += w * s[i];
+        acc[i] += w * a[i];
     }
 }
 

@@ -218,16 +218,11 @@ static void simple_combine(const simple_job *j, size_t n, float *tmp) {
 #pragma omp simd
         for (size_t i = 0; i < W; i++) M[i] = mg[i] > M[i] ? mg[i] : M[i];
     }
+    /* a segment with no visible key weighs 0 (its sums are 0 too, but
+     * exp(-inf - -inf) would be NaN) */
     for (size_t g = 0; g < G; g++) {
         const float *mg = p + g * 3 * W, *sg = mg + W, *ag = sg + W;
-#pragma omp simd
-        for (size_t i = 0; i < W; i++) {
-            /* a segment with no visible key weighs 0 (its sums are 0 too,
-             * but exp(-inf - -inf) would be NaN) */
-            float w = mg[i] == -INFINITY ? 0.0f : fast_exp(mg[i] - M[i]);
-            sum[i] += w * sg[i];
-            ctx[i] += w * ag[i];
-        }
+        attn__exp_weight_acc(mg, M, sg, ag, sum, ctx, W);
     }
 #pragma omp simd
     for (size_t i = 0; i < W; i++) ctx[i] /= sum[i];

@@ -559,6 +559,18 @@ static void rowops_of_every_variant(void **state) {
                     fail_msg("%s n=%zu: exp_sum_acc[%zu] = %.9g, %.9g; want %.9g, %.9g", k->name, n, i,
                              (double)sum[i], (double)acc[i], ws, wa);
             }
+            /* exp_weight_acc: m = kk (one -inf: weight exactly 0, also
+             * against an M of -inf, where exp(-inf - -inf) would be NaN) */
+            for (size_t i = 0; i < n; i++) sum[i] = 0.5f, acc[i] = -0.25f, o[i] = ms[i];
+            o[n / 2] = -INFINITY;
+            k->exp_weight_acc(kk, o, v, ms, sum, acc, n);
+            for (size_t i = 0; i < n; i++) {
+                double w = i == n / 2 ? 0.0 : exp((double)kk[i] - o[i]), ws = 0.5 + w * v[i], wa = -0.25 + w * ms[i];
+                if (!(fabs(sum[i] - ws) <= 1e-6 * (fabs(ws) + fabs(w * v[i]))) ||
+                    !(fabs(acc[i] - wa) <= 1e-6 * (fabs(wa) + fabs(w * ms[i]))))
+                    fail_msg("%s n=%zu: exp_weight_acc[%zu] = %.9g, %.9g; want %.9g, %.9g", k->name, n, i,
+                             (double)sum[i], (double)acc[i], ws, wa);
+            }
             for (size_t i = 0; i < n; i++) o[i] = i % 4 == 1 ? NAN : v[i];
             k->max_into(o, kk, n);
             for (size_t i = 0; i < n; i++) {
