@@ -49,7 +49,7 @@ ATTN_CPU_DECLARE(generic)
      attn__gemm_own_##v,   attn__full_exp2_##v,   attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_rows_d_##v,    \
      attn__softmax_cols_##v, attn__softmax_row_##v, attn__elu1_##v,                                      \
      attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v, \
-     attn__conv2d_wino_##v, attn__exp_sum_acc_##v, attn__exp_weight_acc_##v, attn__gate_div_##v, attn__max_into_##v, attn__dot_##v, attn__pos_rows_##v,                  \
+     attn__conv2d_wino_##v, attn__exp_sum_acc_##v, attn__exp_weight_acc_##v, attn__gate_div_##v, attn__max_into_##v, attn__axpy_##v, attn__vmul_##v, attn__scale_##v, attn__dot_##v, attn__pos_rows_##v,                  \
      attn__hamming_nearest_##v}
 
 /* Best first; `needs` is the cpuid feature list the variant's -m flags allow
@@ -281,6 +281,9 @@ void attn__exp_weight_acc(const float *m, const float *M, const float *s, const 
 }
 void attn__gate_div(const float *x, const float *q, float *o, size_t n) { attn__kernels()->gate_div(x, q, o, n); }
 void attn__max_into(float *m, const float *x, size_t n) { attn__kernels()->max_into(m, x, n); }
+void attn__axpy(float *o, float w, const float *x, size_t n) { attn__kernels()->axpy(o, w, x, n); }
+void attn__vmul(float *o, const float *a, const float *b, size_t n) { attn__kernels()->vmul(o, a, b, n); }
+void attn__scale(float *x, float s, size_t n) { attn__kernels()->scale(x, s, n); }
 float attn__dot(const float *a, const float *b, size_t n) { return attn__kernels()->dot(a, b, n); }
 void attn__pos_rows(int np, unsigned code, float *o, const float *x, const float *p0, const float *p1, size_t W,
                     size_t rows, size_t xs, size_t s0, size_t s1) {

@@ -47,6 +47,9 @@ struct attn_conv2d_out;
                                   float *sum, float *acc, size_t n);                                      \
     void attn__gate_div_##v(const float *x, const float *q, float *o, size_t n);                          \
     void attn__max_into_##v(float *m, const float *x, size_t n);                                          \
+    void attn__axpy_##v(float *o, float w, const float *x, size_t n);                                     \
+    void attn__vmul_##v(float *o, const float *a, const float *b, size_t n);                              \
+    void attn__scale_##v(float *x, float s, size_t n);                                                    \
     float attn__dot_##v(const float *a, const float *b, size_t n);                                        \
     void attn__pos_rows_##v(int np, unsigned code, float *o, const float *x, const float *p0,             \
                             const float *p1, size_t W, size_t rows, size_t xs, size_t s0, size_t s1);     \
@@ -87,6 +90,9 @@ typedef struct attn_kernels {
                            size_t n);
     void (*gate_div)(const float *x, const float *q, float *o, size_t n);
     void (*max_into)(float *m, const float *x, size_t n);
+    void (*axpy)(float *o, float w, const float *x, size_t n);
+    void (*vmul)(float *o, const float *a, const float *b, size_t n);
+    void (*scale)(float *x, float s, size_t n);
     float (*dot)(const float *a, const float *b, size_t n);
     void (*pos_rows)(int np, unsigned code, float *o, const float *x, const float *p0, const float *p1, size_t W,
                      size_t rows, size_t xs, size_t s0, size_t s1);

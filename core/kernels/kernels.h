@@ -70,6 +70,9 @@ void attn__softmax_row(float *x, size_t n);
  * sum[i] += w·s[i]; acc[i] += w·a[i] (partial sums rescaled to a new max).
  * attn__gate_div: o[i] = x[i] / (1 + exp(-q[i])) (o may be x).
  * attn__max_into: m[i] = x[i] > m[i] ? x[i] : m[i] (a NaN x is skipped).
+ * attn__axpy: o[i] += w·x[i].  attn__vmul: o[i] = a[i]·b[i] (o may be a or
+ * b).  attn__scale: x[i] *= s.  (Each one rounding per operation, the same
+ * bits in every variant.)
  * attn__dot: Σ a[i]·b[i] in float, in the variant's vector order.
  * attn__pos_rows: `rows` rows of W floats, o[r][c] = x[r][c·xw] + p0[r][c·w0]
  * (np = 1) or (x[r][c·xw] + p0[r][c·w0]) + p1[r][c·w1] (np = 2), where the
@@ -82,6 +85,9 @@ void attn__exp_weight_acc(const float *m, const float *M, const float *s, const 
                           size_t n);
 void attn__gate_div(const float *x, const float *q, float *o, size_t n);
 void attn__max_into(float *m, const float *x, size_t n);
+void attn__axpy(float *o, float w, const float *x, size_t n);
+void attn__vmul(float *o, const float *a, const float *b, size_t n);
+void attn__scale(float *x, float s, size_t n);
 float attn__dot(const float *a, const float *b, size_t n);
 void attn__pos_rows(int np, unsigned code, float *o, const float *x, const float *p0, const float *p1, size_t W,
                     size_t rows, size_t xs, size_t s0, size_t s1);

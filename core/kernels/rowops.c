@@ -1,7 +1,9 @@
 /*
  * rowops.c — the element-wise loops of the mechanisms that are not
  * products: AFT's running max, exp-weighted sums (of rows, and of the
- * segments' partial sums) and sigmoid gate, a dot
+ * segments' partial sums) and sigmoid gate, a dot product, the
+ * weighted row sums, products and scalings of the sparse and windowed
+ * mechanisms (axpy, vmul, scale), a dot
  * product, axial_positional_embedding's row sums, and clustering's Hamming
  * nearest centroid.  Built once per instruction-set
  * variant (kernels/variant.h), like softmax.c: these loops are fast only
@@ -53,6 +55,21 @@ void ATTN_V(attn__max_into)(float *m, const float *x, size_t n) {
 void ATTN_V(attn__gate_div)(const float *x, const float *q, float *o, size_t n) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) o[i] = x[i] / (1.0f + fast_exp(-q[i]));
+}
+
+void ATTN_V(attn__axpy)(float *o, float w, const float *x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) o[i] += w * x[i];
+}
+
+void ATTN_V(attn__vmul)(float *o, const float *a, const float *b, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) o[i] = a[i] * b[i];
+}
+
+void ATTN_V(attn__scale)(float *x, float s, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 float ATTN_V(attn__dot)(const float *a, const float *b, size_t n) {

@@ -93,7 +93,7 @@ static attn_status aft_full_task(void *arg, size_t task, int worker) {
         const float *q = a->q + ((n * L + l) * H + h) * D;
         for (int64_t d = 0; d < D; d++) {
             const float *kd = kt + d * S, *vd = vt + d * S;
-            for (int64_t s = 0; s < S; s++) row[s] = kd[s] * wl[s];
+            attn__vmul(row, kd, wl, (size_t)S);
             attn__softmax_row(row, (size_t)S);
             o[d] = attn__dot(row, vd, (size_t)S) / (1.0f + expf(-q[d]));
         }

@@ -136,7 +136,7 @@ static void gather_average(const float *w, const int32_t *idx, size_t k, const f
     memset(out, 0, D * sizeof *out);
     for (size_t j = 0; j < k; j++) {
         const float *row = v + (size_t)idx[j] * ldv;
-        for (size_t d = 0; d < D; d++) out[d] += w[j] * row[d];
+        attn__axpy(out, w[j], row, D);
     }
 }
 
@@ -188,7 +188,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
     if (s->variant != IMPROVED_CAUSAL) {
         for (size_t c = 0; c < K; c++) {
             float *row = qk + c * S;
-            for (size_t i = 0; i < S; i++) row[i] *= j->temp;
+            attn__scale(row, j->temp, S);
             if (S) attn__softmax_row(row, S);
             if (s->variant == IMPROVED) {
                 /* Drop the top-k keys: what is left is the centroid's

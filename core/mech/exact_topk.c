@@ -111,9 +111,7 @@ static attn_status topk_task(void *arg, size_t task, int worker) {
         float *o = j->out + ((n * L + l0 + i) * H + h) * D;
         for (size_t d = 0; d < D; d++) o[d] = 0.0f;
         for (size_t t = 0; t < m; t++) {
-            const float *v = a->v + ((n * S + idx[t]) * H + h) * D;
-#pragma omp simd
-            for (size_t d = 0; d < D; d++) o[d] += w[t] * v[d];
+            attn__axpy(o, w[t], a->v + ((n * S + idx[t]) * H + h) * D, D);
         }
     }
     return ATTN_OK;

@@ -98,7 +98,7 @@ static attn_status local_task(void *arg, size_t task, int worker) {
             if (a->attn_mask && !a->attn_mask[l * S + s]) dot += -1e24f;
             slot[s - l + half] = dot;
         }
-        for (int64_t k = 0; k < w; k++) slot[k] *= j->temp;
+        attn__scale(slot, j->temp, (size_t)w);
         attn__softmax_row(slot, (size_t)w);
         for (int64_t s = start; s < vend; s++) prow[s - k0] = slot[s - l + half];
     }
@@ -184,7 +184,7 @@ static attn_status local_map_task(void *arg, size_t nh, int worker) {
             if (a->attn_mask && !a->attn_mask[l * S + s]) dot += -1e24f;
             slot[s - l + half] = dot;
         }
-        for (int64_t k = 0; k < w; k++) slot[k] *= j->temp;
+        attn__scale(slot, j->temp, (size_t)w);
         attn__softmax_row(slot, (size_t)w);
         memset(row, 0, (size_t)S * sizeof *row);
         for (int64_t s = start; s < vend; s++) row[s] = slot[s - l + half];
@@ -269,7 +269,7 @@ static attn_status local_seq_task(void *arg, size_t task, int worker) {
             for (int64_t e = 0; e < E; e++) dot += qr[e] * kr[e];
             slot[x - p + half] = dot;
         }
-        for (int64_t k = 0; k < w; k++) slot[k] *= j->temp;
+        attn__scale(slot, j->temp, (size_t)w);
         attn__softmax_row(slot, (size_t)w);
         float *o = j->out + ((n * T + t) * H + h) * D;
         for (int64_t d = 0; d < D; d++) o[d] = 0.0f;

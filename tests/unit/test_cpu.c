@@ -584,6 +584,23 @@ static void rowops_of_every_variant(void **state) {
                 if (!(fabs(o[i] - want) <= 1e-6 * fabs(want) + 1e-30))
                     fail_msg("%s n=%zu: gate_div[%zu] = %.9g, want %.9g", k->name, n, i, (double)o[i], want);
             }
+            /* axpy, vmul, scale: exactly the plain loops (one rounding per
+             * operation, no contraction) */
+            for (size_t i = 0; i < n; i++) o[i] = ms[i];
+            k->axpy(o, 0.37f, v, n);
+            for (size_t i = 0; i < n; i++)
+                if (o[i] != ms[i] + 0.37f * v[i])
+                    fail_msg("%s n=%zu: axpy[%zu] = %.9g, want %.9g", k->name, n, i, (double)o[i],
+                             (double)(ms[i] + 0.37f * v[i]));
+            k->vmul(o, v, ms, n);
+            for (size_t i = 0; i < n; i++)
+                if (o[i] != v[i] * ms[i])
+                    fail_msg("%s n=%zu: vmul[%zu] = %.9g, want %.9g", k->name, n, i, (double)o[i], (double)(v[i] * ms[i]));
+            k->scale(o, -1.7f, n);
+            for (size_t i = 0; i < n; i++)
+                if (o[i] != (v[i] * ms[i]) * -1.7f)
+                    fail_msg("%s n=%zu: scale[%zu] = %.9g, want %.9g", k->name, n, i, (double)o[i],
+                             (double)((v[i] * ms[i]) * -1.7f));
             kk[n / 2] = 1.0f;
             double dw = 0.0, da = 0.0;
             for (size_t i = 0; i < n; i++) dw += (double)kk[i] * v[i], da += fabs((double)kk[i] * v[i]);
