@@ -92,15 +92,18 @@ static attn_status local_task(void *arg, size_t task, int worker) {
         int64_t start = l - half > 0 ? l - half : 0;
         int64_t end = l + up < klen ? l + up : klen;
         int64_t vend = l + up < S ? l + up : S;
-        for (int64_t k = 0; k < w; k++) slot[k] = -1e24f;
-        for (int64_t s = start; s < end; s++) {
-            float dot = dots[s - k0];
-            if (a->attn_mask && !a->attn_mask[l * S + s]) dot += -1e24f;
-            slot[s - l + half] = dot;
-        }
+        /* slots [a0, a1) are the keys [start, end), copied whole (in the
+         * window's middle, every slot) */
+        const int64_t a0 = start - l + half, a1 = end > start ? end - l + half : a0;
+        for (int64_t k = 0; k < a0; k++) slot[k] = -1e24f;
+        for (int64_t k = a1; k < w; k++) slot[k] = -1e24f;
+        if (a1 > a0) memcpy(slot + a0, dots + (start - k0), (size_t)(a1 - a0) * sizeof *slot);
+        if (a->attn_mask)
+            for (int64_t s = start; s < end; s++)
+                if (!a->attn_mask[l * S + s]) slot[s - l + half] += -1e24f;
         attn__scale(slot, j->temp, (size_t)w);
         attn__softmax_row(slot, (size_t)w);
-        for (int64_t s = start; s < vend; s++) prow[s - k0] = slot[s - l + half];
+        if (vend > start) memcpy(prow + (start - k0), slot + a0, (size_t)(vend - start) * sizeof *prow);
     }
     /* out rows (stride H·D) = P · V over the block's keys. */
     ATTN_TRY(attn__gemm(0, 0, (size_t)nq, (size_t)D, (size_t)nk, 1.0f, pm, (size_t)nk, a->v + ((n * S + k0) * H + h) * D,
@@ -275,8 +278,7 @@ static attn_status local_seq_task(void *arg, size_t task, int worker) {
         for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
         for (int64_t x = start; x <= p; x++) {
             const float *vr = x < len ? wv + ((x - (len - half)) * H + h) * D : a->v + ((n * T + x - len) * H + h) * D;
-            const float pr = slot[x - p + half];
-            for (int64_t d = 0; d < D; d++) o[d] += pr * vr[d];
+            attn__axpy(o, slot[x - p + half], vr, (size_t)D);
         }
     }
     return ATTN_OK;
