@@ -123,12 +123,6 @@ static size_t length_of(const int64_t *lengths, int64_t n, int64_t full) {
     return (size_t)(x < 0 ? 0 : x > full ? full : x);
 }
 
-static float dot(const float *a, const float *b, size_t n) {
-    float s = 0.0f;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 /* out (D) = Σ_j w[j] · v[idx[j]], summed as the reference's sparse
  * weighted average does, from zero in j order. */
 static void gather_average(const float *w, const int32_t *idx, size_t k, const float *v, size_t ldv,
@@ -229,7 +223,7 @@ static attn_status slice(void *arg, size_t t, int worker) {
         const float *ql_row = q + l * ldq;
         for (size_t i = 0; i < kk; i++) {
             size_t key = (size_t)idx[i];
-            float x = dot(ql_row, k + key * ldq, E);
+            float x = attn__dot(ql_row, k + key * ldq, E); /* in vector order, as the variant sums */
             if (s->variant == IMPROVED) {
                 if (key >= kl) x = -INFINITY; /* fewer valid keys than k */
             } else if (key > l) {
