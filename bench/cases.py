@@ -58,6 +58,16 @@ def traffic(inp, out, weights=0, inter=0, why="", reread=0):
     return {"in": inp + reread, "in_once": inp, "out": out, "weights": weights, "inter": inter, "why": why}
 
 
+# The projection-bound layers the issue names (issue 12: "where PyTorch
+# already runs at the sgemm rate (projection-bound layers such as
+# attention_layer, linear_self, compositional, multi_head_area,
+# axial_image_transformer)"): dense products of their own weights are most of
+# their FLOPs, so the sgemm rate bounds every implementation and the target
+# on them is the roofline whatever PyTorch's thread scaling in a run.
+PROJECTION_BOUND = frozenset({"attention_layer", "linear_self", "compositional", "multi_head_area",
+                              "axial_image_transformer"})
+
+
 class Case:
     def __init__(self, mech, size, seq, shape, config, build, flops=None, torch_skip=None, check=True,
                  random=False, roof_flops=None, traffic=None):
@@ -68,6 +78,10 @@ class Case:
         self.torch_skip = torch_skip  # reason string: PyTorch not run at this size
         self.check = check and not random  # compare attnd's output with PyTorch's
         self.random = random  # the mechanism draws random numbers (outputs differ by design)
+
+    @property
+    def projection_bound(self):
+        return self.mech in PROJECTION_BOUND
 
     @property
     def id(self):
