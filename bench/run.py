@@ -804,8 +804,8 @@ def write_roof_md(w, results, rr):
       f"{SPEEDUP_TARGET:g} (each side at its best thread count) on medians and on best-of-N; otherwise, "
       "for the projection-bound layers the issue names (" + ", ".join(sorted(CASES.PROJECTION_BOUND)) + ": their "
       "own dense products bound every implementation) and wherever PyTorch already runs at ≥ "
-      f"{100 * TORCH_AT_ROOF:.0f}% of the roofline rate (on medians or on best-of-N), **met (roofline)** when attnd ÷ roofline ≤ {ROOF_SLACK:.2f} on medians and "
-      "on best-of-N. A branch that holds on one estimator only is reported as such.\n")
+      f"{100 * TORCH_AT_ROOF:.0f}% of the roofline rate (on medians or on best-of-N), **met (roofline)** when "
+      f"attnd ÷ roofline ≤ {ROOF_SLACK:.2f} on medians and on best-of-N. A branch that holds on one estimator only is reported as such.\n")
     w("| mechanism | size | GFLOP | MiB | roofline 1t ms | roofline 2t ms | attnd ms (T) | attnd ÷ roofline "
       "(best-of-N) | PyTorch ms (T) | PyTorch % roofline (best-of-N) | PyTorch % sgemm | speed-up (best-of-N) | "
       "target |")
