@@ -233,12 +233,22 @@ static void read_gemm_env(void) {
         snprintf(gemm_error, sizeof gemm_error, "ATTN_GEMM=%.32s: unknown (attn, openblas or auto)", env);
 }
 
-int attn__gemm_use_own(size_t n, size_t k) {
+static int process_own(int cl) {
     pthread_once(&gemm_once, read_gemm_env);
     if (gemm_forced >= 0) return gemm_forced;
-    int cl = n * k > GEMM_SMALL_NK; /* n, k are bounded by the tensor limits: no overflow */
     pthread_once(&class_once[cl], cl ? calibrate_large : calibrate_small);
     return gemm_own[cl];
+}
+
+static _Thread_local int gemm_pin = -1;
+
+int attn__gemm_pin(void) { return gemm_pin; }
+void attn__gemm_set_pin(int pin) { gemm_pin = pin >= 0 ? pin & 3 : -1; }
+int attn__gemm_choice(void) { return process_own(0) | process_own(1) << 1; }
+
+int attn__gemm_use_own(size_t n, size_t k) {
+    int cl = n * k > GEMM_SMALL_NK; /* n, k are bounded by the tensor limits: no overflow */
+    return gemm_pin >= 0 ? (gemm_pin >> cl) & 1 : process_own(cl);
 }
 
 /* ---- the kernels' plain names ---- */
@@ -339,7 +349,7 @@ static void fill_info(void) {
                      variants[i].name);
     char own[32];
     snprintf(own, sizeof own, "attn-%s", attn__kernels()->name);
-    int small = attn__gemm_use_own(0, 0), large = attn__gemm_use_own(GEMM_SMALL_NK + 1, 1);
+    int small = process_own(0), large = process_own(1);
     if (small == large)
         snprintf(gemm_name, sizeof gemm_name, "%s", small ? own : "openblas");
     else

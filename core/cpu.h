@@ -109,7 +109,19 @@ int attn__kernels_runs(const attn_kernels *k);
 
 /* attn__gemm's choice for an (m × k) · (k × n) product: 1 for libattn's
  * sgemm, 0 for OpenBLAS (ATTN_GEMM, else a calibration once per process,
- * one answer for n·k up to 2^18 and one above). */
+ * one answer for n·k up to 2^18 and one above), unless the calling thread
+ * holds a pin (below). */
 int attn__gemm_use_own(size_t n, size_t k);
+
+/* The process's choice for both classes as bits (1: libattn's sgemm up to
+ * n·k = 2^18, 2: above), calibrating what was not yet.  The two sgemms
+ * round differently, and two processes on one machine can calibrate
+ * differently when the two are close, so a sequence keeps the choice it
+ * started with (core/seq.c: in its export too) and pins it on the thread
+ * for each of its steps; attn__parallel_for hands a caller's pin to the
+ * helpers that run its tasks.  pin -1: none. */
+int attn__gemm_choice(void);
+int attn__gemm_pin(void);
+void attn__gemm_set_pin(int pin);
 
 #endif

@@ -9,6 +9,7 @@
  * small ones one core each without oversubscribing.
  */
 #include "attn_internal.h"
+#include "cpu.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -59,6 +60,7 @@ typedef struct pf_job {
     void *arg;
     atomic_size_t next;
     atomic_int status; /* first failure wins */
+    int gemm_pin;      /* the caller's (cpu.h): its helpers compute with the same sgemm */
     /* Guarded by pool_mu: */
     int slots;  /* helpers wanted (workers - 1) */
     int joined; /* helpers that took an index */
@@ -199,7 +201,9 @@ static void *pool_main(void *unused) {
         atomic_fetch_add_explicit(&j->active, 1, memory_order_relaxed);
         if (j->joined >= j->slots) unlink_job(j);
         pthread_mutex_unlock(&pool_mu);
+        attn__gemm_set_pin(j->gemm_pin);
         run_worker(j, index);
+        attn__gemm_set_pin(-1);
         pthread_mutex_lock(&pool_mu);
         /* the caller may return once it sees 0 and takes pool_mu: j is not
          * touched after the unlock */
@@ -227,7 +231,7 @@ static void grow_pool(int want) {
 attn_status attn__parallel_for(attn_ctx *ctx, size_t n, attn_task_fn fn, void *arg) {
     if (n == 0) return attn__cancelled(ctx) ? ATTN_E_CANCELLED : ATTN_OK;
     pthread_once(&blas_once, blas_single_thread);
-    pf_job job = {.ctx = ctx, .n = n, .fn = fn, .arg = arg};
+    pf_job job = {.ctx = ctx, .n = n, .fn = fn, .arg = arg, .gemm_pin = attn__gemm_pin()};
     atomic_init(&job.next, 0);
     atomic_init(&job.status, ATTN_OK);
     atomic_init(&job.active, 0);

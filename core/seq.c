@@ -6,6 +6,7 @@
  * have it is read from their vtables, never listed here.
  */
 #include "seq_internal.h"
+#include "cpu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,7 @@ static attn_status seq_alloc(const attn_model *m, attn_seq_kind kind, int64_t N,
     s->mstate = attn__model_state(m);
     s->kind = kind;
     s->N = N;
+    s->gemm = attn__gemm_choice();
     *out = s;
     return ATTN_OK;
 }
@@ -323,9 +325,12 @@ attn_status attn_seq_new(const attn_model *m, attn_seq_kind kind, int64_t n_stre
             st = attn__err(err, ATTN_E_INPUT, "a cross sequence needs its memory (keys, values) at the start");
         } else {
             bool qkv = !mech_of(m)->forward;
+            int pin = attn__gemm_pin();
+            attn__gemm_set_pin(s->gemm);
             st = qkv ? qkv_start(s, ctx, memory, err)
                      : s->ops->start ? s->ops->start(s, ctx, memory, err)
                                      : attn__err(err, ATTN_E_INTERNAL, "cross sequence without a start");
+            attn__gemm_set_pin(pin);
         }
     } else if (memory) {
         st = attn__err(err, ATTN_E_INPUT, "a self sequence takes no memory");
@@ -413,8 +418,11 @@ attn_status attn_seq_step(attn_seq *s, attn_ctx *ctx, const attn_tensor_set *inp
     if (!s || !inputs || !out) return attn__err(err, ATTN_E_INVALID, "seq_step: NULL argument");
     if (s->broken) return attn__err(err, ATTN_E_INVALID, "sequence is broken by an earlier failed step");
     *out = NULL;
+    int pin = attn__gemm_pin();
+    attn__gemm_set_pin(s->gemm);
     attn_status st = mech_of(s->model)->forward ? s->ops->step(s, ctx, inputs, out, err)
                                                 : qkv_step(s, ctx, inputs, out, err);
+    attn__gemm_set_pin(pin);
     if (!st && attn__cancelled(ctx)) {
         s->broken = true;
         attn_tensor_free(*out);
@@ -478,7 +486,9 @@ attn_status attn_seq_export(const attn_seq *s, attn_tensor_set **state, attn_err
     if (!s || !state) return attn__err(err, ATTN_E_INVALID, "seq_export: NULL argument");
     attn_tensor_set *set = attn_tensor_set_new();
     if (!set) return attn__err(err, ATTN_E_NOMEM, "out of memory");
+    const int64_t gemm = s->gemm;
     attn_status st = export_into(s, "", set, err);
+    if (!st) st = add_i64(set, "seq.gemm", &gemm, 1, err);
     if (st) {
         attn_tensor_set_free(set);
         return st;
@@ -566,6 +576,19 @@ attn_status attn_seq_import(const attn_model *m, const attn_tensor_set *state, a
     if (st) return st;
     size_t used = 0;
     st = import_into(s, "", state, &used, err);
+    /* the sgemm choice it was computed with (absent from exports before
+     * 2026-12-07: this process's, as before) */
+    const attn_tensor *tg = attn_tensor_set_get(state, "seq.gemm");
+    if (!st && tg) {
+        int64_t one = 1;
+        if (!(tg = get_exact(state, "seq.gemm", ATTN_I64, 1, &one, &used, err)))
+            st = ATTN_E_FORMAT;
+        else if (*(const int64_t *)tg->data < 0 || *(const int64_t *)tg->data > 3)
+            st = attn__err(err, ATTN_E_FORMAT, "sequence state: bad seq.gemm %lld (0 to 3)",
+                           (long long)*(const int64_t *)tg->data);
+        else
+            for (attn_seq *c = s; c; c = c->child) c->gemm = (int)*(const int64_t *)tg->data;
+    }
     if (!st && used != attn_tensor_set_count(state))
         st = attn__err(err, ATTN_E_FORMAT, "sequence state has %zu tensors this model's sequences do not have",
                        attn_tensor_set_count(state) - used);

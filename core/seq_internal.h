@@ -43,6 +43,9 @@ struct attn_seq {
     attn__seq_buf bufs[ATTN__SEQ_MAX_BUFS];
     int nbufs;
     attn_seq *child; /* the inner attention's sequence (attention_layer), owned */
+    int gemm;        /* the sgemm choice it computes with (cpu.h attn__gemm_choice): kept by
+                        export and import, pinned for each step, so that a moved sequence
+                        continues bit for bit on a process that calibrated otherwise */
 };
 
 typedef struct attn_seq_ops {

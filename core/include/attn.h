@@ -446,8 +446,10 @@ ATTN_API size_t attn_seq_state_bytes(const attn_seq *s);
 ATTN_API attn_status attn_seq_export(const attn_seq *s, attn_tensor_set **state, attn_error *err);
 /* A sequence of model m (borrowed) from an export, on any process with the
  * same model type and config: it continues bit-exactly as the exported one
- * would.  Every tensor is checked (fingerprint, dtypes, shapes, extras);
- * `state` is borrowed (copied).  *out owned. */
+ * would when the process runs the same kernel variant (attn_cpu_info's
+ * kernel_full; the sgemm choice travels in the export as seq.gemm), within
+ * rounding on another.  Every tensor is checked (fingerprint, dtypes,
+ * shapes, extras); `state` is borrowed (copied).  *out owned. */
 ATTN_API attn_status attn_seq_import(const attn_model *m, const attn_tensor_set *state, attn_seq **out,
                             attn_error *err);
 

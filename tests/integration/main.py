@@ -48,10 +48,15 @@ def main():
         builtin = {e["name"] for e in json.loads(b) if e.get("builtin")}
         t_golden.register(cases, builtin)
         # sequences: two servers of the same repository (an export moves between them)
-        # and two of the built-ins only (the repository's cases shadow some built-in names)
-        seq_srv = [Server("--model-repository", CTX.repo, "--drain-timeout", "1", tag=t) for t in ("seq", "seq2")]
+        # and two of the built-ins only (the repository's cases shadow some built-in names).
+        # Each pair computes with different sgemms (ATTN_GEMM), as two replicas whose
+        # calibrations differ: a moved sequence keeps its own and continues bit for bit.
+        gemm = ({"ATTN_GEMM": "attn"}, {"ATTN_GEMM": "openblas"})
+        seq_srv = [Server("--model-repository", CTX.repo, "--drain-timeout", "1", env=g, tag=t)
+                   for t, g in zip(("seq", "seq2"), gemm)]
         # bseq2 never runs a request on its HTTP thread: sequences move between the two paths
-        seq_srv += [Server("--drain-timeout", "1", tag="bseq"), Server("--drain-timeout", "1", "--inline-max-us", "0", tag="bseq2")]
+        seq_srv += [Server("--drain-timeout", "1", env=gemm[0], tag="bseq"),
+                    Server("--drain-timeout", "1", "--inline-max-us", "0", env=gemm[1], tag="bseq2")]
         t_seq.SERVER.update(zip(("seq", "seq2", "bseq", "bseq2"), seq_srv))
         t_seq.register(cases)
         t_maps.SERVER["golden"] = golden

@@ -10,6 +10,7 @@
 #include "test_util.h"
 
 #include "attn_internal.h"
+#include "cpu.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -108,6 +109,40 @@ static int rerun(const char *spin, long want) {
     return tu_rerun("ATTN_SPIN_US", spin, "--loops", w);
 }
 
+/* A caller's sgemm pin (cpu.h) holds on every thread that runs its tasks,
+ * and leaves the helpers unpinned after. */
+typedef struct pin_job {
+    atomic_int seen[64];
+} pin_job;
+
+static attn_status pin_task(void *arg, size_t task, int worker) {
+    (void)worker;
+    pin_job *j = arg;
+    /* small and large class of the pinned choice, and the pin itself */
+    atomic_store(&j->seen[task], attn__gemm_use_own(0, 0) | attn__gemm_use_own((size_t)1 << 18, 2) << 1 |
+                                     (attn__gemm_pin() + 1) << 2);
+    for (volatile int spin = 0; spin < 20000; spin++) {
+    }
+    return ATTN_OK;
+}
+
+static void test_gemm_pin_reaches_helpers(void **state) {
+    (void)state;
+    attn_ctx *ctx = attn_ctx_new(3);
+    for (int pin = 0; pin < 4; pin++) {
+        pin_job j = {0};
+        attn__gemm_set_pin(pin);
+        assert_int_equal(attn__parallel_for(ctx, 64, pin_task, &j), ATTN_OK);
+        attn__gemm_set_pin(-1);
+        for (int t = 0; t < 64; t++) assert_int_equal(atomic_load(&j.seen[t]), pin | (pin + 1) << 2);
+    }
+    /* unpinned: the process's choice, and the helpers hold no pin of an earlier job */
+    pin_job j = {0};
+    assert_int_equal(attn__parallel_for(ctx, 64, pin_task, &j), ATTN_OK);
+    for (int t = 0; t < 64; t++) assert_int_equal(atomic_load(&j.seen[t]), attn__gemm_choice());
+    attn_ctx_free(ctx);
+}
+
 static void test_spin_settings(void **state) {
     (void)state;
     assert_int_equal(rerun(NULL, 100), 0);
@@ -129,6 +164,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_concurrent_callers),
         cmocka_unit_test(test_spin_settings),
+        cmocka_unit_test(test_gemm_pin_reaches_helpers),
     };
     return cmocka_run_group_tests_name("parallel", tests, NULL, NULL);
 }

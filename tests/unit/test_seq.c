@@ -7,6 +7,8 @@
  */
 #include "test_util.h"
 
+#include "cpu.h"
+
 #include <dirent.h>
 #include <stdbool.h>
 #include <jansson.h>
@@ -427,6 +429,42 @@ static void test_errors(void **state) {
     assert_int_equal(attn_seq_import(m, tam, &q2, &e), ATTN_E_FORMAT);
     assert_non_null(strstr(e.msg, "keys"));
     attn_tensor_set_free(tam);
+    attn_tensor_set_free(orig);
+
+    /* seq.gemm: the sgemm choice, this process's for a new sequence; kept
+     * by an import; an export without it (before 2026-12-07) imports with
+     * this process's; out of range or of another shape: refused */
+    assert_int_equal(attn_seq_export(q, &orig, &e), ATTN_OK);
+    const attn_tensor *g = attn_tensor_set_get(orig, "seq.gemm");
+    assert_non_null(g);
+    assert_int_equal(*(const int64_t *)g->data, attn__gemm_choice());
+    for (int64_t v = -2; v <= 4; v++) {
+        attn_tensor_set *c = attn_tensor_set_new();
+        for (size_t i = 0; i < attn_tensor_set_count(orig); i++) {
+            const char *name = attn_tensor_set_name(orig, i);
+            const attn_tensor *t = attn_tensor_set_at(orig, i);
+            attn_tensor *x = NULL;
+            if (!strcmp(name, "seq.gemm") && v == -1) continue; /* an older export */
+            assert_int_equal(attn_tensor_new(t->dtype, t->rank, t->shape, &x, NULL), ATTN_OK);
+            memcpy(x->data, t->data, x->nbytes);
+            if (!strcmp(name, "seq.gemm")) *(int64_t *)x->data = v;
+            tu_add(c, name, x);
+        }
+        attn_status want = v > 3 || v == -2 ? ATTN_E_FORMAT : ATTN_OK;
+        assert_int_equal(attn_seq_import(m, c, &q2, &e), want);
+        if (!want) {
+            attn_tensor_set *again = NULL;
+            assert_int_equal(attn_seq_export(q2, &again, &e), ATTN_OK);
+            assert_int_equal(*(const int64_t *)attn_tensor_set_get(again, "seq.gemm")->data,
+                             v == -1 ? attn__gemm_choice() : v);
+            attn_tensor_set_free(again);
+            attn_seq_free(q2);
+            q2 = NULL;
+        } else {
+            assert_non_null(strstr(e.msg, "seq.gemm"));
+        }
+        attn_tensor_set_free(c);
+    }
     attn_tensor_set_free(orig);
 
     attn_tensor_set_free(in);
