@@ -578,16 +578,16 @@ attn_status attn_seq_import(const attn_model *m, const attn_tensor_set *state, a
     st = import_into(s, "", state, &used, err);
     /* the sgemm choice it was computed with (absent from exports before
      * 2026-12-07: this process's, as before) */
-    const attn_tensor *tg = attn_tensor_set_get(state, "seq.gemm");
-    if (!st && tg) {
+    if (!st && attn_tensor_set_get(state, "seq.gemm")) {
         int64_t one = 1;
-        if (!(tg = get_exact(state, "seq.gemm", ATTN_I64, 1, &one, &used, err)))
+        const attn_tensor *tg = get_exact(state, "seq.gemm", ATTN_I64, 1, &one, &used, err);
+        const int64_t g = tg ? *(const int64_t *)tg->data : 0;
+        if (!tg)
             st = ATTN_E_FORMAT;
-        else if (*(const int64_t *)tg->data < 0 || *(const int64_t *)tg->data > 3)
-            st = attn__err(err, ATTN_E_FORMAT, "sequence state: bad seq.gemm %lld (0 to 3)",
-                           (long long)*(const int64_t *)tg->data);
+        else if (g < 0 || g > 3)
+            st = attn__err(err, ATTN_E_FORMAT, "sequence state: bad seq.gemm %lld (0 to 3)", (long long)g);
         else
-            for (attn_seq *c = s; c; c = c->child) c->gemm = (int)*(const int64_t *)tg->data;
+            s->gemm = (int)g; /* a child (attention_layer's inner) steps under its parent's pin */
     }
     if (!st && used != attn_tensor_set_count(state))
         st = attn__err(err, ATTN_E_FORMAT, "sequence state has %zu tensors this model's sequences do not have",

@@ -45,7 +45,8 @@ struct attn_seq {
     attn_seq *child; /* the inner attention's sequence (attention_layer), owned */
     int gemm;        /* the sgemm choice it computes with (cpu.h attn__gemm_choice): kept by
                         export and import, pinned for each step, so that a moved sequence
-                        continues bit for bit on a process that calibrated otherwise */
+                        continues bit for bit on a process that calibrated otherwise; a
+                        child's is not read: it steps under its parent's pin */
 };
 
 typedef struct attn_seq_ops {
