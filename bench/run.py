@@ -676,9 +676,46 @@ def main():
     render(stem, raw, opts.smoke)
     if opts.smoke:
         checked = [r for r in results if r["check"].startswith(("ok", "MISMATCH", "SHAPE"))]
-        print(f"smoke: {len(checked) - fails} passed, {fails} failed")
+        extra = smoke_tools(opts.build)
+        for name, ok in extra:
+            print(f"{'ok' if ok else 'FAIL'} {name}")
+        fails += sum(1 for _, ok in extra if not ok)
+        print(f"smoke: {len(checked) + len(extra) - fails} passed, {fails} failed")
         shutil.rmtree(out_dir, ignore_errors=True)
     return 1 if fails else 0
+
+
+def smoke_tools(build):
+    """Checks of the benchmark tooling for the smoke run: the peer report
+    renders a two-round record (its per-round ratios are each round's two
+    medians divided), and bench/ab_pair.sh runs (where there are 2 CPUs and
+    taskset).  [(name, ok)]."""
+    out = []
+    line = {"variant": "generic", "causal": 0, "threads": 1, "L": 512}
+    rec = {"rounds": 2, "loadavg": [], "attn_info": "", "error": None, "cpuinfo": {},
+           "fma": [[{"variant": "generic", "threads": 1, "gflops": 10.0}]],
+           "attnd": [dict(line, times=[1.0, 1.0, 1.0]), dict(line, times=[2.0, 2.0])],
+           "ort": [dict(line, times=[2.0, 2.0]), dict(line, times=[2.0])]}
+    try:
+        rows, _ = peer_tables(rec)
+        text = []
+        write_peer_md(text.append, rec)
+        ok = len(rows) == 1 and rows[0]["round_ratios"] == [2.0, 1.0] and round_span(rows[0]) == "1.00–2.00×" \
+            and any("1.00–2.00×" in t for t in text)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+        print(f"peer report: {e!r}")
+        ok = False
+    out.append(("peer report by round", ok))
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 and len(os.sched_getaffinity(0)) >= 2:
+        bc = os.path.join(build, "bench", "bench_core")
+        r = subprocess.run([os.path.join(HERE, "ab_pair.sh"), "-r", "1", "-b", "ATTN_FUSED_BK=64", bc, bc, "--L", "64",
+                            "--threads", "1", "--min-reps", "3", "--max-reps", "3"],
+                           capture_output=True, text=True, timeout=120)
+        ok = r.returncode == 0 and "B/A over 1 rounds" in r.stdout
+        if not ok:
+            print(r.stdout + r.stderr)
+        out.append(("bench/ab_pair.sh", ok))
+    return out
 
 
 def peer_only(opts):
