@@ -263,6 +263,34 @@ static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, size_t ldq
     for (; s + MRK <= nk; s += MRK)
         qk_rows(MRK, E, qp, qt, ldq, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
                 (ptrdiff_t)l0);
+    /* The last nk % MRK keys in one tile of that many rows: row by row, each
+     * tile would hold only NRV accumulators, a chain of dependent FMAs that
+     * runs at the FMA latency, not its throughput (a quarter of the rate on
+     * two 512-bit FMA pipes).  FUSED_MRK above 12 leaves the rows above 11
+     * to the row-by-row loop. */
+    switch (nk - s) {
+#define QK_REST(R)                                                                                        \
+    case R:                                                                                               \
+        qk_rows(R, E, qp, qt, ldq, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),      \
+                (ptrdiff_t)l0);                                                                           \
+        return;
+        QK_REST(1)
+        QK_REST(2)
+        QK_REST(3)
+        QK_REST(4)
+#if MRK > 5
+        QK_REST(5)
+        QK_REST(6)
+        QK_REST(7)
+        QK_REST(8)
+        QK_REST(9)
+        QK_REST(10)
+        QK_REST(11)
+#endif
+#undef QK_REST
+    default:
+        break;
+    }
     for (; s < nk; s++)
         qk_rows(1, E, qp, qt, ldq, k + s * ldk, ldk, pt + s * qp, cmax, causal, (ptrdiff_t)(s0 + s),
                 (ptrdiff_t)l0);

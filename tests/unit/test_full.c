@@ -189,6 +189,17 @@ static void fused_small_blocks_match_plain(void **state) {
         }
         run_paths(1, 300, 300, 3, 64, 64, 1, 1, 2);
     }
+    /* key blocks of 13 to 24 keys: a last tile of every row count below
+     * the tile's 12 (AVX-512) or 5 (AVX2, SSE2), causal or not */
+    setenv("ATTN_FUSED_BQ", "32", 1);
+    setenv("ATTN_FUSED_NSUB", "2", 1);
+    setenv("ATTN_FUSED_HEAD_COPY", "inplace", 1);
+    for (int bk = 13; bk <= 24; bk++) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", bk);
+        setenv("ATTN_FUSED_BK", v, 1);
+        run_paths(1, 70, 70, 2, 16, 16, bk % 4, 0, 1);
+    }
     unsetenv("ATTN_FUSED_BQ");
     unsetenv("ATTN_FUSED_BK");
     unsetenv("ATTN_FUSED_NSUB");
