@@ -195,7 +195,7 @@ static void fused_small_blocks_match_plain(void **state) {
     setenv("ATTN_FUSED_NSUB", "2", 1);
     setenv("ATTN_FUSED_HEAD_COPY", "inplace", 1);
     for (int bk = 13; bk <= 24; bk++) {
-        char v[8];
+        char v[16];
         snprintf(v, sizeof v, "%d", bk);
         setenv("ATTN_FUSED_BK", v, 1);
         run_paths(1, 70, 70, 2, 16, 16, bk % 4, 0, 1);
