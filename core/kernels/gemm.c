@@ -60,9 +60,11 @@ typedef attn_vf vf;
  * rows i >= nr read as zeros. */
 AI void tr16_copy(const float *src, size_t lds, size_t nr, float *dst, size_t ldd, int lanes) {
     __m512 r[16];
+#pragma GCC unroll 16
     for (size_t i = 0; i < 16; i++) r[i] = i < nr ? _mm512_loadu_ps(src + i * lds) : _mm512_setzero_ps();
     attn_tr16(r);
     __mmask16 m = (__mmask16)((1u << lanes) - 1u);
+#pragma GCC unroll 16
     for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (size_t)q * ldd, m, r[q]);
 }
 

@@ -429,8 +429,10 @@ static void transpose_rows16(const float *restrict src, size_t lds, float temp, 
     size_t e = 0;
     for (; e + 16 <= E; e += 16) {
         __m512 x[16];
+#pragma GCC unroll 16
         for (int r = 0; r < 16; r++) x[r] = (__m512)(vload(src + (size_t)r * lds + e) * temp);
         attn_tr16(x);
+#pragma GCC unroll 16
         for (int r = 0; r < 16; r++) vstore(dst + (e + (size_t)r) * ldd, (vf)x[r]);
     }
     for (; e < E; e++)
