@@ -35,7 +35,9 @@
  *   masked entries -> -inf (then m' again);  c = 2^(m - m')
  *   pt = 2^(pt - m');  l = c·l + column sums of pt
  *   o = c·o + ptᵀ V[s0 .. s0+nk)               pv_tile: MRV queries × NV vectors
- * and finally out = o / l (NaN where l is 0: a query that sees no key).
+ * and in the sub-block's last key block the pv tiles write out = o / l
+ * instead of o (NaN where l is 0: a query that sees no key), so that the
+ * output's stores, which miss the caches, leave while the products run.
  * The scores are in units of log2 (temp·log2 e folded into the queries), so
  * that the exponentials are powers of 2 and need no reduction by ln 2
  * (fast_exp2: a third fewer multiply-adds than fast_exp, and the same
@@ -185,9 +187,11 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
     for (int x = 0; x < nv; x++) vstore(cmax + (size_t)x * VLEN, mx[x]);
 }
 
-/* o[r][0 .. nv·VLEN) = c[r] · o[r][..] + Σ_s pt[s][r] v[s][..] for r < mr. */
+/* o[r][0 .. nv·VLEN) = c[r] · o[r][..] + Σ_s pt[s][r] v[s][..] for r < mr;
+ * with dst (the last key block), dst[r][..] = inv[r] · that instead (rows
+ * ldd apart), so that the output's stores leave during the products. */
 AI void pv_tile(const int mr, const int nv, size_t nk, const float *pt, size_t ldp, const float *v,
-                size_t ldv, const float *c, float *o, size_t ldo) {
+                size_t ldv, const float *c, float *o, size_t ldo, const float *inv, float *dst, size_t ldd) {
     vf acc[MRV][NVMAX];
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++) {
@@ -205,6 +209,15 @@ AI void pv_tile(const int mr, const int nv, size_t nk, const float *pt, size_t l
 #pragma GCC unroll 4
             for (int x = 0; x < nv; x++) acc[r][x] += p * w[x];
         }
+    }
+    if (dst) {
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            vf ir = vsplat(inv[r]);
+#pragma GCC unroll 4
+            for (int x = 0; x < nv; x++) vstore(dst + (size_t)r * ldd + (size_t)x * VLEN, acc[r][x] * ir);
+        }
+        return;
     }
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++)
@@ -298,36 +311,43 @@ static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, size_t ldq
 
 /* One chunk of nv vectors of D for every query of the block.  causal: key
  * s0 + s is visible to query l0 + r when s0 + s <= l0 + r, so a group of
- * queries stops at its last query's key (the scores after it are 0). */
+ * queries stops at its last query's key (the scores after it are 0).  With
+ * out (the block is the queries' last), the normalised rows go there (ldout
+ * apart) instead of o. */
 AI void pv_chunk(const int nv, size_t nq, size_t nk, const float *pt, size_t qp, const float *v,
-                 size_t ldv, const float *c, float *o, size_t D, bool causal, size_t s0, size_t l0) {
+                 size_t ldv, const float *c, float *o, size_t D, bool causal, size_t s0, size_t l0,
+                 const float *inv, float *out, size_t ldout) {
     size_t r = 0;
     for (; r + MRV <= nq; r += MRV) {
         size_t n = nk;
         if (causal && l0 + r + MRV - s0 < n) n = l0 + r + MRV - s0;
-        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D);
+        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, inv + r, out ? out + r * ldout : NULL,
+                ldout);
     }
     for (; r < nq; r++) {
         size_t n = nk;
         if (causal && l0 + r + 1 - s0 < n) n = l0 + r + 1 - s0;
-        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D);
+        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, inv + r, out ? out + r * ldout : NULL,
+                ldout);
     }
 }
 
 static void pv_block(size_t nq, size_t nk, size_t D, const float *pt, size_t qp, const float *v,
-                     size_t ldv, const float *c, float *o, bool causal, size_t s0, size_t l0) {
+                     size_t ldv, const float *c, float *o, bool causal, size_t s0, size_t l0,
+                     const float *inv, float *out, size_t ldout) {
     for (size_t d0 = 0; d0 < D; d0 += NVMAX * VLEN) {
         size_t nv = (D - d0) / VLEN;
+        float *od = out ? out + d0 : NULL;
         if (nv >= NVMAX)
-            pv_chunk(NVMAX, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
+            pv_chunk(NVMAX, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0, inv, od, ldout);
 #if NVMAX > 2
         else if (nv == 3)
-            pv_chunk(3, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
+            pv_chunk(3, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0, inv, od, ldout);
 #endif
         else if (nv == 2)
-            pv_chunk(2, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
+            pv_chunk(2, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0, inv, od, ldout);
         else
-            pv_chunk(1, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0);
+            pv_chunk(1, nq, nk, pt, qp, v + d0, ldv, c, o + d0, D, causal, s0, l0, inv, od, ldout);
     }
 }
 
@@ -352,11 +372,14 @@ typedef struct qsub {
     const float *qt; /* E rows ldq apart */
     float *o, *m, *l;
     size_t l0, nq, qp, ldq;
+    float *out;  /* its rows of the output (H·D apart) */
+    bool done;   /* those written (by the last key block's products) */
 } qsub;
 
-/* One key block [s0, s0 + nk) (packed: kp, vp) against one sub-block. */
-static void sub_block(const fused_job *j, const qsub *b, size_t s0, size_t nk, const float *kp, size_t ldk,
-                      const float *vp, size_t ldv, float *pt, float *c, float *msub) {
+/* One key block [s0, s0 + nk) (packed: kp, vp) of the task's klen keys
+ * against one sub-block; the sub-block's last one writes its output. */
+static void sub_block(const fused_job *j, qsub *b, size_t s0, size_t nk, size_t klen, const float *kp,
+                      size_t ldk, const float *vp, size_t ldv, float *pt, float *c, float *msub) {
     const attn_qkv *a = j->a;
     const size_t E = (size_t)a->E, D = (size_t)a->D, S = (size_t)a->S, qp = b->qp, nq = b->nq, l0 = b->l0;
     const bool causal = j->causal, masked = a->attn_mask && !a->mask_all_ones && !causal;
@@ -405,7 +428,17 @@ static void sub_block(const fused_job *j, const qsub *b, size_t s0, size_t nk, c
         }
         vstore(l + i, acc);
     }
-    pv_block(nq, nk, D, pt, qp, vp, ldv, c, b->o, diag, s0, l0);
+    /* The sub-block's last visible key in this block: l is final, and the
+     * products write out = o / l (NaN where l is 0: a query that sees no
+     * key, as torch); msub, read above, holds the 1 / l. */
+    const size_t kend = causal && l0 + nq < klen ? l0 + nq : klen;
+    float *out = NULL;
+    if (s0 + nk >= kend) {
+        for (size_t i = 0; i < nq; i++) msub[i] = l[i] > 0.0f ? 1.0f / l[i] : NAN;
+        out = b->out;
+        b->done = true;
+    }
+    pv_block(nq, nk, D, pt, qp, vp, ldv, c, b->o, diag, s0, l0, msub, out, (size_t)a->H * D);
 }
 
 /* Rows [0, n) of a strided input (rows ld apart, w floats) packed w apart. */
@@ -474,6 +507,8 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
         b->l0 = t0 + u * j->bq;
         b->nq = L - b->l0 < j->bq ? L - b->l0 : j->bq;
         b->qp = (b->nq + VLEN - 1) / VLEN * VLEN;
+        b->out = j->out + ((n * L + b->l0) * H + h) * D;
+        b->done = false;
         float *qt = subs + u * j->per_sub;
         b->o = qt + E * j->qp_max;
         b->m = b->o + j->bq * D;
@@ -536,7 +571,7 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
                 const size_t r0 = nn * u / ns, r1 = nn * (u + 1) / ns;
                 prefetch_rows(kb + (nk + r0) * E, 1, (r1 - r0) * E, 0);
                 prefetch_rows(vb + (nk + r0) * D, 1, (r1 - r0) * D, 0);
-                sub_block(j, &sb[u], s0, nk, kb, E, vb, D, pt, c, msub);
+                sub_block(j, &sb[u], s0, nk, klen, kb, E, vb, D, pt, c, msub);
             }
             continue;
         }
@@ -551,14 +586,16 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
         }
         if (j->inplace)
             for (size_t u = 0; u < ns; u++)
-                sub_block(j, &sb[u], s0, nk, k + s0 * H * E, H * E, v + s0 * H * D, H * D, pt, c, msub);
+                sub_block(j, &sb[u], s0, nk, klen, k + s0 * H * E, H * E, v + s0 * H * D, H * D, pt, c, msub);
         else
-            for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, kp, E, vp, D, pt, c, msub);
+            for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, klen, kp, E, vp, D, pt, c, msub);
     }
 
+    /* sub-blocks that saw no key block (no visible key: NaN, as torch) */
     for (size_t u = 0; u < ns; u++) {
         const qsub *b = &sb[u];
-        float *out = j->out + ((n * L + b->l0) * H + h) * D;
+        if (b->done) continue;
+        float *out = b->out;
         for (size_t i = 0; i < b->nq; i++) {
             float inv = b->l[i] > 0.0f ? 1.0f / b->l[i] : NAN; /* no visible key: NaN, as torch */
             const float *oi = b->o + i * D;

@@ -51,8 +51,9 @@ static void check_against_naive(int64_t N, int64_t L, int64_t S, int64_t H, int6
                                 int lengths, int threads) {
     attn_tensor_set *in = tu_qkv((uint64_t)(L * 131 + S), N, L, S, H, E, D);
     if (mask) tu_add(in, "attn_mask", tu_tril(L, S, S - L));
-    if (lengths) {
-        int64_t kl[4] = {S, S / 2 + 1, S, 1};
+    if (lengths) { /* batch 2 sees no key: NaN rows (the fused kernel's
+                    * sub-blocks without a last key block) */
+        int64_t kl[4] = {S, S / 2 + 1, 0, 1};
         tu_add(in, "key_lengths", tu_lengths(N, kl));
     }
     attn_model *m = tu_model("full", NULL);
@@ -93,8 +94,9 @@ static void run_paths(int64_t N, int64_t L, int64_t S, int64_t H, int64_t E, int
         for (int64_t s = 0; s < S; s++) mb[(L / 2) * S + s] = 0;
         tu_add(in, "attn_mask", mt);
     }
-    if (lengths) {
-        int64_t kl[4] = {S, S / 2 + 1, S, 1};
+    if (lengths) { /* batch 2 sees no key: NaN rows (the fused kernel's
+                    * sub-blocks without a last key block) */
+        int64_t kl[4] = {S, S / 2 + 1, 0, 1};
         tu_add(in, "key_lengths", tu_lengths(N, kl));
     }
     const attn_tensor *tm = attn_tensor_set_get(in, "attn_mask"), *tk = attn_tensor_set_get(in, "key_lengths");
@@ -164,6 +166,7 @@ static void fused_and_blas_paths_match_plain(void **state) {
                 }
         run_paths(1, 300, 300, 3, 64, 64, 1, 0, 2); /* causal, square: key blocks skipped */
         run_paths(4, 33, 1030, 1, 64, 64, 3, 1, 2);
+        run_paths(4, 130, 130, 2, 64, 64, 1, 1, 2); /* causal with key lengths, one of them 0 */
         run_paths(1, 150, 700, 16, 64, 64, 2, 1, 2); /* H·E·4 = 4 KiB: the copy even by default */
     }
     unsetenv("ATTN_FUSED_HEAD_COPY");
@@ -187,6 +190,7 @@ static void fused_small_blocks_match_plain(void **state) {
             run_paths(2, 97, 200, 2, 64, 64, mask, mask % 2, 1 + mask % 2);
             run_paths(1, 200, 200, 3, 16, 32, mask, 0, 2);
         }
+        run_paths(4, 90, 90, 2, 32, 64, 1, 1, 2);
         run_paths(1, 300, 300, 3, 64, 64, 1, 1, 2);
     }
     /* key blocks of 13 to 24 keys: a last tile of every row count below
