@@ -33,9 +33,11 @@
  *       lower-triangular attn_mask), the same shapes as bench/cases.py; one
  *       JSON line per (L, causal, threads) with every time and the
  *       median's GFLOP/s (causal counted as the full L·S product, and as
- *       the useful half), and the median process CPU time per forward
+ *       the useful half), and the mean process CPU time per forward
  *       (cpu_ms: all threads; on a shared machine less disturbed than
- *       the wall time), after 200 ms of warm-up forwards per line.
+ *       the wall time; a mean, as Linux advances the time of a thread
+ *       running on another CPU by scheduler ticks), after 200 ms of
+ *       warm-up forwards per line.
  *   bench_core copy [--threads 1,2] [--mib MIB] [--min-ms MS]
  *       The memory-copy bandwidth (the roofline's bytes term, issue 12):
  *       T pthreads at once, each memcpy()ing its own MIB MiB buffer (default
@@ -732,12 +734,13 @@ static int cmd_full(const opts *o) {
                 for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", t[i]);
                 printf("], \"cpu_times\": [");
                 for (int i = 0; i < n; i++) printf("%s%.6g", i ? ", " : "", ct[i]);
-                double med = median(t, n);
+                double med = median(t, n), ct_sum = 0;
+                for (int i = 0; i < n; i++) ct_sum += ct[i];
                 double flop = 2.0 * (double)o->N * (double)o->H * (double)L * (double)L * (double)(o->E + o->D);
                 /* useful work of the causal product: L(L+1)/2 of the L² scores */
                 double useful = causal ? flop * ((double)L + 1) / (2.0 * (double)L) : flop;
                 printf("], \"median_ms\": %.6g, \"gflops\": %.4g, \"useful_gflops\": %.4g, \"cpu_ms\": %.6g}\n",
-                       med, flop / med / 1e6, useful / med / 1e6, median(ct, n));
+                       med, flop / med / 1e6, useful / med / 1e6, ct_sum / n);
                 fflush(stdout);
             }
             attn_tensor_set_free(in);

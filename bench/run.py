@@ -397,8 +397,12 @@ def peer_tables(rec):
         a = float(np.median(p["attnd"])) if p["attnd"] else None
         o = float(np.median(p["ort"])) if p["ort"] else None
         flop = 2.0 * CASES.N * CASES.H * L * L * (CASES.E + CASES.D)
-        ac = float(np.median(p["attnd_cpu"])) if p["attnd_cpu"] else None
-        oc = float(np.median(p["ort_cpu"])) if p["ort_cpu"] else None
+        # the mean, not the median: the process CPU clock advances a thread
+        # running on another CPU only at scheduler ticks (4 ms here), so at 2
+        # threads one forward reads a tick too many or too few, and the
+        # median of short forwards lands on one side
+        ac = float(np.mean(p["attnd_cpu"])) if p["attnd_cpu"] else None
+        oc = float(np.mean(p["ort_cpu"])) if p["ort_cpu"] else None
         rows.append({"L": L, "causal": c, "T": T, "attnd_ms": a, "ort_ms": o, "variant": p["variant"],
                      "attnd_cpu": ac, "ort_cpu": oc,
                      "attnd_min": min(p["attnd"]) if p["attnd"] else None, "ort_min": min(p["ort"]) if p["ort"] else None,
@@ -435,9 +439,10 @@ def write_peer_md(w, rec):
       "it ran. Load average per round: " + ", ".join(" ".join(x) for x in rec["loadavg"]) + ".\n")
     w("FMA peak, GFLOP/s (median of the rounds; `cpu` = one thread per CPU second of it): " + "; ".join(
         f"{v} " + ", ".join(f"{T}t {g:.1f}" if T != "cpu" else f"cpu {g:.1f}" for T, g in d.items()) for v, d in fma.items()) + ".\n")
-    w("CPU ms = median CPU time of the whole process per forward (every thread; on this shared machine the "
+    w("CPU ms = mean CPU time of the whole process per forward (every thread; on this shared machine the "
       "wall time also holds the time slices other jobs took, the CPU time does not; at 2 threads it sums "
-      "both threads and any spinning). % FMA peak (CPU) = FLOPs per CPU second against the FMA loop's "
+      "both threads and any spinning, and it is a mean because Linux advances the other thread's share by "
+      "scheduler ticks, so single forwards read a tick high or low). % FMA peak (CPU) = FLOPs per CPU second against the FMA loop's "
       "FLOPs per CPU second on one thread.\n")
     w("ORT ÷ attnd by round = the ratio of the two sides' medians within each round (lowest–highest): the spread "
       "the machine's load gives a ratio.\n")
