@@ -187,17 +187,26 @@ AI void qk_tile(const int mr, const int nv, size_t E, const float *qt, size_t ld
     for (int x = 0; x < nv; x++) vstore(cmax + (size_t)x * VLEN, mx[x]);
 }
 
-/* o[r][0 .. nv·VLEN) = c[r] · o[r][..] + Σ_s pt[s][r] v[s][..] for r < mr;
- * with dst (the last key block), dst[r][..] = inv[r] · that instead (rows
- * ldd apart), so that the output's stores leave during the products. */
+/* o[r][0 .. nv·VLEN) = c[r] · o[r][..] + Σ_s pt[s][r] v[s][..] for r < mr,
+ * o read as 0 in the first key block (first: o is not read); with dst (the
+ * last key block), dst[r][..] = inv[r] · that instead (rows ldd apart), so
+ * that the output's stores leave during the products. */
 AI void pv_tile(const int mr, const int nv, size_t nk, const float *pt, size_t ldp, const float *v,
-                size_t ldv, const float *c, float *o, size_t ldo, const float *inv, float *dst, size_t ldd) {
+                size_t ldv, const float *c, float *o, size_t ldo, bool first, const float *inv, float *dst,
+                size_t ldd) {
     vf acc[MRV][NVMAX];
+    if (first) {
 #pragma GCC unroll 6
-    for (int r = 0; r < mr; r++) {
-        vf cr = vsplat(c[r]);
+        for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
-        for (int x = 0; x < nv; x++) acc[r][x] = vload(o + (size_t)r * ldo + (size_t)x * VLEN) * cr;
+            for (int x = 0; x < nv; x++) acc[r][x] = vsplat(0.0f);
+    } else {
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            vf cr = vsplat(c[r]);
+#pragma GCC unroll 4
+            for (int x = 0; x < nv; x++) acc[r][x] = vload(o + (size_t)r * ldo + (size_t)x * VLEN) * cr;
+        }
     }
     for (size_t s = 0; s < nk; s++) {
         vf w[NVMAX];
@@ -321,13 +330,13 @@ AI void pv_chunk(const int nv, size_t nq, size_t nk, const float *pt, size_t qp,
     for (; r + MRV <= nq; r += MRV) {
         size_t n = nk;
         if (causal && l0 + r + MRV - s0 < n) n = l0 + r + MRV - s0;
-        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, inv + r, out ? out + r * ldout : NULL,
+        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, s0 == 0, inv + r, out ? out + r * ldout : NULL,
                 ldout);
     }
     for (; r < nq; r++) {
         size_t n = nk;
         if (causal && l0 + r + 1 - s0 < n) n = l0 + r + 1 - s0;
-        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, inv + r, out ? out + r * ldout : NULL,
+        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, s0 == 0, inv + r, out ? out + r * ldout : NULL,
                 ldout);
     }
 }
@@ -540,7 +549,6 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
             b->qt = qt;
             b->ldq = qp;
         }
-        memset(b->o, 0, b->nq * D * sizeof *b->o);
         for (size_t i = 0; i < b->qp; i++) {
             b->m[i] = -INFINITY;
             b->l[i] = 0.0f;
@@ -591,17 +599,13 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
             for (size_t u = 0; u < ns; u++) sub_block(j, &sb[u], s0, nk, klen, kp, E, vp, D, pt, c, msub);
     }
 
-    /* sub-blocks that saw no key block (no visible key: NaN, as torch) */
+    /* sub-blocks that saw no key block (klen 0): no visible key, NaN, as
+     * torch */
     for (size_t u = 0; u < ns; u++) {
         const qsub *b = &sb[u];
         if (b->done) continue;
-        float *out = b->out;
-        for (size_t i = 0; i < b->nq; i++) {
-            float inv = b->l[i] > 0.0f ? 1.0f / b->l[i] : NAN; /* no visible key: NaN, as torch */
-            const float *oi = b->o + i * D;
-            float *dst = out + i * H * D;
-            for (size_t d = 0; d < D; d += VLEN) vstore(dst + d, vload(oi + d) * inv); /* D % VLEN == 0 */
-        }
+        for (size_t i = 0; i < b->nq; i++)
+            for (size_t d = 0; d < D; d++) b->out[i * H * D + d] = NAN;
     }
     return ATTN_OK;
 }
