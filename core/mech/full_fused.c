@@ -302,11 +302,23 @@ static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, size_t ldq
         QK_REST(4)
 #if MRK > 5
         QK_REST(5)
+#endif
+#if MRK > 6
         QK_REST(6)
+#endif
+#if MRK > 7
         QK_REST(7)
+#endif
+#if MRK > 8
         QK_REST(8)
+#endif
+#if MRK > 9
         QK_REST(9)
+#endif
+#if MRK > 10
         QK_REST(10)
+#endif
+#if MRK > 11
         QK_REST(11)
 #endif
 #undef QK_REST
