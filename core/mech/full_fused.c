@@ -332,9 +332,10 @@ static void qk_block(size_t E, size_t nk, size_t qp, const float *qt, size_t ldq
 
 /* One chunk of nv vectors of D for every query of the block.  causal: key
  * s0 + s is visible to query l0 + r when s0 + s <= l0 + r, so a group of
- * queries stops at its last query's key (the scores after it are 0).  With
- * out (the block is the queries' last), the normalised rows go there (ldout
- * apart) instead of o. */
+ * queries stops at its last query's key (the scores after it are 0).  The
+ * first key block (s0 0) starts from zero, o unread; with out (the block is
+ * the queries' last), the normalised rows go there (ldout apart) instead of
+ * o. */
 AI void pv_chunk(const int nv, size_t nq, size_t nk, const float *pt, size_t qp, const float *v,
                  size_t ldv, const float *c, float *o, size_t D, bool causal, size_t s0, size_t l0,
                  const float *inv, float *out, size_t ldout) {
@@ -342,14 +343,14 @@ AI void pv_chunk(const int nv, size_t nq, size_t nk, const float *pt, size_t qp,
     for (; r + MRV <= nq; r += MRV) {
         size_t n = nk;
         if (causal && l0 + r + MRV - s0 < n) n = l0 + r + MRV - s0;
-        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, s0 == 0, inv + r, out ? out + r * ldout : NULL,
-                ldout);
+        pv_tile(MRV, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, s0 == 0, inv + r,
+                out ? out + r * ldout : NULL, ldout);
     }
     for (; r < nq; r++) {
         size_t n = nk;
         if (causal && l0 + r + 1 - s0 < n) n = l0 + r + 1 - s0;
-        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, s0 == 0, inv + r, out ? out + r * ldout : NULL,
-                ldout);
+        pv_tile(1, nv, n, pt + r, qp, v, ldv, c + r, o + r * D, D, s0 == 0, inv + r,
+                out ? out + r * ldout : NULL, ldout);
     }
 }
 
