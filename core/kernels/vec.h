@@ -18,7 +18,7 @@
 #else
 #define ATTN_VLEN 4
 #endif
-#if defined(__AVX512F__)
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -74,6 +74,36 @@ ATTN_AI void attn_tr16(__m512 r[16]) {
         r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
     }
 }
+#endif
+
+#if defined(__AVX__) && !defined(__AVX512F__)
+/* In-register transpose of 8 rows of 8 floats: r[i][j] -> r[j][i] (the
+ * query transposes of mech/full_fused.c with AVX2). */
+ATTN_AI void attn_tr8(__m256 r[8]) {
+    __m256 t[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 2; i++) {
+        r[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x20);
+        t[4 + j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x31);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) r[j] = t[j];
+}
+#elif defined(__SSE__) && !defined(__AVX__)
+/* In-register transpose of 4 rows of 4 floats (SSE). */
+ATTN_AI void attn_tr4(__m128 r[4]) { _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]); }
 #endif
 
 #endif

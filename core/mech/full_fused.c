@@ -476,23 +476,36 @@ static void prefetch_rows(const float *src, size_t n, size_t w, size_t ld) {
 }
 
 #if VLEN == 16
-/* dst[e][r] = temp · src[r][e] for e < E and 16 rows r (src rows lds apart,
- * dst rows ldd apart): 16 × 16 blocks transposed in registers, the last
- * E % 16 columns one by one (the same products either way). */
-static void transpose_rows16(const float *restrict src, size_t lds, float temp, size_t E, float *restrict dst,
-                             size_t ldd) {
+typedef __m512 vreg;
+#define TRV attn_tr16
+#elif VLEN == 8 && defined(__AVX__)
+typedef __m256 vreg;
+#define TRV attn_tr8
+#elif VLEN == 4 && defined(__SSE__)
+typedef __m128 vreg;
+#define TRV attn_tr4
+#endif
+#ifdef TRV
+#define HAVE_TRV 1
+/* dst[e][r] = temp · src[r][e] for e < E and VLEN rows r (src rows lds
+ * apart, dst rows ldd apart): VLEN × VLEN blocks transposed in registers,
+ * the last E % VLEN columns one by one (the same products either way). */
+static void transpose_rowsv(const float *restrict src, size_t lds, float temp, size_t E, float *restrict dst,
+                            size_t ldd) {
     size_t e = 0;
-    for (; e + 16 <= E; e += 16) {
-        __m512 x[16];
+    for (; e + VLEN <= E; e += VLEN) {
+        vreg x[VLEN];
 #pragma GCC unroll 16
-        for (int r = 0; r < 16; r++) x[r] = (__m512)(vload(src + (size_t)r * lds + e) * temp);
-        attn_tr16(x);
+        for (int r = 0; r < VLEN; r++) x[r] = (vreg)(vload(src + (size_t)r * lds + e) * temp);
+        TRV(x);
 #pragma GCC unroll 16
-        for (int r = 0; r < 16; r++) vstore(dst + (e + (size_t)r) * ldd, (vf)x[r]);
+        for (int r = 0; r < VLEN; r++) vstore(dst + (e + (size_t)r) * ldd, (vf)x[r]);
     }
     for (; e < E; e++)
-        for (size_t r = 0; r < 16; r++) dst[e * ldd + r] = src[r * lds + e] * temp;
+        for (size_t r = 0; r < VLEN; r++) dst[e * ldd + r] = src[r * lds + e] * temp;
 }
+#else
+#define HAVE_TRV 0
 #endif
 
 static attn_status fused_task(void *arg, size_t task, int worker) {
@@ -545,8 +558,8 @@ static attn_status fused_task(void *arg, size_t task, int worker) {
             const float temp = j->temp;
             const size_t qp = b->qp;
             size_t i = 0;
-#if VLEN == 16
-            for (; i + 16 <= b->nq; i += 16) transpose_rows16(q + i * H * E, H * E, temp, E, qt + i, qp);
+#if HAVE_TRV
+            for (; i + VLEN <= b->nq; i += VLEN) transpose_rowsv(q + i * H * E, H * E, temp, E, qt + i, qp);
 #endif
             for (; i < b->nq; i++) {
                 const float *qi = q + i * H * E;
@@ -652,9 +665,10 @@ static attn_status head_copy_task(void *arg, size_t task, int worker) {
                 float *restrict dst = j->qh + ((n * H + h) * j->sblocks + sb) * E * qp + i0;
                 const float *restrict src = qg + h * E;
                 size_t e;
-#if VLEN == 16
-                if (ng == 16)
-                    transpose_rows16(src, H * E, temp, E, dst, qp);
+#if HAVE_TRV
+                if (ng % VLEN == 0)
+                    for (size_t r0 = 0; r0 < ng; r0 += VLEN)
+                        transpose_rowsv(src + r0 * H * E, H * E, temp, E, dst + r0, qp);
                 else
 #endif
                     for (e = 0; e < E; e++)
