@@ -46,7 +46,7 @@ ATTN_CPU_DECLARE(generic)
 #define VARIANT(v, features)                                                                               \
     {#v,                   features,          attn__full_fused_ok_##v, attn__full_fused_ws_##v,           \
      attn__full_fused_##v,                                                                                 \
-     attn__gemm_own_##v,   attn__full_exp2_##v,   attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_rows_d_##v,    \
+     attn__gemm_own_##v,   attn__full_exp2_##v,   attn__full_exp2_pass_##v, attn__exp_sub_sum_##v, attn__softmax_row_d_##v, attn__softmax_rows_d_##v,    \
      attn__softmax_cols_##v, attn__softmax_row_##v, attn__elu1_##v,                                      \
      attn__f16_to_f32_##v, attn__f32_to_f16_##v,  attn__bf16_to_f32_##v, attn__f32_to_bf16_##v, \
      attn__conv2d_wino_##v, attn__exp_sum_acc_##v, attn__exp_weight_acc_##v, attn__gate_div_##v, attn__max_into_##v, attn__axpy_##v, attn__vmul_##v, attn__scale_##v, attn__dot_##v, attn__pos_rows_##v,                  \

@@ -27,6 +27,7 @@ struct attn_conv2d_out;
     int attn__gemm_own_##v(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,    \
                            size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);     \
     void attn__full_exp2_##v(float *x, size_t n);                                                         \
+    void attn__full_exp2_pass_##v(float *x, size_t n);                                                    \
     float attn__exp_sub_sum_##v(float *x, size_t n, float m);                                            \
     void attn__softmax_row_d_##v(float *x, size_t n);                                                     \
     void attn__softmax_rows_d_##v(float *x, size_t rows, size_t n, size_t ld, float scale);              \
@@ -70,6 +71,10 @@ typedef struct attn_kernels {
     /* x = 2^x in place, as the fused kernel exponentiates its scores
      * (vexp2, fast_exp2 on the tail): for tests */
     void (*full_exp2)(float *x, size_t n);
+    /* x = 2^x in place, as the fused kernel's exponential pass does (x a
+     * score minus its column's maximum: x <= 0, -inf or NaN; vexp2_nonpos
+     * on every vector, a short tail padded to one): for tests */
+    void (*full_exp2_pass)(float *x, size_t n);
     float (*exp_sub_sum)(float *x, size_t n, float m);
     void (*softmax_row_d)(float *x, size_t n);
     void (*softmax_rows_d)(float *x, size_t rows, size_t n, size_t ld, float scale);

@@ -91,4 +91,27 @@ AI vf vexp2(vf x) {
 #endif
 }
 
+/* vexp2 for the fused kernel's exponential pass, whose x is a score minus
+ * its column's maximum: x <= 0, -inf or NaN.  The same bits as vexp2 on
+ * [-126, 0], 0 for -inf and below -126.5, NaN for NaN; on [-126.5, -126)
+ * a subnormal (at most 2^-126, vexp2's 0 there).  Without AVX-512 this is
+ * three operations fewer than vexp2: no upper clamp (x <= 0), and the
+ * clamp at -127 makes 2^k's exponent bits 0 (the product exactly 0)
+ * instead of a compare and a mask.  With AVX-512, vexp2 itself. */
+AI vf vexp2_nonpos(vf x) {
+#if VLEN == 16
+    return vexp2(x);
+#else
+    const float magic = ATTN_FAST_EXP_MAGIC;
+    /* vmax(lo, x): NaN stays NaN (the max of x86 returns its second operand) */
+    vf xc = vmax(vsplat(-127.0f), x);
+    vf t = xc + magic, k = t - magic, r = xc - k, p;
+    ATTN_FAST_EXP2_POLY(r, p);
+    int32_t mb;
+    memcpy(&mb, &magic, 4);
+    vi bits = (vi)(((vi)t + (127 - mb)) << 23);
+    return p * (vf)bits;
+#endif
+}
+
 #endif

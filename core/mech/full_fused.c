@@ -129,6 +129,19 @@ void ATTN_V(attn__full_exp2)(float *x, size_t n) {
     for (; i < n; i++) x[i] = fast_exp2(x[i]);
 }
 
+/* The exponential pass's 2^x over an array (cpu.h's full_exp2_pass): every
+ * vector by vexp2_nonpos, a tail padded with zeros to one vector. */
+void ATTN_V(attn__full_exp2_pass)(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) vstore(x + i, vexp2_nonpos(vload(x + i)));
+    if (i < n) {
+        float t[VLEN] = {0};
+        memcpy(t, x + i, (n - i) * sizeof *t);
+        vstore(t, vexp2_nonpos(vload(t)));
+        memcpy(x + i, t, (n - i) * sizeof *t);
+    }
+}
+
 /* pt[r][0 .. nv·VLEN) = Σ_e k[r][e] qt[e][..] for r < mr (qt holds temp·q), and
  * cmax[..] = max(cmax[..], column maxima of those rows).  k rows are ldk
  * apart, qt rows ldq apart.  diag: the causal mask applies, the tile's
@@ -444,7 +457,7 @@ static void sub_block(const fused_job *j, qsub *b, size_t s0, size_t nk, size_t 
         vf ms = vload(msub + i), acc = vload(l + i);
         float *p = pt + i;
         for (size_t s = 0; s < nk; s++, p += qp) {
-            vf x = vexp2(vload(p) - ms); /* <= 0: ms is the column's max */
+            vf x = vexp2_nonpos(vload(p) - ms); /* <= 0: ms is the column's max */
             vstore(p, x);
             acc += x;
         }

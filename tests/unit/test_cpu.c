@@ -324,6 +324,60 @@ static void full_exp2_of_every_variant(void **state) {
     }
 }
 
+/* Every variant's full_exp2_pass (the exponential pass's vexp2_nonpos) on
+ * every 61st float of [-130, 0] and on -0, -inf and NaN: vexp2's bits
+ * (full_exp2's) on [-126, 0], exactly 0 below -126.5 and for -inf, at most
+ * 2^-126 between, NaN for NaN; a tail shorter than a vector too. */
+static void full_exp2_pass_of_every_variant(void **state) {
+    (void)state;
+    enum { CAP = 4093 };
+    static float x[CAP], y[CAP], z[CAP];
+    float lo = -130.0f;
+    uint32_t bneg;
+    memcpy(&bneg, &lo, 4);
+    for (size_t vi = 0; attn__kernels_at(vi); vi++) {
+        const attn_kernels *k = attn__kernels_at(vi);
+        if (!attn__kernels_runs(k)) continue;
+        size_t checked = 0;
+        uint32_t b = bneg;
+        for (bool more = true; more;) {
+            size_t n = 0;
+            for (; n < CAP && more; n++) {
+                memcpy(&x[n], &b, 4);
+                if (b - 0x80000000u > 61) b -= 61;
+                else more = false; /* the last one: -0 */
+                if (!more) x[n] = -0.0f;
+            }
+            if (!more && n + 3 <= CAP) {
+                x[n++] = -INFINITY;
+                x[n++] = NAN;
+                x[n++] = -126.0f;
+            }
+            memcpy(y, x, n * sizeof *x);
+            memcpy(z, x, n * sizeof *x);
+            k->full_exp2_pass(y, n);
+            k->full_exp2(z, n);
+            for (size_t i = 0; i < n; i++, checked++) {
+                float xi = x[i];
+                if (isnan(xi)) {
+                    if (!isnan(y[i])) fail_msg("%s: 2^NaN = %a", k->name, (double)y[i]);
+                } else if (xi >= -126.0f) {
+                    if (memcmp(&y[i], &z[i], 4) != 0)
+                        fail_msg("%s: 2^%a: pass %a, vexp2 %a", k->name, (double)xi, (double)y[i], (double)z[i]);
+                } else if (xi < -126.5f) {
+                    if (y[i] != 0.0f) fail_msg("%s: 2^%a = %a, not 0", k->name, (double)xi, (double)y[i]);
+                } else if (!(y[i] >= 0.0f && y[i] <= 0x1p-126f)) {
+                    fail_msg("%s: 2^%a = %a, above 2^-126", k->name, (double)xi, (double)y[i]);
+                }
+            }
+        }
+        assert_true(checked > 100000);
+        float t[3] = {-1.0f, -INFINITY, 0.0f}; /* a tail alone */
+        k->full_exp2_pass(t, 3);
+        assert_true(t[0] == 0.5f && t[1] == 0.0f && t[2] == 1.0f);
+    }
+}
+
 static outcome in_child(const char *cpu, const char *hide, const char *gemm) {
     int fd[2];
     assert_int_equal(pipe(fd), 0);
@@ -661,6 +715,7 @@ int main(void) {
         cmocka_unit_test(rows_d_short_rows_agree),
         cmocka_unit_test(cols_of_whole_vectors_agree),
         cmocka_unit_test(fast_exp2_is_accurate),
+        cmocka_unit_test(full_exp2_pass_of_every_variant),
         cmocka_unit_test(full_exp2_of_every_variant),
         cmocka_unit_test(rowops_of_every_variant),
         cmocka_unit_test(selection_and_forcing),
