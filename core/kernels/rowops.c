@@ -11,7 +11,8 @@
  * baseline flags do not allow in the mechanisms' own files.  core/cpu.c
  * defines the plain names over the chosen variant.
  *
- * Rounding: the exp is fast_exp lane for lane, the same bits in every
+ * Rounding: the exp is fast_exp lane for lane (vec_math.h's vexp on whole
+ * vectors), the same bits in every
  * variant; attn__dot's sum follows the variant's vector width (variants
  * agree to rounding, not bit for bit).  No multiply-add is contracted
  * (this file is built without -ffp-contract=fast).
@@ -20,6 +21,7 @@
 #include "kernels.h"
 #include "fast_exp.h"
 #include "variant.h"
+#include "vec_math.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -27,10 +29,19 @@
 
 ATTN_CPU_DECLARE(ATTN_VARIANT)
 
+/* The exp loops below run whole vectors through vec_math.h's vexp (fast_exp
+ * operation for operation, its clamps as max / min) and the tail through
+ * fast_exp: the same bits as the scalar loop, without the blends that the
+ * vectorised scalar selects cost. */
 void ATTN_V(attn__exp_sum_acc)(const float *k, const float *msub, const float *v, float *sum, float *acc,
                                size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        vf y = vexp(vload(k + i) - vload(msub + i));
+        vstore(sum + i, vload(sum + i) + y);
+        vstore(acc + i, vload(acc + i) + y * vload(v + i));
+    }
+    for (; i < n; i++) {
         float y = fast_exp(k[i] - msub[i]);
         sum[i] += y;
         acc[i] += y * v[i];
@@ -39,8 +50,15 @@ void ATTN_V(attn__exp_sum_acc)(const float *k, const float *msub, const float *v
 
 void ATTN_V(attn__exp_weight_acc)(const float *m, const float *M, const float *s, const float *a, float *sum,
                                   float *acc, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    const vf ninf = vsplat(-INFINITY), zero = vsplat(0.0f);
+    for (; i + VLEN <= n; i += VLEN) {
+        vf mi = vload(m + i);
+        vf w = vselect(mi == ninf, zero, vexp(mi - vload(M + i)));
+        vstore(sum + i, vload(sum + i) + w * vload(s + i));
+        vstore(acc + i, vload(acc + i) + w * vload(a + i));
+    }
+    for (; i < n; i++) {
         float w = m[i] == -INFINITY ? 0.0f : fast_exp(m[i] - M[i]);
         sum[i] += w * s[i];
         acc[i] += w * a[i];
@@ -53,8 +71,9 @@ void ATTN_V(attn__max_into)(float *m, const float *x, size_t n) {
 }
 
 void ATTN_V(attn__gate_div)(const float *x, const float *q, float *o, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) o[i] = x[i] / (1.0f + fast_exp(-q[i]));
+    size_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) vstore(o + i, vload(x + i) / (vsplat(1.0f) + vexp(-vload(q + i))));
+    for (; i < n; i++) o[i] = x[i] / (1.0f + fast_exp(-q[i]));
 }
 
 void ATTN_V(attn__axpy)(float *o, float w, const float *x, size_t n) {

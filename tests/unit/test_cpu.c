@@ -637,6 +637,20 @@ static void rowops_of_every_variant(void **state) {
                 double want = v[i] / (1.0 + exp(-(double)kk[i])); /* kk = -inf: 0 */
                 if (!(fabs(o[i] - want) <= 1e-6 * fabs(want) + 1e-30))
                     fail_msg("%s n=%zu: gate_div[%zu] = %.9g, want %.9g", k->name, n, i, (double)o[i], want);
+                /* and the bits of the scalar fast_exp loop, vector lanes
+                 * and tail alike */
+                float fw = v[i] / (1.0f + fast_exp(-kk[i]));
+                if (memcmp(&fw, &o[i], 4) != 0)
+                    fail_msg("%s n=%zu: gate_div[%zu] = %a, the scalar loop %a", k->name, n, i, (double)o[i],
+                             (double)fw);
+            }
+            for (size_t i = 0; i < n; i++) sum[i] = 0.5f, acc[i] = -0.25f;
+            k->exp_sum_acc(kk, ms, v, sum, acc, n);
+            for (size_t i = 0; i < n; i++) {
+                float y = fast_exp(kk[i] - ms[i]), fs = 0.5f + y, fa = -0.25f + y * v[i];
+                if (memcmp(&fs, &sum[i], 4) != 0 || memcmp(&fa, &acc[i], 4) != 0)
+                    fail_msg("%s n=%zu: exp_sum_acc[%zu] = %a, %a; the scalar loop %a, %a", k->name, n, i,
+                             (double)sum[i], (double)acc[i], (double)fs, (double)fa);
             }
             /* axpy, vmul, scale: exactly the plain loops (one rounding per
              * operation, no contraction) */
