@@ -7,7 +7,8 @@
  * The sum's order follows the variant's vector width, so variants agree to
  * rounding, not bit for bit.  Rows of whole vectors (the 32–256-long rows
  * of attention) are worked in registers, one load and one store, with
- * kernels/vec_math.h's vexp (fast_exp lane for lane).
+ * kernels/vec_math.h's vexp (fast_exp lane for lane); the other exp loops
+ * too run whole vectors through vexp and their tails through fast_exp.
  */
 #include "cpu.h"
 #include "kernels.h"
@@ -21,14 +22,27 @@
 
 ATTN_CPU_DECLARE(ATTN_VARIANT)
 
+/* x[i] = fast_exp(x[i] - m[i]) (m per element, or one m when mstep is 0):
+ * whole vectors by vexp (the same bits, with max / min clamps instead of
+ * the blends GCC makes of the scalar selects), the tail by fast_exp. */
+static void exp_sub(float *x, size_t n, const float *m, size_t mstep) {
+    size_t i = 0;
+    if (mstep)
+        for (; i + VLEN <= n; i += VLEN) vstore(x + i, vexp(vload(x + i) - vload(m + i)));
+    else
+        for (const vf ms = vsplat(*m); i + VLEN <= n; i += VLEN) vstore(x + i, vexp(vload(x + i) - ms));
+    for (; i < n; i++) x[i] = fast_exp(x[i] - m[i * mstep]);
+}
+
+/* The sum in VLEN lanes, then the lanes in order, then the tail. */
 float ATTN_V(attn__exp_sub_sum)(float *x, size_t n, float m) {
+    exp_sub(x, n, &m, 0);
+    size_t i = 0;
+    vf acc = vsplat(0.0f);
+    for (; i + VLEN <= n; i += VLEN) acc += vload(x + i);
     float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (size_t i = 0; i < n; i++) {
-        float e = fast_exp(x[i] - m);
-        x[i] = e;
-        sum += e;
-    }
+    for (int l = 0; l < VLEN; l++) sum += acc[l];
+    for (; i < n; i++) sum += x[i];
     return sum;
 }
 
@@ -120,13 +134,11 @@ void ATTN_V(attn__softmax_row_d)(float *x, size_t n) {
         return;
     }
     double sum = 0.0;
-    /* In chunks that stay in L1: GCC does not vectorise fast_exp next to a
-     * double sum. */
+    /* In chunks that stay in L1: the exponentials, then their double sum. */
     for (size_t i0 = 0; i0 < n; i0 += 256) {
         float *xc = x + i0;
         const size_t w = n - i0 < 256 ? n - i0 : 256;
-#pragma omp simd
-        for (size_t i = 0; i < w; i++) xc[i] = fast_exp(xc[i] - mx);
+        exp_sub(xc, w, &mx, 0);
 #pragma omp simd reduction(+ : sum)
         for (size_t i = 0; i < w; i++) sum += (double)xc[i];
     }
@@ -275,8 +287,7 @@ void ATTN_V(attn__softmax_cols)(float *x, size_t rows, size_t n, size_t ld, floa
     }
     for (size_t r = 0; r < rows; r++) {
         float *xr = x + r * ld;
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) xr[i] = fast_exp(xr[i] - mx[i]);
+        exp_sub(xr, n, mx, 1);
 #pragma omp simd
         for (size_t i = 0; i < n; i++) sum[i] += (double)xr[i];
     }
@@ -289,8 +300,12 @@ void ATTN_V(attn__softmax_cols)(float *x, size_t rows, size_t n, size_t ld, floa
 }
 
 void ATTN_V(attn__elu1)(float *x, size_t n) {
-    /* elu(x) + 1 = x + 1 above 0 and exp(x) below: the vectorised exp. */
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] + 1.0f : fast_exp(x[i]);
+    /* elu(x) + 1 = x + 1 above 0 and exp(x) below: vexp on whole vectors */
+    size_t i = 0;
+    for (; i + VLEN <= n; i += VLEN) {
+        vf v = vload(x + i);
+        vstore(x + i, vselect(v > vsplat(0.0f), v + 1.0f, vexp(v)));
+    }
+    for (; i < n; i++) x[i] = x[i] > 0.0f ? x[i] + 1.0f : fast_exp(x[i]);
 }
 
