@@ -12,10 +12,10 @@
  * defines the plain names over the chosen variant.
  *
  * Rounding: the exp is fast_exp lane for lane (vec_math.h's vexp on whole
- * vectors), the same bits in every
- * variant; attn__dot's sum follows the variant's vector width (variants
- * agree to rounding, not bit for bit).  No multiply-add is contracted
- * (this file is built without -ffp-contract=fast).
+ * vectors), the same bits in every variant; attn__dot's sum follows the
+ * variant's vector width (variants agree to rounding, not bit for bit).
+ * No multiply-add is contracted (this file is built without
+ * -ffp-contract=fast).
  */
 #include "cpu.h"
 #include "kernels.h"
